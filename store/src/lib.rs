@@ -1,0 +1,83 @@
+//! apcdb: a persistent, crash-safe, multi-process key-value store whose primary data is a
+//! file-backed shared memory map.
+//!
+//! ```no_run
+//! use apcdb::{Store, Options, Durability};
+//! use std::time::Duration;
+//! # fn main() -> Result<(), apcdb::Error> {
+//! let store = Store::open("/tmp/example.db", Options::default().durability(Durability::Sync))?;
+//! store.put(b"key", b"value")?;
+//! store.put_with_ttl(b"session", b"x", Duration::from_secs(60))?;
+//! assert_eq!(store.get(b"key")?, Some(b"value".to_vec()));
+//! store.batch(|b| { b.put(b"a", b"1"); b.delete(b"b"); })?;
+//! # Ok(()) }
+//! ```
+//!
+//! The contract (file layout, journal format, recovery, locking, guarantees) is SPEC.md at the
+//! repository root. The data path, top to bottom:
+//! [`files`] (open safely) → [`shared`] (lock) → [`journal`] (log the change) → [`apply`] (change the
+//! map) → [`checkpoint`] (make the map durable, reuse the journal) → [`recover`] (after a crash).
+
+mod error;
+mod options;
+
+pub use error::{Error, Result};
+pub use options::{Durability, Options};
+
+/// Largest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 65_535;
+
+/// One stored value with its metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Vec<u8>,
+    /// Unix time in milliseconds after which the entry reads as absent; 0 = never.
+    pub expires_at_ms: u64,
+    /// Unix time in milliseconds when this version was written.
+    pub modified_at_ms: u64,
+    /// The journal sequence number of the write that produced this version; grows with every write.
+    pub version: u64,
+}
+
+/// What an [`Store::update`] callback decides to do with the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// Leave the key as it is.
+    Keep,
+    /// Store this value; `expires_at_ms` as in [`Entry`] (0 = never).
+    Put { value: Vec<u8>, expires_at_ms: u64 },
+    /// Remove the key.
+    Delete,
+}
+
+/// Counters describing a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub entries: u64,
+    /// Bytes of blocks holding live entries.
+    pub used_bytes: u64,
+    /// Current size of the data file and the most it may grow to.
+    pub file_size: u64,
+    pub max_size: u64,
+    pub journal_size: u64,
+    pub journal_used: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub deletes: u64,
+    pub checkpoints: u64,
+    /// Epoch of the last durable checkpoint (superblock sequence number).
+    pub checkpoint_epoch: u64,
+    /// Reset-on-restart generation recorded in the store.
+    pub generation: u64,
+    /// Index slots and how many of them hold entries or deletion markers.
+    pub index_slots: u64,
+    pub index_tombstones: u64,
+    /// Journal records replayed by the most recent recovery in this store's shared state.
+    pub recovered_records: u64,
+    /// Number of recoveries run (at first open and after a process died holding the lock).
+    pub recoveries: u64,
+}
+
+mod store;
+pub use store::{Batch, Store};

@@ -1,0 +1,76 @@
+//! How a store is opened: durability mode and sizes.
+
+use std::time::Duration;
+
+/// When acknowledged writes become safe against power loss. Every mode survives `kill -9` of any
+/// process with nothing acknowledged lost; see SPEC.md, "Guarantees".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// A write returns after its journal record is on disk (`fdatasync`); concurrent writers
+    /// share one flush (group commit). The default.
+    Sync,
+    /// The journal is flushed at most this long after a write (by the writers and a background
+    /// thread). After power loss, at most the last interval of writes is lost.
+    Periodic(Duration),
+    /// No automatic flush; [`crate::Store::sync`] and checkpoints make writes durable.
+    None,
+}
+
+/// Options for [`crate::Store::open`]. Sizes apply when the store is created; an existing store
+/// keeps the sizes it was created with, except `max_size`, which may be raised.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) durability: Durability,
+    pub(crate) max_size: u64,
+    pub(crate) initial_size: u64,
+    pub(crate) journal_size: u64,
+    pub(crate) reset_generation: Option<u64>,
+    pub(crate) create: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Sync,
+            max_size: 1 << 30,
+            initial_size: 1 << 20,
+            journal_size: 8 << 20,
+            reset_generation: None,
+            create: true,
+        }
+    }
+}
+
+impl Options {
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// The largest the data file may grow to (virtual address space is reserved for it once).
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
+    }
+    /// The data file's size when created; it grows on demand up to `max_size`.
+    pub fn initial_size(mut self, bytes: u64) -> Self {
+        self.initial_size = bytes;
+        self
+    }
+    /// The journal's fixed size; it bounds the largest single write (a quarter of it).
+    pub fn journal_size(mut self, bytes: u64) -> Self {
+        self.journal_size = bytes;
+        self
+    }
+    /// Reset-on-restart: if `generation` is newer than the one recorded in the store, the store is
+    /// cleared and records it; an equal or older generation leaves the data alone, so an older
+    /// server never wipes a newer one's data.
+    pub fn reset_on_start(mut self, generation: u64) -> Self {
+        self.reset_generation = Some(generation);
+        self
+    }
+    /// Whether a missing store is created (default true).
+    pub fn create(mut self, yes: bool) -> Self {
+        self.create = yes;
+        self
+    }
+}
