@@ -9,7 +9,11 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub enum Error {
     /// A system call on `path` failed; `op` says which one (open, fsync, fallocate, ...).
-    Io { path: PathBuf, op: &'static str, source: io::Error },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
     /// Bytes on disk do not pass their checksum or a structural check.
     Corrupt { path: PathBuf, detail: String },
     /// The file is not safe to use: owned by another user, writable by group/others, a symlink.
@@ -33,10 +37,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, op: &'static str, source: io::Error) -> Error {
-        Error::Io { path: path.into(), op, source }
+        Error::Io {
+            path: path.into(),
+            op,
+            source,
+        }
     }
     pub(crate) fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Error {
-        Error::Corrupt { path: path.into(), detail: detail.into() }
+        Error::Corrupt {
+            path: path.into(),
+            detail: detail.into(),
+        }
     }
     /// True when the error means "out of space" (store at its maximum size, or disk full).
     pub fn is_full(&self) -> bool {

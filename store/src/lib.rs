@@ -81,3 +81,13 @@ pub struct Stats {
 
 mod store;
 pub use store::{Batch, Store};
+mod alloc;
+mod apply;
+mod checkpoint;
+mod files;
+mod index;
+mod journal;
+mod layout;
+mod map;
+mod recover;
+mod shared;

@@ -17,7 +17,7 @@ pub enum Durability {
 }
 
 /// Options for [`crate::Store::open`]. Sizes apply when the store is created; an existing store
-/// keeps the sizes it was created with, except `max_size`, which may be raised.
+/// keeps the sizes it was created with.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub(crate) durability: Durability,

@@ -1,103 +1,813 @@
-//! The public handle. (API skeleton; bodies being written.)
-use crate::{Entry, Options, Result, Stats, Update};
-use std::path::Path;
-use std::time::Duration;
+//! The public handle and the data path that ties the stages together:
+//! open (files, election, recovery) → lock → journal → apply → durability wait; reads are
+//! lock-free and validated by the readers' sequence number.
+
+use crate::error::{Error, Result};
+use crate::files::{self, Paths};
+use crate::index;
+use crate::journal::{self, Journal, Op};
+use crate::layout::*;
+use crate::map::Map;
+use crate::shared::{self, Locked, Shared, INIT_BYTE, PRESENCE_BYTE};
+use crate::{Durability, Entry, Options, Stats, Update, MAX_KEY_LEN};
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A handle on one store. `Send + Sync`: share it between threads by reference or `Arc`.
 pub struct Store {
-    _p: (),
+    inner: Arc<Inner>,
+    flusher: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
+}
+
+/// Everything one open handle uses; the stages (alloc, apply, checkpoint, recover) add methods.
+pub(crate) struct Inner {
+    pub map: Map,
+    pub shm: Shared,
+    pub journal: Journal,
+    path: PathBuf,
+    durability: Durability,
+    poisoned: AtomicBool,
+    recovered_at_open: bool,
+    /// The process that opened the handle: a forked child must not run the closing protocol on
+    /// lock-file descriptions it shares with its parent.
+    pid: u32,
+    /// Set once open completed; a half-opened handle must not run the closing checkpoint.
+    opened: bool,
+}
+
+thread_local! {
+    /// Stores whose write lock this thread holds (to refuse re-entry instead of deadlocking).
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Holding the cross-process write lock. Dropping it unlocks.
+pub(crate) struct WriteGuard<'a> {
+    inner: &'a Inner,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.inner.shm.hdr().write_mutex.unlock();
+        let me = self.inner as *const Inner as usize;
+        HELD.with(|h| h.borrow_mut().retain(|&x| x != me));
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn ttl_to_expiry(ttl: Duration) -> u64 {
+    now_ms()
+        .saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64)
+        .max(1)
 }
 
 /// A group of changes applied all or nothing by [`Store::batch`].
+#[derive(Default)]
 pub struct Batch {
-    _p: (),
+    ops: Vec<Op<'static>>,
 }
 
 impl Batch {
-    pub fn put(&mut self, _key: &[u8], _value: &[u8]) {
-        todo!()
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.put_with_expiry(key, value, 0);
     }
-    pub fn put_with_ttl(&mut self, _key: &[u8], _value: &[u8], _ttl: Duration) {
-        todo!()
+    pub fn put_with_ttl(&mut self, key: &[u8], value: &[u8], ttl: Duration) {
+        self.put_with_expiry(key, value, ttl_to_expiry(ttl));
     }
-    pub fn delete(&mut self, _key: &[u8]) {
-        todo!()
+    pub fn put_with_expiry(&mut self, key: &[u8], value: &[u8], expires_at_ms: u64) {
+        self.ops.push(Op::Put {
+            key: key.to_vec().into(),
+            value: value.to_vec().into(),
+            expires_ms: expires_at_ms,
+            modified_ms: now_ms(),
+        });
+    }
+    pub fn delete(&mut self, key: &[u8]) {
+        self.ops.push(Op::Delete {
+            key: key.to_vec().into(),
+        });
+    }
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Open and close.
+
 impl Store {
-    pub fn open(_path: impl AsRef<Path>, _opts: Options) -> Result<Store> {
-        todo!()
+    /// Opens the store at `path` (plus `path.journal` and `path.lock`), creating it if missing
+    /// and allowed, and recovering it if this is the first process to open it.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
+        let inner = Arc::new(Inner::open(&Paths::new(path.as_ref()), &opts, None)?);
+        Ok(Store::start(inner, opts.durability))
     }
-    /// A store in unlinked temporary files: not durable, shared with children forked after this call.
-    pub fn open_anonymous(_opts: Options) -> Result<Store> {
-        todo!()
+
+    /// A store in unlinked temporary files: not durable, shared with children forked after this
+    /// call (the behaviour of APCu's anonymous shared memory).
+    pub fn open_anonymous(opts: Options) -> Result<Store> {
+        let dir = std::env::temp_dir();
+        let name = format!("apcdb-anon-{}-{}", std::process::id(), now_ms());
+        let paths = Paths::new(&dir.join(name));
+        let opts = opts.durability(Durability::None).create(true);
+        let inner = Inner::open(&paths, &opts, Some(&paths));
+        for p in [&paths.data, &paths.journal, &paths.lock] {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(Store::start(Arc::new(inner?), Durability::None))
     }
+
+    fn start(inner: Arc<Inner>, durability: Durability) -> Store {
+        let flusher = match durability {
+            Durability::Periodic(every) => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let (weak, stop2) = (Arc::downgrade(&inner), stop.clone());
+                let t = std::thread::Builder::new()
+                    .name("apcdb-flush".into())
+                    .spawn(move || periodic_flusher(weak, stop2, every))
+                    .ok();
+                t.map(|t| (t, stop))
+            }
+            _ => None,
+        };
+        Store { inner, flusher }
+    }
+}
+
+/// Flushes the journal every `every` while there are unflushed writes (Periodic durability).
+fn periodic_flusher(inner: Weak<Inner>, stop: Arc<AtomicBool>, every: Duration) {
+    while !stop.load(Acquire) {
+        std::thread::park_timeout(every);
+        let Some(inner) = inner.upgrade() else { return };
+        let _ = inner.sync();
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some((t, stop)) = self.flusher.take() {
+            stop.store(true, Release);
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Inner {
+    fn open(paths: &Paths, opts: &Options, _anon: Option<&Paths>) -> Result<Inner> {
+        if opts.journal_size < 64 << 10
+            || opts.max_size < opts.initial_size
+            || opts.initial_size < 64 << 10
+        {
+            return Err(Error::Incompatible {
+                path: paths.data.clone(),
+                detail:
+                    "options need journal_size >= 64 KiB and 64 KiB <= initial_size <= max_size"
+                        .into(),
+            });
+        }
+        let (lock_file, _) = files::open_checked(&paths.lock, opts.create)?;
+        // Election (SPEC.md, "Opening"): byte 0 serialises opens and closes; whoever can take byte 1
+        // exclusively is alone, and must (re)build the shared state.
+        shared::range_lock(&lock_file, &paths.lock, INIT_BYTE, Some(true), true)?;
+        let first = shared::range_lock(&lock_file, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
+        let opened = Shared::map(paths.lock.clone(), lock_file, first)
+            .and_then(|shm| Inner::open_elected(paths, opts, shm, first));
+        match opened {
+            Ok(inner) => {
+                let r = inner.shm.range_lock(PRESENCE_BYTE, Some(false), true);
+                inner.shm.range_lock(INIT_BYTE, None, true)?;
+                r.map(|_| inner)
+            }
+            // Dropping the lock file's descriptor releases both bytes.
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_elected(paths: &Paths, opts: &Options, shm: Shared, first: bool) -> Result<Inner> {
+        if first {
+            shm.initialise()?;
+        } else {
+            shm.check_initialised()?;
+        }
+        let (data_file, _) = files::open_checked(&paths.data, opts.create)?;
+        let (journal_file, _) = files::open_checked(&paths.journal, true)?;
+        let is_new = files::file_len(&paths.data, &data_file)? == 0;
+        if is_new && !first {
+            return Err(Error::corrupt(
+                &paths.data,
+                "empty data file while other processes have the store open",
+            ));
+        }
+        let sb = if is_new {
+            create_data_file(&paths.data, &data_file, opts)?
+        } else {
+            let sb = crate::recover::newest_superblock(
+                |at, b| {
+                    use std::os::unix::fs::FileExt;
+                    data_file
+                        .read_exact_at(b, at)
+                        .map_err(|e| Error::io(&paths.data, "read", e))
+                },
+                &paths.data,
+            )?;
+            sb
+        };
+        let journal = Journal::new(journal_file, paths.journal.clone(), sb.journal_size);
+        let jlen = files::file_len(&paths.journal, journal_file_ref(&journal))?;
+        if jlen != sb.journal_size {
+            if jlen != 0 || !first {
+                return Err(Error::corrupt(
+                    &paths.journal,
+                    format!(
+                        "journal is {jlen} bytes, the store expects {}",
+                        sb.journal_size
+                    ),
+                ));
+            }
+            // A lost journal file (nothing to replay): start a fresh one.
+            journal.format()?;
+        } else if is_new {
+            journal.format()?;
+        }
+        if is_new {
+            files::sync_parent_dir(&paths.data)?;
+        }
+        let map = Map::new(paths.data.clone(), data_file, sb.max_size)?;
+        let mut inner = Inner {
+            map,
+            shm,
+            journal,
+            path: paths.data.clone(),
+            durability: opts.durability,
+            poisoned: AtomicBool::new(false),
+            recovered_at_open: false,
+            pid: std::process::id(),
+            opened: false,
+        };
+        if first {
+            let guard = inner.lock()?;
+            let replayed = inner.recover_locked()?;
+            drop(guard);
+            inner.recovered_at_open = replayed > 0;
+        }
+        if let Some(g) = opts.reset_generation {
+            // Only a newer generation clears: an older server never wipes a newer one's data.
+            let guard = inner.lock()?;
+            let lsn = if g > inner.shm.hdr().generation.load(Relaxed) {
+                Some(inner.commit(&guard, &[Op::Reset { generation: g }])?)
+            } else {
+                None
+            };
+            drop(guard);
+            if let Some(lsn) = lsn {
+                inner.after_commit(lsn)?;
+            }
+        }
+        inner.opened = true;
+        Ok(inner)
+    }
+}
+
+fn journal_file_ref(j: &Journal) -> &std::fs::File {
+    j.file()
+}
+
+/// Lays out a new data file: two empty superblock slots, then both index copies, and writes the
+/// first superblock (epoch 1) durably.
+fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result<Superblock> {
+    use std::os::unix::fs::FileExt;
+    let slots = 4096u64;
+    let copy = class_size(class_for(slots * 8));
+    let initial = opts
+        .initial_size
+        .max(HEAP_START + 2 * copy)
+        .next_multiple_of(PAGE);
+    files::allocate(path, file, initial)?;
+    let sb = Superblock {
+        epoch: 1,
+        ckpt_lsn: 0,
+        file_size: initial,
+        max_size: opts.max_size.max(initial),
+        heap_end: HEAP_START + 2 * copy,
+        index: [HEAP_START, HEAP_START + copy],
+        index_slots: slots,
+        durable_copy: 0,
+        generation: opts.reset_generation.unwrap_or(0),
+        journal_size: opts.journal_size.next_multiple_of(PAGE),
+        created_ms: now_ms(),
+    };
+    file.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[1])
+        .map_err(|e| Error::io(path, "write", e))?;
+    file.sync_all().map_err(|e| Error::io(path, "fsync", e))?;
+    Ok(sb)
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() || !self.opened {
+            return;
+        }
+        // The last process to close checkpoints, so the next open has nothing to replay.
+        if self.shm.range_lock(INIT_BYTE, Some(true), true).is_ok() {
+            if let Ok(true) = self.shm.range_lock(PRESENCE_BYTE, Some(true), false) {
+                if let Ok(guard) = self.lock() {
+                    let _ = self.checkpoint_locked();
+                    drop(guard);
+                }
+            }
+            let _ = self.shm.range_lock(INIT_BYTE, None, true);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock, journal, apply, wait for durability.
+
+impl Inner {
+    /// Takes the write lock; if its previous holder died, repairs the shared state first.
+    pub(crate) fn lock(&self) -> Result<WriteGuard<'_>> {
+        let me = self as *const Inner as usize;
+        if HELD.with(|h| h.borrow().contains(&me)) {
+            return Err(Error::Reentrant);
+        }
+        let state = self.shm.hdr().write_mutex.lock(&self.path)?;
+        HELD.with(|h| h.borrow_mut().push(me));
+        let guard = WriteGuard { inner: self };
+        if let Locked::OwnerDied = state {
+            // The dead holder may have stopped anywhere: rebuild from checkpoint + journal. If this
+            // fails, the mutex stays inconsistent and the next locker tries again.
+            self.recover_locked()?;
+            self.shm.hdr().write_mutex.consistent();
+        }
+        Ok(guard)
+    }
+
+    pub(crate) fn check_poison(&self) -> Result<()> {
+        if self.poisoned.load(Relaxed) {
+            return Err(Error::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn poison(&self) {
+        self.poisoned.store(true, Relaxed);
+    }
+
+    fn record_limit(&self) -> usize {
+        (self.journal.size / 4) as usize
+    }
+
+    /// Journals and applies one transaction under the write lock; returns its LSN.
+    pub(crate) fn commit(&self, _guard: &WriteGuard, ops: &[Op]) -> Result<u64> {
+        self.check_poison()?;
+        let h = self.shm.hdr();
+        let len = journal::record_len(ops);
+        if len > self.record_limit() {
+            return Err(Error::ValueTooLarge {
+                len,
+                max: self.record_limit(),
+            });
+        }
+        if h.journal_pos.load(Relaxed) + len as u64 > self.journal.size {
+            self.checkpoint_locked()?;
+        }
+        let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count() as u64;
+        if h.pending_count.load(Relaxed) as usize + ops.len() > h.pending.len() {
+            self.checkpoint_locked()?;
+        }
+        self.ensure_index_room(puts)?;
+        let blocks = self.plan_with_room(ops)?;
+        let lsn = h.next_lsn.load(Relaxed);
+        let record = journal::encode_record(h.epoch.load(Relaxed), lsn, ops);
+        let pos = h.journal_pos.load(Relaxed);
+        if let Err(e) = self.journal.write_at(pos, &record) {
+            for b in blocks {
+                self.push(slot_offset(b), slot_class(b))?;
+            }
+            return Err(e);
+        }
+        h.journal_pos.store(pos + record.len() as u64, Relaxed);
+        h.next_lsn.store(lsn + 1, Relaxed);
+        self.apply(lsn, ops, &blocks)?;
+        h.written_lsn.store(lsn, Release);
+        Ok(lsn)
+    }
+
+    /// Allocates the transaction's blocks, making room when needed: expired entries go, a
+    /// checkpoint frees what was deleted since the last one, and free space is coalesced.
+    fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<u64>> {
+        for attempt in 0..3 {
+            if let Some(blocks) = self.plan_blocks(ops)? {
+                return Ok(blocks);
+            }
+            match attempt {
+                0 => {
+                    self.drop_expired()?;
+                    self.checkpoint_locked()?;
+                }
+                _ => self.readers_out(|| self.rebuild_free_lists())?,
+            }
+        }
+        let need: usize = ops.iter().map(|o| o.encoded_len()).sum();
+        Err(self.full(&format!(
+            "no room for {need} more bytes within the maximum size of {} bytes",
+            self.map.reserved()
+        )))
+    }
+
+    /// Unlinks expired entries (not journaled: an expired entry reads as absent either way).
+    fn drop_expired(&self) -> Result<()> {
+        let h = self.shm.hdr();
+        let (live, slots, now) = (
+            h.live_index.load(Relaxed),
+            h.index_slots.load(Relaxed),
+            now_ms(),
+        );
+        for i in 0..slots {
+            let s = self.map.load_u64(live + i * 8)?;
+            if slot_is_entry(s) {
+                let eh = index::header_at(&self.map, s)?;
+                if eh.expires_ms != 0 && eh.expires_ms <= now {
+                    self.unlink(live + i * 8, s)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the lock is released: wait until the write is as durable as the mode promises.
+    pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
+        match self.durability {
+            Durability::Sync => self.wait_durable(lsn),
+            Durability::Periodic(every) => {
+                let last = self.shm.hdr().last_sync_ms.load(Relaxed);
+                if now_ms().saturating_sub(last) >= every.as_millis() as u64 {
+                    self.wait_durable(lsn)?;
+                }
+                Ok(())
+            }
+            Durability::None => Ok(()),
+        }
+    }
+
+    /// Group commit: one `fdatasync` of the journal covers every record written before it
+    /// started; writers that arrive while it runs are covered by the next one.
+    fn wait_durable(&self, lsn: u64) -> Result<()> {
+        let h = self.shm.hdr();
+        if h.durable_lsn.load(Acquire) >= lsn {
+            return Ok(());
+        }
+        self.check_poison()?;
+        if let Locked::OwnerDied = h.sync_mutex.lock(&self.path)? {
+            h.sync_mutex.consistent(); // nothing to repair: durable_lsn only moves after a flush
+        }
+        let result = if h.durable_lsn.load(Acquire) >= lsn {
+            Ok(())
+        } else {
+            let target = h.written_lsn.load(Acquire);
+            match self.journal.sync() {
+                Ok(()) => {
+                    h.durable_lsn.fetch_max(target, AcqRel);
+                    h.last_sync_ms.store(now_ms(), Relaxed);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.poison();
+                    Err(e)
+                }
+            }
+        };
+        h.sync_mutex.unlock();
+        result
+    }
+
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.wait_durable(self.shm.hdr().written_lsn.load(Acquire))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reads: no lock. The sequence number is odd while the index is reorganised or freed blocks
+    // are handed out again; a read that saw it change retries.
+
+    fn read<T>(&self, f: impl Fn() -> Result<T>) -> Result<T> {
+        let h = self.shm.hdr();
+        for attempt in 0u32.. {
+            let seq = h.seq.load(Acquire);
+            if seq % 2 == 1 {
+                self.wait_for_writer(attempt)?;
+                continue;
+            }
+            let r = f();
+            std::sync::atomic::fence(Acquire);
+            if h.seq.load(Relaxed) == seq {
+                return r;
+            }
+        }
+        unreachable!()
+    }
+
+    /// A reorganisation is under way. Spin briefly, then queue on the write lock: if the
+    /// reorganiser died, taking the lock runs recovery.
+    fn wait_for_writer(&self, attempt: u32) -> Result<()> {
+        if attempt < 64 {
+            std::hint::spin_loop();
+        } else if attempt < 1000 {
+            std::thread::yield_now();
+        } else {
+            drop(self.lock()?);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
+        let hash = hash_key(key);
+        let h = self.shm.hdr();
+        let found = self.read(|| {
+            let idx = h.live_index.load(Acquire);
+            let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
+            p.found
+                .map(|(_, slot)| index::entry_at(&self.map, slot).map(|(_, e)| e))
+                .transpose()
+        })?;
+        let live = found.filter(|e| index::is_live(e, now_ms()));
+        let counter = if live.is_some() { &h.hits } else { &h.misses };
+        counter.fetch_add(1, Relaxed);
+        Ok(live)
+    }
+
+    /// The current entry under the write lock (no retry needed: nothing moves while we hold it).
+    fn current(&self, _guard: &WriteGuard, key: &[u8]) -> Result<Option<Entry>> {
+        Ok(match self.probe_live(key, hash_key(key))?.found {
+            Some((_, slot)) => {
+                Some(index::entry_at(&self.map, slot)?.1).filter(|e| index::is_live(e, now_ms()))
+            }
+            None => None,
+        })
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The public operations.
+
+impl Store {
     pub fn path(&self) -> &Path {
-        todo!()
+        &self.inner.path
     }
-    pub fn put(&self, _key: &[u8], _value: &[u8]) -> Result<()> {
-        todo!()
+
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.put_with_expiry(key, value, 0)
     }
-    pub fn put_with_ttl(&self, _key: &[u8], _value: &[u8], _ttl: Duration) -> Result<()> {
-        todo!()
+
+    pub fn put_with_ttl(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
+        self.put_with_expiry(key, value, ttl_to_expiry(ttl))
     }
+
     /// `expires_at_ms`: unix milliseconds, 0 = never.
-    pub fn put_with_expiry(&self, _key: &[u8], _value: &[u8], _expires_at_ms: u64) -> Result<()> {
-        todo!()
+    pub fn put_with_expiry(&self, key: &[u8], value: &[u8], expires_at_ms: u64) -> Result<()> {
+        self.check_sizes(key, value)?;
+        let op = Op::Put {
+            key: key.into(),
+            value: value.into(),
+            expires_ms: expires_at_ms,
+            modified_ms: now_ms(),
+        };
+        self.write(&[op])
     }
-    pub fn get(&self, _key: &[u8]) -> Result<Option<Vec<u8>>> {
-        todo!()
+
+    fn check_sizes(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        let max = self.max_value_len().saturating_sub(key.len());
+        if value.len() > max {
+            return Err(Error::ValueTooLarge {
+                len: value.len(),
+                max,
+            });
+        }
+        Ok(())
     }
-    pub fn get_entry(&self, _key: &[u8]) -> Result<Option<Entry>> {
-        todo!()
+
+    fn write(&self, ops: &[Op]) -> Result<()> {
+        let lsn = {
+            let guard = self.inner.lock()?;
+            self.inner.commit(&guard, ops)?
+        };
+        self.inner.after_commit(lsn)
     }
-    pub fn contains(&self, _key: &[u8]) -> Result<bool> {
-        todo!()
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_entry(key)?.map(|e| e.value))
     }
-    pub fn add(&self, _key: &[u8], _value: &[u8]) -> Result<bool> {
-        todo!()
+
+    pub fn get_entry(&self, key: &[u8]) -> Result<Option<Entry>> {
+        check_key(key)?;
+        self.inner.lookup(key)
     }
-    pub fn add_with_expiry(&self, _key: &[u8], _value: &[u8], _expires_at_ms: u64) -> Result<bool> {
-        todo!()
+
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.get_entry(key)?.is_some())
     }
-    pub fn delete(&self, _key: &[u8]) -> Result<bool> {
-        todo!()
+
+    /// Inserts only if the key is absent or expired; returns whether it inserted.
+    pub fn add(&self, key: &[u8], value: &[u8]) -> Result<bool> {
+        self.add_with_expiry(key, value, 0)
     }
-    pub fn batch(&self, _f: impl FnOnce(&mut Batch)) -> Result<()> {
-        todo!()
+
+    pub fn add_with_expiry(&self, key: &[u8], value: &[u8], expires_at_ms: u64) -> Result<bool> {
+        self.check_sizes(key, value)?;
+        self.update(key, |cur| match cur {
+            Some(_) => (Update::Keep, false),
+            None => (
+                Update::Put {
+                    value: value.to_vec(),
+                    expires_at_ms,
+                },
+                true,
+            ),
+        })
     }
-    /// Atomic read-modify-write across processes: `f` sees the current live entry (None if absent
-    /// or expired) while the write lock is held, and decides. Returns what `f` returned.
-    pub fn update<R>(&self, _key: &[u8], _f: impl FnOnce(Option<&Entry>) -> (Update, R)) -> Result<R> {
-        todo!()
+
+    /// Removes the key; returns whether a live entry was there.
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        self.update(key, |cur| match cur {
+            Some(_) => (Update::Delete, true),
+            None => (Update::Keep, false),
+        })
     }
-    /// Replace the value only if the current one equals `expected` (None = absent).
-    pub fn compare_and_swap(&self, _key: &[u8], _expected: Option<&[u8]>, _new: Option<&[u8]>) -> Result<bool> {
-        todo!()
+
+    /// Applies every change `f` adds to the batch, all or nothing, also across a crash.
+    pub fn batch(&self, f: impl FnOnce(&mut Batch)) -> Result<()> {
+        let mut b = Batch::default();
+        f(&mut b);
+        for op in &b.ops {
+            match op {
+                Op::Put { key, value, .. } => self.check_sizes(key, value)?,
+                Op::Delete { key } => check_key(key)?,
+                _ => {}
+            }
+        }
+        if b.ops.is_empty() {
+            return Ok(());
+        }
+        self.write(&b.ops)
     }
+
+    /// Atomic read-modify-write across processes: `f` sees the current live entry (None if
+    /// absent or expired) while the write lock is held, and decides. Returns what `f` returned.
+    /// `f` must not call this store (that returns [`Error::Reentrant`]).
+    pub fn update<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<&Entry>) -> (Update, R),
+    ) -> Result<R> {
+        check_key(key)?;
+        let (lsn, r) = {
+            let guard = self.inner.lock()?;
+            let cur = self.inner.current(&guard, key)?;
+            let (update, r) = f(cur.as_ref());
+            let op = match update {
+                Update::Keep => return Ok(r),
+                Update::Delete if cur.is_none() => return Ok(r),
+                Update::Delete => Op::Delete { key: key.into() },
+                Update::Put {
+                    value,
+                    expires_at_ms,
+                } => {
+                    self.check_sizes(key, &value)?;
+                    Op::Put {
+                        key: key.into(),
+                        value: Cow::Owned(value),
+                        expires_ms: expires_at_ms,
+                        modified_ms: now_ms(),
+                    }
+                }
+            };
+            (self.inner.commit(&guard, &[op])?, r)
+        };
+        self.inner.after_commit(lsn)?;
+        Ok(r)
+    }
+
+    /// Sets the key to `new` (None deletes) only if its current value equals `expected`
+    /// (None = absent). Keeps the entry's expiry time.
+    pub fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
+        self.update(key, |cur| {
+            if cur.map(|e| e.value.as_slice()) != expected {
+                return (Update::Keep, false);
+            }
+            match new {
+                Some(v) => (
+                    Update::Put {
+                        value: v.to_vec(),
+                        expires_at_ms: cur.map_or(0, |e| e.expires_at_ms),
+                    },
+                    true,
+                ),
+                None => (Update::Delete, true),
+            }
+        })
+    }
+
     /// Every live entry whose key starts with `prefix`, in no particular order.
-    pub fn scan_prefix(&self, _prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
-        todo!()
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
+        let inner = &self.inner;
+        let h = inner.shm.hdr();
+        let now = now_ms();
+        inner.read(|| {
+            let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
+            let mut out = Vec::new();
+            for i in 0..slots {
+                let s = inner.map.load_u64(idx + i * 8)?;
+                if slot_is_entry(s) && index::key_at(&inner.map, s)?.starts_with(prefix) {
+                    let (k, e) = index::entry_at(&inner.map, s)?;
+                    if index::is_live(&e, now) {
+                        out.push((k, e));
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
+
     pub fn clear(&self) -> Result<()> {
-        todo!()
+        self.write(&[Op::Clear])
     }
+
+    /// Makes every acknowledged write durable now (one `fdatasync` of the journal).
     pub fn sync(&self) -> Result<()> {
-        todo!()
+        self.inner.sync()
     }
+
+    /// Writes the live state into the data file durably and empties the journal.
     pub fn checkpoint(&self) -> Result<()> {
-        todo!()
+        let guard = self.inner.lock()?;
+        self.inner.checkpoint_locked()?;
+        drop(guard);
+        Ok(())
     }
+
     pub fn stats(&self) -> Result<Stats> {
-        todo!()
+        let h = self.inner.shm.hdr();
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
+        Ok(Stats {
+            entries: l(&h.entries),
+            used_bytes: l(&h.used_bytes),
+            file_size: self.inner.map.len(),
+            max_size: self.inner.map.reserved(),
+            journal_size: self.inner.journal.size,
+            journal_used: l(&h.journal_pos),
+            hits: l(&h.hits),
+            misses: l(&h.misses),
+            inserts: l(&h.inserts),
+            deletes: l(&h.deletes),
+            checkpoints: l(&h.checkpoints),
+            checkpoint_epoch: l(&h.epoch),
+            generation: l(&h.generation),
+            index_slots: l(&h.index_slots),
+            index_tombstones: l(&h.tombstones),
+            recovered_records: l(&h.recovered_records),
+            recoveries: l(&h.recoveries),
+        })
     }
+
     /// True if opening this handle ran recovery that replayed journal records.
     pub fn recovered_at_open(&self) -> bool {
-        todo!()
+        self.inner.recovered_at_open
     }
-    /// Largest value accepted by this store, in bytes.
+
+    /// Largest value accepted by this store with an empty key, in bytes: a quarter of the
+    /// journal less framing (the key's length counts against it too).
     pub fn max_value_len(&self) -> usize {
-        todo!()
+        self.inner.record_limit() - journal::RECORD_HEADER - 32
     }
 }

@@ -1,0 +1,238 @@
+//! Applying a journaled transaction to the live index. By the time these run, the record is in
+//! the journal and every block the transaction needs is allocated, so nothing here can fail for
+//! lack of space: a transaction is applied whole (or, if the process dies midway, redone whole by
+//! recovery).
+
+use crate::error::Result;
+use crate::index;
+use crate::journal::Op;
+use crate::layout::*;
+use crate::store::Inner;
+use std::sync::atomic::Ordering::*;
+
+/// Index load (entries plus tombstones) above which the index is rebuilt before an insert.
+const MAX_LOAD_PERCENT: u64 = 70;
+
+impl Inner {
+    /// Makes sure `new_keys` more keys fit in the index, rebuilding it (bigger, or just without
+    /// tombstones) when needed.
+    pub(crate) fn ensure_index_room(&self, new_keys: u64) -> Result<()> {
+        let h = self.shm.hdr();
+        let slots = h.index_slots.load(Relaxed);
+        if (h.used_slots.load(Relaxed) + new_keys) * 100 <= slots * MAX_LOAD_PERCENT {
+            return Ok(());
+        }
+        let need = (h.entries.load(Relaxed) + new_keys) * 100 / MAX_LOAD_PERCENT + 1;
+        let target = (need * 2).next_power_of_two().max(slots);
+        self.rebuild_index(target)
+    }
+
+    /// Allocates one block per Put; on failure gives back what it took and returns None.
+    pub(crate) fn plan_blocks(&self, ops: &[Op]) -> Result<Option<Vec<u64>>> {
+        let mut blocks = Vec::new();
+        for op in ops {
+            if let Op::Put { key, value, .. } = op {
+                let class = class_for((ENTRY_HEADER + key.len() + value.len()) as u64);
+                match self.alloc(class)? {
+                    Some(off) => blocks.push(slot_pack(off, class, 0)),
+                    None => {
+                        for b in blocks {
+                            self.push(slot_offset(b), slot_class(b))?;
+                        }
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Ok(Some(blocks))
+    }
+
+    /// Applies the operations of record `lsn` using the blocks planned for its Puts.
+    pub(crate) fn apply(&self, lsn: u64, ops: &[Op], blocks: &[u64]) -> Result<()> {
+        let h = self.shm.hdr();
+        let mut blocks = blocks.iter();
+        for op in ops {
+            match op {
+                Op::Put {
+                    key,
+                    value,
+                    expires_ms,
+                    modified_ms,
+                } => {
+                    let block = *blocks.next().expect("one planned block per put");
+                    let (off, class) = (slot_offset(block), slot_class(block));
+                    self.map.write(
+                        off,
+                        &encode_entry(key, value, *expires_ms, *modified_ms, lsn),
+                    )?;
+                    let hash = hash_key(key);
+                    let slot = slot_pack(off, class, hash);
+                    let p = self.probe_live(key, hash)?;
+                    if let Some((pos, old)) = p.found {
+                        self.publish(pos, slot)?;
+                        self.free_later(old);
+                        h.used_bytes.fetch_add(class_size(class), Relaxed);
+                        h.used_bytes.fetch_sub(class_size(slot_class(old)), Relaxed);
+                    } else {
+                        let pos = p.free.expect("index room ensured before apply");
+                        if self.map.load_u64(pos)? == SLOT_TOMBSTONE {
+                            h.tombstones.fetch_sub(1, Relaxed);
+                        } else {
+                            h.used_slots.fetch_add(1, Relaxed);
+                        }
+                        self.publish(pos, slot)?;
+                        h.entries.fetch_add(1, Relaxed);
+                        h.used_bytes.fetch_add(class_size(class), Relaxed);
+                    }
+                    h.inserts.fetch_add(1, Relaxed);
+                }
+                Op::Delete { key } => {
+                    if let Some((pos, old)) = self.probe_live(key, hash_key(key))?.found {
+                        self.unlink(pos, old)?;
+                    }
+                }
+                Op::Clear => self.clear_index()?,
+                Op::Reset { generation } => {
+                    self.clear_index()?;
+                    h.generation.store(*generation, Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn probe_live(&self, key: &[u8], hash: u64) -> Result<index::Probe> {
+        let h = self.shm.hdr();
+        index::probe(
+            &self.map,
+            h.live_index.load(Relaxed),
+            h.index_slots.load(Relaxed),
+            key,
+            hash,
+        )
+    }
+
+    /// Replaces an entry's slot by a tombstone (readers see the key gone in one store).
+    pub(crate) fn unlink(&self, pos: u64, old: u64) -> Result<()> {
+        let h = self.shm.hdr();
+        self.publish(pos, SLOT_TOMBSTONE)?;
+        self.free_later(old);
+        h.tombstones.fetch_add(1, Relaxed);
+        h.entries.fetch_sub(1, Relaxed);
+        h.used_bytes.fetch_sub(class_size(slot_class(old)), Relaxed);
+        h.deletes.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// One aligned 8-byte store into the live index, remembered for the next checkpoint.
+    fn publish(&self, pos: u64, slot: u64) -> Result<()> {
+        self.map.store_u64(pos, slot)?;
+        let h = self.shm.hdr();
+        let page = (pos - h.live_index.load(Relaxed)) / PAGE;
+        h.dirty[(page / 64) as usize].fetch_or(1 << (page % 64), Relaxed);
+        Ok(())
+    }
+
+    fn clear_index(&self) -> Result<()> {
+        let h = self.shm.hdr();
+        let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
+        for i in 0..slots {
+            let s = self.map.load_u64(live + i * 8)?;
+            if s != SLOT_EMPTY {
+                self.publish(live + i * 8, SLOT_EMPTY)?;
+                if slot_is_entry(s) {
+                    self.free_later(s);
+                }
+            }
+        }
+        for counter in [&h.entries, &h.used_bytes, &h.used_slots, &h.tombstones] {
+            counter.store(0, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Moves every live entry into a fresh pair of index copies of `slots` slots. The old pair
+    /// stays intact until the next checkpoint, which names the new pair.
+    pub(crate) fn rebuild_index(&self, slots: u64) -> Result<()> {
+        let max_slots = (crate::shared::DIRTY_WORDS as u64 * 64 * PAGE) / 8;
+        if slots > max_slots {
+            return Err(crate::Error::Full {
+                path: self.map.path.clone(),
+                detail: format!("index would need {slots} slots (limit {max_slots})"),
+            });
+        }
+        let class = class_for(slots * 8);
+        let Some(a) = self.alloc(class)? else {
+            return Err(self.full("no room to grow the index"));
+        };
+        let Some(b) = self.alloc(class)? else {
+            self.push(a, class)?;
+            return Err(self.full("no room to grow the index"));
+        };
+        self.readers_out(|| self.fill_new_index(a, b, slots))
+    }
+
+    fn fill_new_index(&self, a: u64, b: u64, slots: u64) -> Result<()> {
+        let h = self.shm.hdr();
+        let (old_live, old_slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
+        self.map.write(a, &vec![0u8; (slots * 8) as usize])?;
+        let mask = slots - 1;
+        let (mut entries, mut bytes) = (0, 0);
+        for i in 0..old_slots {
+            let s = self.map.load_u64(old_live + i * 8)?;
+            if !slot_is_entry(s) {
+                continue;
+            }
+            let key = index::key_at(&self.map, s)?;
+            let hash = hash_key(&key);
+            let mut j = hash & mask;
+            while self.map.load_u64(a + j * 8)? != SLOT_EMPTY {
+                j = (j + 1) & mask;
+            }
+            self.map
+                .store_u64(a + j * 8, slot_pack(slot_offset(s), slot_class(s), hash))?;
+            entries += 1;
+            bytes += class_size(slot_class(s));
+        }
+        let old_class = class_for(old_slots * 8);
+        for c in &h.index {
+            self.free_later(slot_pack(c.load(Relaxed), old_class, 0));
+        }
+        h.index[0].store(a, Relaxed);
+        h.index[1].store(b, Relaxed);
+        h.index_slots.store(slots, Relaxed);
+        // Copy 1 is named durable for now; the next checkpoint copies every page into it.
+        h.durable_copy.store(1, Relaxed);
+        h.live_index.store(a, Release);
+        for w in &h.dirty {
+            w.store(u64::MAX, Relaxed);
+        }
+        h.entries.store(entries, Relaxed);
+        h.used_bytes.store(bytes, Relaxed);
+        h.used_slots.store(entries, Relaxed);
+        h.tombstones.store(0, Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn full(&self, detail: &str) -> crate::Error {
+        crate::Error::Full {
+            path: self.map.path.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Runs `f` with the readers' sequence number odd, so that lock-free readers retry instead
+    /// of trusting the live index while `f` reorganises it. Nests.
+    pub(crate) fn readers_out<T>(&self, f: impl FnOnce() -> T) -> T {
+        let seq = &self.shm.hdr().seq;
+        let outer = seq.load(Relaxed) % 2 == 1;
+        if !outer {
+            seq.fetch_add(1, AcqRel);
+        }
+        let r = f();
+        if !outer {
+            seq.fetch_add(1, Release);
+        }
+        r
+    }
+}

@@ -1,0 +1,79 @@
+//! The checkpoint: make the live index and every entry it references durable, publish them with a
+//! new superblock, then let the journal and the blocks freed since the last checkpoint be reused.
+//!
+//! Order matters (SPEC.md, "Checkpoint"):
+//! 1. `msync` the data file: the live index copy and all new entries reach the disk.
+//! 2. Write the other superblock slot (epoch + 1, naming the live copy as durable) and `msync` it.
+//! 3. Only now: the journal restarts at offset 0 under the new epoch; pending blocks are freed;
+//!    the old durable copy is brought up to date and becomes the live copy.
+
+use crate::error::Result;
+use crate::layout::*;
+use crate::store::Inner;
+use std::sync::atomic::Ordering::*;
+
+impl Inner {
+    /// Runs a checkpoint. The caller holds the write lock.
+    pub(crate) fn checkpoint_locked(&self) -> Result<()> {
+        self.check_poison()?;
+        let h = self.shm.hdr();
+        let file_size = self.map.len();
+        self.flush(0, file_size)?;
+        let live_copy = 1 - h.durable_copy.load(Relaxed);
+        let epoch = h.epoch.load(Relaxed) + 1;
+        let ckpt_lsn = h.next_lsn.load(Relaxed) - 1;
+        let sb = Superblock {
+            epoch,
+            ckpt_lsn,
+            file_size,
+            max_size: self.map.reserved(),
+            heap_end: h.heap_end.load(Relaxed),
+            index: [h.index[0].load(Relaxed), h.index[1].load(Relaxed)],
+            index_slots: h.index_slots.load(Relaxed),
+            durable_copy: live_copy,
+            generation: h.generation.load(Relaxed),
+            journal_size: self.journal.size,
+            created_ms: h.created_ms.load(Relaxed),
+        };
+        let at = SUPERBLOCK_OFFSETS[(epoch % 2) as usize];
+        self.map.write(at, &sb.encode())?;
+        self.flush(at, SUPERBLOCK_LEN as u64)?;
+
+        // The checkpoint is durable: everything up to ckpt_lsn is safe without the journal.
+        h.epoch.store(epoch, Relaxed);
+        h.ckpt_lsn.store(ckpt_lsn, Relaxed);
+        h.durable_lsn.fetch_max(ckpt_lsn, AcqRel);
+        h.journal_pos.store(0, Relaxed);
+        h.durable_copy.store(live_copy, Relaxed);
+        h.checkpoints.fetch_add(1, Relaxed);
+
+        self.readers_out(|| self.swap_copies(live_copy).and_then(|()| self.reclaim()))
+    }
+
+    /// Brings the copy that was durable until now up to date with the live one (only the pages
+    /// changed since the last checkpoint) and makes it the live copy.
+    fn swap_copies(&self, now_durable: u64) -> Result<()> {
+        let h = self.shm.hdr();
+        let from = h.index[now_durable as usize].load(Relaxed);
+        let to = h.index[1 - now_durable as usize].load(Relaxed);
+        let bytes = h.index_slots.load(Relaxed) * 8;
+        for page in 0..bytes.div_ceil(PAGE) {
+            let word = &h.dirty[(page / 64) as usize];
+            if word.load(Relaxed) & (1 << (page % 64)) != 0 {
+                let len = PAGE.min(bytes - page * PAGE);
+                self.map.copy(from + page * PAGE, to + page * PAGE, len)?;
+            }
+        }
+        for w in &h.dirty {
+            w.store(0, Relaxed);
+        }
+        h.live_index.store(to, Release);
+        Ok(())
+    }
+
+    /// msync that poisons the store on failure: after a failed flush the kernel may have dropped
+    /// the dirty pages, so retrying and trusting success would be a lie (design notes, hazard 5).
+    pub(crate) fn flush(&self, off: u64, len: u64) -> Result<()> {
+        self.map.sync(off, len).inspect_err(|_| self.poison())
+    }
+}

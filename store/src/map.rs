@@ -1,0 +1,219 @@
+//! The data file's shared mapping. Every byte that reaches the data file passes through `Map`'s
+//! few write methods, and every read is bounds-checked against the file's real length, so a
+//! corrupt offset gives an error, never a SIGBUS or a read outside the mapping.
+//!
+//! The mapping reserves the store's maximum size once; the file grows inside it with `fallocate`,
+//! and other processes see the growth without remapping.
+
+use crate::error::{Error, Result};
+use crate::files;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct Map {
+    base: *mut u8,
+    reserved: u64,
+    /// Bytes of the file this process has seen backed by blocks (fstat); only grows.
+    visible: AtomicU64,
+    file: File,
+    pub path: PathBuf,
+}
+
+// SAFETY: the mapping is shared memory designed for concurrent use by many processes; all access
+// goes through methods that use atomics for published words and validate everything else.
+unsafe impl Send for Map {}
+// SAFETY: as above.
+unsafe impl Sync for Map {}
+
+impl Map {
+    pub fn new(path: PathBuf, file: File, reserved: u64) -> Result<Map> {
+        let len = files::file_len(&path, &file)?;
+        let reserved = reserved.max(len);
+        // SAFETY: a fresh shared mapping of an open file; the kernel chooses the address. Pages
+        // past the end of the file are never touched (see `check`).
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                reserved as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::io(path, "mmap", std::io::Error::last_os_error()));
+        }
+        // Small folios: without this one store dirties up to 1 MiB and a checkpoint writes it all.
+        // SAFETY: advice on the range just mapped; failure only loses the optimisation.
+        unsafe { libc::madvise(base, reserved as usize, libc::MADV_RANDOM) };
+        Ok(Map {
+            base: base as *mut u8,
+            reserved,
+            visible: AtomicU64::new(len),
+            file,
+            path,
+        })
+    }
+
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// The file's length as last seen by this process.
+    pub fn len(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Ensures `[off, off+len)` lies inside the file, refreshing the length from the kernel when
+    /// another process may have grown it.
+    fn check(&self, off: u64, len: u64) -> Result<()> {
+        let end = off
+            .checked_add(len)
+            .ok_or_else(|| self.out_of_bounds(off, len))?;
+        if end <= self.visible.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let real = files::file_len(&self.path, &self.file)?.min(self.reserved);
+        self.visible.fetch_max(real, Ordering::AcqRel);
+        if end <= real {
+            Ok(())
+        } else {
+            Err(self.out_of_bounds(off, len))
+        }
+    }
+
+    fn out_of_bounds(&self, off: u64, len: u64) -> Error {
+        Error::corrupt(
+            &self.path,
+            format!("reference to bytes {off}+{len} outside the file"),
+        )
+    }
+
+    /// Copies bytes out of the map. Another process may be writing them: callers validate what
+    /// they read (checksum, sequence number) before trusting it.
+    pub fn read(&self, off: u64, buf: &mut [u8]) -> Result<()> {
+        self.check(off, buf.len() as u64)?;
+        // SAFETY: `check` proved the range lies inside both the mapping and the file.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base.add(off as usize), buf.as_mut_ptr(), buf.len())
+        };
+        Ok(())
+    }
+
+    pub fn read_vec(&self, off: u64, len: usize) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.read(off, &mut v)?;
+        Ok(v)
+    }
+
+    fn word(&self, off: u64) -> Result<&AtomicU64> {
+        if off % 8 != 0 {
+            return Err(Error::corrupt(
+                &self.path,
+                format!("misaligned word at {off}"),
+            ));
+        }
+        self.check(off, 8)?;
+        // SAFETY: in bounds (checked), 8-aligned (the base is page-aligned), and the memory stays
+        // mapped as long as `self` lives; AtomicU64 has the layout of u64.
+        Ok(unsafe { &*(self.base.add(off as usize) as *const AtomicU64) })
+    }
+
+    /// An aligned 8-byte load, atomic with respect to other processes' `store_u64`.
+    pub fn load_u64(&self, off: u64) -> Result<u64> {
+        Ok(self.word(off)?.load(Ordering::Acquire))
+    }
+
+    /// The publishing store: one aligned 8-byte write, seen whole or not at all.
+    pub fn store_u64(&self, off: u64, v: u64) -> Result<()> {
+        self.word(off)?.store(v, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn write(&self, off: u64, bytes: &[u8]) -> Result<()> {
+        self.check(off, bytes.len() as u64)?;
+        // SAFETY: in bounds (checked). Only the holder of the write lock writes, and only to
+        // blocks no reader can reach yet (or to superblocks, which readers do not use).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(off as usize), bytes.len())
+        };
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `src` to `dst` inside the file (the ranges do not overlap).
+    pub fn copy(&self, src: u64, dst: u64, len: u64) -> Result<()> {
+        self.check(src, len)?;
+        self.check(dst, len)?;
+        // SAFETY: both ranges in bounds (checked); callers copy between distinct index copies.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.base.add(src as usize),
+                self.base.add(dst as usize),
+                len as usize,
+            )
+        };
+        Ok(())
+    }
+
+    /// Compares two ranges of the file.
+    pub fn equal(&self, a: u64, b: u64, len: u64) -> Result<bool> {
+        self.check(a, len)?;
+        self.check(b, len)?;
+        // SAFETY: both ranges in bounds (checked); only the write-lock holder calls this.
+        let (x, y) = unsafe {
+            (
+                std::slice::from_raw_parts(self.base.add(a as usize), len as usize),
+                std::slice::from_raw_parts(self.base.add(b as usize), len as usize),
+            )
+        };
+        Ok(x == y)
+    }
+
+    /// Grows the file to `new_len` with real blocks (ENOSPC is an error here, not a later SIGBUS).
+    pub fn grow(&self, new_len: u64) -> Result<()> {
+        if new_len > self.reserved {
+            return Err(Error::Full {
+                path: self.path.clone(),
+                detail: format!(
+                    "growing to {new_len} bytes would pass the maximum size {}",
+                    self.reserved
+                ),
+            });
+        }
+        files::allocate(&self.path, &self.file, new_len)?;
+        self.visible.fetch_max(new_len, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Writes the dirty pages of `[off, off+len)` to disk and waits.
+    pub fn sync(&self, off: u64, len: u64) -> Result<()> {
+        self.check(off, len)?;
+        let start = off & !(crate::layout::PAGE - 1);
+        // SAFETY: the page-aligned range lies inside the mapping (checked above).
+        let rc = unsafe {
+            libc::msync(
+                self.base.add(start as usize) as *mut libc::c_void,
+                (off + len - start) as usize,
+                libc::MS_SYNC,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::io(
+                &self.path,
+                "msync",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the range mapped in `new`; nothing borrows it any more.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.reserved as usize) };
+    }
+}

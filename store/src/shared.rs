@@ -1,0 +1,272 @@
+//! The lock file: the store's shared, non-durable state, mapped by every process that has the
+//! store open. It holds the robust write mutex, the group-commit mutex, the live positions
+//! (journal tail, LSNs, live index, heap end), the allocator's free lists, and counters.
+//! None of it needs to survive a reboot: the first opener rebuilds it from the data file and
+//! the journal (SPEC.md, "Locking" and "Recovery").
+//!
+//! Two byte-range locks (open-file-description locks, dropped by the kernel when a process dies)
+//! elect that first opener: byte 0 serialises opening and closing, byte 1 is held shared by
+//! every process that has the store open.
+
+use crate::error::{Error, Result};
+use crate::layout::CLASSES;
+use std::cell::UnsafeCell;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
+pub const SHARED_VERSION: u64 = 1;
+/// Pages of the live index whose changes are tracked between checkpoints (one bit each).
+pub const DIRTY_WORDS: usize = 8192;
+/// Blocks freed since the last checkpoint, waiting until it is durable before reuse.
+pub const PENDING_CAP: usize = 1 << 18;
+
+/// A process-shared robust mutex living in the lock file.
+#[repr(C, align(64))]
+pub struct RobustMutex(UnsafeCell<libc::pthread_mutex_t>);
+
+pub enum Locked {
+    /// Acquired normally.
+    Clean,
+    /// The previous holder died holding it: the caller must repair shared state, then call
+    /// `consistent` before unlocking.
+    OwnerDied,
+}
+
+impl RobustMutex {
+    /// Initialises the mutex in place. Only the elected first opener calls this, while no other
+    /// process has the lock file mapped.
+    fn init(&self) -> std::io::Result<()> {
+        // SAFETY: attr is a local we initialise before use and destroy after; the mutex memory is
+        // ours exclusively during initialisation (see the election above).
+        unsafe {
+            let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+            libc::pthread_mutexattr_init(&mut attr);
+            libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
+            libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
+            let rc = libc::pthread_mutex_init(self.0.get(), &attr);
+            libc::pthread_mutexattr_destroy(&mut attr);
+            if rc != 0 {
+                return Err(std::io::Error::from_raw_os_error(rc));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn lock(&self, path: &Path) -> Result<Locked> {
+        // SAFETY: the mutex was initialised by the first opener and lives in a mapping that
+        // outlives this call.
+        let rc = unsafe { libc::pthread_mutex_lock(self.0.get()) };
+        match rc {
+            0 => Ok(Locked::Clean),
+            libc::EOWNERDEAD => Ok(Locked::OwnerDied),
+            libc::ENOTRECOVERABLE => Err(Error::corrupt(
+                path,
+                "the store's lock is unrecoverable (a holder released it without repair); close every process using the store",
+            )),
+            e => Err(Error::io(path, "pthread_mutex_lock", std::io::Error::from_raw_os_error(e))),
+        }
+    }
+
+    pub fn consistent(&self) {
+        // SAFETY: called only by the holder after EOWNERDEAD, as POSIX requires.
+        unsafe { libc::pthread_mutex_consistent(self.0.get()) };
+    }
+
+    pub fn unlock(&self) {
+        // SAFETY: called only by the holder.
+        unsafe { libc::pthread_mutex_unlock(self.0.get()) };
+    }
+}
+
+/// The layout of the lock file's mapping. All fields are atomics or process-shared mutexes, so
+/// concurrent access from any process is defined.
+#[repr(C)]
+pub struct Header {
+    pub magic: AtomicU64,
+    pub version: AtomicU64,
+    pub write_mutex: RobustMutex,
+    pub sync_mutex: RobustMutex,
+    /// Readers' validation counter: odd while the live index may not be trusted (recovery,
+    /// reuse of freed blocks, index rebuild). Readers retry when it changed under them.
+    pub seq: AtomicU64,
+    /// Offset of the live index copy, and the copies' size in slots.
+    pub live_index: AtomicU64,
+    pub index_slots: AtomicU64,
+    pub index: [AtomicU64; 2],
+    /// Which copy (0/1) the last durable checkpoint names; the live copy is the other one.
+    pub durable_copy: AtomicU64,
+    pub heap_end: AtomicU64,
+    pub next_lsn: AtomicU64,
+    pub journal_pos: AtomicU64,
+    /// Highest LSN whose journal record is completely written (page cache).
+    pub written_lsn: AtomicU64,
+    /// Highest LSN known to be on disk.
+    pub durable_lsn: AtomicU64,
+    pub ckpt_lsn: AtomicU64,
+    pub epoch: AtomicU64,
+    pub generation: AtomicU64,
+    pub last_sync_ms: AtomicU64,
+    pub entries: AtomicU64,
+    pub used_bytes: AtomicU64,
+    /// Slots in use, entries and tombstones together (decides when the index is rebuilt).
+    pub used_slots: AtomicU64,
+    pub tombstones: AtomicU64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub inserts: AtomicU64,
+    pub deletes: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub recoveries: AtomicU64,
+    pub recovered_records: AtomicU64,
+    pub created_ms: AtomicU64,
+    pub pending_count: AtomicU64,
+    /// Set when more blocks were freed than `pending` holds: the next checkpoint rebuilds the
+    /// free lists from the index instead.
+    pub pending_overflow: AtomicU64,
+    pub free_heads: [AtomicU64; CLASSES],
+    pub dirty: [AtomicU64; DIRTY_WORDS],
+    pub pending: [AtomicU64; PENDING_CAP],
+}
+
+pub const SHARED_LEN: u64 = (std::mem::size_of::<Header>() as u64).div_ceil(4096) * 4096;
+
+/// The mapped lock file.
+pub struct Shared {
+    base: *mut Header,
+    file: File,
+    pub path: PathBuf,
+}
+
+// SAFETY: `Header` consists of atomics and process-shared mutexes only.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+pub const INIT_BYTE: i64 = 0;
+pub const PRESENCE_BYTE: i64 = 1;
+
+impl Shared {
+    /// Maps the lock file (growing it to `SHARED_LEN` when `first` says we may).
+    pub fn map(path: PathBuf, file: File, first: bool) -> Result<Shared> {
+        let len = crate::files::file_len(&path, &file)?;
+        if len < SHARED_LEN {
+            if !first {
+                return Err(Error::corrupt(
+                    &path,
+                    format!("lock file is {len} bytes, expected {SHARED_LEN}"),
+                ));
+            }
+            crate::files::allocate(&path, &file, SHARED_LEN)?;
+        }
+        // SAFETY: a fresh shared mapping of SHARED_LEN bytes of a file at least that long.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                SHARED_LEN as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::io(path, "mmap", std::io::Error::last_os_error()));
+        }
+        Ok(Shared {
+            base: base as *mut Header,
+            file,
+            path,
+        })
+    }
+
+    pub fn hdr(&self) -> &Header {
+        // SAFETY: the mapping is SHARED_LEN >= size_of::<Header>() bytes, page-aligned, and lives
+        // as long as self; every field is valid for any bit pattern (atomics) or initialised by
+        // the first opener (mutexes) before any other process maps the file.
+        unsafe { &*self.base }
+    }
+
+    /// Resets the whole shared state. Only the elected first opener calls this.
+    pub fn initialise(&self) -> Result<()> {
+        // SAFETY: no other process has the lock file mapped (we won the election), so writing
+        // the whole region is exclusive.
+        unsafe { std::ptr::write_bytes(self.base as *mut u8, 0, SHARED_LEN as usize) };
+        let h = self.hdr();
+        h.write_mutex
+            .init()
+            .map_err(|e| Error::io(&self.path, "pthread_mutex_init", e))?;
+        h.sync_mutex
+            .init()
+            .map_err(|e| Error::io(&self.path, "pthread_mutex_init", e))?;
+        h.version.store(SHARED_VERSION, Ordering::Relaxed);
+        h.magic.store(SHARED_MAGIC, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn check_initialised(&self) -> Result<()> {
+        let h = self.hdr();
+        if h.magic.load(Ordering::Acquire) != SHARED_MAGIC
+            || h.version.load(Ordering::Relaxed) != SHARED_VERSION
+        {
+            return Err(Error::Incompatible {
+                path: self.path.clone(),
+                detail: "lock file state written by a different version; close every process using the store".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes (`Some(true)` exclusive, `Some(false)` shared) or releases (`None`) one of the two
+    /// election bytes. With `wait` false, returns Ok(false) when another process holds it.
+    pub fn range_lock(&self, byte: i64, mode: Option<bool>, wait: bool) -> Result<bool> {
+        range_lock(&self.file, &self.path, byte, mode, wait)
+    }
+}
+
+pub fn range_lock(
+    file: &File,
+    path: &Path,
+    byte: i64,
+    mode: Option<bool>,
+    wait: bool,
+) -> Result<bool> {
+    let l_type = match mode {
+        Some(true) => libc::F_WRLCK,
+        Some(false) => libc::F_RDLCK,
+        None => libc::F_UNLCK,
+    };
+    // SAFETY: flock is plain data; zeroed is a valid starting value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = l_type as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    let cmd = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    loop {
+        // SAFETY: valid fd and a properly initialised flock struct.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &fl) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
+            _ => return Err(Error::io(path, "fcntl(F_OFD_SETLK)", e)),
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped; no references into it outlive self.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, SHARED_LEN as usize) };
+    }
+}
