@@ -1,0 +1,248 @@
+//! `apcdb crash-test`: the kill -9 harness, its hidden `worker` and `verify` subcommands.
+
+mod config;
+mod expect;
+mod harness;
+mod model;
+mod php;
+mod protocol;
+mod value;
+mod verify;
+mod worker;
+
+use crate::args::Args;
+use crate::rng::fresh_seed;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+apcdb crash-test [--duration 30s] [--kills N] [--workers 4] [--durability sync|periodic[:50ms]|none]
+                 [--seed N] [--php [--php-ext PATH]] [--dir DIR] [--keep] [--keys 32] [--counters 4]
+                 [--hang 30s] [--max-gap 300ms]
+  Runs worker processes doing random writes on one store, SIGKILLs them at random moments, and after
+  every round verifies from a fresh process that nothing acknowledged was lost or torn. Stops after
+  --duration or --kills (whichever comes first; default 30s). Exit 1 on any violation.
+apcdb crash-test verify --store FILE --expect FILE [--observed FILE] [--durability MODE] [--php-ext PATH]
+  Checks a store against an expectations file written by the harness (kept with --keep).";
+
+fn verify_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+pub fn main(raw: &[String]) -> i32 {
+    let result = match raw.first().map(String::as_str) {
+        Some("worker") => worker_main(&raw[1..]),
+        Some("verify") => return verify_main(&raw[1..]),
+        _ => harness_main(raw),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("apcdb crash-test: {e}");
+            2
+        }
+    }
+}
+
+fn harness_main(raw: &[String]) -> Result<i32, String> {
+    let a = Args::parse(raw, &["php", "keep"])?;
+    a.only(&[
+        "duration",
+        "kills",
+        "workers",
+        "durability",
+        "seed",
+        "php",
+        "php-ext",
+        "dir",
+        "keep",
+        "keys",
+        "counters",
+        "hang",
+        "max-gap",
+    ])?;
+    if let Some(p) = a.positional.first() {
+        return Err(format!("unexpected argument '{p}'\n{USAGE}"));
+    }
+    let durability = a.value("durability").unwrap_or("sync").to_string();
+    config::parse_durability(&durability)?;
+    let seed = a.number("seed")?.unwrap_or_else(fresh_seed);
+    let kills = a.number("kills")?;
+    let mut duration = a.duration("duration")?;
+    if duration.is_none() && kills.is_none() {
+        duration = Some(Duration::from_secs(30));
+    }
+    let workers = a.number("workers")?.unwrap_or(4) as u32;
+    if workers == 0 {
+        return Err("--workers must be at least 1".into());
+    }
+    let php_ext = if a.switch("php") || a.value("php-ext").is_some() {
+        which_php()?;
+        Some(php::find_extension(a.value("php-ext"))?)
+    } else {
+        None
+    };
+    let dir_given = a.value("dir").is_some();
+    let dir = a
+        .value("dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| harness::default_dir(seed));
+    let cfg = harness::HarnessConfig {
+        workers,
+        duration,
+        kills,
+        durability: durability.clone(),
+        seed,
+        php_ext: php_ext.clone(),
+        dir: dir.clone(),
+        keep: a.switch("keep"),
+        keys: a.number("keys")?.unwrap_or(32).max(1) as u32,
+        counters: a.number("counters")?.unwrap_or(4).max(1) as u32,
+        hang: a.duration("hang")?.unwrap_or(Duration::from_secs(30)),
+        max_gap: a.duration("max-gap")?.unwrap_or(Duration::from_millis(300)),
+    };
+    let keep = cfg.keep;
+    eprintln!(
+        "crash-test: seed {seed}, {workers} {} workers, durability {durability}, store in {}",
+        if php_ext.is_some() { "PHP" } else { "Rust" },
+        dir.display()
+    );
+    let t = harness::run(cfg)?;
+    let failed = !t.violations.is_empty() || t.lost > 0;
+    if failed {
+        println!(
+            "crash-test FAILED with seed {seed} ({} rounds); violations:",
+            t.rounds
+        );
+        for v in t.violations.iter().take(50) {
+            println!("  {v}");
+        }
+        if t.violations.len() > 50 {
+            println!("  ... and {} more", t.violations.len() - 50);
+        }
+        println!(
+            "store kept in {} (expect.txt holds the last round's expectations)",
+            dir.display()
+        );
+        println!(
+            "reproduce the same choices with: apcdb crash-test --seed {seed} --workers {workers} --durability {durability}{}",
+            if php_ext.is_some() { " --php" } else { "" }
+        );
+    } else {
+        if !keep && !dir_given {
+            harness::remove_dir(&dir);
+        }
+        println!(
+            "crash-test: passed, seed {seed}, {} rounds verified, {} writes refused as full",
+            t.rounds, t.refused_full
+        );
+    }
+    println!(
+        "crash-test: {} kills, {} acknowledged, {} verified, {} lost",
+        t.kills, t.acknowledged, t.verified, t.lost
+    );
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn which_php() -> Result<(), String> {
+    match std::process::Command::new("php").arg("-v").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err("--php needs the `php` command (php8.2-cli), which was not found".into()),
+    }
+}
+
+fn worker_main(raw: &[String]) -> Result<i32, String> {
+    let a = Args::parse(raw, &[])?;
+    let num = |name: &str| {
+        a.number(name)?
+            .ok_or_else(|| format!("--{name} is required"))
+    };
+    worker::run(worker::WorkerConfig {
+        store: PathBuf::from(a.required("store")?),
+        durability: config::parse_durability(a.value("durability").unwrap_or("sync"))?,
+        slot: num("slot")? as u32,
+        inc: num("inc")?,
+        seed: num("seed")?,
+        keys: num("keys")?.max(1) as u32,
+        counters: num("counters")?.max(1) as u32,
+    })
+}
+
+/// Exit 0: clean; 1: violations (printed as `VIOLATION ...` lines, plus `lost N`); 2: usage/IO error.
+fn verify_main(raw: &[String]) -> i32 {
+    match verify_inner(raw) {
+        Ok(clean) => {
+            if clean {
+                0
+            } else {
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("apcdb crash-test verify: {e}");
+            2
+        }
+    }
+}
+
+fn verify_inner(raw: &[String]) -> Result<bool, String> {
+    let a = Args::parse(raw, &[])?;
+    a.only(&["store", "expect", "observed", "durability", "php-ext"])?;
+    let store = PathBuf::from(a.required("store")?);
+    let durability_text = a.value("durability").unwrap_or("sync");
+    let durability = config::parse_durability(durability_text)?;
+    let expect_path = a.required("expect")?;
+    let text =
+        std::fs::read_to_string(expect_path).map_err(|e| format!("reading {expect_path}: {e}"))?;
+    let exp = expect::Expectations::decode(&text)?;
+    let snap = match a.value("php-ext") {
+        Some(ext) => {
+            let names: Vec<String> = exp
+                .keys
+                .keys()
+                .chain(exp.counters.keys())
+                .cloned()
+                .collect();
+            php::observe(std::path::Path::new(ext), &store, durability_text, &names).map(|keys| {
+                verify::Snapshot {
+                    keys: keys
+                        .into_iter()
+                        .map(|(k, v)| {
+                            (
+                                k,
+                                verify::Found {
+                                    value: v,
+                                    exp: None,
+                                },
+                            )
+                        })
+                        .collect(),
+                    complete: false,
+                    problems: vec![],
+                }
+            })
+        }
+        None => verify::snapshot_rust(&store, durability, &exp),
+    };
+    let verdict = match snap {
+        Ok(snap) => verify::judge(&exp, &snap),
+        Err(e) => verify::Verdict {
+            violations: vec![e],
+            ..Default::default()
+        },
+    };
+    for v in &verdict.violations {
+        println!("VIOLATION {v}");
+    }
+    println!("lost {}", verdict.lost);
+    println!(
+        "verify: {} keys, {} counters checked",
+        exp.keys.len(),
+        exp.counters.len()
+    );
+    if let Some(path) = a.value("observed") {
+        std::fs::write(path, verdict.observed.encode())
+            .map_err(|e| format!("writing {path}: {e}"))?;
+    }
+    Ok(verdict.violations.is_empty())
+}

@@ -1,0 +1,75 @@
+//! `apcdb dump` / `apcdb load`: every entry as one JSON line
+//! `{"key":"<base64>","value":"<base64>","expires_at_ms":N}` (0 = never expires), so a store can be
+//! moved through a shell pipe, between machines or versions.
+
+use crate::json::{self, Value};
+use crate::{b64, clock};
+use apcdb::{Durability, Options, Store};
+use std::io::{BufRead, Write};
+
+pub fn dump(path: &str, out: &mut impl Write) -> Result<u64, String> {
+    let store = Store::open(path, Options::default().create(false)).map_err(|e| e.to_string())?;
+    let mut entries = store.scan_prefix(b"").map_err(|e| e.to_string())?;
+    // Sorted, so two dumps of the same data are byte-identical.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, entry) in &entries {
+        let line = json::object(&[
+            ("key", Value::Str(b64::encode(key))),
+            ("value", Value::Str(b64::encode(&entry.value))),
+            ("expires_at_ms", Value::Num(entry.expires_at_ms)),
+        ]);
+        writeln!(out, "{line}").map_err(|e| format!("writing the dump: {e}"))?;
+    }
+    out.flush().map_err(|e| format!("writing the dump: {e}"))?;
+    Ok(entries.len() as u64)
+}
+
+pub struct Loaded {
+    pub stored: u64,
+    /// Entries whose expiry had already passed: not stored.
+    pub expired: u64,
+}
+
+/// Stores every line's entry (overwriting keys that exist). The whole input is parsed before the
+/// first write, so a malformed line changes nothing.
+pub fn load(path: &str, input: impl BufRead) -> Result<Loaded, String> {
+    let mut entries = Vec::new();
+    for (n, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| format!("reading input: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |e: String| format!("line {}: {e}", n + 1);
+        let obj = json::parse_object(&line).map_err(at)?;
+        let text = |name: &str| match obj.get(name) {
+            Some(Value::Str(s)) => b64::decode(s).map_err(|e| at(format!("\"{name}\": {e}"))),
+            _ => Err(at(format!("missing string field \"{name}\""))),
+        };
+        let expires = match obj.get("expires_at_ms") {
+            None => 0,
+            Some(Value::Num(n)) => *n,
+            Some(_) => return Err(at("\"expires_at_ms\" must be a number".into())),
+        };
+        entries.push((text("key")?, text("value")?, expires));
+    }
+    let store = Store::open(path, Options::default().durability(Durability::None))
+        .map_err(|e| e.to_string())?;
+    let now = clock::unix_ms();
+    let mut loaded = Loaded {
+        stored: 0,
+        expired: 0,
+    };
+    for (key, value, expires) in &entries {
+        if *expires != 0 && *expires <= now {
+            loaded.expired += 1;
+            continue;
+        }
+        store
+            .put_with_expiry(key, value, *expires)
+            .map_err(|e| e.to_string())?;
+        loaded.stored += 1;
+    }
+    // Loaded without a flush per entry; one checkpoint makes all of it durable.
+    store.checkpoint().map_err(|e| e.to_string())?;
+    Ok(loaded)
+}
