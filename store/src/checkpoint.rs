@@ -20,6 +20,10 @@ impl Inner {
         let file_size = self.map.len();
         self.flush(0, file_size)?;
         let live_copy = 1 - h.durable_copy.load(Relaxed);
+        let index_crc = self.index_crc(
+            h.index[live_copy as usize].load(Relaxed),
+            h.index_slots.load(Relaxed),
+        )?;
         let epoch = h.epoch.load(Relaxed) + 1;
         let ckpt_lsn = h.next_lsn.load(Relaxed) - 1;
         let sb = Superblock {
@@ -34,6 +38,7 @@ impl Inner {
             generation: h.generation.load(Relaxed),
             journal_size: self.journal.size,
             created_ms: h.created_ms.load(Relaxed),
+            index_crc,
         };
         let at = SUPERBLOCK_OFFSETS[(epoch % 2) as usize];
         self.map.write(at, &sb.encode())?;
@@ -69,6 +74,17 @@ impl Inner {
         }
         h.live_index.store(to, Release);
         Ok(())
+    }
+
+    pub(crate) fn index_crc(&self, copy: u64, slots: u64) -> Result<u64> {
+        let mut crc = 0;
+        let mut buf = vec![0u8; PAGE as usize];
+        for page in 0..(slots * 8).div_ceil(PAGE) {
+            let len = PAGE.min(slots * 8 - page * PAGE) as usize;
+            self.map.read(copy + page * PAGE, &mut buf[..len])?;
+            crc = crc32c::crc32c_append(crc, &buf[..len]);
+        }
+        Ok(crc as u64)
     }
 
     /// msync that poisons the store on failure: after a failed flush the kernel may have dropped

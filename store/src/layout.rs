@@ -31,6 +31,9 @@ pub struct Superblock {
     pub generation: u64,
     pub journal_size: u64,
     pub created_ms: u64,
+    /// crc32c of the durable index copy: falling back to an older superblock whose copy was
+    /// since reused (only possible after media damage, never after a crash) is detected.
+    pub index_crc: u64,
 }
 
 pub const SUPERBLOCK_LEN: usize = 128;
@@ -53,6 +56,7 @@ impl Superblock {
             self.generation,
             self.journal_size,
             self.created_ms,
+            self.index_crc,
         ];
         for (i, f) in fields.iter().enumerate() {
             b[16 + i * 8..24 + i * 8].copy_from_slice(&f.to_le_bytes());
@@ -92,6 +96,7 @@ impl Superblock {
             generation: f(9),
             journal_size: f(10),
             created_ms: f(11),
+            index_crc: f(12),
         })
     }
 

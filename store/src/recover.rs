@@ -54,6 +54,12 @@ impl Inner {
         let durable = sb.index[sb.durable_copy as usize];
         let live = sb.index[1 - sb.durable_copy as usize];
         let bytes = sb.index_slots * 8;
+        if self.index_crc(durable, sb.index_slots)? != sb.index_crc {
+            return Err(Error::corrupt(
+                &self.map.path,
+                format!("the index copy named by superblock epoch {} fails its checksum (media damage?); run `apcdb recover`", sb.epoch),
+            ));
+        }
         for page in 0..bytes.div_ceil(PAGE) {
             let (off, len) = (page * PAGE, PAGE.min(bytes - page * PAGE));
             if !self.map.equal(durable + off, live + off, len)? {

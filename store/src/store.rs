@@ -308,6 +308,7 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
         generation: opts.reset_generation.unwrap_or(0),
         journal_size: opts.journal_size.next_multiple_of(PAGE),
         created_ms: now_ms(),
+        index_crc: crc32c::crc32c(&vec![0u8; (slots * 8) as usize]) as u64,
     };
     file.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[1])
         .map_err(|e| Error::io(path, "write", e))?;
