@@ -34,7 +34,7 @@ impl Default for Options {
             durability: Durability::Sync,
             max_size: 1 << 30,
             initial_size: 1 << 20,
-            journal_size: 8 << 20,
+            journal_size: 16 << 20,
             reset_generation: None,
             create: true,
         }
