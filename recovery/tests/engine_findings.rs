@@ -51,3 +51,67 @@ fn checkpoint_by_a_process_that_did_not_see_the_file_grow() {
         Some(300 << 10)
     );
 }
+
+/// Starts a process that grows the store by `grow` bytes, checkpoints and then holds the write lock;
+/// returns once it holds it.
+fn lock_holder(path: &std::path::Path, grow: u64) -> std::process::Child {
+    let mut child = apcdb()
+        .args([
+            "crash-test",
+            "hold-lock",
+            "--grow",
+            &grow.to_string(),
+            "--store",
+        ])
+        .arg(path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "holding\n");
+    child
+}
+
+/// crash-test --seed 13 --durability periodic: a worker's recovery after a kill failed with "file is
+/// 1048576 bytes but the last checkpoint recorded 2097152". Recovery validates the superblock
+/// against this process's cached file length, which is stale when another process grew the file.
+#[test]
+#[ignore = "engine bug 3 (see the recovery report): un-ignore once recovery uses the real file size"]
+fn recovery_in_a_process_that_did_not_see_the_file_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let a = Store::open(&path, Options::default()).unwrap();
+    a.put(b"a", b"1").unwrap();
+    let mut holder = lock_holder(&path, 3 << 20);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    a.put(b"b", b"2")
+        .expect("the write after the lock holder died must recover and succeed");
+    assert_eq!(a.get(b"grow/0").unwrap().map(|v| v.len()), Some(256 << 10));
+}
+
+/// crash-test --seed 13 --durability periodic, second violation: once one process's recovery
+/// failed, every later write in every process failed with "the store's lock is unrecoverable".
+/// `lock()` returns the recovery error through `?`, dropping the guard, which unlocks the robust
+/// mutex without `pthread_mutex_consistent`: POSIX then makes it permanently unusable.
+#[test]
+#[ignore = "engine bug 2 (see the recovery report): un-ignore once a failed recovery leaves the lock recoverable"]
+fn a_failed_recovery_does_not_make_the_lock_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let a = Store::open(&path, Options::default()).unwrap();
+    a.put(b"a", b"1").unwrap();
+    let mut holder = lock_holder(&path, 3 << 20);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let _first = a.put(b"b", b"2"); // fails today through bug 3, which triggers this one
+    match a.put(b"c", b"3") {
+        Ok(()) => {}
+        Err(e) => assert!(!e.to_string().contains("unrecoverable"), "{e}"),
+    }
+}

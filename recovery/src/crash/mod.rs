@@ -3,6 +3,7 @@
 mod config;
 mod expect;
 mod harness;
+mod holder;
 mod model;
 mod php;
 mod protocol;
@@ -23,7 +24,9 @@ apcdb crash-test [--duration 30s] [--kills N] [--workers 4] [--durability sync|p
   every round verifies from a fresh process that nothing acknowledged was lost or torn. Stops after
   --duration or --kills (whichever comes first; default 30s). Exit 1 on any violation.
 apcdb crash-test verify --store FILE --expect FILE [--observed FILE] [--durability MODE] [--php-ext PATH]
-  Checks a store against an expectations file written by the harness (kept with --keep).";
+  Checks a store against an expectations file written by the harness (kept with --keep).
+apcdb crash-test hold-lock --store FILE [--grow BYTES] [--durability MODE]
+  Grows the store by BYTES, checkpoints, then holds the write lock until killed (for tests).";
 
 fn verify_timeout() -> Duration {
     Duration::from_secs(120)
@@ -33,6 +36,7 @@ pub fn main(raw: &[String]) -> i32 {
     let result = match raw.first().map(String::as_str) {
         Some("worker") => worker_main(&raw[1..]),
         Some("verify") => return verify_main(&raw[1..]),
+        Some("hold-lock") => hold_main(&raw[1..]),
         _ => harness_main(raw),
     };
     match result {
@@ -142,6 +146,17 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         t.kills, t.acknowledged, t.verified, t.lost
     );
     Ok(if failed { 1 } else { 0 })
+}
+
+fn hold_main(raw: &[String]) -> Result<i32, String> {
+    let a = Args::parse(raw, &[])?;
+    a.only(&["store", "durability", "grow"])?;
+    let durability = config::parse_durability(a.value("durability").unwrap_or("sync"))?;
+    holder::run(
+        std::path::Path::new(a.required("store")?),
+        durability,
+        a.number("grow")?.unwrap_or(0),
+    )
 }
 
 fn which_php() -> Result<(), String> {
