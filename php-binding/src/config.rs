@@ -1,0 +1,178 @@
+//! The `apcdb.*` INI settings: their table, and parsing the current values into a [`Config`].
+
+use crate::ffi;
+use apcdb::{Durability, Options};
+use ext_php_rs::flags::IniEntryPermission;
+use ext_php_rs::zend::{IniEntryDef, IniEntryDefs};
+use std::ffi::CStr;
+use std::time::Duration;
+
+/// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
+/// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
+/// cannot point itself at another site's store.
+pub static INI_ENTRIES: IniEntryDefs<8> = IniEntryDefs::new([
+    IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.durability", c"sync", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.sync_interval_ms", c"100", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.reset_on_start", c"0", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.apcu_compat", c"0", IniEntryPermission::System),
+    IniEntryDef::end(),
+]);
+
+/// The current value of an INI setting, as PHP holds it (empty if unset).
+pub fn ini_str(name: &CStr) -> String {
+    let mut exists = false;
+    let p = unsafe { ffi::zend_ini_string_ex(name.as_ptr(), name.count_bytes(), 0, &mut exists) };
+    if p.is_null() || !exists {
+        return String::new();
+    }
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// PHP's boolean INI reading: "1", "on", "yes", "true" are true (case-insensitive); a number is
+/// true when non-zero.
+pub fn parse_bool(s: &str) -> bool {
+    let t = s.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "on" | "yes" | "true" => true,
+        "" | "off" | "no" | "false" | "none" => false,
+        _ => t.parse::<i64>().map(|n| n != 0).unwrap_or(false),
+    }
+}
+
+/// A size with an optional K/M/G suffix (PHP's shorthand, as in `memory_limit`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty size".into());
+    }
+    let (num, mult) = match t.as_bytes()[t.len() - 1].to_ascii_lowercase() {
+        b'k' => (&t[..t.len() - 1], 1u64 << 10),
+        b'm' => (&t[..t.len() - 1], 1u64 << 20),
+        b'g' => (&t[..t.len() - 1], 1u64 << 30),
+        _ => (t, 1u64),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| format!("\"{s}\" is not a size such as 64M or 1G"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("\"{s}\" is too large"))
+}
+
+/// The settings as read at the start of a request (or of the module).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub enabled: bool,
+    pub file: String,
+    pub size: u64,
+    pub durability: DurabilityMode,
+    pub sync_interval_ms: u64,
+    pub reset_on_start: bool,
+    /// Messages about invalid settings (reported once, defaults used instead).
+    pub problems: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DurabilityMode {
+    Sync,
+    Periodic,
+    None,
+}
+
+impl DurabilityMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DurabilityMode::Sync => "sync",
+            DurabilityMode::Periodic => "periodic",
+            DurabilityMode::None => "none",
+        }
+    }
+}
+
+pub const DEFAULT_SIZE: u64 = 128 << 20;
+/// The smallest store accepted (the engine's journal alone takes 8 MiB of address space).
+pub const MIN_SIZE: u64 = 1 << 20;
+
+impl Config {
+    pub fn read() -> Config {
+        let mut problems = Vec::new();
+        let size = match parse_size(&ini_str(c"apcdb.size")) {
+            Ok(n) if n >= MIN_SIZE => n,
+            Ok(n) => {
+                problems.push(format!("apcdb.size={n} is below the minimum of 1M; using 1M"));
+                MIN_SIZE
+            }
+            Err(e) => {
+                problems.push(format!("apcdb.size: {e}; using 128M"));
+                DEFAULT_SIZE
+            }
+        };
+        let d = ini_str(c"apcdb.durability");
+        // PHP's INI parser turns an unquoted `none` (like `off`, `no`, `false`) into an empty
+        // string, so an explicitly empty value means "none"; the default is "sync".
+        let durability = match d.trim().to_ascii_lowercase().as_str() {
+            "sync" => DurabilityMode::Sync,
+            "periodic" => DurabilityMode::Periodic,
+            "none" | "" | "off" | "0" => DurabilityMode::None,
+            other => {
+                problems.push(format!(
+                    "apcdb.durability=\"{other}\" is not one of sync, periodic, none; using sync"
+                ));
+                DurabilityMode::Sync
+            }
+        };
+        let iv = ini_str(c"apcdb.sync_interval_ms");
+        let sync_interval_ms = match iv.trim().parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                problems.push(format!(
+                    "apcdb.sync_interval_ms=\"{iv}\" is not a positive number of milliseconds; using 100"
+                ));
+                100
+            }
+        };
+        Config {
+            enabled: parse_bool(&ini_str(c"apcdb.enabled")),
+            file: ini_str(c"apcdb.file").trim().to_string(),
+            size,
+            durability,
+            sync_interval_ms,
+            reset_on_start: parse_bool(&ini_str(c"apcdb.reset_on_start")),
+            problems,
+        }
+    }
+
+    pub fn engine_durability(&self) -> Durability {
+        match self.durability {
+            DurabilityMode::Sync => Durability::Sync,
+            DurabilityMode::Periodic => Durability::Periodic(Duration::from_millis(self.sync_interval_ms)),
+            DurabilityMode::None => Durability::None,
+        }
+    }
+
+    /// Engine options for this configuration. `generation` is the server generation used by
+    /// `apcdb.reset_on_start`.
+    pub fn options(&self, generation: u64) -> Options {
+        let mut o = Options::default().durability(self.engine_durability()).max_size(self.size);
+        if self.reset_on_start {
+            o = o.reset_on_start(generation);
+        }
+        o
+    }
+
+    /// Identifies the engine options that matter when choosing a cached handle.
+    pub fn handle_key(&self) -> (String, u64, DurabilityMode, u64, bool) {
+        (self.file.clone(), self.size, self.durability, self.sync_interval_ms, self.reset_on_start)
+    }
+}
+
+pub fn format_size(n: u64) -> String {
+    if n >= 1 << 30 && n % (1 << 30) == 0 {
+        format!("{}G", n >> 30)
+    } else if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{}M", n >> 20)
+    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        format!("{}K", n >> 10)
+    } else {
+        n.to_string()
+    }
+}

@@ -1,0 +1,815 @@
+//! The user-cache functions, once for `apc_*` (APC 3.1 / apcu_bc) and once for `apcu_*` (APCu 5.1).
+//! Each PHP function is a thin `extern "C"` handler that runs its body under [`guard`]: a Rust panic
+//! becomes a warning and `false`, a PHP bailout (fatal error, `exit()` in a callback) is re-raised
+//! only after every Rust frame and store lock below it is gone.
+
+use crate::codec::{self, EncodeError};
+use crate::handle;
+use crate::iter;
+use crate::util::{self, bytes_zval, expiry_for_ttl, scalar_bytes, set_ref_bool, ttl_of, warn, Args};
+use apcdb::{Error as StoreError, Store, Update};
+use ext_php_rs::args::Arg;
+use ext_php_rs::builders::FunctionBuilder;
+use ext_php_rs::flags::DataType;
+use ext_php_rs::types::{ArrayKey, ZendCallable, ZendHashTable, Zval};
+use ext_php_rs::zend::{try_catch, CatchError, ExecuteData};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// `apc_*`: APC 3.1 semantics (apcu_bc): `apc_inc` on a missing key fails.
+    Apc,
+    /// `apcu_*`: APCu 5.1 semantics: `apcu_inc` creates a missing key.
+    Apcu,
+}
+
+impl Mode {
+    fn cache_word(self) -> &'static str {
+        match self {
+            Mode::Apc => "apc",
+            Mode::Apcu => "apcu",
+        }
+    }
+}
+
+/// Runs a handler body: panics become a warning and `false`; a bailout is re-raised after the
+/// body's frames are gone.
+pub fn guard(retval: &mut Zval, f: impl FnOnce(&mut Zval)) {
+    let rv = retval as *mut Zval;
+    let r = try_catch(AssertUnwindSafe(|| f(unsafe { &mut *rv })));
+    match r {
+        Ok(()) => {}
+        Err(CatchError::Bailout) => unsafe { ext_php_rs::zend::bailout() },
+        Err(CatchError::Panic(msg)) => {
+            unsafe { &mut *rv }.set_bool(false);
+            warn(&format!("apcdb: internal error ({msg}); the call returned false"));
+        }
+        Err(_) => {
+            unsafe { &mut *rv }.set_bool(false);
+        }
+    }
+}
+
+/// Report a store error as a warning. A full store says so; nothing else was changed.
+pub fn report(e: &StoreError) {
+    if e.is_full() {
+        warn(&format!("apcdb: unable to store the value: {e} (no other entry was removed)"));
+    } else {
+        warn(&format!("apcdb: {e}"));
+    }
+}
+
+fn key_bytes(k: &Zval) -> Vec<u8> {
+    scalar_bytes(k).unwrap_or_default()
+}
+
+fn array_key(k: &Zval) -> ArrayKey<'_> {
+    if let Some(l) = k.long() {
+        ArrayKey::Long(l)
+    } else {
+        ArrayKey::ZendString(k.zend_str().expect("array keys are ints or strings"))
+    }
+}
+
+/// Insert `v` under the binary-safe string key `key` (numeric strings become int keys, as PHP does).
+fn insert_bytes_key(ht: &mut ZendHashTable, key: &[u8], v: Zval) {
+    let kz = bytes_zval(key);
+    let s = kz.zend_str().unwrap();
+    let k = match std::str::from_utf8(key) {
+        Ok(s) => ArrayKey::from(s.to_string()),
+        Err(_) => ArrayKey::ZendString(s),
+    };
+    let _ = ht.insert(k, v);
+}
+
+/// Store one value; `Ok(stored)`, or `Err(())` when an exception is pending.
+fn put_one(store: &Store, mode: Mode, key: &[u8], val: &Zval, ttl: i64, exclusive: bool) -> Result<bool, ()> {
+    let bytes = match codec::encode(val) {
+        Ok(b) => b,
+        Err(EncodeError::Resource) => {
+            warn(&format!("Cannot store resources in {} cache", mode.cache_word()));
+            return Ok(false);
+        }
+        Err(EncodeError::Exception) => return Err(()),
+        Err(EncodeError::Other(m)) => {
+            warn(&format!("apcdb: {m}"));
+            return Ok(false);
+        }
+    };
+    let exp = expiry_for_ttl(ttl);
+    let r = if exclusive {
+        store.add_with_expiry(key, &bytes, exp)
+    } else {
+        store.put_with_expiry(key, &bytes, exp).map(|()| true)
+    };
+    match r {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            report(&e);
+            Ok(false)
+        }
+    }
+}
+
+fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) {
+    let mut a = Args::new(ex);
+    if !a.check_count(1, 3) {
+        return;
+    }
+    let Ok(ttl) = a.long(2) else { return };
+    let ttl = ttl.unwrap_or(0);
+    let nargs = a.count();
+    let key = a.get(0).unwrap();
+    if let Some(ht) = key.array() {
+        let Some(store) = handle::store() else {
+            rv.set_bool(false);
+            return;
+        };
+        let mut failed = ZendHashTable::new();
+        for (k, v) in ht.iter() {
+            let kb: Vec<u8> = match &k {
+                ArrayKey::Long(l) => l.to_string().into_bytes(),
+                ArrayKey::String(s) => s.as_bytes().to_vec(),
+                ArrayKey::Str(s) => s.as_bytes().to_vec(),
+                ArrayKey::ZendString(s) => s.as_bytes().to_vec(),
+            };
+            match put_one(&store, mode, &kb, v, ttl, exclusive) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = failed.insert(k.clone(), -1i64);
+                }
+                Err(()) => {
+                    rv.set_bool(false);
+                    return;
+                }
+            }
+        }
+        rv.set_hashtable(failed);
+    } else if let Some(s) = key.zend_str() {
+        let kb = s.as_bytes().to_vec();
+        if nargs < 2 {
+            rv.set_bool(false);
+            return;
+        }
+        let Some(store) = handle::store() else {
+            rv.set_bool(false);
+            return;
+        };
+        let v = a.get(1).unwrap();
+        match put_one(&store, mode, &kb, v, ttl, exclusive) {
+            Ok(b) => rv.set_bool(b),
+            Err(()) => rv.set_bool(false),
+        }
+    } else {
+        warn("apc_store expects key parameter to be a string or an array of key/value pairs.");
+        rv.set_bool(false);
+    }
+}
+
+/// Fetch one key and decode it (outside the store's lock). `None` on a miss or failure.
+fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
+    match store.get(key) {
+        Ok(Some(b)) => match codec::decode(&b) {
+            Ok(z) => Some(z),
+            Err(m) => {
+                if !util::has_exception() {
+                    warn(&format!("apcdb: cannot decode the value of this key: {m}"));
+                }
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            report(&e);
+            None
+        }
+    }
+}
+
+fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
+    let mut a = Args::new(ex);
+    if !a.check_count(1, 2) {
+        return;
+    }
+    let success = a.raw(1);
+    set_ref_bool_opt(&success, false);
+    let key = a.get(0).unwrap();
+    let Some(store) = handle::store() else {
+        rv.set_bool(false);
+        return;
+    };
+    if let Some(ht) = key.array() {
+        let mut out = ZendHashTable::new();
+        for v in ht.values() {
+            let v = v.dereference();
+            match v.zend_str() {
+                Some(s) => {
+                    let kb = s.as_bytes();
+                    if let Some(z) = fetch_one(&store, kb) {
+                        insert_bytes_key(&mut out, kb, z);
+                    }
+                    if util::has_exception() {
+                        break;
+                    }
+                }
+                None => warn("apc_fetch() expects a string or array of strings."),
+            }
+        }
+        rv.set_hashtable(out);
+        set_ref_bool_opt(&success, true);
+    } else {
+        let Some(kb) = scalar_bytes(key) else {
+            warn("apc_fetch() expects a string or array of strings.");
+            rv.set_bool(false);
+            return;
+        };
+        match fetch_one(&store, &kb) {
+            Some(z) => {
+                *rv = z;
+                set_ref_bool_opt(&success, true);
+            }
+            None => rv.set_bool(false),
+        }
+    }
+}
+
+fn set_ref_bool_opt(z: &Option<&mut Zval>, v: bool) {
+    if let Some(z) = z {
+        let p = *z as *const Zval as *mut Zval;
+        set_ref_bool(Some(unsafe { &mut *p }), v);
+    }
+}
+
+fn exists_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
+    let mut a = Args::new(ex);
+    if !a.check_count(1, 1) {
+        return;
+    }
+    let key = a.get(0).unwrap();
+    if let Some(ht) = key.array() {
+        let Some(store) = handle::store() else {
+            rv.set_bool(false);
+            return;
+        };
+        let mut out = ZendHashTable::new();
+        for v in ht.values() {
+            let v = v.dereference();
+            match v.zend_str() {
+                Some(s) => match store.contains(s.as_bytes()) {
+                    Ok(true) => insert_bytes_key(&mut out, s.as_bytes(), {
+                        let mut t = Zval::new();
+                        t.set_bool(true);
+                        t
+                    }),
+                    Ok(false) => {}
+                    Err(e) => report(&e),
+                },
+                None => warn("apc_exists() expects a string or array of strings."),
+            }
+        }
+        rv.set_hashtable(out);
+    } else if let Some(s) = key.zend_str() {
+        let Some(store) = handle::store() else {
+            rv.set_bool(false);
+            return;
+        };
+        match store.contains(s.as_bytes()) {
+            Ok(b) => rv.set_bool(b),
+            Err(e) => {
+                report(&e);
+                rv.set_bool(false)
+            }
+        }
+    } else {
+        rv.set_bool(false);
+    }
+}
+
+fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
+    let mut a = Args::new(ex);
+    if !a.check_count(1, 1) {
+        return;
+    }
+    let key = a.get(0).unwrap();
+    if let Some(s) = key.zend_str() {
+        let Some(store) = handle::store() else {
+            rv.set_bool(false);
+            return;
+        };
+        match store.delete(s.as_bytes()) {
+            Ok(b) => rv.set_bool(b),
+            Err(e) => {
+                report(&e);
+                rv.set_bool(false)
+            }
+        }
+    } else if let Some(ht) = key.array() {
+        let Some(store) = handle::store() else {
+            rv.set_bool(false);
+            return;
+        };
+        let mut failed = ZendHashTable::new();
+        for v in ht.values() {
+            let v = v.dereference();
+            let ok = match v.zend_str() {
+                Some(s) => match store.delete(s.as_bytes()) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        report(&e);
+                        false
+                    }
+                },
+                None => {
+                    warn("apc_delete() expects a string, array of strings, or APCIterator instance");
+                    false
+                }
+            };
+            if !ok {
+                let _ = failed.push(v.shallow_clone());
+            }
+        }
+        rv.set_hashtable(failed);
+    } else if key.is_object() {
+        let obj = key.object_mut().unwrap();
+        match iter::keys_of(obj, mode) {
+            Some(Ok(keys)) => {
+                let Some(store) = handle::store() else {
+                    rv.set_bool(false);
+                    return;
+                };
+                let mut ok = true;
+                for k in keys {
+                    if let Err(e) = store.delete(&k) {
+                        report(&e);
+                        ok = false;
+                    }
+                }
+                rv.set_bool(ok);
+            }
+            Some(Err(())) => rv.set_bool(false),
+            None => {
+                let cls = if mode == Mode::Apc { "APCIterator" } else { "APCUIterator" };
+                warn(&format!("apc_delete object argument must be instance of {cls}."));
+                rv.set_bool(false);
+            }
+        }
+    } else {
+        warn("apc_delete() expects a string, array of strings, or APCIterator instance");
+        rv.set_bool(false);
+    }
+}
+
+fn incdec_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, dec: bool) {
+    let mut a = Args::new(ex);
+    let max = if mode == Mode::Apcu { 4 } else { 3 };
+    if !a.check_count(1, max) {
+        return;
+    }
+    let Ok(Some(key)) = a.string(0) else { return };
+    let Ok(step) = a.long(1) else { return };
+    let step = step.unwrap_or(1);
+    let ttl = if mode == Mode::Apcu {
+        let Ok(t) = a.long(3) else { return };
+        t.unwrap_or(0)
+    } else {
+        0
+    };
+    let success = a.raw(2);
+    set_ref_bool_opt(&success, false);
+    let Some(store) = handle::store() else {
+        rv.set_bool(false);
+        return;
+    };
+    let create_exp = expiry_for_ttl(ttl);
+    let r = store.update(&key, |cur| match cur {
+        Some(e) => match codec::as_long(&e.value) {
+            Some(n) => {
+                let nv = if dec { n.wrapping_sub(step) } else { n.wrapping_add(step) };
+                (Update::Put { value: codec::encode_long(nv), expires_at_ms: e.expires_at_ms }, Some(nv))
+            }
+            None => (Update::Keep, None),
+        },
+        None if mode == Mode::Apcu => {
+            let nv = if dec { 0i64.wrapping_sub(step) } else { step };
+            (Update::Put { value: codec::encode_long(nv), expires_at_ms: create_exp }, Some(nv))
+        }
+        None => (Update::Keep, None),
+    });
+    match r {
+        Ok(Some(n)) => {
+            rv.set_long(n);
+            set_ref_bool_opt(&success, true);
+        }
+        Ok(None) => rv.set_bool(false),
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false)
+        }
+    }
+}
+
+fn cas_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
+    let mut a = Args::new(ex);
+    if !a.check_count(3, 3) {
+        return;
+    }
+    let Ok(Some(key)) = a.string(0) else { return };
+    let Ok(Some(old)) = a.long(1) else { return };
+    let Ok(Some(new)) = a.long(2) else { return };
+    let Some(store) = handle::store() else {
+        rv.set_bool(false);
+        return;
+    };
+    let r = store.update(&key, |cur| match cur.and_then(|e| codec::as_long(&e.value).map(|n| (n, e.expires_at_ms))) {
+        Some((n, exp)) if n == old => (Update::Put { value: codec::encode_long(new), expires_at_ms: exp }, true),
+        _ => (Update::Keep, false),
+    });
+    match r {
+        Ok(b) => rv.set_bool(b),
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false)
+        }
+    }
+}
+
+enum EntryOutcome {
+    Hit(Vec<u8>),
+    Generated(Zval),
+    GeneratedNotStored(Zval, String),
+    Threw,
+    Bailout,
+    Panicked(String),
+}
+
+fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
+    let mut a = Args::new(ex);
+    if !a.check_count(2, 3) {
+        return;
+    }
+    let Ok(Some(key)) = a.string(0) else { return };
+    let Ok(cb) = a.callable(1) else { return };
+    let Ok(ttl) = a.long(2) else { return };
+    let exp = expiry_for_ttl(ttl.unwrap_or(0));
+    let Some(store) = handle::store() else {
+        rv.set_bool(false);
+        return;
+    };
+    let cb: &Zval = cb;
+    // The generator runs under the store's write lock, so it runs at most once per miss across all
+    // processes. A bailout inside it is caught here, the lock released, and re-raised below.
+    let r = store.update(&key, |cur| {
+        if let Some(e) = cur {
+            return (Update::Keep, EntryOutcome::Hit(e.value.clone()));
+        }
+        let called = try_catch(AssertUnwindSafe(|| {
+            let kz = bytes_zval(&key);
+            let f = ZendCallable::new(cb).ok()?;
+            let v = f.try_call(vec![&kz]).ok()?;
+            if util::has_exception() {
+                return None;
+            }
+            let enc = codec::encode(&v);
+            Some((v, enc))
+        }));
+        match called {
+            Ok(Some((v, Ok(bytes)))) => (Update::Put { value: bytes, expires_at_ms: exp }, EntryOutcome::Generated(v)),
+            Ok(Some((v, Err(EncodeError::Resource)))) => (
+                Update::Keep,
+                EntryOutcome::GeneratedNotStored(v, format!("Cannot store resources in {} cache", mode.cache_word())),
+            ),
+            Ok(Some((_, Err(EncodeError::Exception)))) | Ok(None) => (Update::Keep, EntryOutcome::Threw),
+            Ok(Some((v, Err(EncodeError::Other(m))))) => (Update::Keep, EntryOutcome::GeneratedNotStored(v, m)),
+            Err(CatchError::Bailout) => (Update::Keep, EntryOutcome::Bailout),
+            Err(CatchError::Panic(m)) => (Update::Keep, EntryOutcome::Panicked(m)),
+            Err(_) => (Update::Keep, EntryOutcome::Panicked("no result".into())),
+        }
+    });
+    match r {
+        Ok(EntryOutcome::Hit(b)) => match codec::decode(&b) {
+            Ok(z) => *rv = z,
+            Err(m) => {
+                if !util::has_exception() {
+                    warn(&format!("apcdb: cannot decode the value of this key: {m}"));
+                }
+                rv.set_bool(false)
+            }
+        },
+        Ok(EntryOutcome::Generated(v)) => *rv = v,
+        Ok(EntryOutcome::GeneratedNotStored(v, m)) => {
+            warn(&m);
+            *rv = v;
+        }
+        Ok(EntryOutcome::Threw) => rv.set_null(),
+        Ok(EntryOutcome::Bailout) => unsafe { ext_php_rs::zend::bailout() },
+        Ok(EntryOutcome::Panicked(m)) => {
+            warn(&format!("apcdb: internal error ({m}); nothing was stored"));
+            rv.set_bool(false);
+        }
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false)
+        }
+    }
+}
+
+fn clear_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
+    let mut a = Args::new(ex);
+    let max = if mode == Mode::Apc { 1 } else { 0 };
+    if !a.check_count(0, max) {
+        return;
+    }
+    if mode == Mode::Apc {
+        // APC 3.1: "user" (or, as apcu_bc, no argument) clears the user cache; any other cache type
+        // named the opcode cache, which apcdb does not have: nothing to clear.
+        let Ok(t) = a.string(0) else { return };
+        let t = t.unwrap_or_default();
+        if !(t.is_empty() || t.eq_ignore_ascii_case(b"user")) {
+            rv.set_bool(true);
+            return;
+        }
+    }
+    let Some(store) = handle::store() else {
+        rv.set_bool(false);
+        return;
+    };
+    match store.clear() {
+        Ok(()) => rv.set_bool(true),
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false)
+        }
+    }
+}
+
+fn entry_info(key: &[u8], e: &apcdb::Entry) -> ZendHashTable_ {
+    let mut h = ZendHashTable::new();
+    let m = (e.modified_at_ms / 1000) as i64;
+    let _ = h.insert("info", bytes_zval(key));
+    let _ = h.insert("ttl", ttl_of(e.expires_at_ms, e.modified_at_ms));
+    let _ = h.insert("num_hits", 0.0f64);
+    let _ = h.insert("mtime", m);
+    let _ = h.insert("creation_time", m);
+    let _ = h.insert("deletion_time", 0i64);
+    let _ = h.insert("access_time", m);
+    let _ = h.insert("ref_count", 0i64);
+    let _ = h.insert("mem_size", codec::stored_size(key, &e.value) as i64);
+    h
+}
+type ZendHashTable_ = ext_php_rs::boxed::ZBox<ZendHashTable>;
+
+fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
+    let mut a = Args::new(ex);
+    let (max, li) = if mode == Mode::Apc { (2, 1) } else { (1, 0) };
+    if !a.check_count(0, max) {
+        return;
+    }
+    if mode == Mode::Apc {
+        if a.string(0).is_err() {
+            return;
+        }
+    }
+    let Ok(limited) = a.bool(li) else { return };
+    let limited = limited.unwrap_or(false);
+    let Some(store) = handle::store() else {
+        rv.set_bool(false);
+        return;
+    };
+    let st = match store.stats() {
+        Ok(s) => s,
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false);
+            return;
+        }
+    };
+    let mut h = ZendHashTable::new();
+    let _ = h.insert("num_slots", st.index_slots as i64);
+    let _ = h.insert("ttl", 0i64);
+    let _ = h.insert("num_hits", st.hits as f64);
+    let _ = h.insert("num_misses", st.misses as f64);
+    let _ = h.insert("num_inserts", st.inserts as f64);
+    let _ = h.insert("num_entries", st.entries as i64);
+    let _ = h.insert("expunges", 0.0f64);
+    let _ = h.insert("start_time", (handle::generation() / 1000) as i64);
+    let _ = h.insert("mem_size", st.used_bytes as f64);
+    let _ = h.insert("memory_type", "mmap");
+    if !limited {
+        let mut list = ZendHashTable::new();
+        match store.scan_prefix(b"") {
+            Ok(entries) => {
+                for (k, e) in entries {
+                    let _ = list.push(entry_info(&k, &e));
+                }
+            }
+            Err(e) => report(&e),
+        }
+        let _ = h.insert("cache_list", list);
+        let _ = h.insert("deleted_list", ZendHashTable::new());
+        let _ = h.insert("slot_distribution", ZendHashTable::new());
+    }
+    rv.set_hashtable(h);
+}
+
+fn sma_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
+    let mut a = Args::new(ex);
+    if !a.check_count(0, 1) {
+        return;
+    }
+    let Ok(limited) = a.bool(0) else { return };
+    let Some(store) = handle::store() else {
+        rv.set_bool(false);
+        return;
+    };
+    let st = match store.stats() {
+        Ok(s) => s,
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false);
+            return;
+        }
+    };
+    let avail = st.max_size.saturating_sub(st.used_bytes);
+    let mut h = ZendHashTable::new();
+    let _ = h.insert("num_seg", 1i64);
+    let _ = h.insert("seg_size", st.max_size as f64);
+    let _ = h.insert("avail_mem", avail as f64);
+    if !limited.unwrap_or(false) {
+        let mut block = ZendHashTable::new();
+        let _ = block.insert("size", avail as i64);
+        let _ = block.insert("offset", st.used_bytes as i64);
+        let mut seg = ZendHashTable::new();
+        let _ = seg.push(block);
+        let mut lists = ZendHashTable::new();
+        let _ = lists.push(seg);
+        let _ = h.insert("block_lists", lists);
+    }
+    rv.set_hashtable(h);
+}
+
+fn key_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
+    let mut a = Args::new(ex);
+    if !a.check_count(1, 1) {
+        return;
+    }
+    let Ok(Some(key)) = a.string(0) else { return };
+    let Some(store) = handle::store() else {
+        rv.set_bool(false);
+        return;
+    };
+    match store.get_entry(&key) {
+        Ok(Some(e)) => {
+            let m = (e.modified_at_ms / 1000) as i64;
+            let mut h = ZendHashTable::new();
+            let _ = h.insert("hits", 0i64);
+            let _ = h.insert("access_time", m);
+            let _ = h.insert("mtime", m);
+            let _ = h.insert("creation_time", m);
+            let _ = h.insert("deletion_time", 0i64);
+            let _ = h.insert("ttl", ttl_of(e.expires_at_ms, e.modified_at_ms));
+            let _ = h.insert("refs", 0i64);
+            rv.set_hashtable(h);
+        }
+        Ok(None) => rv.set_null(),
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false)
+        }
+    }
+}
+
+fn enabled_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
+    let a = Args::new(ex);
+    if !a.check_count(0, 0) {
+        return;
+    }
+    rv.set_bool(handle::enabled() && handle::store().is_some());
+}
+
+type Handler = extern "C" fn(&mut ExecuteData, &mut Zval);
+
+macro_rules! handlers {
+    ($($name:ident => $body:expr;)*) => {
+        $(
+            pub extern "C" fn $name(ex: &mut ExecuteData, rv: &mut Zval) {
+                let ex = ex as *mut ExecuteData;
+                guard(rv, |rv| $body(unsafe { &mut *ex }, rv));
+            }
+        )*
+    };
+}
+
+handlers! {
+    apc_store => |ex, rv| store_impl(ex, rv, Mode::Apc, false);
+    apc_add => |ex, rv| store_impl(ex, rv, Mode::Apc, true);
+    apc_fetch => |ex, rv| fetch_impl(ex, rv, Mode::Apc);
+    apc_exists => |ex, rv| exists_impl(ex, rv, Mode::Apc);
+    apc_delete => |ex, rv| delete_impl(ex, rv, Mode::Apc);
+    apc_inc => |ex, rv| incdec_impl(ex, rv, Mode::Apc, false);
+    apc_dec => |ex, rv| incdec_impl(ex, rv, Mode::Apc, true);
+    apc_cas => |ex, rv| cas_impl(ex, rv, Mode::Apc);
+    apc_entry => |ex, rv| entry_impl(ex, rv, Mode::Apc);
+    apc_clear_cache => |ex, rv| clear_impl(ex, rv, Mode::Apc);
+    apc_cache_info => |ex, rv| cache_info_impl(ex, rv, Mode::Apc);
+    apc_sma_info => |ex, rv| sma_info_impl(ex, rv, Mode::Apc);
+    apc_key_info => |ex, rv| key_info_impl(ex, rv, Mode::Apc);
+    apc_enabled => |ex, rv| enabled_impl(ex, rv, Mode::Apc);
+    apcu_store => |ex, rv| store_impl(ex, rv, Mode::Apcu, false);
+    apcu_add => |ex, rv| store_impl(ex, rv, Mode::Apcu, true);
+    apcu_fetch => |ex, rv| fetch_impl(ex, rv, Mode::Apcu);
+    apcu_exists => |ex, rv| exists_impl(ex, rv, Mode::Apcu);
+    apcu_delete => |ex, rv| delete_impl(ex, rv, Mode::Apcu);
+    apcu_inc => |ex, rv| incdec_impl(ex, rv, Mode::Apcu, false);
+    apcu_dec => |ex, rv| incdec_impl(ex, rv, Mode::Apcu, true);
+    apcu_cas => |ex, rv| cas_impl(ex, rv, Mode::Apcu);
+    apcu_entry => |ex, rv| entry_impl(ex, rv, Mode::Apcu);
+    apcu_clear_cache => |ex, rv| clear_impl(ex, rv, Mode::Apcu);
+    apcu_cache_info => |ex, rv| cache_info_impl(ex, rv, Mode::Apcu);
+    apcu_sma_info => |ex, rv| sma_info_impl(ex, rv, Mode::Apcu);
+    apcu_key_info => |ex, rv| key_info_impl(ex, rv, Mode::Apcu);
+    apcu_enabled => |ex, rv| enabled_impl(ex, rv, Mode::Apcu);
+}
+
+fn mixed(name: &str) -> Arg<'static> {
+    Arg::new(name, DataType::Mixed)
+}
+
+/// The function table of one naming mode, with APCu's parameter names (they appear in PHP's
+/// TypeError messages: "Argument #3 ($ttl) must be of type int").
+pub fn functions(mode: Mode) -> Vec<FunctionBuilder<'static>> {
+    type H = ext_php_rs::builders::FunctionBuilder<'static>;
+    let apc = mode == Mode::Apc;
+    let p = if apc { "apc_" } else { "apcu_" };
+    let n = |s: &str| format!("{p}{s}");
+    let h = |a: Handler, b: Handler| if apc { a } else { b };
+    let mut v: Vec<H> = Vec::new();
+    let opt_long = |name: &str, def: &str| Arg::new(name, DataType::Long).default(def);
+    v.push(
+        FunctionBuilder::new(n("store"), h(apc_store, apcu_store))
+            .arg(mixed("key"))
+            .not_required()
+            .arg(mixed("value").default("null"))
+            .arg(opt_long("ttl", "0")),
+    );
+    v.push(
+        FunctionBuilder::new(n("add"), h(apc_add, apcu_add))
+            .arg(mixed("key"))
+            .not_required()
+            .arg(mixed("value").default("null"))
+            .arg(opt_long("ttl", "0")),
+    );
+    v.push(
+        FunctionBuilder::new(n("fetch"), h(apc_fetch, apcu_fetch))
+            .arg(mixed("key"))
+            .not_required()
+            .arg(mixed("success").as_ref().default("null")),
+    );
+    v.push(FunctionBuilder::new(n("exists"), h(apc_exists, apcu_exists)).arg(mixed("key")));
+    v.push(FunctionBuilder::new(n("delete"), h(apc_delete, apcu_delete)).arg(mixed("key")));
+    for (name, a, b) in [("inc", apc_inc as Handler, apcu_inc as Handler), ("dec", apc_dec, apcu_dec)] {
+        let mut f = FunctionBuilder::new(n(name), h(a, b))
+            .arg(Arg::new("key", DataType::String))
+            .not_required()
+            .arg(opt_long("step", "1"))
+            .arg(mixed("success").as_ref().default("null"));
+        if !apc {
+            f = f.arg(opt_long("ttl", "0"));
+        }
+        v.push(f);
+    }
+    v.push(
+        FunctionBuilder::new(n("cas"), h(apc_cas, apcu_cas))
+            .arg(Arg::new("key", DataType::String))
+            .arg(Arg::new("old", DataType::Long))
+            .arg(Arg::new("new", DataType::Long)),
+    );
+    v.push(
+        FunctionBuilder::new(n("entry"), h(apc_entry, apcu_entry))
+            .arg(Arg::new("key", DataType::String))
+            .arg(Arg::new("callback", DataType::Callable))
+            .not_required()
+            .arg(opt_long("ttl", "0")),
+    );
+    let mut f = FunctionBuilder::new(n("clear_cache"), h(apc_clear_cache, apcu_clear_cache));
+    if apc {
+        f = f.not_required().arg(Arg::new("cache_type", DataType::String).default("''"));
+    }
+    v.push(f);
+    let mut f = FunctionBuilder::new(n("cache_info"), h(apc_cache_info, apcu_cache_info)).not_required();
+    if apc {
+        f = f.arg(Arg::new("cache_type", DataType::String).default("''"));
+    }
+    v.push(f.arg(Arg::new("limited", DataType::Bool).default("false")));
+    v.push(
+        FunctionBuilder::new(n("sma_info"), h(apc_sma_info, apcu_sma_info))
+            .not_required()
+            .arg(Arg::new("limited", DataType::Bool).default("false")),
+    );
+    v.push(FunctionBuilder::new(n("key_info"), h(apc_key_info, apcu_key_info)).arg(Arg::new("key", DataType::String)));
+    v.push(FunctionBuilder::new(n("enabled"), h(apc_enabled, apcu_enabled)));
+    v
+}
+
+#[allow(dead_code)]
+fn _assert_send(_: Arc<Store>) {}
