@@ -168,3 +168,24 @@ fn check_and_recover() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("problem:"));
 }
+
+#[test]
+fn corruption_fuzzing_never_crashes_or_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = apcdb(
+        &["fuzz", "--iterations", "40", "--seed", "11", "--dir"],
+        &[dir.path()],
+        b"",
+    );
+    let stdout = text(&out);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("fuzz: 40 corruptions, ") && last.ends_with(", 0 failed"),
+        "{last}"
+    );
+}

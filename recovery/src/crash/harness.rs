@@ -5,6 +5,7 @@ use super::expect::Observed;
 use super::model::Model;
 use super::protocol::{self, Line, Op};
 use super::{php, verify_timeout};
+use crate::child::run_with_timeout;
 use crate::clock::monotonic_ns;
 use crate::rng::Rng;
 use std::io::BufRead;
@@ -406,7 +407,8 @@ impl Harness {
         if let Some(ext) = &self.cfg.php_ext {
             cmd.arg("--php-ext").arg(ext);
         }
-        let (code, stdout) = run_with_timeout(cmd, verify_timeout())?;
+        let (status, stdout) = run_with_timeout(cmd, verify_timeout())?;
+        let code = status.and_then(|s| s.code());
         for line in stdout.lines() {
             if let Some(n) = line.strip_prefix("lost ") {
                 self.t.lost += n.trim().parse::<u64>().unwrap_or(0);
@@ -449,43 +451,6 @@ impl Harness {
             self.t.verified,
             self.t.lost
         );
-    }
-}
-
-/// Runs a command to completion, killing it after `limit`; returns its exit code (None: killed or
-/// signalled) and its stdout.
-pub fn run_with_timeout(
-    mut cmd: Command,
-    limit: Duration,
-) -> Result<(Option<i32>, String), String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("starting {cmd:?}: {e}"))?;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = reader.join().unwrap_or_default();
-    match status {
-        Some(s) => Ok((s.code(), out)),
-        None => Ok((None, format!("timed out after {limit:?} (hang). {out}"))),
     }
 }
 

@@ -7,7 +7,7 @@ mod holder;
 mod model;
 mod php;
 mod protocol;
-mod value;
+pub(crate) mod value;
 mod verify;
 mod worker;
 

@@ -1,0 +1,246 @@
+//! `apcdb fuzz`: corruption fuzzing. Makes a store the way a crash leaves it (a worker killed with
+//! SIGKILL mid-workload), then over and over copies it, damages the copy (flipped bytes, zeroed
+//! pages, truncation, junk appended; data file, journal or lock file) and runs `apcdb check` on it
+//! in a child process. Acceptable: a consistent store, or a clear error. A failure: a panic, a
+//! signal (SIGBUS, SIGSEGV, ...), a hang, or a store that checks clean once and not the second time.
+
+use crate::child::run_with_timeout;
+use crate::rng::Rng;
+use crate::{b64, json};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct FuzzConfig {
+    pub iterations: u64,
+    pub seed: u64,
+    pub dir: PathBuf,
+}
+
+#[derive(Default)]
+pub struct FuzzTotals {
+    pub tried: u64,
+    pub consistent: u64,
+    pub refused: u64,
+    pub failures: Vec<String>,
+}
+
+const SUFFIXES: [&str; 3] = ["", ".journal", ".lock"];
+
+pub fn run(cfg: &FuzzConfig) -> Result<FuzzTotals, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let base = cfg.dir.join("base");
+    std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
+    let base_store = base.join("store.db");
+    make_crashed_store(&exe, &base_store, cfg.seed)?;
+    let mut rng = Rng::new(cfg.seed);
+    let mut t = FuzzTotals::default();
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    for i in 0..cfg.iterations {
+        let img_dir = cfg.dir.join("image");
+        let _ = std::fs::remove_dir_all(&img_dir);
+        std::fs::create_dir_all(&img_dir).map_err(|e| e.to_string())?;
+        let img = img_dir.join("store.db");
+        for s in SUFFIXES {
+            std::fs::copy(with_suffix(&base_store, s), with_suffix(&img, s))
+                .map_err(|e| format!("copying: {e}"))?;
+        }
+        let what = corrupt(&mut rng, &img)?;
+        t.tried += 1;
+        match judge(&exe, &img) {
+            Ok(true) => t.consistent += 1,
+            Ok(false) => t.refused += 1,
+            Err(failure) => {
+                let keep = cfg.dir.join(format!("failure-{i}"));
+                let _ = std::fs::rename(&img_dir, &keep);
+                t.failures.push(format!(
+                    "#{i} {what}: {failure} (image kept in {})",
+                    keep.display()
+                ));
+            }
+        }
+        if last_progress.elapsed() >= Duration::from_secs(2) {
+            last_progress = Instant::now();
+            eprintln!(
+                "fuzz: {:>4.0}s {} corruptions, {} consistent, {} refused, {} failed",
+                started.elapsed().as_secs_f64(),
+                t.tried,
+                t.consistent,
+                t.refused,
+                t.failures.len()
+            );
+        }
+    }
+    Ok(t)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// A store with un-checkpointed journal records and a lock file left by a killed process.
+fn make_crashed_store(exe: &Path, store: &Path, seed: u64) -> Result<(), String> {
+    let mut child = Command::new(exe)
+        .args([
+            "crash-test",
+            "worker",
+            "--slot",
+            "0",
+            "--inc",
+            "1",
+            "--keys",
+            "64",
+            "--counters",
+            "4",
+        ])
+        .args([
+            "--seed",
+            &seed.to_string(),
+            "--durability",
+            "none",
+            "--store",
+        ])
+        .arg(store)
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting the workload: {e}"))?;
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().map_err(|e| e.to_string())?;
+    child.wait().map_err(|e| e.to_string())?;
+    for s in SUFFIXES {
+        if !with_suffix(store, s).exists() {
+            return Err(format!(
+                "the workload did not create {}{s}",
+                store.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Damages one of the three files; returns what it did.
+fn corrupt(rng: &mut Rng, img: &Path) -> Result<String, String> {
+    let suffix = match rng.below(100) {
+        0..=54 => "",
+        55..=84 => ".journal",
+        _ => ".lock",
+    };
+    let path = with_suffix(img, suffix);
+    let mut bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let name = format!("store.db{suffix}");
+    let len = bytes.len() as u64;
+    if len == 0 {
+        return Ok(format!("{name} is empty; left as is"));
+    }
+    // Most damage lands in the first 64 KiB, where headers, superblocks and indexes live.
+    let offset = |rng: &mut Rng| {
+        if rng.chance(600) {
+            rng.below(len.min(65536))
+        } else {
+            rng.below(len)
+        }
+    };
+    let what = match rng.below(100) {
+        0..=59 => {
+            let n = rng.range(1, 9);
+            let mut at = Vec::new();
+            for _ in 0..n {
+                let o = offset(rng);
+                bytes[o as usize] ^= rng.range(1, 256) as u8;
+                at.push(o);
+            }
+            format!("{name}: flipped bytes at {at:?}")
+        }
+        60..=74 => {
+            let page = offset(rng) / 4096 * 4096;
+            let end = (page + 4096).min(len);
+            bytes[page as usize..end as usize].fill(0);
+            format!("{name}: zeroed the page at {page}")
+        }
+        75..=89 => {
+            let cut = rng.below(len);
+            bytes.truncate(cut as usize);
+            format!("{name}: truncated from {len} to {cut} bytes")
+        }
+        _ => {
+            let n = rng.range(1, 8192);
+            bytes.extend((0..n).map(|_| rng.next_u64() as u8));
+            format!("{name}: appended {n} random bytes")
+        }
+    };
+    std::fs::write(&path, &bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(what)
+}
+
+/// Ok(true): consistent; Ok(false): refused with a clear error; Err: a failure worth reporting.
+fn judge(exe: &Path, img: &Path) -> Result<bool, String> {
+    let first = check_once(exe, img)?;
+    if first {
+        // Opening may have repaired it (recovery); it must then stay consistent.
+        if !check_once(exe, img)? {
+            return Err("checked clean, then not clean on the second check".into());
+        }
+        values_are_genuine(exe, img)?;
+    }
+    Ok(first)
+}
+
+/// Every value the workload wrote identifies and checks itself (see `crash::value`): a store that
+/// checks clean must not hand out a value that is not one the workload wrote.
+fn values_are_genuine(exe: &Path, img: &Path) -> Result<(), String> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("dump").arg(img).stderr(Stdio::null());
+    let (status, out) = run_with_timeout(cmd, Duration::from_secs(30))?;
+    if !status.is_some_and(|s| s.success()) {
+        return Err(format!("checked clean, but dump failed ({status:?})"));
+    }
+    for line in out.lines() {
+        let field = |obj: &std::collections::BTreeMap<String, json::Value>, name: &str| match obj
+            .get(name)
+        {
+            Some(json::Value::Str(s)) => b64::decode(s),
+            _ => Err(format!("dump line without {name}")),
+        };
+        let obj = json::parse_object(line)?;
+        let key = String::from_utf8_lossy(&field(&obj, "key")?).into_owned();
+        let value = field(&obj, "value")?;
+        let genuine = if key.starts_with("ctr/") {
+            std::str::from_utf8(&value).is_ok_and(|s| s.parse::<u64>().is_ok())
+        } else {
+            crate::crash::value::parse(&key, &value).is_ok()
+        };
+        if !genuine {
+            return Err(format!(
+                "checked clean, but {key:?} holds a value the workload never wrote: {:?}",
+                String::from_utf8_lossy(&value[..value.len().min(64)])
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_once(exe: &Path, img: &Path) -> Result<bool, String> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("check").arg(img).stderr(Stdio::null());
+    let (status, out) = run_with_timeout(cmd, Duration::from_secs(30))?;
+    let Some(status) = status else {
+        return Err("apcdb check hung (killed after 30 s)".into());
+    };
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(true),
+        (Some(1), _) => Ok(false),
+        (_, Some(sig)) => Err(format!(
+            "apcdb check died of signal {sig}; output: {}",
+            out.trim()
+        )),
+        (Some(code), _) => Err(format!(
+            "apcdb check exited {code} (101 = panic); output: {}",
+            out.trim()
+        )),
+        _ => Err(format!("apcdb check ended with {status}")),
+    }
+}
