@@ -1,0 +1,498 @@
+<?php
+// apcdb PHP benchmark: apc_fetch/apc_store (apcdb, every durability mode) against APCu,
+// dba (lmdb handler) and pdo_sqlite (WAL) as key-value stores, in one run.
+//
+//   php bench/php/bench.php [--smoke] [--rounds R] [--ms MS] [--keys K] [--dir DIR]
+//                           [--ext PATH] [--out FILE]
+//
+// The script you start is the driver: it runs every configuration as separate `php -n` processes
+// (durability and extensions are fixed per process by INI), 1 process and then 4 concurrent
+// processes, released together once each has opened its store and written its keys, and prints
+// markdown tables of time per operation with the ratio against APCu.
+//
+// `-n` keeps each configuration's process clean: only the extension under test is loaded, so
+// apcdb and APCu never share a process and their function/class names cannot collide.
+
+declare(strict_types=1);
+
+const TYPES = [
+    'scalar' => 'scalar (int)',
+    'string' => '1 KiB string',
+    'array' => 'nested array, 100 elements',
+];
+
+/** The value stored under key $i of a type; deterministic, so fetches can be checked. */
+function value_of(string $type, int $i)
+{
+    switch ($type) {
+        case 'scalar':
+            return $i;
+        case 'string':
+            return str_repeat(chr(65 + $i % 26), 1024);
+        default:
+            // 10 rows of 10 mixed fields: 100 leaf elements, two levels deep.
+            $rows = [];
+            for ($r = 0; $r < 10; $r++) {
+                $rows["row$r"] = [
+                    'id' => $i * 10 + $r, 'name' => "item-$i-$r", 'price' => $r * 1.5, 'ok' => ($r % 2) === 0,
+                    'tags' => "t$r", 'a' => $r, 'b' => $i, 'c' => 'x', 'd' => null, 'e' => -$r,
+                ];
+            }
+            return $rows;
+    }
+}
+
+function key_of(string $type, int $i): string
+{
+    return "bench:$type:$i";
+}
+
+// ------------------------------------------------------------------------------------------------
+// Backends, as a PHP application would use each one.
+
+interface Backend
+{
+    public function store(string $k, $v): bool;
+    /** @return array{0: bool, 1: mixed} found, value */
+    public function fetch(string $k): array;
+}
+
+final class ApcdbBackend implements Backend
+{
+    public function store(string $k, $v): bool { return apc_store($k, $v); }
+    public function fetch(string $k): array { $v = apc_fetch($k, $ok); return [$ok, $v]; }
+}
+
+final class ApcuBackend implements Backend
+{
+    public function store(string $k, $v): bool { return apcu_store($k, $v); }
+    public function fetch(string $k): array { $v = apcu_fetch($k, $ok); return [$ok, $v]; }
+}
+
+/** dba stores strings only: values go through serialize(), as an application would do. */
+final class DbaBackend implements Backend
+{
+    private $h;
+    public function __construct(string $file)
+    {
+        // "c": create if missing, open for writing. LMDB does its own locking, so several
+        // processes may hold the file open for writing at once. Each dba_replace is one LMDB
+        // write transaction committed with LMDB's default (synchronous) durability.
+        $this->h = dba_open($file, 'c', 'lmdb');
+        if ($this->h === false) {
+            throw new RuntimeException("dba_open($file, lmdb) failed");
+        }
+    }
+    public function store(string $k, $v): bool { return dba_replace($k, serialize($v), $this->h); }
+    public function fetch(string $k): array
+    {
+        $s = dba_fetch($k, $this->h);
+        return $s === false ? [false, null] : [true, unserialize($s)];
+    }
+}
+
+final class SqliteBackend implements Backend
+{
+    private PDO $db;
+    private PDOStatement $put;
+    private PDOStatement $get;
+    public function __construct(string $file, string $synchronous)
+    {
+        $this->db = new PDO("sqlite:$file", null, null, [
+            PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
+            PDO::ATTR_TIMEOUT => 30, // wait for other processes' write locks instead of failing
+        ]);
+        $this->db->exec('PRAGMA journal_mode=WAL');
+        $this->db->exec("PRAGMA synchronous=$synchronous");
+        $this->db->exec('CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
+        $this->put = $this->db->prepare('INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)');
+        $this->get = $this->db->prepare('SELECT v FROM kv WHERE k = ?');
+    }
+    public function store(string $k, $v): bool
+    {
+        return $this->put->execute([$k, serialize($v)]);
+    }
+    public function fetch(string $k): array
+    {
+        $this->get->execute([$k]);
+        $s = $this->get->fetchColumn();
+        $this->get->closeCursor();
+        return $s === false ? [false, null] : [true, unserialize($s)];
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Worker: one process of one configuration.
+
+function worker(array $o): void
+{
+    $b = match ($o['backend']) {
+        'apcdb' => new ApcdbBackend(),
+        'apcu' => new ApcuBackend(),
+        'dba' => new DbaBackend($o['file']),
+        'sqlite-full' => new SqliteBackend($o['file'], 'FULL'),
+        'sqlite-normal' => new SqliteBackend($o['file'], 'NORMAL'),
+    };
+    $keys = (int)$o['keys'];
+    $ms = (int)$o['ms'];
+    $seed = (int)$o['seed'];
+    // Every process writes every key first: APCu's cache lives in the memory of one CLI process,
+    // so each process must see the keys it will fetch; for the shared stores this is an overwrite.
+    foreach (array_keys(TYPES) as $t) {
+        for ($i = 0; $i < $keys; $i++) {
+            if (!$b->store(key_of($t, $i), value_of($t, $i))) {
+                fwrite(STDERR, "store failed during setup ({$o['backend']})\n");
+                exit(1);
+            }
+        }
+        [$ok, $v] = $b->fetch(key_of($t, 7 % $keys));
+        if (!$ok || $v !== value_of($t, 7 % $keys)) {
+            fwrite(STDERR, "fetched value differs from the stored one ({$o['backend']}, $t)\n");
+            exit(1);
+        }
+    }
+    echo "ready\n";
+    fgets(STDIN); // released by the driver together with the other processes
+    mt_srand($seed);
+    $out = [];
+    foreach (array_keys(TYPES) as $t) {
+        // Values prepared outside the timed loop: only the store call is measured.
+        $vals = [];
+        for ($i = 0; $i < 64; $i++) {
+            $vals[] = value_of($t, $i);
+        }
+        $names = [];
+        for ($i = 0; $i < $keys; $i++) {
+            $names[] = key_of($t, $i);
+        }
+        foreach (['store', 'fetch'] as $op) {
+            $n = 0;
+            $misses = 0;
+            $step = 64;
+            $start = hrtime(true);
+            $deadline = $start + $ms * 1000000;
+            $prev = $start;
+            do {
+                // 64 ops between clock reads keeps the clock out of fast loops; a backend slow
+                // enough for that to overshoot the phase (one fsync per store) reads it every op.
+                for ($j = 0; $j < $step; $j++) {
+                    $k = $names[mt_rand(0, $keys - 1)];
+                    if ($op === 'store') {
+                        $b->store($k, $vals[$j & 63]);
+                    } else {
+                        [$ok] = $b->fetch($k);
+                        if (!$ok) {
+                            $misses++;
+                        }
+                    }
+                }
+                $n += $step;
+                $now = hrtime(true);
+                if ($now - $prev > 2000000) {
+                    $step = 1;
+                }
+                $prev = $now;
+            } while ($now < $deadline);
+            $elapsed = $now - $start;
+            $out[$t][$op] = ['ops' => $n, 'ns' => $elapsed, 'misses' => $misses];
+        }
+    }
+    echo json_encode($out), "\n";
+}
+
+// ------------------------------------------------------------------------------------------------
+// Driver
+
+function arg_opts(array $argv): array
+{
+    $o = [
+        'smoke' => false, 'rounds' => 3, 'ms' => 300, 'keys' => 1000, 'out' => null,
+        'dir' => '/var/tmp/apcdb-php-bench-' . getmypid(),
+        'ext' => getenv('APCDB_EXT') ?: dirname(__DIR__, 2) . '/target/release/libapcdb.so',
+    ];
+    for ($i = 1; $i < count($argv); $i++) {
+        $a = $argv[$i];
+        if ($a === '--smoke') {
+            $o['smoke'] = true;
+        } elseif (str_starts_with($a, '--') && $i + 1 < count($argv)) {
+            $o[substr($a, 2)] = $argv[++$i];
+        } else {
+            fwrite(STDERR, "unknown argument $a\n");
+            exit(2);
+        }
+    }
+    if ($o['smoke']) {
+        // Keeps the script running in CI; the numbers mean nothing.
+        $o['rounds'] = 1;
+        $o['ms'] = 20;
+        $o['keys'] = 100;
+    }
+    return $o;
+}
+
+/** The configurations, each with the `php` flags that set it up. */
+function configs(array $o): array
+{
+    $dir = $o['dir'];
+    $c = [];
+    foreach (['sync', 'periodic', 'none'] as $mode) {
+        $c[] = [
+            'name' => "apc_* — apcdb, durability=$mode",
+            'id' => "apcdb-$mode",
+            'backend' => 'apcdb',
+            'flags' => ['-d', 'extension=' . $o['ext'], '-d', "apcdb.file=$dir/apcdb-$mode.db",
+                '-d', "apcdb.durability=$mode", '-d', 'apcdb.size=64M'],
+            'needs' => "apcdb extension at {$o['ext']} (build it: cargo build --release -p apcdb-php, or pass --ext PATH)",
+            'probe' => 'function_exists("apc_fetch")',
+        ];
+    }
+    $c[] = [
+        'name' => 'apcu_* — APCu (per-process memory)',
+        'id' => 'apcu',
+        'backend' => 'apcu',
+        'flags' => ['-d', 'extension=apcu.so', '-d', 'apc.enable_cli=1'],
+        'needs' => 'APCu (Debian: apt-get install php8.2-apcu)',
+        'probe' => 'function_exists("apcu_fetch") && apcu_enabled()',
+    ];
+    $c[] = [
+        'name' => 'dba, lmdb handler (synchronous commits)',
+        'id' => 'dba',
+        'backend' => 'dba',
+        'file' => "$dir/dba.lmdb",
+        'flags' => ['-d', 'extension=dba.so'],
+        'needs' => 'dba with the lmdb handler (Debian: apt-get install php8.2-dba)',
+        'probe' => 'function_exists("dba_handlers") && in_array("lmdb", dba_handlers())',
+    ];
+    foreach (['FULL', 'NORMAL'] as $sync) {
+        $c[] = [
+            'name' => "pdo_sqlite, WAL, synchronous=$sync",
+            'id' => 'sqlite-' . strtolower($sync),
+            'backend' => 'sqlite-' . strtolower($sync),
+            'file' => "$dir/kv-" . strtolower($sync) . '.sqlite',
+            'flags' => ['-d', 'extension=pdo.so', '-d', 'extension=pdo_sqlite.so'],
+            'needs' => 'pdo_sqlite (Debian: apt-get install php8.2-sqlite3)',
+            'probe' => 'extension_loaded("pdo_sqlite")',
+        ];
+    }
+    return $c;
+}
+
+function php_cmd(array $flags, array $args): array
+{
+    return array_merge([PHP_BINARY, '-n'], $flags, $args);
+}
+
+/** Whether a configuration's extension loads; returns null if so, else the reason. */
+function probe(array $cfg): ?string
+{
+    $p = proc_open(php_cmd($cfg['flags'], ['-r', "echo ({$cfg['probe']}) ? 'yes' : 'no';"]),
+        [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);
+    $out = stream_get_contents($pipes[1]);
+    $err = trim(stream_get_contents($pipes[2]));
+    proc_close($p);
+    if (trim($out) === 'yes' && $err === '') {
+        return null;
+    }
+    return "needs {$cfg['needs']}" . ($err !== '' ? " — php said: " . strtok($err, "\n") : '');
+}
+
+/** Run $procs workers of one configuration together; returns their decoded results. */
+function run_procs(array $cfg, array $o, int $procs, int $round): array
+{
+    $kids = [];
+    for ($i = 0; $i < $procs; $i++) {
+        $args = [__FILE__, '--worker', '1', '--backend', $cfg['backend'], '--file', $cfg['file'] ?? '',
+            '--keys', (string)$o['keys'], '--ms', (string)$o['ms'], '--seed', (string)($round * 100 + $i + 1)];
+        $p = proc_open(php_cmd($cfg['flags'], $args), [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => STDERR], $pipes);
+        if (!is_resource($p)) {
+            throw new RuntimeException('cannot start php');
+        }
+        $kids[] = [$p, $pipes];
+    }
+    foreach ($kids as [$p, $pipes]) {
+        $l = fgets($pipes[1]);
+        if (trim((string)$l) !== 'ready') {
+            throw new RuntimeException("{$cfg['id']}: worker did not start (said " . var_export($l, true) . ')');
+        }
+    }
+    foreach ($kids as [$p, $pipes]) {
+        fwrite($pipes[0], "go\n");
+        fflush($pipes[0]);
+    }
+    $res = [];
+    foreach ($kids as [$p, $pipes]) {
+        $l = stream_get_contents($pipes[1]);
+        $code = proc_close($p);
+        $r = json_decode(trim((string)$l), true);
+        if ($code !== 0 || !is_array($r)) {
+            throw new RuntimeException("{$cfg['id']}: worker failed (exit $code)");
+        }
+        $res[] = $r;
+    }
+    return $res;
+}
+
+function median(array $v): ?float
+{
+    if (!$v) {
+        return null;
+    }
+    sort($v);
+    $n = count($v);
+    return $n % 2 ? $v[intdiv($n, 2)] : ($v[$n / 2 - 1] + $v[$n / 2]) / 2;
+}
+
+function fmt_ns(?float $ns): string
+{
+    if ($ns === null) {
+        return 'n/a';
+    }
+    if ($ns < 1000) {
+        return sprintf('%.0f ns', $ns);
+    }
+    if ($ns < 1e6) {
+        return sprintf('%.2f µs', $ns / 1e3);
+    }
+    return sprintf('%.2f ms', $ns / 1e6);
+}
+
+function rm_tree(string $d): void
+{
+    if (!is_dir($d)) {
+        return;
+    }
+    foreach (scandir($d) as $f) {
+        if ($f !== '.' && $f !== '..') {
+            is_dir("$d/$f") ? rm_tree("$d/$f") : unlink("$d/$f");
+        }
+    }
+    rmdir($d);
+}
+
+function driver(array $o): void
+{
+    $t0 = microtime(true);
+    @mkdir($o['dir'], 0700, true);
+    $cfgs = [];
+    $skipped = [];
+    foreach (configs($o) as $cfg) {
+        $why = probe($cfg);
+        if ($why === null) {
+            $cfgs[] = $cfg;
+        } else {
+            $skipped[] = "{$cfg['name']}: skipped, $why";
+            fwrite(STDERR, "SKIP {$cfg['name']}: $why\n");
+        }
+    }
+    // samples[procs][id][type][op] = list over rounds of [ns per op per process, total ops/s]
+    $samples = [];
+    $failures = [];
+    for ($round = 0; $round < (int)$o['rounds']; $round++) {
+        foreach ([1, 4] as $procs) {
+            foreach ($cfgs as $cfg) {
+                fwrite(STDERR, "round " . ($round + 1) . ": {$cfg['id']}, $procs process(es)\n");
+                foreach (glob($o['dir'] . '/*') as $f) {
+                    is_dir($f) ? rm_tree($f) : unlink($f);
+                }
+                try {
+                    $res = run_procs($cfg, $o, $procs, $round);
+                } catch (Throwable $e) {
+                    $failures[] = $e->getMessage();
+                    fwrite(STDERR, "FAILED {$e->getMessage()}\n");
+                    continue;
+                }
+                foreach (array_keys(TYPES) as $t) {
+                    foreach (['store', 'fetch'] as $op) {
+                        $per = [];
+                        $rate = 0.0;
+                        foreach ($res as $r) {
+                            $x = $r[$t][$op];
+                            $per[] = $x['ns'] / $x['ops'];
+                            $rate += $x['ops'] / ($x['ns'] / 1e9);
+                            if ($x['misses'] > 0) {
+                                $failures[] = "{$cfg['id']} $t: {$x['misses']} fetch misses";
+                            }
+                        }
+                        $samples[$procs][$cfg['id']][$t][$op][] = [array_sum($per) / count($per), $rate];
+                    }
+                }
+            }
+        }
+    }
+    rm_tree($o['dir']);
+
+    $m = fn(int $procs, string $id, string $t, string $op, int $i) =>
+        median(array_column($samples[$procs][$id][$t][$op] ?? [], $i));
+    $md = "## PHP benchmark results\n\n";
+    $md .= sprintf("- %s; %d keys per value type; %d ms per timed phase; median of %d round(s)%s\n",
+        'PHP ' . PHP_VERSION, $o['keys'], $o['ms'], $o['rounds'],
+        $o['smoke'] ? ' — **smoke run: the numbers mean nothing**' : '');
+    $md .= sprintf("- whole run took %.0f s\n", microtime(true) - $t0);
+    $md .= "- time/op is wall time per call inside one process (4 processes: mean of the 4); "
+        . "\"÷ APCu\" is that time divided by APCu's for the same value and process count (below 1 = faster than APCu).\n";
+    $md .= "- APCu's cache lives in the memory of one process tree: 4 separate `php` CLI processes each have their own, "
+        . "so APCu's 4-process figures involve no sharing, while the other stores share one file.\n\n";
+    foreach ($skipped as $s) {
+        $md .= "- **$s**\n";
+    }
+    if ($skipped) {
+        $md .= "\n";
+    }
+    foreach ([1, 4] as $procs) {
+        $md .= $procs === 1 ? "### 1 process\n\n" : "### 4 concurrent processes\n\n";
+        $md .= "| store | value | fetch time/op | fetch ÷ APCu | store time/op | store ÷ APCu | fetches/s (all processes) | stores/s (all processes) |\n";
+        $md .= "|---|---|---:|---:|---:|---:|---:|---:|\n";
+        foreach ($cfgs as $cfg) {
+            foreach (TYPES as $t => $tname) {
+                $cells = [];
+                foreach (['fetch', 'store'] as $op) {
+                    $v = $m($procs, $cfg['id'], $t, $op, 0);
+                    $a = $m($procs, 'apcu', $t, $op, 0);
+                    $cells[] = fmt_ns($v);
+                    $cells[] = ($v !== null && $a) ? sprintf('%.2f', $v / $a) : 'n/a';
+                }
+                foreach (['fetch', 'store'] as $op) {
+                    $r = $m($procs, $cfg['id'], $t, $op, 1);
+                    $cells[] = $r === null ? 'n/a' : number_format($r);
+                }
+                $md .= "| {$cfg['name']} | $tname | " . implode(' | ', $cells) . " |\n";
+            }
+        }
+        $md .= "\n";
+    }
+    // Targets: apc_fetch within 1.2x of apcu_fetch; apc_store (none) within 1.5x of apcu_store.
+    $md .= "### Targets (PHP side)\n\n| target | value | process(es) | ratio | verdict |\n|---|---|---|---:|---|\n";
+    foreach ([1, 4] as $procs) {
+        foreach (TYPES as $t => $tname) {
+            foreach ([['fetch', 'apcdb-none', 1.2, 'apc_fetch ≤ 1.2× apcu_fetch (durability=none)'],
+                         ['fetch', 'apcdb-sync', 1.2, 'apc_fetch ≤ 1.2× apcu_fetch (durability=sync)'],
+                         ['store', 'apcdb-none', 1.5, 'apc_store (none) ≤ 1.5× apcu_store']] as [$op, $id, $lim, $what]) {
+                $v = $m($procs, $id, $t, $op, 0);
+                $a = $m($procs, 'apcu', $t, $op, 0);
+                $r = ($v !== null && $a) ? $v / $a : null;
+                $verdict = $r === null ? 'not measured' : ($r <= $lim ? 'met' : '**not met**');
+                $md .= sprintf("| %s | %s | %d | %s | %s |\n", $what, $tname, $procs,
+                    $r === null ? 'n/a' : sprintf('%.2f×', $r), $verdict);
+            }
+        }
+    }
+    $md .= "\n";
+    if ($failures) {
+        $md .= "### Failures\n\n";
+        foreach (array_unique($failures) as $f) {
+            $md .= "- $f\n";
+        }
+        $md .= "\n";
+    }
+    echo $md;
+    if ($o['out']) {
+        file_put_contents($o['out'], $md);
+    }
+}
+
+$o = arg_opts($argv);
+if (isset($o['worker'])) {
+    worker($o);
+} else {
+    driver($o);
+}
