@@ -5,12 +5,19 @@ use apcdb::{Durability, Options, Store};
 use std::time::{Duration, Instant};
 
 fn main() -> Result<(), apcdb::Error> {
-    let dir = std::env::args().nth(1).map(std::path::PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("apcdb-demo"));
+    let dir = std::env::args()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("apcdb-demo"));
     std::fs::create_dir_all(&dir).expect("create the demo directory");
     let n = 100_000u32;
     for (name, durability, writes) in [
         ("none", Durability::None, n),
-        ("periodic(100ms)", Durability::Periodic(Duration::from_millis(100)), n),
+        (
+            "periodic(100ms)",
+            Durability::Periodic(Duration::from_millis(100)),
+            n,
+        ),
         ("sync", Durability::Sync, 2_000),
     ] {
         let path = dir.join(format!("demo-{}.db", name.split('(').next().unwrap()));

@@ -91,3 +91,4 @@ mod layout;
 mod map;
 mod recover;
 mod shared;
+pub mod verify;

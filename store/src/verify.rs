@@ -1,0 +1,353 @@
+//! Offline inspection for operators (`apcdb check`, `apcdb recover`): read the files with `pread`,
+//! change nothing, take no lock, trust nothing. A store another process is writing may change
+//! under the check; run it on a quiet store, or run it again.
+
+use crate::error::{Error, Result};
+use crate::files::Paths;
+use crate::journal::{Journal, Op};
+use crate::layout::*;
+use crate::Entry;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// What `check` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Everything wrong, one readable line each; empty when the store is clean.
+    pub problems: Vec<String>,
+    /// Facts worth showing that are not problems (e.g. a torn journal tail after a crash).
+    pub notes: Vec<String>,
+    pub superblock: Option<Superblock>,
+    /// Entries in the durable index whose checksum holds.
+    pub entries: u64,
+    /// Valid journal records not yet checkpointed (recovery will replay them).
+    pub journal_records: u64,
+}
+
+/// Entries recovered from a damaged store, and what could not be.
+#[derive(Debug, Default)]
+pub struct Salvage {
+    pub entries: BTreeMap<Vec<u8>, Entry>,
+    pub lost: Vec<String>,
+}
+
+struct Reader {
+    file: File,
+    len: u64,
+    path: PathBuf,
+}
+
+impl Reader {
+    fn open(path: &Path) -> Result<Reader> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| Error::io(path, "open", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(path, "fstat", e))?
+            .len();
+        Ok(Reader {
+            file,
+            len,
+            path: path.into(),
+        })
+    }
+
+    fn read(&self, off: u64, len: u64) -> Result<Vec<u8>> {
+        if off.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(Error::corrupt(
+                &self.path,
+                format!("bytes {off}+{len} lie outside the file"),
+            ));
+        }
+        let mut b = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut b, off)
+            .map_err(|e| Error::io(&self.path, "read", e))?;
+        Ok(b)
+    }
+
+    /// The entry in the block a slot points to, checked like a reader checks it.
+    fn entry(&self, slot: u64) -> Result<(Vec<u8>, Entry)> {
+        let off = slot_offset(slot);
+        let hdr = self.read(off, ENTRY_HEADER as u64)?;
+        let h = EntryHeader::decode(&hdr);
+        if h.total_len() > class_size(slot_class(slot)) {
+            return Err(Error::corrupt(
+                &self.path,
+                format!("entry at {off} is longer than its block"),
+            ));
+        }
+        let body = self.read(
+            off + ENTRY_HEADER as u64,
+            h.key_len as u64 + h.val_len as u64,
+        )?;
+        if crc32c::crc32c_append(crc32c::crc32c(&hdr[4..]), &body) != h.crc {
+            return Err(Error::corrupt(
+                &self.path,
+                format!("entry at {off} fails its checksum"),
+            ));
+        }
+        let (key, value) = body.split_at(h.key_len as usize);
+        Ok((
+            key.to_vec(),
+            Entry {
+                value: value.to_vec(),
+                expires_at_ms: h.expires_ms,
+                modified_at_ms: h.modified_ms,
+                version: h.version,
+            },
+        ))
+    }
+}
+
+fn superblocks(r: &Reader, report: &mut Report) -> Option<Superblock> {
+    let mut best: Option<Superblock> = None;
+    for (i, &at) in SUPERBLOCK_OFFSETS.iter().enumerate() {
+        match r.read(at, SUPERBLOCK_LEN as u64) {
+            Ok(b) if b.iter().all(|&x| x == 0) => report
+                .notes
+                .push(format!("superblock {i}: not written yet")),
+            Ok(b) => match Superblock::decode(&b) {
+                Ok(sb) => {
+                    if best.as_ref().is_none_or(|x| sb.epoch > x.epoch) {
+                        best = Some(sb);
+                    }
+                }
+                // One bad copy is what a power cut during a checkpoint leaves: a note, not damage,
+                // as long as the other copy is good.
+                Err(e) => report.notes.push(format!("superblock {i}: {e}")),
+            },
+            Err(e) => report.problems.push(format!("superblock {i}: {e}")),
+        }
+    }
+    if best.is_none() {
+        report.problems.push("no valid superblock".into());
+    }
+    best
+}
+
+/// Verifies every checksum and structural invariant of the store at `path`.
+pub fn check(path: &Path) -> Result<Report> {
+    let paths = Paths::new(path);
+    let r = Reader::open(&paths.data)?;
+    let mut report = Report::default();
+    let Some(sb) = superblocks(&r, &mut report) else {
+        return Ok(report);
+    };
+    if let Err(e) = sb.validate(r.len) {
+        report
+            .problems
+            .push(format!("superblock epoch {}: {e}", sb.epoch));
+        report.superblock = Some(sb);
+        return Ok(report);
+    }
+    let durable = sb.index[sb.durable_copy as usize];
+    let index = r.read(durable, sb.index_slots * 8)?;
+    if crc32c::crc32c(&index) as u64 != sb.index_crc {
+        report.problems.push(format!(
+            "durable index copy at {durable} fails its checksum"
+        ));
+    }
+    let mask = sb.index_slots - 1;
+    let slots: Vec<u64> = index
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let index_block = class_size(class_for(sb.index_slots * 8));
+    let mut blocks: Vec<(u64, u64, String)> = sb
+        .index
+        .iter()
+        .map(|&o| (o, index_block, format!("index copy at {o}")))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, &s) in slots.iter().enumerate() {
+        if !slot_is_entry(s) {
+            continue;
+        }
+        let what = format!("slot {i} (block at {})", slot_offset(s));
+        match r.entry(s) {
+            Ok((key, _)) => {
+                let hash = hash_key(&key);
+                if slot_tag(hash) != slot_tag(s) {
+                    report
+                        .problems
+                        .push(format!("{what}: hash tag does not match its key"));
+                }
+                // Lookups start at the key's home slot and stop at the first empty one.
+                let mut j = hash & mask;
+                while j != i as u64 {
+                    if slots[j as usize] == SLOT_EMPTY {
+                        report.problems.push(format!(
+                            "{what}: unreachable by lookup (empty slot {j} on its path)"
+                        ));
+                        break;
+                    }
+                    j = (j + 1) & mask;
+                }
+                if !seen.insert(key) {
+                    report
+                        .problems
+                        .push(format!("{what}: key appears twice in the index"));
+                }
+                report.entries += 1;
+            }
+            Err(e) => report.problems.push(format!("{what}: {e}")),
+        }
+        blocks.push((slot_offset(s), class_size(slot_class(s)), what));
+    }
+    blocks.sort();
+    for w in blocks.windows(2) {
+        if w[0].0 + w[0].1 > w[1].0 {
+            report
+                .problems
+                .push(format!("{} overlaps {}", w[0].2, w[1].2));
+        }
+    }
+    if let Some((off, len, what)) = blocks
+        .iter()
+        .find(|b| b.0 < HEAP_START || b.0 + b.1 > sb.heap_end)
+    {
+        report
+            .problems
+            .push(format!("{what} ({off}+{len}) lies outside the heap"));
+    }
+    check_journal(&paths, &sb, &mut report);
+    report.superblock = Some(sb);
+    Ok(report)
+}
+
+fn check_journal(paths: &Paths, sb: &Superblock, report: &mut Report) {
+    let file = match File::open(&paths.journal) {
+        Ok(f) => f,
+        Err(e) => {
+            return report
+                .problems
+                .push(format!("{}: {e}", paths.journal.display()))
+        }
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len != sb.journal_size {
+        return report.problems.push(format!(
+            "{}: {len} bytes, expected {}",
+            paths.journal.display(),
+            sb.journal_size
+        ));
+    }
+    match Journal::new(file, paths.journal.clone(), len).scan(sb.epoch, sb.ckpt_lsn + 1) {
+        Ok(scan) => {
+            report.journal_records = scan.records.len() as u64;
+            if let Some(why) = scan.stopped {
+                report.notes.push(format!(
+                    "journal ends in a torn or damaged record ({why}); recovery stops there"
+                ));
+            }
+        }
+        Err(e) => report.problems.push(e.to_string()),
+    }
+}
+
+/// Collects every entry that can be trusted: from the durable index (each entry checked), then the
+/// journal cycle replayed on top. Without a valid superblock, scans the whole heap for entries
+/// whose checksum holds and keeps the newest version of each key (deleted keys may reappear then;
+/// `lost` says so).
+pub fn salvage(path: &Path) -> Result<Salvage> {
+    let paths = Paths::new(path);
+    let r = Reader::open(&paths.data)?;
+    let mut out = Salvage::default();
+    let mut report = Report::default();
+    let sb = superblocks(&r, &mut report).filter(|sb| sb.validate(r.len).is_ok());
+    match &sb {
+        Some(sb) => {
+            let index = r.read(sb.index[sb.durable_copy as usize], sb.index_slots * 8)?;
+            for (i, c) in index.chunks_exact(8).enumerate() {
+                let s = u64::from_le_bytes(c.try_into().unwrap());
+                if slot_is_entry(s) {
+                    match r.entry(s) {
+                        Ok((k, e)) => {
+                            out.entries.insert(k, e);
+                        }
+                        Err(e) => out.lost.push(format!("index slot {i}: {e}")),
+                    }
+                }
+            }
+        }
+        None => {
+            out.lost.push("no usable superblock: scanned the heap; keys deleted before the damage may reappear".into());
+            scan_heap(&r, &mut out);
+        }
+    }
+    if let Some(sb) = &sb {
+        if let Ok(file) = File::open(&paths.journal) {
+            let journal = Journal::new(file, paths.journal.clone(), sb.journal_size);
+            match journal.scan(sb.epoch, sb.ckpt_lsn + 1) {
+                Ok(scan) => {
+                    for (lsn, ops) in scan.records {
+                        replay(&mut out.entries, lsn, ops);
+                    }
+                }
+                Err(e) => out.lost.push(format!(
+                    "journal unreadable, writes after the last checkpoint lost: {e}"
+                )),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn replay(map: &mut BTreeMap<Vec<u8>, Entry>, lsn: u64, ops: Vec<Op>) {
+    for op in ops {
+        match op {
+            Op::Put {
+                key,
+                value,
+                expires_ms,
+                modified_ms,
+            } => {
+                map.insert(
+                    key.into_owned(),
+                    Entry {
+                        value: value.into_owned(),
+                        expires_at_ms: expires_ms,
+                        modified_at_ms: modified_ms,
+                        version: lsn,
+                    },
+                );
+            }
+            Op::Delete { key } => {
+                map.remove(key.as_ref());
+            }
+            Op::Clear | Op::Reset { .. } => map.clear(),
+        }
+    }
+}
+
+fn scan_heap(r: &Reader, out: &mut Salvage) {
+    let mut off = HEAP_START;
+    while off + ENTRY_HEADER as u64 <= r.len {
+        let h = match r.read(off, ENTRY_HEADER as u64) {
+            Ok(b) => EntryHeader::decode(&b),
+            Err(_) => break,
+        };
+        let class = class_for(h.total_len().max(1));
+        if h.crc != 0 && h.total_len() <= r.len - off && (class as usize) < CLASSES {
+            if let Ok((k, e)) = r.entry(slot_pack(off, class, 0)) {
+                if out
+                    .entries
+                    .get(&k)
+                    .is_none_or(|old| old.version < e.version)
+                {
+                    out.entries.insert(k, e);
+                }
+                off += class_size(class);
+                continue;
+            }
+        }
+        off += BLOCK_ALIGN;
+    }
+}
