@@ -1,41 +1,61 @@
-//! `apcdb check FILE` and `apcdb recover FILE`.
+//! `apcdb check FILE [--open]` and `apcdb recover FILE --out NEW [--replace]`.
 //!
-//! The engine does not (yet) expose a read-only structural checker or a salvage routine, so both
-//! work through the public API: `check` opens the store (which runs journal recovery, so it is not
-//! strictly read-only), reads every entry twice (scan and point lookup) and cross-checks them and
-//! the entry count; `recover` copies every entry that reads back consistently into a fresh store.
+//! `check` runs the engine's offline checker (`apcdb::verify::check`: reads the files, takes no
+//! lock, changes nothing). With `--open` it then also opens the store through the normal API —
+//! which runs journal recovery, so the files may change — and cross-checks every entry read by a
+//! scan against a point lookup and the entry count in stats. `recover` runs the engine's salvage
+//! (`apcdb::verify::salvage`) and writes what it saved into a fresh store.
 
 use apcdb::{Durability, Options, Store};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+#[derive(Default)]
 pub struct CheckReport {
     pub entries: u64,
+    pub journal_records: u64,
+    /// Problems found by the offline checker.
     pub problems: Vec<String>,
+    /// Problems found by opening the store and reading it through the API (`--open`).
+    pub open_problems: Vec<String>,
+    pub notes: Vec<String>,
 }
 
-pub fn check(path: &str) -> Result<CheckReport, String> {
+impl CheckReport {
+    pub fn clean(&self) -> bool {
+        self.problems.is_empty() && self.open_problems.is_empty()
+    }
+}
+
+pub fn check(path: &str, open: bool) -> Result<CheckReport, String> {
     if !Path::new(path).exists() {
         return Err(format!("{path} does not exist"));
     }
+    let mut r = CheckReport::default();
+    match apcdb::verify::check(Path::new(path)) {
+        Ok(report) => {
+            r.entries = report.entries;
+            r.journal_records = report.journal_records;
+            r.problems = report.problems;
+            r.notes = report.notes;
+        }
+        Err(e) => r.problems.push(format!("cannot be read: {e}")),
+    }
+    if open {
+        r.open_problems = open_and_cross_check(path);
+    }
+    Ok(r)
+}
+
+fn open_and_cross_check(path: &str) -> Vec<String> {
     let store = match Store::open(path, Options::default().create(false)) {
         Ok(s) => s,
-        Err(e) => {
-            return Ok(CheckReport {
-                entries: 0,
-                problems: vec![format!("the store does not open: {e}")],
-            })
-        }
+        Err(e) => return vec![format!("the store does not open: {e}")],
     };
-    let mut problems = Vec::new();
     let entries = match store.scan_prefix(b"") {
         Ok(e) => e,
-        Err(e) => {
-            return Ok(CheckReport {
-                entries: 0,
-                problems: vec![format!("scanning failed: {e}")],
-            })
-        }
+        Err(e) => return vec![format!("scanning failed: {e}")],
     };
+    let mut problems = Vec::new();
     let mut keys = std::collections::HashSet::new();
     for (key, entry) in &entries {
         if !keys.insert(key.clone()) {
@@ -56,16 +76,10 @@ pub fn check(path: &str) -> Result<CheckReport, String> {
     }
     match store.stats() {
         Ok(s) if s.entries != entries.len() as u64 => problems.push(format!(
-            "the header counts {} entries, a scan finds {}",
+            "stats count {} entries, a scan finds {}",
             s.entries,
             entries.len()
         )),
-        Ok(s) if s.used_bytes > s.file_size || s.file_size > s.max_size.max(s.file_size) => {
-            problems.push(format!(
-                "sizes out of order: used {} file {} max {}",
-                s.used_bytes, s.file_size, s.max_size
-            ))
-        }
         Ok(s) if s.journal_used > s.journal_size => problems.push(format!(
             "journal use {} exceeds its size {}",
             s.journal_used, s.journal_size
@@ -73,55 +87,74 @@ pub fn check(path: &str) -> Result<CheckReport, String> {
         Ok(_) => {}
         Err(e) => problems.push(format!("stats failed: {e}")),
     }
-    Ok(CheckReport {
-        entries: entries.len() as u64,
-        problems,
-    })
+    problems
 }
 
-pub struct Salvage {
+pub struct Recovered {
     pub copied: u64,
+    pub expired: u64,
     pub lost: Vec<String>,
+    /// With `--replace`: where the damaged original files were moved.
+    pub damaged_kept_as: Option<PathBuf>,
 }
 
-/// Copies every readable entry of `from` into a new store at `to` (which must not exist).
-pub fn recover(from: &str, to: &str) -> Result<Salvage, String> {
-    if Path::new(to).exists() {
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+const SUFFIXES: [&str; 3] = ["", ".journal", ".lock"];
+
+/// Salvages `from` into a fresh store at `to`. With `replace`, then moves the damaged files aside
+/// (`FILE.damaged`, ...) and puts the salvaged store in their place; no process may be using it.
+pub fn recover(from: &str, to: &str, replace: bool) -> Result<Recovered, String> {
+    let (from, to) = (Path::new(from), Path::new(to));
+    if to.exists() {
         return Err(format!(
-            "{to} already exists; recover writes a fresh store and never overwrites"
+            "{} already exists; recover writes a fresh store and never overwrites",
+            to.display()
         ));
     }
-    let src = Store::open(from, Options::default().create(false)).map_err(|e| {
-        format!(
-            "{from} does not open ({e}); salvaging a store that fails to open needs the engine's salvage \
-             routine, which this build does not have"
-        )
-    })?;
+    let salvage = apcdb::verify::salvage(from).map_err(|e| e.to_string())?;
     let dst = Store::open(to, Options::default().durability(Durability::None))
         .map_err(|e| e.to_string())?;
-    let entries = src
-        .scan_prefix(b"")
-        .map_err(|e| format!("scanning {from}: {e}"))?;
-    let mut s = Salvage {
+    let now = crate::clock::unix_ms();
+    let mut r = Recovered {
         copied: 0,
-        lost: Vec::new(),
+        expired: 0,
+        lost: salvage.lost,
+        damaged_kept_as: None,
     };
-    for (key, entry) in entries {
-        match src.get_entry(&key) {
-            Ok(Some(again)) if again == entry => {
-                dst.put_with_expiry(&key, &entry.value, entry.expires_at_ms)
-                    .map_err(|e| e.to_string())?;
-                s.copied += 1;
-            }
-            Ok(_) => s.lost.push(format!(
-                "{}: inconsistent between scan and lookup",
-                show(&key)
-            )),
-            Err(e) => s.lost.push(format!("{}: {e}", show(&key))),
+    for (key, entry) in &salvage.entries {
+        if entry.expires_at_ms != 0 && entry.expires_at_ms <= now {
+            r.expired += 1;
+            continue;
         }
+        dst.put_with_expiry(key, &entry.value, entry.expires_at_ms)
+            .map_err(|e| e.to_string())?;
+        r.copied += 1;
     }
     dst.checkpoint().map_err(|e| e.to_string())?;
-    Ok(s)
+    drop(dst);
+    if replace {
+        let kept = with_suffix(from, ".damaged");
+        for s in SUFFIXES {
+            let (old, aside, new) = (
+                with_suffix(from, s),
+                with_suffix(&kept, s),
+                with_suffix(to, s),
+            );
+            if old.exists() {
+                std::fs::rename(&old, &aside)
+                    .map_err(|e| format!("moving {} aside: {e}", old.display()))?;
+            }
+            std::fs::rename(&new, &old)
+                .map_err(|e| format!("installing {}: {e}", old.display()))?;
+        }
+        r.damaged_kept_as = Some(kept);
+    }
+    Ok(r)
 }
 
 fn show(key: &[u8]) -> String {

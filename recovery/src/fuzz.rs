@@ -225,7 +225,7 @@ fn values_are_genuine(exe: &Path, img: &Path) -> Result<(), String> {
 
 fn check_once(exe: &Path, img: &Path) -> Result<bool, String> {
     let mut cmd = Command::new(exe);
-    cmd.arg("check").arg(img).stderr(Stdio::null());
+    cmd.args(["check", "--open"]).arg(img).stderr(Stdio::null());
     let (status, out) = run_with_timeout(cmd, Duration::from_secs(30))?;
     let Some(status) = status else {
         return Err("apcdb check hung (killed after 30 s)".into());

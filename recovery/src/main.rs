@@ -20,8 +20,12 @@ usage:
 apcdb stats FILE [--json]      entries, bytes, journal fill, checkpoint epoch, generation
 apcdb dump FILE                every entry as JSON lines on stdout (base64 key/value, expires_at_ms)
 apcdb load FILE                read such JSON lines from stdin into FILE (created if missing)
-apcdb check FILE               read and cross-check every entry; exit 1 with the problems found
-apcdb recover FILE --out NEW   copy every readable entry of FILE into a fresh store NEW
+apcdb check FILE [--open]      verify every checksum and structural invariant without changing
+                               anything; --open also opens it (runs recovery) and cross-checks
+                               every entry through the API; exit 1 with the problems found
+apcdb recover FILE --out NEW [--replace]
+                               salvage every entry whose checksum holds into a fresh store NEW;
+                               --replace then puts it in FILE's place (originals kept as FILE.damaged*)
 apcdb crash-test [...]         the kill -9 harness (apcdb crash-test --help)
 apcdb fuzz [--iterations 200] [--seed N] [--dir DIR]
                                damage copies of a crashed store at random; `check` must never
@@ -65,7 +69,7 @@ fn one_file(a: &Args) -> Result<&str, String> {
 }
 
 fn command(cmd: &str, raw: &[String]) -> Result<i32, String> {
-    let a = Args::parse(raw, &["json"])?;
+    let a = Args::parse(raw, &["json", "open", "replace"])?;
     match cmd {
         "stats" => {
             a.only(&["json"])?;
@@ -86,31 +90,53 @@ fn command(cmd: &str, raw: &[String]) -> Result<i32, String> {
             Ok(0)
         }
         "check" => {
-            a.only(&[])?;
+            a.only(&["open"])?;
             let file = one_file(&a)?;
-            let r = check::check(file)?;
-            if r.problems.is_empty() {
-                println!("check: {file}: {} entries, clean", r.entries);
+            let r = check::check(file, a.switch("open"))?;
+            let mut out = std::io::stdout().lock();
+            for n in &r.notes {
+                let _ = writeln!(out, "note: {n}");
+            }
+            for p in &r.problems {
+                let _ = writeln!(out, "problem: {p}");
+            }
+            for p in &r.open_problems {
+                let _ = writeln!(out, "problem (open): {p}");
+            }
+            let summary = format!("{} entries, {} journal records to replay", r.entries, r.journal_records);
+            if r.clean() {
+                let _ = writeln!(out, "check: {file}: {summary}, clean");
                 Ok(0)
             } else {
-                let mut out = std::io::stdout().lock();
-                for p in &r.problems {
-                    let _ = writeln!(out, "problem: {p}");
-                }
-                let _ = writeln!(out, "check: {file}: {} problems", r.problems.len());
+                let n = r.problems.len() + r.open_problems.len();
+                let _ = writeln!(out, "check: {file}: {summary}, {n} problems");
                 Ok(1)
             }
         }
         "recover" => {
-            a.only(&["out"])?;
+            a.only(&["out", "replace"])?;
             let file = one_file(&a)?;
             let out = a.required("out")?;
-            let s = check::recover(file, out)?;
-            for l in &s.lost {
+            let r = check::recover(file, out, a.switch("replace"))?;
+            for l in &r.lost {
                 println!("lost: {l}");
             }
-            println!("recover: {} entries copied to {out}, {} lost; {file} left unchanged", s.copied, s.lost.len());
-            Ok(if s.lost.is_empty() { 0 } else { 1 })
+            match &r.damaged_kept_as {
+                Some(kept) => println!(
+                    "recover: {} entries saved into {file} ({} expired, {} problems); the damaged files are now {}*",
+                    r.copied,
+                    r.expired,
+                    r.lost.len(),
+                    kept.display()
+                ),
+                None => println!(
+                    "recover: {} entries saved into {out} ({} expired, {} problems); {file} left unchanged",
+                    r.copied,
+                    r.expired,
+                    r.lost.len()
+                ),
+            }
+            Ok(if r.lost.is_empty() { 0 } else { 1 })
         }
         "fuzz" => {
             a.only(&["iterations", "seed", "dir"])?;

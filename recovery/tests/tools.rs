@@ -137,9 +137,16 @@ fn check_and_recover() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let data = sample(&path);
-    let out = apcdb(&["check"], &[&path], b"");
+    let out = apcdb(&["check", "--open"], &[&path], b"");
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("clean"));
+    assert!(
+        text(&out).contains(&format!(
+            "{} entries, 0 journal records to replay, clean",
+            data.len()
+        )),
+        "{}",
+        text(&out)
+    );
 
     let copy = dir.path().join("copy.db");
     let out = apcdb(&["recover", "--out"], &[&copy, &path], b"");
@@ -167,6 +174,50 @@ fn check_and_recover() {
     let out = apcdb(&["check"], &[&path], b"");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("problem:"));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "check must not change the file"
+    );
+
+    // Salvage still finds every entry by scanning the heap, says what it could not vouch for, and
+    // leaves the damaged original alone.
+    let saved = dir.path().join("saved.db");
+    let out = apcdb(&["recover", "--out"], &[&saved, &path], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("lost: no usable superblock"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let store = Store::open(&saved, Options::default()).unwrap();
+    for (k, v, e) in &data {
+        let entry = store.get_entry(k).unwrap().expect("salvaged key");
+        assert_eq!((&entry.value, entry.expires_at_ms), (v, *e));
+    }
+    drop(store);
+
+    // --replace puts the salvaged store in the original's place and keeps the damaged files.
+    let out = apcdb(
+        &["recover", "--replace", "--out"],
+        &[&dir.path().join("tmp.db"), &path],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(dir.path().join("s.db.damaged")).unwrap(),
+        bytes
+    );
+    assert!(apcdb(&["check"], &[&path], b"").status.success());
+    assert_eq!(
+        Store::open(&path, Options::default())
+            .unwrap()
+            .scan_prefix(b"")
+            .unwrap()
+            .len(),
+        data.len()
+    );
 }
 
 #[test]
