@@ -2,7 +2,9 @@
 //! SIGKILL mid-workload), then over and over copies it, damages the copy (flipped bytes, zeroed
 //! pages, truncation, junk appended; data file, journal or lock file) and runs `apcdb check` on it
 //! in a child process. Acceptable: a consistent store, or a clear error. A failure: a panic, a
-//! signal (SIGBUS, SIGSEGV, ...), a hang, or a store that checks clean once and not the second time.
+//! signal (SIGBUS, SIGSEGV, ...), a hang, a store that checks clean once and not the second time,
+//! a clean store handing out a value the workload never wrote, or the offline checker passing a
+//! store that then fails to open or read consistently.
 
 use crate::child::run_with_timeout;
 use crate::rng::Rng;
@@ -232,6 +234,12 @@ fn check_once(exe: &Path, img: &Path) -> Result<bool, String> {
     };
     match (status.code(), status.signal()) {
         (Some(0), _) => Ok(true),
+        (Some(1), _) if !out.contains("\nproblem: ") && !out.starts_with("problem: ") => {
+            Err(format!(
+            "the offline checker found nothing wrong, but opening and reading the store did: {}",
+            out.trim()
+        ))
+        }
         (Some(1), _) => Ok(false),
         (_, Some(sig)) => Err(format!(
             "apcdb check died of signal {sig}; output: {}",
