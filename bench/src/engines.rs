@@ -121,6 +121,10 @@ pub trait Engine: Send + Sync {
     fn journal_fill(&self) -> Option<(u64, u64)> {
         None
     }
+    /// apcdb only: checkpoints run so far, to explain write rates (each one msyncs the data file).
+    fn checkpoints(&self) -> Option<u64> {
+        None
+    }
     /// Close, waiting until the files are released so the same process may reopen them.
     fn close(self: Box<Self>) {}
 }
@@ -202,6 +206,9 @@ impl Engine for ApcEngine {
             Ok(_) => "no replay".into(),
             Err(err) => format!("stats: {err}"),
         }
+    }
+    fn checkpoints(&self) -> Option<u64> {
+        self.store.stats().ok().map(|s| s.checkpoints)
     }
     fn journal_fill(&self) -> Option<(u64, u64)> {
         self.store

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 const VALUE_LEN: usize = 150;
 const KEY_LEN: usize = 24;
 const BATCH: usize = 1000;
-/// Payload the kill -9 writer of a peer pushes before the parent kills it: apcdb's default journal
-/// size, so every engine has about the same amount of unfolded log to deal with at reopen.
-const PEER_KILL_BYTES: u64 = 8 << 20;
+/// Payload the kill -9 writer of a peer pushes before the parent kills it, when apcdb's default
+/// journal size cannot be read (the run normally uses that size, so every engine has about the
+/// same amount of unfolded log to deal with at reopen).
+const PEER_KILL_BYTES: u64 = 16 << 20;
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic data: parent and children derive the same keys from their index.
@@ -216,6 +217,7 @@ struct ChildSpec<'a> {
     dur: Duration,
     seed: u64,
     multi_process: bool,
+    kill_bytes: u64,
 }
 
 fn spawn_child(s: &ChildSpec) -> Res<(Child, ChildStdin, BufReader<ChildStdout>)> {
@@ -237,6 +239,7 @@ fn spawn_child(s: &ChildSpec) -> Res<(Child, ChildStdin, BufReader<ChildStdout>)
             "--duration-ms",
             &s.dur.as_millis().to_string(),
         ])
+        .args(["--kill-bytes", &s.kill_bytes.to_string()])
         .args([
             "--seed",
             &s.seed.to_string(),
@@ -602,11 +605,13 @@ fn sections(cfg: &Args) -> Vec<Section> {
          measured after each engine's durable sync/checkpoint.",
         thousands(cfg.keys / 2)
     );
-    v[S_OPEN].note = "Clean close: the store was closed normally before. kill -9: a child writing \
-        single keys in the non-durable mode (apcdb None, LMDB NO_SYNC, redb None, SQLite NORMAL, \
-        fjall Buffer) is SIGKILLed once its journal is ~90 % full (apcdb) or after 8 MiB of \
-        payload (peers: apcdb's default journal size), then a fresh process opens the store."
-        .to_string();
+    v[S_OPEN].note = format!(
+        "Clean close: the store was closed normally before. kill -9: a child writing single keys \
+         in the non-durable mode (apcdb None, LMDB NO_SYNC, redb None, SQLite NORMAL, fjall \
+         Buffer) is SIGKILLed once apcdb's journal is ~90 % full, or once a peer has taken {} KiB \
+         of payload (apcdb's default journal size), then a fresh process opens the store.",
+        cfg.kill_bytes >> 10
+    );
     v
 }
 
@@ -730,8 +735,10 @@ fn family_round(cx: &mut Ctx, fam: Family) {
         }
         if cx.want(S_DUR) {
             for t in [1usize, 4, 16] {
+                let c0 = eng.checkpoints();
                 let o = run_threads(&*eng, t, Kind::Write, dur, n)?;
                 let rate = o.ops as f64 / o.elapsed.as_secs_f64();
+                let note = checkpoint_note(c0, eng.checkpoints());
                 let row = if t == 1 {
                     "1 thread".to_string()
                 } else {
@@ -742,7 +749,7 @@ fn family_round(cx: &mut Ctx, fam: Family) {
                     apc_sync,
                     &label(Mode::Durable),
                     vec![rate, rate / cx.fsync],
-                    "",
+                    &note,
                 );
             }
         }
@@ -783,6 +790,7 @@ fn family_round(cx: &mut Ctx, fam: Family) {
             dur,
             seed,
             multi_process: true,
+            kill_bytes: a.kill_bytes,
         };
         if cx.want(S_READ) {
             let s = spec("read", Mode::Durable);
@@ -868,14 +876,16 @@ fn family_round(cx: &mut Ctx, fam: Family) {
             cx.phase(format!("{} non-durable writes", fam.key()), |cx| {
                 let eng = open(fam, &oa(mode, false))?;
                 for t in [1usize, 4] {
+                    let c0 = eng.checkpoints();
                     let o = run_threads(&*eng, t, Kind::Write, dur, n)?;
                     let rate = o.ops as f64 / o.elapsed.as_secs_f64();
+                    let note = checkpoint_note(c0, eng.checkpoints());
                     let row = if t == 1 {
                         "1 writer".to_string()
                     } else {
                         format!("{t} writer threads")
                     };
-                    cx.secs[S_ND].record(&row, apc_none, &label(mode), vec![rate], "");
+                    cx.secs[S_ND].record(&row, apc_none, &label(mode), vec![rate], &note);
                 }
                 eng.close();
                 Ok(())
@@ -922,6 +932,7 @@ fn family_round(cx: &mut Ctx, fam: Family) {
             dur,
             seed: 0,
             multi_process: false,
+            kill_bytes: a.kill_bytes,
         };
         cx.phase(format!("{} open after clean close", fam.key()), |cx| {
             let (ns, note) = timed_open(&open_spec)?;
@@ -964,6 +975,36 @@ fn family_round(cx: &mut Ctx, fam: Family) {
             );
             Ok(())
         });
+    }
+}
+
+/// apcdb's default journal size, read from a throwaway store.
+fn apcdb_journal_size(dir: &Path) -> Option<u64> {
+    let d = dir.join("journal-size-probe");
+    let r = catch_unwind(|| {
+        let eng = open(
+            Family::Apcdb,
+            &OpenArgs {
+                dir: &d,
+                mode: Mode::Fast,
+                keys: 0,
+                multi_process: false,
+            },
+        )
+        .ok()?;
+        let size = eng.journal_fill().map(|(_, size)| size);
+        eng.close();
+        size
+    });
+    let _ = std::fs::remove_dir_all(&d);
+    r.ok().flatten().filter(|&s| s > 0)
+}
+
+/// "N checkpoints" during a timed row, for apcdb (the last round's count is shown).
+fn checkpoint_note(before: Option<u64>, after: Option<u64>) -> String {
+    match (before, after) {
+        (Some(a), Some(b)) => format!("{} checkpoints during the row", b.saturating_sub(a)),
+        _ => String::new(),
     }
 }
 
@@ -1084,6 +1125,7 @@ fn parse_args() -> Args {
             "--mode" => a.mode = Some(Mode::from_key(&val()).unwrap_or_else(|| usage())),
             "--seed" => a.seed = val().parse().unwrap_or_else(|_| usage()),
             "--multi" => a.multi = val() == "1",
+            "--kill-bytes" => a.kill_bytes = val().parse().unwrap_or_else(|_| usage()),
             "-h" | "--help" => usage(),
             _ => {
                 eprintln!("unknown argument {arg:?}");
@@ -1097,7 +1139,6 @@ fn parse_args() -> Args {
         a.keys = 1000;
         a.rounds = 1;
         a.duration = Duration::from_millis(50);
-        a.kill_bytes = 256 << 10;
     }
     if let Some(k) = keys {
         a.keys = k;
@@ -1107,9 +1148,6 @@ fn parse_args() -> Args {
     }
     if let Some(d) = dur {
         a.duration = d;
-    }
-    if a.child.is_some() && a.smoke {
-        a.kill_bytes = 256 << 10;
     }
     a.keys = a.keys.max(10);
     a.rounds = a.rounds.max(1);
@@ -1132,6 +1170,14 @@ fn main() {
         eprintln!("cannot create {}: {e}", args.dir.display());
         std::process::exit(1);
     }
+    let mut args = args;
+    if !args.smoke {
+        args.kill_bytes = apcdb_journal_size(&args.dir).unwrap_or(PEER_KILL_BYTES);
+    } else {
+        // A smoke run only needs the kill path exercised.
+        args.kill_bytes = 256 << 10;
+    }
+    let args = args;
     let families: Vec<Family> = if args.only_fams.is_empty() {
         FAMILIES.to_vec()
     } else {
