@@ -159,6 +159,17 @@ fn hold_main(raw: &[String]) -> Result<i32, String> {
     )
 }
 
+fn offline_check(store: &std::path::Path, when: &str) -> Vec<String> {
+    match apcdb::verify::check(store) {
+        Ok(r) => r
+            .problems
+            .into_iter()
+            .map(|p| format!("offline check of the store {when}: {p}"))
+            .collect(),
+        Err(e) => vec![format!("offline check of the store {when} failed: {e}")],
+    }
+}
+
 fn which_php() -> Result<(), String> {
     match std::process::Command::new("php").arg("-v").output() {
         Ok(o) if o.status.success() => Ok(()),
@@ -210,6 +221,9 @@ fn verify_inner(raw: &[String]) -> Result<bool, String> {
     let text =
         std::fs::read_to_string(expect_path).map_err(|e| format!("reading {expect_path}: {e}"))?;
     let exp = expect::Expectations::decode(&text)?;
+    // The files as the crash left them must pass the engine's offline checker (a torn journal tail
+    // is a note, not a problem), and so must they after recovery and a clean close.
+    let mut problems = offline_check(&store, "as the crash left it");
     let snap = match a.value("php-ext") {
         Some(ext) => {
             let names: Vec<String> = exp
