@@ -10,7 +10,6 @@ pub const Z_EXPECTED_BOOL: c_int = 2;
 pub const Z_EXPECTED_STRING: c_int = 4;
 
 pub const E_WARNING: c_int = 2;
-pub const E_NOTICE: c_int = 8;
 pub const E_CORE_WARNING: c_int = 32;
 pub const MODULE_PERSISTENT: c_int = 1;
 
@@ -21,7 +20,6 @@ extern "C" {
     pub fn zend_wrong_parameter_type_error(num: u32, expected_type: c_int, arg: *mut zval);
     pub fn zend_wrong_parameters_count_error(min: u32, max: u32);
     pub fn zend_wrong_callback_error(num: u32, error: *mut c_char);
-    pub fn zend_argument_type_error(arg_num: u32, format: *const c_char, ...);
     pub fn zend_is_callable_ex(
         callable: *mut zval,
         object: *mut std::ffi::c_void,
@@ -39,7 +37,6 @@ extern "C" {
     pub fn zend_get_constant_str(name: *const c_char, len: usize) -> *mut zval;
     pub fn zend_ini_string_ex(name: *const c_char, len: usize, orig: c_int, exists: *mut bool) -> *mut c_char;
     pub fn zend_unregister_ini_entries(module_number: c_int);
-    pub fn zend_zval_type_name(arg: *const zval) -> *const c_char;
     pub fn php_error_docref(docref: *const c_char, type_: c_int, format: *const c_char, ...);
     pub fn display_ini_entries(module: *mut ext_php_rs::ffi::zend_module_entry);
     pub fn _efree(ptr: *mut std::ffi::c_void);

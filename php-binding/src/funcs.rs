@@ -14,7 +14,6 @@ use ext_php_rs::flags::DataType;
 use ext_php_rs::types::{ArrayKey, ZendCallable, ZendHashTable, Zval};
 use ext_php_rs::zend::{try_catch, CatchError, ExecuteData};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
@@ -57,18 +56,6 @@ pub fn report(e: &StoreError) {
         warn(&format!("apcdb: unable to store the value: {e} (no other entry was removed)"));
     } else {
         warn(&format!("apcdb: {e}"));
-    }
-}
-
-fn key_bytes(k: &Zval) -> Vec<u8> {
-    scalar_bytes(k).unwrap_or_default()
-}
-
-fn array_key(k: &Zval) -> ArrayKey<'_> {
-    if let Some(l) = k.long() {
-        ArrayKey::Long(l)
-    } else {
-        ArrayKey::ZendString(k.zend_str().expect("array keys are ints or strings"))
     }
 }
 
@@ -810,6 +797,3 @@ pub fn functions(mode: Mode) -> Vec<FunctionBuilder<'static>> {
     v.push(FunctionBuilder::new(n("enabled"), h(apc_enabled, apcu_enabled)));
     v
 }
-
-#[allow(dead_code)]
-fn _assert_send(_: Arc<Store>) {}

@@ -156,15 +156,10 @@ fn open_for(cfg: &Config) -> Result<Arc<Store>, String> {
     }
 }
 
-/// The handle this request would use if it is already open (for phpinfo(): never opens).
-pub fn peek() -> Option<Arc<Store>> {
-    let cfg = config();
+/// The store of this request, opened if need be, without reporting a failure (for phpinfo()).
+pub fn open_quiet() -> Result<Arc<Store>, String> {
     if let Some(s) = REQ.with(|r| r.borrow().as_ref().and_then(|q| q.store.clone())) {
-        return Some(s);
+        return Ok(s);
     }
-    if cfg.file.is_empty() {
-        return ANON.get().and_then(|r| r.as_ref().ok().cloned());
-    }
-    let map = FILE_STORES.lock().unwrap_or_else(|p| p.into_inner());
-    map.as_ref().and_then(|m| m.get(&cfg.handle_key()).cloned())
+    open_for(&config())
 }

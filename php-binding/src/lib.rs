@@ -19,10 +19,8 @@ mod util;
 use config::{format_size, Config};
 use ext_php_rs::builders::ModuleBuilder;
 use ext_php_rs::prelude::*;
-use ext_php_rs::types::ZendStr;
 use ext_php_rs::zend::{IniEntryDef, ModuleEntry};
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
-use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -61,7 +59,7 @@ fn register_apcu_functions(ty: i32, mod_num: i32) -> Result<(), String> {
     startup.startup(ty, mod_num).map_err(|e| e.to_string())?;
     iter::APCU_ITERATOR_REGISTERED.store(true, Ordering::Relaxed);
     // The engine keeps pointers into the entry's tables for the life of the process.
-    std::mem::forget(entry);
+    let _ = entry;
     std::mem::forget(startup);
     KEEP.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(SendBox(Box::new(owned))));
     Ok(())
@@ -160,10 +158,10 @@ pub extern "C" fn info(_module: *mut ModuleEntry) {
         info_table_row!("Durability", d);
         info_table_row!("Reset on start", if cfg.reset_on_start { "yes" } else { "no" });
         info_table_row!("APCu compatibility", COMPAT_STATE.get().copied().unwrap_or("off"));
-        // Opening the store here would report an error into the phpinfo() page; open it the same way
-        // a call would, since phpinfo() is where an operator looks first.
-        match if cfg.enabled { handle::peek().or_else(handle::store) } else { None } {
-            Some(s) => {
+        // phpinfo() is where an operator looks first: open the store as a call would, but show
+        // why it cannot be opened in the table rather than as a warning.
+        match if cfg.enabled { handle::open_quiet() } else { Err("disabled (apcdb.enabled=0)".into()) } {
+            Ok(s) => {
                 match s.stats() {
                     Ok(st) => {
                         info_table_row!("Entries", st.entries.to_string());
@@ -175,7 +173,7 @@ pub extern "C" fn info(_module: *mut ModuleEntry) {
                 }
                 info_table_row!("Recovered at open", if s.recovered_at_open() { "yes" } else { "no" });
             }
-            None => info_table_row!("Store", "not open"),
+            Err(e) => info_table_row!("Store", format!("not available: {e}")),
         }
         info_table_end!();
         unsafe { ffi::display_ini_entries(_module.cast()) };
@@ -199,6 +197,3 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     }
     m
 }
-
-#[allow(dead_code)]
-fn _unused(_: &ZendStr, _: CString) {}

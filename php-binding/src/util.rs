@@ -13,10 +13,6 @@ pub fn warn(msg: &str) {
     error_docref(ffi::E_WARNING, msg);
 }
 
-pub fn notice(msg: &str) {
-    error_docref(ffi::E_NOTICE, msg);
-}
-
 pub fn error_docref(ty: i32, msg: &str) {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     unsafe { ffi::php_error_docref(std::ptr::null(), ty, c"%s".as_ptr(), c.as_ptr()) };
@@ -87,10 +83,6 @@ impl<'a> Args<'a> {
     /// Argument `i` with references resolved.
     pub fn get(&mut self, i: usize) -> Option<&'a mut Zval> {
         self.raw(i).map(|z| z.dereference_mut())
-    }
-
-    pub fn this(&mut self) -> Option<&mut ext_php_rs::types::ZendObject> {
-        self.ex.get_self()
     }
 
     /// An `int` parameter (Z_PARAM_LONG): PHP's weak/strict coercion and TypeError wording.
@@ -192,7 +184,8 @@ pub fn set_ref_bool(arg: Option<&mut Zval>, v: bool) {
 }
 
 pub fn has_exception() -> bool {
-    !ext_php_rs::zend::ExecutorGlobals::get().exception.is_null()
+    // EG(exception), read without ext-php-rs's globals lock.
+    unsafe { ext_php_rs::ffi::ext_php_rs_executor_globals().as_ref() }.is_some_and(|eg| !eg.exception.is_null())
 }
 
 /// Bytes of a zval converted to a string the way `convert_to_string` does for scalars; None for
