@@ -48,6 +48,7 @@ impl Inner {
                 .grow(want.next_multiple_of(PAGE).min(self.map.reserved()))
             {
                 Ok(()) => {
+                    h.file_size.fetch_max(self.map.len(), Release);
                     h.heap_end.store(end + size, Relaxed);
                     return Ok(Some(end));
                 }

@@ -17,7 +17,9 @@ impl Inner {
     pub(crate) fn checkpoint_locked(&self) -> Result<()> {
         self.check_poison()?;
         let h = self.shm.hdr();
-        let file_size = self.map.len();
+        // The real length: another process may have grown the file, and its pages must be
+        // flushed and recorded too.
+        let file_size = self.map.refresh_len()?;
         self.flush(0, file_size)?;
         let live_copy = 1 - h.durable_copy.load(Relaxed);
         let index_crc = self.index_crc(

@@ -142,6 +142,7 @@ pub struct Journal {
     file: File,
     pub path: PathBuf,
     pub size: u64,
+    observer: Option<crate::observe::SharedObserver>,
 }
 
 /// The valid prefix of a journal cycle.
@@ -155,7 +156,17 @@ pub struct Scan {
 
 impl Journal {
     pub fn new(file: File, path: PathBuf, size: u64) -> Journal {
-        Journal { file, path, size }
+        Journal {
+            file,
+            path,
+            size,
+            observer: None,
+        }
+    }
+
+    pub fn observed_by(mut self, observer: Option<crate::observe::SharedObserver>) -> Journal {
+        self.observer = observer;
+        self
     }
 
     /// Fills a new journal with zeros and makes it durable, so later writes overwrite allocated,
@@ -192,13 +203,21 @@ impl Journal {
         debug_assert!(pos + record.len() as u64 <= self.size);
         self.file
             .write_all_at(record, pos)
-            .map_err(|e| self.io_err("write", e))
+            .map_err(|e| self.io_err("write", e))?;
+        if let Some(o) = &self.observer {
+            o.journal_written(pos, record);
+        }
+        Ok(())
     }
 
     pub fn sync(&self) -> Result<()> {
         self.file
             .sync_data()
-            .map_err(|e| self.io_err("fdatasync", e))
+            .map_err(|e| self.io_err("fdatasync", e))?;
+        if let Some(o) = &self.observer {
+            o.journal_synced();
+        }
+        Ok(())
     }
 
     /// Reads the records of cycle `epoch`, starting with LSN `first_lsn`, up to the first record

@@ -89,6 +89,8 @@ mod index;
 mod journal;
 mod layout;
 mod map;
+mod observe;
 mod recover;
 mod shared;
 pub mod verify;
+pub use observe::Observer;

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::files;
+use crate::observe::SharedObserver;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ pub struct Map {
     visible: AtomicU64,
     file: File,
     pub path: PathBuf,
+    observer: Option<SharedObserver>,
 }
 
 // SAFETY: the mapping is shared memory designed for concurrent use by many processes; all access
@@ -28,7 +30,12 @@ unsafe impl Send for Map {}
 unsafe impl Sync for Map {}
 
 impl Map {
-    pub fn new(path: PathBuf, file: File, reserved: u64) -> Result<Map> {
+    pub fn new(
+        path: PathBuf,
+        file: File,
+        reserved: u64,
+        observer: Option<SharedObserver>,
+    ) -> Result<Map> {
         let len = files::file_len(&path, &file)?;
         let reserved = reserved.max(len);
         // SAFETY: a fresh shared mapping of an open file; the kernel chooses the address. Pages
@@ -55,6 +62,7 @@ impl Map {
             visible: AtomicU64::new(len),
             file,
             path,
+            observer,
         })
     }
 
@@ -67,6 +75,12 @@ impl Map {
         self.visible.load(Ordering::Acquire)
     }
 
+    /// Re-reads the file's length from the kernel (another process may have grown it).
+    pub fn refresh_len(&self) -> Result<u64> {
+        let real = files::file_len(&self.path, &self.file)?.min(self.reserved);
+        Ok(self.visible.fetch_max(real, Ordering::AcqRel).max(real))
+    }
+
     /// Ensures `[off, off+len)` lies inside the file, refreshing the length from the kernel when
     /// another process may have grown it.
     fn check(&self, off: u64, len: u64) -> Result<()> {
@@ -76,8 +90,7 @@ impl Map {
         if end <= self.visible.load(Ordering::Acquire) {
             return Ok(());
         }
-        let real = files::file_len(&self.path, &self.file)?.min(self.reserved);
-        self.visible.fetch_max(real, Ordering::AcqRel);
+        let real = self.refresh_len()?;
         if end <= real {
             Ok(())
         } else {
@@ -130,6 +143,7 @@ impl Map {
     /// The publishing store: one aligned 8-byte write, seen whole or not at all.
     pub fn store_u64(&self, off: u64, v: u64) -> Result<()> {
         self.word(off)?.store(v, Ordering::Release);
+        self.observed(off, 8);
         Ok(())
     }
 
@@ -140,6 +154,7 @@ impl Map {
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(off as usize), bytes.len())
         };
+        self.observed(off, bytes.len() as u64);
         Ok(())
     }
 
@@ -155,6 +170,7 @@ impl Map {
                 len as usize,
             )
         };
+        self.observed(dst, len);
         Ok(())
     }
 
@@ -185,6 +201,9 @@ impl Map {
         }
         files::allocate(&self.path, &self.file, new_len)?;
         self.visible.fetch_max(new_len, Ordering::AcqRel);
+        if let Some(o) = &self.observer {
+            o.data_grown(new_len);
+        }
         Ok(())
     }
 
@@ -207,7 +226,16 @@ impl Map {
                 std::io::Error::last_os_error(),
             ));
         }
+        if let Some(o) = &self.observer {
+            o.data_synced(off, len);
+        }
         Ok(())
+    }
+
+    fn observed(&self, off: u64, len: u64) {
+        if let Some(o) = &self.observer {
+            o.data_written(off, len);
+        }
     }
 }
 

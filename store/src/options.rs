@@ -18,7 +18,7 @@ pub enum Durability {
 
 /// Options for [`crate::Store::open`]. Sizes apply when the store is created; an existing store
 /// keeps the sizes it was created with.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     pub(crate) durability: Durability,
     pub(crate) max_size: u64,
@@ -26,6 +26,21 @@ pub struct Options {
     pub(crate) journal_size: u64,
     pub(crate) reset_generation: Option<u64>,
     pub(crate) create: bool,
+    pub(crate) observer: Option<crate::observe::SharedObserver>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("durability", &self.durability)
+            .field("max_size", &self.max_size)
+            .field("initial_size", &self.initial_size)
+            .field("journal_size", &self.journal_size)
+            .field("reset_generation", &self.reset_generation)
+            .field("create", &self.create)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -37,6 +52,7 @@ impl Default for Options {
             journal_size: 16 << 20,
             reset_generation: None,
             create: true,
+            observer: None,
         }
     }
 }
@@ -66,6 +82,12 @@ impl Options {
     /// server never wipes a newer one's data.
     pub fn reset_on_start(mut self, generation: u64) -> Self {
         self.reset_generation = Some(generation);
+        self
+    }
+    /// Reports every write to the durable files and every flush to `observer` (crash
+    /// simulation; see [`crate::Observer`]).
+    pub fn observer(mut self, observer: std::sync::Arc<dyn crate::Observer>) -> Self {
+        self.observer = Some(observer);
         self
     }
     /// Whether a missing store is created (default true).

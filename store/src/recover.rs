@@ -49,7 +49,9 @@ impl Inner {
     fn rebuild_live_state(&self) -> Result<u64> {
         let h = self.shm.hdr();
         let sb = newest_superblock(|at, b| self.map.read(at, b), &self.map.path)?;
-        sb.validate(self.map.len())
+        let file_size = self.map.refresh_len()?;
+        h.file_size.store(file_size, Release);
+        sb.validate(file_size)
             .map_err(|e| Error::corrupt(&self.map.path, e))?;
         let durable = sb.index[sb.durable_copy as usize];
         let live = sb.index[1 - sb.durable_copy as usize];

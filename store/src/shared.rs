@@ -99,6 +99,10 @@ pub struct Header {
     /// Which copy (0/1) the last durable checkpoint names; the live copy is the other one.
     pub durable_copy: AtomicU64,
     pub heap_end: AtomicU64,
+    /// The data file's length as last grown (processes refresh their own view when it is larger).
+    pub file_size: AtomicU64,
+    /// Set while the live state must be rebuilt (a lock holder died; a recovery failed).
+    pub needs_recovery: AtomicU64,
     pub next_lsn: AtomicU64,
     pub journal_pos: AtomicU64,
     /// Highest LSN whose journal record is completely written (page cache).

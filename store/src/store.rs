@@ -225,7 +225,8 @@ impl Inner {
             )?;
             sb
         };
-        let journal = Journal::new(journal_file, paths.journal.clone(), sb.journal_size);
+        let journal = Journal::new(journal_file, paths.journal.clone(), sb.journal_size)
+            .observed_by(opts.observer.clone());
         let jlen = files::file_len(&paths.journal, journal_file_ref(&journal))?;
         if jlen != sb.journal_size {
             if jlen != 0 || !first {
@@ -245,7 +246,12 @@ impl Inner {
         if is_new {
             files::sync_parent_dir(&paths.data)?;
         }
-        let map = Map::new(paths.data.clone(), data_file, sb.max_size)?;
+        let map = Map::new(
+            paths.data.clone(),
+            data_file,
+            sb.max_size,
+            opts.observer.clone(),
+        )?;
         let mut inner = Inner {
             map,
             shm,
@@ -347,11 +353,21 @@ impl Inner {
         let state = self.shm.hdr().write_mutex.lock(&self.path)?;
         HELD.with(|h| h.borrow_mut().push(me));
         let guard = WriteGuard { inner: self };
+        let h = self.shm.hdr();
         if let Locked::OwnerDied = state {
-            // The dead holder may have stopped anywhere: rebuild from checkpoint + journal. If this
-            // fails, the mutex stays inconsistent and the next locker tries again.
+            // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
+            // before marking the mutex usable again, so that if this recovery fails too (or this
+            // process dies in it), the next holder runs it instead.
+            h.needs_recovery.store(1, SeqCst);
+            h.write_mutex.consistent();
+        }
+        if h.needs_recovery.load(SeqCst) != 0 {
             self.recover_locked()?;
-            self.shm.hdr().write_mutex.consistent();
+            h.needs_recovery.store(0, SeqCst);
+        }
+        // Another process may have grown the file: see the new length before using it.
+        if h.file_size.load(Acquire) > self.map.len() {
+            self.map.refresh_len()?;
         }
         Ok(guard)
     }
