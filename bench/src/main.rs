@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 const VALUE_LEN: usize = 150;
 const KEY_LEN: usize = 24;
 const BATCH: usize = 1000;
+const WARM_CAP: Duration = Duration::from_secs(2);
 /// Payload the kill -9 writer of a peer pushes before the parent kills it, when apcdb's default
 /// journal size cannot be read (the run normally uses that size, so every engine has about the
 /// same amount of unfolded log to deal with at reopen).
@@ -151,10 +152,17 @@ fn op_loop(h: &mut dyn Handle, kind: Kind, dur: Duration, nkeys: u64, seed: u64)
     Ok(o)
 }
 
-fn warm_up(h: &mut dyn Handle, nkeys: u64, count: u64) -> Res<()> {
-    let mut rng = Rng::new(0xC0FFEE);
-    for _ in 0..count {
-        h.get(&key(rng.next() % nkeys))?;
+/// Read every key once, in index order (random order in key space), so the timed reads find the
+/// data in the page cache and, for the mmap-based stores, the pages already mapped in this
+/// process. Capped at `cap` so the slowest engines do not dominate the run; they are bound by
+/// their own per-read work rather than by page faults.
+fn warm_up(h: &mut dyn Handle, nkeys: u64, cap: Duration) -> Res<()> {
+    let t0 = Instant::now();
+    for i in 0..nkeys {
+        h.get(&key(i))?;
+        if i % 1024 == 0 && t0.elapsed() > cap {
+            break;
+        }
     }
     Ok(())
 }
@@ -414,7 +422,7 @@ fn child_main(args: &Args) -> Res<()> {
             let eng = open(fam, &open_args(mode))?;
             let mut h = eng.handle()?;
             if kind != Kind::Write {
-                warm_up(&mut *h, args.keys, args.keys.min(20_000))?;
+                warm_up(&mut *h, args.keys, WARM_CAP)?;
             }
             writeln!(stdout, "ready").map_err(|e| e.to_string())?;
             stdout.flush().map_err(|e| e.to_string())?;
@@ -589,7 +597,8 @@ fn sections(cfg: &Args) -> Vec<Section> {
     v[S_READ].note = format!(
         "{n} keys. Random existing keys; each op's latency is timed individually (one clock read per op, \
          included in the figures). LMDB and redb run one read transaction per get; SQLite one \
-         prepared SELECT; apcdb and fjall return an owned copy of the value, LMDB a borrowed slice."
+         prepared SELECT; apcdb and fjall return an owned copy of the value, LMDB a borrowed slice. For 2 processes, \
+         p50 and p99 are the mean of the two processes' own percentiles."
     );
     v[S_DUR].note =
         "Random overwrites of existing keys. Threads share one handle (SQLite: one connection \
@@ -715,7 +724,7 @@ fn family_round(cx: &mut Ctx, fam: Family) {
     cx.phase(format!("{} durable handle", fam.key()), |cx| {
         let eng = open(fam, &oa(Mode::Durable, false))?;
         if cx.want(S_READ) {
-            warm_up(&mut *eng.handle()?, n, n.min(100_000))?;
+            warm_up(&mut *eng.handle()?, n, WARM_CAP)?;
             for t in [1usize, 2] {
                 let mut o = run_threads(&*eng, t, Kind::Read, dur, n)?;
                 let (mean, p50, p99) = summarize(&mut o.lat);
@@ -808,13 +817,7 @@ fn family_round(cx: &mut Ctx, fam: Family) {
                     String::new()
                 };
                 let v = vec![mean, p50, p99, rate];
-                cx.secs[S_READ].record(
-                    "2 processes (p50/p99: mean of the 2)",
-                    "apcdb",
-                    &fl,
-                    v,
-                    &note,
-                );
+                cx.secs[S_READ].record("2 processes", "apcdb", &fl, v, &note);
                 Ok(())
             });
         }
@@ -1049,6 +1052,7 @@ struct Args {
     seed: u64,
     multi: bool,
     kill_bytes: u64,
+    load_at_start: String,
 }
 
 const SECTION_KEYS: [&str; 9] = [
@@ -1091,6 +1095,7 @@ fn parse_args() -> Args {
         seed: 1,
         multi: false,
         kill_bytes: PEER_KILL_BYTES,
+        load_at_start: String::new(),
     };
     let (mut keys, mut rounds, mut dur) = (None, None, None);
     let mut it = std::env::args().skip(1);
@@ -1171,6 +1176,7 @@ fn main() {
         std::process::exit(1);
     }
     let mut args = args;
+    args.load_at_start = load_average();
     if !args.smoke {
         args.kill_bytes = apcdb_journal_size(&args.dir).unwrap_or(PEER_KILL_BYTES);
     } else {
@@ -1241,6 +1247,12 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, {mem}, Linux {}", kernel.trim())
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn filesystem(dir: &Path) -> String {
     // The mount with the longest prefix of `dir` is the one holding it.
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
@@ -1276,6 +1288,13 @@ fn render(a: &Args, secs: &[Section], failures: &[String], took: Duration) -> St
         filesystem(&a.dir)
     );
     let _ = writeln!(o, "- whole run took {:.0} s", took.as_secs_f64());
+    let _ = writeln!(
+        o,
+        "- load average (1, 5, 15 min) at the start: {}; at the end: {} — other work on the machine \
+         shows up as noise, mostly in means and p99s",
+        a.load_at_start,
+        load_average()
+    );
     let _ = writeln!(o, "- versions: apcdb (this tree), heed 0.23.1 (LMDB), redb 4.6.0, rusqlite 0.43.0 (bundled SQLite), fjall 3.1.13\n");
     let _ = writeln!(o, "{}", targets(secs));
     for s in secs {
@@ -1301,16 +1320,23 @@ fn targets(secs: &[Section]) -> String {
         Some(false) => "**not met**",
         None => "not measured",
     };
-    // 1. point read time vs LMDB
-    for row in ["1 thread", "2 threads"] {
-        let a = secs[S_READ].median(row, "apcdb", 0);
-        let b = secs[S_READ].median(row, Family::Lmdb.label(), 0);
+    // 1. point read time vs LMDB. Judged on the median latency, which other tenants of a shared
+    //    machine disturb far less than the mean; the mean ratio is shown beside it.
+    for row in ["1 thread", "2 threads", "2 processes"] {
+        let a = secs[S_READ].median(row, "apcdb", 1);
+        let b = secs[S_READ].median(row, Family::Lmdb.label(), 1);
         let r = a.zip(b).map(|(a, b)| a / b);
+        let am = secs[S_READ].median(row, "apcdb", 0);
+        let bm = secs[S_READ].median(row, Family::Lmdb.label(), 0);
+        let rm = am.zip(bm).map(|(a, b)| a / b);
         rows.push(format!(
-            "| point read ({row}) ≤ 0.5× LMDB's time | {} vs {} = {} | {} |",
+            "| point read ({row}) ≤ 0.5× LMDB's time | p50 {} vs {} = {} (mean {} vs {} = {}) | {} |",
             fmt(a, Unit::Nanos),
             fmt(b, Unit::Nanos),
             fmt(r, Unit::Times),
+            fmt(am, Unit::Nanos),
+            fmt(bm, Unit::Nanos),
+            fmt(rm, Unit::Times),
             verdict(r.map(|r| r <= 0.5))
         ));
     }
