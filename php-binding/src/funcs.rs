@@ -52,7 +52,9 @@ pub fn guard(retval: &mut Zval, f: impl FnOnce(&mut Zval)) {
 
 /// Report a store error as a warning. A full store says so; nothing else was changed.
 pub fn report(e: &StoreError) {
-    if e.is_full() {
+    if matches!(e, StoreError::Reentrant) {
+        warn("apcdb: cannot write to the store from inside an apc_entry() generator (it runs under the store's write lock)");
+    } else if e.is_full() {
         warn(&format!("apcdb: unable to store the value: {e} (no other entry was removed)"));
     } else {
         warn(&format!("apcdb: {e}"));

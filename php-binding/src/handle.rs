@@ -123,7 +123,7 @@ pub fn store() -> Option<Arc<Store>> {
 
 /// Whether the store of this request is usable, without reporting anything.
 pub fn enabled() -> bool {
-    config().enabled
+    REQ.with(|r| r.borrow().as_ref().map(|q| q.cfg.enabled)).unwrap_or_else(|| Config::read().enabled)
 }
 
 fn open_for(cfg: &Config) -> Result<Arc<Store>, String> {
