@@ -813,6 +813,8 @@ fn family_round(cx: &mut Ctx, fam: Family) {
                 let misses: u64 = r.iter().map(|c| c.misses).sum();
                 let note = if misses > 0 {
                     format!("{misses} MISSES")
+                } else if fam == Family::Redb {
+                    "ConcurrencyMode::MultiWriter".to_string()
                 } else {
                     String::new()
                 };
