@@ -26,6 +26,7 @@ pub struct Options {
     pub(crate) journal_size: u64,
     pub(crate) reset_generation: Option<u64>,
     pub(crate) create: bool,
+    pub(crate) index_slots: u64,
     pub(crate) observer: Option<crate::observe::SharedObserver>,
 }
 
@@ -38,6 +39,7 @@ impl std::fmt::Debug for Options {
             .field("journal_size", &self.journal_size)
             .field("reset_generation", &self.reset_generation)
             .field("create", &self.create)
+            .field("index_slots", &self.index_slots)
             .field("observer", &self.observer.is_some())
             .finish()
     }
@@ -52,6 +54,7 @@ impl Default for Options {
             journal_size: 16 << 20,
             reset_generation: None,
             create: true,
+            index_slots: 4096,
             observer: None,
         }
     }
@@ -88,6 +91,13 @@ impl Options {
     /// simulation; see [`crate::Observer`]).
     pub fn observer(mut self, observer: std::sync::Arc<dyn crate::Observer>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+    /// Index slots of a new store (rounded up to a power of two, at least 16; default 4096). The
+    /// index is rebuilt, twice as large, whenever it is 70 % full, so this only saves rebuilds
+    /// for stores whose size is known in advance.
+    pub fn index_slots(mut self, slots: u64) -> Self {
+        self.index_slots = slots.clamp(16, 1 << 28).next_power_of_two();
         self
     }
     /// Whether a missing store is created (default true).

@@ -178,7 +178,12 @@ impl Inner {
                         .into(),
             });
         }
-        let (lock_file, _) = files::open_checked(&paths.lock, opts.create)?;
+        if !opts.create {
+            // The store must exist; its lock file is not durable state and is made when missing.
+            std::fs::symlink_metadata(&paths.data)
+                .map_err(|e| Error::io(&paths.data, "open", e))?;
+        }
+        let (lock_file, _) = files::open_checked(&paths.lock, true)?;
         // Election (SPEC.md, "Opening"): byte 0 serialises opens and closes; whoever can take byte 1
         // exclusively is alone, and must (re)build the shared state.
         shared::range_lock(&lock_file, &paths.lock, INIT_BYTE, Some(true), true)?;
@@ -295,7 +300,7 @@ fn journal_file_ref(j: &Journal) -> &std::fs::File {
 /// first superblock (epoch 1) durably.
 fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result<Superblock> {
     use std::os::unix::fs::FileExt;
-    let slots = 4096u64;
+    let slots = opts.index_slots;
     let copy = class_size(class_for(slots * 8));
     let initial = opts
         .initial_size
