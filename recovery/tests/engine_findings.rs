@@ -1,5 +1,6 @@
 //! Engine behaviours the crash-test found, pinned down as small deterministic tests through the
-//! public API and real processes. Each names the crash-test seed that first showed it.
+//! public API and real processes. Each names the crash-test seed that first showed it; all three
+//! were fixed in the engine (ae2ac5b) and stay here as regression tests.
 
 use apcdb::{Options, Store};
 use std::io::Write;
@@ -14,7 +15,6 @@ fn apcdb() -> Command {
 /// process grew it) checkpoints, recording its own smaller file size next to the shared heap end.
 /// No kill is needed: another process (`apcdb load`) grows the store while this one has it open.
 #[test]
-#[ignore = "engine bug 1 (see the recovery report): un-ignore once checkpoint records the shared file size"]
 fn checkpoint_by_a_process_that_did_not_see_the_file_grow() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
@@ -81,7 +81,6 @@ fn lock_holder(path: &std::path::Path, grow: u64) -> std::process::Child {
 /// 1048576 bytes but the last checkpoint recorded 2097152". Recovery validates the superblock
 /// against this process's cached file length, which is stale when another process grew the file.
 #[test]
-#[ignore = "engine bug 3 (see the recovery report): un-ignore once recovery uses the real file size"]
 fn recovery_in_a_process_that_did_not_see_the_file_grow() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
@@ -100,7 +99,6 @@ fn recovery_in_a_process_that_did_not_see_the_file_grow() {
 /// `lock()` returns the recovery error through `?`, dropping the guard, which unlocks the robust
 /// mutex without `pthread_mutex_consistent`: POSIX then makes it permanently unusable.
 #[test]
-#[ignore = "engine bug 2 (see the recovery report): un-ignore once a failed recovery leaves the lock recoverable"]
 fn a_failed_recovery_does_not_make_the_lock_unusable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");

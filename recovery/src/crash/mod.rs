@@ -1,6 +1,7 @@
 //! `apcdb crash-test`: the kill -9 harness, its hidden `worker` and `verify` subcommands.
 
 mod config;
+pub use config::parse_durability;
 mod expect;
 mod harness;
 mod holder;
@@ -253,13 +254,18 @@ fn verify_inner(raw: &[String]) -> Result<bool, String> {
         }
         None => verify::snapshot_rust(&store, durability, &exp),
     };
-    let verdict = match snap {
+    let opened = snap.is_ok();
+    let mut verdict = match snap {
         Ok(snap) => verify::judge(&exp, &snap),
         Err(e) => verify::Verdict {
             violations: vec![e],
             ..Default::default()
         },
     };
+    if opened {
+        problems.extend(offline_check(&store, "after recovery and close"));
+    }
+    verdict.violations.extend(problems);
     for v in &verdict.violations {
         println!("VIOLATION {v}");
     }

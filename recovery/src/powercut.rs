@@ -1,0 +1,559 @@
+//! `apcdb powercut`: the power-loss simulator.
+//!
+//! A single-threaded random workload runs on a store opened with an [`apcdb::Observer`], through
+//! which the engine reports every write to the data file (map stores) and to the journal, and every
+//! flush. The recorder keeps what the disk holds for sure (the bytes as of their last flush) and
+//! what is only in the page cache. At random moments — inside those callbacks, i.e. in the middle
+//! of a write, a commit, a checkpoint or a file growth, and between operations — it builds a crash
+//! image: the durable bytes, plus for each data page written since its last flush either the old
+//! page, the new page, or a mix of the two at 512-byte sectors, plus the journal's unflushed writes
+//! cut at any byte. Each image gets the engine's offline check, is opened (which runs recovery) and
+//! read back, and its whole content is compared with the workload's model:
+//!
+//! - `sync`: the image must hold exactly the state before or after the operation in flight —
+//!   nothing acknowledged lost, nothing torn, batches whole;
+//! - `periodic`/`none`: it must hold a state the workload actually passed through since its last
+//!   explicit `sync()` (a prefix of the history: consistent, nothing torn, batches whole).
+//!
+//! Assumptions: the file size set by a growth (`fallocate`) survives; the lock file holds no
+//! durable state (images start without one).
+
+use crate::crash::value::{self, WriteId};
+use crate::rng::Rng;
+use apcdb::{Durability, Options, Store, Update};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PAGE: u64 = 4096;
+const SECTOR: usize = 512;
+const KEYS: u64 = 48;
+const COUNTERS: u64 = 3;
+
+pub struct PowercutConfig {
+    pub images: u64,
+    pub durability: Durability,
+    pub seed: u64,
+    pub dir: PathBuf,
+    /// Chance, per mille, that an engine callback becomes a crash moment.
+    pub per_mille: u64,
+    /// Simulate a disk that acknowledges journal flushes and then loses them: the simulator must
+    /// report failures in sync mode (a check of the checker).
+    pub lying_disk: bool,
+}
+
+#[derive(Default)]
+pub struct PowercutTotals {
+    pub images: u64,
+    pub operations: u64,
+    pub failures: Vec<String>,
+}
+
+/// What the workload's state may legitimately be on a crash image.
+struct Allowed {
+    /// Sync mode: the state before and after the operation in flight.
+    pre: u64,
+    post: u64,
+    /// Relaxed modes: every state since the last explicit `sync()`.
+    history: HashSet<u64>,
+}
+
+struct Recorder {
+    data_path: PathBuf,
+    durable_data: Vec<u8>,
+    durable_journal: Vec<u8>,
+    dirty: BTreeSet<u64>,
+    pending_journal: Vec<(u64, Vec<u8>)>,
+    rng: Rng,
+    per_mille: u64,
+    strict: bool,
+    allowed: Allowed,
+    image_dir: PathBuf,
+    keep_dir: PathBuf,
+    totals: PowercutTotals,
+    max_images: u64,
+    /// Set once the durable baseline is taken; callbacks before that change nothing.
+    armed: bool,
+    lying_disk: bool,
+}
+
+struct Shared(Mutex<Recorder>);
+
+impl apcdb::Observer for Shared {
+    fn data_written(&self, off: u64, len: u64) {
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !r.armed {
+            return;
+        }
+        for page in off / PAGE..(off + len).div_ceil(PAGE) {
+            r.dirty.insert(page);
+        }
+        r.maybe_crash("data written");
+    }
+    fn data_synced(&self, off: u64, len: u64) {
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !r.armed {
+            return;
+        }
+        r.maybe_crash("before a data flush returned");
+        let start = off / PAGE * PAGE;
+        let end = (off + len).div_ceil(PAGE) * PAGE;
+        r.persist_data(start, end);
+    }
+    fn data_grown(&self, len: u64) {
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if r.armed && r.durable_data.len() < len as usize {
+            r.durable_data.resize(len as usize, 0);
+            r.maybe_crash("file grown");
+        }
+    }
+    fn journal_written(&self, off: u64, bytes: &[u8]) {
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !r.armed {
+            return;
+        }
+        r.pending_journal.push((off, bytes.to_vec()));
+        r.maybe_crash("journal written");
+    }
+    fn journal_synced(&self) {
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !r.armed {
+            return;
+        }
+        r.maybe_crash("before a journal flush returned");
+        let pending = std::mem::take(&mut r.pending_journal);
+        if r.lying_disk {
+            return;
+        }
+        for (off, bytes) in pending {
+            write_into(&mut r.durable_journal, off, &bytes);
+        }
+    }
+}
+
+fn write_into(buf: &mut Vec<u8>, off: u64, bytes: &[u8]) {
+    let end = off as usize + bytes.len();
+    if buf.len() < end {
+        buf.resize(end, 0);
+    }
+    buf[off as usize..end].copy_from_slice(bytes);
+}
+
+impl Recorder {
+    /// The data file's bytes `[start, end)` as they are now (page cache).
+    fn current(&self, start: u64, end: u64) -> Vec<u8> {
+        let file = std::fs::File::open(&self.data_path).expect("data file readable");
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let end = end.min(len);
+        let mut buf = vec![0u8; end.saturating_sub(start) as usize];
+        if !buf.is_empty() {
+            file.read_exact_at(&mut buf, start).expect("read data file");
+        }
+        buf
+    }
+
+    fn persist_data(&mut self, start: u64, end: u64) {
+        let now = self.current(start, end);
+        write_into(&mut self.durable_data, start, &now);
+        for page in start / PAGE..end / PAGE {
+            self.dirty.remove(&page);
+        }
+    }
+
+    fn maybe_crash(&mut self, moment: &str) {
+        if self.totals.images < self.max_images && self.rng.chance(self.per_mille) {
+            self.crash(moment);
+        }
+    }
+
+    /// Builds one crash image from the current moment and checks it.
+    fn crash(&mut self, moment: &str) {
+        let mut data = self.durable_data.clone();
+        let mut choices = Vec::new();
+        let dirty: Vec<u64> = self.dirty.iter().copied().collect();
+        for page in dirty {
+            let new = self.current(page * PAGE, (page + 1) * PAGE);
+            let old_len = data.len();
+            match self.rng.below(10) {
+                0..=3 => choices.push(format!("{page}:old")),
+                4..=7 => {
+                    write_into(&mut data, page * PAGE, &new);
+                    choices.push(format!("{page}:new"));
+                }
+                _ => {
+                    let mut mask = String::new();
+                    for (i, sector) in new.chunks(SECTOR).enumerate() {
+                        if self.rng.chance(500) {
+                            write_into(&mut data, page * PAGE + (i * SECTOR) as u64, sector);
+                            mask.push('n');
+                        } else {
+                            mask.push('o');
+                        }
+                    }
+                    choices.push(format!("{page}:torn[{mask}]"));
+                }
+            }
+            data.truncate(old_len.max(self.durable_data.len()));
+        }
+        let mut journal = self.durable_journal.clone();
+        let total: usize = self.pending_journal.iter().map(|(_, b)| b.len()).sum();
+        let mut cut = self.rng.below(total as u64 + 1) as usize;
+        let journal_cut = format!("journal cut at {cut} of {total} unflushed bytes");
+        for (off, bytes) in &self.pending_journal {
+            let n = cut.min(bytes.len());
+            write_into(&mut journal, *off, &bytes[..n]);
+            cut -= n;
+            if cut == 0 {
+                break;
+            }
+        }
+        self.totals.images += 1;
+        let n = self.totals.images;
+        if let Err(why) = self.check_image(&data, &journal) {
+            let keep = self.keep_dir.join(format!("image-{n}"));
+            let _ = std::fs::create_dir_all(&keep);
+            let _ = std::fs::write(keep.join("store.db"), &data);
+            let _ = std::fs::write(keep.join("store.db.journal"), &journal);
+            self.totals.failures.push(format!(
+                "image {n} ({moment}; {} dirty pages {}; {journal_cut}): {why} (kept in {})",
+                choices.len(),
+                summarize(&choices),
+                keep.display()
+            ));
+        }
+    }
+
+    fn check_image(&self, data: &[u8], journal: &[u8]) -> Result<(), String> {
+        let path = self.image_dir.join("store.db");
+        std::fs::write(&path, data).map_err(|e| e.to_string())?;
+        std::fs::write(self.image_dir.join("store.db.journal"), journal)
+            .map_err(|e| e.to_string())?;
+        // The lock file holds no durable state: after a power cut it is there but its content is
+        // meaningless; an empty one is what a first opener initialises.
+        let lock = self.image_dir.join("store.db.lock");
+        let _ = std::fs::remove_file(&lock);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&lock)
+            .map_err(|e| format!("creating {}: {e}", lock.display()))?;
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.read_image(&path)));
+        let state = match outcome {
+            Ok(r) => r?,
+            Err(_) => return Err("the engine panicked".into()),
+        };
+        if self.strict {
+            if state != self.allowed.pre && state != self.allowed.post {
+                return Err("the recovered state is neither the one before nor the one after the operation in \
+                            flight (acknowledged data lost, or torn)"
+                    .into());
+            }
+        } else if !self.allowed.history.contains(&state) {
+            return Err(
+                "the recovered state is not one the workload passed through since its last sync() \
+                        (torn, reordered, or older than a sync)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Opens the image like a restarted server would and returns the hash of its whole content.
+    fn read_image(&self, path: &Path) -> Result<u64, String> {
+        let report =
+            apcdb::verify::check(path).map_err(|e| format!("offline check failed: {e}"))?;
+        if let Some(p) = report.problems.first() {
+            return Err(format!(
+                "offline check: {p} ({} problems)",
+                report.problems.len()
+            ));
+        }
+        let store = Store::open(
+            path,
+            Options::default()
+                .create(false)
+                .durability(Durability::None),
+        )
+        .map_err(|e| format!("does not open: {e}"))?;
+        let entries = store
+            .scan_prefix(b"")
+            .map_err(|e| format!("scan failed: {e}"))?;
+        let mut state = 0u64;
+        for (key, entry) in &entries {
+            let name = String::from_utf8_lossy(key);
+            let genuine = if name.starts_with("c/") {
+                std::str::from_utf8(&entry.value).is_ok_and(|s| s.parse::<u64>().is_ok())
+            } else {
+                value::parse(&name, &entry.value).is_ok()
+            };
+            if !genuine {
+                return Err(format!("{name} holds a torn or foreign value"));
+            }
+            state ^= entry_hash(key, &entry.value, entry.expires_at_ms);
+        }
+        Ok(state)
+    }
+}
+
+fn summarize(choices: &[String]) -> String {
+    if choices.len() <= 12 {
+        format!("[{}]", choices.join(" "))
+    } else {
+        format!("[{} ...]", choices[..12].join(" "))
+    }
+}
+
+fn entry_hash(key: &[u8], value: &[u8], exp: u64) -> u64 {
+    let mut h = DefaultHasher::new();
+    (key, value, exp).hash(&mut h);
+    h.finish()
+}
+
+/// The workload's model: the store's exact content and its order-free hash.
+#[derive(Default)]
+struct Model {
+    map: BTreeMap<Vec<u8>, (Vec<u8>, u64)>,
+    hash: u64,
+}
+
+impl Model {
+    fn put(&mut self, key: &[u8], value: &[u8], exp: u64) {
+        self.delete(key);
+        self.hash ^= entry_hash(key, value, exp);
+        self.map.insert(key.to_vec(), (value.to_vec(), exp));
+    }
+    fn delete(&mut self, key: &[u8]) {
+        if let Some((v, e)) = self.map.remove(key) {
+            self.hash ^= entry_hash(key, &v, e);
+        }
+    }
+}
+
+enum Op {
+    Put(Vec<u8>, Vec<u8>, u64),
+    Add(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+    Inc(Vec<u8>),
+    Clear,
+    Sync,
+    Checkpoint,
+}
+
+fn choose(rng: &mut Rng, seq: u64) -> Op {
+    let idx = rng.below(KEYS);
+    let key = format!("k/{idx}");
+    let filler = |rng: &mut Rng| match rng.below(100) {
+        0..=79 => rng.below(300) as usize,
+        80..=96 => rng.range(300, 8192) as usize,
+        _ => rng.range(8192, 60 << 10) as usize,
+    };
+    let make = |rng: &mut Rng, key: &str| value::make(key, WriteId { inc: 1, seq }, filler(rng));
+    match rng.below(1000) {
+        0..=349 => {
+            let exp = if rng.chance(100) {
+                4_000_000_000_000
+            } else {
+                0
+            };
+            Op::Put(key.clone().into_bytes(), make(rng, &key), exp)
+        }
+        350..=449 => Op::Add(key.clone().into_bytes(), make(rng, &key)),
+        450..=579 => Op::Delete(key.into_bytes()),
+        580..=699 => {
+            let mut items: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            for _ in 0..rng.range(2, 6) {
+                let k = format!("k/{}", rng.below(KEYS));
+                if items.iter().any(|(x, _)| x == k.as_bytes()) {
+                    continue;
+                }
+                let v = if rng.chance(250) {
+                    None
+                } else {
+                    Some(value::make(
+                        &k,
+                        WriteId { inc: 1, seq },
+                        rng.below(2000) as usize,
+                    ))
+                };
+                items.push((k.into_bytes(), v));
+            }
+            Op::Batch(items)
+        }
+        700..=949 => Op::Inc(format!("c/{}", rng.below(COUNTERS)).into_bytes()),
+        950..=969 => Op::Sync,
+        970..=994 => Op::Checkpoint,
+        _ => Op::Clear,
+    }
+}
+
+/// The model after `op`.
+fn apply(model: &Model, op: &Op) -> Model {
+    let mut m = Model {
+        map: model.map.clone(),
+        hash: model.hash,
+    };
+    match op {
+        Op::Put(k, v, e) => m.put(k, v, *e),
+        Op::Add(k, v) => {
+            if !m.map.contains_key(k) {
+                m.put(k, v, 0)
+            }
+        }
+        Op::Delete(k) => m.delete(k),
+        Op::Batch(items) => {
+            for (k, v) in items {
+                match v {
+                    Some(v) => m.put(k, v, 0),
+                    None => m.delete(k),
+                }
+            }
+        }
+        Op::Inc(k) => {
+            let n = m
+                .map
+                .get(k)
+                .and_then(|(v, _)| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            m.put(k, (n + 1).to_string().as_bytes(), 0);
+        }
+        Op::Clear => m = Model::default(),
+        Op::Sync | Op::Checkpoint => {}
+    }
+    m
+}
+
+fn execute(store: &Store, op: &Op) -> apcdb::Result<()> {
+    match op {
+        Op::Put(k, v, e) => store.put_with_expiry(k, v, *e),
+        Op::Add(k, v) => store.add(k, v).map(|_| ()),
+        Op::Delete(k) => store.delete(k).map(|_| ()),
+        Op::Batch(items) => store.batch(|b| {
+            for (k, v) in items {
+                match v {
+                    Some(v) => b.put(k, v),
+                    None => b.delete(k),
+                }
+            }
+        }),
+        Op::Inc(k) => store.update(k, |cur| {
+            let n = cur
+                .and_then(|e| std::str::from_utf8(&e.value).ok()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            (
+                Update::Put {
+                    value: (n + 1).to_string().into_bytes(),
+                    expires_at_ms: 0,
+                },
+                (),
+            )
+        }),
+        Op::Clear => store.clear(),
+        Op::Sync => store.sync(),
+        Op::Checkpoint => store.checkpoint(),
+    }
+}
+
+pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
+    let work = cfg.dir.join("live");
+    let image_dir = cfg.dir.join("image");
+    for d in [&work, &image_dir] {
+        let _ = std::fs::remove_dir_all(d);
+        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    }
+    let path = work.join("store.db");
+    let strict = cfg.durability == Durability::Sync;
+    let shared = Arc::new(Shared(Mutex::new(Recorder {
+        data_path: path.clone(),
+        durable_data: Vec::new(),
+        durable_journal: Vec::new(),
+        dirty: BTreeSet::new(),
+        pending_journal: Vec::new(),
+        rng: Rng::derive(cfg.seed, 1),
+        per_mille: cfg.per_mille,
+        strict,
+        allowed: Allowed {
+            pre: 0,
+            post: 0,
+            history: HashSet::from([0]),
+        },
+        image_dir,
+        keep_dir: cfg.dir.clone(),
+        totals: PowercutTotals::default(),
+        max_images: cfg.images,
+        armed: false,
+        lying_disk: cfg.lying_disk,
+    })));
+    // Small sizes: images are cheap to write and the journal wraps and the file grows often.
+    let opts = Options::default()
+        .durability(cfg.durability)
+        .initial_size(256 << 10)
+        .journal_size(512 << 10)
+        .max_size(256 << 20)
+        .observer(shared.clone());
+    let store = Store::open(&path, opts).map_err(|e| e.to_string())?;
+    store.checkpoint().map_err(|e| e.to_string())?;
+    {
+        // Baseline: everything so far is on disk.
+        let mut r = shared.0.lock().unwrap();
+        let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+        r.durable_data = r.current(0, len);
+        r.durable_journal =
+            std::fs::read(work.join("store.db.journal")).map_err(|e| e.to_string())?;
+        r.armed = true;
+    }
+    let mut rng = Rng::derive(cfg.seed, 2);
+    let mut model = Model::default();
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut seq = 0u64;
+    loop {
+        {
+            let r = shared.0.lock().unwrap();
+            if r.totals.images >= cfg.images || r.totals.failures.len() >= 20 {
+                break;
+            }
+        }
+        seq += 1;
+        let op = choose(&mut rng, seq);
+        let next = apply(&model, &op);
+        {
+            let mut r = shared.0.lock().unwrap();
+            r.allowed.pre = model.hash;
+            r.allowed.post = next.hash;
+            r.allowed.history.insert(next.hash);
+        }
+        match execute(&store, &op) {
+            Ok(()) => {}
+            Err(e) if e.is_full() => return Err(format!("the simulated store filled up: {e}")),
+            Err(e) => return Err(format!("operation {seq} failed: {e}")),
+        }
+        model = next;
+        let mut r = shared.0.lock().unwrap();
+        r.allowed.pre = model.hash;
+        if matches!(op, Op::Sync | Op::Checkpoint) {
+            // Everything before is durable now: older states are no longer acceptable.
+            r.allowed.history = HashSet::from([model.hash]);
+        }
+        r.totals.operations += 1;
+        r.maybe_crash("between operations");
+        if last_progress.elapsed() >= Duration::from_secs(2) {
+            last_progress = Instant::now();
+            eprintln!(
+                "powercut: {:>4.0}s {} operations, {} images, {} failed",
+                started.elapsed().as_secs_f64(),
+                r.totals.operations,
+                r.totals.images,
+                r.totals.failures.len()
+            );
+        }
+    }
+    drop(store);
+    let mut r = shared.0.lock().unwrap();
+    Ok(std::mem::take(&mut r.totals))
+}
