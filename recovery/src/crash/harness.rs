@@ -40,6 +40,8 @@ pub struct Totals {
     pub lost: u64,
     pub rounds: u64,
     pub refused_full: u64,
+    /// Kills that landed while the worker had an operation announced and not acknowledged.
+    pub kills_mid_operation: u64,
     pub violations: Vec<String>,
 }
 
@@ -101,6 +103,7 @@ pub fn run(cfg: HarnessConfig) -> Result<Totals, String> {
             lost: 0,
             rounds: 0,
             refused_full: 0,
+            kills_mid_operation: 0,
             violations: vec![],
         },
         started: Instant::now(),
@@ -379,6 +382,9 @@ impl Harness {
             let _ = reader.join();
         }
         if let Some((seq, start, op)) = w.pending.take() {
+            if kill {
+                self.t.kills_mid_operation += 1;
+            }
             self.model
                 .record(slot, inc, seq, &op, start, dead_at, false, None);
         }
