@@ -554,10 +554,8 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     if !a.check_count(0, max) {
         return;
     }
-    if mode == Mode::Apc {
-        if a.string(0).is_err() {
-            return;
-        }
+    if mode == Mode::Apc && a.string(0).is_err() {
+        return;
     }
     let Ok(limited) = a.bool(li) else { return };
     let limited = limited.unwrap_or(false);
