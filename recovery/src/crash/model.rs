@@ -12,7 +12,7 @@
 //! the model never grows beyond one round.
 
 use super::expect::{Expectations, KState, Observed};
-use super::protocol::{counter_key, owned_key, Op, Put};
+use super::protocol::{cas_key, counter_key, owned_key, Op, Put};
 use super::value::WriteId;
 use std::collections::BTreeMap;
 
@@ -65,7 +65,8 @@ impl Model {
             }
         }
         let counters = (0..counters)
-            .map(|c| (counter_key(c), CounterModel::default()))
+            .flat_map(|c| [counter_key(c), cas_key(c)])
+            .map(|name| (name, CounterModel::default()))
             .collect();
         Model {
             keys,
@@ -129,11 +130,13 @@ impl Model {
                 }
             }
             Op::Clear => self.clears.push(span),
-            Op::Inc { counter } => {
-                let c = self
-                    .counters
-                    .get_mut(&counter_key(*counter))
-                    .expect("unknown counter");
+            Op::Inc { .. } | Op::CasInc { .. } => {
+                let name = match op {
+                    Op::Inc { counter } => counter_key(*counter),
+                    Op::CasInc { counter } => cas_key(*counter),
+                    _ => unreachable!(),
+                };
+                let c = self.counters.get_mut(&name).expect("unknown counter");
                 if definite {
                     c.acked.push(start);
                 } else {

@@ -10,7 +10,8 @@
 //! I <seq> <t> del <idx>
 //! I <seq> <t> batch <idx>=<filler|-|del>,...
 //! I <seq> <t> clear
-//! I <seq> <t> inc <counter>
+//! I <seq> <t> inc <counter>               update() on ctr/<counter>
+//! I <seq> <t> casinc <counter>            get + compare_and_swap on cas/<counter>
 //! I <seq> <t> other                       sync/checkpoint/read: no change to the data
 //! K <seq> <t> <1|0|->                     acknowledged, with add's/delete's result
 //! F <seq> <t> <reason>                    refused with "full": nothing was changed
@@ -46,6 +47,10 @@ pub enum Op {
     Batch(Vec<(u32, Option<Put>)>),
     Clear,
     Inc {
+        counter: u32,
+    },
+    /// An increment done with get + compare_and_swap, retried until the swap succeeds.
+    CasInc {
         counter: u32,
     },
     Other,
@@ -104,6 +109,7 @@ pub fn intent(seq: u64, t: u64, op: &Op) -> String {
         }
         Op::Clear => "clear".into(),
         Op::Inc { counter } => format!("inc {counter}"),
+        Op::CasInc { counter } => format!("casinc {counter}"),
         Op::Other => "other".into(),
     };
     format!("I {seq} {t} {body}\n")
@@ -177,6 +183,7 @@ pub fn parse(line: &str) -> Result<Line, String> {
                 }
                 Some("clear") => Op::Clear,
                 Some("inc") => Op::Inc { counter: idx(4)? },
+                Some("casinc") => Op::CasInc { counter: idx(4)? },
                 Some("other") => Op::Other,
                 _ => return Err(bad()),
             };
@@ -189,6 +196,11 @@ pub fn parse(line: &str) -> Result<Line, String> {
 /// Names of the keys the workload uses: each slot owns its keys; counters are shared.
 pub fn owned_key(slot: u32, idx: u32) -> String {
     format!("w{slot}/{idx}")
+}
+
+/// The counters incremented with compare_and_swap.
+pub fn cas_key(counter: u32) -> String {
+    format!("cas/{counter}")
 }
 
 pub fn counter_key(counter: u32) -> String {
@@ -220,6 +232,7 @@ mod tests {
             ]),
             Op::Clear,
             Op::Inc { counter: 2 },
+            Op::CasInc { counter: 1 },
             Op::Other,
         ];
         for op in ops {

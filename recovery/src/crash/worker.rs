@@ -2,7 +2,7 @@
 //! harness kills it), reporting each one over stdout with the protocol in [`super::protocol`].
 
 use super::config::{store_options, MAX_FILLER};
-use super::protocol::{self, counter_key, owned_key, Op, Put};
+use super::protocol::{self, cas_key, counter_key, owned_key, Op, Put};
 use super::value::{self, WriteId};
 use crate::clock::{monotonic_ns, unix_ms};
 use crate::rng::Rng;
@@ -118,7 +118,10 @@ fn choose(rng: &mut Rng, cfg: &WorkerConfig) -> Op {
             }
             Op::Batch(items)
         }
-        670..=919 => Op::Inc {
+        670..=849 => Op::Inc {
+            counter: rng.below(cfg.counters as u64) as u32,
+        },
+        850..=919 => Op::CasInc {
             counter: rng.below(cfg.counters as u64) as u32,
         },
         920..=997 => Op::Other,
@@ -160,6 +163,27 @@ fn execute(store: &Store, cfg: &WorkerConfig, seq: u64, op: &Op) -> Result<Optio
             Ok(None)
         }
         Op::Clear => store.clear().map(|_| None),
+        Op::CasInc { counter } => {
+            let k = cas_key(*counter);
+            loop {
+                let cur = store.get(k.as_bytes())?;
+                let n = match &cur {
+                    None => 0,
+                    Some(v) => match std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                    {
+                        Some(n) => n,
+                        None => fatal(&format!("torn counter {k} seen by a live worker: {v:?}")),
+                    },
+                };
+                let next = (n + 1).to_string();
+                // Another process may have moved it since the read: then read again.
+                if store.compare_and_swap(k.as_bytes(), cur.as_deref(), Some(next.as_bytes()))? {
+                    return Ok(None);
+                }
+            }
+        }
         Op::Inc { counter } => {
             let k = counter_key(*counter);
             let outcome = store.update(k.as_bytes(), |cur| {
