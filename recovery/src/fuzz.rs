@@ -210,7 +210,7 @@ fn values_are_genuine(exe: &Path, img: &Path) -> Result<(), String> {
         let obj = json::parse_object(line)?;
         let key = String::from_utf8_lossy(&field(&obj, "key")?).into_owned();
         let value = field(&obj, "value")?;
-        let genuine = if key.starts_with("ctr/") {
+        let genuine = if key.starts_with("ctr/") || key.starts_with("cas/") {
             std::str::from_utf8(&value).is_ok_and(|s| s.parse::<u64>().is_ok())
         } else {
             crate::crash::value::parse(&key, &value).is_ok()

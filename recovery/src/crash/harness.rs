@@ -189,12 +189,9 @@ impl Harness {
                     .args(["--durability", &self.cfg.durability])
                     .args(["--slot", &slot.to_string(), "--inc", &inc.to_string()])
                     .args(["--seed", &self.cfg.seed.to_string()])
-                    .args([
-                        "--keys",
-                        &self.cfg.keys.to_string(),
-                        "--counters",
-                        &self.cfg.counters.to_string(),
-                    ]);
+                    .args(["--keys", &self.cfg.keys.to_string()])
+                    .args(["--counters", &self.cfg.counters.to_string()])
+                    .args(["--slots", &self.cfg.workers.to_string()]);
                 c
             }
         };

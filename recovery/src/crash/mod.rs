@@ -192,6 +192,7 @@ fn worker_main(raw: &[String]) -> Result<i32, String> {
         seed: num("seed")?,
         keys: num("keys")?.max(1) as u32,
         counters: num("counters")?.max(1) as u32,
+        slots: a.number("slots")?.unwrap_or(1).max(1) as u32,
     })
 }
 

@@ -19,6 +19,8 @@ pub struct WorkerConfig {
     pub seed: u64,
     pub keys: u32,
     pub counters: u32,
+    /// How many slots the run has: reads also look at the other slots' keys.
+    pub slots: u32,
 }
 
 /// Never returns normally: exits 3 on an unexpected engine error, 2 when the harness is gone.
@@ -216,11 +218,26 @@ fn execute(store: &Store, cfg: &WorkerConfig, seq: u64, op: &Op) -> Result<Optio
             Ok(None)
         }
         Op::Other => {
-            match seq % 4 {
+            match seq % 5 {
                 0 => store.sync()?,
                 1 => store.checkpoint()?,
+                2 | 3 => {
+                    // Any slot's key, while its owner may be writing it: never a torn value.
+                    let slot = (seq / 5 % cfg.slots as u64) as u32;
+                    let name = owned_key(slot, (seq / 7 % cfg.keys as u64) as u32);
+                    if let Some(v) = store.get(name.as_bytes())? {
+                        if let Err(e) = value::parse(&name, &v) {
+                            fatal(&format!("torn read of {name} by a live worker: {e}"));
+                        }
+                    }
+                }
                 _ => {
-                    store.get(&key((seq % cfg.keys as u64) as u32))?;
+                    for (k, e) in store.scan_prefix(b"w")? {
+                        let name = String::from_utf8_lossy(&k).into_owned();
+                        if let Err(err) = value::parse(&name, &e.value) {
+                            fatal(&format!("torn value of {name} in a live scan: {err}"));
+                        }
+                    }
                 }
             }
             Ok(None)
