@@ -164,7 +164,7 @@ for ($seq = 1; ; $seq++) {
         $ok = $add ? apc_add($key, $v) : apc_store($key, $v);
         if ($add) { out("K $seq " . hrtime(true) . ($ok ? " 1" : " 0")); }
         elseif ($ok === true) { out("K $seq " . hrtime(true) . " -"); }
-        else { out("F $seq " . hrtime(true) . " refused"); }
+        else { out("X apc_store failed: " . (error_get_last()['message'] ?? 'returned false')); exit(3); }
     } elseif ($r < 650) {
         out("I $seq $t del $i");
         $ok = apc_delete($key);
@@ -183,7 +183,7 @@ for ($seq = 1; ; $seq++) {
         out("K $seq " . hrtime(true) . " -");
     } else {
         out("I $seq $t clear");
-        apc_clear_cache('user');
+        if (apc_clear_cache('user') === false) { out("X apc_clear_cache failed"); exit(3); }
         out("K $seq " . hrtime(true) . " -");
     }
 }
