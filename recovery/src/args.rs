@@ -30,8 +30,10 @@ impl Args {
             } else if switch_names.contains(&name) {
                 args.switches.push(name.to_string());
             } else {
-                let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-                args.values.insert(name.to_string(), v.clone());
+                match it.next() {
+                    Some(v) => args.values.insert(name.to_string(), v.clone()),
+                    None => args.values.insert(name.to_string(), String::new()),
+                };
             }
         }
         Ok(args)
@@ -72,7 +74,10 @@ impl Args {
                 return Err(format!("unknown option --{name}"));
             }
         }
-        Ok(())
+        match self.values.iter().find(|(_, v)| v.is_empty()) {
+            Some((name, _)) => Err(format!("--{name} needs a value")),
+            None => Ok(()),
+        }
     }
 }
 
@@ -118,6 +123,10 @@ mod tests {
             Some(Duration::from_secs(120))
         );
         assert!(a.only(&["json", "seed"]).is_err());
+        let a = Args::parse(&["--bogus".to_string()], &[]).unwrap();
+        assert_eq!(a.only(&["seed"]).unwrap_err(), "unknown option --bogus");
+        let a = Args::parse(&["--seed".to_string()], &[]).unwrap();
+        assert_eq!(a.only(&["seed"]).unwrap_err(), "--seed needs a value");
     }
 
     #[test]
