@@ -31,7 +31,9 @@ apcdb crash-test [...]         the kill -9 harness (apcdb crash-test --help)
 apcdb fuzz [--iterations 200] [--seed N] [--dir DIR]
                                damage copies of a crashed store at random; `check` must never
                                panic, die of a signal or hang
-apcdb powercut [--images N] [--durability D] [--seed N]   the power-loss simulator";
+apcdb powercut [--images 1000] [--durability sync|periodic|none] [--seed N] [--dir DIR]
+                               the power-loss simulator: crash images (lost or torn pages, the
+                               journal cut at any byte) must recover to a state the model allows";
 
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
