@@ -31,6 +31,9 @@ pub struct HarnessConfig {
     pub hang: Duration,
     /// Longest pause between two kills.
     pub max_gap: Duration,
+    /// Every this many rounds the store is deleted and the workers start on a new one, so store
+    /// creation (by racing workers) and file growth happen under kills again and again. 0: never.
+    pub fresh_every: u64,
 }
 
 pub struct Totals {
@@ -127,6 +130,18 @@ impl Harness {
     fn run_rounds(&mut self) -> Result<(), String> {
         loop {
             self.t.rounds += 1;
+            if self.cfg.fresh_every > 0
+                && self.t.rounds > 1
+                && (self.t.rounds - 1) % self.cfg.fresh_every == 0
+            {
+                // Every worker is dead and the last round verified: start over on a new store.
+                for suffix in ["", ".journal", ".lock"] {
+                    let mut p = self.store.clone().into_os_string();
+                    p.push(suffix);
+                    std::fs::remove_file(&p).map_err(|e| format!("removing {p:?}: {e}"))?;
+                }
+                self.model = Model::new(self.cfg.workers, self.cfg.keys, self.cfg.counters);
+            }
             for slot in 0..self.cfg.workers {
                 self.start(slot)?;
             }

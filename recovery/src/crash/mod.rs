@@ -20,7 +20,7 @@ use std::time::Duration;
 pub const USAGE: &str = "\
 apcdb crash-test [--duration 30s] [--kills N] [--workers 4] [--durability sync|periodic[:50ms]|none]
                  [--seed N] [--php [--php-ext PATH]] [--dir DIR] [--keep] [--keys 32] [--counters 4]
-                 [--hang 30s] [--max-gap 300ms]
+                 [--hang 30s] [--max-gap 300ms] [--fresh-store-every 4]
   Runs worker processes doing random writes on one store, SIGKILLs them at random moments, and after
   every round verifies from a fresh process that nothing acknowledged was lost or torn. Stops after
   --duration or --kills (whichever comes first; default 30s). Exit 1 on any violation.
@@ -65,6 +65,7 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         "counters",
         "hang",
         "max-gap",
+        "fresh-store-every",
     ])?;
     if let Some(p) = a.positional.first() {
         return Err(format!("unexpected argument '{p}'\n{USAGE}"));
@@ -105,6 +106,7 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         counters: a.number("counters")?.unwrap_or(4).max(1) as u32,
         hang: a.duration("hang")?.unwrap_or(Duration::from_secs(30)),
         max_gap: a.duration("max-gap")?.unwrap_or(Duration::from_millis(300)),
+        fresh_every: a.number("fresh-store-every")?.unwrap_or(4),
     };
     let keep = cfg.keep;
     eprintln!(
