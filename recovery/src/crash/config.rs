@@ -20,13 +20,16 @@ pub fn parse_durability(text: &str) -> Result<Durability, String> {
 
 /// Small initial sizes so the data file grows and the journal wraps (checkpoints) during a run:
 /// kills then land in those paths too.
-pub fn store_options(durability: Durability) -> Options {
+pub fn store_options(durability: Durability, max_size: u64) -> Options {
     Options::default()
         .durability(durability)
         .initial_size(1 << 20)
-        .max_size(1 << 30)
+        .max_size(max_size)
         .journal_size(8 << 20)
 }
+
+/// The default maximum size of the crash-test store; `--max-size` makes it small enough to fill.
+pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 
 /// Largest filler a worker writes: 1 MiB values stay under the journal's quarter (2 MiB).
 pub const MAX_FILLER: usize = (1 << 20) - 64;

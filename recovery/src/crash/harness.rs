@@ -34,6 +34,8 @@ pub struct HarnessConfig {
     /// Every this many rounds the store is deleted and the workers start on a new one, so store
     /// creation (by racing workers) and file growth happen under kills again and again. 0: never.
     pub fresh_every: u64,
+    /// The store's maximum size; small enough and writes get refused as full.
+    pub max_size: u64,
 }
 
 pub struct Totals {
@@ -206,7 +208,8 @@ impl Harness {
                     .args(["--seed", &self.cfg.seed.to_string()])
                     .args(["--keys", &self.cfg.keys.to_string()])
                     .args(["--counters", &self.cfg.counters.to_string()])
-                    .args(["--slots", &self.cfg.workers.to_string()]);
+                    .args(["--slots", &self.cfg.workers.to_string()])
+                    .args(["--max-size", &self.cfg.max_size.to_string()]);
                 c
             }
         };
@@ -416,6 +419,7 @@ impl Harness {
         let _ = std::fs::remove_file(&observed_path);
         let mut cmd = Command::new(&self.exe);
         cmd.args(["crash-test", "verify", "--durability", &self.cfg.durability])
+            .args(["--max-size", &self.cfg.max_size.to_string()])
             .arg("--store")
             .arg(&self.store)
             .arg("--expect")

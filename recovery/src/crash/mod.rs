@@ -21,6 +21,7 @@ pub const USAGE: &str = "\
 apcdb crash-test [--duration 30s] [--kills N] [--workers 4] [--durability sync|periodic[:50ms]|none]
                  [--seed N] [--php [--php-ext PATH]] [--dir DIR] [--keep] [--keys 32] [--counters 4]
                  [--hang 30s] [--max-gap 300ms] [--fresh-store-every 4]
+                 [--max-size BYTES]
   Runs worker processes doing random writes on one store, SIGKILLs them at random moments, and after
   every round verifies from a fresh process that nothing acknowledged was lost or torn. Stops after
   --duration or --kills (whichever comes first; default 30s). Exit 1 on any violation.
@@ -66,6 +67,7 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         "hang",
         "max-gap",
         "fresh-store-every",
+        "max-size",
     ])?;
     if let Some(p) = a.positional.first() {
         return Err(format!("unexpected argument '{p}'\n{USAGE}"));
@@ -88,6 +90,11 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
     } else {
         None
     };
+    if php_ext.is_some() && a.value("max-size").is_some() {
+        return Err(
+            "--max-size applies to Rust workers only (PHP workers use apcdb.size=1G)".into(),
+        );
+    }
     let dir_given = a.value("dir").is_some();
     let dir = a
         .value("dir")
@@ -107,6 +114,7 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         hang: a.duration("hang")?.unwrap_or(Duration::from_secs(30)),
         max_gap: a.duration("max-gap")?.unwrap_or(Duration::from_millis(300)),
         fresh_every: a.number("fresh-store-every")?.unwrap_or(4),
+        max_size: a.number("max-size")?.unwrap_or(config::DEFAULT_MAX_SIZE),
     };
     let keep = cfg.keep;
     eprintln!(
@@ -195,6 +203,7 @@ fn worker_main(raw: &[String]) -> Result<i32, String> {
         keys: num("keys")?.max(1) as u32,
         counters: num("counters")?.max(1) as u32,
         slots: a.number("slots")?.unwrap_or(1).max(1) as u32,
+        max_size: a.number("max-size")?.unwrap_or(config::DEFAULT_MAX_SIZE),
     })
 }
 
@@ -217,10 +226,18 @@ fn verify_main(raw: &[String]) -> i32 {
 
 fn verify_inner(raw: &[String]) -> Result<bool, String> {
     let a = Args::parse(raw, &[])?;
-    a.only(&["store", "expect", "observed", "durability", "php-ext"])?;
+    a.only(&[
+        "store",
+        "expect",
+        "observed",
+        "durability",
+        "php-ext",
+        "max-size",
+    ])?;
     let store = PathBuf::from(a.required("store")?);
     let durability_text = a.value("durability").unwrap_or("sync");
     let durability = config::parse_durability(durability_text)?;
+    let max_size = a.number("max-size")?.unwrap_or(config::DEFAULT_MAX_SIZE);
     let expect_path = a.required("expect")?;
     let text =
         std::fs::read_to_string(expect_path).map_err(|e| format!("reading {expect_path}: {e}"))?;
@@ -236,8 +253,11 @@ fn verify_inner(raw: &[String]) -> Result<bool, String> {
                 .chain(exp.counters.keys())
                 .cloned()
                 .collect();
+            let read_from_ms = crate::clock::unix_ms();
             php::observe(std::path::Path::new(ext), &store, durability_text, &names).map(|keys| {
                 verify::Snapshot {
+                    read_from_ms,
+                    read_to_ms: crate::clock::unix_ms(),
                     keys: keys
                         .into_iter()
                         .map(|(k, v)| {
@@ -255,7 +275,7 @@ fn verify_inner(raw: &[String]) -> Result<bool, String> {
                 }
             })
         }
-        None => verify::snapshot_rust(&store, durability, &exp),
+        None => verify::snapshot_rust(&store, durability, max_size, &exp),
     };
     let opened = snap.is_ok();
     let mut verdict = match snap {

@@ -4,6 +4,7 @@
 use super::config::store_options;
 use super::expect::{Expectations, KState, Observed};
 use super::value::{self, Parsed};
+use crate::clock::unix_ms;
 use apcdb::{Durability, Store};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +23,17 @@ pub struct Snapshot {
     /// True when `keys` lists every key in the store, so unknown keys can be flagged.
     pub complete: bool,
     pub problems: Vec<String>,
+    /// Unix ms when the reading started and ended: entries expiring around then may be either.
+    pub read_from_ms: u64,
+    pub read_to_ms: u64,
+}
+
+/// Expiry is judged by wall-clock milliseconds in different processes: this much either way of
+/// the reading window is treated as "may or may not have expired".
+const EXPIRY_SLACK_MS: u64 = 1500;
+
+fn expiring_around(exp: u64, from: u64, to: u64) -> bool {
+    exp != 0 && exp + EXPIRY_SLACK_MS >= from && exp <= to + EXPIRY_SLACK_MS
 }
 
 #[derive(Debug, Default)]
@@ -37,15 +49,18 @@ pub struct Verdict {
 pub fn snapshot_rust(
     path: &Path,
     durability: Durability,
+    max_size: u64,
     exp: &Expectations,
 ) -> Result<Snapshot, String> {
-    let store = Store::open(path, store_options(durability).create(false))
+    let store = Store::open(path, store_options(durability, max_size).create(false))
         .map_err(|e| format!("the store does not open after the crash: {e}"))?;
+    let started = unix_ms();
     let scanned = store
         .scan_prefix(b"")
         .map_err(|e| format!("scan failed: {e}"))?;
     let mut snap = Snapshot {
         complete: true,
+        read_from_ms: started,
         ..Default::default()
     };
     for (key, entry) in &scanned {
@@ -70,10 +85,13 @@ pub fn snapshot_rust(
             .get_entry(name.as_bytes())
             .map_err(|e| format!("get_entry({name}) failed: {e}"))?;
         let scanned = snap.keys.get(name);
+        let now = unix_ms();
         let agree = match (&got, scanned) {
             (None, None) => true,
             (Some(g), Some(s)) => g.value == s.value && Some(g.expires_at_ms) == s.exp,
-            _ => false,
+            // It may have expired between the scan and the lookup.
+            (None, Some(s)) => expiring_around(s.exp.unwrap_or(0), started, now),
+            (Some(_), None) => false,
         };
         if !agree {
             snap.problems.push(format!(
@@ -88,20 +106,35 @@ pub fn snapshot_rust(
         }
     }
     let stats = store.stats().map_err(|e| format!("stats failed: {e}"))?;
-    if stats.entries != scanned.len() as u64 {
+    // Expired entries still count until their space is reclaimed, so only fewer is wrong.
+    if stats.entries < scanned.len() as u64 {
         snap.problems.push(format!(
             "stats says {} entries, a scan finds {}",
             stats.entries,
             scanned.len()
         ));
     }
+    snap.read_to_ms = unix_ms();
     Ok(snap)
 }
 
 pub fn judge(exp: &Expectations, snap: &Snapshot) -> Verdict {
     let mut v = Verdict::default();
     v.violations.extend(snap.problems.iter().cloned());
+    let (from, to) = (snap.read_from_ms, snap.read_to_ms);
     for (name, allowed) in &exp.keys {
+        let allowed = &expire(allowed, from, to);
+        if let Some(KState::Value { exp, .. }) = snap
+            .keys
+            .get(name)
+            .and_then(|f| f.exp.map(|exp| KState::Value { id: None, exp }))
+        {
+            if exp != 0 && exp + EXPIRY_SLACK_MS < from {
+                v.violations.push(format!(
+                    "{name} expired at {exp} but was still readable at {from} (unix ms)"
+                ));
+            }
+        }
         let state = match snap.keys.get(name) {
             None => KState::Absent,
             Some(found) => match value::parse(name, &found.value) {
@@ -203,6 +236,27 @@ pub fn judge(exp: &Expectations, snap: &Snapshot) -> Verdict {
         }
     }
     v
+}
+
+/// The allowed states as of the reading window: an entry whose expiry passed is absent, one
+/// expiring around the window may be either.
+fn expire(allowed: &[KState], from: u64, to: u64) -> Vec<KState> {
+    let mut out = Vec::new();
+    for s in allowed {
+        match *s {
+            KState::Value { exp, .. } if exp != 0 && exp + EXPIRY_SLACK_MS < from => {
+                out.push(KState::Absent)
+            }
+            KState::Value { exp, .. } if expiring_around(exp, from, to) => {
+                out.push(*s);
+                out.push(KState::Absent);
+            }
+            _ => out.push(*s),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn id_of(s: &KState) -> Option<value::WriteId> {

@@ -21,11 +21,12 @@ pub struct WorkerConfig {
     pub counters: u32,
     /// How many slots the run has: reads also look at the other slots' keys.
     pub slots: u32,
+    pub max_size: u64,
 }
 
 /// Never returns normally: exits 3 on an unexpected engine error, 2 when the harness is gone.
 pub fn run(cfg: WorkerConfig) -> ! {
-    let store = match Store::open(&cfg.store, store_options(cfg.durability)) {
+    let store = match Store::open(&cfg.store, store_options(cfg.durability, cfg.max_size)) {
         Ok(s) => s,
         Err(e) => fatal(&format!("open: {e}")),
     };
@@ -77,11 +78,13 @@ fn choose_put(rng: &mut Rng) -> Put {
 }
 
 fn choose_expiry(rng: &mut Rng) -> u64 {
-    // Far in the future so nothing expires during a run, yet the stored expiry is still checked.
-    if rng.chance(200) {
-        unix_ms() + 86_400_000 + rng.below(1000)
-    } else {
-        0
+    match rng.below(10) {
+        // Far in the future: the stored expiry is checked exactly.
+        0 => unix_ms() + 86_400_000 + rng.below(1000),
+        // Short: expires during the run or around the verification, so expired entries are hidden
+        // and reclaimed while processes die.
+        1 => unix_ms() + rng.range(100, 4000),
+        _ => 0,
     }
 }
 
