@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 const VALUE_LEN: usize = 150;
 const KEY_LEN: usize = 24;
 const BATCH: usize = 1000;
-const WARM_CAP: Duration = Duration::from_secs(2);
+const WARM_CAP: Duration = Duration::from_secs(1);
 /// Payload the kill -9 writer of a peer pushes before the parent kills it, when apcdb's default
 /// journal size cannot be read (the run normally uses that size, so every engine has about the
 /// same amount of unfolded log to deal with at reopen).
@@ -633,6 +633,7 @@ struct Ctx<'a> {
     failures: &'a mut Vec<String>,
     fsync: f64,
     round: usize,
+    started: Instant,
 }
 
 impl Ctx<'_> {
@@ -643,7 +644,11 @@ impl Ctx<'_> {
     /// Run one phase; an error or a panic (apcdb's unfinished API panics with todo!()) is logged and
     /// the run goes on with the next phase.
     fn phase(&mut self, what: String, f: impl FnOnce(&mut Self) -> Res<()>) -> bool {
-        eprintln!("round {}: {what}", self.round + 1);
+        eprintln!(
+            "[{:>4.0} s] round {}: {what}",
+            self.started.elapsed().as_secs_f64(),
+            self.round + 1
+        );
         let r = catch_unwind(AssertUnwindSafe(|| f(self)));
         let err = match r {
             Ok(Ok(())) => return true,
@@ -1089,7 +1094,7 @@ fn parse_args() -> Args {
         smoke: false,
         keys: 1_000_000,
         rounds: 3,
-        duration: Duration::from_millis(500),
+        duration: Duration::from_millis(400),
         only_fams: vec![],
         only_secs: vec![],
         out: None,
@@ -1209,6 +1214,7 @@ fn main() {
                 failures: &mut failures,
                 fsync,
                 round,
+                started,
             };
             family_round(&mut cx, fam);
         }
