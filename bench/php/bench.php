@@ -77,8 +77,10 @@ final class DbaBackend implements Backend
     {
         // "c": create if missing, open for writing. LMDB does its own locking, so several
         // processes may hold the file open for writing at once. Each dba_replace is one LMDB
-        // write transaction committed with LMDB's default (synchronous) durability.
-        $this->h = dba_open($file, 'c', 'lmdb');
+        // write transaction committed with LMDB's default (synchronous) durability. LMDB's
+        // default 10 MiB map is too small for the 1 KiB and array values: map 256 MiB (PHP 8.2's
+        // map_size argument; the file only grows as used).
+        $this->h = dba_open($file, 'c', 'lmdb', 0644, 256 << 20);
         if ($this->h === false) {
             throw new RuntimeException("dba_open($file, lmdb) failed");
         }
