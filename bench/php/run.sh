@@ -23,7 +23,7 @@ if ((${#need[@]})); then
     fi
 fi
 
-ext="${APCDB_EXT:-$root/target/release/libapcdb.so}"
+ext="${APCDB_EXT:-${CARGO_TARGET_DIR:-$root/target}/release/libapcdb.so}"
 if [ ! -f "$ext" ] && [ -z "${APCDB_EXT:-}" ]; then
     # Best effort: without the extension bench.php still runs the other stores and says why
     # apcdb's rows are missing.
