@@ -32,7 +32,7 @@ pub fn probe(map: &Map, index: u64, slots: u64, key: &[u8], hash: u64) -> Result
         }
         if s == SLOT_TOMBSTONE {
             free.get_or_insert(off);
-        } else if slot_tag(s) == slot_tag(hash) && key_at(map, s)? == key {
+        } else if slot_tag(s) == slot_tag(hash) && holds_key(map, s, key)? {
             return Ok(Probe {
                 found: Some((off, s)),
                 free,
@@ -60,6 +60,43 @@ pub fn header_at(map: &Map, slot: u64) -> Result<EntryHeader> {
         ));
     }
     Ok(h)
+}
+
+fn holds_key(map: &Map, slot: u64, key: &[u8]) -> Result<bool> {
+    let h = header_at(map, slot)?;
+    Ok(h.key_len as usize == key.len()
+        && map.holds(slot_offset(slot) + ENTRY_HEADER as u64, key)?)
+}
+
+/// The entry of `key` in the block `slot` points to (the probe matched the key), checksum verified.
+pub fn value_at(map: &Map, slot: u64, key: &[u8]) -> Result<Entry> {
+    let off = slot_offset(slot);
+    let mut hdr = [0u8; ENTRY_HEADER];
+    map.read(off, &mut hdr)?;
+    let h = EntryHeader::decode(&hdr);
+    if h.total_len() > class_size(slot_class(slot)) || h.key_len as usize != key.len() {
+        return Err(Error::corrupt(
+            &map.path,
+            format!("entry at {off} does not match its slot"),
+        ));
+    }
+    let value = map.read_vec(off + (ENTRY_HEADER + key.len()) as u64, h.val_len as usize)?;
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c_append(crc32c::crc32c(&hdr[4..]), key),
+        &value,
+    );
+    if crc != h.crc || !map.holds(off + ENTRY_HEADER as u64, key)? {
+        return Err(Error::corrupt(
+            &map.path,
+            format!("entry at {off} fails its checksum"),
+        ));
+    }
+    Ok(Entry {
+        value,
+        expires_at_ms: h.expires_ms,
+        modified_at_ms: h.modified_ms,
+        version: h.version,
+    })
 }
 
 pub fn key_at(map: &Map, slot: u64) -> Result<Vec<u8>> {
@@ -99,6 +136,7 @@ pub fn entry_at(map: &Map, slot: u64) -> Result<(Vec<u8>, Entry)> {
     ))
 }
 
-pub fn is_live(e: &Entry, now_ms: u64) -> bool {
-    e.expires_at_ms == 0 || e.expires_at_ms > now_ms
+/// Whether the entry has not expired (the clock is read only for entries that can expire).
+pub fn is_live(e: &Entry) -> bool {
+    e.expires_at_ms == 0 || e.expires_at_ms > crate::store::now_ms()
 }

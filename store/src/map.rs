@@ -174,6 +174,15 @@ impl Map {
         Ok(())
     }
 
+    /// Whether the file holds exactly `bytes` at `off` (compared in place, no copy).
+    pub fn holds(&self, off: u64, bytes: &[u8]) -> Result<bool> {
+        self.check(off, bytes.len() as u64)?;
+        // SAFETY: in bounds (checked). Another process may be changing these bytes; a torn
+        // comparison is caught by the caller's checksum or sequence check.
+        let here = unsafe { std::slice::from_raw_parts(self.base.add(off as usize), bytes.len()) };
+        Ok(here == bytes)
+    }
+
     /// Compares two ranges of the file.
     pub fn equal(&self, a: u64, b: u64, len: u64) -> Result<bool> {
         self.check(a, len)?;

@@ -37,7 +37,14 @@ pub(crate) struct Inner {
     pid: u32,
     /// Set once open completed; a half-opened handle must not run the closing checkpoint.
     opened: bool,
+    /// Hits and misses counted here and added to the shared counters in batches: one shared
+    /// atomic bumped by every read of every process would bounce its cache line between cores.
+    local_hits: std::sync::atomic::AtomicU64,
+    local_misses: std::sync::atomic::AtomicU64,
 }
+
+/// Reads counted locally before they are added to the shared counters.
+const COUNTER_BATCH: u64 = 256;
 
 thread_local! {
     /// Stores whose write lock this thread holds (to refuse re-entry instead of deadlocking).
@@ -267,6 +274,8 @@ impl Inner {
             recovered_at_open: false,
             pid: std::process::id(),
             opened: false,
+            local_hits: Default::default(),
+            local_misses: Default::default(),
         };
         if first {
             let guard = inner.lock()?;
@@ -332,6 +341,10 @@ impl Drop for Inner {
         if self.pid != std::process::id() || !self.opened {
             return;
         }
+        let h = self.shm.hdr();
+        h.hits.fetch_add(self.local_hits.swap(0, Relaxed), Relaxed);
+        h.misses
+            .fetch_add(self.local_misses.swap(0, Relaxed), Relaxed);
         // The last process to close checkpoints, so the next open has nothing to replay.
         if self.shm.range_lock(INIT_BYTE, Some(true), true).is_ok() {
             if let Ok(true) = self.shm.range_lock(PRESENCE_BYTE, Some(true), false) {
@@ -563,21 +576,24 @@ impl Inner {
             let idx = h.live_index.load(Acquire);
             let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
             p.found
-                .map(|(_, slot)| index::entry_at(&self.map, slot).map(|(_, e)| e))
+                .map(|(_, slot)| index::value_at(&self.map, slot, key))
                 .transpose()
         })?;
-        let live = found.filter(|e| index::is_live(e, now_ms()));
-        let counter = if live.is_some() { &h.hits } else { &h.misses };
-        counter.fetch_add(1, Relaxed);
+        let live = found.filter(index::is_live);
+        let (local, shared) = match live {
+            Some(_) => (&self.local_hits, &h.hits),
+            None => (&self.local_misses, &h.misses),
+        };
+        if local.fetch_add(1, Relaxed) + 1 >= COUNTER_BATCH {
+            shared.fetch_add(local.swap(0, Relaxed), Relaxed);
+        }
         Ok(live)
     }
 
     /// The current entry under the write lock (no retry needed: nothing moves while we hold it).
     fn current(&self, _guard: &WriteGuard, key: &[u8]) -> Result<Option<Entry>> {
         Ok(match self.probe_live(key, hash_key(key))?.found {
-            Some((_, slot)) => {
-                Some(index::entry_at(&self.map, slot)?.1).filter(|e| index::is_live(e, now_ms()))
-            }
+            Some((_, slot)) => Some(index::value_at(&self.map, slot, key)?).filter(index::is_live),
             None => None,
         })
     }
@@ -764,7 +780,6 @@ impl Store {
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
         let inner = &self.inner;
         let h = inner.shm.hdr();
-        let now = now_ms();
         inner.read(|| {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
@@ -772,7 +787,7 @@ impl Store {
                 let s = inner.map.load_u64(idx + i * 8)?;
                 if slot_is_entry(s) && index::key_at(&inner.map, s)?.starts_with(prefix) {
                     let (k, e) = index::entry_at(&inner.map, s)?;
-                    if index::is_live(&e, now) {
+                    if index::is_live(&e) {
                         out.push((k, e));
                     }
                 }
@@ -808,8 +823,8 @@ impl Store {
             max_size: self.inner.map.reserved(),
             journal_size: self.inner.journal.size,
             journal_used: l(&h.journal_pos),
-            hits: l(&h.hits),
-            misses: l(&h.misses),
+            hits: l(&h.hits) + l(&self.inner.local_hits),
+            misses: l(&h.misses) + l(&self.inner.local_misses),
             inserts: l(&h.inserts),
             deletes: l(&h.deletes),
             checkpoints: l(&h.checkpoints),
