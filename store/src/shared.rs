@@ -103,6 +103,8 @@ pub struct Header {
     pub file_size: AtomicU64,
     /// Set while the live state must be rebuilt (a lock holder died; a recovery failed).
     pub needs_recovery: AtomicU64,
+    /// The journal cycle (epoch) for which a writer already started an early data flush.
+    pub preflush_epoch: AtomicU64,
     pub next_lsn: AtomicU64,
     pub journal_pos: AtomicU64,
     /// Highest LSN whose journal record is completely written (page cache).

@@ -487,6 +487,7 @@ impl Inner {
 
     /// After the lock is released: wait until the write is as durable as the mode promises.
     pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
+        self.maybe_preflush()?;
         match self.durability {
             Durability::Sync => self.wait_durable(lsn),
             Durability::Periodic(every) => {
@@ -498,6 +499,22 @@ impl Inner {
             }
             Durability::None => Ok(()),
         }
+    }
+
+    /// Once per journal cycle, when the journal is half full, one writer flushes the data file's
+    /// dirty pages without holding the lock, so the checkpoint that follows (under the lock) has
+    /// little left to write. It changes no durability decision: pages are only written early.
+    fn maybe_preflush(&self) -> Result<()> {
+        let h = self.shm.hdr();
+        let epoch = h.epoch.load(Relaxed);
+        if h.journal_pos.load(Relaxed) * 2 < self.journal.size
+            || h.preflush_epoch.load(Relaxed) == epoch
+            || h.preflush_epoch.swap(epoch, AcqRel) == epoch
+        {
+            return Ok(());
+        }
+        let len = self.map.refresh_len()?;
+        self.flush(HEAP_START, len - HEAP_START)
     }
 
     /// Group commit: one `fdatasync` of the journal covers every record written before it
