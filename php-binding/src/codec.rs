@@ -69,7 +69,8 @@ pub fn encode(v: &Zval) -> Result<Vec<u8>, EncodeError> {
         return Err(EncodeError::Resource);
     }
     if v.is_array() || v.is_object() {
-        let f = ZendCallable::try_from_name("serialize").map_err(|e| EncodeError::Other(e.to_string()))?;
+        let f = ZendCallable::try_from_name("serialize")
+            .map_err(|e| EncodeError::Other(e.to_string()))?;
         return match f.try_call(vec![v]) {
             Ok(s) => match s.zend_str() {
                 Some(s) => {
@@ -79,13 +80,18 @@ pub fn encode(v: &Zval) -> Result<Vec<u8>, EncodeError> {
                     out.extend_from_slice(b);
                     Ok(out)
                 }
-                None => Err(EncodeError::Other("serialize() did not return a string".into())),
+                None => Err(EncodeError::Other(
+                    "serialize() did not return a string".into(),
+                )),
             },
             Err(_) if crate::util::has_exception() => Err(EncodeError::Exception),
             Err(e) => Err(EncodeError::Other(e.to_string())),
         };
     }
-    Err(EncodeError::Other(format!("cannot store a value of type {:?}", v.get_type())))
+    Err(EncodeError::Other(format!(
+        "cannot store a value of type {:?}",
+        v.get_type()
+    )))
 }
 
 /// The integer of an encoded value, if it is an int (for inc/dec/cas).
@@ -107,16 +113,20 @@ pub fn encode_long(l: i64) -> Vec<u8> {
 /// Decode stored bytes into a PHP value. `Err` carries a message when the bytes are not a value
 /// this extension wrote (or `unserialize()` threw: then the exception is pending).
 pub fn decode(b: &[u8]) -> Result<Zval, String> {
-    let (&tag, payload) = b.split_first().ok_or_else(|| "empty stored value".to_string())?;
+    let (&tag, payload) = b
+        .split_first()
+        .ok_or_else(|| "empty stored value".to_string())?;
     let mut z = Zval::new();
     match tag {
         TAG_NULL => {}
         TAG_FALSE => z.set_bool(false),
         TAG_TRUE => z.set_bool(true),
-        TAG_LONG if payload.len() == 8 => z.set_long(i64::from_le_bytes(payload.try_into().unwrap())),
-        TAG_DOUBLE if payload.len() == 8 => {
-            z.set_double(f64::from_bits(u64::from_le_bytes(payload.try_into().unwrap())))
+        TAG_LONG if payload.len() == 8 => {
+            z.set_long(i64::from_le_bytes(payload.try_into().unwrap()))
         }
+        TAG_DOUBLE if payload.len() == 8 => z.set_double(f64::from_bits(u64::from_le_bytes(
+            payload.try_into().unwrap(),
+        ))),
         TAG_STRING => return Ok(bytes_zval(payload)),
         TAG_SERIALIZED => {
             let f = ZendCallable::try_from_name("unserialize").map_err(|e| e.to_string())?;

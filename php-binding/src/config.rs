@@ -15,7 +15,11 @@ pub static INI_ENTRIES: IniEntryDefs<8> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.durability", c"sync", IniEntryPermission::System),
-    IniEntryDef::new(c"apcdb.sync_interval_ms", c"100", IniEntryPermission::System),
+    IniEntryDef::new(
+        c"apcdb.sync_interval_ms",
+        c"100",
+        IniEntryPermission::System,
+    ),
     IniEntryDef::new(c"apcdb.reset_on_start", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.apcu_compat", c"0", IniEntryPermission::System),
     IniEntryDef::end(),
@@ -54,8 +58,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         b'g' => (&t[..t.len() - 1], 1u64 << 30),
         _ => (t, 1u64),
     };
-    let n: u64 = num.trim().parse().map_err(|_| format!("\"{s}\" is not a size such as 64M or 1G"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("\"{s}\" is too large"))
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a size such as 64M or 1G"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("\"{s}\" is too large"))
 }
 
 /// The settings as read at the start of a request (or of the module).
@@ -98,7 +106,9 @@ impl Config {
         let size = match parse_size(&ini_str(c"apcdb.size")) {
             Ok(n) if n >= MIN_SIZE => n,
             Ok(n) => {
-                problems.push(format!("apcdb.size={n} is below the minimum of 1M; using 1M"));
+                problems.push(format!(
+                    "apcdb.size={n} is below the minimum of 1M; using 1M"
+                ));
                 MIN_SIZE
             }
             Err(e) => {
@@ -144,7 +154,9 @@ impl Config {
     pub fn engine_durability(&self) -> Durability {
         match self.durability {
             DurabilityMode::Sync => Durability::Sync,
-            DurabilityMode::Periodic => Durability::Periodic(Duration::from_millis(self.sync_interval_ms)),
+            DurabilityMode::Periodic => {
+                Durability::Periodic(Duration::from_millis(self.sync_interval_ms))
+            }
             DurabilityMode::None => Durability::None,
         }
     }
@@ -152,7 +164,9 @@ impl Config {
     /// Engine options for this configuration. `generation` is the server generation used by
     /// `apcdb.reset_on_start`.
     pub fn options(&self, generation: u64) -> Options {
-        let mut o = Options::default().durability(self.engine_durability()).max_size(self.size);
+        let mut o = Options::default()
+            .durability(self.engine_durability())
+            .max_size(self.size);
         if self.reset_on_start {
             o = o.reset_on_start(generation);
         }
@@ -161,7 +175,13 @@ impl Config {
 
     /// Identifies the engine options that matter when choosing a cached handle.
     pub fn handle_key(&self) -> (String, u64, DurabilityMode, u64, bool) {
-        (self.file.clone(), self.size, self.durability, self.sync_interval_ms, self.reset_on_start)
+        (
+            self.file.clone(),
+            self.size,
+            self.durability,
+            self.sync_interval_ms,
+            self.reset_on_start,
+        )
     }
 }
 

@@ -16,7 +16,11 @@ pub const MODULE_PERSISTENT: c_int = 1;
 extern "C" {
     pub fn zend_parse_arg_long_slow(arg: *mut zval, dest: *mut i64, arg_num: u32) -> bool;
     pub fn zend_parse_arg_bool_slow(arg: *mut zval, dest: *mut bool, arg_num: u32) -> bool;
-    pub fn zend_parse_arg_str_slow(arg: *mut zval, dest: *mut *mut zend_string, arg_num: u32) -> bool;
+    pub fn zend_parse_arg_str_slow(
+        arg: *mut zval,
+        dest: *mut *mut zend_string,
+        arg_num: u32,
+    ) -> bool;
     pub fn zend_wrong_parameter_type_error(num: u32, expected_type: c_int, arg: *mut zval);
     pub fn zend_wrong_parameters_count_error(min: u32, max: u32);
     pub fn zend_wrong_callback_error(num: u32, error: *mut c_char);
@@ -35,7 +39,12 @@ extern "C" {
         type_: c_int,
     ) -> c_int;
     pub fn zend_get_constant_str(name: *const c_char, len: usize) -> *mut zval;
-    pub fn zend_ini_string_ex(name: *const c_char, len: usize, orig: c_int, exists: *mut bool) -> *mut c_char;
+    pub fn zend_ini_string_ex(
+        name: *const c_char,
+        len: usize,
+        orig: c_int,
+        exists: *mut bool,
+    ) -> *mut c_char;
     pub fn zend_unregister_ini_entries(module_number: c_int);
     pub fn php_error_docref(docref: *const c_char, type_: c_int, format: *const c_char, ...);
     pub fn display_ini_entries(module: *mut ext_php_rs::ffi::zend_module_entry);

@@ -6,7 +6,9 @@
 use crate::codec::{self, EncodeError};
 use crate::handle;
 use crate::iter;
-use crate::util::{self, bytes_zval, expiry_for_ttl, scalar_bytes, set_ref_bool, ttl_of, warn, Args};
+use crate::util::{
+    self, bytes_zval, expiry_for_ttl, scalar_bytes, set_ref_bool, ttl_of, warn, Args,
+};
 use apcdb::{Error as StoreError, Store, Update};
 use ext_php_rs::args::Arg;
 use ext_php_rs::builders::FunctionBuilder;
@@ -42,7 +44,9 @@ pub fn guard(retval: &mut Zval, f: impl FnOnce(&mut Zval)) {
         Err(CatchError::Bailout) => unsafe { ext_php_rs::zend::bailout() },
         Err(CatchError::Panic(msg)) => {
             unsafe { &mut *rv }.set_bool(false);
-            warn(&format!("apcdb: internal error ({msg}); the call returned false"));
+            warn(&format!(
+                "apcdb: internal error ({msg}); the call returned false"
+            ));
         }
         Err(_) => {
             unsafe { &mut *rv }.set_bool(false);
@@ -55,7 +59,9 @@ pub fn report(e: &StoreError) {
     if matches!(e, StoreError::Reentrant) {
         warn("apcdb: cannot write to the store from inside an apc_entry() generator (it runs under the store's write lock)");
     } else if e.is_full() {
-        warn(&format!("apcdb: unable to store the value: {e} (no other entry was removed)"));
+        warn(&format!(
+            "apcdb: unable to store the value: {e} (no other entry was removed)"
+        ));
     } else {
         warn(&format!("apcdb: {e}"));
     }
@@ -73,11 +79,21 @@ fn insert_bytes_key(ht: &mut ZendHashTable, key: &[u8], v: Zval) {
 }
 
 /// Store one value; `Ok(stored)`, or `Err(())` when an exception is pending.
-fn put_one(store: &Store, mode: Mode, key: &[u8], val: &Zval, ttl: i64, exclusive: bool) -> Result<bool, ()> {
+fn put_one(
+    store: &Store,
+    mode: Mode,
+    key: &[u8],
+    val: &Zval,
+    ttl: i64,
+    exclusive: bool,
+) -> Result<bool, ()> {
     let bytes = match codec::encode(val) {
         Ok(b) => b,
         Err(EncodeError::Resource) => {
-            warn(&format!("Cannot store resources in {} cache", mode.cache_word()));
+            warn(&format!(
+                "Cannot store resources in {} cache",
+                mode.cache_word()
+            ));
             return Ok(false);
         }
         Err(EncodeError::Exception) => return Err(()),
@@ -310,7 +326,9 @@ fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
                     }
                 },
                 None => {
-                    warn("apc_delete() expects a string, array of strings, or APCIterator instance");
+                    warn(
+                        "apc_delete() expects a string, array of strings, or APCIterator instance",
+                    );
                     false
                 }
             };
@@ -338,8 +356,14 @@ fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             }
             Some(Err(())) => rv.set_bool(false),
             None => {
-                let cls = if mode == Mode::Apc { "APCIterator" } else { "APCUIterator" };
-                warn(&format!("apc_delete object argument must be instance of {cls}."));
+                let cls = if mode == Mode::Apc {
+                    "APCIterator"
+                } else {
+                    "APCUIterator"
+                };
+                warn(&format!(
+                    "apc_delete object argument must be instance of {cls}."
+                ));
                 rv.set_bool(false);
             }
         }
@@ -374,14 +398,30 @@ fn incdec_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, dec: bool) {
     let r = store.update(&key, |cur| match cur {
         Some(e) => match codec::as_long(&e.value) {
             Some(n) => {
-                let nv = if dec { n.wrapping_sub(step) } else { n.wrapping_add(step) };
-                (Update::Put { value: codec::encode_long(nv), expires_at_ms: e.expires_at_ms }, Some(nv))
+                let nv = if dec {
+                    n.wrapping_sub(step)
+                } else {
+                    n.wrapping_add(step)
+                };
+                (
+                    Update::Put {
+                        value: codec::encode_long(nv),
+                        expires_at_ms: e.expires_at_ms,
+                    },
+                    Some(nv),
+                )
             }
             None => (Update::Keep, None),
         },
         None if mode == Mode::Apcu => {
             let nv = if dec { 0i64.wrapping_sub(step) } else { step };
-            (Update::Put { value: codec::encode_long(nv), expires_at_ms: create_exp }, Some(nv))
+            (
+                Update::Put {
+                    value: codec::encode_long(nv),
+                    expires_at_ms: create_exp,
+                },
+                Some(nv),
+            )
         }
         None => (Update::Keep, None),
     });
@@ -410,9 +450,17 @@ fn cas_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
         rv.set_bool(false);
         return;
     };
-    let r = store.update(&key, |cur| match cur.and_then(|e| codec::as_long(&e.value).map(|n| (n, e.expires_at_ms))) {
-        Some((n, exp)) if n == old => (Update::Put { value: codec::encode_long(new), expires_at_ms: exp }, true),
-        _ => (Update::Keep, false),
+    let r = store.update(&key, |cur| {
+        match cur.and_then(|e| codec::as_long(&e.value).map(|n| (n, e.expires_at_ms))) {
+            Some((n, exp)) if n == old => (
+                Update::Put {
+                    value: codec::encode_long(new),
+                    expires_at_ms: exp,
+                },
+                true,
+            ),
+            _ => (Update::Keep, false),
+        }
     });
     match r {
         Ok(b) => rv.set_bool(b),
@@ -463,13 +511,26 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             Some((v, enc))
         }));
         match called {
-            Ok(Some((v, Ok(bytes)))) => (Update::Put { value: bytes, expires_at_ms: exp }, EntryOutcome::Generated(v)),
+            Ok(Some((v, Ok(bytes)))) => (
+                Update::Put {
+                    value: bytes,
+                    expires_at_ms: exp,
+                },
+                EntryOutcome::Generated(v),
+            ),
             Ok(Some((v, Err(EncodeError::Resource)))) => (
                 Update::Keep,
-                EntryOutcome::GeneratedNotStored(v, format!("Cannot store resources in {} cache", mode.cache_word())),
+                EntryOutcome::GeneratedNotStored(
+                    v,
+                    format!("Cannot store resources in {} cache", mode.cache_word()),
+                ),
             ),
-            Ok(Some((_, Err(EncodeError::Exception)))) | Ok(None) => (Update::Keep, EntryOutcome::Threw),
-            Ok(Some((v, Err(EncodeError::Other(m))))) => (Update::Keep, EntryOutcome::GeneratedNotStored(v, m)),
+            Ok(Some((_, Err(EncodeError::Exception)))) | Ok(None) => {
+                (Update::Keep, EntryOutcome::Threw)
+            }
+            Ok(Some((v, Err(EncodeError::Other(m))))) => {
+                (Update::Keep, EntryOutcome::GeneratedNotStored(v, m))
+            }
             Err(CatchError::Bailout) => (Update::Keep, EntryOutcome::Bailout),
             Err(CatchError::Panic(m)) => (Update::Keep, EntryOutcome::Panicked(m)),
             Err(_) => (Update::Keep, EntryOutcome::Panicked("no result".into())),
@@ -754,7 +815,10 @@ pub fn functions(mode: Mode) -> Vec<FunctionBuilder<'static>> {
     );
     v.push(FunctionBuilder::new(n("exists"), h(apc_exists, apcu_exists)).arg(mixed("key")));
     v.push(FunctionBuilder::new(n("delete"), h(apc_delete, apcu_delete)).arg(mixed("key")));
-    for (name, a, b) in [("inc", apc_inc as Handler, apcu_inc as Handler), ("dec", apc_dec, apcu_dec)] {
+    for (name, a, b) in [
+        ("inc", apc_inc as Handler, apcu_inc as Handler),
+        ("dec", apc_dec, apcu_dec),
+    ] {
         let mut f = FunctionBuilder::new(n(name), h(a, b))
             .arg(Arg::new("key", DataType::String))
             .not_required()
@@ -780,10 +844,13 @@ pub fn functions(mode: Mode) -> Vec<FunctionBuilder<'static>> {
     );
     let mut f = FunctionBuilder::new(n("clear_cache"), h(apc_clear_cache, apcu_clear_cache));
     if apc {
-        f = f.not_required().arg(Arg::new("cache_type", DataType::String).default("''"));
+        f = f
+            .not_required()
+            .arg(Arg::new("cache_type", DataType::String).default("''"));
     }
     v.push(f);
-    let mut f = FunctionBuilder::new(n("cache_info"), h(apc_cache_info, apcu_cache_info)).not_required();
+    let mut f =
+        FunctionBuilder::new(n("cache_info"), h(apc_cache_info, apcu_cache_info)).not_required();
     if apc {
         f = f.arg(Arg::new("cache_type", DataType::String).default("''"));
     }
@@ -793,7 +860,13 @@ pub fn functions(mode: Mode) -> Vec<FunctionBuilder<'static>> {
             .not_required()
             .arg(Arg::new("limited", DataType::Bool).default("false")),
     );
-    v.push(FunctionBuilder::new(n("key_info"), h(apc_key_info, apcu_key_info)).arg(Arg::new("key", DataType::String)));
-    v.push(FunctionBuilder::new(n("enabled"), h(apc_enabled, apcu_enabled)));
+    v.push(
+        FunctionBuilder::new(n("key_info"), h(apc_key_info, apcu_key_info))
+            .arg(Arg::new("key", DataType::String)),
+    );
+    v.push(FunctionBuilder::new(
+        n("enabled"),
+        h(apc_enabled, apcu_enabled),
+    ));
     v
 }

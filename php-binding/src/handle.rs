@@ -73,7 +73,12 @@ fn server_generation() -> u64 {
 pub fn request_startup() {
     let cfg = Config::read();
     REQ.with(|r| {
-        *r.borrow_mut() = Some(Request { cfg, store: None, failed: false, problems_reported: false })
+        *r.borrow_mut() = Some(Request {
+            cfg,
+            store: None,
+            failed: false,
+            problems_reported: false,
+        })
     });
 }
 
@@ -83,7 +88,8 @@ pub fn request_shutdown() {
 
 /// The configuration of this request (read now if no request started, e.g. during MINIT).
 pub fn config() -> Config {
-    REQ.with(|r| r.borrow().as_ref().map(|q| q.cfg.clone())).unwrap_or_else(Config::read)
+    REQ.with(|r| r.borrow().as_ref().map(|q| q.cfg.clone()))
+        .unwrap_or_else(Config::read)
 }
 
 /// The store for this request, opening it on first use. `None` after reporting why (once per
@@ -92,7 +98,12 @@ pub fn store() -> Option<Arc<Store>> {
     REQ.with(|r| {
         let mut b = r.borrow_mut();
         if b.is_none() {
-            *b = Some(Request { cfg: Config::read(), store: None, failed: false, problems_reported: false });
+            *b = Some(Request {
+                cfg: Config::read(),
+                store: None,
+                failed: false,
+                problems_reported: false,
+            });
         }
         let q = b.as_mut().unwrap();
         if let Some(s) = &q.store {
@@ -123,7 +134,8 @@ pub fn store() -> Option<Arc<Store>> {
 
 /// Whether the store of this request is usable, without reporting anything.
 pub fn enabled() -> bool {
-    REQ.with(|r| r.borrow().as_ref().map(|q| q.cfg.enabled)).unwrap_or_else(|| Config::read().enabled)
+    REQ.with(|r| r.borrow().as_ref().map(|q| q.cfg.enabled))
+        .unwrap_or_else(|| Config::read().enabled)
 }
 
 fn open_for(cfg: &Config) -> Result<Arc<Store>, String> {
@@ -134,9 +146,12 @@ fn open_for(cfg: &Config) -> Result<Arc<Store>, String> {
             None => {
                 // Enabled after module start only if MINIT saw it disabled; open it now.
                 let r = ANON.get_or_init(|| {
-                    Store::open_anonymous(cfg.options(generation())).map(Arc::new).map_err(|e| e.to_string())
+                    Store::open_anonymous(cfg.options(generation()))
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string())
                 });
-                r.clone().map_err(|e| format!("apcdb: cannot create the anonymous store: {e}"))
+                r.clone()
+                    .map_err(|e| format!("apcdb: cannot create the anonymous store: {e}"))
             }
         };
     }
@@ -152,7 +167,10 @@ fn open_for(cfg: &Config) -> Result<Arc<Store>, String> {
             map.insert(key, s.clone());
             Ok(s)
         }
-        Err(e) => Err(format!("apcdb: cannot open the store file \"{}\": {e}", cfg.file)),
+        Err(e) => Err(format!(
+            "apcdb: cannot open the store file \"{}\": {e}",
+            cfg.file
+        )),
     }
 }
 

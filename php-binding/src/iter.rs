@@ -84,7 +84,9 @@ fn long_arg(z: Option<&Zval>, argnum: u32, default: i64) -> Result<i64, ()> {
         Ok(out)
     } else {
         if !util::has_exception() {
-            unsafe { crate::ffi::zend_wrong_parameter_type_error(argnum, crate::ffi::Z_EXPECTED_LONG, p) };
+            unsafe {
+                crate::ffi::zend_wrong_parameter_type_error(argnum, crate::ffi::Z_EXPECTED_LONG, p)
+            };
         }
         Err(())
     }
@@ -92,14 +94,32 @@ fn long_arg(z: Option<&Zval>, argnum: u32, default: i64) -> Result<i64, ()> {
 
 impl IterState {
     fn invalid() -> Self {
-        IterState { search: Search::Nothing, format: 0, list: APC_LIST_ACTIVE, items: Some(Vec::new()), pos: 0 }
+        IterState {
+            search: Search::Nothing,
+            format: 0,
+            list: APC_LIST_ACTIVE,
+            items: Some(Vec::new()),
+            pos: 0,
+        }
     }
 
     /// `search_pos` is the 1-based position of `$search` among the constructor's parameters.
-    fn new(search: Option<&Zval>, format: Option<&Zval>, chunk: Option<&Zval>, list: Option<&Zval>, search_pos: u32) -> Self {
-        let Ok(format) = long_arg(format, search_pos + 1, APC_ITER_ALL) else { return Self::invalid() };
-        let Ok(_chunk) = long_arg(chunk, search_pos + 2, 0) else { return Self::invalid() };
-        let Ok(list) = long_arg(list, search_pos + 3, APC_LIST_ACTIVE) else { return Self::invalid() };
+    fn new(
+        search: Option<&Zval>,
+        format: Option<&Zval>,
+        chunk: Option<&Zval>,
+        list: Option<&Zval>,
+        search_pos: u32,
+    ) -> Self {
+        let Ok(format) = long_arg(format, search_pos + 1, APC_ITER_ALL) else {
+            return Self::invalid();
+        };
+        let Ok(_chunk) = long_arg(chunk, search_pos + 2, 0) else {
+            return Self::invalid();
+        };
+        let Ok(list) = long_arg(list, search_pos + 3, APC_LIST_ACTIVE) else {
+            return Self::invalid();
+        };
         if list != APC_LIST_ACTIVE && list != APC_LIST_DELETED {
             warn("APCIterator list is invalid");
             return Self::invalid();
@@ -122,7 +142,10 @@ impl IterState {
                     match preg_grep(&p, &[]) {
                         Some(_) => Search::Regex(p),
                         None => {
-                            warn(&format!("Could not compile regular expression: {}", String::from_utf8_lossy(&p)));
+                            warn(&format!(
+                                "Could not compile regular expression: {}",
+                                String::from_utf8_lossy(&p)
+                            ));
                             Search::Nothing
                         }
                     }
@@ -130,7 +153,13 @@ impl IterState {
                 None => Search::All,
             },
         };
-        IterState { search, format, list, items: None, pos: 0 }
+        IterState {
+            search,
+            format,
+            list,
+            items: None,
+            pos: 0,
+        }
     }
 
     fn matching(&self) -> Vec<(Vec<u8>, Entry)> {
@@ -140,7 +169,9 @@ impl IterState {
         if matches!(self.search, Search::Nothing) {
             return Vec::new();
         }
-        let Some(store) = handle::store() else { return Vec::new() };
+        let Some(store) = handle::store() else {
+            return Vec::new();
+        };
         let mut all = match store.scan_prefix(b"") {
             Ok(v) => v,
             Err(e) => {
@@ -155,8 +186,14 @@ impl IterState {
             Search::Keys(keys) => all.into_iter().filter(|(k, _)| keys.contains(k)).collect(),
             Search::Regex(p) => {
                 let keys: Vec<&[u8]> = all.iter().map(|(k, _)| k.as_slice()).collect();
-                let Some(hit) = preg_grep(p, &keys) else { return Vec::new() };
-                all.into_iter().enumerate().filter(|(i, _)| hit.contains(i)).map(|(_, e)| e).collect()
+                let Some(hit) = preg_grep(p, &keys) else {
+                    return Vec::new();
+                };
+                all.into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| hit.contains(i))
+                    .map(|(_, e)| e)
+                    .collect()
             }
         }
     }
@@ -216,7 +253,9 @@ impl IterState {
                 Ok(v) => v,
                 Err(msg) => {
                     if !util::has_exception() {
-                        warn(&format!("apcdb: cannot decode the value of this key: {msg}"));
+                        warn(&format!(
+                            "apcdb: cannot decode the value of this key: {msg}"
+                        ));
                     }
                     let mut z = Zval::new();
                     z.set_bool(false);
@@ -256,7 +295,10 @@ impl IterState {
 
     fn totals(&self) -> (i64, i64, i64) {
         let items = self.matching();
-        let size: u64 = items.iter().map(|(k, e)| codec::stored_size(k, &e.value)).sum();
+        let size: u64 = items
+            .iter()
+            .map(|(k, e)| codec::stored_size(k, &e.value))
+            .sum();
         (0, size as i64, items.len() as i64)
     }
 }
@@ -356,7 +398,9 @@ impl ApcuIterator {
         chunk_size: Option<&Zval>,
         list: Option<&Zval>,
     ) -> Self {
-        ApcuIterator { st: IterState::new(search, format, chunk_size, list, 1) }
+        ApcuIterator {
+            st: IterState::new(search, format, chunk_size, list, 1),
+        }
     }
     pub fn rewind(&mut self) {
         self.st.rewind()

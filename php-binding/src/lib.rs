@@ -29,7 +29,8 @@ static COMPAT_STATE: OnceLock<&'static str> = OnceLock::new();
 static APCU_LOADED: AtomicBool = AtomicBool::new(false);
 
 /// Objects that must outlive the process once handed to the engine (function tables).
-static KEEP: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> = std::sync::Mutex::new(Vec::new());
+static KEEP: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
+    std::sync::Mutex::new(Vec::new());
 
 fn apcu_extension_loaded() -> bool {
     unsafe {
@@ -51,8 +52,17 @@ fn register_apcu_functions(ty: i32, mod_num: i32) -> Result<(), String> {
         b = b.function(f);
     }
     b = b.class::<iter::ApcuIterator>();
-    let (entry, startup, owned): (ModuleEntry, _, _) = b.try_into().map_err(|e: ext_php_rs::error::Error| e.to_string())?;
-    let r = unsafe { ffi::zend_register_functions(std::ptr::null_mut(), entry.functions, std::ptr::null_mut(), ffi::MODULE_PERSISTENT) };
+    let (entry, startup, owned): (ModuleEntry, _, _) = b
+        .try_into()
+        .map_err(|e: ext_php_rs::error::Error| e.to_string())?;
+    let r = unsafe {
+        ffi::zend_register_functions(
+            std::ptr::null_mut(),
+            entry.functions,
+            std::ptr::null_mut(),
+            ffi::MODULE_PERSISTENT,
+        )
+    };
     if r != 0 {
         return Err("zend_register_functions failed".into());
     }
@@ -61,7 +71,9 @@ fn register_apcu_functions(ty: i32, mod_num: i32) -> Result<(), String> {
     // The engine keeps pointers into the entry's tables for the life of the process.
     let _ = entry;
     std::mem::forget(startup);
-    KEEP.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(SendBox(Box::new(owned))));
+    KEEP.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Box::new(SendBox(Box::new(owned))));
     Ok(())
 }
 
@@ -108,7 +120,10 @@ pub extern "C" fn startup(ty: i32, mod_num: i32) -> i32 {
             match register_apcu_functions(ty, mod_num) {
                 Ok(()) => "on (apcu_* functions and APCUIterator provided)",
                 Err(e) => {
-                    util::error_docref(ffi::E_CORE_WARNING, &format!("apcdb: cannot register the apcu_* functions: {e}"));
+                    util::error_docref(
+                        ffi::E_CORE_WARNING,
+                        &format!("apcdb: cannot register the apcu_* functions: {e}"),
+                    );
                     "on, but registration failed"
                 }
             }
@@ -119,7 +134,10 @@ pub extern "C" fn startup(ty: i32, mod_num: i32) -> i32 {
     match r {
         Ok(()) => 0,
         Err(_) => {
-            util::error_docref(ffi::E_CORE_WARNING, "apcdb: module startup failed (internal error)");
+            util::error_docref(
+                ffi::E_CORE_WARNING,
+                "apcdb: module startup failed (internal error)",
+            );
             0
         }
     }
@@ -144,11 +162,18 @@ pub extern "C" fn info(_module: *mut ModuleEntry) {
     let r = std::panic::catch_unwind(|| {
         let cfg = handle::config();
         info_table_start!();
-        info_table_row!("apcdb support", if cfg.enabled { "enabled" } else { "disabled" });
+        info_table_row!(
+            "apcdb support",
+            if cfg.enabled { "enabled" } else { "disabled" }
+        );
         info_table_row!("Version", env!("CARGO_PKG_VERSION"));
         info_table_row!(
             "File",
-            if cfg.file.is_empty() { "(anonymous, not durable)".to_string() } else { cfg.file.clone() }
+            if cfg.file.is_empty() {
+                "(anonymous, not durable)".to_string()
+            } else {
+                cfg.file.clone()
+            }
         );
         info_table_row!("Size", format_size(cfg.size));
         let d = match cfg.durability {
@@ -156,22 +181,38 @@ pub extern "C" fn info(_module: *mut ModuleEntry) {
             m => m.name().to_string(),
         };
         info_table_row!("Durability", d);
-        info_table_row!("Reset on start", if cfg.reset_on_start { "yes" } else { "no" });
-        info_table_row!("APCu compatibility", COMPAT_STATE.get().copied().unwrap_or("off"));
+        info_table_row!(
+            "Reset on start",
+            if cfg.reset_on_start { "yes" } else { "no" }
+        );
+        info_table_row!(
+            "APCu compatibility",
+            COMPAT_STATE.get().copied().unwrap_or("off")
+        );
         // phpinfo() is where an operator looks first: open the store as a call would, but show
         // why it cannot be opened in the table rather than as a warning.
-        match if cfg.enabled { handle::open_quiet() } else { Err("disabled (apcdb.enabled=0)".into()) } {
+        match if cfg.enabled {
+            handle::open_quiet()
+        } else {
+            Err("disabled (apcdb.enabled=0)".into())
+        } {
             Ok(s) => {
                 match s.stats() {
                     Ok(st) => {
                         info_table_row!("Entries", st.entries.to_string());
                         info_table_row!("Hits", st.hits.to_string());
                         info_table_row!("Misses", st.misses.to_string());
-                        info_table_row!("Used", format!("{} of {} bytes", st.used_bytes, st.max_size));
+                        info_table_row!(
+                            "Used",
+                            format!("{} of {} bytes", st.used_bytes, st.max_size)
+                        );
                     }
                     Err(e) => info_table_row!("Store", format!("stats unavailable: {e}")),
                 }
-                info_table_row!("Recovered at open", if s.recovered_at_open() { "yes" } else { "no" });
+                info_table_row!(
+                    "Recovered at open",
+                    if s.recovered_at_open() { "yes" } else { "no" }
+                );
             }
             Err(e) => info_table_row!("Store", format!("not available: {e}")),
         }

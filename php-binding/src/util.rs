@@ -36,7 +36,10 @@ pub fn expiry_for_ttl(ttl: i64) -> u64 {
     if ttl < 0 {
         return 1; // 1 ms after the epoch: expired, never "forever"
     }
-    now_s.saturating_add(ttl as u64).saturating_add(1).saturating_mul(1000)
+    now_s
+        .saturating_add(ttl as u64)
+        .saturating_add(1)
+        .saturating_mul(1000)
 }
 
 /// The TTL (seconds) APCu would report for an entry, from its expiry and modification time.
@@ -44,7 +47,9 @@ pub fn ttl_of(expires_at_ms: u64, modified_at_ms: u64) -> i64 {
     if expires_at_ms == 0 {
         0
     } else {
-        ((expires_at_ms / 1000).saturating_sub(modified_at_ms / 1000).saturating_sub(1)) as i64
+        ((expires_at_ms / 1000)
+            .saturating_sub(modified_at_ms / 1000)
+            .saturating_sub(1)) as i64
     }
 }
 
@@ -88,7 +93,9 @@ impl<'a> Args<'a> {
     /// An `int` parameter (Z_PARAM_LONG): PHP's weak/strict coercion and TypeError wording.
     /// `Ok(None)` when not passed; `Err(())` after the engine raised the error.
     pub fn long(&mut self, i: usize) -> Result<Option<i64>, ()> {
-        let Some(z) = self.get(i) else { return Ok(None) };
+        let Some(z) = self.get(i) else {
+            return Ok(None);
+        };
         if let Some(l) = z.long() {
             return Ok(Some(l));
         }
@@ -98,7 +105,9 @@ impl<'a> Args<'a> {
             Ok(Some(out))
         } else {
             if !has_exception() {
-                unsafe { ffi::zend_wrong_parameter_type_error(i as u32 + 1, ffi::Z_EXPECTED_LONG, p) };
+                unsafe {
+                    ffi::zend_wrong_parameter_type_error(i as u32 + 1, ffi::Z_EXPECTED_LONG, p)
+                };
             }
             Err(())
         }
@@ -106,7 +115,9 @@ impl<'a> Args<'a> {
 
     /// A `bool` parameter (Z_PARAM_BOOL).
     pub fn bool(&mut self, i: usize) -> Result<Option<bool>, ()> {
-        let Some(z) = self.get(i) else { return Ok(None) };
+        let Some(z) = self.get(i) else {
+            return Ok(None);
+        };
         if let Some(b) = z.bool() {
             return Ok(Some(b));
         }
@@ -116,7 +127,9 @@ impl<'a> Args<'a> {
             Ok(Some(out))
         } else {
             if !has_exception() {
-                unsafe { ffi::zend_wrong_parameter_type_error(i as u32 + 1, ffi::Z_EXPECTED_BOOL, p) };
+                unsafe {
+                    ffi::zend_wrong_parameter_type_error(i as u32 + 1, ffi::Z_EXPECTED_BOOL, p)
+                };
             }
             Err(())
         }
@@ -125,7 +138,9 @@ impl<'a> Args<'a> {
     /// A `string` parameter (Z_PARAM_STR): scalars are converted as PHP does, arrays and other
     /// types raise PHP's TypeError.
     pub fn string(&mut self, i: usize) -> Result<Option<Vec<u8>>, ()> {
-        let Some(z) = self.get(i) else { return Ok(None) };
+        let Some(z) = self.get(i) else {
+            return Ok(None);
+        };
         if let Some(s) = z.zend_str() {
             return Ok(Some(s.as_bytes().to_vec()));
         }
@@ -137,7 +152,9 @@ impl<'a> Args<'a> {
             Ok(Some(s.as_bytes().to_vec()))
         } else {
             if !has_exception() {
-                unsafe { ffi::zend_wrong_parameter_type_error(i as u32 + 1, ffi::Z_EXPECTED_STRING, p) };
+                unsafe {
+                    ffi::zend_wrong_parameter_type_error(i as u32 + 1, ffi::Z_EXPECTED_STRING, p)
+                };
             }
             Err(())
         }
@@ -164,7 +181,13 @@ impl<'a> Args<'a> {
             Ok(z)
         } else {
             if err.is_null() {
-                unsafe { ffi::zend_wrong_parameter_type_error(i as u32 + 1, 12 /* Z_EXPECTED_FUNC */, z as *mut Zval as *mut zval) };
+                unsafe {
+                    ffi::zend_wrong_parameter_type_error(
+                        i as u32 + 1,
+                        12, /* Z_EXPECTED_FUNC */
+                        z as *mut Zval as *mut zval,
+                    )
+                };
             } else {
                 // Frees `err`.
                 unsafe { ffi::zend_wrong_callback_error(i as u32 + 1, err) };
@@ -185,7 +208,8 @@ pub fn set_ref_bool(arg: Option<&mut Zval>, v: bool) {
 
 pub fn has_exception() -> bool {
     // EG(exception), read without ext-php-rs's globals lock.
-    unsafe { ext_php_rs::ffi::ext_php_rs_executor_globals().as_ref() }.is_some_and(|eg| !eg.exception.is_null())
+    unsafe { ext_php_rs::ffi::ext_php_rs_executor_globals().as_ref() }
+        .is_some_and(|eg| !eg.exception.is_null())
 }
 
 /// Bytes of a zval converted to a string the way `convert_to_string` does for scalars; None for
