@@ -57,6 +57,38 @@ fn concurrent_writers_in_separate_processes() {
 }
 
 #[test]
+fn readers_see_every_acknowledged_write_while_writers_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let store = Store::open(&path, apcdb_tests::options()).unwrap();
+    let mut writers: Vec<Child> = (0..2)
+        .map(|w| spawn(&path, "none", &["write", &format!("c{w}-"), "20000"]))
+        .collect();
+    // Follow each writer's acknowledgements as they come and read the key back at once, from
+    // this process, while both keep writing (and growing the file, and checkpointing).
+    let streams: Vec<_> = writers
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
+        .collect();
+    let mut checked = 0;
+    for (w, lines) in streams.into_iter().enumerate() {
+        for line in lines {
+            let i: u64 = line.unwrap().strip_prefix("ack ").unwrap().parse().unwrap();
+            assert_eq!(
+                store.get(format!("c{w}-{i}").as_bytes()).unwrap(),
+                Some(apcdb_tests::value(i)),
+                "c{w}-{i}"
+            );
+            checked += 1;
+        }
+    }
+    for w in &mut writers {
+        assert!(w.wait().unwrap().success());
+    }
+    assert_eq!(checked, 40_000);
+}
+
+#[test]
 fn counters_are_atomic_across_processes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("n.db");
