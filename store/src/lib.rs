@@ -14,15 +14,37 @@
 //! ```
 //!
 //! The contract (file layout, journal format, recovery, locking, guarantees) is SPEC.md at the
-//! repository root. The data path, top to bottom:
-//! [`files`] (open safely) → [`shared`] (lock) → [`journal`] (log the change) → [`apply`] (change the
-//! map) → [`checkpoint`] (make the map durable, reuse the journal) → [`recover`] (after a crash).
+//! repository root. The modules, in the order of the data path:
 
+/// A write: the redo journal (`journal`), space (`alloc`), the index (`index`), applying a
+/// journaled transaction to the map (`apply`).
+mod alloc;
+mod apply;
+/// Making the map durable and the journal reusable; rebuilding after a crash.
+mod checkpoint;
+/// Options and the error type.
 mod error;
+/// Opening: safe file opening (`files`), the data file's mapping (`map`), the lock file's shared
+/// state and the election of the first opener (`shared`); the handle itself (`store`).
+mod files;
+mod index;
+mod journal;
+/// On-disk formats: superblocks, slots, entries, size classes, the key hash.
+mod layout;
+mod map;
+/// For tools: the seam every persistent write passes (`observe`), offline check and salvage.
+mod observe;
 mod options;
+mod recover;
+mod shared;
+mod store;
+pub mod verify;
 
 pub use error::{Error, Result};
+pub use layout::Superblock;
+pub use observe::Observer;
 pub use options::{Durability, Options};
+pub use store::{Batch, Store};
 
 /// Largest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 65_535;
@@ -78,19 +100,3 @@ pub struct Stats {
     /// Number of recoveries run (at first open and after a process died holding the lock).
     pub recoveries: u64,
 }
-
-mod store;
-pub use store::{Batch, Store};
-mod alloc;
-mod apply;
-mod checkpoint;
-mod files;
-mod index;
-mod journal;
-mod layout;
-mod map;
-mod observe;
-mod recover;
-mod shared;
-pub mod verify;
-pub use observe::Observer;

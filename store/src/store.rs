@@ -118,7 +118,7 @@ impl Store {
     /// Opens the store at `path` (plus `path.journal` and `path.lock`), creating it if missing
     /// and allowed, and recovering it if this is the first process to open it.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
-        let inner = Arc::new(Inner::open(&Paths::new(path.as_ref()), &opts, None)?);
+        let inner = Arc::new(Inner::open(&Paths::new(path.as_ref()), &opts)?);
         Ok(Store::start(inner, opts.durability))
     }
 
@@ -129,7 +129,7 @@ impl Store {
         let name = format!("apcdb-anon-{}-{}", std::process::id(), now_ms());
         let paths = Paths::new(&dir.join(name));
         let opts = opts.durability(Durability::None).create(true);
-        let inner = Inner::open(&paths, &opts, Some(&paths));
+        let inner = Inner::open(&paths, &opts);
         for p in [&paths.data, &paths.journal, &paths.lock] {
             let _ = std::fs::remove_file(p);
         }
@@ -173,7 +173,7 @@ impl Drop for Store {
 }
 
 impl Inner {
-    fn open(paths: &Paths, opts: &Options, _anon: Option<&Paths>) -> Result<Inner> {
+    fn open(paths: &Paths, opts: &Options) -> Result<Inner> {
         if opts.journal_size < 64 << 10
             || opts.max_size < opts.initial_size
             || opts.initial_size < 64 << 10
@@ -226,7 +226,7 @@ impl Inner {
         let sb = if is_new {
             create_data_file(&paths.data, &data_file, opts)?
         } else {
-            let sb = crate::recover::newest_superblock(
+            crate::recover::newest_superblock(
                 |at, b| {
                     use std::os::unix::fs::FileExt;
                     data_file
@@ -234,12 +234,11 @@ impl Inner {
                         .map_err(|e| Error::io(&paths.data, "read", e))
                 },
                 &paths.data,
-            )?;
-            sb
+            )?
         };
         let journal = Journal::new(journal_file, paths.journal.clone(), sb.journal_size)
             .observed_by(opts.observer.clone());
-        let jlen = files::file_len(&paths.journal, journal_file_ref(&journal))?;
+        let jlen = files::file_len(&paths.journal, journal.file())?;
         if jlen != sb.journal_size {
             if jlen != 0 || !first {
                 return Err(Error::corrupt(
@@ -250,7 +249,8 @@ impl Inner {
                     ),
                 ));
             }
-            // A lost journal file (nothing to replay): start a fresh one.
+            // The journal file is missing (e.g. only PATH was copied after a clean close): start
+            // an empty one. Writes after the last checkpoint that only it held are gone.
             journal.format()?;
         } else if is_new {
             journal.format()?;
@@ -299,10 +299,6 @@ impl Inner {
         inner.opened = true;
         Ok(inner)
     }
-}
-
-fn journal_file_ref(j: &Journal) -> &std::fs::File {
-    j.file()
 }
 
 /// Lays out a new data file: two empty superblock slots, then both index copies, and writes the
