@@ -1,5 +1,5 @@
-//! The redo journal: a fixed-size, preallocated file of checksummed records written with `pwrite`
-//! (and `fdatasync` when durability asks). Each record is one transaction: a list of operations
+//! The redo journal: a fixed-size, preallocated file of checksummed records, written with `pwrite`
+//! or copied into a mapping of the file (and flushed with `fdatasync` when durability asks). Each record is one transaction: a list of operations
 //! applied all or nothing. After a checkpoint the journal is reused from offset 0; every record
 //! carries the epoch of the checkpoint that started its cycle, so leftovers of older cycles are
 //! rejected even when their checksum holds.
@@ -143,6 +143,10 @@ pub struct Journal {
     pub path: PathBuf,
     pub size: u64,
     observer: Option<crate::observe::SharedObserver>,
+    /// When set, records are copied into this shared mapping of the (preallocated) file instead
+    /// of written with `pwrite`: after a process crash they are in the page cache either way, and
+    /// `fdatasync` of the file flushes mapped pages too.
+    map: Option<crate::map::Map>,
 }
 
 /// The valid prefix of a journal cycle.
@@ -161,7 +165,23 @@ impl Journal {
             path,
             size,
             observer: None,
+            map: None,
         }
+    }
+
+    /// Switches writes to a shared mapping of the journal.
+    pub fn mapped(mut self) -> Result<Journal> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io(&self.path, "dup", e))?;
+        self.map = Some(crate::map::Map::new(
+            self.path.clone(),
+            file,
+            self.size,
+            None,
+        )?);
+        Ok(self)
     }
 
     pub fn observed_by(mut self, observer: Option<crate::observe::SharedObserver>) -> Journal {
@@ -201,9 +221,13 @@ impl Journal {
 
     pub fn write_at(&self, pos: u64, record: &[u8]) -> Result<()> {
         debug_assert!(pos + record.len() as u64 <= self.size);
-        self.file
-            .write_all_at(record, pos)
-            .map_err(|e| self.io_err("write", e))?;
+        match &self.map {
+            Some(m) => m.write(pos, record)?,
+            None => self
+                .file
+                .write_all_at(record, pos)
+                .map_err(|e| self.io_err("write", e))?,
+        }
         if let Some(o) = &self.observer {
             o.journal_written(pos, record);
         }
