@@ -47,6 +47,8 @@ pub struct Totals {
     pub refused_full: u64,
     /// Kills that landed while the worker had an operation announced and not acknowledged.
     pub kills_mid_operation: u64,
+    /// Kills that landed before the worker had opened the store (creation, recovery).
+    pub kills_during_open: u64,
     pub violations: Vec<String>,
 }
 
@@ -62,6 +64,8 @@ struct Running {
     last_seen: Instant,
     reader: Option<JoinHandle<()>>,
     exited: bool,
+    /// It reported the store open.
+    ready: bool,
 }
 
 struct Harness {
@@ -109,6 +113,7 @@ pub fn run(cfg: HarnessConfig) -> Result<Totals, String> {
             rounds: 0,
             refused_full: 0,
             kills_mid_operation: 0,
+            kills_during_open: 0,
             violations: vec![],
         },
         started: Instant::now(),
@@ -164,6 +169,13 @@ impl Harness {
                 }
                 self.kill(slot)?;
                 self.start(slot)?;
+                if self.rng.chance(150) {
+                    // Kill the newcomer while it opens the store: creation, or recovery after the
+                    // previous holder of the lock died.
+                    std::thread::sleep(Duration::from_micros(self.rng.below(5000)));
+                    self.kill(slot)?;
+                    self.start(slot)?;
+                }
             }
             // End of round: every worker dies, at whatever it is doing.
             for slot in 0..self.cfg.workers {
@@ -241,6 +253,7 @@ impl Harness {
             last_seen: Instant::now(),
             reader: Some(reader),
             exited: false,
+            ready: false,
         });
         Ok(())
     }
@@ -283,7 +296,10 @@ impl Harness {
             Msg::Line(l) => l,
         };
         match protocol::parse(&line) {
-            Ok(Line::Ready { .. }) => false,
+            Ok(Line::Ready { .. }) => {
+                w.ready = true;
+                false
+            }
             Ok(Line::Intent { seq, t, op }) => {
                 w.pending = Some((seq, t, op));
                 true
@@ -393,6 +409,9 @@ impl Harness {
             }
         }
         let mut w = self.slots[slot as usize].take().expect("slot");
+        if kill && !w.ready && status.code().is_none() {
+            self.t.kills_during_open += 1;
+        }
         if let Some(reader) = w.reader.take() {
             let _ = reader.join();
         }

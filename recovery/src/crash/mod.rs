@@ -148,8 +148,9 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
             harness::remove_dir(&dir);
         }
         println!(
-            "crash-test: passed, seed {seed}, {} rounds verified, {} kills mid-operation, {} writes refused as full",
-            t.rounds, t.kills_mid_operation, t.refused_full
+            "crash-test: passed, seed {seed}, {} rounds verified, {} kills mid-operation, {} while opening, \
+             {} writes refused as full",
+            t.rounds, t.kills_mid_operation, t.kills_during_open, t.refused_full
         );
     }
     println!(
