@@ -227,7 +227,10 @@ fn command(cmd: &str, raw: &[String]) -> Result<i32, String> {
                     cfg.images
                 );
             }
-            println!("powercut: {} operations", t.operations);
+            println!(
+                "powercut: {} operations; images with unflushed data pages {}, with an unflushed journal tail {}, with a lost file growth {}",
+                t.operations, t.with_dirty_pages, t.with_journal_cut, t.with_growth_lost
+            );
             println!("powercut: {} images, {} failed", t.images, t.failures.len());
             Ok(if t.failures.is_empty() { 0 } else { 1 })
         }

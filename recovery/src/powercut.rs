@@ -15,8 +15,9 @@
 //! - `periodic`/`none`: it must hold a state the workload actually passed through since its last
 //!   explicit `sync()` (a prefix of the history: consistent, nothing torn, batches whole).
 //!
-//! Assumptions: the file size set by a growth (`fallocate`) survives; the lock file holds no
-//! durable state (images start without one).
+//! A growth of the data file (`fallocate`) is lost or kept at random until a data flush follows it
+//! (`msync` persists the file size like `fdatasync`). The lock file holds no durable state: images
+//! start with an empty one.
 
 use crate::crash::value::{self, WriteId};
 use crate::rng::Rng;
@@ -49,6 +50,10 @@ pub struct PowercutConfig {
 pub struct PowercutTotals {
     pub images: u64,
     pub operations: u64,
+    /// Images with unflushed data pages, with an unflushed journal tail, with a lost growth.
+    pub with_dirty_pages: u64,
+    pub with_journal_cut: u64,
+    pub with_growth_lost: u64,
     pub failures: Vec<String>,
 }
 
@@ -64,6 +69,8 @@ struct Allowed {
 struct Recorder {
     data_path: PathBuf,
     durable_data: Vec<u8>,
+    /// The data file length that is surely on disk; `durable_data` may be longer (unflushed growth).
+    synced_len: u64,
     durable_journal: Vec<u8>,
     dirty: BTreeSet<u64>,
     pending_journal: Vec<(u64, Vec<u8>)>,
@@ -102,6 +109,7 @@ impl apcdb::Observer for Shared {
         let start = off / PAGE * PAGE;
         let end = (off + len).div_ceil(PAGE) * PAGE;
         r.persist_data(start, end);
+        r.synced_len = r.durable_data.len() as u64;
     }
     fn data_grown(&self, len: u64) {
         let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -198,10 +206,17 @@ impl Recorder {
             }
             data.truncate(old_len.max(self.durable_data.len()));
         }
+        if (data.len() as u64) > self.synced_len && self.rng.chance(500) {
+            choices.push(format!("growth lost: file cut to {}", self.synced_len));
+            self.totals.with_growth_lost += 1;
+            data.truncate(self.synced_len as usize);
+        }
         let mut journal = self.durable_journal.clone();
         let total: usize = self.pending_journal.iter().map(|(_, b)| b.len()).sum();
         let mut cut = self.rng.below(total as u64 + 1) as usize;
         let journal_cut = format!("journal cut at {cut} of {total} unflushed bytes");
+        self.totals.with_journal_cut += (total > 0) as u64;
+        self.totals.with_dirty_pages += (!self.dirty.is_empty()) as u64;
         for (off, bytes) in &self.pending_journal {
             let n = cut.min(bytes.len());
             write_into(&mut journal, *off, &bytes[..n]);
@@ -471,6 +486,7 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
     let shared = Arc::new(Shared(Mutex::new(Recorder {
         data_path: path.clone(),
         durable_data: Vec::new(),
+        synced_len: 0,
         durable_journal: Vec::new(),
         dirty: BTreeSet::new(),
         pending_journal: Vec::new(),
@@ -503,6 +519,7 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         let mut r = shared.0.lock().unwrap();
         let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
         r.durable_data = r.current(0, len);
+        r.synced_len = len;
         r.durable_journal =
             std::fs::read(work.join("store.db.journal")).map_err(|e| e.to_string())?;
         r.armed = true;
