@@ -28,11 +28,16 @@ pub static INI_ENTRIES: IniEntryDefs<8> = IniEntryDefs::new([
 /// The current value of an INI setting, as PHP holds it (empty if unset).
 pub fn ini_str(name: &CStr) -> String {
     let mut exists = false;
-    let p = unsafe { ffi::zend_ini_string_ex(name.as_ptr(), name.count_bytes(), 0, &mut exists) };
-    if p.is_null() || !exists {
-        return String::new();
+    // SAFETY: `name` is NUL-terminated and `len` leaves the NUL out, as the engine expects; a
+    // non-null result is the entry's NUL-terminated value, owned by the engine and unchanged
+    // while it is copied here on PHP's thread.
+    unsafe {
+        let p = ffi::zend_ini_string_ex(name.as_ptr(), name.count_bytes(), 0, &mut exists);
+        if p.is_null() || !exists {
+            return String::new();
+        }
+        CStr::from_ptr(p).to_string_lossy().into_owned()
     }
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
 /// PHP's boolean INI reading: "1", "on", "yes", "true" are true (case-insensitive); a number is

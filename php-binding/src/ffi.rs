@@ -8,6 +8,7 @@ use std::os::raw::{c_char, c_int};
 pub const Z_EXPECTED_LONG: c_int = 0;
 pub const Z_EXPECTED_BOOL: c_int = 2;
 pub const Z_EXPECTED_STRING: c_int = 4;
+pub const Z_EXPECTED_FUNC: c_int = 12;
 
 pub const E_WARNING: c_int = 2;
 pub const E_CORE_WARNING: c_int = 32;

@@ -7,7 +7,7 @@ use crate::codec::{self, EncodeError};
 use crate::handle;
 use crate::iter;
 use crate::util::{
-    self, bytes_zval, expiry_for_ttl, scalar_bytes, set_ref_bool, ttl_of, warn, Args,
+    self, bool_zval, bytes_zval, expiry_for_ttl, scalar_bytes, set_ref_bool, ttl_of, warn, Args,
 };
 use apcdb::{Error as StoreError, Store, Update};
 use ext_php_rs::args::Arg;
@@ -16,6 +16,7 @@ use ext_php_rs::flags::DataType;
 use ext_php_rs::types::{ArrayKey, ZendCallable, ZendHashTable, Zval};
 use ext_php_rs::zend::{try_catch, CatchError, ExecuteData};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
@@ -36,20 +37,20 @@ impl Mode {
 
 /// Runs a handler body: panics become a warning and `false`; a bailout is re-raised after the
 /// body's frames are gone.
-pub fn guard(retval: &mut Zval, f: impl FnOnce(&mut Zval)) {
-    let rv = retval as *mut Zval;
-    let r = try_catch(AssertUnwindSafe(|| f(unsafe { &mut *rv })));
-    match r {
+pub fn guard(rv: &mut Zval, f: impl FnOnce(&mut Zval)) {
+    match try_catch(AssertUnwindSafe(|| f(&mut *rv))) {
         Ok(()) => {}
+        // SAFETY: the body's frames are gone (try_catch returned) and this frame owns nothing
+        // that needs dropping; the engine's own zend_try around the call receives the jump.
         Err(CatchError::Bailout) => unsafe { ext_php_rs::zend::bailout() },
         Err(CatchError::Panic(msg)) => {
-            unsafe { &mut *rv }.set_bool(false);
+            rv.set_bool(false);
             warn(&format!(
                 "apcdb: internal error ({msg}); the call returned false"
             ));
         }
         Err(_) => {
-            unsafe { &mut *rv }.set_bool(false);
+            rv.set_bool(false);
         }
     }
 }
@@ -64,6 +65,48 @@ pub fn report(e: &StoreError) {
         ));
     } else {
         warn(&format!("apcdb: {e}"));
+    }
+}
+
+/// Decode a stored value; on failure warn (unless the decoder left an exception) and give `None`.
+pub fn decode_or_warn(bytes: &[u8]) -> Option<Zval> {
+    match codec::decode(bytes) {
+        Ok(z) => Some(z),
+        Err(m) => {
+            if !util::has_exception() {
+                warn(&format!("apcdb: cannot decode the value of this key: {m}"));
+            }
+            None
+        }
+    }
+}
+
+/// The request's store, or `None` after setting the return value to `false` ([`handle::store`]
+/// reports why, once per request).
+fn open_store(rv: &mut Zval) -> Option<Arc<Store>> {
+    let store = handle::store();
+    if store.is_none() {
+        rv.set_bool(false);
+    }
+    store
+}
+
+/// The value of a store call, or `None` after reporting its error and returning `false`.
+fn ok_or_false<T>(rv: &mut Zval, r: Result<T, StoreError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false);
+            None
+        }
+    }
+}
+
+/// Return a store call's bool, or `false` after reporting its error.
+fn set_bool_result(rv: &mut Zval, r: Result<bool, StoreError>) {
+    if let Some(b) = ok_or_false(rv, r) {
+        rv.set_bool(b);
     }
 }
 
@@ -127,10 +170,7 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
     let nargs = a.count();
     let key = a.get(0).unwrap();
     if let Some(ht) = key.array() {
-        let Some(store) = handle::store() else {
-            rv.set_bool(false);
-            return;
-        };
+        let Some(store) = open_store(rv) else { return };
         let mut failed = ZendHashTable::new();
         for (k, v) in ht.iter() {
             let kb: Vec<u8> = match &k {
@@ -157,10 +197,7 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
             rv.set_bool(false);
             return;
         }
-        let Some(store) = handle::store() else {
-            rv.set_bool(false);
-            return;
-        };
+        let Some(store) = open_store(rv) else { return };
         let v = a.get(1).unwrap();
         match put_one(&store, mode, &kb, v, ttl, exclusive) {
             Ok(b) => rv.set_bool(b),
@@ -175,15 +212,7 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
 /// Fetch one key and decode it (outside the store's lock). `None` on a miss or failure.
 fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
     match store.get(key) {
-        Ok(Some(b)) => match codec::decode(&b) {
-            Ok(z) => Some(z),
-            Err(m) => {
-                if !util::has_exception() {
-                    warn(&format!("apcdb: cannot decode the value of this key: {m}"));
-                }
-                None
-            }
-        },
+        Ok(Some(b)) => decode_or_warn(&b),
         Ok(None) => None,
         Err(e) => {
             report(&e);
@@ -197,13 +226,10 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     if !a.check_count(1, 2) {
         return;
     }
-    let success = a.raw(1);
-    set_ref_bool_opt(&success, false);
+    let mut success = a.raw(1);
+    set_ref_bool(success.as_deref_mut(), false);
     let key = a.get(0).unwrap();
-    let Some(store) = handle::store() else {
-        rv.set_bool(false);
-        return;
-    };
+    let Some(store) = open_store(rv) else { return };
     if let Some(ht) = key.array() {
         let mut out = ZendHashTable::new();
         for v in ht.values() {
@@ -222,7 +248,7 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
             }
         }
         rv.set_hashtable(out);
-        set_ref_bool_opt(&success, true);
+        set_ref_bool(success, true);
     } else {
         let Some(kb) = scalar_bytes(key) else {
             warn("apc_fetch() expects a string or array of strings.");
@@ -232,17 +258,10 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
         match fetch_one(&store, &kb) {
             Some(z) => {
                 *rv = z;
-                set_ref_bool_opt(&success, true);
+                set_ref_bool(success, true);
             }
             None => rv.set_bool(false),
         }
-    }
-}
-
-fn set_ref_bool_opt(z: &Option<&mut Zval>, v: bool) {
-    if let Some(z) = z {
-        let p = *z as *const Zval as *mut Zval;
-        set_ref_bool(Some(unsafe { &mut *p }), v);
     }
 }
 
@@ -253,20 +272,13 @@ fn exists_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     }
     let key = a.get(0).unwrap();
     if let Some(ht) = key.array() {
-        let Some(store) = handle::store() else {
-            rv.set_bool(false);
-            return;
-        };
+        let Some(store) = open_store(rv) else { return };
         let mut out = ZendHashTable::new();
         for v in ht.values() {
             let v = v.dereference();
             match v.zend_str() {
                 Some(s) => match store.contains(s.as_bytes()) {
-                    Ok(true) => insert_bytes_key(&mut out, s.as_bytes(), {
-                        let mut t = Zval::new();
-                        t.set_bool(true);
-                        t
-                    }),
+                    Ok(true) => insert_bytes_key(&mut out, s.as_bytes(), bool_zval(true)),
                     Ok(false) => {}
                     Err(e) => report(&e),
                 },
@@ -275,17 +287,8 @@ fn exists_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
         }
         rv.set_hashtable(out);
     } else if let Some(s) = key.zend_str() {
-        let Some(store) = handle::store() else {
-            rv.set_bool(false);
-            return;
-        };
-        match store.contains(s.as_bytes()) {
-            Ok(b) => rv.set_bool(b),
-            Err(e) => {
-                report(&e);
-                rv.set_bool(false)
-            }
-        }
+        let Some(store) = open_store(rv) else { return };
+        set_bool_result(rv, store.contains(s.as_bytes()));
     } else {
         rv.set_bool(false);
     }
@@ -298,22 +301,10 @@ fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     }
     let key = a.get(0).unwrap();
     if let Some(s) = key.zend_str() {
-        let Some(store) = handle::store() else {
-            rv.set_bool(false);
-            return;
-        };
-        match store.delete(s.as_bytes()) {
-            Ok(b) => rv.set_bool(b),
-            Err(e) => {
-                report(&e);
-                rv.set_bool(false)
-            }
-        }
+        let Some(store) = open_store(rv) else { return };
+        set_bool_result(rv, store.delete(s.as_bytes()));
     } else if let Some(ht) = key.array() {
-        let Some(store) = handle::store() else {
-            rv.set_bool(false);
-            return;
-        };
+        let Some(store) = open_store(rv) else { return };
         let mut failed = ZendHashTable::new();
         for v in ht.values() {
             let v = v.dereference();
@@ -341,10 +332,7 @@ fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         let obj = key.object_mut().unwrap();
         match iter::keys_of(obj, mode) {
             Some(Ok(keys)) => {
-                let Some(store) = handle::store() else {
-                    rv.set_bool(false);
-                    return;
-                };
+                let Some(store) = open_store(rv) else { return };
                 let mut ok = true;
                 for k in keys {
                     if let Err(e) = store.delete(&k) {
@@ -388,12 +376,9 @@ fn incdec_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, dec: bool) {
     } else {
         0
     };
-    let success = a.raw(2);
-    set_ref_bool_opt(&success, false);
-    let Some(store) = handle::store() else {
-        rv.set_bool(false);
-        return;
-    };
+    let mut success = a.raw(2);
+    set_ref_bool(success.as_deref_mut(), false);
+    let Some(store) = open_store(rv) else { return };
     let create_exp = expiry_for_ttl(ttl);
     let r = store.update(&key, |cur| match cur {
         Some(e) => match codec::as_long(&e.value) {
@@ -428,7 +413,7 @@ fn incdec_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, dec: bool) {
     match r {
         Ok(Some(n)) => {
             rv.set_long(n);
-            set_ref_bool_opt(&success, true);
+            set_ref_bool(success, true);
         }
         Ok(None) => rv.set_bool(false),
         Err(e) => {
@@ -446,10 +431,7 @@ fn cas_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let Ok(Some(key)) = a.string(0) else { return };
     let Ok(Some(old)) = a.long(1) else { return };
     let Ok(Some(new)) = a.long(2) else { return };
-    let Some(store) = handle::store() else {
-        rv.set_bool(false);
-        return;
-    };
+    let Some(store) = open_store(rv) else { return };
     let r = store.update(&key, |cur| {
         match cur.and_then(|e| codec::as_long(&e.value).map(|n| (n, e.expires_at_ms))) {
             Some((n, exp)) if n == old => (
@@ -462,13 +444,7 @@ fn cas_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
             _ => (Update::Keep, false),
         }
     });
-    match r {
-        Ok(b) => rv.set_bool(b),
-        Err(e) => {
-            report(&e);
-            rv.set_bool(false)
-        }
-    }
+    set_bool_result(rv, r);
 }
 
 enum EntryOutcome {
@@ -489,10 +465,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     let Ok(cb) = a.callable(1) else { return };
     let Ok(ttl) = a.long(2) else { return };
     let exp = expiry_for_ttl(ttl.unwrap_or(0));
-    let Some(store) = handle::store() else {
-        rv.set_bool(false);
-        return;
-    };
+    let Some(store) = open_store(rv) else { return };
     let cb: &Zval = cb;
     // The generator runs under the store's write lock, so it runs at most once per miss across all
     // processes. A bailout inside it is caught here, the lock released, and re-raised below.
@@ -537,14 +510,9 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         }
     });
     match r {
-        Ok(EntryOutcome::Hit(b)) => match codec::decode(&b) {
-            Ok(z) => *rv = z,
-            Err(m) => {
-                if !util::has_exception() {
-                    warn(&format!("apcdb: cannot decode the value of this key: {m}"));
-                }
-                rv.set_bool(false)
-            }
+        Ok(EntryOutcome::Hit(b)) => match decode_or_warn(&b) {
+            Some(z) => *rv = z,
+            None => rv.set_bool(false),
         },
         Ok(EntryOutcome::Generated(v)) => *rv = v,
         Ok(EntryOutcome::GeneratedNotStored(v, m)) => {
@@ -552,7 +520,13 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             *rv = v;
         }
         Ok(EntryOutcome::Threw) => rv.set_null(),
-        Ok(EntryOutcome::Bailout) => unsafe { ext_php_rs::zend::bailout() },
+        Ok(EntryOutcome::Bailout) => {
+            // Nothing owned may be left in this frame when the jump skips it.
+            drop((store, key));
+            // SAFETY: the store's lock is released (update returned) and this frame now owns
+            // nothing; the jump lands in guard's try_catch, which re-raises it past the handler.
+            unsafe { ext_php_rs::zend::bailout() }
+        }
         Ok(EntryOutcome::Panicked(m)) => {
             warn(&format!("apcdb: internal error ({m}); nothing was stored"));
             rv.set_bool(false);
@@ -580,17 +554,8 @@ fn clear_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             return;
         }
     }
-    let Some(store) = handle::store() else {
-        rv.set_bool(false);
-        return;
-    };
-    match store.clear() {
-        Ok(()) => rv.set_bool(true),
-        Err(e) => {
-            report(&e);
-            rv.set_bool(false)
-        }
-    }
+    let Some(store) = open_store(rv) else { return };
+    set_bool_result(rv, store.clear().map(|()| true));
 }
 
 fn entry_info(key: &[u8], e: &apcdb::Entry) -> ZendHashTable_ {
@@ -620,17 +585,9 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     }
     let Ok(limited) = a.bool(li) else { return };
     let limited = limited.unwrap_or(false);
-    let Some(store) = handle::store() else {
-        rv.set_bool(false);
+    let Some(store) = open_store(rv) else { return };
+    let Some(st) = ok_or_false(rv, store.stats()) else {
         return;
-    };
-    let st = match store.stats() {
-        Ok(s) => s,
-        Err(e) => {
-            report(&e);
-            rv.set_bool(false);
-            return;
-        }
     };
     let mut h = ZendHashTable::new();
     let _ = h.insert("num_slots", st.index_slots as i64);
@@ -666,17 +623,9 @@ fn sma_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
         return;
     }
     let Ok(limited) = a.bool(0) else { return };
-    let Some(store) = handle::store() else {
-        rv.set_bool(false);
+    let Some(store) = open_store(rv) else { return };
+    let Some(st) = ok_or_false(rv, store.stats()) else {
         return;
-    };
-    let st = match store.stats() {
-        Ok(s) => s,
-        Err(e) => {
-            report(&e);
-            rv.set_bool(false);
-            return;
-        }
     };
     let avail = st.max_size.saturating_sub(st.used_bytes);
     let mut h = ZendHashTable::new();
@@ -702,10 +651,7 @@ fn key_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
         return;
     }
     let Ok(Some(key)) = a.string(0) else { return };
-    let Some(store) = handle::store() else {
-        rv.set_bool(false);
-        return;
-    };
+    let Some(store) = open_store(rv) else { return };
     match store.get_entry(&key) {
         Ok(Some(e)) => {
             let m = (e.modified_at_ms / 1000) as i64;
@@ -737,46 +683,36 @@ fn enabled_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
 
 type Handler = extern "C" fn(&mut ExecuteData, &mut Zval);
 
+/// Defines each function's `apc_*` and `apcu_*` handler: the same body, run under [`guard`] with
+/// the mode of its name.
 macro_rules! handlers {
-    ($($name:ident => $body:expr;)*) => {
+    ($($apc:ident, $apcu:ident => $body:expr;)*) => {
         $(
-            pub extern "C" fn $name(ex: &mut ExecuteData, rv: &mut Zval) {
-                let ex = ex as *mut ExecuteData;
-                guard(rv, |rv| $body(unsafe { &mut *ex }, rv));
+            pub extern "C" fn $apc(ex: &mut ExecuteData, rv: &mut Zval) {
+                guard(rv, |rv| $body(ex, rv, Mode::Apc));
+            }
+            pub extern "C" fn $apcu(ex: &mut ExecuteData, rv: &mut Zval) {
+                guard(rv, |rv| $body(ex, rv, Mode::Apcu));
             }
         )*
     };
 }
 
 handlers! {
-    apc_store => |ex, rv| store_impl(ex, rv, Mode::Apc, false);
-    apc_add => |ex, rv| store_impl(ex, rv, Mode::Apc, true);
-    apc_fetch => |ex, rv| fetch_impl(ex, rv, Mode::Apc);
-    apc_exists => |ex, rv| exists_impl(ex, rv, Mode::Apc);
-    apc_delete => |ex, rv| delete_impl(ex, rv, Mode::Apc);
-    apc_inc => |ex, rv| incdec_impl(ex, rv, Mode::Apc, false);
-    apc_dec => |ex, rv| incdec_impl(ex, rv, Mode::Apc, true);
-    apc_cas => |ex, rv| cas_impl(ex, rv, Mode::Apc);
-    apc_entry => |ex, rv| entry_impl(ex, rv, Mode::Apc);
-    apc_clear_cache => |ex, rv| clear_impl(ex, rv, Mode::Apc);
-    apc_cache_info => |ex, rv| cache_info_impl(ex, rv, Mode::Apc);
-    apc_sma_info => |ex, rv| sma_info_impl(ex, rv, Mode::Apc);
-    apc_key_info => |ex, rv| key_info_impl(ex, rv, Mode::Apc);
-    apc_enabled => |ex, rv| enabled_impl(ex, rv, Mode::Apc);
-    apcu_store => |ex, rv| store_impl(ex, rv, Mode::Apcu, false);
-    apcu_add => |ex, rv| store_impl(ex, rv, Mode::Apcu, true);
-    apcu_fetch => |ex, rv| fetch_impl(ex, rv, Mode::Apcu);
-    apcu_exists => |ex, rv| exists_impl(ex, rv, Mode::Apcu);
-    apcu_delete => |ex, rv| delete_impl(ex, rv, Mode::Apcu);
-    apcu_inc => |ex, rv| incdec_impl(ex, rv, Mode::Apcu, false);
-    apcu_dec => |ex, rv| incdec_impl(ex, rv, Mode::Apcu, true);
-    apcu_cas => |ex, rv| cas_impl(ex, rv, Mode::Apcu);
-    apcu_entry => |ex, rv| entry_impl(ex, rv, Mode::Apcu);
-    apcu_clear_cache => |ex, rv| clear_impl(ex, rv, Mode::Apcu);
-    apcu_cache_info => |ex, rv| cache_info_impl(ex, rv, Mode::Apcu);
-    apcu_sma_info => |ex, rv| sma_info_impl(ex, rv, Mode::Apcu);
-    apcu_key_info => |ex, rv| key_info_impl(ex, rv, Mode::Apcu);
-    apcu_enabled => |ex, rv| enabled_impl(ex, rv, Mode::Apcu);
+    apc_store, apcu_store => |ex, rv, mode| store_impl(ex, rv, mode, false);
+    apc_add, apcu_add => |ex, rv, mode| store_impl(ex, rv, mode, true);
+    apc_fetch, apcu_fetch => fetch_impl;
+    apc_exists, apcu_exists => exists_impl;
+    apc_delete, apcu_delete => delete_impl;
+    apc_inc, apcu_inc => |ex, rv, mode| incdec_impl(ex, rv, mode, false);
+    apc_dec, apcu_dec => |ex, rv, mode| incdec_impl(ex, rv, mode, true);
+    apc_cas, apcu_cas => cas_impl;
+    apc_entry, apcu_entry => entry_impl;
+    apc_clear_cache, apcu_clear_cache => clear_impl;
+    apc_cache_info, apcu_cache_info => cache_info_impl;
+    apc_sma_info, apcu_sma_info => sma_info_impl;
+    apc_key_info, apcu_key_info => key_info_impl;
+    apc_enabled, apcu_enabled => enabled_impl;
 }
 
 fn mixed(name: &str) -> Arg<'static> {
@@ -793,20 +729,18 @@ pub fn functions(mode: Mode) -> Vec<FunctionBuilder<'static>> {
     let h = |a: Handler, b: Handler| if apc { a } else { b };
     let mut v: Vec<H> = Vec::new();
     let opt_long = |name: &str, def: &str| Arg::new(name, DataType::Long).default(def);
-    v.push(
-        FunctionBuilder::new(n("store"), h(apc_store, apcu_store))
-            .arg(mixed("key"))
-            .not_required()
-            .arg(mixed("value").default("null"))
-            .arg(opt_long("ttl", "0")),
-    );
-    v.push(
-        FunctionBuilder::new(n("add"), h(apc_add, apcu_add))
-            .arg(mixed("key"))
-            .not_required()
-            .arg(mixed("value").default("null"))
-            .arg(opt_long("ttl", "0")),
-    );
+    for (name, a, b) in [
+        ("store", apc_store as Handler, apcu_store as Handler),
+        ("add", apc_add, apcu_add),
+    ] {
+        v.push(
+            FunctionBuilder::new(n(name), h(a, b))
+                .arg(mixed("key"))
+                .not_required()
+                .arg(mixed("value").default("null"))
+                .arg(opt_long("ttl", "0")),
+        );
+    }
     v.push(
         FunctionBuilder::new(n("fetch"), h(apc_fetch, apcu_fetch))
             .arg(mixed("key"))

@@ -5,11 +5,10 @@
 //! `rewind()`. Values are decoded only when `current()` asks for them (APC_ITER_VALUE).
 
 use crate::codec;
-use crate::funcs::{report, Mode};
+use crate::funcs::{decode_or_warn, report, Mode};
 use crate::handle;
-use crate::util::{self, bytes_zval, ttl_of, warn};
+use crate::util::{self, bool_zval, bytes_zval, ttl_of, warn};
 use apcdb::Entry;
-use ext_php_rs::ffi::zval;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendClassObject, ZendHashTable, ZendObject, Zval};
 use ext_php_rs::zend::ce;
@@ -73,23 +72,8 @@ pub struct IterState {
 /// Coerce an optional int argument with PHP's rules; on failure the TypeError is pending.
 fn long_arg(z: Option<&Zval>, argnum: u32, default: i64) -> Result<i64, ()> {
     let Some(z) = z else { return Ok(default) };
-    let z = z.dereference();
-    if let Some(l) = z.long() {
-        return Ok(l);
-    }
-    let mut copy = z.shallow_clone();
-    let p = &mut copy as *mut Zval as *mut zval;
-    let mut out = 0i64;
-    if unsafe { crate::ffi::zend_parse_arg_long_slow(p, &mut out, argnum) } {
-        Ok(out)
-    } else {
-        if !util::has_exception() {
-            unsafe {
-                crate::ffi::zend_wrong_parameter_type_error(argnum, crate::ffi::Z_EXPECTED_LONG, p)
-            };
-        }
-        Err(())
-    }
+    // The engine's coercion takes a mutable zval; give it a copy of the borrowed argument.
+    util::coerce_long(&mut z.dereference().shallow_clone(), argnum)
 }
 
 impl IterState {
@@ -235,9 +219,7 @@ impl IterState {
     fn current(&mut self) -> Zval {
         self.ensure();
         let Some((k, e)) = self.items.as_ref().and_then(|v| v.get(self.pos)) else {
-            let mut z = Zval::new();
-            z.set_bool(false);
-            return z;
+            return bool_zval(false);
         };
         let f = self.format;
         let m = (e.modified_at_ms / 1000) as i64;
@@ -249,19 +231,7 @@ impl IterState {
             let _ = h.insert("key", bytes_zval(k));
         }
         if f & APC_ITER_VALUE != 0 {
-            let v = match codec::decode(&e.value) {
-                Ok(v) => v,
-                Err(msg) => {
-                    if !util::has_exception() {
-                        warn(&format!(
-                            "apcdb: cannot decode the value of this key: {msg}"
-                        ));
-                    }
-                    let mut z = Zval::new();
-                    z.set_bool(false);
-                    z
-                }
-            };
+            let v = decode_or_warn(&e.value).unwrap_or_else(|| bool_zval(false));
             let _ = h.insert("value", v);
         }
         if f & APC_ITER_NUM_HITS != 0 {
@@ -325,15 +295,50 @@ fn preg_grep(pattern: &[u8], subjects: &[&[u8]]) -> Option<HashSet<usize>> {
     Some(out)
 }
 
-#[php_class]
-#[php(name = "APCIterator")]
-#[php(implements(ce = ce::iterator, stub = "\\Iterator"))]
-pub struct ApcIterator {
-    st: IterState,
+/// One PHP iterator class over [`IterState`]; the two classes differ only in their constructor.
+macro_rules! iterator_class {
+    ($ty:ident, $php_name:tt, $($ctor:tt)*) => {
+        #[php_class]
+        #[php(name = $php_name)]
+        #[php(implements(ce = ce::iterator, stub = "\\Iterator"))]
+        pub struct $ty {
+            st: IterState,
+        }
+
+        #[php_impl]
+        impl $ty {
+            $($ctor)*
+            pub fn rewind(&mut self) {
+                self.st.rewind()
+            }
+            pub fn valid(&mut self) -> bool {
+                self.st.valid()
+            }
+            pub fn next(&mut self) {
+                self.st.next()
+            }
+            pub fn key(&mut self) -> Zval {
+                self.st.key()
+            }
+            pub fn current(&mut self) -> Zval {
+                self.st.current()
+            }
+            pub fn get_total_hits(&mut self) -> i64 {
+                self.st.totals().0
+            }
+            pub fn get_total_size(&mut self) -> i64 {
+                self.st.totals().1
+            }
+            pub fn get_total_count(&mut self) -> i64 {
+                self.st.totals().2
+            }
+        }
+    };
 }
 
-#[php_impl]
-impl ApcIterator {
+iterator_class!(
+    ApcIterator,
+    "APCIterator",
     /// APC 3.1: `new APCIterator($cache = 'user', $search = null, $format = APC_ITER_ALL,
     /// $chunk_size = 100, $list = APC_LIST_ACTIVE)`.
     pub fn __construct(
@@ -355,41 +360,11 @@ impl ApcIterator {
         }
         ApcIterator { st }
     }
-    pub fn rewind(&mut self) {
-        self.st.rewind()
-    }
-    pub fn valid(&mut self) -> bool {
-        self.st.valid()
-    }
-    pub fn next(&mut self) {
-        self.st.next()
-    }
-    pub fn key(&mut self) -> Zval {
-        self.st.key()
-    }
-    pub fn current(&mut self) -> Zval {
-        self.st.current()
-    }
-    pub fn get_total_hits(&mut self) -> i64 {
-        self.st.totals().0
-    }
-    pub fn get_total_size(&mut self) -> i64 {
-        self.st.totals().1
-    }
-    pub fn get_total_count(&mut self) -> i64 {
-        self.st.totals().2
-    }
-}
+);
 
-#[php_class]
-#[php(name = "APCUIterator")]
-#[php(implements(ce = ce::iterator, stub = "\\Iterator"))]
-pub struct ApcuIterator {
-    st: IterState,
-}
-
-#[php_impl]
-impl ApcuIterator {
+iterator_class!(
+    ApcuIterator,
+    "APCUIterator",
     /// APCu 5.1: `new APCUIterator($search = null, $format = APC_ITER_ALL, $chunk_size = 0,
     /// $list = APC_LIST_ACTIVE)`.
     pub fn __construct(
@@ -402,31 +377,7 @@ impl ApcuIterator {
             st: IterState::new(search, format, chunk_size, list, 1),
         }
     }
-    pub fn rewind(&mut self) {
-        self.st.rewind()
-    }
-    pub fn valid(&mut self) -> bool {
-        self.st.valid()
-    }
-    pub fn next(&mut self) {
-        self.st.next()
-    }
-    pub fn key(&mut self) -> Zval {
-        self.st.key()
-    }
-    pub fn current(&mut self) -> Zval {
-        self.st.current()
-    }
-    pub fn get_total_hits(&mut self) -> i64 {
-        self.st.totals().0
-    }
-    pub fn get_total_size(&mut self) -> i64 {
-        self.st.totals().1
-    }
-    pub fn get_total_count(&mut self) -> i64 {
-        self.st.totals().2
-    }
-}
+);
 
 /// The keys an iterator object passed to `apc_delete()` selects: `None` if it is not one of our
 /// iterator classes.

@@ -6,8 +6,6 @@
 //!   why they are missing);
 //! * values encoded as described in [`codec`]; the store chosen and opened as in [`handle`].
 
-#![allow(clippy::missing_safety_doc)]
-
 mod codec;
 mod config;
 mod ffi;
@@ -33,6 +31,9 @@ static KEEP: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
     std::sync::Mutex::new(Vec::new());
 
 fn apcu_extension_loaded() -> bool {
+    // SAFETY: module startup runs on PHP's thread after the engine filled its module registry and
+    // while nothing else changes it; the registry is reached by address, never by a Rust
+    // reference to the `static mut`, and the key length matches the literal.
     unsafe {
         let ht = std::ptr::addr_of_mut!(ffi::module_registry);
         !ext_php_rs::ffi::zend_hash_str_find(ht, c"apcu".as_ptr(), 4).is_null()
@@ -40,6 +41,8 @@ fn apcu_extension_loaded() -> bool {
 }
 
 fn constant_defined(name: &str) -> bool {
+    // SAFETY: the engine reads exactly `len` bytes of `name` (no NUL needed) and only looks the
+    // name up; module startup runs after the constants table exists.
     unsafe { !ffi::zend_get_constant_str(name.as_ptr().cast(), name.len()).is_null() }
 }
 
@@ -55,6 +58,9 @@ fn register_apcu_functions(ty: i32, mod_num: i32) -> Result<(), String> {
     let (entry, startup, owned): (ModuleEntry, _, _) = b
         .try_into()
         .map_err(|e: ext_php_rs::error::Error| e.to_string())?;
+    // SAFETY: `entry.functions` is the end-marked table built above; it and the memory it points
+    // into (`owned`, `startup`) are kept for the life of the process below, as the engine keeps
+    // pointers into them. Null scope and table mean global functions; we are in module startup.
     let r = unsafe {
         ffi::zend_register_functions(
             std::ptr::null_mut(),
@@ -78,6 +84,8 @@ fn register_apcu_functions(ty: i32, mod_num: i32) -> Result<(), String> {
 }
 
 struct SendBox(#[allow(dead_code)] Box<dyn std::any::Any>);
+// SAFETY: a SendBox is only moved into KEEP and never opened again, so no thread but the one that
+// made it ever touches its contents.
 unsafe impl Send for SendBox {}
 
 fn install_panic_hook() {
@@ -144,6 +152,8 @@ pub extern "C" fn startup(ty: i32, mod_num: i32) -> i32 {
 }
 
 pub extern "C" fn shutdown(_ty: i32, mod_num: i32) -> i32 {
+    // SAFETY: `mod_num` is this module's number, under which startup registered its INI entries;
+    // the engine calls module shutdown once, on its own thread.
     unsafe { ffi::zend_unregister_ini_entries(mod_num) };
     0
 }
@@ -158,7 +168,7 @@ pub extern "C" fn request_shutdown(_ty: i32, _mod_num: i32) -> i32 {
     0
 }
 
-pub extern "C" fn info(_module: *mut ModuleEntry) {
+extern "C" fn info(module: *mut ModuleEntry) {
     let r = std::panic::catch_unwind(|| {
         let cfg = handle::config();
         info_table_start!();
@@ -217,7 +227,8 @@ pub extern "C" fn info(_module: *mut ModuleEntry) {
             Err(e) => info_table_row!("Store", format!("not available: {e}")),
         }
         info_table_end!();
-        unsafe { ffi::display_ini_entries(_module.cast()) };
+        // SAFETY: `module` is the live module entry the engine passed to this phpinfo() callback.
+        unsafe { ffi::display_ini_entries(module) };
     });
     let _ = r;
 }

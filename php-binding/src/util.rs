@@ -6,6 +6,7 @@ use ext_php_rs::ffi::zval;
 use ext_php_rs::types::{ZendStr, Zval};
 use ext_php_rs::zend::ExecuteData;
 use std::ffi::CString;
+use std::os::raw::c_int;
 
 /// `php_error_docref(NULL, E_WARNING, ...)`: PHP prefixes the current function, e.g.
 /// "Warning: apc_store(): <msg>".
@@ -15,6 +16,8 @@ pub fn warn(msg: &str) {
 
 pub fn error_docref(ty: i32, msg: &str) {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    // SAFETY: a "%s" format with one NUL-terminated argument that outlives the call; a null
+    // docref is allowed (no manual link).
     unsafe { ffi::php_error_docref(std::ptr::null(), ty, c"%s".as_ptr(), c.as_ptr()) };
 }
 
@@ -64,6 +67,9 @@ impl<'a> Args<'a> {
     }
 
     pub fn count(&self) -> usize {
+        // SAFETY: `ex` is the frame of the internal-function call being handled; for such a frame
+        // the engine keeps the argument count in `This.u2.num_args`, so that union field is the
+        // one that is set.
         unsafe { self.ex.This.u2.num_args as usize }
     }
 
@@ -71,6 +77,8 @@ impl<'a> Args<'a> {
     pub fn check_count(&self, min: usize, max: usize) -> bool {
         let n = self.count();
         if n < min || n > max {
+            // SAFETY: called from a function handler, so the engine's current frame is this call;
+            // the function only reads it to word and throw the error.
             unsafe { ffi::zend_wrong_parameters_count_error(min as u32, max as u32) };
             return false;
         }
@@ -78,10 +86,14 @@ impl<'a> Args<'a> {
     }
 
     /// Argument `i` (0-based), as passed (may be a reference for by-reference parameters).
+    ///
+    /// Each handler reads an argument once; two live results for the same `i` would alias.
     pub fn raw(&mut self, i: usize) -> Option<&'a mut Zval> {
         if i >= self.count() {
             return None;
         }
+        // SAFETY: `i < num_args`, so the slot is one of the arguments the caller pushed; they stay
+        // in the call frame, which outlives `'a`, until the handler returns.
         unsafe { self.ex.zend_call_arg(i) }
     }
 
@@ -93,23 +105,9 @@ impl<'a> Args<'a> {
     /// An `int` parameter (Z_PARAM_LONG): PHP's weak/strict coercion and TypeError wording.
     /// `Ok(None)` when not passed; `Err(())` after the engine raised the error.
     pub fn long(&mut self, i: usize) -> Result<Option<i64>, ()> {
-        let Some(z) = self.get(i) else {
-            return Ok(None);
-        };
-        if let Some(l) = z.long() {
-            return Ok(Some(l));
-        }
-        let mut out: i64 = 0;
-        let p = z as *mut Zval as *mut zval;
-        if unsafe { ffi::zend_parse_arg_long_slow(p, &mut out, i as u32 + 1) } {
-            Ok(Some(out))
-        } else {
-            if !has_exception() {
-                unsafe {
-                    ffi::zend_wrong_parameter_type_error(i as u32 + 1, ffi::Z_EXPECTED_LONG, p)
-                };
-            }
-            Err(())
+        match self.get(i) {
+            Some(z) => coerce_long(z, i as u32 + 1).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -121,18 +119,8 @@ impl<'a> Args<'a> {
         if let Some(b) = z.bool() {
             return Ok(Some(b));
         }
-        let mut out = false;
-        let p = z as *mut Zval as *mut zval;
-        if unsafe { ffi::zend_parse_arg_bool_slow(p, &mut out, i as u32 + 1) } {
-            Ok(Some(out))
-        } else {
-            if !has_exception() {
-                unsafe {
-                    ffi::zend_wrong_parameter_type_error(i as u32 + 1, ffi::Z_EXPECTED_BOOL, p)
-                };
-            }
-            Err(())
-        }
+        let parse = ffi::zend_parse_arg_bool_slow;
+        coerce_slow(z, i as u32 + 1, ffi::Z_EXPECTED_BOOL, false, parse, Some).map(Some)
     }
 
     /// A `string` parameter (Z_PARAM_STR): scalars are converted as PHP does, arrays and other
@@ -144,26 +132,30 @@ impl<'a> Args<'a> {
         if let Some(s) = z.zend_str() {
             return Ok(Some(s.as_bytes().to_vec()));
         }
-        let mut out: *mut ext_php_rs::ffi::zend_string = std::ptr::null_mut();
-        let p = z as *mut Zval as *mut zval;
-        // On success the engine has converted the argument to a string in place.
-        if unsafe { ffi::zend_parse_arg_str_slow(p, &mut out, i as u32 + 1) } && !out.is_null() {
-            let s = unsafe { &*(out as *const ZendStr) };
-            Ok(Some(s.as_bytes().to_vec()))
-        } else {
-            if !has_exception() {
-                unsafe {
-                    ffi::zend_wrong_parameter_type_error(i as u32 + 1, ffi::Z_EXPECTED_STRING, p)
-                };
-            }
-            Err(())
-        }
+        // On success the engine has converted the argument to a string in place and points `out`
+        // at it.
+        let bytes = |out: *mut ext_php_rs::ffi::zend_string| {
+            // SAFETY: a non-null `out` is the argument's own string, alive while the argument is.
+            unsafe { out.cast::<ZendStr>().as_ref() }.map(|s| s.as_bytes().to_vec())
+        };
+        let parse = ffi::zend_parse_arg_str_slow;
+        coerce_slow(
+            z,
+            i as u32 + 1,
+            ffi::Z_EXPECTED_STRING,
+            std::ptr::null_mut(),
+            parse,
+            bytes,
+        )
+        .map(Some)
     }
 
     /// A `callable` parameter (Z_PARAM_FUNC): PHP's "must be a valid callback, ..." TypeError.
     pub fn callable(&mut self, i: usize) -> Result<&'a mut Zval, ()> {
         let z = self.get(i).ok_or(())?;
         let mut err: *mut std::os::raw::c_char = std::ptr::null_mut();
+        // SAFETY: `z` is a live argument; the object, name and cache outputs may be null (not
+        // wanted), and `err` is a valid place for the engine to put its message.
         let ok = unsafe {
             ffi::zend_is_callable_ex(
                 z as *mut Zval as *mut zval,
@@ -176,20 +168,15 @@ impl<'a> Args<'a> {
         };
         if ok {
             if !err.is_null() {
+                // SAFETY: the message was emalloc'ed by the engine and handed to us to free.
                 unsafe { ffi::_efree(err.cast()) };
             }
             Ok(z)
         } else {
             if err.is_null() {
-                unsafe {
-                    ffi::zend_wrong_parameter_type_error(
-                        i as u32 + 1,
-                        12, /* Z_EXPECTED_FUNC */
-                        z as *mut Zval as *mut zval,
-                    )
-                };
+                type_error(i as u32 + 1, ffi::Z_EXPECTED_FUNC, z);
             } else {
-                // Frees `err`.
+                // SAFETY: `err` is the engine's emalloc'ed message; this call consumes and frees it.
                 unsafe { ffi::zend_wrong_callback_error(i as u32 + 1, err) };
             }
             Err(())
@@ -197,7 +184,52 @@ impl<'a> Args<'a> {
     }
 }
 
-/// Assign to a by-reference parameter (`&$success`).
+/// An engine `zend_parse_arg_*_slow` function.
+type SlowParser<T> = unsafe extern "C" fn(*mut zval, *mut T, u32) -> bool;
+
+/// PHP's TypeError for argument `argnum` (1-based) of the running function.
+fn type_error(argnum: u32, expected: c_int, z: &mut Zval) {
+    // SAFETY: called from a function handler (the error names the running function); `z` is a
+    // live zval that the engine only reads to name its type.
+    unsafe { ffi::zend_wrong_parameter_type_error(argnum, expected, z as *mut Zval as *mut zval) };
+}
+
+/// The slow path of a Z_PARAM_* parameter: `parse` coerces `z` as PHP would (weak or strict mode
+/// of the caller), writing into `out`; `finish` turns that into the value. On failure the
+/// TypeError is raised unless the engine already threw (e.g. a deprecation made an exception).
+fn coerce_slow<T, R>(
+    z: &mut Zval,
+    argnum: u32,
+    expected: c_int,
+    mut out: T,
+    parse: SlowParser<T>,
+    finish: impl FnOnce(T) -> Option<R>,
+) -> Result<R, ()> {
+    // SAFETY: `z` is a live zval we may modify (the string parser converts it in place), `out`
+    // has the type `parse` writes, and we run inside a function handler, as the parsers expect.
+    let parsed = unsafe { parse(z as *mut Zval as *mut zval, &mut out, argnum) };
+    if parsed {
+        if let Some(v) = finish(out) {
+            return Ok(v);
+        }
+    }
+    if !has_exception() {
+        type_error(argnum, expected, z);
+    }
+    Err(())
+}
+
+/// `z` as an `int` parameter at position `argnum` (1-based), with PHP's coercion and TypeError.
+pub fn coerce_long(z: &mut Zval, argnum: u32) -> Result<i64, ()> {
+    if let Some(l) = z.long() {
+        return Ok(l);
+    }
+    let parse = ffi::zend_parse_arg_long_slow;
+    coerce_slow(z, argnum, ffi::Z_EXPECTED_LONG, 0, parse, Some)
+}
+
+/// Assign to a by-reference parameter (`&$success`); pass `opt.as_deref_mut()` to keep the
+/// argument for a later assignment.
 pub fn set_ref_bool(arg: Option<&mut Zval>, v: bool) {
     if let Some(z) = arg {
         if z.is_reference() {
@@ -208,6 +240,8 @@ pub fn set_ref_bool(arg: Option<&mut Zval>, v: bool) {
 
 pub fn has_exception() -> bool {
     // EG(exception), read without ext-php-rs's globals lock.
+    // SAFETY: the executor globals are null or the engine's live globals; only PHP's own thread
+    // calls this, and it does not write them meanwhile.
     unsafe { ext_php_rs::ffi::ext_php_rs_executor_globals().as_ref() }
         .is_some_and(|eg| !eg.exception.is_null())
 }
@@ -231,6 +265,13 @@ pub fn scalar_bytes(z: &Zval) -> Option<Vec<u8>> {
         return z.coerce_to_string().map(String::into_bytes);
     }
     None
+}
+
+/// A PHP bool zval.
+pub fn bool_zval(b: bool) -> Zval {
+    let mut z = Zval::new();
+    z.set_bool(b);
+    z
 }
 
 /// A PHP string zval from bytes.
