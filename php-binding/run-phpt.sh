@@ -16,10 +16,10 @@ JOBS=${PHPT_JOBS:-2}
 
 if [ "$PROFILE" = release ]; then
     cargo build --release -p apcdb-php || { echo "0 passed, 1 failed"; exit 1; }
-    EXT=$ROOT/target/release/libapcdb.so
+    EXT=${CARGO_TARGET_DIR:-$ROOT/target}/release/libapcdb.so
 else
     cargo build -p apcdb-php || { echo "0 passed, 1 failed"; exit 1; }
-    EXT=$ROOT/target/debug/libapcdb.so
+    EXT=${CARGO_TARGET_DIR:-$ROOT/target}/debug/libapcdb.so
 fi
 
 EXTDIR=$("$PHP" -n -r 'echo PHP_EXTENSION_DIR;')
