@@ -15,6 +15,10 @@
 //! - `periodic`/`none`: it must hold a state the workload actually passed through since its last
 //!   explicit `sync()` (a prefix of the history: consistent, nothing torn, batches whole).
 //!
+//! The workload is single-threaded on purpose: the seam reports a flush only after it returned, so
+//! with several writing threads a write made while `fdatasync`/`msync` ran could not be told apart
+//! from one it covered. A "flush started" hook in `apcdb::Observer` would lift that limit.
+//!
 //! A growth of the data file (`fallocate`) is lost or kept at random until a data flush follows it
 //! (`msync` persists the file size like `fdatasync`). The lock file holds no durable state: images
 //! start with an empty one.
