@@ -55,7 +55,10 @@ fn none_recovers_a_state_it_passed_through() {
 /// A disk that drops acknowledged flushes must be caught: the simulator can fail.
 #[test]
 fn a_lying_disk_is_detected() {
-    let out = powercut(&[
+    // Failing images are kept for inspection: keep them in a directory that goes away.
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_str().unwrap();
+    let args = [
         "--images",
         "250",
         "--seed",
@@ -63,7 +66,10 @@ fn a_lying_disk_is_detected() {
         "--durability",
         "sync",
         "--lying-disk",
-    ]);
+        "--dir",
+        dir,
+    ];
+    let out = powercut(&args);
     assert_eq!(
         out.status.code(),
         Some(1),
