@@ -113,3 +113,45 @@ fn a_failed_recovery_does_not_make_the_lock_unusable() {
         Err(e) => assert!(!e.to_string().contains("unrecoverable"), "{e}"),
     }
 }
+
+/// crash-test --durability none --max-size 1500000 (seed 3; timing-dependent, about one run in
+/// five): a worker's `scan_prefix` stalled for 7 s. Lock-free reads restart whenever a
+/// reorganisation (every checkpoint) changed the layout under them, with no fallback to the
+/// lock, so a scan longer than the gap between two checkpoints can starve for as long as another
+/// process keeps checkpointing. `apcdb dump` of 32 MiB took 0.16 s alone and 50 s beside one
+/// `crash-test churn` process; the 128 MiB scan below had not finished after 60 s.
+#[test]
+#[ignore = "engine bug 6 (see the recovery report): un-ignore once long reads cannot starve"]
+fn a_long_scan_finishes_while_another_process_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path, Options::default().max_size(1 << 30)).unwrap();
+    let big = vec![b'v'; 1 << 20];
+    for i in 0..128u32 {
+        store
+            .put(format!("big/{i}").as_bytes(), &big[..big.len() - 64])
+            .unwrap();
+    }
+    let mut churn = apcdb()
+        .args(["crash-test", "churn", "--store"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(churn.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "churning\n");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(store.scan_prefix(b"big/").map(|v| v.len()));
+    });
+    // Not a speed test: a hang detector. Alone the scan takes well under a second.
+    let outcome = rx.recv_timeout(std::time::Duration::from_secs(60));
+    churn.kill().unwrap();
+    churn.wait().unwrap();
+    assert_eq!(outcome.expect("scan_prefix starved for 60 s").unwrap(), 128);
+}

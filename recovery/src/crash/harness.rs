@@ -49,6 +49,12 @@ pub struct Totals {
     pub kills_mid_operation: u64,
     /// Kills that landed before the worker had opened the store (creation, recovery).
     pub kills_during_open: u64,
+    /// The longest a live worker went without reporting anything, and the longest verification:
+    /// near-hangs show here before they pass `--hang`.
+    pub longest_silence: Duration,
+    /// What that worker was doing then.
+    pub longest_silence_during: String,
+    pub longest_verify: Duration,
     pub violations: Vec<String>,
 }
 
@@ -114,6 +120,9 @@ pub fn run(cfg: HarnessConfig) -> Result<Totals, String> {
             refused_full: 0,
             kills_mid_operation: 0,
             kills_during_open: 0,
+            longest_silence: Duration::ZERO,
+            longest_silence_during: String::new(),
+            longest_verify: Duration::ZERO,
             violations: vec![],
         },
         started: Instant::now(),
@@ -287,6 +296,14 @@ impl Harness {
         let Some(w) = self.slots[slot as usize].as_mut().filter(|w| w.inc == inc) else {
             return false; // a dead incarnation's leftovers, already finalized
         };
+        if w.last_seen.elapsed() > self.t.longest_silence {
+            self.t.longest_silence = w.last_seen.elapsed();
+            self.t.longest_silence_during = match (&w.pending, w.ready) {
+                (Some((seq, _, op)), _) => format!("worker {slot} in operation {seq}: {op:?}"),
+                (None, false) => format!("worker {slot} opening the store"),
+                (None, true) => format!("worker {slot} between operations"),
+            };
+        }
         w.last_seen = Instant::now();
         let line = match msg {
             Msg::Eof => {
@@ -448,7 +465,9 @@ impl Harness {
         if let Some(ext) = &self.cfg.php_ext {
             cmd.arg("--php-ext").arg(ext);
         }
+        let began = Instant::now();
         let (status, stdout) = run_with_timeout(cmd, verify_timeout())?;
+        self.t.longest_verify = self.t.longest_verify.max(began.elapsed());
         let code = status.and_then(|s| s.code());
         for line in stdout.lines() {
             if let Some(n) = line.strip_prefix("lost ") {

@@ -1,5 +1,6 @@
 //! `apcdb crash-test`: the kill -9 harness, its hidden `worker` and `verify` subcommands.
 
+mod churn;
 mod config;
 pub use config::parse_durability;
 mod expect;
@@ -28,7 +29,9 @@ apcdb crash-test [--duration 30s] [--kills N] [--workers 4] [--durability sync|p
 apcdb crash-test verify --store FILE --expect FILE [--observed FILE] [--durability MODE] [--php-ext PATH]
   Checks a store against an expectations file written by the harness (kept with --keep).
 apcdb crash-test hold-lock --store FILE [--grow BYTES] [--durability MODE]
-  Grows the store by BYTES, checkpoints, then holds the write lock until killed (for tests).";
+  Grows the store by BYTES, checkpoints, then holds the write lock until killed (for tests).
+apcdb crash-test churn --store FILE [--durability MODE]
+  Writes and checkpoints in a tight loop until killed (for tests).";
 
 fn verify_timeout() -> Duration {
     Duration::from_secs(120)
@@ -39,6 +42,7 @@ pub fn main(raw: &[String]) -> i32 {
         Some("worker") => worker_main(&raw[1..]),
         Some("verify") => return verify_main(&raw[1..]),
         Some("hold-lock") => hold_main(&raw[1..]),
+        Some("churn") => churn_main(&raw[1..]),
         _ => harness_main(raw),
     };
     match result {
@@ -149,8 +153,14 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         }
         println!(
             "crash-test: passed, seed {seed}, {} rounds verified, {} kills mid-operation, {} while opening, \
-             {} writes refused as full",
-            t.rounds, t.kills_mid_operation, t.kills_during_open, t.refused_full
+             {} writes refused as full; longest worker silence {} ms ({}), longest verification {} ms",
+            t.rounds,
+            t.kills_mid_operation,
+            t.kills_during_open,
+            t.refused_full,
+            t.longest_silence.as_millis(),
+            t.longest_silence_during,
+            t.longest_verify.as_millis()
         );
     }
     println!(
@@ -158,6 +168,13 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         t.kills, t.acknowledged, t.verified, t.lost
     );
     Ok(if failed { 1 } else { 0 })
+}
+
+fn churn_main(raw: &[String]) -> Result<i32, String> {
+    let a = Args::parse(raw, &[])?;
+    a.only(&["store", "durability"])?;
+    let durability = config::parse_durability(a.value("durability").unwrap_or("none"))?;
+    churn::run(std::path::Path::new(a.required("store")?), durability)
 }
 
 fn hold_main(raw: &[String]) -> Result<i32, String> {
