@@ -43,6 +43,9 @@ pub(crate) struct Inner {
     local_misses: std::sync::atomic::AtomicU64,
 }
 
+/// Optimistic attempts a read makes before it takes the write lock instead.
+const READ_RETRIES: u32 = 3;
+
 /// Reads counted locally before they are added to the shared counters.
 const COUNTER_BATCH: u64 = 256;
 
@@ -560,17 +563,27 @@ impl Inner {
 
     fn read<T>(&self, f: impl Fn() -> Result<T>) -> Result<T> {
         let h = self.shm.hdr();
+        let mut invalidated = 0;
         for attempt in 0u32.. {
             let seq = h.seq.load(Acquire);
             if seq % 2 == 1 {
                 self.wait_for_writer(attempt)?;
                 continue;
             }
+            if invalidated == READ_RETRIES {
+                // A long read (a scan) keeps being overtaken by reorganisations: read under the
+                // write lock instead, where nothing moves, so it cannot starve.
+                let guard = self.lock()?;
+                let r = f();
+                drop(guard);
+                return r;
+            }
             let r = f();
             std::sync::atomic::fence(Acquire);
             if h.seq.load(Relaxed) == seq {
                 return r;
             }
+            invalidated += 1;
         }
         unreachable!()
     }
