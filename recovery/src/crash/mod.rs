@@ -2,6 +2,7 @@
 
 mod churn;
 mod config;
+mod dier;
 pub use config::parse_durability;
 mod expect;
 mod harness;
@@ -21,7 +22,7 @@ use std::time::Duration;
 pub const USAGE: &str = "\
 apcdb crash-test [--duration 30s] [--kills N] [--workers 4] [--durability sync|periodic[:50ms]|none]
                  [--seed N] [--php [--php-ext PATH]] [--dir DIR] [--keep] [--keys 32] [--counters 4]
-                 [--hang 30s] [--max-gap 300ms] [--fresh-store-every 4]
+                 [--hang 10s] [--max-gap 300ms] [--fresh-store-every 4]
                  [--max-size BYTES]
   Runs worker processes doing random writes on one store, SIGKILLs them at random moments, and after
   every round verifies from a fresh process that nothing acknowledged was lost or torn. Stops after
@@ -31,7 +32,9 @@ apcdb crash-test verify --store FILE --expect FILE [--observed FILE] [--durabili
 apcdb crash-test hold-lock --store FILE [--grow BYTES] [--durability MODE]
   Grows the store by BYTES, checkpoints, then holds the write lock until killed (for tests).
 apcdb crash-test churn --store FILE [--durability MODE]
-  Writes and checkpoints in a tight loop until killed (for tests).";
+  Writes and checkpoints in a tight loop until killed (for tests).
+apcdb crash-test die-in-checkpoint --store FILE
+  Aborts inside a checkpoint, after the superblock flush, while readers are held out (for tests).";
 
 fn verify_timeout() -> Duration {
     Duration::from_secs(120)
@@ -43,6 +46,15 @@ pub fn main(raw: &[String]) -> i32 {
         Some("verify") => return verify_main(&raw[1..]),
         Some("hold-lock") => hold_main(&raw[1..]),
         Some("churn") => churn_main(&raw[1..]),
+        Some("die-in-checkpoint") => {
+            let a = Args::parse(&raw[1..], &[]).and_then(|a| a.only(&["store"]).map(|()| a));
+            a.and_then(|a| {
+                dier::run(
+                    std::path::Path::new(a.required("store")?),
+                    apcdb::Durability::Sync,
+                )
+            })
+        }
         _ => harness_main(raw),
     };
     match result {
@@ -115,7 +127,9 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         keep: a.switch("keep"),
         keys: a.number("keys")?.unwrap_or(32).max(1) as u32,
         counters: a.number("counters")?.unwrap_or(4).max(1) as u32,
-        hang: a.duration("hang")?.unwrap_or(Duration::from_secs(30)),
+        // Workers normally report every few milliseconds; rounds end (killing everyone, which
+        // clears a stuck lock file) within seconds, so a stuck worker must be caught sooner.
+        hang: a.duration("hang")?.unwrap_or(Duration::from_secs(10)),
         max_gap: a.duration("max-gap")?.unwrap_or(Duration::from_millis(300)),
         fresh_every: a.number("fresh-store-every")?.unwrap_or(4),
         max_size: a.number("max-size")?.unwrap_or(config::DEFAULT_MAX_SIZE),
