@@ -148,7 +148,7 @@ impl Harness {
             self.t.rounds += 1;
             if self.cfg.fresh_every > 0
                 && self.t.rounds > 1
-                && (self.t.rounds - 1) % self.cfg.fresh_every == 0
+                && (self.t.rounds - 1).is_multiple_of(self.cfg.fresh_every)
             {
                 // Every worker is dead and the last round verified: start over on a new store.
                 for suffix in ["", ".journal", ".lock"] {
