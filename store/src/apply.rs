@@ -222,15 +222,18 @@ impl Inner {
     }
 
     /// Runs `f` with the readers' sequence number odd, so that lock-free readers retry instead
-    /// of trusting the live index while `f` reorganises it. Nests.
+    /// of trusting the live index while `f` reorganises it. Nests (the depth is counted by this
+    /// handle; only the write-lock holder calls this). The outermost call always leaves the number
+    /// even, also when a holder that died left it odd.
     pub(crate) fn readers_out<T>(&self, f: impl FnOnce() -> T) -> T {
         let seq = &self.shm.hdr().seq;
-        let outer = seq.load(Relaxed) % 2 == 1;
-        if !outer {
+        let outermost = self.readers_out_depth.fetch_add(1, Relaxed) == 0;
+        if outermost && seq.load(Relaxed) % 2 == 0 {
             seq.fetch_add(1, AcqRel);
         }
         let r = f();
-        if !outer {
+        self.readers_out_depth.fetch_sub(1, Relaxed);
+        if outermost && seq.load(Relaxed) % 2 == 1 {
             seq.fetch_add(1, Release);
         }
         r

@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     local_hits: std::sync::atomic::AtomicU64,
     local_misses: std::sync::atomic::AtomicU64,
+    /// Nesting depth of `readers_out` (touched only by the write-lock holder).
+    pub(crate) readers_out_depth: std::sync::atomic::AtomicU32,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -285,6 +287,7 @@ impl Inner {
             opened: false,
             local_hits: Default::default(),
             local_misses: Default::default(),
+            readers_out_depth: Default::default(),
         };
         if first {
             let guard = inner.lock()?;
