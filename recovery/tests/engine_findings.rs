@@ -119,9 +119,9 @@ fn a_failed_recovery_does_not_make_the_lock_unusable() {
 /// reorganisation (every checkpoint) changed the layout under them, with no fallback to the
 /// lock, so a scan longer than the gap between two checkpoints can starve for as long as another
 /// process keeps checkpointing. `apcdb dump` of 32 MiB took 0.16 s alone and 50 s beside one
-/// `crash-test churn` process; the 128 MiB scan below had not finished after 60 s.
+/// `crash-test churn` process; the 128 MiB scan below had not finished after 60 s. Fixed in the
+/// engine (c2337a2: a read invalidated three times runs under the write lock).
 #[test]
-#[ignore = "engine bug 6 (see the recovery report): un-ignore once long reads cannot starve"]
 fn a_long_scan_finishes_while_another_process_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
