@@ -38,26 +38,18 @@ impl Map {
     ) -> Result<Map> {
         let len = files::file_len(&path, &file)?;
         let reserved = reserved.max(len);
-        // SAFETY: a fresh shared mapping of an open file; the kernel chooses the address. Pages
-        // past the end of the file are never touched (see `check`).
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                reserved as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(Error::io(path, "mmap", std::io::Error::last_os_error()));
-        }
+        let base = map_shared(&path, &file, reserved)?;
         // Small folios: without this one store dirties up to 1 MiB and a checkpoint writes it all.
         // SAFETY: advice on the range just mapped; failure only loses the optimisation.
-        unsafe { libc::madvise(base, reserved as usize, libc::MADV_RANDOM) };
+        unsafe {
+            libc::madvise(
+                base as *mut libc::c_void,
+                reserved as usize,
+                libc::MADV_RANDOM,
+            )
+        };
         Ok(Map {
-            base: base as *mut u8,
+            base,
             reserved,
             visible: AtomicU64::new(len),
             file,
@@ -250,7 +242,37 @@ impl Map {
 
 impl Drop for Map {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly the range mapped in `new`; nothing borrows it any more.
-        unsafe { libc::munmap(self.base as *mut libc::c_void, self.reserved as usize) };
+        // SAFETY: the range mapped in `new`; nothing borrows it any more.
+        unsafe { unmap(self.base, self.reserved) };
     }
+}
+
+/// Maps `len` bytes of `file` shared and writable, at an address the kernel chooses. Touching a
+/// page past the end of the file would be SIGBUS: callers check offsets against the file length.
+pub fn map_shared(path: &std::path::Path, file: &File, len: u64) -> Result<*mut u8> {
+    // SAFETY: a new mapping of an open file descriptor; it aliases no Rust memory.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(Error::io(path, "mmap", std::io::Error::last_os_error()));
+    }
+    Ok(base as *mut u8)
+}
+
+/// Removes a mapping made by `map_shared`.
+///
+/// # Safety
+/// `base` and `len` are exactly those of one `map_shared` call, and no reference into the
+/// mapping outlives this call.
+pub unsafe fn unmap(base: *mut u8, len: u64) {
+    // SAFETY: guaranteed by the caller (see above).
+    unsafe { libc::munmap(base as *mut libc::c_void, len as usize) };
 }

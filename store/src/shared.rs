@@ -167,22 +167,9 @@ impl Shared {
             }
             crate::files::allocate(&path, &file, SHARED_LEN)?;
         }
-        // SAFETY: a fresh shared mapping of SHARED_LEN bytes of a file at least that long.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                SHARED_LEN as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(Error::io(path, "mmap", std::io::Error::last_os_error()));
-        }
+        let base = crate::map::map_shared(&path, &file, SHARED_LEN)?;
         Ok(Shared {
-            base: base as *mut Header,
+            base: base.cast::<Header>(),
             file,
             path,
         })
@@ -272,7 +259,7 @@ pub fn range_lock(
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `map` mapped; no references into it outlive self.
-        unsafe { libc::munmap(self.base as *mut libc::c_void, SHARED_LEN as usize) };
+        // SAFETY: exactly what `map` mapped; no references into it outlive self.
+        unsafe { crate::map::unmap(self.base.cast(), SHARED_LEN) };
     }
 }
