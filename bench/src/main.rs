@@ -130,7 +130,7 @@ fn op_loop(h: &mut dyn Handle, kind: Kind, dur: Duration, nkeys: u64, seed: u64)
         let write = match kind {
             Kind::Read => false,
             Kind::Write => true,
-            Kind::Mixed => (r >> 40) % 10 == 0,
+            Kind::Mixed => (r >> 40).is_multiple_of(10),
         };
         if write {
             h.put(&k, &pool[(r >> 32) as usize % pool.len()])?;
