@@ -104,9 +104,22 @@ final class SqliteBackend implements Backend
             PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
             PDO::ATTR_TIMEOUT => 30, // wait for other processes' write locks instead of failing
         ]);
-        $this->db->exec('PRAGMA journal_mode=WAL');
+        // Four processes creating the same new database at once: switching it to WAL and creating
+        // the table can report "database is locked" without waiting for the busy timeout, so the
+        // set-up (not the measured operations) is retried.
+        for ($try = 0;; $try++) {
+            try {
+                $this->db->exec('PRAGMA journal_mode=WAL');
+                $this->db->exec('CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
+                break;
+            } catch (PDOException $e) {
+                if ($try >= 200) {
+                    throw $e;
+                }
+                usleep(10000);
+            }
+        }
         $this->db->exec("PRAGMA synchronous=$synchronous");
-        $this->db->exec('CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID');
         $this->put = $this->db->prepare('INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)');
         $this->get = $this->db->prepare('SELECT v FROM kv WHERE k = ?');
     }
@@ -281,7 +294,8 @@ function configs(array $o): array
 
 function php_cmd(array $flags, array $args): array
 {
-    return array_merge([PHP_BINARY, '-n'], $flags, $args);
+    // Errors to stderr: a worker's stdout carries only its protocol lines.
+    return array_merge([PHP_BINARY, '-n', '-d', 'display_errors=stderr'], $flags, $args);
 }
 
 /** Whether a configuration's extension loads; returns null if so, else the reason. */
