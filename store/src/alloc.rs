@@ -40,7 +40,10 @@ impl Inner {
             }
         }
         if end + size <= self.map.reserved() {
-            let want = (self.map.len() * 2)
+            // Grow by a quarter (1 to 64 MiB at a time): enough to make growth rare, little
+            // enough that a large store does not double its file for one more entry.
+            let len = self.map.len();
+            let want = (len + (len / 4).clamp(1 << 20, 64 << 20))
                 .max(end + size)
                 .min(self.map.reserved());
             match self

@@ -39,8 +39,8 @@ pub(crate) struct Inner {
     opened: bool,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
     /// atomic bumped by every read of every process would bounce its cache line between cores.
-    local_hits: std::sync::atomic::AtomicU64,
-    local_misses: std::sync::atomic::AtomicU64,
+    /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
+    reads: [ReadCounter; READ_STRIPES],
     /// Nesting depth of `readers_out` (touched only by the write-lock holder).
     pub(crate) readers_out_depth: std::sync::atomic::AtomicU32,
 }
@@ -50,6 +50,25 @@ const READ_RETRIES: u32 = 3;
 
 /// Reads counted locally before they are added to the shared counters.
 const COUNTER_BATCH: u64 = 256;
+const READ_STRIPES: usize = 16;
+
+/// Hits and misses counted by the threads that hash to this stripe, on a cache line of its own.
+#[derive(Default)]
+#[repr(align(128))]
+struct ReadCounter {
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+thread_local! {
+    /// This thread's read-counter stripe.
+    static STRIPE: usize = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::thread::current().id().hash(&mut h);
+        h.finish() as usize % READ_STRIPES
+    };
+}
 
 thread_local! {
     /// Stores whose write lock this thread holds (to refuse re-entry instead of deadlocking).
@@ -285,8 +304,7 @@ impl Inner {
             recovered_at_open: false,
             pid: std::process::id(),
             opened: false,
-            local_hits: Default::default(),
-            local_misses: Default::default(),
+            reads: Default::default(),
             readers_out_depth: Default::default(),
         };
         if first {
@@ -350,9 +368,10 @@ impl Drop for Inner {
             return;
         }
         let h = self.shm.hdr();
-        h.hits.fetch_add(self.local_hits.swap(0, Relaxed), Relaxed);
-        h.misses
-            .fetch_add(self.local_misses.swap(0, Relaxed), Relaxed);
+        for r in &self.reads {
+            h.hits.fetch_add(r.hits.swap(0, Relaxed), Relaxed);
+            h.misses.fetch_add(r.misses.swap(0, Relaxed), Relaxed);
+        }
         // The last process to close checkpoints, so the next open has nothing to replay.
         if self.shm.range_lock(INIT_BYTE, Some(true), true).is_ok() {
             if let Ok(true) = self.shm.range_lock(PRESENCE_BYTE, Some(true), false) {
@@ -616,8 +635,8 @@ impl Inner {
         })?;
         let live = found.filter(index::is_live);
         let (local, shared) = match live {
-            Some(_) => (&self.local_hits, &h.hits),
-            None => (&self.local_misses, &h.misses),
+            Some(_) => (&self.reads[STRIPE.with(|s| *s)].hits, &h.hits),
+            None => (&self.reads[STRIPE.with(|s| *s)].misses, &h.misses),
         };
         if local.fetch_add(1, Relaxed) + 1 >= COUNTER_BATCH {
             shared.fetch_add(local.swap(0, Relaxed), Relaxed);
@@ -858,8 +877,8 @@ impl Store {
             max_size: self.inner.map.reserved(),
             journal_size: self.inner.journal.size,
             journal_used: l(&h.journal_pos),
-            hits: l(&h.hits) + l(&self.inner.local_hits),
-            misses: l(&h.misses) + l(&self.inner.local_misses),
+            hits: l(&h.hits) + self.inner.reads.iter().map(|r| l(&r.hits)).sum::<u64>(),
+            misses: l(&h.misses) + self.inner.reads.iter().map(|r| l(&r.misses)).sum::<u64>(),
             inserts: l(&h.inserts),
             deletes: l(&h.deletes),
             checkpoints: l(&h.checkpoints),
