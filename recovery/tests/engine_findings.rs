@@ -1,6 +1,6 @@
 //! Engine behaviours the crash-test found, pinned down as small deterministic tests through the
-//! public API and real processes. Each names the crash-test seed that first showed it; all three
-//! were fixed in the engine (ae2ac5b) and stay here as regression tests.
+//! public API and real processes. Each names the crash-test seed that first showed it; all were
+//! fixed in the engine and stay here as regression tests.
 
 use apcdb::{Options, Store};
 use std::io::Write;
@@ -161,9 +161,9 @@ fn a_long_scan_finishes_while_another_process_checkpoints() {
 /// number odd, e.g. mid-checkpoint) leaves the number odd; the recovery that follows runs its own
 /// `readers_out` as "nested" (it sees it odd) and never makes it even, so lock-free reads wait for
 /// a writer forever, in every process, until all of them close. Reproduced exactly with the
-/// `die-in-checkpoint` helper: the first `get` afterwards never returns.
+/// `die-in-checkpoint` helper: the first `get` afterwards never returned. Fixed in the engine
+/// (6244aa1: recovery leaves the sequence even).
 #[test]
-#[ignore = "engine bug 7 (see the recovery report): un-ignore once recovery makes the readers' sequence even"]
 fn reads_go_on_after_a_process_died_holding_readers_out() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
