@@ -1,9 +1,9 @@
 # Every target installs what it needs first, so `make run` and `make test` work on a fresh Debian 12
 # machine with Rust (as root: the tests mount a small tmpfs, chown files and start php-fpm).
 SHELL := /bin/bash
-PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-sqlite3
+PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-sqlite3 php8.2-dba
 
-.PHONY: setup run test test-rust test-php test-harness build php-ext bench bench-php
+.PHONY: setup build run test test-rust test-php test-crash php-ext bench bench-smoke
 setup:
 	@missing=""; for p in $(PHP_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -20,11 +20,12 @@ run: build
 	cargo run --release -p apcdb --example demo
 	php-binding/demo.sh
 
-# Every test: Rust (unit, model, multi-process, crash, safety, harness), then the .phpt suite,
-# then short runs of the kill -9 harness and the power-cut simulator.
-test: setup test-rust test-php test-harness
+# Every test: Rust (unit, model, multi-process, crash, safety, harness tests), the .phpt suite,
+# short runs of the kill -9 harness, the power-cut simulator and the corruption fuzzer, and the
+# benchmarks in smoke mode (they assert no timings).
+test: setup test-rust test-php test-crash bench-smoke
 
-test-rust:
+test-rust: setup
 	cargo test --workspace --release
 
 php-ext: setup
@@ -33,14 +34,20 @@ php-ext: setup
 test-php: setup
 	php-binding/run-phpt.sh
 
-test-harness: build
-	target/release/apcdb crash-test --duration 20s --workers 4 --durability sync --seed 1
-	target/release/apcdb crash-test --duration 15s --workers 4 --durability none --seed 2
-	target/release/apcdb powercut --images 1500 --durability sync --seed 1
-	target/release/apcdb powercut --images 800 --durability none --seed 2
+test-crash: setup
+	cargo build --release -p apcdb-recovery -p apcdb-php
+	target/release/apcdb crash-test --duration 15s --durability sync --seed 1
+	target/release/apcdb crash-test --duration 10s --durability periodic --seed 2
+	target/release/apcdb crash-test --duration 10s --durability none --max-size 1500000 --seed 3
+	target/release/apcdb crash-test --duration 10s --php --seed 4
+	target/release/apcdb powercut --images 3000 --durability sync --seed 5
+	target/release/apcdb powercut --images 1500 --durability none --seed 6
+	target/release/apcdb fuzz --iterations 300 --seed 7
 
-bench: build
-	cargo run --release -p apcdb-bench
+bench: setup
+	cargo run --release -p apcdb-bench -- --out bench-results.md
+	bash bench/php/run.sh --out bench-php-results.md
 
-bench-php: php-ext
-	php -n php-binding/bench.php
+bench-smoke: setup
+	cargo run --release -p apcdb-bench -- --smoke
+	bash bench/php/run.sh --smoke

@@ -75,6 +75,8 @@ pub enum Update {
 /// Counters describing a store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Entries in the index, including expired ones not yet reclaimed (reads and scans hide
+    /// those; they are reclaimed when space runs short).
     pub entries: u64,
     /// Bytes of blocks holding live entries.
     pub used_bytes: u64,
