@@ -132,45 +132,30 @@ impl Inner {
         let h = self.shm.hdr();
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         let heap_end = h.heap_end.load(Relaxed);
-        let index_class = class_for(slots * 8);
-        let mut used: Vec<(u64, u64)> = h
-            .index
-            .iter()
-            .map(|c| (c.load(Relaxed), class_size(index_class)))
-            .collect();
+        // One bit per 64-byte unit of the heap: set where a block is in use. Marking and then
+        // scanning for clear runs is linear, where sorting the blocks was not.
+        let mut used = UnitMap::new((heap_end - HEAP_START) / BLOCK_ALIGN);
+        let index_len = class_size(class_for(slots * 8));
+        for c in &h.index {
+            used.mark(c.load(Relaxed), index_len, &self.map.path)?;
+        }
         let (mut entries, mut bytes, mut tombstones) = (0u64, 0u64, 0u64);
         for i in 0..slots {
             let s = self.map.load_u64(live + i * 8)?;
             tombstones += (s == SLOT_TOMBSTONE) as u64;
             if slot_is_entry(s) {
-                let (off, len) = (slot_offset(s), class_size(slot_class(s)));
-                if off < HEAP_START || off + len > heap_end {
-                    return Err(Error::corrupt(
-                        &self.map.path,
-                        format!("index slot {i} points outside the heap"),
-                    ));
-                }
-                used.push((off, len));
+                let len = class_size(slot_class(s));
+                used.mark(slot_offset(s), len, &self.map.path)?;
                 entries += 1;
                 bytes += len;
             }
         }
-        used.sort_unstable();
         for head in &h.free_heads {
             head.store(0, Relaxed);
         }
-        let mut cursor = HEAP_START;
-        for (off, len) in used {
-            if off < cursor {
-                return Err(Error::corrupt(
-                    &self.map.path,
-                    format!("blocks overlap at {off}"),
-                ));
-            }
-            self.carve(cursor, off - cursor)?;
-            cursor = off + len;
+        for (unit, units) in used.clear_runs() {
+            self.carve(HEAP_START + unit * BLOCK_ALIGN, units * BLOCK_ALIGN)?;
         }
-        self.carve(cursor, heap_end - cursor)?;
         h.pending_count.store(0, Relaxed);
         h.pending_overflow.store(0, Relaxed);
         h.entries.store(entries, Relaxed);
@@ -178,5 +163,104 @@ impl Inner {
         h.tombstones.store(tombstones, Relaxed);
         h.used_slots.store(entries + tombstones, Relaxed);
         Ok(())
+    }
+}
+
+/// Which 64-byte units of the heap are in use.
+struct UnitMap {
+    words: Vec<u64>,
+    units: u64,
+}
+
+impl UnitMap {
+    fn new(units: u64) -> UnitMap {
+        UnitMap {
+            words: vec![0; units.div_ceil(64) as usize],
+            units,
+        }
+    }
+
+    /// Marks the block `[off, off+len)`; a block outside the heap or overlapping another is
+    /// corruption.
+    fn mark(&mut self, off: u64, len: u64, path: &std::path::Path) -> Result<()> {
+        let first = off.checked_sub(HEAP_START).map(|d| d / BLOCK_ALIGN);
+        let Some(first) = first.filter(|f| f + len / BLOCK_ALIGN <= self.units) else {
+            return Err(Error::corrupt(
+                path,
+                format!("block at {off} lies outside the heap"),
+            ));
+        };
+        for u in first..first + len / BLOCK_ALIGN {
+            let (w, bit) = ((u / 64) as usize, 1u64 << (u % 64));
+            if self.words[w] & bit != 0 {
+                return Err(Error::corrupt(path, format!("blocks overlap at {off}")));
+            }
+            self.words[w] |= bit;
+        }
+        Ok(())
+    }
+
+    /// The runs of free units, as (first unit, count), in address order.
+    fn clear_runs(&self) -> Vec<(u64, u64)> {
+        let mut runs = Vec::new();
+        let mut start = None;
+        let mut u = 0;
+        while u < self.units {
+            let w = self.words[(u / 64) as usize];
+            // Whole words at once when they are all used or all free.
+            if u % 64 == 0 && u + 64 <= self.units && (w == u64::MAX || w == 0) {
+                match (w == 0, start) {
+                    (true, None) => start = Some(u),
+                    (false, Some(s)) => {
+                        runs.push((s, u - s));
+                        start = None;
+                    }
+                    _ => {}
+                }
+                u += 64;
+                continue;
+            }
+            let free = w & (1 << (u % 64)) == 0;
+            match (free, start) {
+                (true, None) => start = Some(u),
+                (false, Some(s)) => {
+                    runs.push((s, u - s));
+                    start = None;
+                }
+                _ => {}
+            }
+            u += 1;
+        }
+        if let Some(s) = start {
+            runs.push((s, self.units - s));
+        }
+        runs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_map_finds_every_free_run_and_overlaps() {
+        let p = std::path::Path::new("t");
+        let mut m = UnitMap::new(200);
+        let at = |u: u64| HEAP_START + u * BLOCK_ALIGN;
+        m.mark(at(0), 64, p).unwrap(); // unit 0
+        m.mark(at(3), 64 * 61, p).unwrap(); // units 3..64, ends at a word boundary
+        m.mark(at(128), 64 * 64, p).unwrap(); // a whole word
+        m.mark(at(199), 64, p).unwrap(); // the last unit
+        assert_eq!(m.clear_runs(), vec![(1, 2), (64, 64), (192, 7)]);
+        assert!(m.mark(at(150), 64, p).is_err(), "overlap must be reported");
+        assert!(
+            m.mark(at(199), 128, p).is_err(),
+            "past the heap must be reported"
+        );
+        assert!(
+            m.mark(HEAP_START - 64, 64, p).is_err(),
+            "before the heap must be reported"
+        );
+        assert_eq!(UnitMap::new(70).clear_runs(), vec![(0, 70)]);
     }
 }
