@@ -52,17 +52,11 @@ fn checkpoint_by_a_process_that_did_not_see_the_file_grow() {
     );
 }
 
-/// Starts a process that grows the store by `grow` bytes, checkpoints and then holds the write lock;
-/// returns once it holds it.
-fn lock_holder(path: &std::path::Path, grow: u64) -> std::process::Child {
+/// Starts `apcdb crash-test <args> --store PATH` and returns once it printed `ready`.
+fn start_helper(args: &[&str], path: &std::path::Path, ready: &str) -> std::process::Child {
     let mut child = apcdb()
-        .args([
-            "crash-test",
-            "hold-lock",
-            "--grow",
-            &grow.to_string(),
-            "--store",
-        ])
+        .args(args)
+        .arg("--store")
         .arg(path)
         .stdout(Stdio::piped())
         .spawn()
@@ -73,8 +67,18 @@ fn lock_holder(path: &std::path::Path, grow: u64) -> std::process::Child {
         &mut line,
     )
     .unwrap();
-    assert_eq!(line, "holding\n");
+    assert_eq!(line.trim_end(), ready);
     child
+}
+
+/// Starts a process that grows the store by `grow` bytes, checkpoints and then holds the write lock;
+/// returns once it holds it.
+fn lock_holder(path: &std::path::Path, grow: u64) -> std::process::Child {
+    start_helper(
+        &["crash-test", "hold-lock", "--grow", &grow.to_string()],
+        path,
+        "holding",
+    )
 }
 
 /// crash-test --seed 13 --durability periodic: a worker's recovery after a kill failed with "file is
@@ -132,19 +136,7 @@ fn a_long_scan_finishes_while_another_process_checkpoints() {
             .put(format!("big/{i}").as_bytes(), &big[..big.len() - 64])
             .unwrap();
     }
-    let mut churn = apcdb()
-        .args(["crash-test", "churn", "--store"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(churn.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "churning\n");
+    let mut churn = start_helper(&["crash-test", "churn"], &path, "churning");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(store.scan_prefix(b"big/").map(|v| v.len()));
