@@ -258,8 +258,12 @@ impl LmdbEngine {
         if a.mode == Mode::Fast {
             // MDB_NOSYNC: commits write through the OS page cache but never fsync; a crashed
             // process loses nothing, an OS crash may lose the last commits.
+            // SAFETY: heed marks flags unsafe because some weaken durability or need care with
+            // the map; NO_SYNC only drops the fsync, which is what this mode measures.
             unsafe { o.flags(heed::EnvFlags::NO_SYNC) };
         }
+        // SAFETY: heed requires that this process opens the environment only once; each engine
+        // instance uses its own fresh directory.
         let env = unsafe { o.open(a.dir) }.map_err(e("lmdb open"))?;
         let wtxn = env.write_txn().map_err(e("lmdb txn"))?;
         let db = env
@@ -269,6 +273,8 @@ impl LmdbEngine {
             })
             .map_err(e("lmdb create db"))?
             .unwrap_commit();
+        // SAFETY: only the lifetime parameter changes; `db` is a plain index into `env`, and both
+        // live in the returned struct, so the database never outlives its environment.
         let db: heed::Database<'static, Bytes, Bytes> = unsafe { std::mem::transmute(db) };
         Ok(LmdbEngine { env, db })
     }
