@@ -81,18 +81,24 @@ fn lock_holder(path: &std::path::Path, grow: u64) -> std::process::Child {
     )
 }
 
+/// Opens a store, writes to it, then lets another process grow it by 3 MiB and die (SIGKILL)
+/// holding the write lock: this handle has not seen the growth.
+fn open_after_a_grown_lock_holder_died(path: &std::path::Path) -> Store {
+    let a = Store::open(path, Options::default()).unwrap();
+    a.put(b"a", b"1").unwrap();
+    let mut holder = lock_holder(path, 3 << 20);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    a
+}
+
 /// crash-test --seed 13 --durability periodic: a worker's recovery after a kill failed with "file is
 /// 1048576 bytes but the last checkpoint recorded 2097152". Recovery validates the superblock
 /// against this process's cached file length, which is stale when another process grew the file.
 #[test]
 fn recovery_in_a_process_that_did_not_see_the_file_grow() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let a = Store::open(&path, Options::default()).unwrap();
-    a.put(b"a", b"1").unwrap();
-    let mut holder = lock_holder(&path, 3 << 20);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    let a = open_after_a_grown_lock_holder_died(&dir.path().join("s.db"));
     a.put(b"b", b"2")
         .expect("the write after the lock holder died must recover and succeed");
     assert_eq!(a.get(b"grow/0").unwrap().map(|v| v.len()), Some(256 << 10));
@@ -105,13 +111,8 @@ fn recovery_in_a_process_that_did_not_see_the_file_grow() {
 #[test]
 fn a_failed_recovery_does_not_make_the_lock_unusable() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let a = Store::open(&path, Options::default()).unwrap();
-    a.put(b"a", b"1").unwrap();
-    let mut holder = lock_holder(&path, 3 << 20);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
-    let _first = a.put(b"b", b"2"); // fails today through bug 3, which triggers this one
+    let a = open_after_a_grown_lock_holder_died(&dir.path().join("s.db"));
+    let _first = a.put(b"b", b"2"); // failed through bug 3, which triggered this one
     match a.put(b"c", b"3") {
         Ok(()) => {}
         Err(e) => assert!(!e.to_string().contains("unrecoverable"), "{e}"),
