@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-sqlite3 php8.2-dba
 
-.PHONY: setup build run test test-rust test-php test-crash php-ext bench bench-smoke
+.PHONY: setup build run test lint test-rust test-php test-crash php-ext bench bench-smoke
 setup:
 	@missing=""; for p in $(PHP_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -20,10 +20,15 @@ run: build
 	cargo run --release -p apcdb --example demo
 	php-binding/demo.sh
 
-# Every test: Rust (unit, model, multi-process, crash, safety, harness tests), the .phpt suite,
+# Every test: the lint gate, Rust (unit, model, multi-process, crash, safety, harness tests), the .phpt suite,
 # short runs of the kill -9 harness, the power-cut simulator and the corruption fuzzer, and the
 # benchmarks in smoke mode (they assert no timings).
-test: setup test-rust test-php test-crash bench-smoke
+test: setup lint test-rust test-php test-crash bench-smoke
+
+# Zero warnings: clippy (which includes every rustc warning) on every target, denied; and rustfmt.
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --release -- -D warnings
 
 test-rust: setup
 	cargo test --workspace --release

@@ -230,7 +230,7 @@ impl Inner {
     pub(crate) fn readers_out<T>(&self, f: impl FnOnce() -> T) -> T {
         let seq = &self.shm.hdr().seq;
         let outermost = self.readers_out_depth.fetch_add(1, Relaxed) == 0;
-        if outermost && seq.load(Relaxed) % 2 == 0 {
+        if outermost && seq.load(Relaxed).is_multiple_of(2) {
             seq.fetch_add(1, AcqRel);
         }
         let r = f();

@@ -298,7 +298,7 @@ mod tests {
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create_new(true)
             .open(&path)
             .unwrap();
         let j = Journal::new(f, path, 4096);

@@ -140,7 +140,7 @@ pub const SLOT_EMPTY: u64 = 0;
 pub const SLOT_TOMBSTONE: u64 = 1;
 
 pub fn slot_pack(offset: u64, class: u8, hash: u64) -> u64 {
-    debug_assert!(offset % BLOCK_ALIGN == 0 && offset >= HEAP_START);
+    debug_assert!(offset.is_multiple_of(BLOCK_ALIGN) && offset >= HEAP_START);
     (offset / BLOCK_ALIGN) | ((class as u64) << 36) | (slot_tag(hash) << 43)
 }
 pub fn slot_tag(hash: u64) -> u64 {

@@ -115,7 +115,7 @@ impl Map {
     }
 
     fn word(&self, off: u64) -> Result<&AtomicU64> {
-        if off % 8 != 0 {
+        if !off.is_multiple_of(8) {
             return Err(Error::corrupt(
                 &self.path,
                 format!("misaligned word at {off}"),

@@ -30,17 +30,15 @@ fn put_get_delete_reopen() {
         .unwrap();
         assert_eq!(s.get(b"a").unwrap(), None);
         assert_eq!(s.get(b"b").unwrap(), Some(b"2".to_vec()));
-        assert_eq!(
-            s.update(b"n", |e| (
+        assert!(s
+            .update(b"n", |e| (
                 Update::Put {
                     value: b"5".to_vec(),
                     expires_at_ms: 0
                 },
                 e.is_none()
             ))
-            .unwrap(),
-            true
-        );
+            .unwrap());
         assert!(s.compare_and_swap(b"n", Some(b"5"), Some(b"6")).unwrap());
         assert!(!s.compare_and_swap(b"n", Some(b"5"), Some(b"7")).unwrap());
     }

@@ -130,7 +130,8 @@ fn run(ops: Vec<Op>) -> bool {
                 model.clear();
             }
             Op::Reopen => {
-                store = None;
+                // Close before reopening: the old handle must be gone first.
+                drop(store.take());
                 store = Some(Store::open(&path, opts.clone()).unwrap());
             }
             Op::Checkpoint => s.checkpoint().unwrap(),
@@ -157,6 +158,6 @@ fn check(s: &Store, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
 fn store_matches_btreemap() {
     QuickCheck::new()
         .tests(150)
-        .gen(Gen::new(120))
+        .rng(Gen::new(120))
         .quickcheck(run as fn(Vec<Op>) -> bool);
 }

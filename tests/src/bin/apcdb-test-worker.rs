@@ -7,7 +7,7 @@
 //!   hold                 take the write lock (inside update), print "locked", sleep forever
 //!   read PREFIX COUNT    check PREFIX<i> == value(i) for all i, print "ok"
 
-use apcdb::{Durability, Options, Store, Update};
+use apcdb::{Durability, Store, Update};
 use std::io::Write;
 use std::time::Duration;
 
