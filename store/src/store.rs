@@ -78,11 +78,27 @@ thread_local! {
 /// Holding the cross-process write lock. Dropping it unlocks.
 pub(crate) struct WriteGuard<'a> {
     inner: &'a Inner,
+    /// The process that took the lock. A child forked while the lock is held inherits this guard
+    /// (e.g. from inside an `update` callback) but not the lock: it must neither commit through
+    /// it nor unlock it.
+    pid: u32,
+}
+
+impl WriteGuard<'_> {
+    /// Refuses to write unless this process is the one that took the lock.
+    pub(crate) fn check_owner(&self) -> Result<()> {
+        if self.pid != std::process::id() {
+            return Err(Error::ForkedLockHolder);
+        }
+        Ok(())
+    }
 }
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
-        self.inner.shm.hdr().write_mutex.unlock();
+        if self.pid == std::process::id() {
+            self.inner.shm.hdr().write_mutex.unlock();
+        }
         let me = self.inner as *const Inner as usize;
         HELD.with(|h| h.borrow_mut().retain(|&x| x != me));
     }
@@ -397,7 +413,10 @@ impl Inner {
         }
         let state = self.shm.hdr().write_mutex.lock(&self.path)?;
         HELD.with(|h| h.borrow_mut().push(me));
-        let guard = WriteGuard { inner: self };
+        let guard = WriteGuard {
+            inner: self,
+            pid: std::process::id(),
+        };
         let h = self.shm.hdr();
         if let Locked::OwnerDied = state {
             // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
@@ -435,7 +454,8 @@ impl Inner {
     }
 
     /// Journals and applies one transaction under the write lock; returns its LSN.
-    pub(crate) fn commit(&self, _guard: &WriteGuard, ops: &[Op]) -> Result<u64> {
+    pub(crate) fn commit(&self, guard: &WriteGuard, ops: &[Op]) -> Result<u64> {
+        guard.check_owner()?;
         self.check_poison()?;
         let h = self.shm.hdr();
         let len = journal::record_len(ops);
