@@ -37,6 +37,11 @@ pub(crate) struct Inner {
     pid: u32,
     /// Set once open completed; a half-opened handle must not run the closing checkpoint.
     opened: bool,
+    /// An anonymous store (unlinked files): never flushed (see `Options::ephemeral`).
+    pub(crate) ephemeral: bool,
+    /// The journal was created (zeroed) by this open and holds no record yet, so the first
+    /// recovery need not read it (16 MiB by default); cleared by that recovery.
+    pub(crate) journal_is_new: AtomicBool,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
@@ -168,7 +173,8 @@ impl Store {
         let dir = std::env::temp_dir();
         let name = format!("apcdb-anon-{}-{}", std::process::id(), now_ms());
         let paths = Paths::new(&dir.join(name));
-        let opts = opts.durability(Durability::None).create(true);
+        let mut opts = opts.durability(Durability::None).create(true);
+        opts.ephemeral = true;
         let inner = Inner::open(&paths, &opts);
         for p in [&paths.data, &paths.journal, &paths.lock] {
             let _ = std::fs::remove_file(p);
@@ -291,11 +297,12 @@ impl Inner {
             }
             // The journal file is missing (e.g. only PATH was copied after a clean close): start
             // an empty one. Writes after the last checkpoint that only it held are gone.
-            journal.format()?;
+            // (An anonymous store's journal is always new and empty: it needs no zeros.)
+            journal.format(opts.ephemeral)?;
         } else if is_new {
-            journal.format()?;
+            journal.format(false)?;
         }
-        if is_new {
+        if is_new && !opts.ephemeral {
             files::sync_parent_dir(&paths.data)?;
         }
         // Relaxed modes copy records into a mapping of the journal (no system call per write);
@@ -320,6 +327,8 @@ impl Inner {
             recovered_at_open: false,
             pid: std::process::id(),
             opened: false,
+            ephemeral: opts.ephemeral,
+            journal_is_new: AtomicBool::new(is_new),
             reads: Default::default(),
             readers_out_depth: Default::default(),
         };
@@ -374,13 +383,15 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
     };
     file.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[1])
         .map_err(|e| Error::io(path, "write", e))?;
-    file.sync_all().map_err(|e| Error::io(path, "fsync", e))?;
+    if !opts.ephemeral {
+        file.sync_all().map_err(|e| Error::io(path, "fsync", e))?;
+    }
     Ok(sb)
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.pid != std::process::id() || !self.opened {
+        if self.pid != std::process::id() || !self.opened || self.ephemeral {
             return;
         }
         let h = self.shm.hdr();
@@ -568,7 +579,7 @@ impl Inner {
     /// started; writers that arrive while it runs are covered by the next one.
     fn wait_durable(&self, lsn: u64) -> Result<()> {
         let h = self.shm.hdr();
-        if h.durable_lsn.load(Acquire) >= lsn {
+        if h.durable_lsn.load(Acquire) >= lsn || self.ephemeral {
             return Ok(());
         }
         self.check_poison()?;
@@ -909,6 +920,13 @@ impl Store {
             recovered_records: l(&h.recovered_records),
             recoveries: l(&h.recoveries),
         })
+    }
+
+    /// True once a flush of this handle failed: it refuses every write with
+    /// [`Error::Poisoned`] for the rest of its life, and only a new handle (opened after this one
+    /// is dropped) recovers the store from its journal.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.check_poison().is_err()
     }
 
     /// True if opening this handle ran recovery that replayed journal records.
