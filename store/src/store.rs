@@ -175,7 +175,22 @@ impl Store {
         let paths = Paths::new(&dir.join(name));
         let mut opts = opts.durability(Durability::None).create(true);
         opts.ephemeral = true;
-        let inner = Inner::open(&paths, &opts);
+        // Made here, empty and 0600, so that opening them below finds them existing and skips
+        // the directory fsync that makes a durable store's new files survive a power cut.
+        let made = [&paths.lock, &paths.data, &paths.journal].map(|p| {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(p)
+                .map_err(|e| Error::io(p, "create", e))
+        });
+        let inner = match made.into_iter().find_map(|r| r.err()) {
+            Some(e) => Err(e),
+            None => Inner::open(&paths, &opts),
+        };
         for p in [&paths.data, &paths.journal, &paths.lock] {
             let _ = std::fs::remove_file(p);
         }
