@@ -9,7 +9,7 @@
 //!   setuid done by the server after module start applies to the path and to the created file.
 //!   Handles are cached per process by path and options: Apache's prefork children serve many
 //!   virtual hosts, each with its own `php_admin_value apcdb.file`. A cached handle that a failed
-//!   flush poisoned is dropped and the file reopened on the next use.
+//!   flush poisoned is dropped and the file reopened on the next call.
 //!
 //! The configuration is read at the start of each request (after the SAPI has applied per-vhost
 //! and per-pool values), and the store is resolved at the first call of the request.
@@ -225,6 +225,10 @@ pub fn store() -> Option<Arc<Store>> {
             return None;
         };
         let q = b.get_or_insert_with(|| Request::new(Config::read()));
+        if q.store.as_ref().is_some_and(|s| s.is_poisoned()) {
+            // A flush failed during this request: reopen now rather than refuse every later call.
+            q.store = None;
+        }
         if let Some(s) = &q.store {
             Step::Ready(s.clone())
         } else if q.failed || !q.cfg.enabled {
@@ -294,7 +298,8 @@ fn open_for(cfg: &Config) -> Result<Arc<Store>, String> {
         if !s.is_poisoned() {
             return Ok(s.clone());
         }
-        // A failed flush poisoned this handle for good: drop it, so that a new handle recovers
+        // A failed flush poisoned this handle for good: drop it (with no other user left, its
+        // close skips the checkpoint it could not make durable), so that a new handle recovers
         // the store from its journal, instead of failing every write of this worker's life.
         map.remove(&key);
     }
