@@ -68,3 +68,41 @@ fn child_forked_under_the_write_lock_cannot_commit() {
         other => panic!("parent: {:?}", other.map(|_| ())),
     }
 }
+
+/// The anonymous store is never flushed (no fsync, no msync): it must still work through many
+/// journal cycles (checkpoints) and be shared with a child forked after it was made.
+#[test]
+fn anonymous_store_cycles_its_journal_and_is_shared_with_children() {
+    let s = Store::open_anonymous(
+        Options::default()
+            .journal_size(64 << 10)
+            .initial_size(64 << 10)
+            .max_size(16 << 20),
+    )
+    .unwrap();
+    let value = vec![7u8; 1000];
+    for i in 0..2000u32 {
+        s.put(format!("k{}", i % 300).as_bytes(), &value).unwrap();
+    }
+    assert!(s.stats().unwrap().checkpoints > 10);
+    // SAFETY: the child only uses the store and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = s.get(b"k299").ok().flatten().as_deref() == Some(&value[..])
+            && s.put(b"from-child", b"1").is_ok();
+        // SAFETY: leaves the forked child at once, without running the harness's exit path.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child we just forked; status is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    assert_eq!(s.get(b"from-child").unwrap(), Some(b"1".to_vec()));
+    for i in 0..300u32 {
+        assert_eq!(
+            s.get(format!("k{i}").as_bytes()).unwrap().as_deref(),
+            Some(&value[..])
+        );
+    }
+}
