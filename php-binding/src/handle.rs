@@ -1,20 +1,29 @@
 //! Which store a call uses, and opening it.
 //!
-//! * `apcdb.file` empty: one anonymous store, opened at module start (MINIT) so that the workers a
-//!   server forks afterwards share it, as APCu's shared memory is shared.
+//! * `apcdb.file` empty: one anonymous store, made before the workers fork so that a server's
+//!   workers share it, as APCu's shared memory is shared: at module start (MINIT) in a server
+//!   SAPI, on first use in the CLI (so that `php -r ';'` creates nothing). The first process that
+//!   uses it claims it for its effective uid; a process with another euid (another FPM pool) is
+//!   refused, so no two users share entries.
 //! * `apcdb.file` set: opened lazily, on the first use in a worker process, so that a chroot or
 //!   setuid done by the server after module start applies to the path and to the created file.
 //!   Handles are cached per process by path and options: Apache's prefork children serve many
-//!   virtual hosts, each with its own `php_admin_value apcdb.file`.
+//!   virtual hosts, each with its own `php_admin_value apcdb.file`. A cached handle that a failed
+//!   flush poisoned is dropped and the file reopened on the next call.
 //!
 //! The configuration is read at the start of each request (after the SAPI has applied per-vhost
 //! and per-pool values), and the store is resolved at the first call of the request.
+//!
+//! No `RefCell` borrow of the request state is held while PHP code can run (a warning runs the
+//! user's error handler, which may call `apc_*` or longjmp out with a fatal error): decide under
+//! the borrow, release it, then warn.
 
 use crate::config::{Config, DurabilityMode};
 use crate::util::warn;
 use apcdb::Store;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 type HandleKey = (String, u64, DurabilityMode, u64, bool);
@@ -22,11 +31,76 @@ type HandleKey = (String, u64, DurabilityMode, u64, bool);
 /// Handles opened by this process, by path and options.
 static FILE_STORES: Mutex<Option<HashMap<HandleKey, Arc<Store>>>> = Mutex::new(None);
 
-/// The anonymous store opened at module start (when `apcdb.file` was empty), or why it failed.
-static ANON: OnceLock<Result<Arc<Store>, String>> = OnceLock::new();
+/// The anonymous store (when `apcdb.file` is empty), or why it could not be made.
+static ANON: OnceLock<Result<Anon, String>> = OnceLock::new();
 
 /// Server generation for `apcdb.reset_on_start`, fixed at module start.
 static GENERATION: OnceLock<u64> = OnceLock::new();
+
+/// The anonymous store and the word that records which effective uid it belongs to.
+struct Anon {
+    store: Arc<Store>,
+    owner: &'static AtomicU32,
+}
+
+/// The owner word's value before any process claimed the store (no uid is `u32::MAX`: it is
+/// `(uid_t)-1`, "no change" for setreuid).
+const UNCLAIMED: u32 = u32::MAX;
+
+impl Anon {
+    fn make(cfg: &Config) -> Result<Anon, String> {
+        // The owner word lives in shared anonymous memory made together with the store, so every
+        // process forked afterwards (the workers of every pool) sees one word.
+        // SAFETY: a fresh anonymous shared mapping of one page, not backed by any file; the
+        // result is checked against MAP_FAILED before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!(
+                "mmap of the owner word failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: the page is readable, writable, aligned, and never unmapped (the store lives
+        // as long as the process), so a 'static AtomicU32 at its start is valid; atomics make
+        // access from every process that shares the page defined.
+        let owner: &'static AtomicU32 = unsafe { &*(p as *const AtomicU32) };
+        owner.store(UNCLAIMED, Ordering::Release);
+        let store = Store::open_anonymous(cfg.options(generation())).map_err(|e| e.to_string())?;
+        Ok(Anon {
+            store: Arc::new(store),
+            owner,
+        })
+    }
+
+    /// The store, if it is unclaimed (then claimed for this process's euid) or already this
+    /// euid's; otherwise the refusal, naming the fix.
+    fn claim(&self) -> Result<Arc<Store>, String> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        match self
+            .owner
+            .compare_exchange(UNCLAIMED, euid, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Ok(self.store.clone()),
+            Err(owner) if owner == euid => Ok(self.store.clone()),
+            Err(owner) => Err(format!(
+                "apcdb: the anonymous store (apcdb.file is empty) belongs to uid {owner}, which \
+                 used it first, and this process runs as uid {euid}: processes of different users \
+                 never share entries. Give each PHP-FPM pool its own store, e.g. \
+                 php_admin_value[apcdb.file] = /var/lib/apcdb/<pool>/cache.db"
+            )),
+        }
+    }
+}
 
 pub struct Request {
     pub cfg: Config,
@@ -37,20 +111,68 @@ pub struct Request {
     problems_reported: bool,
 }
 
-thread_local! {
-    static REQ: RefCell<Option<Request>> = const { RefCell::new(None) };
+impl Request {
+    fn new(cfg: Config) -> Request {
+        Request {
+            cfg,
+            store: None,
+            failed: false,
+            problems_reported: false,
+        }
+    }
 }
 
-/// Module start: fix the generation and open the anonymous store if that is the configuration.
+type ReqCell = RefCell<Option<Request>>;
+
+thread_local! {
+    /// This thread's request state. A cell, not the state itself, so that request startup can
+    /// replace a cell left borrowed by a longjmp (a bailout skips the borrow's destructor): that
+    /// must not make every later request of the worker fail. Nothing holds a borrow across PHP
+    /// code, so this is a second line of defence.
+    static REQ: Cell<Option<&'static ReqCell>> = const { Cell::new(None) };
+}
+
+fn req() -> &'static ReqCell {
+    REQ.with(|c| match c.get() {
+        Some(r) => r,
+        None => {
+            let r: &'static ReqCell = Box::leak(Box::new(RefCell::new(None)));
+            c.set(Some(r));
+            r
+        }
+    })
+}
+
+/// Sets the request state, replacing a stuck cell by a fresh one (the stuck one is leaked).
+fn set_request(q: Option<Request>) {
+    let cell = req();
+    match cell.try_borrow_mut() {
+        Ok(mut b) => *b = q,
+        Err(_) => REQ.with(|c| c.set(Some(Box::leak(Box::new(RefCell::new(q)))))),
+    }
+}
+
+/// Module start: fix the generation; in a server SAPI, make the anonymous store now if that is
+/// the configuration, so that the workers forked afterwards share it. The CLI makes it on first
+/// use instead: most CLI runs never touch the cache.
 pub fn module_startup(cfg: &Config) {
     let _ = GENERATION.get_or_init(server_generation);
-    if cfg.enabled && cfg.file.is_empty() {
-        let _ = ANON.get_or_init(|| {
-            Store::open_anonymous(cfg.options(generation()))
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        });
+    if cfg.enabled && cfg.file.is_empty() && !sapi_is_cli() {
+        let _ = ANON.get_or_init(|| Anon::make(cfg));
     }
+}
+
+/// Whether PHP runs as the command-line SAPI (one process, no workers forked by the SAPI).
+fn sapi_is_cli() -> bool {
+    // SAFETY: the SAPI sets `sapi_module` before it starts the engine and never changes it; its
+    // name is a NUL-terminated static string (or null, checked).
+    let name = unsafe { (*std::ptr::addr_of!(ext_php_rs::ffi::sapi_module)).name };
+    if name.is_null() {
+        return false;
+    }
+    // SAFETY: non-null, NUL-terminated (see above).
+    let name = unsafe { std::ffi::CStr::from_ptr(name) };
+    matches!(name.to_bytes(), b"cli" | b"phpdbg")
 }
 
 pub fn generation() -> u64 {
@@ -71,95 +193,115 @@ fn server_generation() -> u64 {
 }
 
 pub fn request_startup() {
-    let cfg = Config::read();
-    REQ.with(|r| {
-        *r.borrow_mut() = Some(Request {
-            cfg,
-            store: None,
-            failed: false,
-            problems_reported: false,
-        })
-    });
+    set_request(Some(Request::new(Config::read())));
 }
 
 pub fn request_shutdown() {
-    REQ.with(|r| *r.borrow_mut() = None);
+    set_request(None);
 }
 
 /// The configuration of this request (read now if no request started, e.g. during MINIT).
 pub fn config() -> Config {
-    REQ.with(|r| r.borrow().as_ref().map(|q| q.cfg.clone()))
+    req()
+        .try_borrow()
+        .ok()
+        .and_then(|b| b.as_ref().map(|q| q.cfg.clone()))
         .unwrap_or_else(Config::read)
+}
+
+/// What `store()` decided under the borrow, to act on after releasing it.
+enum Step {
+    Ready(Arc<Store>),
+    Unavailable,
+    Open { cfg: Config, problems: Vec<String> },
 }
 
 /// The store for this request, opening it on first use. `None` after reporting why (once per
 /// request) — the caller then returns false.
 pub fn store() -> Option<Arc<Store>> {
-    REQ.with(|r| {
-        let mut b = r.borrow_mut();
-        if b.is_none() {
-            *b = Some(Request {
-                cfg: Config::read(),
-                store: None,
-                failed: false,
-                problems_reported: false,
-            });
-        }
-        let q = b.as_mut().unwrap();
-        if let Some(s) = &q.store {
-            return Some(s.clone());
-        }
-        if q.failed || !q.cfg.enabled {
+    let step = {
+        let Ok(mut b) = req().try_borrow_mut() else {
+            // Only reachable if a borrow was left behind; never report under one.
             return None;
+        };
+        let q = b.get_or_insert_with(|| Request::new(Config::read()));
+        if q.store.as_ref().is_some_and(|s| s.is_poisoned()) {
+            // A flush failed during this request: reopen now rather than refuse every later call.
+            q.store = None;
         }
-        if !q.problems_reported {
-            q.problems_reported = true;
-            for p in &q.cfg.problems {
-                warn(&format!("apcdb: {p}"));
+        if let Some(s) = &q.store {
+            Step::Ready(s.clone())
+        } else if q.failed || !q.cfg.enabled {
+            Step::Unavailable
+        } else {
+            let problems = if q.problems_reported {
+                Vec::new()
+            } else {
+                q.problems_reported = true;
+                q.cfg.problems.clone()
+            };
+            Step::Open {
+                cfg: q.cfg.clone(),
+                problems,
             }
         }
-        match open_for(&q.cfg) {
-            Ok(s) => {
-                q.store = Some(s.clone());
-                Some(s)
-            }
-            Err(msg) => {
-                q.failed = true;
-                warn(&msg);
-                None
+    };
+    let (cfg, problems) = match step {
+        Step::Ready(s) => return Some(s),
+        Step::Unavailable => return None,
+        Step::Open { cfg, problems } => (cfg, problems),
+    };
+    // Opening runs no PHP code; record the outcome before any warning can re-enter.
+    let opened = open_for(&cfg);
+    if let Ok(mut b) = req().try_borrow_mut() {
+        if let Some(q) = b.as_mut() {
+            match &opened {
+                Ok(s) => q.store = Some(s.clone()),
+                Err(_) => q.failed = true,
             }
         }
-    })
+    }
+    for p in &problems {
+        warn(&format!("apcdb: {p}"));
+    }
+    match opened {
+        Ok(s) => Some(s),
+        Err(msg) => {
+            warn(&msg);
+            None
+        }
+    }
 }
 
 /// Whether the store of this request is usable, without reporting anything.
 pub fn enabled() -> bool {
-    REQ.with(|r| r.borrow().as_ref().map(|q| q.cfg.enabled))
+    req()
+        .try_borrow()
+        .ok()
+        .and_then(|b| b.as_ref().map(|q| q.cfg.enabled))
         .unwrap_or_else(|| Config::read().enabled)
 }
 
 fn open_for(cfg: &Config) -> Result<Arc<Store>, String> {
     if cfg.file.is_empty() {
-        return match ANON.get() {
-            Some(Ok(s)) => Ok(s.clone()),
-            Some(Err(e)) => Err(format!("apcdb: cannot create the anonymous store: {e}")),
-            None => {
-                // Enabled after module start only if MINIT saw it disabled; open it now.
-                let r = ANON.get_or_init(|| {
-                    Store::open_anonymous(cfg.options(generation()))
-                        .map(Arc::new)
-                        .map_err(|e| e.to_string())
-                });
-                r.clone()
-                    .map_err(|e| format!("apcdb: cannot create the anonymous store: {e}"))
-            }
+        // Made at module start in a server SAPI; made here in the CLI (on first use), or if
+        // module start saw the extension disabled.
+        return match ANON.get_or_init(|| Anon::make(cfg)) {
+            Ok(a) => a.claim(),
+            Err(e) => Err(format!("apcdb: cannot create the anonymous store: {e}")),
         };
     }
     let key = cfg.handle_key();
     let mut map = FILE_STORES.lock().unwrap_or_else(|p| p.into_inner());
     let map = map.get_or_insert_with(HashMap::new);
     if let Some(s) = map.get(&key) {
-        return Ok(s.clone());
+        if !s.is_poisoned() {
+            return Ok(s.clone());
+        }
+        // A failed flush poisoned this handle for good: drop it (with no other user left, its
+        // close skips the checkpoint it could not make durable), so that a new handle recovers
+        // the store from its journal, instead of failing every write of this worker's life.
+        map.remove(&key);
     }
     match Store::open(&cfg.file, cfg.options(generation())) {
         Ok(s) => {
@@ -176,7 +318,11 @@ fn open_for(cfg: &Config) -> Result<Arc<Store>, String> {
 
 /// The store of this request, opened if need be, without reporting a failure (for phpinfo()).
 pub fn open_quiet() -> Result<Arc<Store>, String> {
-    if let Some(s) = REQ.with(|r| r.borrow().as_ref().and_then(|q| q.store.clone())) {
+    let cached = req()
+        .try_borrow()
+        .ok()
+        .and_then(|b| b.as_ref().and_then(|q| q.store.clone()));
+    if let Some(s) = cached {
         return Ok(s);
     }
     open_for(&config())

@@ -92,6 +92,9 @@ impl Inner {
     /// msync that poisons the store on failure: after a failed flush the kernel may have dropped
     /// the dirty pages, so retrying and trusting success would be a lie (design notes, hazard 5).
     pub(crate) fn flush(&self, off: u64, len: u64) -> Result<()> {
+        if self.ephemeral {
+            return Ok(());
+        }
         self.map.sync(off, len).inspect_err(|_| self.poison())
     }
 }

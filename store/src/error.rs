@@ -31,6 +31,11 @@ pub enum Error {
     /// A store operation was called from inside an [`crate::Store::update`] callback on the same
     /// thread, which would deadlock on the write lock.
     Reentrant,
+    /// A write through the write lock of another process: this process was forked (e.g. by
+    /// `pcntl_fork()` in an `apc_entry()` generator) while its parent held the lock inside
+    /// [`crate::Store::update`]. The child does not own the lock, so it may not commit; the
+    /// parent's transaction is unaffected.
+    ForkedLockHolder,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -81,6 +86,11 @@ impl fmt::Display for Error {
             Error::Reentrant => {
                 write!(f, "store called from inside its own update callback (would deadlock)")
             }
+            Error::ForkedLockHolder => write!(
+                f,
+                "this process was forked while its parent held the store's write lock; \
+                 the child does not own the lock and cannot write through it"
+            ),
         }
     }
 }

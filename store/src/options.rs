@@ -26,6 +26,9 @@ pub struct Options {
     pub(crate) journal_size: u64,
     pub(crate) reset_generation: Option<u64>,
     pub(crate) create: bool,
+    /// Set only by `Store::open_anonymous`: the files are unlinked at once and nobody can reopen
+    /// them, so nothing is flushed to disk (no fsync, no msync, no closing checkpoint).
+    pub(crate) ephemeral: bool,
     pub(crate) index_slots: u64,
     pub(crate) observer: Option<crate::observe::SharedObserver>,
 }
@@ -54,6 +57,7 @@ impl Default for Options {
             journal_size: 16 << 20,
             reset_generation: None,
             create: true,
+            ephemeral: false,
             index_slots: 4096,
             observer: None,
         }

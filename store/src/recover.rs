@@ -83,7 +83,15 @@ impl Inner {
         h.created_ms.store(sb.created_ms, Relaxed);
         self.rebuild_free_lists()?;
 
-        let scan = self.journal.scan(sb.epoch, sb.ckpt_lsn + 1)?;
+        let scan = if self.journal_is_new.swap(false, Relaxed) {
+            crate::journal::Scan {
+                records: Vec::new(),
+                end: 0,
+                stopped: None,
+            }
+        } else {
+            self.journal.scan(sb.epoch, sb.ckpt_lsn + 1)?
+        };
         let replayed = scan.records.len() as u64;
         for (lsn, ops) in &scan.records {
             self.ensure_index_room(ops.len() as u64)?;

@@ -37,6 +37,11 @@ pub(crate) struct Inner {
     pid: u32,
     /// Set once open completed; a half-opened handle must not run the closing checkpoint.
     opened: bool,
+    /// An anonymous store (unlinked files): never flushed (see `Options::ephemeral`).
+    pub(crate) ephemeral: bool,
+    /// The journal was created (zeroed) by this open and holds no record yet, so the first
+    /// recovery need not read it (16 MiB by default); cleared by that recovery.
+    pub(crate) journal_is_new: AtomicBool,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
@@ -78,11 +83,27 @@ thread_local! {
 /// Holding the cross-process write lock. Dropping it unlocks.
 pub(crate) struct WriteGuard<'a> {
     inner: &'a Inner,
+    /// The process that took the lock. A child forked while the lock is held inherits this guard
+    /// (e.g. from inside an `update` callback) but not the lock: it must neither commit through
+    /// it nor unlock it.
+    pid: u32,
+}
+
+impl WriteGuard<'_> {
+    /// Refuses to write unless this process is the one that took the lock.
+    pub(crate) fn check_owner(&self) -> Result<()> {
+        if self.pid != std::process::id() {
+            return Err(Error::ForkedLockHolder);
+        }
+        Ok(())
+    }
 }
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
-        self.inner.shm.hdr().write_mutex.unlock();
+        if self.pid == std::process::id() {
+            self.inner.shm.hdr().write_mutex.unlock();
+        }
         let me = self.inner as *const Inner as usize;
         HELD.with(|h| h.borrow_mut().retain(|&x| x != me));
     }
@@ -152,8 +173,24 @@ impl Store {
         let dir = std::env::temp_dir();
         let name = format!("apcdb-anon-{}-{}", std::process::id(), now_ms());
         let paths = Paths::new(&dir.join(name));
-        let opts = opts.durability(Durability::None).create(true);
-        let inner = Inner::open(&paths, &opts);
+        let mut opts = opts.durability(Durability::None).create(true);
+        opts.ephemeral = true;
+        // Made here, empty and 0600, so that opening them below finds them existing and skips
+        // the directory fsync that makes a durable store's new files survive a power cut.
+        let made = [&paths.lock, &paths.data, &paths.journal].map(|p| {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(p)
+                .map_err(|e| Error::io(p, "create", e))
+        });
+        let inner = match made.into_iter().find_map(|r| r.err()) {
+            Some(e) => Err(e),
+            None => Inner::open(&paths, &opts),
+        };
         for p in [&paths.data, &paths.journal, &paths.lock] {
             let _ = std::fs::remove_file(p);
         }
@@ -275,11 +312,12 @@ impl Inner {
             }
             // The journal file is missing (e.g. only PATH was copied after a clean close): start
             // an empty one. Writes after the last checkpoint that only it held are gone.
-            journal.format()?;
+            // (An anonymous store's journal is always new and empty: it needs no zeros.)
+            journal.format(opts.ephemeral)?;
         } else if is_new {
-            journal.format()?;
+            journal.format(false)?;
         }
-        if is_new {
+        if is_new && !opts.ephemeral {
             files::sync_parent_dir(&paths.data)?;
         }
         // Relaxed modes copy records into a mapping of the journal (no system call per write);
@@ -304,6 +342,8 @@ impl Inner {
             recovered_at_open: false,
             pid: std::process::id(),
             opened: false,
+            ephemeral: opts.ephemeral,
+            journal_is_new: AtomicBool::new(is_new),
             reads: Default::default(),
             readers_out_depth: Default::default(),
         };
@@ -358,13 +398,15 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
     };
     file.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[1])
         .map_err(|e| Error::io(path, "write", e))?;
-    file.sync_all().map_err(|e| Error::io(path, "fsync", e))?;
+    if !opts.ephemeral {
+        file.sync_all().map_err(|e| Error::io(path, "fsync", e))?;
+    }
     Ok(sb)
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.pid != std::process::id() || !self.opened {
+        if self.pid != std::process::id() || !self.opened || self.ephemeral {
             return;
         }
         let h = self.shm.hdr();
@@ -397,7 +439,10 @@ impl Inner {
         }
         let state = self.shm.hdr().write_mutex.lock(&self.path)?;
         HELD.with(|h| h.borrow_mut().push(me));
-        let guard = WriteGuard { inner: self };
+        let guard = WriteGuard {
+            inner: self,
+            pid: std::process::id(),
+        };
         let h = self.shm.hdr();
         if let Locked::OwnerDied = state {
             // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
@@ -435,7 +480,8 @@ impl Inner {
     }
 
     /// Journals and applies one transaction under the write lock; returns its LSN.
-    pub(crate) fn commit(&self, _guard: &WriteGuard, ops: &[Op]) -> Result<u64> {
+    pub(crate) fn commit(&self, guard: &WriteGuard, ops: &[Op]) -> Result<u64> {
+        guard.check_owner()?;
         self.check_poison()?;
         let h = self.shm.hdr();
         let len = journal::record_len(ops);
@@ -548,7 +594,7 @@ impl Inner {
     /// started; writers that arrive while it runs are covered by the next one.
     fn wait_durable(&self, lsn: u64) -> Result<()> {
         let h = self.shm.hdr();
-        if h.durable_lsn.load(Acquire) >= lsn {
+        if h.durable_lsn.load(Acquire) >= lsn || self.ephemeral {
             return Ok(());
         }
         self.check_poison()?;
@@ -889,6 +935,13 @@ impl Store {
             recovered_records: l(&h.recovered_records),
             recoveries: l(&h.recoveries),
         })
+    }
+
+    /// True once a flush of this handle failed: it refuses every write with
+    /// [`Error::Poisoned`] for the rest of its life, and only a new handle (opened after this one
+    /// is dropped) recovers the store from its journal.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.check_poison().is_err()
     }
 
     /// True if opening this handle ran recovery that replayed journal records.

@@ -1,5 +1,5 @@
 --TEST--
-Anonymous store (apcdb.file empty): shared with children forked after module start, as APCu's memory is
+Anonymous store (apcdb.file empty): shared with children forked after its first use (CLI), as APCu's memory is
 --SKIPIF--
 <?php if (!function_exists('pcntl_fork')) die('skip pcntl needed'); ?>
 --FILE--
