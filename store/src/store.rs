@@ -395,9 +395,12 @@ impl Inner {
         if HELD.with(|h| h.borrow().contains(&me)) {
             return Err(Error::Reentrant);
         }
+        self.check_mappings()?;
         let state = self.shm.hdr().write_mutex.lock(&self.path)?;
         HELD.with(|h| h.borrow_mut().push(me));
         let guard = WriteGuard { inner: self };
+        // A file shrunk under us while we waited: nothing in the shared state can be trusted.
+        self.check_mappings()?;
         let h = self.shm.hdr();
         if let Locked::OwnerDied = state {
             // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
@@ -417,7 +420,23 @@ impl Inner {
         Ok(guard)
     }
 
+    /// Fails once any of the three mappings was hit by a SIGBUS (a file shrunk from outside,
+    /// SPEC.md §6.5): from then on this handle only returns that error.
+    pub(crate) fn check_mappings(&self) -> Result<()> {
+        if self.map.broken() {
+            return Err(self.map.truncated_error());
+        }
+        if self.shm.broken() {
+            return Err(crate::map::truncated_error(&self.shm.path));
+        }
+        if self.journal.broken() {
+            return Err(crate::map::truncated_error(&self.journal.path));
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_poison(&self) -> Result<()> {
+        self.check_mappings()?;
         if self.poisoned.load(Relaxed) {
             return Err(Error::Poisoned {
                 path: self.path.clone(),
@@ -603,6 +622,10 @@ impl Inner {
             let r = f();
             std::sync::atomic::fence(Acquire);
             if h.seq.load(Relaxed) == seq {
+                if self.shm.broken() {
+                    // `seq` itself may have read as zeros from a repaired page.
+                    return Err(crate::map::truncated_error(&self.shm.path));
+                }
                 return r;
             }
             invalidated += 1;
