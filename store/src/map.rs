@@ -87,6 +87,11 @@ impl Map {
         self.region.access(f).ok_or_else(|| self.truncated_error())
     }
 
+    /// The open data file (its descriptor also carries the election locks, SPEC.md §6.1).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     pub fn reserved(&self) -> u64 {
         self.reserved
     }

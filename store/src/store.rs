@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     pid: u32,
     /// Set once open completed; a half-opened handle must not run the closing checkpoint.
     opened: bool,
+    /// The files of an anonymous store are unlinked right after opening: no identity check.
+    anonymous: bool,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
@@ -153,7 +155,10 @@ impl Store {
         let name = format!("apcdb-anon-{}-{}", std::process::id(), now_ms());
         let paths = Paths::new(&dir.join(name));
         let opts = opts.durability(Durability::None).create(true);
-        let inner = Inner::open(&paths, &opts);
+        let inner = Inner::open(&paths, &opts).map(|mut i| {
+            i.anonymous = true;
+            i
+        });
         for p in [&paths.data, &paths.journal, &paths.lock] {
             let _ = std::fs::remove_file(p);
         }
@@ -215,30 +220,76 @@ impl Inner {
                 .map_err(|e| Error::io(&paths.data, "open", e))?;
         }
         let (lock_file, _) = files::open_checked(&paths.lock, true)?;
-        // Election (SPEC.md, "Opening"): byte 0 serialises opens and closes; whoever can take byte 1
-        // exclusively is alone, and must (re)build the shared state.
+        // Election (SPEC.md §6.1): byte 0 serialises opens and closes; whoever can take byte 1
+        // exclusively is alone, and must (re)build the shared state. The same two bytes are
+        // taken on the data file too, which every process keeps open (and mapped) for as long as
+        // it uses the store: a lock file deleted or replaced under running processes cannot
+        // hide them from a new opener. Always the lock file first, then the data file.
         shared::range_lock(&lock_file, &paths.lock, INIT_BYTE, Some(true), true)?;
+        let (data_file, _) = files::open_checked(&paths.data, opts.create)?;
+        shared::range_lock(&data_file, &paths.data, INIT_BYTE, Some(true), true)?;
         let first = shared::range_lock(&lock_file, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
+        let alone = shared::range_lock(&data_file, &paths.data, PRESENCE_BYTE, Some(true), false)?;
+        if first != alone {
+            // Dropping both descriptors releases every byte taken above.
+            return Err(Error::Permission {
+                path: if first { &paths.lock } else { &paths.data }.clone(),
+                detail: format!(
+                    "it was deleted or replaced while processes still have the store open (they \
+                     use the {} file that was there before); close every process using the store, \
+                     then open it again",
+                    if first { "lock" } else { "data" }
+                ),
+            });
+        }
         let opened = Shared::map(paths.lock.clone(), lock_file, first)
-            .and_then(|shm| Inner::open_elected(paths, opts, shm, first));
+            .and_then(|shm| Inner::open_elected(paths, opts, shm, data_file, first));
         match opened {
             Ok(inner) => {
                 let r = inner.shm.range_lock(PRESENCE_BYTE, Some(false), true);
+                let d = inner.data_lock(PRESENCE_BYTE, Some(false));
+                inner.data_lock(INIT_BYTE, None)?;
                 inner.shm.range_lock(INIT_BYTE, None, true)?;
-                r.map(|_| inner)
+                r.and(d).map(|_| inner)
             }
-            // Dropping the lock file's descriptor releases both bytes.
+            // Dropping the descriptors releases the bytes of both files.
             Err(e) => Err(e),
         }
     }
 
-    fn open_elected(paths: &Paths, opts: &Options, shm: Shared, first: bool) -> Result<Inner> {
+    /// Takes or releases one of the election bytes on the data file (see `open`).
+    fn data_lock(&self, byte: i64, mode: Option<bool>) -> Result<bool> {
+        shared::range_lock(self.map.file(), &self.path, byte, mode, true)
+    }
+
+    /// A data file deleted or replaced while the store is open: whatever this handle writes
+    /// would go to a file no later opener sees, so it refuses (SPEC.md §1.1).
+    pub(crate) fn check_data_file_identity(&self) -> Result<()> {
+        if self.anonymous || files::same_file(&self.path, self.map.file())? {
+            return Ok(());
+        }
+        self.poison();
+        Err(Error::Permission {
+            path: self.path.clone(),
+            detail: "the data file was deleted or replaced while this process had the store open; \
+                     its writes would be lost, so it refuses them: close every process using the \
+                     store, then open it again"
+                .into(),
+        })
+    }
+
+    fn open_elected(
+        paths: &Paths,
+        opts: &Options,
+        shm: Shared,
+        data_file: std::fs::File,
+        first: bool,
+    ) -> Result<Inner> {
         if first {
             shm.initialise()?;
         } else {
             shm.check_initialised()?;
         }
-        let (data_file, _) = files::open_checked(&paths.data, opts.create)?;
         let (journal_file, _) = files::open_checked(&paths.journal, true)?;
         let is_new = files::file_len(&paths.data, &data_file)? == 0;
         if is_new && !first {
@@ -304,6 +355,7 @@ impl Inner {
             recovered_at_open: false,
             pid: std::process::id(),
             opened: false,
+            anonymous: false,
             reads: Default::default(),
             readers_out_depth: Default::default(),
         };
@@ -372,13 +424,26 @@ impl Drop for Inner {
             h.hits.fetch_add(r.hits.swap(0, Relaxed), Relaxed);
             h.misses.fetch_add(r.misses.swap(0, Relaxed), Relaxed);
         }
-        // The last process to close checkpoints, so the next open has nothing to replay.
+        // The last process to close checkpoints, so the next open has nothing to replay. Last
+        // means alone on both files (the election bytes of §6.1).
         if self.shm.range_lock(INIT_BYTE, Some(true), true).is_ok() {
-            if let Ok(true) = self.shm.range_lock(PRESENCE_BYTE, Some(true), false) {
-                if let Ok(guard) = self.lock() {
-                    let _ = self.checkpoint_locked();
-                    drop(guard);
+            if self.data_lock(INIT_BYTE, Some(true)).is_ok() {
+                if let (Ok(true), Ok(true)) = (
+                    self.shm.range_lock(PRESENCE_BYTE, Some(true), false),
+                    shared::range_lock(
+                        self.map.file(),
+                        &self.path,
+                        PRESENCE_BYTE,
+                        Some(true),
+                        false,
+                    ),
+                ) {
+                    if let Ok(guard) = self.lock() {
+                        let _ = self.checkpoint_locked();
+                        drop(guard);
+                    }
                 }
+                let _ = self.data_lock(INIT_BYTE, None);
             }
             let _ = self.shm.range_lock(INIT_BYTE, None, true);
         }
