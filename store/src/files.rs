@@ -102,7 +102,12 @@ fn parent_dir(path: &Path) -> &Path {
 /// (like /tmp), so they can remove or rename only their own files (SPEC.md §1.1).
 pub fn check_directory(path: &Path) -> Result<()> {
     let dir = parent_dir(path);
-    let md = std::fs::metadata(dir).map_err(|e| Error::io(dir, "stat directory", e))?;
+    let md = match std::fs::metadata(dir) {
+        Ok(md) => md,
+        // No directory: opening the file fails and says so, naming the file.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, "stat directory", e)),
+    };
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     if md.uid() != euid && md.uid() != 0 {
