@@ -13,7 +13,7 @@
 //! `sigaction` (plain system calls): it is async-signal-safe.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 
 /// Mappings that can be registered at once in one process (each open store uses two or three).
@@ -88,6 +88,9 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         if addr < base || addr - base >= len {
             continue;
         }
+        // Counted before the page is replaced: another thread that reads the zero page after
+        // the replacement must also see the count (see `access`).
+        slot.faults.fetch_add(1, Ordering::SeqCst);
         let page = addr & !(PAGE_SIZE.load(Ordering::Relaxed) - 1);
         // SAFETY: the page lies inside a mapping this process made and still owns (the slot is
         // registered only while the mapping exists); replacing it with a private zero page
@@ -104,7 +107,6 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             )
         };
         if r != libc::MAP_FAILED {
-            slot.faults.fetch_add(1, Ordering::Relaxed);
             return;
         }
         break;
@@ -182,10 +184,13 @@ impl Region {
             return None;
         }
         // The handler runs on this thread in the middle of `f`: keep the compiler from moving
-        // the loads of `faults` across the accesses (no instruction is emitted).
+        // the first load of `faults` past the accesses (no instruction is emitted).
         compiler_fence(Ordering::SeqCst);
         let r = f();
-        compiler_fence(Ordering::SeqCst);
+        // Another thread's handler may have replaced a page `f` read: the acquire fence keeps
+        // the loads of `f` before the load of `faults`, which was raised before the replacement
+        // (free on x86).
+        fence(Ordering::Acquire);
         if self.broken() {
             return None;
         }

@@ -136,3 +136,38 @@ fn foreign_sigbus_still_kills() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{out:?}");
 }
+
+#[test]
+fn readers_on_other_threads_never_see_a_wrong_answer() {
+    // Four threads read while the file is truncated: each read returns the right value or the
+    // truncation error, never a miss or zeros from a page another thread's fault replaced.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let s = filled(&path, options());
+    std::thread::scope(|sc| {
+        let readers: Vec<_> = (0..4u32)
+            .map(|t| {
+                let s = &s;
+                sc.spawn(move || {
+                    let mut errors = 0u64;
+                    let mut i = t;
+                    while errors < 100 {
+                        i = (i + 7) % 2000;
+                        match s.get(format!("k{i}").as_bytes()) {
+                            Ok(v) => assert_eq!(v, Some(vec![i as u8; 300]), "k{i}"),
+                            Err(e) => {
+                                assert!(e.to_string().contains("truncated or replaced"), "{e}");
+                                errors += 1;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        shrink(&path, 8192);
+        for r in readers {
+            r.join().unwrap();
+        }
+    });
+}
