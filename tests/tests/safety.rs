@@ -290,8 +290,7 @@ fn replaced_data_file_is_detected() {
     }
     let e = s
         .checkpoint()
-        .err()
-        .expect("checkpoint after the data file was replaced");
+        .expect_err("checkpoint after the data file was replaced");
     assert!(
         e.to_string().contains("data file was deleted or replaced"),
         "{e}"
