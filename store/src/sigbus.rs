@@ -77,9 +77,20 @@ fn install() {
 }
 
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo for a handler installed with SA_SIGINFO.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    // SAFETY: the kernel passes a valid siginfo for a handler installed with SA_SIGINFO; si_addr
+    // is meaningful only for a fault the kernel raised (si_code BUS_ADRERR: an access past the
+    // end of a mapped file), not for a SIGBUS sent with kill(), which must keep its effect.
+    let addr = unsafe {
+        if (*info).si_code == libc::BUS_ADRERR {
+            (*info).si_addr() as usize
+        } else {
+            0
+        }
+    };
     for slot in &TABLE {
+        if addr == 0 {
+            break;
+        }
         let len = slot.len.load(Ordering::Acquire);
         if len == 0 {
             continue;
@@ -134,6 +145,11 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
         libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut());
+        if (*info).si_code <= 0 {
+            // Sent, not a fault: nothing repeats on return, so deliver it again (pending until
+            // this handler returns), now with the default action.
+            libc::raise(sig);
+        }
     }
 }
 

@@ -128,12 +128,34 @@ fn foreign_sigbus_still_kills() {
         }
         std::process::exit(0);
     }
+    if std::env::var_os("APCDB_SIGBUS_KILL").is_some() {
+        // A SIGBUS sent with kill() is not a fault in our mapping: it keeps its default action.
+        // Without Rust's own handler before ours, as in a PHP process.
+        // SAFETY: plain sigaction calls on a zeroed (SIG_DFL) disposition; kill on ourselves.
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let _s = Store::open(dir.path().join("k.db"), options()).unwrap();
+        // SAFETY: as above.
+        unsafe { libc::kill(libc::getpid(), libc::SIGBUS) };
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        std::process::exit(0);
+    }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "foreign_sigbus_still_kills", "--nocapture"])
         .env("APCDB_SIGBUS_CHILD", "1")
         .output()
         .unwrap();
     use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{out:?}");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "foreign_sigbus_still_kills", "--nocapture"])
+        .env("APCDB_SIGBUS_KILL", "1")
+        .output()
+        .unwrap();
     assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{out:?}");
 }
 
