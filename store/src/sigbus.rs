@@ -141,6 +141,9 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
                 }
                 return;
             }
+            if h == libc::SIG_IGN && (*info).si_code <= 0 {
+                return; // a sent SIGBUS that was ignored before us stays ignored
+            }
         }
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
