@@ -250,6 +250,14 @@ impl Recorder {
         std::fs::write(&path, data).map_err(|e| e.to_string())?;
         std::fs::write(self.image_dir.join("store.db.journal"), journal)
             .map_err(|e| e.to_string())?;
+        for f in ["store.db", "store.db.journal"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                self.image_dir.join(f),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .map_err(|e| e.to_string())?;
+        }
         // The lock file holds no durable state: after a power cut it is there but its content is
         // meaningless; an empty one is what a first opener initialises.
         let lock = self.image_dir.join("store.db.lock");

@@ -16,6 +16,7 @@ impl Inner {
     /// Runs a checkpoint. The caller holds the write lock.
     pub(crate) fn checkpoint_locked(&self) -> Result<()> {
         self.check_poison()?;
+        self.check_data_file_identity()?;
         let h = self.shm.hdr();
         // The real length: another process may have grown the file, and its pages must be
         // flushed and recorded too.

@@ -1,4 +1,5 @@
-//! Opening the store's files safely: no symlinks, only our own files, never writable by others.
+//! Opening the store's files safely: no symlinks, only our own files, never readable or writable
+//! by others, no second hard link, in a directory others cannot change.
 //! One vhost's cache must not be readable or plantable by another (SPEC.md, "File security").
 
 use crate::error::{Error, Result};
@@ -32,6 +33,8 @@ impl Paths {
 /// Opens (and, if allowed, creates with mode 0600) a regular file that must be ours.
 /// Returns the file and whether this call created it.
 pub fn open_checked(path: &Path, create: bool) -> Result<(File, bool)> {
+    // Before anything is created in it: a directory others may change is refused.
+    check_directory(path)?;
     let mut opts = OpenOptions::new();
     opts.read(true)
         .write(true)
@@ -68,8 +71,74 @@ fn open_error(path: &Path, e: std::io::Error) -> Error {
     Error::io(path, "open", e)
 }
 
+/// Opens an existing store file read-only for inspection (`apcdb check`, salvage): never through
+/// a symlink, and only a regular file. Ownership and mode are not required here (an operator may
+/// inspect another user's store as root); `check` reports them instead.
+pub fn open_for_inspection(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| open_error(path, e))?;
+    let md = file.metadata().map_err(|e| Error::io(path, "fstat", e))?;
+    if !md.file_type().is_file() {
+        return Err(Error::Permission {
+            path: path.into(),
+            detail: "not a regular file".into(),
+        });
+    }
+    Ok(file)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// The directory holding the store must not let anyone but us (or root) delete, rename or plant
+/// files in it: it belongs to us or to root, and if group or others may write it, it is sticky
+/// (like /tmp), so they can remove or rename only their own files (SPEC.md §1.1).
+pub fn check_directory(path: &Path) -> Result<()> {
+    let dir = parent_dir(path);
+    let md = match std::fs::metadata(dir) {
+        Ok(md) => md,
+        // No directory: opening the file fails and says so, naming the file.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, "stat directory", e)),
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if md.uid() != euid && md.uid() != 0 {
+        return Err(Error::Permission {
+            path: dir.into(),
+            detail: format!(
+                "the directory holding the store is owned by uid {}, not by this process's uid \
+                 {euid} or root, so its owner could replace the store's files; keep the store in a \
+                 directory of your own",
+                md.uid()
+            ),
+        });
+    }
+    let mode = md.mode();
+    if mode & 0o022 != 0 && mode & libc::S_ISVTX == 0 {
+        return Err(Error::Permission {
+            path: dir.into(),
+            detail: format!(
+                "mode {:o} lets group or others delete, rename or create files in the directory \
+                 holding the store, so they could replace its files; fix: chmod go-w {} (or make \
+                 it sticky: chmod +t)",
+                mode & 0o7777,
+                dir.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The checks a shared hosting setup needs: the file is a regular file owned by the effective
-/// user and neither group nor others may write it.
+/// user, neither group nor others may read or write it, and no other name links to it.
 pub fn check_owner_and_mode(path: &Path, file: &File) -> Result<()> {
     let md = file.metadata().map_err(|e| Error::io(path, "fstat", e))?;
     if !md.file_type().is_file() {
@@ -89,12 +158,25 @@ pub fn check_owner_and_mode(path: &Path, file: &File) -> Result<()> {
             ),
         });
     }
-    if md.mode() & 0o022 != 0 {
+    if md.mode() & 0o077 != 0 {
         return Err(Error::Permission {
             path: path.into(),
             detail: format!(
-                "mode {:o} lets group or others write it (expected 0600)",
-                md.mode() & 0o7777
+                "mode {:o} lets group or others read or write it (expected 0600); fix: chmod 600 {}",
+                md.mode() & 0o7777,
+                path.display()
+            ),
+        });
+    }
+    if md.nlink() != 1 {
+        // Another name for the same file (made by whoever could write a directory it is in)
+        // would survive our renames and deletes and expose or alter the store.
+        return Err(Error::Permission {
+            path: path.into(),
+            detail: format!(
+                "it has {} hard links (expected 1): another name reaches the same file; remove \
+                 the other link or copy the file",
+                md.nlink()
             ),
         });
     }
@@ -103,10 +185,7 @@ pub fn check_owner_and_mode(path: &Path, file: &File) -> Result<()> {
 
 /// A new file's directory entry must be durable before anything refers to the file.
 pub fn sync_parent_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     let d = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;
     d.sync_all()
         .map_err(|e| Error::io(dir, "fsync directory", e))
@@ -129,6 +208,16 @@ pub fn allocate(path: &Path, file: &File, len: u64) -> Result<()> {
         return Err(Error::io(path, "fallocate", e));
     }
     Ok(())
+}
+
+/// Whether `path` still names the file open as `file` (same device and inode).
+pub fn same_file(path: &Path, file: &File) -> Result<bool> {
+    let open = file.metadata().map_err(|e| Error::io(path, "fstat", e))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(now) => Ok(now.dev() == open.dev() && now.ino() == open.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, "stat", e)),
+    }
 }
 
 pub fn file_len(path: &Path, file: &File) -> Result<u64> {

@@ -224,6 +224,11 @@ impl Journal {
         &self.file
     }
 
+    /// True once the journal's mapping (relaxed modes) was hit by a SIGBUS: the file shrank.
+    pub fn broken(&self) -> bool {
+        self.map.as_ref().is_some_and(|m| m.broken())
+    }
+
     pub fn write_at(&self, pos: u64, record: &[u8]) -> Result<()> {
         debug_assert!(pos + record.len() as u64 <= self.size);
         match &self.map {

@@ -37,6 +37,8 @@ mod observe;
 mod options;
 mod recover;
 mod shared;
+/// Turning a SIGBUS in one of our mappings (a file shrunk from outside) into an error.
+mod sigbus;
 mod store;
 pub mod verify;
 

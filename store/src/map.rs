@@ -4,10 +4,15 @@
 //!
 //! The mapping reserves the store's maximum size once; the file grows inside it with `fallocate`,
 //! and other processes see the growth without remapping.
+//!
+//! The file may still shrink under us from outside (`truncate`, `cp backup.db live.db`): every
+//! access runs inside `sigbus::Region::access`, so a page past the new end gives an error and
+//! breaks this mapping for good instead of killing the process with SIGBUS (SPEC.md §6.5).
 
 use crate::error::{Error, Result};
 use crate::files;
 use crate::observe::SharedObserver;
+use crate::sigbus::Region;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -21,6 +26,7 @@ pub struct Map {
     file: File,
     pub path: PathBuf,
     observer: Option<SharedObserver>,
+    region: Region,
 }
 
 // SAFETY: the mapping is shared memory designed for concurrent use by many processes; all access
@@ -39,6 +45,11 @@ impl Map {
         let len = files::file_len(&path, &file)?;
         let reserved = reserved.max(len);
         let base = map_shared(&path, &file, reserved)?;
+        let Some(region) = Region::register(base, reserved as usize) else {
+            // SAFETY: just mapped above; nothing refers to it yet.
+            unsafe { unmap(base, reserved) };
+            return Err(too_many_mappings(&path));
+        };
         // Small folios: without this one store dirties up to 1 MiB and a checkpoint writes it all.
         // SAFETY: advice on the range just mapped; failure only loses the optimisation.
         unsafe {
@@ -55,7 +66,30 @@ impl Map {
             file,
             path,
             observer,
+            region,
         })
+    }
+
+    /// True once the file was found shorter than this mapping had seen it: nothing read from
+    /// the mapping may be trusted any more, and nothing may be written through it.
+    pub fn broken(&self) -> bool {
+        self.region.broken()
+    }
+
+    /// The error every access returns once the mapping is broken.
+    pub fn truncated_error(&self) -> Error {
+        truncated_error(&self.path)
+    }
+
+    /// Runs an access to the mapping; a SIGBUS during it (the file shrank) becomes an error.
+    #[inline]
+    fn guarded<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        self.region.access(f).ok_or_else(|| self.truncated_error())
+    }
+
+    /// The open data file (its descriptor also carries the election locks, SPEC.md §6.1).
+    pub fn file(&self) -> &File {
+        &self.file
     }
 
     pub fn reserved(&self) -> u64 {
@@ -69,8 +103,17 @@ impl Map {
 
     /// Re-reads the file's length from the kernel (another process may have grown it).
     pub fn refresh_len(&self) -> Result<u64> {
+        if self.broken() {
+            return Err(self.truncated_error());
+        }
         let real = files::file_len(&self.path, &self.file)?.min(self.reserved);
-        Ok(self.visible.fetch_max(real, Ordering::AcqRel).max(real))
+        let seen = self.visible.fetch_max(real, Ordering::AcqRel);
+        if real < seen {
+            // Files of a store never shrink: someone truncated or overwrote it from outside.
+            self.region.mark_broken();
+            return Err(self.truncated_error());
+        }
+        Ok(seen.max(real))
     }
 
     /// Ensures `[off, off+len)` lies inside the file, refreshing the length from the kernel when
@@ -101,11 +144,11 @@ impl Map {
     /// they read (checksum, sequence number) before trusting it.
     pub fn read(&self, off: u64, buf: &mut [u8]) -> Result<()> {
         self.check(off, buf.len() as u64)?;
-        // SAFETY: `check` proved the range lies inside both the mapping and the file.
-        unsafe {
+        // SAFETY: `check` proved the range lies inside both the mapping and the file (as last
+        // seen; if the file shrank since, `guarded` turns the SIGBUS into an error).
+        self.guarded(|| unsafe {
             std::ptr::copy_nonoverlapping(self.base.add(off as usize), buf.as_mut_ptr(), buf.len())
-        };
-        Ok(())
+        })
     }
 
     pub fn read_vec(&self, off: u64, len: usize) -> Result<Vec<u8>> {
@@ -129,23 +172,26 @@ impl Map {
 
     /// An aligned 8-byte load, atomic with respect to other processes' `store_u64`.
     pub fn load_u64(&self, off: u64) -> Result<u64> {
-        Ok(self.word(off)?.load(Ordering::Acquire))
+        let w = self.word(off)?;
+        self.guarded(|| w.load(Ordering::Acquire))
     }
 
     /// The publishing store: one aligned 8-byte write, seen whole or not at all.
     pub fn store_u64(&self, off: u64, v: u64) -> Result<()> {
-        self.word(off)?.store(v, Ordering::Release);
+        let w = self.word(off)?;
+        self.guarded(|| w.store(v, Ordering::Release))?;
         self.observed(off, 8);
         Ok(())
     }
 
     pub fn write(&self, off: u64, bytes: &[u8]) -> Result<()> {
         self.check(off, bytes.len() as u64)?;
-        // SAFETY: in bounds (checked). Only the holder of the write lock writes, and only to
-        // blocks no reader can reach yet (or to superblocks, which readers do not use).
-        unsafe {
+        // SAFETY: in bounds (checked; a shrink since is caught by `guarded`). Only the holder of
+        // the write lock writes, and only to blocks no reader can reach yet (or to superblocks,
+        // which readers do not use).
+        self.guarded(|| unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(off as usize), bytes.len())
-        };
+        })?;
         self.observed(off, bytes.len() as u64);
         Ok(())
     }
@@ -154,14 +200,15 @@ impl Map {
     pub fn copy(&self, src: u64, dst: u64, len: u64) -> Result<()> {
         self.check(src, len)?;
         self.check(dst, len)?;
-        // SAFETY: both ranges in bounds (checked); callers copy between distinct index copies.
-        unsafe {
+        // SAFETY: both ranges in bounds (checked; a shrink since is caught by `guarded`);
+        // callers copy between distinct index copies.
+        self.guarded(|| unsafe {
             std::ptr::copy_nonoverlapping(
                 self.base.add(src as usize),
                 self.base.add(dst as usize),
                 len as usize,
             )
-        };
+        })?;
         self.observed(dst, len);
         Ok(())
     }
@@ -169,28 +216,38 @@ impl Map {
     /// Whether the file holds exactly `bytes` at `off` (compared in place, no copy).
     pub fn holds(&self, off: u64, bytes: &[u8]) -> Result<bool> {
         self.check(off, bytes.len() as u64)?;
-        // SAFETY: in bounds (checked). Another process may be changing these bytes; a torn
-        // comparison is caught by the caller's checksum or sequence check.
-        let here = unsafe { std::slice::from_raw_parts(self.base.add(off as usize), bytes.len()) };
-        Ok(here == bytes)
+        self.guarded(|| {
+            // SAFETY: in bounds (checked; a shrink since is caught by `guarded`). Another
+            // process may be changing these bytes; a torn comparison is caught by the caller's
+            // checksum or sequence check.
+            let here =
+                unsafe { std::slice::from_raw_parts(self.base.add(off as usize), bytes.len()) };
+            here == bytes
+        })
     }
 
     /// Compares two ranges of the file.
     pub fn equal(&self, a: u64, b: u64, len: u64) -> Result<bool> {
         self.check(a, len)?;
         self.check(b, len)?;
-        // SAFETY: both ranges in bounds (checked); only the write-lock holder calls this.
-        let (x, y) = unsafe {
-            (
-                std::slice::from_raw_parts(self.base.add(a as usize), len as usize),
-                std::slice::from_raw_parts(self.base.add(b as usize), len as usize),
-            )
-        };
-        Ok(x == y)
+        self.guarded(|| {
+            // SAFETY: both ranges in bounds (checked; a shrink since is caught by `guarded`);
+            // only the write-lock holder calls this.
+            let (x, y) = unsafe {
+                (
+                    std::slice::from_raw_parts(self.base.add(a as usize), len as usize),
+                    std::slice::from_raw_parts(self.base.add(b as usize), len as usize),
+                )
+            };
+            x == y
+        })
     }
 
     /// Grows the file to `new_len` with real blocks (ENOSPC is an error here, not a later SIGBUS).
     pub fn grow(&self, new_len: u64) -> Result<()> {
+        if self.broken() {
+            return Err(self.truncated_error());
+        }
         if new_len > self.reserved {
             return Err(Error::Full {
                 path: self.path.clone(),
@@ -211,6 +268,10 @@ impl Map {
     /// Writes the dirty pages of `[off, off+len)` to disk and waits.
     pub fn sync(&self, off: u64, len: u64) -> Result<()> {
         self.check(off, len)?;
+        if self.broken() {
+            // Part of the range is a private zero page now: it must not count as flushed.
+            return Err(self.truncated_error());
+        }
         let start = off & !(crate::layout::PAGE - 1);
         // SAFETY: the page-aligned range lies inside the mapping (checked above).
         let rc = unsafe {
@@ -242,8 +303,31 @@ impl Map {
 
 impl Drop for Map {
     fn drop(&mut self) {
+        // The handler must stop claiming the range before it can be reused by another mapping.
+        self.region.unregister();
         // SAFETY: the range mapped in `new`; nothing borrows it any more.
         unsafe { unmap(self.base, self.reserved) };
+    }
+}
+
+/// What an access reports once the file was found shorter than the mapping had seen it.
+pub fn truncated_error(path: &std::path::Path) -> Error {
+    Error::corrupt(
+        path,
+        "the file was truncated or replaced under the open store (never shrink, overwrite or copy \
+         over a store's files while a process has it open); this handle refuses further use: \
+         close every process using the store, then run `apcdb check` on it",
+    )
+}
+
+pub fn too_many_mappings(path: &std::path::Path) -> Error {
+    Error::Io {
+        path: path.into(),
+        op: "mmap",
+        source: std::io::Error::other(format!(
+            "more than {} store mappings open in this process",
+            crate::sigbus::SLOTS
+        )),
     }
 }
 

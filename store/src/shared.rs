@@ -144,6 +144,9 @@ pub struct Shared {
     base: *mut Header,
     file: File,
     pub path: PathBuf,
+    /// Registered with the SIGBUS handler: a lock file truncated from outside breaks this
+    /// mapping (checked at every lock and read) instead of killing the process.
+    region: crate::sigbus::Region,
 }
 
 // SAFETY: `Header` consists of atomics and process-shared mutexes only.
@@ -168,11 +171,23 @@ impl Shared {
             crate::files::allocate(&path, &file, SHARED_LEN)?;
         }
         let base = crate::map::map_shared(&path, &file, SHARED_LEN)?;
+        let Some(region) = crate::sigbus::Region::register(base, SHARED_LEN as usize) else {
+            // SAFETY: just mapped above; nothing refers to it yet.
+            unsafe { crate::map::unmap(base, SHARED_LEN) };
+            return Err(crate::map::too_many_mappings(&path));
+        };
         Ok(Shared {
             base: base.cast::<Header>(),
             file,
             path,
+            region,
         })
+    }
+
+    /// True once a SIGBUS hit the lock file's mapping (the file was truncated from outside):
+    /// the shared state read since may be zeros and must not be used.
+    pub fn broken(&self) -> bool {
+        self.region.broken()
     }
 
     pub fn hdr(&self) -> &Header {
@@ -259,6 +274,7 @@ pub fn range_lock(
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        self.region.unregister();
         // SAFETY: exactly what `map` mapped; no references into it outlive self.
         unsafe { crate::map::unmap(self.base.cast(), SHARED_LEN) };
     }

@@ -252,30 +252,76 @@ impl Inner {
                 .map_err(|e| Error::io(&paths.data, "open", e))?;
         }
         let (lock_file, _) = files::open_checked(&paths.lock, true)?;
-        // Election (SPEC.md, "Opening"): byte 0 serialises opens and closes; whoever can take byte 1
-        // exclusively is alone, and must (re)build the shared state.
+        // Election (SPEC.md §6.1): byte 0 serialises opens and closes; whoever can take byte 1
+        // exclusively is alone, and must (re)build the shared state. The same two bytes are
+        // taken on the data file too, which every process keeps open (and mapped) for as long as
+        // it uses the store: a lock file deleted or replaced under running processes cannot
+        // hide them from a new opener. Always the lock file first, then the data file.
         shared::range_lock(&lock_file, &paths.lock, INIT_BYTE, Some(true), true)?;
+        let (data_file, _) = files::open_checked(&paths.data, opts.create)?;
+        shared::range_lock(&data_file, &paths.data, INIT_BYTE, Some(true), true)?;
         let first = shared::range_lock(&lock_file, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
+        let alone = shared::range_lock(&data_file, &paths.data, PRESENCE_BYTE, Some(true), false)?;
+        if first != alone {
+            // Dropping both descriptors releases every byte taken above.
+            return Err(Error::Permission {
+                path: if first { &paths.lock } else { &paths.data }.clone(),
+                detail: format!(
+                    "it was deleted or replaced while processes still have the store open (they \
+                     use the {} file that was there before); close every process using the store, \
+                     then open it again",
+                    if first { "lock" } else { "data" }
+                ),
+            });
+        }
         let opened = Shared::map(paths.lock.clone(), lock_file, first)
-            .and_then(|shm| Inner::open_elected(paths, opts, shm, first));
+            .and_then(|shm| Inner::open_elected(paths, opts, shm, data_file, first));
         match opened {
             Ok(inner) => {
                 let r = inner.shm.range_lock(PRESENCE_BYTE, Some(false), true);
+                let d = inner.data_lock(PRESENCE_BYTE, Some(false));
+                inner.data_lock(INIT_BYTE, None)?;
                 inner.shm.range_lock(INIT_BYTE, None, true)?;
-                r.map(|_| inner)
+                r.and(d).map(|_| inner)
             }
-            // Dropping the lock file's descriptor releases both bytes.
+            // Dropping the descriptors releases the bytes of both files.
             Err(e) => Err(e),
         }
     }
 
-    fn open_elected(paths: &Paths, opts: &Options, shm: Shared, first: bool) -> Result<Inner> {
+    /// Takes or releases one of the election bytes on the data file (see `open`).
+    fn data_lock(&self, byte: i64, mode: Option<bool>) -> Result<bool> {
+        shared::range_lock(self.map.file(), &self.path, byte, mode, true)
+    }
+
+    /// A data file deleted or replaced while the store is open: whatever this handle writes
+    /// would go to a file no later opener sees, so it refuses (SPEC.md §1.1).
+    pub(crate) fn check_data_file_identity(&self) -> Result<()> {
+        if self.ephemeral || files::same_file(&self.path, self.map.file())? {
+            return Ok(());
+        }
+        self.poison();
+        Err(Error::Permission {
+            path: self.path.clone(),
+            detail: "the data file was deleted or replaced while this process had the store open; \
+                     its writes would be lost, so it refuses them: close every process using the \
+                     store, then open it again"
+                .into(),
+        })
+    }
+
+    fn open_elected(
+        paths: &Paths,
+        opts: &Options,
+        shm: Shared,
+        data_file: std::fs::File,
+        first: bool,
+    ) -> Result<Inner> {
         if first {
             shm.initialise()?;
         } else {
             shm.check_initialised()?;
         }
-        let (data_file, _) = files::open_checked(&paths.data, opts.create)?;
         let (journal_file, _) = files::open_checked(&paths.journal, true)?;
         let is_new = files::file_len(&paths.data, &data_file)? == 0;
         if is_new && !first {
@@ -414,13 +460,26 @@ impl Drop for Inner {
             h.hits.fetch_add(r.hits.swap(0, Relaxed), Relaxed);
             h.misses.fetch_add(r.misses.swap(0, Relaxed), Relaxed);
         }
-        // The last process to close checkpoints, so the next open has nothing to replay.
+        // The last process to close checkpoints, so the next open has nothing to replay. Last
+        // means alone on both files (the election bytes of §6.1).
         if self.shm.range_lock(INIT_BYTE, Some(true), true).is_ok() {
-            if let Ok(true) = self.shm.range_lock(PRESENCE_BYTE, Some(true), false) {
-                if let Ok(guard) = self.lock() {
-                    let _ = self.checkpoint_locked();
-                    drop(guard);
+            if self.data_lock(INIT_BYTE, Some(true)).is_ok() {
+                if let (Ok(true), Ok(true)) = (
+                    self.shm.range_lock(PRESENCE_BYTE, Some(true), false),
+                    shared::range_lock(
+                        self.map.file(),
+                        &self.path,
+                        PRESENCE_BYTE,
+                        Some(true),
+                        false,
+                    ),
+                ) {
+                    if let Ok(guard) = self.lock() {
+                        let _ = self.checkpoint_locked();
+                        drop(guard);
+                    }
                 }
+                let _ = self.data_lock(INIT_BYTE, None);
             }
             let _ = self.shm.range_lock(INIT_BYTE, None, true);
         }
@@ -437,12 +496,15 @@ impl Inner {
         if HELD.with(|h| h.borrow().contains(&me)) {
             return Err(Error::Reentrant);
         }
+        self.check_mappings()?;
         let state = self.shm.hdr().write_mutex.lock(&self.path)?;
         HELD.with(|h| h.borrow_mut().push(me));
         let guard = WriteGuard {
             inner: self,
             pid: std::process::id(),
         };
+        // A file shrunk under us while we waited: nothing in the shared state can be trusted.
+        self.check_mappings()?;
         let h = self.shm.hdr();
         if let Locked::OwnerDied = state {
             // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
@@ -462,7 +524,23 @@ impl Inner {
         Ok(guard)
     }
 
+    /// Fails once any of the three mappings was hit by a SIGBUS (a file shrunk from outside,
+    /// SPEC.md §6.5): from then on this handle only returns that error.
+    pub(crate) fn check_mappings(&self) -> Result<()> {
+        if self.map.broken() {
+            return Err(self.map.truncated_error());
+        }
+        if self.shm.broken() {
+            return Err(crate::map::truncated_error(&self.shm.path));
+        }
+        if self.journal.broken() {
+            return Err(crate::map::truncated_error(&self.journal.path));
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_poison(&self) -> Result<()> {
+        self.check_mappings()?;
         if self.poisoned.load(Relaxed) {
             return Err(Error::Poisoned {
                 path: self.path.clone(),
@@ -649,6 +727,10 @@ impl Inner {
             let r = f();
             std::sync::atomic::fence(Acquire);
             if h.seq.load(Relaxed) == seq {
+                if self.shm.broken() {
+                    // `seq` itself may have read as zeros from a repaired page.
+                    return Err(crate::map::truncated_error(&self.shm.path));
+                }
                 return r;
             }
             invalidated += 1;

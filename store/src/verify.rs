@@ -3,7 +3,7 @@
 //! under the check; run it on a quiet store, or run it again.
 
 use crate::error::{Error, Result};
-use crate::files::Paths;
+use crate::files::{self, Paths};
 use crate::journal::{Journal, Op};
 use crate::layout::*;
 use crate::Entry;
@@ -41,12 +41,7 @@ struct Reader {
 
 impl Reader {
     fn open(path: &Path) -> Result<Reader> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| Error::io(path, "open", e))?;
+        let file = files::open_for_inspection(path)?;
         let len = file
             .metadata()
             .map_err(|e| Error::io(path, "fstat", e))?
@@ -137,6 +132,18 @@ pub fn check(path: &Path) -> Result<Report> {
     let paths = Paths::new(path);
     let r = Reader::open(&paths.data)?;
     let mut report = Report::default();
+    // What an open would refuse (SPEC.md §1.1): a note, since an operator may inspect another
+    // user's store on purpose.
+    for p in [&paths.data, &paths.journal] {
+        if let Err(e) = files::check_directory(p)
+            .and_then(|()| files::check_owner_and_mode(p, &files::open_for_inspection(p)?))
+        {
+            report
+                .notes
+                .push(format!("an open would refuse the store: {e}"));
+            break;
+        }
+    }
     let Some(sb) = superblocks(&r, &mut report) else {
         return Ok(report);
     };
@@ -223,13 +230,9 @@ pub fn check(path: &Path) -> Result<Report> {
 }
 
 fn check_journal(paths: &Paths, sb: &Superblock, report: &mut Report) {
-    let file = match File::open(&paths.journal) {
+    let file = match files::open_for_inspection(&paths.journal) {
         Ok(f) => f,
-        Err(e) => {
-            return report
-                .problems
-                .push(format!("{}: {e}", paths.journal.display()))
-        }
+        Err(e) => return report.problems.push(e.to_string()),
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if len != sb.journal_size {
@@ -283,7 +286,7 @@ pub fn salvage(path: &Path) -> Result<Salvage> {
         }
     }
     if let Some(sb) = &sb {
-        if let Ok(file) = File::open(&paths.journal) {
+        if let Ok(file) = files::open_for_inspection(&paths.journal) {
             let journal = Journal::new(file, paths.journal.clone(), sb.journal_size);
             match journal.scan(sb.epoch, sb.ckpt_lsn + 1) {
                 Ok(scan) => {

@@ -3,6 +3,8 @@
 //!
 //! usage: apcdb-test-worker PATH DURABILITY MODE ARGS...
 //!   write PREFIX COUNT   put PREFIX<i> = value(i) for i in 0..COUNT, print "ack i"
+//!   write-wait PREFIX COUNT  as write, then print "done" and keep the store open until stdin
+//!                        closes
 //!   inc KEY COUNT        increment the counter KEY COUNT times, print "ack <new value>"
 //!   hold                 take the write lock (inside update), print "locked", sleep forever
 //!   read PREFIX COUNT    check PREFIX<i> == value(i) for all i, print "ok"
@@ -25,7 +27,7 @@ fn main() {
         });
     let mut out = std::io::stdout().lock();
     match args[3].as_str() {
-        "write" => {
+        "write" | "write-wait" => {
             let count: u64 = args[5].parse().unwrap();
             for i in 0..count {
                 store
@@ -33,6 +35,11 @@ fn main() {
                     .unwrap();
                 writeln!(out, "ack {i}").unwrap();
                 out.flush().unwrap();
+            }
+            if args[3] == "write-wait" {
+                writeln!(out, "done").unwrap();
+                out.flush().unwrap();
+                let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
             }
         }
         "inc" => {
