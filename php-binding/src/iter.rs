@@ -67,6 +67,8 @@ enum Search {
 const DEFAULT_CHUNK: usize = 100;
 /// A page stops growing once its values reach this many bytes (it always holds one entry).
 const PAGE_BYTES: u64 = 1 << 20;
+/// How often a method starts over when user code it ran rewound or rebuilt the iterator.
+const REENTRY_RETRIES: usize = 4;
 /// Keys handed to one `preg_grep()` call while filtering.
 const GREP_BATCH: usize = 4096;
 
@@ -235,39 +237,48 @@ impl IterState {
     }
 
     /// The snapshot, taken now if there is none. No borrow is held while it is taken (that runs
-    /// PHP code); if a re-entrant call installed one meanwhile, that one is kept.
+    /// PHP code); if a re-entrant call installed one meanwhile, that one is kept, and if a
+    /// re-entrant `__construct()` changed the search, the result is for the old one and is
+    /// taken again.
     fn snapshot(&self) -> Rc<Vec<Listed>> {
-        if let Some(s) = self.cur.borrow().snap.clone() {
-            return s;
-        }
-        let fresh = Rc::new(matching(&self.search.clone(), self.list));
-        let mut c = self.cur.borrow_mut();
-        match &c.snap {
-            Some(s) => s.clone(),
-            None => {
-                *c = Cursor {
-                    snap: Some(fresh.clone()),
-                    ..Cursor::default()
-                };
-                fresh
+        for _ in 0..REENTRY_RETRIES {
+            if let Some(s) = self.cur.borrow().snap.clone() {
+                return s;
             }
+            let search = self.search.clone();
+            let fresh = Rc::new(matching(&search, self.list));
+            if !Rc::ptr_eq(&search, &self.search) {
+                continue;
+            }
+            let mut c = self.cur.borrow_mut();
+            return match &c.snap {
+                Some(s) => s.clone(),
+                None => {
+                    *c = Cursor {
+                        snap: Some(fresh.clone()),
+                        ..Cursor::default()
+                    };
+                    fresh
+                }
+            };
         }
+        Rc::new(Vec::new())
     }
 
     /// A copy of the entry under the cursor, reading the next page of values when the current
     /// one is used up; `None` past the end.
     fn item(&self) -> Option<Item> {
-        let snap = self.snapshot();
-        let want_value = self.format & APC_ITER_VALUE != 0;
-        // May warn (run PHP code): asked before the cursor is borrowed.
-        let store = if want_value { handle::store() } else { None };
-        let mut errors = Vec::new();
-        let item = {
+        for _ in 0..REENTRY_RETRIES {
+            let snap = self.snapshot();
+            let want_value = self.format & APC_ITER_VALUE != 0;
+            // May warn (run PHP code): asked before the cursor is borrowed.
+            let store = if want_value { handle::store() } else { None };
+            let mut errors = Vec::new();
             let mut c = self.cur.borrow_mut();
-            loop {
-                if !c.snap.as_ref().is_some_and(|s| Rc::ptr_eq(s, &snap)) {
-                    break None; // cannot happen without PHP code running in between
-                }
+            if !c.snap.as_ref().is_some_and(|s| Rc::ptr_eq(s, &snap)) {
+                continue; // user code rewound or rebuilt the iterator meanwhile: start again
+            }
+            let item = loop {
                 if let Some(it) = c.page.get(c.pos) {
                     break Some(it.clone());
                 }
@@ -315,12 +326,14 @@ impl IterState {
                 c.next = i;
                 c.page = page;
                 c.pos = 0;
+            };
+            drop(c);
+            for e in &errors {
+                report(e);
             }
-        };
-        for e in &errors {
-            report(e);
+            return item;
         }
-        item
+        None
     }
 
     pub fn keys(&self) -> Vec<Vec<u8>> {
