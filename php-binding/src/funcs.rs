@@ -258,6 +258,13 @@ fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
     }
 }
 
+/// The key argument of `apc_fetch`, copied: an array of keys (`None` for a non-string element),
+/// or one key (`None` if it cannot be a string).
+enum FetchKeys {
+    Many(Vec<Option<Vec<u8>>>),
+    One(Option<Vec<u8>>),
+}
+
 fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let mut a = Args::new(ex);
     if !a.check_count(1, 2) {
@@ -268,14 +275,14 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let keys = {
         let key = a.get(0).unwrap();
         match key.array() {
-            Some(ht) => Err(key_list(ht)),
-            None => Ok(scalar_bytes(key)),
+            Some(ht) => FetchKeys::Many(key_list(ht)),
+            None => FetchKeys::One(scalar_bytes(key)),
         }
     };
     set_ref_bool(a.raw(1), false);
     let Some(store) = open_store(rv) else { return };
     match keys {
-        Err(list) => {
+        FetchKeys::Many(list) => {
             let mut out = ZendHashTable::new();
             for k in list {
                 match k {
@@ -294,11 +301,11 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
             // Read the by-reference argument again: the frame's slot is stable, a borrow is not.
             set_ref_bool(a.raw(1), true);
         }
-        Ok(None) => {
+        FetchKeys::One(None) => {
             warn("apc_fetch() expects a string or array of strings.");
             rv.set_bool(false);
         }
-        Ok(Some(kb)) => match fetch_one(&store, &kb) {
+        FetchKeys::One(Some(kb)) => match fetch_one(&store, &kb) {
             Some(z) => {
                 *rv = z;
                 set_ref_bool(a.raw(1), true);
@@ -660,7 +667,8 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     let _ = h.insert("memory_type", "mmap");
     if !limited {
         // Keys and metadata only: the values are never copied. The PHP arrays built from them
-        // count against memory_limit; if that is exceeded, the Rust list is freed first.
+        // count against memory_limit: building stops once PHP reports it exceeded (PHP raises
+        // the error when this call returns), and a bailout frees the Rust list first.
         let entries = match store.scan_prefix_with(b"", |_, _| Visit::Meta) {
             Ok(entries) => entries,
             Err(e) => {

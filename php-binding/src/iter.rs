@@ -1,8 +1,15 @@
 //! `APCIterator` (APC 3.1 constructor) and `APCUIterator` (APCu 5.1 constructor, drop-in mode).
 //!
-//! The iterator takes a snapshot of the live entries whose key matches the search (a PCRE pattern,
-//! run through PHP's own `preg_grep`, or a list of keys) at the first use after construction or
-//! `rewind()`. Values are decoded only when `current()` asks for them (APC_ITER_VALUE).
+//! The iterator takes a snapshot of the keys and metadata of the live entries whose key matches
+//! the search (a PCRE pattern, run through PHP's own `preg_grep`, or a list of keys) at the first
+//! use after construction or `rewind()`. Values are read a page at a time as iteration reaches
+//! them, and decoded only when `current()` asks for them (APC_ITER_VALUE).
+//!
+//! Decoding and warnings run user code, which may call this iterator again (a `__wakeup` that
+//! rewinds it, or even runs `__construct()` on it, which replaces the whole state in place). So
+//! the methods take `&self`, keep the cursor in a `RefCell` borrowed only between PHP calls, copy
+//! what they need before a PHP call, and check after one whether the state they were working on
+//! is still the current one.
 
 use crate::codec;
 use crate::funcs::{decode_or_warn, report, Mode};
@@ -193,9 +200,7 @@ impl IterState {
             return Self::invalid();
         }
         // Copied out of the argument first: compiling the pattern below runs PHP code.
-        let search = match search.map(|z| z.dereference()) {
-            None => Err(None),
-            Some(z) if z.is_null() => Err(None),
+        let pattern = match search.map(|z| z.dereference()) {
             Some(z) if z.is_array() => {
                 let mut keys = HashSet::new();
                 for v in z.array().unwrap().values() {
@@ -203,14 +208,15 @@ impl IterState {
                         keys.insert(s.as_bytes().to_vec());
                     }
                 }
-                Ok(Search::Keys(keys))
+                Err(Search::Keys(keys))
             }
-            Some(z) => Err(util::scalar_bytes(z)),
+            Some(z) if !z.is_null() => Ok(util::scalar_bytes(z)),
+            _ => Ok(None),
         };
-        let search = match search {
-            Ok(s) => s,
-            Err(None) => Search::All,
-            Err(Some(p)) => {
+        let search = match pattern {
+            Err(keys) => keys,
+            Ok(None) => Search::All,
+            Ok(Some(p)) => {
                 // Compile once now so that a bad pattern is reported at construction.
                 match preg_grep(&p, &[]) {
                     Some(_) => Search::Regex(p),
@@ -461,6 +467,8 @@ macro_rules! iterator_class {
             st: IterState,
         }
 
+        // `&self` methods: PHP code run inside one may call another on the same object (see the
+        // module comment), so none of them may hold a `&mut` to the state.
         #[php_impl]
         impl $ty {
             $($ctor)*

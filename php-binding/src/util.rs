@@ -296,10 +296,9 @@ pub fn bytes_zval(b: &[u8]) -> Zval {
     z
 }
 
-/// Runs `f`, which may run PHP code, on `owned`; if PHP bails out inside it (a fatal error such
-/// as `memory_limit`, `exit()` in a `__wakeup`), `owned` is freed before the bailout goes on, so
-/// a long-lived worker does not leak the Rust side of a big listing. A panic inside `f`
-/// continues as a panic.
+/// Runs `f`, which may run PHP code, on `owned`; if PHP bails out inside it (a fatal error,
+/// `exit()` in a `__wakeup`), `owned` is freed before the bailout goes on, so a long-lived worker
+/// does not leak the Rust side of a big listing. A panic inside `f` continues as a panic.
 pub fn bailout_safe<T, R>(owned: T, f: impl FnOnce(&T) -> R) -> R {
     match try_catch(AssertUnwindSafe(|| f(&owned))) {
         Ok(r) => r,
