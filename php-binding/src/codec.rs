@@ -138,7 +138,8 @@ pub fn decode(b: &[u8]) -> Result<Zval, String> {
     Ok(z)
 }
 
-/// Size in bytes of what a value occupies in the store, for the info functions.
-pub fn stored_size(key: &[u8], value: &[u8]) -> u64 {
-    (key.len() + value.len()) as u64
+/// Size in bytes of what a value occupies in the store, for the info functions, from the key's
+/// and the encoded value's lengths (the value need not be read).
+pub fn stored_size_of(key_len: usize, value_len: u64) -> u64 {
+    key_len as u64 + value_len
 }

@@ -7,9 +7,10 @@ use crate::codec::{self, EncodeError};
 use crate::handle;
 use crate::iter;
 use crate::util::{
-    self, bool_zval, bytes_zval, expiry_for_ttl, scalar_bytes, set_ref_bool, ttl_of, warn, Args,
+    self, bailout_safe, bool_zval, bytes_zval, expiry_for_ttl, scalar_bytes, set_ref_bool, ttl_of,
+    warn, Args,
 };
-use apcdb::{Error as StoreError, Store, Update};
+use apcdb::{Error as StoreError, Store, Update, Visit};
 use ext_php_rs::args::Arg;
 use ext_php_rs::builders::FunctionBuilder;
 use ext_php_rs::flags::DataType;
@@ -121,6 +122,22 @@ fn insert_bytes_key(ht: &mut ZendHashTable, key: &[u8], v: Zval) {
     let _ = ht.insert(k, v);
 }
 
+/// The string elements of a PHP array of keys (references resolved), copied into Rust memory;
+/// `None` for an element that is not a string. Taken before anything can run PHP code (an
+/// `unserialize()`, a warning's error handler): such code could reassign a key that is a
+/// reference and free the string a borrow would still point at.
+fn key_list(ht: &ZendHashTable) -> Vec<Option<Vec<u8>>> {
+    ht.values()
+        .map(|v| v.dereference().zend_str().map(|s| s.as_bytes().to_vec()))
+        .collect()
+}
+
+/// A key of an `apc_store(array)` argument, owned, to name it again in the result.
+enum OwnedKey {
+    Long(i64),
+    Bytes(Vec<u8>),
+}
+
 /// Store one value; `Ok(stored)`, or `Err(())` when an exception is pending.
 fn put_one(
     store: &Store,
@@ -170,20 +187,39 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
     let nargs = a.count();
     let key = a.get(0).unwrap();
     if let Some(ht) = key.array() {
+        // Own every key and value before serialize() runs user code (__serialize, __sleep) that
+        // could change a referenced element: each value keeps its own reference count.
+        let pairs: Vec<(OwnedKey, Zval)> = ht
+            .iter()
+            .map(|(k, v)| {
+                let k = match k {
+                    ArrayKey::Long(l) => OwnedKey::Long(l),
+                    ArrayKey::String(s) => OwnedKey::Bytes(s.into_bytes()),
+                    ArrayKey::Str(s) => OwnedKey::Bytes(s.as_bytes().to_vec()),
+                    ArrayKey::ZendString(s) => OwnedKey::Bytes(s.as_bytes().to_vec()),
+                };
+                (k, v.dereference().shallow_clone())
+            })
+            .collect();
         let Some(store) = open_store(rv) else { return };
         let mut failed = ZendHashTable::new();
-        for (k, v) in ht.iter() {
-            let kb: Vec<u8> = match &k {
-                ArrayKey::Long(l) => l.to_string().into_bytes(),
-                ArrayKey::String(s) => s.as_bytes().to_vec(),
-                ArrayKey::Str(s) => s.as_bytes().to_vec(),
-                ArrayKey::ZendString(s) => s.as_bytes().to_vec(),
+        for (k, v) in pairs {
+            let kb = match &k {
+                OwnedKey::Long(l) => l.to_string().into_bytes(),
+                OwnedKey::Bytes(b) => b.clone(),
             };
-            match put_one(&store, mode, &kb, v, ttl, exclusive) {
+            match put_one(&store, mode, &kb, &v, ttl, exclusive) {
                 Ok(true) => {}
-                Ok(false) => {
-                    let _ = failed.insert(k.clone(), -1i64);
-                }
+                Ok(false) => match k {
+                    OwnedKey::Long(l) => {
+                        let _ = failed.insert(l, -1i64);
+                    }
+                    OwnedKey::Bytes(b) => {
+                        let mut m = Zval::new();
+                        m.set_long(-1);
+                        insert_bytes_key(&mut failed, &b, m);
+                    }
+                },
                 Err(()) => {
                     rv.set_bool(false);
                     return;
@@ -198,8 +234,9 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
             return;
         }
         let Some(store) = open_store(rv) else { return };
-        let v = a.get(1).unwrap();
-        match put_one(&store, mode, &kb, v, ttl, exclusive) {
+        // An owned copy (one more reference): serialize() may run code that changes the argument.
+        let v = a.get(1).unwrap().shallow_clone();
+        match put_one(&store, mode, &kb, &v, ttl, exclusive) {
             Ok(b) => rv.set_bool(b),
             Err(()) => rv.set_bool(false),
         }
@@ -221,47 +258,60 @@ fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
     }
 }
 
+/// The key argument of `apc_fetch`, copied: an array of keys (`None` for a non-string element),
+/// or one key (`None` if it cannot be a string).
+enum FetchKeys {
+    Many(Vec<Option<Vec<u8>>>),
+    One(Option<Vec<u8>>),
+}
+
 fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let mut a = Args::new(ex);
     if !a.check_count(1, 2) {
         return;
     }
-    let mut success = a.raw(1);
-    set_ref_bool(success.as_deref_mut(), false);
-    let key = a.get(0).unwrap();
-    let Some(store) = open_store(rv) else { return };
-    if let Some(ht) = key.array() {
-        let mut out = ZendHashTable::new();
-        for v in ht.values() {
-            let v = v.dereference();
-            match v.zend_str() {
-                Some(s) => {
-                    let kb = s.as_bytes();
-                    if let Some(z) = fetch_one(&store, kb) {
-                        insert_bytes_key(&mut out, kb, z);
-                    }
-                    if util::has_exception() {
-                        break;
-                    }
-                }
-                None => warn("apc_fetch() expects a string or array of strings."),
-            }
+    // The keys are copied first: unserialize() in fetch_one() runs user code (__wakeup,
+    // __unserialize, autoloaders) that may reassign a key passed by reference and free it.
+    let keys = {
+        let key = a.get(0).unwrap();
+        match key.array() {
+            Some(ht) => FetchKeys::Many(key_list(ht)),
+            None => FetchKeys::One(scalar_bytes(key)),
         }
-        rv.set_hashtable(out);
-        set_ref_bool(success, true);
-    } else {
-        let Some(kb) = scalar_bytes(key) else {
+    };
+    set_ref_bool(a.raw(1), false);
+    let Some(store) = open_store(rv) else { return };
+    match keys {
+        FetchKeys::Many(list) => {
+            let mut out = ZendHashTable::new();
+            for k in list {
+                match k {
+                    Some(kb) => {
+                        if let Some(z) = fetch_one(&store, &kb) {
+                            insert_bytes_key(&mut out, &kb, z);
+                        }
+                        if util::has_exception() || util::has_oom() {
+                            break;
+                        }
+                    }
+                    None => warn("apc_fetch() expects a string or array of strings."),
+                }
+            }
+            rv.set_hashtable(out);
+            // Read the by-reference argument again: the frame's slot is stable, a borrow is not.
+            set_ref_bool(a.raw(1), true);
+        }
+        FetchKeys::One(None) => {
             warn("apc_fetch() expects a string or array of strings.");
             rv.set_bool(false);
-            return;
-        };
-        match fetch_one(&store, &kb) {
+        }
+        FetchKeys::One(Some(kb)) => match fetch_one(&store, &kb) {
             Some(z) => {
                 *rv = z;
-                set_ref_bool(success, true);
+                set_ref_bool(a.raw(1), true);
             }
             None => rv.set_bool(false),
-        }
+        },
     }
 }
 
@@ -272,13 +322,17 @@ fn exists_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     }
     let key = a.get(0).unwrap();
     if let Some(ht) = key.array() {
+        // Copied first: a warning runs the user's error handler, which may change the keys.
+        let list = key_list(ht);
         let Some(store) = open_store(rv) else { return };
         let mut out = ZendHashTable::new();
-        for v in ht.values() {
-            let v = v.dereference();
-            match v.zend_str() {
-                Some(s) => match store.contains(s.as_bytes()) {
-                    Ok(true) => insert_bytes_key(&mut out, s.as_bytes(), bool_zval(true)),
+        for k in list {
+            if util::has_oom() {
+                break;
+            }
+            match k {
+                Some(kb) => match store.contains(&kb) {
+                    Ok(true) => insert_bytes_key(&mut out, &kb, bool_zval(true)),
                     Ok(false) => {}
                     Err(e) => report(&e),
                 },
@@ -304,12 +358,17 @@ fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         let Some(store) = open_store(rv) else { return };
         set_bool_result(rv, store.delete(s.as_bytes()));
     } else if let Some(ht) = key.array() {
+        // Owned copies (one more reference each) before a warning can run the error handler.
+        let list: Vec<Zval> = ht
+            .values()
+            .map(|v| v.dereference().shallow_clone())
+            .collect();
         let Some(store) = open_store(rv) else { return };
         let mut failed = ZendHashTable::new();
-        for v in ht.values() {
-            let v = v.dereference();
-            let ok = match v.zend_str() {
-                Some(s) => match store.delete(s.as_bytes()) {
+        for v in list {
+            let kb = v.zend_str().map(|s| s.as_bytes().to_vec());
+            let ok = match kb {
+                Some(kb) => match store.delete(&kb) {
                     Ok(b) => b,
                     Err(e) => {
                         report(&e);
@@ -324,12 +383,12 @@ fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
                 }
             };
             if !ok {
-                let _ = failed.push(v.shallow_clone());
+                let _ = failed.push(v);
             }
         }
         rv.set_hashtable(failed);
     } else if key.is_object() {
-        let obj = key.object_mut().unwrap();
+        let obj = key.object().unwrap();
         match iter::keys_of(obj, mode) {
             Some(Ok(keys)) => {
                 let Some(store) = open_store(rv) else { return };
@@ -462,11 +521,14 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         return;
     }
     let Ok(Some(key)) = a.string(0) else { return };
-    let Ok(cb) = a.callable(1) else { return };
+    // Owned (one more reference), so reading the next argument cannot alias it.
+    let Ok(callback) = a.callable(1).map(|z| z.shallow_clone()) else {
+        return;
+    };
     let Ok(ttl) = a.long(2) else { return };
     let exp = expiry_for_ttl(ttl.unwrap_or(0));
     let Some(store) = open_store(rv) else { return };
-    let cb: &Zval = cb;
+    let cb: &Zval = &callback;
     // The generator runs under the store's write lock, so it runs at most once per miss across all
     // processes. A bailout inside it is caught here, the lock released, and re-raised below.
     let r = store.update(&key, |cur| {
@@ -522,7 +584,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         Ok(EntryOutcome::Threw) => rv.set_null(),
         Ok(EntryOutcome::Bailout) => {
             // Nothing owned may be left in this frame when the jump skips it.
-            drop((store, key));
+            drop((store, key, callback));
             // SAFETY: the store's lock is released (update returned) and this frame now owns
             // nothing; the jump lands in guard's try_catch, which re-raises it past the handler.
             unsafe { ext_php_rs::zend::bailout() }
@@ -558,7 +620,7 @@ fn clear_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     set_bool_result(rv, store.clear().map(|()| true));
 }
 
-fn entry_info(key: &[u8], e: &apcdb::Entry) -> ZendHashTable_ {
+fn entry_info(key: &[u8], e: &apcdb::EntryMeta) -> ZendHashTable_ {
     let mut h = ZendHashTable::new();
     let m = (e.modified_at_ms / 1000) as i64;
     let _ = h.insert("info", bytes_zval(key));
@@ -569,7 +631,10 @@ fn entry_info(key: &[u8], e: &apcdb::Entry) -> ZendHashTable_ {
     let _ = h.insert("deletion_time", 0i64);
     let _ = h.insert("access_time", m);
     let _ = h.insert("ref_count", 0i64);
-    let _ = h.insert("mem_size", codec::stored_size(key, &e.value) as i64);
+    let _ = h.insert(
+        "mem_size",
+        codec::stored_size_of(key.len(), e.value_len) as i64,
+    );
     h
 }
 type ZendHashTable_ = ext_php_rs::boxed::ZBox<ZendHashTable>;
@@ -601,15 +666,26 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     let _ = h.insert("mem_size", st.used_bytes as f64);
     let _ = h.insert("memory_type", "mmap");
     if !limited {
-        let mut list = ZendHashTable::new();
-        match store.scan_prefix(b"") {
-            Ok(entries) => {
-                for (k, e) in entries {
-                    let _ = list.push(entry_info(&k, &e));
-                }
+        // Keys and metadata only: the values are never copied. The PHP arrays built from them
+        // count against memory_limit: building stops once PHP reports it exceeded (PHP raises
+        // the error when this call returns), and a bailout frees the Rust list first.
+        let entries = match store.scan_prefix_with(b"", |_, _| Visit::Meta) {
+            Ok(entries) => entries,
+            Err(e) => {
+                report(&e);
+                Vec::new()
             }
-            Err(e) => report(&e),
-        }
+        };
+        let list = bailout_safe(entries, |entries| {
+            let mut list = ZendHashTable::new();
+            for e in entries {
+                if util::has_oom() {
+                    break; // PHP raises its memory_limit error when we return
+                }
+                let _ = list.push(entry_info(&e.key, &e.meta));
+            }
+            list
+        });
         let _ = h.insert("cache_list", list);
         let _ = h.insert("deleted_list", ZendHashTable::new());
         let _ = h.insert("slot_distribution", ZendHashTable::new());

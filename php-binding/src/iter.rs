@@ -1,18 +1,27 @@
 //! `APCIterator` (APC 3.1 constructor) and `APCUIterator` (APCu 5.1 constructor, drop-in mode).
 //!
-//! The iterator takes a snapshot of the live entries whose key matches the search (a PCRE pattern,
-//! run through PHP's own `preg_grep`, or a list of keys) at the first use after construction or
-//! `rewind()`. Values are decoded only when `current()` asks for them (APC_ITER_VALUE).
+//! The iterator takes a snapshot of the keys and metadata of the live entries whose key matches
+//! the search (a PCRE pattern, run through PHP's own `preg_grep`, or a list of keys) at the first
+//! use after construction or `rewind()`. Values are read a page at a time as iteration reaches
+//! them, and decoded only when `current()` asks for them (APC_ITER_VALUE).
+//!
+//! Decoding and warnings run user code, which may call this iterator again (a `__wakeup` that
+//! rewinds it, or even runs `__construct()` on it, which replaces the whole state in place). So
+//! the methods take `&self`, keep the cursor in a `RefCell` borrowed only between PHP calls, copy
+//! what they need before a PHP call, and check after one whether the state they were working on
+//! is still the current one.
 
 use crate::codec;
 use crate::funcs::{decode_or_warn, report, Mode};
 use crate::handle;
-use crate::util::{self, bool_zval, bytes_zval, ttl_of, warn};
-use apcdb::Entry;
+use crate::util::{self, bailout_safe, bool_zval, bytes_zval, ttl_of, warn};
+use apcdb::{EntryMeta, Visit};
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendClassObject, ZendHashTable, ZendObject, Zval};
 use ext_php_rs::zend::ce;
+use std::cell::RefCell;
 use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 // APCu 5.1's values (APC 3.1 numbered them differently; code uses the names).
@@ -61,12 +70,47 @@ enum Search {
     Nothing,
 }
 
+/// Entries per page when `$chunk_size` is 0 (APCu's default).
+const DEFAULT_CHUNK: usize = 100;
+/// A page stops growing once its values reach this many bytes (it always holds one entry).
+const PAGE_BYTES: u64 = 1 << 20;
+/// How often a method starts over when user code it ran rewound or rebuilt the iterator.
+const REENTRY_RETRIES: usize = 4;
+/// Keys handed to one `preg_grep()` call while filtering.
+const GREP_BATCH: usize = 4096;
+
+/// A matching entry as the snapshot saw it: key and metadata, no value.
+type Listed = (Rc<[u8]>, EntryMeta);
+
+/// One entry of the current page. Cheap to clone, so a method can take its own copy before it
+/// runs PHP code.
+#[derive(Clone)]
+struct Item {
+    key: Rc<[u8]>,
+    meta: EntryMeta,
+    /// The encoded value, when the format asks for it.
+    value: Option<Rc<Vec<u8>>>,
+}
+
+/// Where iteration is. Borrowed only briefly and never while PHP code runs, so that user code
+/// run by `current()` (a `__wakeup`) or by a warning may call any method of the same iterator.
+#[derive(Default)]
+struct Cursor {
+    /// The matching entries in write order (keys and metadata only), taken at first use.
+    snap: Option<Rc<Vec<Listed>>>,
+    /// Index in `snap` of the first entry not yet paged in.
+    next: usize,
+    page: Vec<Item>,
+    /// Index in `page`.
+    pos: usize,
+}
+
 pub struct IterState {
-    search: Search,
+    search: Rc<Search>,
     format: i64,
     list: i64,
-    items: Option<Vec<(Vec<u8>, Entry)>>,
-    pos: usize,
+    chunk: usize,
+    cur: RefCell<Cursor>,
 }
 
 /// Coerce an optional int argument with PHP's rules; on failure the TypeError is pending.
@@ -76,14 +120,61 @@ fn long_arg(z: Option<&Zval>, argnum: u32, default: i64) -> Result<i64, ()> {
     util::coerce_long(&mut z.dereference().shallow_clone(), argnum)
 }
 
+/// The live entries `search` selects from the request's store, keys and metadata only, in write
+/// order. Runs PHP code (`preg_grep`, warnings), so it takes its inputs by value, not `&self`.
+fn matching(search: &Search, list: i64) -> Vec<Listed> {
+    if list == APC_LIST_DELETED || matches!(search, Search::Nothing) {
+        return Vec::new(); // apcdb frees deleted entries at once: the deleted list is always empty
+    }
+    let Some(store) = handle::store() else {
+        return Vec::new();
+    };
+    // Only keys and metadata are copied: the values stay in the store until a page needs them.
+    let scanned = store.scan_prefix_with(b"", |k, _| match search {
+        Search::Keys(keys) if !keys.contains(k) => Visit::Skip,
+        _ => Visit::Meta,
+    });
+    let mut all: Vec<Listed> = match scanned {
+        Ok(v) => v.into_iter().map(|e| (Rc::from(e.key), e.meta)).collect(),
+        Err(e) => {
+            report(&e);
+            return Vec::new();
+        }
+    };
+    all.sort_by(|a, b| a.1.version.cmp(&b.1.version).then_with(|| a.0.cmp(&b.0)));
+    let Search::Regex(p) = search else {
+        return all;
+    };
+    bailout_safe(all, |all| {
+        let mut out = Vec::new();
+        for batch in all.chunks(GREP_BATCH) {
+            if util::has_oom() {
+                return Vec::new(); // PHP raises its memory_limit error when we return
+            }
+            let keys: Vec<&[u8]> = batch.iter().map(|(k, _)| &k[..]).collect();
+            let Some(hit) = preg_grep(p, &keys) else {
+                return Vec::new();
+            };
+            out.extend(
+                batch
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| hit.contains(i))
+                    .map(|(_, e)| e.clone()),
+            );
+        }
+        out
+    })
+}
+
 impl IterState {
     fn invalid() -> Self {
         IterState {
-            search: Search::Nothing,
+            search: Rc::new(Search::Nothing),
             format: 0,
             list: APC_LIST_ACTIVE,
-            items: Some(Vec::new()),
-            pos: 0,
+            chunk: DEFAULT_CHUNK,
+            cur: RefCell::default(),
         }
     }
 
@@ -98,7 +189,7 @@ impl IterState {
         let Ok(format) = long_arg(format, search_pos + 1, APC_ITER_ALL) else {
             return Self::invalid();
         };
-        let Ok(_chunk) = long_arg(chunk, search_pos + 2, 0) else {
+        let Ok(chunk) = long_arg(chunk, search_pos + 2, 0) else {
             return Self::invalid();
         };
         let Ok(list) = long_arg(list, search_pos + 3, APC_LIST_ACTIVE) else {
@@ -108,9 +199,8 @@ impl IterState {
             warn("APCIterator list is invalid");
             return Self::invalid();
         }
-        let search = match search.map(|z| z.dereference()) {
-            None => Search::All,
-            Some(z) if z.is_null() => Search::All,
+        // Copied out of the argument first: compiling the pattern below runs PHP code.
+        let pattern = match search.map(|z| z.dereference()) {
             Some(z) if z.is_array() => {
                 let mut keys = HashSet::new();
                 for v in z.array().unwrap().values() {
@@ -118,156 +208,228 @@ impl IterState {
                         keys.insert(s.as_bytes().to_vec());
                     }
                 }
-                Search::Keys(keys)
+                Err(Search::Keys(keys))
             }
-            Some(z) => match util::scalar_bytes(z) {
-                Some(p) => {
-                    // Compile once now so that a bad pattern is reported at construction.
-                    match preg_grep(&p, &[]) {
-                        Some(_) => Search::Regex(p),
-                        None => {
-                            warn(&format!(
-                                "Could not compile regular expression: {}",
-                                String::from_utf8_lossy(&p)
-                            ));
-                            Search::Nothing
-                        }
+            Some(z) if !z.is_null() => Ok(util::scalar_bytes(z)),
+            _ => Ok(None),
+        };
+        let search = match pattern {
+            Err(keys) => keys,
+            Ok(None) => Search::All,
+            Ok(Some(p)) => {
+                // Compile once now so that a bad pattern is reported at construction.
+                match preg_grep(&p, &[]) {
+                    Some(_) => Search::Regex(p),
+                    None => {
+                        warn(&format!(
+                            "Could not compile regular expression: {}",
+                            String::from_utf8_lossy(&p)
+                        ));
+                        Search::Nothing
                     }
                 }
-                None => Search::All,
-            },
+            }
         };
         IterState {
-            search,
+            search: Rc::new(search),
             format,
             list,
-            items: None,
-            pos: 0,
+            chunk: usize::try_from(chunk)
+                .ok()
+                .filter(|&c| c > 0)
+                .unwrap_or(DEFAULT_CHUNK),
+            cur: RefCell::default(),
         }
     }
 
-    fn matching(&self) -> Vec<(Vec<u8>, Entry)> {
-        if self.list == APC_LIST_DELETED {
-            return Vec::new(); // apcdb frees deleted entries at once: the deleted list is always empty
-        }
-        if matches!(self.search, Search::Nothing) {
-            return Vec::new();
-        }
-        let Some(store) = handle::store() else {
-            return Vec::new();
-        };
-        let mut all = match store.scan_prefix(b"") {
-            Ok(v) => v,
-            Err(e) => {
-                report(&e);
-                return Vec::new();
+    /// The snapshot, taken now if there is none. No borrow is held while it is taken (that runs
+    /// PHP code); if a re-entrant call installed one meanwhile, that one is kept, and if a
+    /// re-entrant `__construct()` changed the search, the result is for the old one and is
+    /// taken again.
+    fn snapshot(&self) -> Rc<Vec<Listed>> {
+        for _ in 0..REENTRY_RETRIES {
+            if let Some(s) = self.cur.borrow().snap.clone() {
+                return s;
             }
-        };
-        all.sort_by(|a, b| a.1.version.cmp(&b.1.version).then_with(|| a.0.cmp(&b.0)));
-        match &self.search {
-            Search::All => all,
-            Search::Nothing => Vec::new(),
-            Search::Keys(keys) => all.into_iter().filter(|(k, _)| keys.contains(k)).collect(),
-            Search::Regex(p) => {
-                let keys: Vec<&[u8]> = all.iter().map(|(k, _)| k.as_slice()).collect();
-                let Some(hit) = preg_grep(p, &keys) else {
-                    return Vec::new();
-                };
-                all.into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| hit.contains(i))
-                    .map(|(_, e)| e)
-                    .collect()
+            let search = self.search.clone();
+            let fresh = Rc::new(matching(&search, self.list));
+            if !Rc::ptr_eq(&search, &self.search) {
+                continue;
             }
+            let mut c = self.cur.borrow_mut();
+            return match &c.snap {
+                Some(s) => s.clone(),
+                None => {
+                    *c = Cursor {
+                        snap: Some(fresh.clone()),
+                        ..Cursor::default()
+                    };
+                    fresh
+                }
+            };
         }
+        Rc::new(Vec::new())
     }
 
-    fn ensure(&mut self) {
-        if self.items.is_none() {
-            self.items = Some(self.matching());
-            self.pos = 0;
+    /// A copy of the entry under the cursor, reading the next page of values when the current
+    /// one is used up; `None` past the end.
+    fn item(&self) -> Option<Item> {
+        for _ in 0..REENTRY_RETRIES {
+            let snap = self.snapshot();
+            let want_value = self.format & APC_ITER_VALUE != 0;
+            // May warn (run PHP code): asked before the cursor is borrowed.
+            let store = if want_value { handle::store() } else { None };
+            let mut errors = Vec::new();
+            let mut c = self.cur.borrow_mut();
+            if !c.snap.as_ref().is_some_and(|s| Rc::ptr_eq(s, &snap)) {
+                continue; // user code rewound or rebuilt the iterator meanwhile: start again
+            }
+            let item = loop {
+                if let Some(it) = c.page.get(c.pos) {
+                    break Some(it.clone());
+                }
+                if c.next >= snap.len() {
+                    break None;
+                }
+                if want_value && store.is_none() {
+                    break None;
+                }
+                // The next page: up to `chunk` entries and about PAGE_BYTES of values. With
+                // values, each entry is read as it is now; one deleted since the snapshot is
+                // skipped.
+                let mut page = Vec::new();
+                let mut bytes = 0u64;
+                let mut i = c.next;
+                while i < snap.len() && page.len() < self.chunk && bytes < PAGE_BYTES {
+                    let (key, meta) = &snap[i];
+                    i += 1;
+                    let Some(store) = &store else {
+                        page.push(Item {
+                            key: key.clone(),
+                            meta: *meta,
+                            value: None,
+                        });
+                        continue;
+                    };
+                    match store.peek_entry(key) {
+                        Ok(Some(e)) => {
+                            bytes += e.value.len() as u64;
+                            page.push(Item {
+                                key: key.clone(),
+                                meta: EntryMeta {
+                                    value_len: e.value.len() as u64,
+                                    expires_at_ms: e.expires_at_ms,
+                                    modified_at_ms: e.modified_at_ms,
+                                    version: e.version,
+                                },
+                                value: Some(Rc::new(e.value)),
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(e) => errors.push(e),
+                    }
+                }
+                c.next = i;
+                c.page = page;
+                c.pos = 0;
+            };
+            drop(c);
+            for e in &errors {
+                report(e);
+            }
+            return item;
         }
+        None
     }
 
-    pub fn keys(&mut self) -> Vec<Vec<u8>> {
-        self.matching().into_iter().map(|(k, _)| k).collect()
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        matching(&self.search.clone(), self.list)
+            .into_iter()
+            .map(|(k, _)| k.to_vec())
+            .collect()
     }
 
-    fn rewind(&mut self) {
-        self.items = None;
-        self.ensure();
+    fn rewind(&self) {
+        *self.cur.borrow_mut() = Cursor::default();
+        self.snapshot();
     }
 
-    fn valid(&mut self) -> bool {
-        self.ensure();
-        self.pos < self.items.as_ref().map_or(0, Vec::len)
+    fn valid(&self) -> bool {
+        self.item().is_some()
     }
 
-    fn next(&mut self) {
-        self.ensure();
-        self.pos += 1;
+    fn next(&self) {
+        // Page in the current entry first, so that the step is counted from it.
+        self.item();
+        self.cur.borrow_mut().pos += 1;
     }
 
-    fn key(&mut self) -> Zval {
-        self.ensure();
-        match self.items.as_ref().and_then(|v| v.get(self.pos)) {
-            Some((k, _)) => bytes_zval(k),
+    fn key(&self) -> Zval {
+        match self.item() {
+            Some(it) => bytes_zval(&it.key),
             None => Zval::new(),
         }
     }
 
-    fn current(&mut self) -> Zval {
-        self.ensure();
-        let Some((k, e)) = self.items.as_ref().and_then(|v| v.get(self.pos)) else {
+    fn current(&self) -> Zval {
+        // Everything needed is copied out before the value is decoded: unserialize() may run a
+        // __wakeup that rewinds or reconstructs this very iterator. `self` is not used after.
+        let Some(it) = self.item() else {
             return bool_zval(false);
         };
         let f = self.format;
-        let m = (e.modified_at_ms / 1000) as i64;
-        let mut h = ZendHashTable::new();
-        if f & APC_ITER_TYPE != 0 {
-            let _ = h.insert("type", "user");
-        }
-        if f & APC_ITER_KEY != 0 {
-            let _ = h.insert("key", bytes_zval(k));
-        }
-        if f & APC_ITER_VALUE != 0 {
-            let v = decode_or_warn(&e.value).unwrap_or_else(|| bool_zval(false));
-            let _ = h.insert("value", v);
-        }
-        if f & APC_ITER_NUM_HITS != 0 {
-            let _ = h.insert("num_hits", 0i64);
-        }
-        if f & APC_ITER_MTIME != 0 {
-            let _ = h.insert("mtime", m);
-        }
-        if f & APC_ITER_CTIME != 0 {
-            let _ = h.insert("creation_time", m);
-        }
-        if f & APC_ITER_DTIME != 0 {
-            let _ = h.insert("deletion_time", 0i64);
-        }
-        if f & APC_ITER_ATIME != 0 {
-            let _ = h.insert("access_time", m);
-        }
-        if f & APC_ITER_REFCOUNT != 0 {
-            let _ = h.insert("ref_count", 0i64);
-        }
-        if f & APC_ITER_MEM_SIZE != 0 {
-            let _ = h.insert("mem_size", codec::stored_size(k, &e.value) as i64);
-        }
-        if f & APC_ITER_TTL != 0 {
-            let _ = h.insert("ttl", ttl_of(e.expires_at_ms, e.modified_at_ms));
-        }
-        let mut z = Zval::new();
-        z.set_hashtable(h);
-        z
+        bailout_safe(it, |it| {
+            let (k, e) = (&it.key, &it.meta);
+            let m = (e.modified_at_ms / 1000) as i64;
+            let mut h = ZendHashTable::new();
+            if f & APC_ITER_TYPE != 0 {
+                let _ = h.insert("type", "user");
+            }
+            if f & APC_ITER_KEY != 0 {
+                let _ = h.insert("key", bytes_zval(k));
+            }
+            if f & APC_ITER_VALUE != 0 {
+                let v = it.value.as_ref().and_then(|v| decode_or_warn(v));
+                let _ = h.insert("value", v.unwrap_or_else(|| bool_zval(false)));
+            }
+            if f & APC_ITER_NUM_HITS != 0 {
+                let _ = h.insert("num_hits", 0i64);
+            }
+            if f & APC_ITER_MTIME != 0 {
+                let _ = h.insert("mtime", m);
+            }
+            if f & APC_ITER_CTIME != 0 {
+                let _ = h.insert("creation_time", m);
+            }
+            if f & APC_ITER_DTIME != 0 {
+                let _ = h.insert("deletion_time", 0i64);
+            }
+            if f & APC_ITER_ATIME != 0 {
+                let _ = h.insert("access_time", m);
+            }
+            if f & APC_ITER_REFCOUNT != 0 {
+                let _ = h.insert("ref_count", 0i64);
+            }
+            if f & APC_ITER_MEM_SIZE != 0 {
+                let _ = h.insert(
+                    "mem_size",
+                    codec::stored_size_of(k.len(), e.value_len) as i64,
+                );
+            }
+            if f & APC_ITER_TTL != 0 {
+                let _ = h.insert("ttl", ttl_of(e.expires_at_ms, e.modified_at_ms));
+            }
+            let mut z = Zval::new();
+            z.set_hashtable(h);
+            z
+        })
     }
 
     fn totals(&self) -> (i64, i64, i64) {
-        let items = self.matching();
+        let items = matching(&self.search.clone(), self.list);
         let size: u64 = items
             .iter()
-            .map(|(k, e)| codec::stored_size(k, &e.value))
+            .map(|(k, e)| codec::stored_size_of(k.len(), e.value_len))
             .sum();
         (0, size as i64, items.len() as i64)
     }
@@ -305,31 +467,33 @@ macro_rules! iterator_class {
             st: IterState,
         }
 
+        // `&self` methods: PHP code run inside one may call another on the same object (see the
+        // module comment), so none of them may hold a `&mut` to the state.
         #[php_impl]
         impl $ty {
             $($ctor)*
-            pub fn rewind(&mut self) {
+            pub fn rewind(&self) {
                 self.st.rewind()
             }
-            pub fn valid(&mut self) -> bool {
+            pub fn valid(&self) -> bool {
                 self.st.valid()
             }
-            pub fn next(&mut self) {
+            pub fn next(&self) {
                 self.st.next()
             }
-            pub fn key(&mut self) -> Zval {
+            pub fn key(&self) -> Zval {
                 self.st.key()
             }
-            pub fn current(&mut self) -> Zval {
+            pub fn current(&self) -> Zval {
                 self.st.current()
             }
-            pub fn get_total_hits(&mut self) -> i64 {
+            pub fn get_total_hits(&self) -> i64 {
                 self.st.totals().0
             }
-            pub fn get_total_size(&mut self) -> i64 {
+            pub fn get_total_size(&self) -> i64 {
                 self.st.totals().1
             }
-            pub fn get_total_count(&mut self) -> i64 {
+            pub fn get_total_count(&self) -> i64 {
                 self.st.totals().2
             }
         }
@@ -381,12 +545,12 @@ iterator_class!(
 
 /// The keys an iterator object passed to `apc_delete()` selects: `None` if it is not one of our
 /// iterator classes.
-pub fn keys_of(obj: &mut ZendObject, _mode: Mode) -> Option<Result<Vec<Vec<u8>>, ()>> {
-    if let Some(it) = ZendClassObject::<ApcIterator>::from_zend_obj_mut(obj) {
+pub fn keys_of(obj: &ZendObject, _mode: Mode) -> Option<Result<Vec<Vec<u8>>, ()>> {
+    if let Some(it) = ZendClassObject::<ApcIterator>::from_zend_obj(obj) {
         return Some(Ok(it.st.keys()));
     }
     if APCU_ITERATOR_REGISTERED.load(Ordering::Relaxed) {
-        if let Some(it) = ZendClassObject::<ApcuIterator>::from_zend_obj_mut(obj) {
+        if let Some(it) = ZendClassObject::<ApcuIterator>::from_zend_obj(obj) {
             return Some(Ok(it.st.keys()));
         }
     }

@@ -4,9 +4,10 @@
 use crate::ffi;
 use ext_php_rs::ffi::zval;
 use ext_php_rs::types::{ZendStr, Zval};
-use ext_php_rs::zend::ExecuteData;
+use ext_php_rs::zend::{try_catch, CatchError, ExecuteData};
 use std::ffi::CString;
 use std::os::raw::c_int;
+use std::panic::AssertUnwindSafe;
 
 /// `php_error_docref(NULL, E_WARNING, ...)`: PHP prefixes the current function, e.g.
 /// "Warning: apc_store(): <msg>".
@@ -87,18 +88,21 @@ impl<'a> Args<'a> {
 
     /// Argument `i` (0-based), as passed (may be a reference for by-reference parameters).
     ///
-    /// Each handler reads an argument once; two live results for the same `i` would alias.
-    pub fn raw(&mut self, i: usize) -> Option<&'a mut Zval> {
+    /// The result borrows `self` mutably, so two arguments are never borrowed at once: copy what
+    /// is needed out of one before reading the next. Do not keep it across a call that can run
+    /// PHP code; read the argument again afterwards.
+    pub fn raw(&mut self, i: usize) -> Option<&mut Zval> {
         if i >= self.count() {
             return None;
         }
         // SAFETY: `i < num_args`, so the slot is one of the arguments the caller pushed; they stay
-        // in the call frame, which outlives `'a`, until the handler returns.
+        // in the call frame until the handler returns, which outlives this `&mut self` borrow,
+        // and the borrow of `self` makes this the only reference handed out meanwhile.
         unsafe { self.ex.zend_call_arg(i) }
     }
 
     /// Argument `i` with references resolved.
-    pub fn get(&mut self, i: usize) -> Option<&'a mut Zval> {
+    pub fn get(&mut self, i: usize) -> Option<&mut Zval> {
         self.raw(i).map(|z| z.dereference_mut())
     }
 
@@ -151,7 +155,7 @@ impl<'a> Args<'a> {
     }
 
     /// A `callable` parameter (Z_PARAM_FUNC): PHP's "must be a valid callback, ..." TypeError.
-    pub fn callable(&mut self, i: usize) -> Result<&'a mut Zval, ()> {
+    pub fn callable(&mut self, i: usize) -> Result<&mut Zval, ()> {
         let z = self.get(i).ok_or(())?;
         let mut err: *mut std::os::raw::c_char = std::ptr::null_mut();
         // SAFETY: `z` is a live argument; the object, name and cache outputs may be null (not
@@ -246,6 +250,17 @@ pub fn has_exception() -> bool {
         .is_some_and(|eg| !eg.exception.is_null())
 }
 
+/// Whether PHP's allocator has gone past `memory_limit` during this call. This PHP reports that
+/// error when control is back in the VM (memory may grow to a hard limit meanwhile, past which
+/// the process is killed), so a loop that builds a large PHP value checks this and stops early:
+/// the script then ends with PHP's "Allowed memory size ... exhausted" fatal error.
+pub fn has_oom() -> bool {
+    // SAFETY: as in `has_exception`: the engine's live globals, read on PHP's own thread.
+    unsafe { ext_php_rs::ffi::ext_php_rs_executor_globals().as_ref() }.is_some_and(|eg| {
+        eg.delayed_oom.state != ext_php_rs::ffi::_zend_oom_state_ZEND_OOM_STATE_NONE
+    })
+}
+
 /// Bytes of a zval converted to a string the way `convert_to_string` does for scalars; None for
 /// arrays, objects without __toString and resources.
 pub fn scalar_bytes(z: &Zval) -> Option<Vec<u8>> {
@@ -279,4 +294,20 @@ pub fn bytes_zval(b: &[u8]) -> Zval {
     let mut z = Zval::new();
     z.set_zend_string(ZendStr::new(b, false));
     z
+}
+
+/// Runs `f`, which may run PHP code, on `owned`; if PHP bails out inside it (a fatal error,
+/// `exit()` in a `__wakeup`), `owned` is freed before the bailout goes on, so a long-lived worker
+/// does not leak the Rust side of a big listing. A panic inside `f` continues as a panic.
+pub fn bailout_safe<T, R>(owned: T, f: impl FnOnce(&T) -> R) -> R {
+    match try_catch(AssertUnwindSafe(|| f(&owned))) {
+        Ok(r) => r,
+        Err(CatchError::Bailout) => {
+            drop(owned);
+            // SAFETY: this frame now owns nothing that needs dropping; the jump continues to the
+            // engine's zend_try around the running method, as it would have without us.
+            unsafe { ext_php_rs::zend::bailout() }
+        }
+        Err(e) => panic!("{e}"),
+    }
 }

@@ -46,7 +46,7 @@ pub use error::{Error, Result};
 pub use layout::Superblock;
 pub use observe::Observer;
 pub use options::{Durability, Options};
-pub use store::{Batch, Store};
+pub use store::{Batch, EntryMeta, Scanned, Store, Visit};
 
 /// Largest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 65_535;

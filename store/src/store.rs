@@ -17,6 +17,37 @@ use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// An entry's metadata, which [`Store::scan_prefix_with`] shows before the value is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Length of the stored value in bytes.
+    pub value_len: u64,
+    /// As in [`Entry`].
+    pub expires_at_ms: u64,
+    pub modified_at_ms: u64,
+    pub version: u64,
+}
+
+/// What a [`Store::scan_prefix_with`] caller wants from one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    /// Nothing: the entry is not returned.
+    Skip,
+    /// The key and the metadata, without the value.
+    Meta,
+    /// The key, the metadata and a copy of the value.
+    Value,
+}
+
+/// One entry returned by [`Store::scan_prefix_with`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scanned {
+    pub key: Vec<u8>,
+    pub meta: EntryMeta,
+    /// The value, when [`Visit::Value`] asked for it.
+    pub value: Option<Vec<u8>>,
+}
+
 /// A handle on one store. `Send + Sync`: share it between threads by reference or `Arc`.
 pub struct Store {
     inner: Arc<Inner>,
@@ -707,7 +738,7 @@ impl Inner {
     // Reads: no lock. The sequence number is odd while the index is reorganised or freed blocks
     // are handed out again; a read that saw it change retries.
 
-    fn read<T>(&self, f: impl Fn() -> Result<T>) -> Result<T> {
+    fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
         let h = self.shm.hdr();
         let mut invalidated = 0;
         for attempt in 0u32.. {
@@ -751,7 +782,8 @@ impl Inner {
         Ok(())
     }
 
-    fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
+    /// The live entry of `key`, without touching the hit/miss counters.
+    fn lookup_uncounted(&self, key: &[u8]) -> Result<Option<Entry>> {
         let hash = hash_key(key);
         let h = self.shm.hdr();
         let found = self.read(|| {
@@ -761,7 +793,12 @@ impl Inner {
                 .map(|(_, slot)| index::value_at(&self.map, slot, key))
                 .transpose()
         })?;
-        let live = found.filter(index::is_live);
+        Ok(found.filter(index::is_live))
+    }
+
+    fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
+        let h = self.shm.hdr();
+        let live = self.lookup_uncounted(key)?;
         let (local, shared) = match live {
             Some(_) => (&self.reads[STRIPE.with(|s| *s)].hits, &h.hits),
             None => (&self.reads[STRIPE.with(|s| *s)].misses, &h.misses),
@@ -846,6 +883,18 @@ impl Store {
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<Entry>> {
         check_key(key)?;
         self.inner.lookup(key)
+    }
+
+    /// As [`get_entry`](Self::get_entry), but not counted in the hit/miss statistics: for
+    /// readers that revisit what a scan found (iterators, tools) rather than serve a lookup.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_entry`](Self::get_entry): a key longer than [`MAX_KEY_LEN`], a corrupt entry, or
+    /// a poisoned handle.
+    pub fn peek_entry(&self, key: &[u8]) -> Result<Option<Entry>> {
+        check_key(key)?;
+        self.inner.lookup_uncounted(key)
     }
 
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
@@ -971,6 +1020,82 @@ impl Store {
                     let (k, e) = index::entry_at(&inner.map, s)?;
                     if index::is_live(&e) {
                         out.push((k, e));
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Streams over every live entry whose key starts with `prefix`, in no particular order, and
+    /// lets `select` decide from the key and the metadata what to copy out: nothing
+    /// ([`Visit::Skip`]), the key and metadata ([`Visit::Meta`]), or also the value
+    /// ([`Visit::Value`]). Values that are not selected are never read, so a caller that filters
+    /// (a key search, a listing without values) uses memory for what it keeps only.
+    ///
+    /// The scan reads without a lock under the readers' sequence number, as
+    /// [`scan_prefix`](Self::scan_prefix) does, and starts over when a writer reorganised the
+    /// index meanwhile (after a few such restarts it reads under the write lock). `select` may
+    /// therefore see an entry more than once: it must be a plain choice, with no effect that
+    /// depends on how often it ran. It must not call back into this store.
+    ///
+    /// A selected value is checked against the entry's checksum; metadata alone is not (the
+    /// checksum covers the value, which is not read), but a torn read is still caught by the
+    /// sequence number.
+    ///
+    /// # Errors
+    ///
+    /// A corrupt index or entry ([`Error::Corrupt`]) or a poisoned handle; nothing is returned
+    /// then.
+    pub fn scan_prefix_with(
+        &self,
+        prefix: &[u8],
+        mut select: impl FnMut(&[u8], &EntryMeta) -> Visit,
+    ) -> Result<Vec<Scanned>> {
+        let inner = &self.inner;
+        let h = inner.shm.hdr();
+        inner.read(|| {
+            let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
+            let mut out = Vec::new();
+            for i in 0..slots {
+                let s = inner.map.load_u64(idx + i * 8)?;
+                if !slot_is_entry(s) {
+                    continue;
+                }
+                let hd = index::header_at(&inner.map, s)?;
+                let meta = EntryMeta {
+                    value_len: u64::from(hd.val_len),
+                    expires_at_ms: hd.expires_ms,
+                    modified_at_ms: hd.modified_ms,
+                    version: hd.version,
+                };
+                if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
+                    continue;
+                }
+                let key = index::key_at(&inner.map, s)?;
+                if !key.starts_with(prefix) {
+                    continue;
+                }
+                match select(&key, &meta) {
+                    Visit::Skip => {}
+                    Visit::Meta => out.push(Scanned {
+                        key,
+                        meta,
+                        value: None,
+                    }),
+                    Visit::Value => {
+                        let (key, e) = index::entry_at(&inner.map, s)?;
+                        let meta = EntryMeta {
+                            value_len: e.value.len() as u64,
+                            expires_at_ms: e.expires_at_ms,
+                            modified_at_ms: e.modified_at_ms,
+                            version: e.version,
+                        };
+                        out.push(Scanned {
+                            key,
+                            meta,
+                            value: Some(e.value),
+                        });
                     }
                 }
             }
