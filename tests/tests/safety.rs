@@ -233,7 +233,7 @@ fn deleted_lock_file_lets_no_second_first_opener_in() {
             std::fs::remove_file(dir.path().join("w.db.lock")).unwrap();
             deleted = true;
         }
-        if deleted && (acked % 500 == 0 || line == "done") {
+        if deleted && (acked.is_multiple_of(500) || line == "done") {
             // While the writer runs (and after it finished writing, still open): refused.
             match Store::open(&path, apcdb_tests::options()) {
                 Err(e) => assert!(
