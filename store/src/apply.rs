@@ -235,12 +235,13 @@ impl Inner {
         struct Section<'a> {
             inner: &'a Inner,
             outermost: bool,
+            unwinding_at_start: bool,
         }
         impl Drop for Section<'_> {
             fn drop(&mut self) {
                 let h = self.inner.shm.hdr();
                 self.inner.readers_out_depth.fetch_sub(1, Relaxed);
-                if std::thread::panicking() {
+                if std::thread::panicking() && !self.unwinding_at_start {
                     h.needs_recovery.store(1, SeqCst);
                 } else if self.outermost && h.seq.load(Relaxed) % 2 == 1 {
                     h.seq.fetch_add(1, Release);
@@ -255,6 +256,7 @@ impl Inner {
         let _section = Section {
             inner: self,
             outermost,
+            unwinding_at_start: std::thread::panicking(),
         };
         #[cfg(test)]
         crate::store::test_hooks::maybe_panic_in_readers_out();

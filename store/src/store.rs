@@ -78,12 +78,15 @@ thread_local! {
 /// Holding the cross-process write lock. Dropping it unlocks.
 pub(crate) struct WriteGuard<'a> {
     inner: &'a Inner,
+    /// Taken while an unrelated panic was already unwinding (in a destructor): only a panic
+    /// that starts while the lock is held can leave a change half made.
+    unwinding_at_lock: bool,
 }
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         let h = self.inner.shm.hdr();
-        if std::thread::panicking() {
+        if std::thread::panicking() && !self.unwinding_at_lock {
             // A panic unwound through a change: the live state may be half made, and unlike a
             // dead holder this one releases the mutex normally, so EOWNERDEAD will not tell the
             // next holder. Say it explicitly.
@@ -483,7 +486,10 @@ impl Inner {
         }
         let state = self.shm.hdr().write_mutex.lock(&self.path)?;
         HELD.with(|h| h.borrow_mut().push(me));
-        let guard = WriteGuard { inner: self };
+        let guard = WriteGuard {
+            inner: self,
+            unwinding_at_lock: std::thread::panicking(),
+        };
         let h = self.shm.hdr();
         if let Locked::OwnerDied = state {
             // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
