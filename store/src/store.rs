@@ -393,8 +393,7 @@ fn can_reserve(len: u64) -> bool {
 }
 
 /// Maps the data file reserving the recorded maximum size. If that much address space cannot be
-/// had here (a smaller `ulimit -v`, a 9999999G written by an older version), the store still
-/// opens, reserving what the options ask and at least the file's length; the next checkpoint
+/// had here (a smaller `ulimit -v` than its creator's, say), the store still opens, reserving what the options ask and at least the file's length; the next checkpoint
 /// records that size.
 fn map_data_file(
     paths: &Paths,
