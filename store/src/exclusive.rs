@@ -5,7 +5,10 @@
 //! It takes the two election bytes of the lock file the way the last closer does (SPEC.md §6.1):
 //! the init byte, which every open and close holds, and the presence byte exclusively, which is
 //! only possible while no process holds it shared, i.e. has the store open. Everything that knows
-//! where those bytes live is in this file.
+//! where those bytes live is in this file. If they ever move into the data file, a caller that
+//! renames the data file must also make waiting openers notice (they would hold the old inode):
+//! openers would have to compare the path's and their descriptor's device and inode after taking
+//! the init byte.
 
 use crate::error::{Error, Result};
 use crate::files::{self, Paths};
