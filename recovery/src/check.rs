@@ -112,10 +112,13 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-const SUFFIXES: [&str; 3] = ["", ".journal", ".lock"];
+/// The files `--replace` swaps. The lock file stays: it holds no durable state, and processes
+/// waiting to open the store hold it open, so they must find the new files behind the same one.
+const SUFFIXES: [&str; 2] = ["", ".journal"];
 
 /// Salvages `from` into a fresh store at `to`. With `replace`, then moves the damaged files aside
-/// (`FILE.damaged`, ...) and puts the salvaged store in their place; no process may be using it.
+/// (`FILE.damaged`, ...) and puts the salvaged store in their place, holding the store
+/// exclusively throughout: refused while any process has it open, and openers wait meanwhile.
 pub fn recover(from: &str, to: &str, replace: bool) -> Result<Recovered, String> {
     let (from, to) = (Path::new(from), Path::new(to));
     if to.exists() {
@@ -124,6 +127,14 @@ pub fn recover(from: &str, to: &str, replace: bool) -> Result<Recovered, String>
             to.display()
         ));
     }
+    // Before anything is read or written: a writer that has the store open would go on writing
+    // into the files moved aside, and its acknowledged writes would be lost.
+    let exclusive = match replace {
+        true => Some(apcdb::Exclusive::acquire(from).map_err(|e| {
+            format!("{e}; --replace needs every process using the store stopped first (nothing was changed)")
+        })?),
+        false => None,
+    };
     let salvage = apcdb::verify::salvage(from).map_err(|e| e.to_string())?;
     let dst = Store::open(to, Options::default().durability(Durability::None))
         .map_err(|e| e.to_string())?;
@@ -145,7 +156,7 @@ pub fn recover(from: &str, to: &str, replace: bool) -> Result<Recovered, String>
     }
     dst.checkpoint().map_err(|e| e.to_string())?;
     drop(dst);
-    if replace {
+    if let Some(exclusive) = exclusive {
         let kept = with_suffix(from, ".damaged");
         for s in SUFFIXES {
             let (old, aside, new) = (
@@ -160,9 +171,24 @@ pub fn recover(from: &str, to: &str, replace: bool) -> Result<Recovered, String>
             std::fs::rename(&new, &old)
                 .map_err(|e| format!("installing {}: {e}", old.display()))?;
         }
+        // The salvaged store's own lock file is not needed: FILE.lock serves the new files.
+        let _ = std::fs::remove_file(with_suffix(to, ".lock"));
+        sync_dir(from);
+        drop(exclusive);
         r.damaged_kept_as = Some(kept);
     }
     Ok(r)
+}
+
+/// Makes the renames durable before anyone is let in (best effort: the data is in both places).
+fn sync_dir(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 fn show(key: &[u8]) -> String {

@@ -26,7 +26,8 @@ apcdb check FILE [--open]      verify every checksum and structural invariant wi
                                every entry through the API; exit 1 with the problems found
 apcdb recover FILE --out NEW [--replace]
                                salvage every entry whose checksum holds into a fresh store NEW;
-                               --replace then puts it in FILE's place (originals kept as FILE.damaged*)
+                               --replace then puts it in FILE's place (refused while any process
+                               has FILE open; originals kept as FILE.damaged*)
 apcdb crash-test [...]         the kill -9 harness (apcdb crash-test --help)
 apcdb fuzz [--iterations 200] [--seed N] [--dir DIR]
                                damage copies of a crashed store at random; `check` must never

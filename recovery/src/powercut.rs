@@ -487,6 +487,8 @@ fn execute(store: &Store, op: &Op) -> apcdb::Result<()> {
 }
 
 pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
+    let replay_case = replay_out_of_space_case(&cfg.dir.join("replay-out-of-space"))
+        .map_err(|e| format!("replay-out-of-space case: {e}"));
     let work = cfg.dir.join("live");
     let image_dir = cfg.dir.join("image");
     for d in [&work, &image_dir] {
@@ -584,5 +586,201 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
     }
     drop(store);
     let mut r = shared.0.lock().unwrap();
-    Ok(std::mem::take(&mut r.totals))
+    let mut totals = std::mem::take(&mut r.totals);
+    match replay_case {
+        Ok(()) => eprintln!("powercut: replay-out-of-space case passed"),
+        Err(e) => totals.failures.insert(0, e),
+    }
+    Ok(totals)
+}
+
+/// Issue 8, finding 7: a power cut during the recovery of a store whose journal replay ran out
+/// of space. When a replayed transaction found no block, recovery rebuilt the free lists from the
+/// live index, freeing blocks of entries the replay had deleted or replaced although the durable
+/// index (the last checkpoint) still referenced them; a later replayed write then overwrote one,
+/// and a power cut before recovery's checkpoint left the durable index pointing at another key's
+/// entry.
+///
+/// The layout is built so that the live process has exact-size free blocks where recovery, which
+/// rebuilds free space coalesced, has differently cut ones: a 448- and a 128-byte block side by
+/// side (recovery: 512 + 64) and one isolated 64-byte block, in a store with no other free byte.
+/// The cycle replayed: delete D (a 64-byte entry above the isolated block), put E (448), F (128),
+/// G (64). The live process never runs out of space; the replay does at F. The crash image is taken
+/// when recovery's checkpoint starts flushing, before its superblock is written; it must recover
+/// to exactly the acknowledged state.
+pub fn replay_out_of_space_case(dir: &Path) -> Result<(), String> {
+    let (live_dir, first, second) = (dir.join("live"), dir.join("image1"), dir.join("image2"));
+    for d in [&live_dir, &first, &second] {
+        let _ = std::fs::remove_dir_all(d);
+        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    }
+    let path = live_dir.join("store.db");
+    let size = 512 << 10;
+    let opts = Options::default()
+        .durability(Durability::None)
+        .initial_size(size)
+        .max_size(size)
+        .journal_size(64 << 10)
+        .index_slots(16384);
+    let store = Store::open(&path, opts).map_err(|e| format!("setup: {e}"))?;
+    fn e(what: &'static str) -> impl Fn(apcdb::Error) -> String {
+        move |err| format!("setup, {what}: {err}")
+    }
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let put = |model: &mut BTreeMap<_, _>, store: &Store, key: &[u8], value: Vec<u8>| {
+        store.put(key, &value)?;
+        model.insert(key.to_vec(), value);
+        apcdb::Result::Ok(())
+    };
+    let fill = |i: u64| (format!("f/{i:05}").into_bytes(), i.to_le_bytes().to_vec());
+    // A (448-byte block) and B (128) side by side, then 64-byte entries until the store is full.
+    put(&mut model, &store, b"A", vec![b'a'; 400]).map_err(e("A"))?;
+    put(&mut model, &store, b"B", vec![b'b'; 80]).map_err(e("B"))?;
+    let mut n = 0;
+    loop {
+        let (k, v) = fill(n);
+        match put(&mut model, &store, &k, v) {
+            Ok(()) => n += 1,
+            Err(err) if err.is_full() => break,
+            Err(err) => return Err(format!("setup, filling: {err}")),
+        }
+    }
+    if n < 100 {
+        return Err(format!("setup: only {n} entries fit"));
+    }
+    // Free A, B and f/1 (isolated: f/0 and f/2 stay), durably.
+    for key in [b"A".to_vec(), b"B".to_vec(), fill(1).0] {
+        store.delete(&key).map_err(e("delete"))?;
+        model.remove(&key);
+    }
+    store.checkpoint().map_err(e("checkpoint"))?;
+    let checkpoints = store.stats().map_err(e("stats"))?.checkpoints;
+    // The journal cycle recovery will replay.
+    let d = fill(n / 2).0;
+    store.delete(&d).map_err(e("delete D"))?;
+    model.remove(&d);
+    put(&mut model, &store, b"E", vec![b'e'; 400]).map_err(e("E"))?;
+    put(&mut model, &store, b"F", vec![b'f'; 80]).map_err(e("F"))?;
+    put(&mut model, &store, b"G", b"g".repeat(8)).map_err(e("G"))?;
+    store.sync().map_err(e("sync"))?;
+    if store.stats().map_err(e("stats"))?.checkpoints != checkpoints {
+        return Err("setup: the live process needed a checkpoint to find room".into());
+    }
+    // Power cut now: the files as they are, with an empty lock file.
+    let copy = |from: &Path, to: &Path| -> Result<(), String> {
+        for suffix in ["", ".journal"] {
+            let (a, b) = (with_suffix(from, suffix), with_suffix(to, suffix));
+            std::fs::copy(&a, &b).map_err(|e| format!("copying {}: {e}", a.display()))?;
+        }
+        fresh_lock(to)
+    };
+    let image1 = first.join("store.db");
+    copy(&path, &image1)?;
+    drop(store);
+
+    // Recovery of the first image, cut when its checkpoint's data flush returns (before its
+    // superblock is written).
+    struct CutAtFirstFlush {
+        from: PathBuf,
+        to: PathBuf,
+        taken: Mutex<Option<Result<(), String>>>,
+    }
+    impl apcdb::Observer for CutAtFirstFlush {
+        fn data_synced(&self, _off: u64, _len: u64) {
+            let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+            if taken.is_none() {
+                let mut r = Ok(());
+                for suffix in ["", ".journal"] {
+                    let (a, b) = (
+                        with_suffix(&self.from, suffix),
+                        with_suffix(&self.to, suffix),
+                    );
+                    if let Err(e) = std::fs::copy(&a, &b) {
+                        r = Err(format!("copying {}: {e}", a.display()));
+                    }
+                }
+                *taken = Some(r);
+            }
+        }
+    }
+    let image2 = second.join("store.db");
+    let cut = Arc::new(CutAtFirstFlush {
+        from: image1.clone(),
+        to: image2.clone(),
+        taken: Mutex::new(None),
+    });
+    let opened = Store::open(
+        &image1,
+        Options::default()
+            .create(false)
+            .durability(Durability::None)
+            .observer(cut.clone()),
+    )
+    .map_err(|e| format!("the first image does not open: {e}"))?;
+    drop(opened);
+    let taken = cut.taken.lock().unwrap_or_else(|p| p.into_inner()).take();
+    taken.ok_or("recovery of the first image did not checkpoint")??;
+    fresh_lock(&image2)?;
+
+    // The second image must hold exactly the acknowledged state.
+    let report = apcdb::verify::check(&image2).map_err(|e| format!("offline check failed: {e}"))?;
+    if let Some(p) = report.problems.first() {
+        return Err(format!(
+            "second image, offline check: {p} ({} problems)",
+            report.problems.len()
+        ));
+    }
+    let store = Store::open(
+        &image2,
+        Options::default()
+            .create(false)
+            .durability(Durability::None),
+    )
+    .map_err(|e| format!("the second image does not open: {e}"))?;
+    let mut found = BTreeMap::new();
+    for (key, entry) in store.scan_prefix(b"").map_err(|e| e.to_string())? {
+        if found.insert(key.clone(), entry.value).is_some() {
+            return Err(format!(
+                "second image lists {} twice",
+                String::from_utf8_lossy(&key)
+            ));
+        }
+    }
+    if found != model {
+        let wrong: Vec<String> = model
+            .iter()
+            .filter(|(k, v)| found.get(*k) != Some(v))
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .chain(
+                found
+                    .keys()
+                    .filter(|k| !model.contains_key(*k))
+                    .map(|k| format!("{} (deleted)", String::from_utf8_lossy(k))),
+            )
+            .take(5)
+            .collect();
+        return Err(format!(
+            "second image differs from the acknowledged state at {wrong:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// A power cut leaves the lock file's content meaningless: start the image with an empty one.
+fn fresh_lock(path: &Path) -> Result<(), String> {
+    let lock = with_suffix(path, ".lock");
+    let _ = std::fs::remove_file(&lock);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&lock)
+        .map(|_| ())
+        .map_err(|e| format!("creating {}: {e}", lock.display()))
 }

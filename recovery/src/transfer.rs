@@ -30,8 +30,8 @@ pub struct Loaded {
     pub expired: u64,
 }
 
-/// Stores every line's entry (overwriting keys that exist). The whole input is parsed before the
-/// first write, so a malformed line changes nothing.
+/// Stores every line's entry (overwriting keys that exist). The whole input is parsed and every
+/// size checked before the first write, so a malformed or oversized line changes nothing.
 pub fn load(path: &str, input: impl BufRead) -> Result<Loaded, String> {
     let mut entries = Vec::new();
     for (n, line) in input.lines().enumerate() {
@@ -50,16 +50,36 @@ pub fn load(path: &str, input: impl BufRead) -> Result<Loaded, String> {
             Some(Value::Num(n)) => *n,
             Some(_) => return Err(at("\"expires_at_ms\" must be a number".into())),
         };
-        entries.push((text("key")?, text("value")?, expires));
+        let key = text("key")?;
+        if key.len() > apcdb::MAX_KEY_LEN {
+            return Err(at(format!(
+                "key of {} bytes exceeds the limit of {} bytes",
+                key.len(),
+                apcdb::MAX_KEY_LEN
+            )));
+        }
+        entries.push((n + 1, key, text("value")?, expires));
     }
     let store = Store::open(path, Options::default().durability(Durability::None))
         .map_err(|e| e.to_string())?;
+    // The value limit is the store's own (it follows its journal size): checked now that it is
+    // open, still before the first write.
+    let max = store.max_value_len();
+    for (line, key, value, _) in &entries {
+        if key.len() + value.len() > max {
+            return Err(format!(
+                "line {line}: value of {} bytes (with a {}-byte key) exceeds the store's limit of {max} bytes",
+                value.len(),
+                key.len()
+            ));
+        }
+    }
     let now = clock::unix_ms();
     let mut loaded = Loaded {
         stored: 0,
         expired: 0,
     };
-    for (key, value, expires) in &entries {
+    for (_, key, value, expires) in &entries {
         if *expires != 0 && *expires <= now {
             loaded.expired += 1;
             continue;

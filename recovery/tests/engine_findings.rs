@@ -186,3 +186,56 @@ fn reads_go_on_after_a_process_died_holding_readers_out() {
     write.unwrap();
     assert_eq!(second.unwrap(), Some(b"x".to_vec()));
 }
+
+/// Issue 8, finding 12: a store whose recorded maximum size this process cannot reserve (here a
+/// 1 TiB one under `ulimit -v` of 4 GiB) used to fail every open ("mmap failed ... Cannot allocate
+/// memory") even after the configured size was corrected. It opens reserving what the options ask
+/// (`apcdb stats` uses the default 1 GiB), and the next checkpoint records that size.
+#[test]
+fn a_recorded_max_size_that_cannot_be_reserved_falls_back_to_the_options() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let s = Store::open(&path, Options::default()).unwrap();
+    s.put(b"k", b"v").unwrap();
+    drop(s);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut copies = [[0u8; 128]; 2];
+    for (i, c) in copies.iter_mut().enumerate() {
+        f.read_exact_at(c, i as u64 * 4096).unwrap();
+    }
+    let mut sb = copies
+        .iter()
+        .filter_map(|c| apcdb::Superblock::decode(c).ok())
+        .max_by_key(|sb| sb.epoch)
+        .unwrap();
+    sb.max_size = 1 << 40;
+    f.write_all_at(&sb.encode(), (sb.epoch % 2) * 4096).unwrap();
+    drop(f);
+
+    let stats = |limit_kib: u64| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v {limit_kib} && exec \"$0\" stats \"$1\" --json"
+            ))
+            .arg(env!("CARGO_BIN_EXE_apcdb"))
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = stats(4 << 20);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(json.contains("\"max_size\":1073741824"), "{json}");
+    let store = Store::open(&path, Options::default()).unwrap();
+    assert_eq!(store.get(b"k").unwrap(), Some(b"v".to_vec()));
+}

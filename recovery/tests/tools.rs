@@ -240,3 +240,101 @@ fn corruption_fuzzing_never_crashes_or_hangs() {
         "{last}"
     );
 }
+
+/// Issue 8, finding 6: `recover --replace` used to swap the files of a store a writer had open
+/// (exit 0), so the writer's later acknowledged writes went into `FILE.damaged`. It must refuse
+/// (exit 2) and change nothing while any process has the store open, and work once it exited.
+#[test]
+fn recover_replace_refuses_while_a_writer_has_the_store_open() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    Store::open(&path, Options::default())
+        .unwrap()
+        .put(b"before", b"1")
+        .unwrap();
+    let mut writer = Command::new(env!("CARGO_BIN_EXE_apcdb"))
+        .args(["crash-test", "churn", "--store"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(writer.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim_end(), "churning");
+    let inode = std::fs::metadata(&path).unwrap().ino();
+
+    let new = dir.path().join("new.db");
+    let out = apcdb(&["recover", "--replace", "--out"], &[&new, &path], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = writer.kill();
+    writer.wait().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}{stderr}", text(&out));
+    assert!(stderr.contains("is in use"), "{stderr}");
+    assert!(!new.exists(), "the salvage target was written");
+    assert!(
+        !dir.path().join("s.db.damaged").exists(),
+        "files were moved"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
+
+    // The writer is gone: now it works, and keeps what the writer wrote.
+    let out = apcdb(&["recover", "--replace", "--out"], &[&new, &path], b"");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("s.db.damaged").exists());
+    assert!(!new.exists() && !dir.path().join("new.db.lock").exists());
+    let store = Store::open(&path, Options::default()).unwrap();
+    assert_eq!(store.get(b"before").unwrap(), Some(b"1".to_vec()));
+    assert!(store.get(b"churn/0").unwrap().is_some());
+}
+
+/// Issue 8, finding 13: a key over `MAX_KEY_LEN` (or a value over the store's limit) on a later
+/// line used to fail the load after the earlier lines were stored. Nothing may change.
+#[test]
+fn load_with_an_oversized_line_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    Store::open(&path, Options::default())
+        .unwrap()
+        .put(b"a", b"old")
+        .unwrap();
+    let b64 = |bytes: &[u8]| {
+        // Enough base64 for this test: whole 3-byte groups of 'x' ("eHh4").
+        assert_eq!(bytes.len() % 3, 0);
+        "eHh4".repeat(bytes.len() / 3)
+    };
+    let first = "{\"key\":\"YQ==\",\"value\":\"bmV3\"}\n"; // a = "new"
+    let max_value = Store::open(&path, Options::default())
+        .unwrap()
+        .max_value_len();
+    for (what, key, value) in [
+        ("key of 70002 bytes", 70_002, 3),
+        ("exceeds the store's limit", 3, (max_value + 3) / 3 * 3),
+    ] {
+        let input = format!(
+            "{first}{{\"key\":\"{}\",\"value\":\"{}\"}}\n",
+            b64(&vec![b'x'; key]),
+            b64(&vec![b'x'; value])
+        );
+        let out = apcdb(&["load"], &[&path], input.as_bytes());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let store = Store::open(&path, Options::default()).unwrap();
+        assert_eq!(store.get(b"a").unwrap(), Some(b"old".to_vec()), "{what}");
+        assert_eq!(store.scan_prefix(b"").unwrap().len(), 1);
+        assert!(
+            stderr.contains("line 2") && stderr.contains(what),
+            "{stderr}"
+        );
+    }
+}

@@ -127,7 +127,9 @@ impl Inner {
 
     /// Recomputes free space as everything in the heap not used by a live entry or an index
     /// copy (coalescing neighbours), and the usage counters with it. Used by recovery, after
-    /// pending overflow, and when the store runs out of room.
+    /// pending overflow, and when the store runs out of room (also in the middle of a journal
+    /// replay). Blocks that the last durable checkpoint references stay used even when the live
+    /// index dropped them: they may only be reused once a newer checkpoint is durable.
     pub(crate) fn rebuild_free_lists(&self) -> Result<()> {
         let h = self.shm.hdr();
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
@@ -150,19 +152,69 @@ impl Inner {
                 bytes += len;
             }
         }
+        let kept = self.mark_durable(&mut used)?;
         for head in &h.free_heads {
             head.store(0, Relaxed);
         }
         for (unit, units) in used.clear_runs() {
             self.carve(HEAP_START + unit * BLOCK_ALIGN, units * BLOCK_ALIGN)?;
         }
+        // The pending list is replaced by the marks: blocks only the durable state still uses
+        // are in no list, and the next checkpoint's reclaim finds them by rebuilding again.
         h.pending_count.store(0, Relaxed);
-        h.pending_overflow.store(0, Relaxed);
+        h.pending_overflow.store(kept as u64, Relaxed);
         h.entries.store(entries, Relaxed);
         h.used_bytes.store(bytes, Relaxed);
         h.tombstones.store(tombstones, Relaxed);
         h.used_slots.store(entries + tombstones, Relaxed);
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Marks the blocks the last durable checkpoint references (its index copies and the entries
+    /// of its durable copy) that the live state no longer uses. Returns whether there were any.
+    /// Nothing to do while the live index is unchanged since that checkpoint (no dirty page, same
+    /// copies): then both reference the same blocks.
+    fn mark_durable(&self, used: &mut UnitMap) -> Result<bool> {
+        let h = self.shm.hdr();
+        let epoch = h.epoch.load(Relaxed);
+        let mut b = [0u8; SUPERBLOCK_LEN];
+        self.map
+            .read(SUPERBLOCK_OFFSETS[(epoch % 2) as usize], &mut b)?;
+        let len = self.map.refresh_len()?;
+        let sb = Superblock::decode(&b)
+            .and_then(|sb| sb.validate(len).map(|()| sb))
+            .and_then(|sb| match sb.epoch == epoch {
+                true => Ok(sb),
+                false => Err(format!("epoch {} where {epoch} was written", sb.epoch)),
+            })
+            .map_err(|e| {
+                Error::corrupt(
+                    &self.map.path,
+                    format!("durable superblock unreadable: {e}"),
+                )
+            })?;
+        let unchanged = sb.index_slots == h.index_slots.load(Relaxed)
+            && sb.index[0] == h.index[0].load(Relaxed)
+            && sb.index[1] == h.index[1].load(Relaxed)
+            && h.dirty.iter().all(|w| w.load(Relaxed) == 0);
+        if unchanged {
+            return Ok(false);
+        }
+        let before = used.count();
+        let copy_len = class_size(class_for(sb.index_slots * 8));
+        for off in sb.index {
+            used.mark_shared(off, copy_len, &self.map.path)?;
+        }
+        let durable = sb.index[sb.durable_copy as usize];
+        for i in 0..sb.index_slots {
+            let s = self.map.load_u64(durable + i * 8)?;
+            if slot_is_entry(s) {
+                used.mark_shared(slot_offset(s), class_size(slot_class(s)), &self.map.path)?;
+            }
+        }
+        Ok(used.count() > before)
     }
 }
 
@@ -198,6 +250,27 @@ impl UnitMap {
             self.words[w] |= bit;
         }
         Ok(())
+    }
+
+    /// Marks `[off, off+len)` that may already be marked (a block both the live and the durable
+    /// state use); outside the heap is still corruption.
+    fn mark_shared(&mut self, off: u64, len: u64, path: &std::path::Path) -> Result<()> {
+        let first = off.checked_sub(HEAP_START).map(|d| d / BLOCK_ALIGN);
+        let Some(first) = first.filter(|f| f + len / BLOCK_ALIGN <= self.units) else {
+            return Err(Error::corrupt(
+                path,
+                format!("block at {off} lies outside the heap"),
+            ));
+        };
+        for u in first..first + len / BLOCK_ALIGN {
+            self.words[(u / 64) as usize] |= 1u64 << (u % 64);
+        }
+        Ok(())
+    }
+
+    /// Units marked so far.
+    fn count(&self) -> u64 {
+        self.words.iter().map(|w| w.count_ones() as u64).sum()
     }
 
     /// The runs of free units, as (first unit, count), in address order.

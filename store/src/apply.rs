@@ -228,16 +228,38 @@ impl Inner {
     /// handle; only the write-lock holder calls this). The outermost call always leaves the number
     /// even, also when a holder that died left it odd.
     pub(crate) fn readers_out<T>(&self, f: impl FnOnce() -> T) -> T {
+        /// Ends the section also when `f` panics: the depth is restored, and the store is marked
+        /// as needing recovery with `seq` left odd, so readers queue on the write lock and the
+        /// next holder rebuilds the half-reorganised index (and makes `seq` even) before anyone
+        /// trusts it again.
+        struct Section<'a> {
+            inner: &'a Inner,
+            outermost: bool,
+            unwinding_at_start: bool,
+        }
+        impl Drop for Section<'_> {
+            fn drop(&mut self) {
+                let h = self.inner.shm.hdr();
+                self.inner.readers_out_depth.fetch_sub(1, Relaxed);
+                if std::thread::panicking() && !self.unwinding_at_start {
+                    h.needs_recovery.store(1, SeqCst);
+                } else if self.outermost && h.seq.load(Relaxed) % 2 == 1 {
+                    h.seq.fetch_add(1, Release);
+                }
+            }
+        }
         let seq = &self.shm.hdr().seq;
         let outermost = self.readers_out_depth.fetch_add(1, Relaxed) == 0;
         if outermost && seq.load(Relaxed).is_multiple_of(2) {
             seq.fetch_add(1, AcqRel);
         }
-        let r = f();
-        self.readers_out_depth.fetch_sub(1, Relaxed);
-        if outermost && seq.load(Relaxed) % 2 == 1 {
-            seq.fetch_add(1, Release);
-        }
-        r
+        let _section = Section {
+            inner: self,
+            outermost,
+            unwinding_at_start: std::thread::panicking(),
+        };
+        #[cfg(test)]
+        crate::store::test_hooks::maybe_panic_in_readers_out();
+        f()
     }
 }

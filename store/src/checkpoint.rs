@@ -43,6 +43,14 @@ impl Inner {
             created_ms: h.created_ms.load(Relaxed),
             index_crc,
         };
+        // Never publish a superblock the next open would refuse (say, processes that reserved
+        // different maximum sizes disagree about the heap): fail this checkpoint instead.
+        sb.validate(file_size).map_err(|e| {
+            crate::Error::corrupt(
+                &self.map.path,
+                format!("refusing to write superblock epoch {epoch}: {e}"),
+            )
+        })?;
         let at = SUPERBLOCK_OFFSETS[(epoch % 2) as usize];
         self.map.write(at, &sb.encode())?;
         self.flush(at, SUPERBLOCK_LEN as u64)?;

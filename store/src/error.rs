@@ -26,6 +26,8 @@ pub enum Error {
     ValueTooLarge { len: usize, max: usize },
     /// The store reached its maximum size (or the disk is full); nothing was changed.
     Full { path: PathBuf, detail: String },
+    /// Another process has the store open (refused by [`crate::Exclusive::acquire`]).
+    Busy { path: PathBuf, detail: String },
     /// An earlier fsync/msync failed: this handle refuses writes; reopen to recover from the journal.
     Poisoned { path: PathBuf },
     /// A store operation was called from inside an [`crate::Store::update`] callback on the same
@@ -78,6 +80,7 @@ impl fmt::Display for Error {
                 write!(f, "value of {len} bytes exceeds the limit of {max} bytes")
             }
             Error::Full { path, detail } => write!(f, "{} is full: {detail}", path.display()),
+            Error::Busy { path, detail } => write!(f, "{} is in use: {detail}", path.display()),
             Error::Poisoned { path } => write!(
                 f,
                 "an earlier flush of {} failed; this handle refuses writes, reopen the store to recover",

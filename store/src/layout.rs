@@ -100,16 +100,35 @@ impl Superblock {
         })
     }
 
-    /// Structural checks that keep every later offset computation inside the file.
+    /// Checks every field against the format's limits and the file's real length, so that no
+    /// later offset computation, index walk or mapping can leave the file or the lock file's
+    /// tables: a copy with a valid checksum can still carry values no checkpoint ever writes
+    /// (written by a buggy or hostile tool), and they must be refused here, not panic later.
     pub fn validate(&self, actual_file_size: u64) -> Result<(), String> {
-        let idx_bytes = self
-            .index_slots
-            .checked_mul(8)
-            .ok_or("index size overflows")?;
-        if !self.index_slots.is_power_of_two() || self.durable_copy > 1 {
+        if self.epoch == 0 || self.epoch == u64::MAX || self.ckpt_lsn >= u64::MAX / 2 {
             return Err(format!(
-                "bad index description ({} slots)",
+                "epoch {} / checkpoint LSN {} out of range",
+                self.epoch, self.ckpt_lsn
+            ));
+        }
+        if !self.index_slots.is_power_of_two()
+            || !(MIN_INDEX_SLOTS..=MAX_INDEX_SLOTS).contains(&self.index_slots)
+        {
+            return Err(format!(
+                "index of {} slots (must be a power of two from {MIN_INDEX_SLOTS} to {MAX_INDEX_SLOTS})",
                 self.index_slots
+            ));
+        }
+        if self.durable_copy > 1 {
+            return Err(format!(
+                "durable index copy {} (must be 0 or 1)",
+                self.durable_copy
+            ));
+        }
+        if self.max_size > MAX_STORE_SIZE {
+            return Err(format!(
+                "maximum size {} bytes exceeds the format's limit of {MAX_STORE_SIZE} bytes (4 TiB)",
+                self.max_size
             ));
         }
         if self.file_size > actual_file_size {
@@ -118,20 +137,62 @@ impl Superblock {
                 self.file_size
             ));
         }
-        if self.heap_end < HEAP_START || self.heap_end > self.file_size {
+        if self.file_size > self.max_size {
+            return Err(format!(
+                "file size {} exceeds the recorded maximum size {}",
+                self.file_size, self.max_size
+            ));
+        }
+        if self.heap_end < HEAP_START
+            || self.heap_end > self.file_size
+            || !self.heap_end.is_multiple_of(BLOCK_ALIGN)
+        {
             return Err(format!("heap end {} outside the file", self.heap_end));
         }
+        if !(MIN_JOURNAL_SIZE..=MAX_STORE_SIZE).contains(&self.journal_size)
+            || !self.journal_size.is_multiple_of(PAGE)
+        {
+            return Err(format!(
+                "journal size {} (must be a multiple of {PAGE} from {MIN_JOURNAL_SIZE} to {MAX_STORE_SIZE})",
+                self.journal_size
+            ));
+        }
+        if self.index_crc > u32::MAX as u64 {
+            return Err(format!(
+                "index checksum {:#x} is not a crc32c",
+                self.index_crc
+            ));
+        }
+        // Each copy occupies a whole block of the class that holds it (that is how it was
+        // allocated and how the free-space rebuild accounts for it).
+        let copy_len = class_size(class_for(self.index_slots * 8));
         for &off in &self.index {
             if off < HEAP_START
                 || off % BLOCK_ALIGN != 0
-                || off.checked_add(idx_bytes).is_none_or(|e| e > self.heap_end)
+                || off.checked_add(copy_len).is_none_or(|e| e > self.heap_end)
             {
                 return Err(format!("index copy at {off} outside the heap"));
             }
         }
+        if self.index[0].abs_diff(self.index[1]) < copy_len {
+            return Err(format!(
+                "index copies at {} and {} overlap",
+                self.index[0], self.index[1]
+            ));
+        }
         Ok(())
     }
 }
+
+/// The format's limits (SPEC.md §9). A slot keeps 36 bits of block offset in 64-byte units, so no
+/// block may start at or beyond 4 TiB: that bounds the data file.
+pub const MAX_STORE_SIZE: u64 = (1 << 36) * BLOCK_ALIGN;
+/// The live index's changed pages are tracked by one bit each in the lock file
+/// (`shared::DIRTY_WORDS` words of 64 bits): that bounds the index.
+pub const MAX_INDEX_SLOTS: u64 = 1 << 28;
+pub const MIN_INDEX_SLOTS: u64 = 16;
+pub const MIN_JOURNAL_SIZE: u64 = 64 << 10;
+const _: () = assert!(MAX_INDEX_SLOTS * 8 / PAGE == crate::shared::DIRTY_WORDS as u64 * 64);
 
 /// An index slot is one u64: 0 = empty, 1 = deleted (tombstone), otherwise a packed pointer to an
 /// entry: block offset / 64 in bits 0..36, size class in bits 36..43, 21 bits of the key hash above.
@@ -296,6 +357,52 @@ mod tests {
         assert_eq!(Superblock::decode(&b).unwrap(), sb);
         b[40] ^= 1;
         assert!(Superblock::decode(&b).unwrap_err().contains("checksum"));
+    }
+
+    /// A superblock as `create_data_file` writes it for a 1 MiB store of 4096 slots.
+    fn sane() -> Superblock {
+        let copy = class_size(class_for(4096 * 8));
+        Superblock {
+            epoch: 1,
+            file_size: 1 << 20,
+            max_size: 1 << 30,
+            heap_end: HEAP_START + 2 * copy,
+            index: [HEAP_START, HEAP_START + copy],
+            index_slots: 4096,
+            journal_size: 16 << 20,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn validation_refuses_every_out_of_range_field() {
+        assert_eq!(sane().validate(1 << 20), Ok(()));
+        type Spoil = fn(&mut Superblock);
+        let bad: [(&str, Spoil); 15] = [
+            ("index of", |s| s.index_slots = 1 << 29),
+            ("index of", |s| s.index_slots = 4095),
+            ("index of", |s| s.index_slots = 8),
+            ("durable index copy", |s| s.durable_copy = 2),
+            ("exceeds the format", |s| s.max_size = MAX_STORE_SIZE + 1),
+            ("exceeds the recorded maximum", |s| s.max_size = 1 << 19),
+            ("but the last checkpoint recorded", |s| {
+                s.file_size = 2 << 20
+            }),
+            ("heap end", |s| s.heap_end = s.file_size + 64),
+            ("heap end", |s| s.heap_end += 8),
+            ("journal size", |s| s.journal_size = 4096),
+            ("journal size", |s| s.journal_size = (16 << 20) + 1),
+            ("outside the heap", |s| s.index[1] = s.heap_end - 64),
+            ("overlap", |s| s.index[1] = s.index[0] + 64),
+            ("epoch", |s| s.epoch = 0),
+            ("checksum", |s| s.index_crc = 1 << 40),
+        ];
+        for (why, spoil) in bad {
+            let mut sb = sane();
+            spoil(&mut sb);
+            let e = sb.validate(1 << 20).expect_err(why);
+            assert!(e.contains(why), "{why}: {e}");
+        }
     }
 
     #[test]

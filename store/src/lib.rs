@@ -24,6 +24,8 @@ mod apply;
 mod checkpoint;
 /// Options and the error type.
 mod error;
+/// Keeping every other process out of a store while its files are replaced.
+mod exclusive;
 /// Opening: safe file opening (`files`), the data file's mapping (`map`), the lock file's shared
 /// state and the election of the first opener (`shared`); the handle itself (`store`).
 mod files;
@@ -43,6 +45,7 @@ mod store;
 pub mod verify;
 
 pub use error::{Error, Result};
+pub use exclusive::Exclusive;
 pub use layout::Superblock;
 pub use observe::Observer;
 pub use options::{Durability, Options};

@@ -70,6 +70,8 @@ impl Options {
         self
     }
     /// The largest the data file may grow to (virtual address space is reserved for it once).
+    /// At most 4 TiB (the format's offset limit); creating a store with more, or with more than
+    /// this process can reserve, is refused.
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.max_size = bytes;
         self

@@ -118,6 +118,9 @@ pub(crate) struct WriteGuard<'a> {
     /// (e.g. from inside an `update` callback) but not the lock: it must neither commit through
     /// it nor unlock it.
     pid: u32,
+    /// Taken while an unrelated panic was already unwinding (in a destructor): only a panic
+    /// that starts while the lock is held can leave a change half made.
+    unwinding_at_lock: bool,
 }
 
 impl WriteGuard<'_> {
@@ -133,7 +136,14 @@ impl WriteGuard<'_> {
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         if self.pid == std::process::id() {
-            self.inner.shm.hdr().write_mutex.unlock();
+            let h = self.inner.shm.hdr();
+            if std::thread::panicking() && !self.unwinding_at_lock {
+                // A panic unwound through a change: the live state may be half made, and unlike a
+                // dead holder this one releases the mutex normally, so EOWNERDEAD will not tell the
+                // next holder. Say it explicitly.
+                h.needs_recovery.store(1, SeqCst);
+            }
+            h.write_mutex.unlock();
         }
         let me = self.inner as *const Inner as usize;
         HELD.with(|h| h.borrow_mut().retain(|&x| x != me));
@@ -282,6 +292,11 @@ impl Inner {
             std::fs::symlink_metadata(&paths.data)
                 .map_err(|e| Error::io(&paths.data, "open", e))?;
         }
+        if std::fs::symlink_metadata(&paths.data).map_or(true, |m| m.len() == 0) {
+            // About to create the store: a maximum size that no later open could map must be
+            // refused before any file exists (SPEC.md §9).
+            check_creatable_size(&paths.data, opts.max_size)?;
+        }
         let (lock_file, _) = files::open_checked(&paths.lock, true)?;
         // Election (SPEC.md §6.1): byte 0 serialises opens and closes; whoever can take byte 1
         // exclusively is alone, and must (re)build the shared state. The same two bytes are
@@ -364,7 +379,7 @@ impl Inner {
         let sb = if is_new {
             create_data_file(&paths.data, &data_file, opts)?
         } else {
-            crate::recover::newest_superblock(
+            let sb = crate::recover::newest_superblock(
                 |at, b| {
                     use std::os::unix::fs::FileExt;
                     data_file
@@ -372,7 +387,13 @@ impl Inner {
                         .map_err(|e| Error::io(&paths.data, "read", e))
                 },
                 &paths.data,
-            )?
+            )?;
+            // Before any of its fields sizes a mapping or a loop (a later opener trusts it too).
+            let len = files::file_len(&paths.data, &data_file)?;
+            sb.validate(len).map_err(|e| {
+                Error::corrupt(&paths.data, format!("superblock epoch {}: {e}", sb.epoch))
+            })?;
+            sb
         };
         let journal = Journal::new(journal_file, paths.journal.clone(), sb.journal_size)
             .observed_by(opts.observer.clone());
@@ -403,12 +424,7 @@ impl Inner {
             Durability::Sync => journal,
             _ => journal.mapped()?,
         };
-        let map = Map::new(
-            paths.data.clone(),
-            data_file,
-            sb.max_size,
-            opts.observer.clone(),
-        )?;
+        let map = map_data_file(paths, data_file, &sb, opts)?;
         let mut inner = Inner {
             map,
             shm,
@@ -445,6 +461,78 @@ impl Inner {
         }
         inner.opened = true;
         Ok(inner)
+    }
+}
+
+/// Refuses a maximum size beyond the format's offset limit, or one this process cannot reserve
+/// address space for (the store could never be opened).
+fn check_creatable_size(path: &Path, max_size: u64) -> Result<()> {
+    if max_size > MAX_STORE_SIZE {
+        return Err(Error::Incompatible {
+            path: path.to_path_buf(),
+            detail: format!(
+                "maximum size {max_size} bytes exceeds the format's limit of {MAX_STORE_SIZE} bytes (4 TiB)"
+            ),
+        });
+    }
+    if !can_reserve(max_size) {
+        return Err(Error::Incompatible {
+            path: path.to_path_buf(),
+            detail: format!(
+                "cannot reserve {max_size} bytes of address space for the maximum size (lower it)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `len` bytes of address space can be reserved now (what mapping the data file needs).
+fn can_reserve(len: u64) -> bool {
+    let Ok(len) = usize::try_from(len.max(1)) else {
+        return false;
+    };
+    // SAFETY: a fresh anonymous inaccessible mapping that aliases nothing; unmapped right away.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        libc::munmap(p, len);
+    }
+    true
+}
+
+/// Maps the data file reserving the recorded maximum size. If that much address space cannot be
+/// had here (a smaller `ulimit -v` than its creator's, say), the store still opens, reserving what the options ask and at least the file's length; the next checkpoint
+/// records that size.
+fn map_data_file(
+    paths: &Paths,
+    data_file: std::fs::File,
+    sb: &Superblock,
+    opts: &Options,
+) -> Result<Map> {
+    let spare = data_file
+        .try_clone()
+        .map_err(|e| Error::io(&paths.data, "dup", e))?;
+    let recorded = Map::new(
+        paths.data.clone(),
+        data_file,
+        sb.max_size,
+        opts.observer.clone(),
+    );
+    let fallback = opts.max_size.min(sb.max_size);
+    match recorded {
+        Err(Error::Io { .. }) if fallback < sb.max_size => {
+            Map::new(paths.data.clone(), spare, fallback, opts.observer.clone())
+        }
+        r => r,
     }
 }
 
@@ -533,6 +621,7 @@ impl Inner {
         let guard = WriteGuard {
             inner: self,
             pid: std::process::id(),
+            unwinding_at_lock: std::thread::panicking(),
         };
         // A file shrunk under us while we waited: nothing in the shared state can be trusted.
         self.check_mappings()?;
@@ -1160,5 +1249,162 @@ impl Store {
     /// journal less framing (the key's length counts against it too).
     pub fn max_value_len(&self) -> usize {
         self.inner.record_limit() - journal::RECORD_HEADER - 32
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Set by a test: the next readers-out section on this thread panics once inside.
+        pub static PANIC_IN_READERS_OUT: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub fn maybe_panic_in_readers_out() {
+        if PANIC_IN_READERS_OUT.with(|p| p.replace(false)) {
+            panic!("injected panic inside readers_out");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Rewrites the newest superblock copy of a closed store, with a valid checksum.
+    fn rewrite_superblock(path: &Path, change: impl FnOnce(&mut Superblock)) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let mut sb = crate::recover::newest_superblock(
+            |at, b| {
+                f.read_exact_at(b, at)
+                    .map_err(|e| Error::io(path, "read", e))
+            },
+            path,
+        )
+        .unwrap();
+        change(&mut sb);
+        f.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize])
+            .unwrap();
+    }
+
+    /// Issue 8, finding 8: a superblock with a correct checksum and 2^29 index slots (more than
+    /// the lock file tracks), backed by a big enough sparse file, used to pass validation; a
+    /// checkpoint then panicked indexing the dirty-page table and readers of other handles spun.
+    /// It must be refused at open, naming the field, before anything is mapped or read.
+    #[test]
+    fn a_checksummed_superblock_with_a_huge_index_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let s = Store::open(&path, Options::default()).unwrap();
+        s.put(b"k", b"v").unwrap();
+        drop(s);
+        let slots = 1u64 << 29;
+        let copy = class_size(class_for(slots * 8));
+        let zeros = vec![0u8; 1 << 20];
+        let crc =
+            (0..slots * 8 / zeros.len() as u64).fold(0, |c, _| crc32c::crc32c_append(c, &zeros));
+        rewrite_superblock(&path, |sb| {
+            sb.index = [HEAP_START, HEAP_START + copy];
+            sb.heap_end = HEAP_START + 2 * copy;
+            sb.file_size = sb.heap_end;
+            sb.max_size = sb.heap_end;
+            sb.index_slots = slots;
+            sb.durable_copy = 0;
+            sb.index_crc = crc as u64;
+        });
+        // Both copies all zeros (empty, and matching the checksum), in a sparse file.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(HEAP_START).unwrap();
+        f.set_len(HEAP_START + 2 * copy).unwrap();
+        drop(f);
+        let e = Store::open(&path, Options::default())
+            .err()
+            .expect("a store with 2^29 index slots must not open");
+        assert!(
+            e.to_string().contains("index of 536870912 slots"),
+            "unclear error: {e}"
+        );
+    }
+
+    /// Issue 8, finding 12: a recorded maximum size beyond the format's 4 TiB is refused at open
+    /// (a 64-bit process could map it, and offsets past 4 TiB do not fit a slot).
+    #[test]
+    fn a_recorded_max_size_beyond_the_format_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        drop(Store::open(&path, Options::default()).unwrap());
+        rewrite_superblock(&path, |sb| sb.max_size = 5 << 40);
+        let e = Store::open(&path, Options::default())
+            .err()
+            .expect("max_size 5 TiB must be refused");
+        assert!(e.to_string().contains("exceeds the format's limit"), "{e}");
+    }
+
+    /// Issue 8, finding 12: `apcdb.size=9999999G` used to create files that no open could map.
+    /// Such a size is refused before any file exists.
+    #[test]
+    fn an_unmappable_max_size_is_refused_before_creating_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.db");
+        for size in [9_999_999u64 << 30, (4 << 40) + 1] {
+            let e = Store::open(&path, Options::default().max_size(size))
+                .err()
+                .expect("must be refused");
+            assert!(e.to_string().contains("exceeds the format's limit"), "{e}");
+            let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert!(made.is_empty(), "files were created: {made:?}");
+        }
+        // The same options with a sane size then create the store.
+        Store::open(&path, Options::default().max_size(1 << 30)).unwrap();
+    }
+
+    /// A panic inside a readers-out section (here: a checkpoint's copy swap) must neither leave
+    /// readers of another handle spinning on an odd sequence number nor let the next writer
+    /// trust the half-reorganised state.
+    #[test]
+    fn a_panic_inside_readers_out_leaves_no_reader_spinning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let opts = Options::default().durability(Durability::None);
+        let a = Store::open(&path, opts.clone()).unwrap();
+        let b = Arc::new(Store::open(&path, opts).unwrap());
+        for i in 0..50u32 {
+            a.put(format!("k{i}").as_bytes(), &i.to_le_bytes()).unwrap();
+        }
+        let recoveries = a.stats().unwrap().recoveries;
+        test_hooks::PANIC_IN_READERS_OUT.with(|p| p.set(true));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.checkpoint()));
+        assert!(panicked.is_err(), "the injected panic did not happen");
+
+        // A reader on the other handle must answer (not spin), and correctly.
+        let (tx, rx) = mpsc::channel();
+        let reader = b.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(reader.get(b"k7").map_err(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a reader hangs after a panic inside readers_out");
+        assert_eq!(got.unwrap(), Some(7u32.to_le_bytes().to_vec()));
+
+        // The state was rebuilt before anyone used it, and both handles keep working.
+        assert!(b.stats().unwrap().recoveries > recoveries);
+        b.put(b"after", b"1").unwrap();
+        a.put(b"k7", b"x").unwrap();
+        assert_eq!(b.get(b"after").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(b.get(b"k7").unwrap(), Some(b"x".to_vec()));
+        for i in (0..50u32).filter(|&i| i != 7) {
+            assert_eq!(
+                a.get(format!("k{i}").as_bytes()).unwrap(),
+                Some(i.to_le_bytes().to_vec())
+            );
+        }
     }
 }
