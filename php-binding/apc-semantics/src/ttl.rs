@@ -20,8 +20,8 @@ pub fn expiry_for_ttl(ttl: i64, now_ms: u64) -> u64 {
 }
 
 /// Whether an entry with this expiry reads as present at `now_ms`. The engine applies this rule
-/// itself on every read (`store/src/index.rs`, `is_live`); it is stated here so that the TTL rule
-/// above can be checked against it without a clock.
+/// itself on every read (its index's `is_live`); it is stated here so that the TTL rule above can
+/// be checked without a clock (`the_engine_hides_what_the_rule_says_is_expired` ties the two).
 pub fn is_live(expires_at_ms: u64, now_ms: u64) -> bool {
     expires_at_ms == 0 || expires_at_ms > now_ms
 }
