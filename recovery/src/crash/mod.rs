@@ -1,12 +1,9 @@
 //! `apcdb crash-test`: the kill -9 harness, its hidden `worker` and `verify` subcommands.
 
-mod churn;
 mod config;
-mod dier;
 pub use config::parse_durability;
 mod expect;
 mod harness;
-mod holder;
 mod model;
 mod php;
 mod protocol;
@@ -28,13 +25,7 @@ apcdb crash-test [--duration 30s] [--kills N] [--workers 4] [--durability sync|p
   every round verifies from a fresh process that nothing acknowledged was lost or torn. Stops after
   --duration or --kills (whichever comes first; default 30s). Exit 1 on any violation.
 apcdb crash-test verify --store FILE --expect FILE [--observed FILE] [--durability MODE] [--php-ext PATH]
-  Checks a store against an expectations file written by the harness (kept with --keep).
-apcdb crash-test hold-lock --store FILE [--grow BYTES] [--durability MODE]
-  Grows the store by BYTES, checkpoints, then holds the write lock until killed (for tests).
-apcdb crash-test churn --store FILE [--durability MODE]
-  Writes and checkpoints in a tight loop until killed (for tests).
-apcdb crash-test die-in-checkpoint --store FILE
-  Aborts inside a checkpoint, after the superblock flush, while readers are held out (for tests).";
+  Checks a store against an expectations file written by the harness (kept with --keep).";
 
 fn verify_timeout() -> Duration {
     Duration::from_secs(120)
@@ -44,17 +35,6 @@ pub fn main(raw: &[String]) -> i32 {
     let result = match raw.first().map(String::as_str) {
         Some("worker") => worker_main(&raw[1..]),
         Some("verify") => return verify_main(&raw[1..]),
-        Some("hold-lock") => hold_main(&raw[1..]),
-        Some("churn") => churn_main(&raw[1..]),
-        Some("die-in-checkpoint") => {
-            let a = Args::parse(&raw[1..], &[]).and_then(|a| a.only(&["store"]).map(|()| a));
-            a.and_then(|a| {
-                dier::run(
-                    std::path::Path::new(a.required("store")?),
-                    apcdb::Durability::Sync,
-                )
-            })
-        }
         _ => harness_main(raw),
     };
     match result {
@@ -182,24 +162,6 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         t.kills, t.acknowledged, t.verified, t.lost
     );
     Ok(if failed { 1 } else { 0 })
-}
-
-fn churn_main(raw: &[String]) -> Result<i32, String> {
-    let a = Args::parse(raw, &[])?;
-    a.only(&["store", "durability"])?;
-    let durability = config::parse_durability(a.value("durability").unwrap_or("none"))?;
-    churn::run(std::path::Path::new(a.required("store")?), durability)
-}
-
-fn hold_main(raw: &[String]) -> Result<i32, String> {
-    let a = Args::parse(raw, &[])?;
-    a.only(&["store", "durability", "grow"])?;
-    let durability = config::parse_durability(a.value("durability").unwrap_or("sync"))?;
-    holder::run(
-        std::path::Path::new(a.required("store")?),
-        durability,
-        a.number("grow")?.unwrap_or(0),
-    )
 }
 
 fn offline_check(store: &std::path::Path, when: &str) -> Vec<String> {
