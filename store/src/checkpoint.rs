@@ -107,3 +107,110 @@ impl Inner {
         self.map.sync(off, len).inspect_err(|_| self.poison())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Observer, Options, Store};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Event {
+        Written(u64, u64),
+        Synced(u64, u64),
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Event>>);
+
+    impl Observer for Recorder {
+        fn data_written(&self, off: u64, len: u64) {
+            self.0.lock().unwrap().push(Event::Written(off, len));
+        }
+        fn data_synced(&self, off: u64, len: u64) {
+            self.0.lock().unwrap().push(Event::Synced(off, len));
+        }
+    }
+
+    fn superblock_in(path: &std::path::Path, copy: usize) -> Superblock {
+        let bytes = std::fs::read(path).unwrap();
+        let at = SUPERBLOCK_OFFSETS[copy] as usize;
+        Superblock::decode(&bytes[at..at + SUPERBLOCK_LEN]).unwrap()
+    }
+
+    /// One checkpoint after a write; returns what it did to the data file and the superblock it
+    /// wrote, and checks the order: whole-file flush, then the superblock, then its flush.
+    fn checkpoint_once(store: &Store, rec: &Recorder, path: &std::path::Path) -> Superblock {
+        let h = store.inner().shm.hdr();
+        let before = h.epoch.load(Relaxed);
+        let live = h.live_index.load(Relaxed);
+        store.put(format!("k{before}").as_bytes(), b"v").unwrap();
+        rec.0.lock().unwrap().clear();
+        store.checkpoint().unwrap();
+        let events = rec.0.lock().unwrap().clone();
+
+        let epoch = before + 1;
+        let at = SUPERBLOCK_OFFSETS[(epoch % 2) as usize];
+        let sb_write = events
+            .iter()
+            .position(|e| *e == Event::Written(at, SUPERBLOCK_LEN as u64))
+            .expect("the checkpoint writes the superblock copy its epoch selects");
+        let file_len = std::fs::metadata(path).unwrap().len();
+        assert_eq!(
+            events[..sb_write],
+            [Event::Synced(0, file_len)],
+            "only a flush of the whole data file comes before the superblock: {events:?}"
+        );
+        assert_eq!(
+            events[sb_write + 1],
+            Event::Synced(at, SUPERBLOCK_LEN as u64),
+            "the superblock is flushed before anything else is written: {events:?}"
+        );
+        let sb = superblock_in(path, (epoch % 2) as usize);
+        assert_eq!(sb.epoch, epoch);
+        // It names as durable the copy that was live (and just flushed)...
+        assert_eq!(sb.index[sb.durable_copy as usize], live);
+        // ...and the other copy becomes the live one.
+        assert_eq!(
+            h.live_index.load(Relaxed),
+            sb.index[1 - sb.durable_copy as usize]
+        );
+        assert_eq!(h.epoch.load(Relaxed), epoch);
+        assert_eq!(h.journal_pos.load(Relaxed), 0);
+        sb
+    }
+
+    #[test]
+    fn superblock_after_the_data_flush_in_alternate_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let rec = Arc::new(Recorder::default());
+        let store = Store::open(&path, Options::default().observer(rec.clone())).unwrap();
+        let first = checkpoint_once(&store, &rec, &path);
+        let second = checkpoint_once(&store, &rec, &path);
+        let third = checkpoint_once(&store, &rec, &path);
+        assert_eq!(second.epoch, first.epoch + 1);
+        assert_eq!(third.epoch, second.epoch + 1);
+        // Each checkpoint names the other index copy as durable, and leaves the superblock copy
+        // the previous one wrote intact.
+        assert_ne!(first.durable_copy, second.durable_copy);
+        assert_eq!(first.durable_copy, third.durable_copy);
+        let older = superblock_in(&path, (second.epoch % 2) as usize);
+        assert_eq!(older, second);
+        // The newest copy is the one recovery starts from.
+        let bytes = std::fs::read(&path).unwrap();
+        let read = |at: u64, b: &mut [u8]| {
+            b.copy_from_slice(&bytes[at as usize..at as usize + b.len()]);
+            Ok(())
+        };
+        assert_eq!(
+            crate::recover::newest_superblock(read, &path).unwrap(),
+            third
+        );
+        drop(store);
+        let store = Store::open(&path, Options::default()).unwrap();
+        let last_key = format!("k{}", third.epoch - 1);
+        assert_eq!(store.get(last_key.as_bytes()).unwrap(), Some(b"v".to_vec()));
+    }
+}

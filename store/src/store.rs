@@ -54,6 +54,14 @@ pub struct Store {
     flusher: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
 }
 
+#[cfg(test)]
+impl Store {
+    /// The engine behind the handle, for the unit tests of its stages.
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}
+
 /// Everything one open handle uses; the stages (alloc, apply, checkpoint, recover) add methods.
 pub(crate) struct Inner {
     pub map: Map,
