@@ -345,4 +345,101 @@ mod tests {
         assert_eq!(s.records.len(), 1);
         assert!(s.stopped.unwrap().contains("checksum"));
     }
+
+    fn journal(dir: &tempfile::TempDir) -> Journal {
+        let path = dir.path().join("j");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let j = Journal::new(f, path, 4096);
+        j.format(false).unwrap();
+        j
+    }
+
+    fn put(key: &str, value: &str) -> Op<'static> {
+        Op::Put {
+            key: key.as_bytes().to_vec().into(),
+            value: value.as_bytes().to_vec().into(),
+            expires_ms: 0,
+            modified_ms: 1,
+        }
+    }
+
+    /// Writes records back to back from offset 0; returns where each one starts.
+    fn write_all(j: &Journal, records: &[Vec<u8>]) -> Vec<u64> {
+        let mut at = Vec::new();
+        let mut pos = 0;
+        for r in records {
+            j.write_at(pos, r).unwrap();
+            at.push(pos);
+            pos += r.len() as u64;
+        }
+        at
+    }
+
+    #[test]
+    fn records_left_from_an_older_cycle_end_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir);
+        // Cycle 3 wrote three records (LSNs 10-12); its checkpoint started cycle 4 at LSN 13,
+        // which overwrote only the first. The next one is intact, checksum and all, and follows
+        // in place, but it belongs to cycle 3: it must not be replayed.
+        write_all(
+            &j,
+            &[
+                encode_record(3, 10, &[put("a", "old")]),
+                encode_record(3, 11, &[put("b", "old")]),
+                encode_record(3, 12, &[put("c", "old")]),
+            ],
+        );
+        let new = encode_record(4, 13, &[put("a", "new")]);
+        assert_eq!(new.len(), encode_record(3, 10, &[put("a", "old")]).len());
+        j.write_at(0, &new).unwrap();
+        let s = j.scan(4, 13).unwrap();
+        assert_eq!(s.records, vec![(13, vec![put("a", "new")])]);
+        assert_eq!(s.end, new.len() as u64);
+        // A clean end of the cycle, not damage.
+        assert_eq!(s.stopped, None);
+        // Even a leftover whose LSN would fit the sequence is refused for its epoch.
+        let dir2 = tempfile::tempdir().unwrap();
+        let j2 = journal(&dir2);
+        write_all(
+            &j2,
+            &[
+                encode_record(4, 13, &[put("a", "new")]),
+                encode_record(3, 14, &[put("b", "old")]),
+            ],
+        );
+        assert_eq!(j2.scan(4, 13).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    fn a_torn_record_ends_the_scan_even_if_valid_records_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir);
+        let records: Vec<_> = (0..4u64)
+            .map(|i| encode_record(7, 1 + i, &[put(&format!("k{i}"), &"v".repeat(100))]))
+            .collect();
+        let at = write_all(&j, &records);
+        assert_eq!(j.scan(7, 1).unwrap().records.len(), 4);
+        // The third record reached the disk only in part (the rest is still zeros): the scan
+        // keeps the two before it and stops there; the fourth, intact, is never reached.
+        let torn = &records[2][..records[2].len() / 2];
+        let zeros = vec![0u8; records[2].len()];
+        j.write_at(at[2], &zeros).unwrap();
+        j.write_at(at[2], torn).unwrap();
+        let s = j.scan(7, 1).unwrap();
+        assert_eq!(s.records.len(), 2);
+        assert_eq!(s.end, at[2]);
+        assert!(s.stopped.unwrap().contains("checksum"));
+        // Only the header's first bytes landed: its length points past the data, still torn.
+        j.write_at(at[2], &zeros).unwrap();
+        j.write_at(at[2], &records[2][..8]).unwrap();
+        let s = j.scan(7, 1).unwrap();
+        assert_eq!((s.records.len(), s.end), (2, at[2]));
+        assert!(s.stopped.is_some());
+    }
 }
