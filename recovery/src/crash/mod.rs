@@ -1,5 +1,6 @@
 //! `apcdb crash-test`: the kill -9 harness, its hidden `worker` and `verify` subcommands.
 
+mod churn;
 mod config;
 pub use config::parse_durability;
 mod expect;
@@ -25,7 +26,9 @@ apcdb crash-test [--duration 30s] [--kills N] [--workers 4] [--durability sync|p
   every round verifies from a fresh process that nothing acknowledged was lost or torn. Stops after
   --duration or --kills (whichever comes first; default 30s). Exit 1 on any violation.
 apcdb crash-test verify --store FILE --expect FILE [--observed FILE] [--durability MODE] [--php-ext PATH]
-  Checks a store against an expectations file written by the harness (kept with --keep).";
+  Checks a store against an expectations file written by the harness (kept with --keep).
+apcdb crash-test churn --store FILE [--durability MODE]
+  Writes and checkpoints in a tight loop until killed (for tests).";
 
 fn verify_timeout() -> Duration {
     Duration::from_secs(120)
@@ -35,6 +38,7 @@ pub fn main(raw: &[String]) -> i32 {
     let result = match raw.first().map(String::as_str) {
         Some("worker") => worker_main(&raw[1..]),
         Some("verify") => return verify_main(&raw[1..]),
+        Some("churn") => churn_main(&raw[1..]),
         _ => harness_main(raw),
     };
     match result {
@@ -162,6 +166,13 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         t.kills, t.acknowledged, t.verified, t.lost
     );
     Ok(if failed { 1 } else { 0 })
+}
+
+fn churn_main(raw: &[String]) -> Result<i32, String> {
+    let a = Args::parse(raw, &[])?;
+    a.only(&["store", "durability"])?;
+    let durability = config::parse_durability(a.value("durability").unwrap_or("none"))?;
+    churn::run(std::path::Path::new(a.required("store")?), durability)
 }
 
 fn offline_check(store: &std::path::Path, when: &str) -> Vec<String> {

@@ -1,0 +1,26 @@
+//! `apcdb crash-test churn`: a process that writes and checkpoints in a tight loop until killed.
+//! The tool tests use it as a writer that keeps the store open and busy.
+
+use super::config::{store_options, DEFAULT_MAX_SIZE};
+use apcdb::Store;
+use std::io::Write;
+use std::path::Path;
+
+pub fn run(path: &Path, durability: apcdb::Durability) -> Result<i32, String> {
+    let store = Store::open(path, store_options(durability, DEFAULT_MAX_SIZE))
+        .map_err(|e| e.to_string())?;
+    let mut announced = false;
+    for i in 0u64.. {
+        store
+            .put(format!("churn/{}", i % 64).as_bytes(), &i.to_le_bytes())
+            .map_err(|e| e.to_string())?;
+        store.checkpoint().map_err(|e| e.to_string())?;
+        if !announced {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"churning\n");
+            let _ = out.flush();
+            announced = true;
+        }
+    }
+    Ok(0)
+}
