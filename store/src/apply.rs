@@ -23,8 +23,8 @@ impl Inner {
             return Ok(());
         }
         let need = (h.entries.load(Relaxed) + new_keys) * 100 / MAX_LOAD_PERCENT + 1;
-        // At least an eighth above the limit, so the rebuilt index is not full again at once;
-        // after it, the load is between 31 % and 62 %.
+        // At least an eighth above the limit, so the rebuilt index is not full again at once: a
+        // rebuild that grows the index leaves it 31-62 % full (one that keeps the size, less).
         let target = (need + need / 8).next_power_of_two().max(slots);
         self.rebuild_index(target)
     }

@@ -98,8 +98,8 @@ impl Inner {
         Ok(crc as u64)
     }
 
-    /// msync that poisons the store on failure: after a failed flush the kernel may have dropped
-    /// the dirty pages, so retrying and trusting success would be a lie (design notes, hazard 5).
+    /// msync that poisons the store on failure: after a failed flush the kernel may have marked
+    /// the dirty pages clean without writing them, so a retry that succeeds proves nothing.
     pub(crate) fn flush(&self, off: u64, len: u64) -> Result<()> {
         if self.ephemeral {
             return Ok(());

@@ -94,7 +94,11 @@ impl Inner {
         };
         let replayed = scan.records.len() as u64;
         for (lsn, ops) in &scan.records {
-            self.ensure_index_room(ops.len() as u64)?;
+            // Room for the keys the record adds, as the write path counted it.
+            let puts = ops
+                .iter()
+                .filter(|o| matches!(o, crate::journal::Op::Put { .. }));
+            self.ensure_index_room(puts.count() as u64)?;
             let blocks = match self.plan_blocks(ops)? {
                 Some(b) => b,
                 None => {
@@ -210,5 +214,36 @@ mod tests {
         check(&store);
         let report = crate::verify::check(&path).unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    /// Replay sizes the index as the write path did: by the keys a record adds (its puts), not
+    /// by all its operations. A batch of deletes near the load limit made replay grow an index
+    /// that the writer had left alone.
+    #[test]
+    fn replay_sizes_the_index_by_puts_as_the_write_path_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path, Options::default().index_slots(256)).unwrap();
+        // 170 of 256 slots: under the 70 % limit (179), with less room than the batch below.
+        for i in 0..170u32 {
+            store.put(format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        store.checkpoint().unwrap();
+        store
+            .batch(|b| {
+                for i in 0..20u32 {
+                    b.delete(format!("k{i}").as_bytes());
+                }
+            })
+            .unwrap();
+        let inner = store.inner();
+        let h = inner.shm.hdr();
+        assert_eq!(h.index_slots.load(Relaxed), 256);
+        let guard = inner.lock().unwrap();
+        assert_eq!(inner.readers_out(|| inner.rebuild_live_state()).unwrap(), 1);
+        drop(guard);
+        assert_eq!(h.index_slots.load(Relaxed), 256);
+        assert_eq!(store.get(b"k0").unwrap(), None);
+        assert_eq!(store.get(b"k20").unwrap(), Some(b"v".to_vec()));
     }
 }

@@ -376,7 +376,6 @@ impl Inner {
         } else {
             shm.check_initialised()?;
         }
-        let (journal_file, _) = files::open_checked(&paths.journal, true)?;
         let is_new = files::file_len(&paths.data, &data_file)? == 0;
         if is_new && !first {
             return Err(Error::corrupt(
@@ -403,6 +402,8 @@ impl Inner {
             })?;
             sb
         };
+        // Only now, so that an open refused for its superblocks leaves the files as they were.
+        let (journal_file, _) = files::open_checked(&paths.journal, true)?;
         let journal = Journal::new(journal_file, paths.journal.clone(), sb.journal_size)
             .observed_by(opts.observer.clone());
         let jlen = files::file_len(&paths.journal, journal.file())?;
@@ -1302,7 +1303,7 @@ mod tests {
             .unwrap();
     }
 
-    /// Issue 8, finding 8: a superblock with a correct checksum and 2^29 index slots (more than
+    /// A superblock with a correct checksum and 2^29 index slots (more than
     /// the lock file tracks), backed by a big enough sparse file, used to pass validation; a
     /// checkpoint then panicked indexing the dirty-page table and readers of other handles spun.
     /// It must be refused at open, naming the field, before anything is mapped or read.
@@ -1341,7 +1342,7 @@ mod tests {
         );
     }
 
-    /// Issue 8, finding 12: a recorded maximum size beyond the format's 4 TiB is refused at open
+    /// A recorded maximum size beyond the format's 4 TiB is refused at open
     /// (a 64-bit process could map it, and offsets past 4 TiB do not fit a slot).
     #[test]
     fn a_recorded_max_size_beyond_the_format_limit_is_refused() {
@@ -1355,7 +1356,7 @@ mod tests {
         assert!(e.to_string().contains("exceeds the format's limit"), "{e}");
     }
 
-    /// Issue 8, finding 12: `apcdb.size=9999999G` used to create files that no open could map.
+    /// `apcdb.size=9999999G` used to create files that no open could map.
     /// Such a size is refused before any file exists.
     #[test]
     fn an_unmappable_max_size_is_refused_before_creating_anything() {

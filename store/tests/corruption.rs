@@ -154,3 +154,26 @@ fn random_damage_never_panics_or_lies() {
         .tests(200)
         .quickcheck(survives as fn(Damage) -> bool);
 }
+
+/// An open that finds no valid superblock changes nothing on disk: it does not even create the
+/// missing journal (the lock file, which holds no durable state, is the only file it may make).
+#[test]
+fn an_open_refused_for_its_superblocks_creates_no_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    populate(&path);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for at in [0, 4096] {
+        f.write_all_at(&[0xa5; 128], at).unwrap();
+    }
+    drop(f);
+    let journal = dir.path().join("s.db.journal");
+    std::fs::remove_file(&journal).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let e = Store::open(&path, opts())
+        .err()
+        .expect("no valid superblock");
+    assert!(e.to_string().contains("superblock"), "{e}");
+    assert!(!journal.exists(), "the refused open created the journal");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
