@@ -1,4 +1,4 @@
-//! The `apcdb` PHP extension (issue 3): APC's user-cache functions over the durable store.
+//! The `apcdb` PHP extension: APC's user-cache functions over the durable store.
 //!
 //! * `apc_*` functions and `APCIterator` always (APC 3.1 / apcu_bc semantics);
 //! * with `apcdb.apcu_compat=1`, also `apcu_*` and `APCUIterator` (APCu 5.1 semantics), registered

@@ -594,7 +594,7 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
     Ok(totals)
 }
 
-/// Issue 8, finding 7: a power cut during the recovery of a store whose journal replay ran out
+/// A power cut during the recovery of a store whose journal replay ran out
 /// of space. When a replayed transaction found no block, recovery rebuilt the free lists from the
 /// live index, freeing blocks of entries the replay had deleted or replaced although the durable
 /// index (the last checkpoint) still referenced them; a later replayed write then overwrote one,

@@ -83,7 +83,7 @@ fn a_lying_disk_is_detected() {
     );
 }
 
-/// Issue 8, finding 7: a power cut during a recovery whose journal replay ran out of space (and
+/// A power cut during a recovery whose journal replay ran out of space (and
 /// rebuilt the free lists mid-replay) must still recover the acknowledged state. The case runs
 /// at the start of every `apcdb powercut`; it failed with "hash tag does not match its key"
 /// while the rebuild freed blocks the durable index still referenced.

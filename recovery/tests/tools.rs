@@ -241,7 +241,7 @@ fn corruption_fuzzing_never_crashes_or_hangs() {
     );
 }
 
-/// Issue 8, finding 6: `recover --replace` used to swap the files of a store a writer had open
+/// `recover --replace` used to swap the files of a store a writer had open
 /// (exit 0), so the writer's later acknowledged writes went into `FILE.damaged`. It must refuse
 /// (exit 2) and change nothing while any process has the store open, and work once it exited.
 #[test]
@@ -298,7 +298,7 @@ fn recover_replace_refuses_while_a_writer_has_the_store_open() {
     assert!(store.get(b"churn/0").unwrap().is_some());
 }
 
-/// Issue 8, finding 13: a key over `MAX_KEY_LEN` (or a value over the store's limit) on a later
+/// A key over `MAX_KEY_LEN` (or a value over the store's limit) on a later
 /// line used to fail the load after the earlier lines were stored. Nothing may change.
 #[test]
 fn load_with_an_oversized_line_changes_nothing() {

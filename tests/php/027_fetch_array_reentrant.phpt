@@ -2,7 +2,7 @@
 apc_fetch(array): a __wakeup that frees a key passed by reference does not change the result (keys are copied first)
 --FILE--
 <?php
-// Issue 8, finding 1: the key bytes were borrowed from the PHP string while unserialize() ran
+// The key bytes were borrowed from the PHP string while unserialize() ran
 // user code; freeing that string and reusing its memory changed the key of the result.
 class W {
     public $n = 1;

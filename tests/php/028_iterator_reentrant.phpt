@@ -2,7 +2,7 @@
 APCIterator::current(): a __wakeup that rewinds or reconstructs the same iterator gets consistent fields
 --FILE--
 <?php
-// Issue 8, finding 3: current() kept references into the iterator's snapshot while unserialize()
+// current() kept references into the iterator's snapshot while unserialize()
 // ran user code; rewind() or __construct() from a __wakeup freed the snapshot. The child runs
 // with glibc's free-perturbation so that reading freed memory shows up as wrong numbers.
 require __DIR__ . '/helpers.inc';

@@ -2,7 +2,7 @@
 40,000 entries with memory_limit=8M: cache_info, iterators and apc_fetch(array) end with PHP's memory error or a correct result, never a killed process
 --FILE--
 <?php
-// Issue 8, finding 11: apc_cache_info() and every APCIterator copied every value of the store into
+// apc_cache_info() and every APCIterator copied every value of the store into
 // Rust memory, outside memory_limit, and apc_cache_info()/apc_fetch(array) built their result past
 // PHP's hard memory limit (exit 137). The children run with memory_limit=8M and a data-segment
 // limit (ulimit -d, as a container's memory limit would) far below the 160 MB of values.

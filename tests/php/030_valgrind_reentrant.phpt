@@ -7,8 +7,10 @@ if ($rc !== 0) die('skip valgrind is not installed (the Makefile lists it in PHP
 ?>
 --FILE--
 <?php
-// Issue 8, findings 1 and 3, under valgrind: with PHP's own allocator off every emalloc is a
-// malloc that valgrind tracks, so a read of a freed key string or iterator snapshot is reported.
+// The re-entrancy cases of 027 (a fetched key borrowed from a PHP string that user code freed) and
+// 028 (an iterator snapshot freed from a __wakeup), under valgrind: with PHP's own allocator off
+// every emalloc is a malloc that valgrind tracks, so a read of a freed key string or iterator
+// snapshot is reported.
 require __DIR__ . '/helpers.inc';
 $code = <<<'PHP'
 class W {
