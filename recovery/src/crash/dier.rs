@@ -1,9 +1,10 @@
 //! `apcdb crash-test die-in-checkpoint`: a process that dies (abort, no cleanup) at an exact spot:
 //! inside a checkpoint, after the new superblock is on disk, while it rewrites the other index
-//! copy with lock-free readers held out. The engine's observer seam tells it when it is there.
+//! copy with lock-free readers held out. It records through the engine's I/O seam (wrapping the
+//! real files) to know when it is there.
 
 use super::config::{store_options, DEFAULT_MAX_SIZE};
-use apcdb::Store;
+use apcdb::{FileKind, MappedRange, RealIo, StorageIo, Store};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,12 +13,17 @@ struct DieAfterSuperblock {
     superblock_flushed: AtomicBool,
 }
 
-impl apcdb::Observer for DieAfterSuperblock {
-    fn data_synced(&self, _off: u64, len: u64) {
+impl StorageIo for DieAfterSuperblock {
+    fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
+        RealIo.sync_map(kind, range)?;
         // The checkpoint flushes the whole file, then just the 128-byte superblock.
-        if len == 128 {
+        if kind == FileKind::Data && range.len() == 128 {
             self.superblock_flushed.store(true, Ordering::SeqCst);
         }
+        Ok(())
+    }
+    fn wants_mapped_writes(&self) -> bool {
+        true
     }
     fn data_written(&self, _off: u64, _len: u64) {
         if self.superblock_flushed.load(Ordering::SeqCst) {
@@ -27,10 +33,10 @@ impl apcdb::Observer for DieAfterSuperblock {
 }
 
 pub fn run(path: &Path, durability: apcdb::Durability) -> Result<i32, String> {
-    let observer = Arc::new(DieAfterSuperblock {
+    let io = Arc::new(DieAfterSuperblock {
         superblock_flushed: AtomicBool::new(false),
     });
-    let opts = store_options(durability, DEFAULT_MAX_SIZE).observer(observer);
+    let opts = store_options(durability, DEFAULT_MAX_SIZE).io(io);
     let store = Store::open(path, opts).map_err(|e| e.to_string())?;
     // Dirty some index pages so the checkpoint has copying to do.
     for i in 0..200u32 {
