@@ -52,7 +52,7 @@ pub struct PowercutConfig {
     pub durability: Durability,
     pub seed: u64,
     pub dir: PathBuf,
-    /// Chance, per mille, that an engine callback becomes a crash moment.
+    /// Chance, per mille, that a call through the I/O seam becomes a crash moment.
     pub per_mille: u64,
     /// Simulate a disk that acknowledges journal flushes and then loses them: the simulator must
     /// report failures in sync mode (a check of the checker).
@@ -97,7 +97,7 @@ struct Recorder {
     keep_dir: PathBuf,
     totals: PowercutTotals,
     max_images: u64,
-    /// Set once the durable baseline is taken; callbacks before that change nothing.
+    /// Set once the durable baseline is taken; calls before that change nothing.
     armed: bool,
     lying_disk: bool,
 }

@@ -35,6 +35,7 @@ impl Exclusive {
     pub fn acquire(path: impl AsRef<Path>) -> Result<Exclusive> {
         let paths = Paths::new(path.as_ref());
         // A missing lock file is made: it holds no durable state, and openers make it too.
+        // (No `Options` here, so no I/O seam to choose: the real files.)
         let (file, _) = files::open_checked(&crate::io::RealIo, &paths.lock, true)?;
         let started = Instant::now();
         while !range_lock(&file, &paths.lock, INIT_BYTE, Some(true), false)? {
