@@ -19,7 +19,7 @@
 //! | `Full`             | here: `enospc_while_growing_is_full_and_loses_nothing`,                    |
 //! |                    | `enospc_and_short_writes_on_the_journal`; tests/tests/safety.rs (tmpfs)    |
 //! | `Busy`             | here: `every_remaining_variant_is_reachable`; recovery/tests/tools.rs      |
-//! | `Poisoned`         | here: both flush tests                                                     |
+//! | `Poisoned`         | here: the three failed-flush tests                                         |
 //! | `Reentrant`        | here: `every_remaining_variant_is_reachable`                               |
 //! | `ForkedLockHolder` | store/tests/fork.rs `child_forked_under_the_write_lock_cannot_commit`      |
 
@@ -121,6 +121,49 @@ fn failed_journal_flush_poisons_and_loses_nothing() {
     );
     drop(s);
     reopen_and_check(&path, &model, &[b"failed"]);
+}
+
+/// The relaxed modes: an explicit `sync()` (None) or the background flusher (Periodic) fails.
+/// The caller of `sync()`, or the next writer, learns it; nothing acknowledged is lost.
+#[test]
+fn failed_flush_in_the_relaxed_modes_poisons() {
+    for durability in [
+        Durability::None,
+        Durability::Periodic(std::time::Duration::from_millis(5)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let io = FaultyIo::new();
+        let s = Store::open(&path, options(&io, durability)).unwrap();
+        let mut model = Model::new();
+        fill(&s, &mut model, "k", 30);
+        s.sync().unwrap();
+        io.fail_nth(Call::SyncFile(FileKind::Journal), 1, Fault::Eio);
+        fill(&s, &mut model, "m", 5);
+        if durability == Durability::None {
+            let e = s.sync().unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::Io {
+                        op: "fdatasync",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        } else {
+            // The background flusher hits the fault within a few intervals.
+            let t = std::time::Instant::now();
+            while !s.is_poisoned() {
+                assert!(t.elapsed().as_secs() < 10, "the flusher never flushed");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        assert_poisoned(&s);
+        drop(s);
+        reopen_and_check(&path, &model, &[]);
+    }
 }
 
 /// A checkpoint's data flush fails: first the flush of the whole file, then (separately) the
