@@ -1,11 +1,12 @@
 //! `apcdb powercut`: the power-loss simulator.
 //!
-//! A single-threaded random workload runs on a store opened with an [`apcdb::Observer`], through
-//! which the engine reports every write to the data file (map stores) and to the journal, and every
-//! flush. The recorder keeps what the disk holds for sure (the bytes as of their last flush) and
-//! what is only in the page cache. At random moments — inside those callbacks, i.e. in the middle
-//! of a write, a commit, a checkpoint or a file growth, and between operations — it builds a crash
-//! image: the durable bytes, plus for each data page written since its last flush either the old
+//! A single-threaded random workload runs on a store opened with a recording [`apcdb::StorageIo`]
+//! (the engine's seam for every byte and flush that reaches the disk) that wraps the real files and
+//! sees every write to the data file (map stores) and to the journal, every growth, and every flush
+//! from its start to its end. The recorder keeps what the disk holds for sure (the bytes as of
+//! their last flush) and what is only in the page cache. At random moments — inside those calls,
+//! i.e. in the middle of a write, a commit, a checkpoint or a file growth, and between operations
+//! — it builds a crash image: the durable bytes, plus for each data page written since its last flush either the old
 //! page, the new page, or a mix of the two at 512-byte sectors, plus the journal's unflushed writes
 //! cut at any byte. Each image gets the engine's offline check, is opened (which runs recovery) and
 //! read back, and its whole content is compared with the workload's model:
@@ -15,9 +16,13 @@
 //! - `periodic`/`none`: it must hold a state the workload actually passed through since its last
 //!   explicit `sync()` (a prefix of the history: consistent, nothing torn, batches whole).
 //!
-//! The workload is single-threaded on purpose: the seam reports a flush only after it returned, so
-//! with several writing threads a write made while `fdatasync`/`msync` ran could not be told apart
-//! from one it covered. A "flush started" hook in `apcdb::Observer` would lift that limit.
+//! A flush covers what was written before it started: the recorder notes, when a flush starts,
+//! which journal writes and which data pages (with their content then) it covers, and persists
+//! exactly those when it returns; a page written again while it runs stays unflushed, and a
+//! journal write made meanwhile stays pending. So a write racing a flush is never counted as
+//! flushed, which is what a multi-threaded workload needs from the recorder. The workload is still
+//! single-threaded, because the checker's model of acceptable states (the operation in flight, or
+//! the history since the last `sync()`) assumes one operation at a time.
 //!
 //! A growth of the data file (`fallocate`) is lost or kept at random until a data flush follows it
 //! (`msync` persists the file size like `fdatasync`). The lock file holds no durable state: images
@@ -25,9 +30,13 @@
 
 use crate::crash::value::{self, WriteId};
 use crate::rng::Rng;
-use apcdb::{Durability, Options, Store, Update};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use apcdb::{
+    Durability, FileKind, MappedRange, Options, RealIo, StorageIo, Store, SyncKind, Update,
+};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -43,7 +52,7 @@ pub struct PowercutConfig {
     pub durability: Durability,
     pub seed: u64,
     pub dir: PathBuf,
-    /// Chance, per mille, that an engine callback becomes a crash moment.
+    /// Chance, per mille, that a call through the I/O seam becomes a crash moment.
     pub per_mille: u64,
     /// Simulate a disk that acknowledges journal flushes and then loses them: the simulator must
     /// report failures in sync mode (a check of the checker).
@@ -76,7 +85,9 @@ struct Recorder {
     /// The data file length that is surely on disk; `durable_data` may be longer (unflushed growth).
     synced_len: u64,
     durable_journal: Vec<u8>,
-    dirty: BTreeSet<u64>,
+    /// Data pages written since their last flush, each with the serial number of its last write.
+    dirty: BTreeMap<u64, u64>,
+    writes: u64,
     pending_journal: Vec<(u64, Vec<u8>)>,
     rng: Rng,
     per_mille: u64,
@@ -86,63 +97,148 @@ struct Recorder {
     keep_dir: PathBuf,
     totals: PowercutTotals,
     max_images: u64,
-    /// Set once the durable baseline is taken; callbacks before that change nothing.
+    /// Set once the durable baseline is taken; calls before that change nothing.
     armed: bool,
     lying_disk: bool,
 }
 
 struct Shared(Mutex<Recorder>);
 
-impl apcdb::Observer for Shared {
-    fn data_written(&self, off: u64, len: u64) {
-        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if !r.armed {
-            return;
-        }
-        for page in off / PAGE..(off + len).div_ceil(PAGE) {
-            r.dirty.insert(page);
-        }
-        r.maybe_crash("data written");
+/// A data flush in progress: the dirty pages of its range as they were when it started, with
+/// their write serial numbers, and the file length then.
+struct DataFlush {
+    pages: Vec<(u64, u64, Vec<u8>)>,
+    len: usize,
+}
+
+impl Shared {
+    fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-    fn data_synced(&self, off: u64, len: u64) {
-        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if !r.armed {
-            return;
-        }
-        r.maybe_crash("before a data flush returned");
-        let start = off / PAGE * PAGE;
-        let end = (off + len).div_ceil(PAGE) * PAGE;
-        r.persist_data(start, end);
-        r.synced_len = r.durable_data.len() as u64;
-    }
-    fn data_grown(&self, len: u64) {
-        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if r.armed && r.durable_data.len() < len as usize {
-            r.durable_data.resize(len as usize, 0);
-            r.maybe_crash("file grown");
-        }
-    }
+
     fn journal_written(&self, off: u64, bytes: &[u8]) {
-        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = self.recorder();
         if !r.armed {
             return;
         }
         r.pending_journal.push((off, bytes.to_vec()));
         r.maybe_crash("journal written");
     }
-    fn journal_synced(&self) {
-        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+
+    /// What a data flush of `[off, off+len)` starting now covers.
+    fn data_flush_started(&self, off: u64, len: u64) -> Option<DataFlush> {
+        let mut r = self.recorder();
         if !r.armed {
-            return;
+            return None;
         }
-        r.maybe_crash("before a journal flush returned");
-        let pending = std::mem::take(&mut r.pending_journal);
+        r.maybe_crash("during a data flush");
+        let (first, end) = (off / PAGE, (off + len).div_ceil(PAGE));
+        let pages: Vec<(u64, u64)> = r.dirty.range(first..end).map(|(&p, &w)| (p, w)).collect();
+        let pages = pages
+            .into_iter()
+            .map(|(p, w)| (p, w, r.current(p * PAGE, (p + 1) * PAGE)))
+            .collect();
+        Some(DataFlush {
+            pages,
+            len: r.durable_data.len(),
+        })
+    }
+
+    fn data_flush_done(&self, flush: DataFlush) {
+        let mut r = self.recorder();
+        for (page, write, bytes) in flush.pages {
+            write_into(&mut r.durable_data, page * PAGE, &bytes);
+            if r.dirty.get(&page) == Some(&write) {
+                r.dirty.remove(&page);
+            }
+        }
+        r.synced_len = r.synced_len.max(flush.len as u64);
+    }
+
+    /// How many pending journal writes a journal flush starting now covers.
+    fn journal_flush_started(&self) -> Option<usize> {
+        let mut r = self.recorder();
+        if !r.armed {
+            return None;
+        }
+        r.maybe_crash("during a journal flush");
+        Some(r.pending_journal.len())
+    }
+
+    fn journal_flush_done(&self, covered: usize) {
+        let mut r = self.recorder();
+        let flushed: Vec<_> = r.pending_journal.drain(..covered).collect();
         if r.lying_disk {
             return;
         }
-        for (off, bytes) in pending {
+        for (off, bytes) in flushed {
             write_into(&mut r.durable_journal, off, &bytes);
         }
+    }
+}
+
+/// The real files, with every write, growth and flush recorded. A flush is recorded as started
+/// before the real call and as done after it succeeded.
+impl StorageIo for Shared {
+    fn allocate(&self, kind: FileKind, file: &File, len: u64) -> io::Result<()> {
+        RealIo.allocate(kind, file, len)?;
+        let mut r = self.recorder();
+        if kind == FileKind::Data && r.armed && r.durable_data.len() < len as usize {
+            r.durable_data.resize(len as usize, 0);
+            r.maybe_crash("file grown");
+        }
+        Ok(())
+    }
+
+    fn write_at(&self, kind: FileKind, file: &File, off: u64, bytes: &[u8]) -> io::Result<usize> {
+        let n = RealIo.write_at(kind, file, off, bytes)?;
+        // The data file is written with `pwrite` only when created, before the baseline.
+        if kind == FileKind::Journal {
+            self.journal_written(off, &bytes[..n]);
+        }
+        Ok(n)
+    }
+
+    fn sync_file(&self, kind: FileKind, file: &File, what: SyncKind) -> io::Result<()> {
+        if kind != FileKind::Journal {
+            return RealIo.sync_file(kind, file, what);
+        }
+        let covered = self.journal_flush_started();
+        RealIo.sync_file(kind, file, what)?;
+        if let Some(n) = covered {
+            self.journal_flush_done(n);
+        }
+        Ok(())
+    }
+
+    fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> io::Result<()> {
+        let flush = self.data_flush_started(range.offset(), range.len());
+        RealIo.sync_map(kind, range)?;
+        if let Some(f) = flush {
+            self.data_flush_done(f);
+        }
+        Ok(())
+    }
+
+    fn wants_mapped_writes(&self) -> bool {
+        true
+    }
+
+    fn data_written(&self, off: u64, len: u64) {
+        let mut r = self.recorder();
+        if !r.armed {
+            return;
+        }
+        r.writes += 1;
+        let write = r.writes;
+        for page in off / PAGE..(off + len).div_ceil(PAGE) {
+            r.dirty.insert(page, write);
+        }
+        r.maybe_crash("data written");
+    }
+
+    fn journal_copied(&self, off: u64, bytes: &[u8]) {
+        self.journal_written(off, bytes);
     }
 }
 
@@ -167,14 +263,6 @@ impl Recorder {
         buf
     }
 
-    fn persist_data(&mut self, start: u64, end: u64) {
-        let now = self.current(start, end);
-        write_into(&mut self.durable_data, start, &now);
-        for page in start / PAGE..end / PAGE {
-            self.dirty.remove(&page);
-        }
-    }
-
     fn maybe_crash(&mut self, moment: &str) {
         if self.totals.images < self.max_images && self.rng.chance(self.per_mille) {
             self.crash(moment);
@@ -185,7 +273,7 @@ impl Recorder {
     fn crash(&mut self, moment: &str) {
         let mut data = self.durable_data.clone();
         let mut choices = Vec::new();
-        let dirty: Vec<u64> = self.dirty.iter().copied().collect();
+        let dirty: Vec<u64> = self.dirty.keys().copied().collect();
         for page in dirty {
             let new = self.current(page * PAGE, (page + 1) * PAGE);
             let old_len = data.len();
@@ -502,7 +590,8 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         durable_data: Vec::new(),
         synced_len: 0,
         durable_journal: Vec::new(),
-        dirty: BTreeSet::new(),
+        dirty: BTreeMap::new(),
+        writes: 0,
         pending_journal: Vec::new(),
         rng: Rng::derive(cfg.seed, 1),
         per_mille: cfg.per_mille,
@@ -525,7 +614,7 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         .initial_size(256 << 10)
         .journal_size(512 << 10)
         .max_size(256 << 20)
-        .observer(shared.clone());
+        .io(shared.clone());
     let store = Store::open(&path, opts).map_err(|e| e.to_string())?;
     store.checkpoint().map_err(|e| e.to_string())?;
     {
@@ -678,15 +767,16 @@ pub fn replay_out_of_space_case(dir: &Path) -> Result<(), String> {
     copy(&path, &image1)?;
     drop(store);
 
-    // Recovery of the first image, cut when its checkpoint's data flush returns (before its
+    // Recovery of the first image, cut when its checkpoint's data flush is done (before its
     // superblock is written).
     struct CutAtFirstFlush {
         from: PathBuf,
         to: PathBuf,
         taken: Mutex<Option<Result<(), String>>>,
     }
-    impl apcdb::Observer for CutAtFirstFlush {
-        fn data_synced(&self, _off: u64, _len: u64) {
+    impl StorageIo for CutAtFirstFlush {
+        fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> io::Result<()> {
+            RealIo.sync_map(kind, range)?;
             let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
             if taken.is_none() {
                 let mut r = Ok(());
@@ -701,6 +791,7 @@ pub fn replay_out_of_space_case(dir: &Path) -> Result<(), String> {
                 }
                 *taken = Some(r);
             }
+            Ok(())
         }
     }
     let image2 = second.join("store.db");
@@ -714,7 +805,7 @@ pub fn replay_out_of_space_case(dir: &Path) -> Result<(), String> {
         Options::default()
             .create(false)
             .durability(Durability::None)
-            .observer(cut.clone()),
+            .io(cut.clone()),
     )
     .map_err(|e| format!("the first image does not open: {e}"))?;
     drop(opened);

@@ -55,7 +55,11 @@ impl Inner {
                     h.heap_end.store(end + size, Relaxed);
                     return Ok(Some(end));
                 }
-                Err(e) if e.is_full() => {}
+                Err(e) if e.is_full() => {
+                    // The disk, not the maximum size, is what stopped us: say so if the
+                    // transaction ends up not fitting.
+                    self.growth_refused.store(true, Relaxed);
+                }
                 Err(e) => return Err(e),
             }
         }

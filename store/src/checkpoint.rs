@@ -110,7 +110,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Observer, Options, Store};
+    use crate::{FileKind, MappedRange, Options, RealIo, StorageIo, Store};
     use std::sync::{Arc, Mutex};
 
     use super::*;
@@ -124,12 +124,20 @@ mod tests {
     #[derive(Default)]
     struct Recorder(Mutex<Vec<Event>>);
 
-    impl Observer for Recorder {
+    impl StorageIo for Recorder {
+        fn wants_mapped_writes(&self) -> bool {
+            true
+        }
         fn data_written(&self, off: u64, len: u64) {
             self.0.lock().unwrap().push(Event::Written(off, len));
         }
-        fn data_synced(&self, off: u64, len: u64) {
-            self.0.lock().unwrap().push(Event::Synced(off, len));
+        fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
+            RealIo.sync_map(kind, range)?;
+            if kind == FileKind::Data {
+                let e = Event::Synced(range.offset(), range.len());
+                self.0.lock().unwrap().push(e);
+            }
+            Ok(())
         }
     }
 
@@ -186,7 +194,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let rec = Arc::new(Recorder::default());
-        let store = Store::open(&path, Options::default().observer(rec.clone())).unwrap();
+        let store = Store::open(&path, Options::default().io(rec.clone())).unwrap();
         let first = checkpoint_once(&store, &rec, &path);
         let second = checkpoint_once(&store, &rec, &path);
         let third = checkpoint_once(&store, &rec, &path);

@@ -35,7 +35,8 @@ impl Exclusive {
     pub fn acquire(path: impl AsRef<Path>) -> Result<Exclusive> {
         let paths = Paths::new(path.as_ref());
         // A missing lock file is made: it holds no durable state, and openers make it too.
-        let (file, _) = files::open_checked(&paths.lock, true)?;
+        // (No `Options` here, so no I/O seam to choose: the real files.)
+        let (file, _) = files::open_checked(&crate::io::RealIo, &paths.lock, true)?;
         let started = Instant::now();
         while !range_lock(&file, &paths.lock, INIT_BYTE, Some(true), false)? {
             if started.elapsed() > INIT_WAIT {
@@ -44,7 +45,7 @@ impl Exclusive {
             std::thread::sleep(Duration::from_millis(10));
         }
         // Openers take the data file's init byte only while holding the lock file's: it is free.
-        let (data, _) = files::open_checked(&paths.data, false)?;
+        let (data, _) = files::open_checked(&crate::io::RealIo, &paths.data, false)?;
         range_lock(&data, &paths.data, INIT_BYTE, Some(true), true)?;
         // Dropping the files on an early return releases every byte taken.
         if !range_lock(&file, &paths.lock, PRESENCE_BYTE, Some(true), false)?

@@ -3,6 +3,7 @@
 //! One vhost's cache must not be readable or plantable by another (SPEC.md, "File security").
 
 use crate::error::{Error, Result};
+use crate::io::{FileKind, StorageIo};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -31,8 +32,9 @@ impl Paths {
 }
 
 /// Opens (and, if allowed, creates with mode 0600) a regular file that must be ours.
-/// Returns the file and whether this call created it.
-pub fn open_checked(path: &Path, create: bool) -> Result<(File, bool)> {
+/// Returns the file and whether this call created it (its directory entry is then made durable
+/// through `io`).
+pub fn open_checked(io: &dyn StorageIo, path: &Path, create: bool) -> Result<(File, bool)> {
     // Before anything is created in it: a directory others may change is refused.
     check_directory(path)?;
     let mut opts = OpenOptions::new();
@@ -56,7 +58,7 @@ pub fn open_checked(path: &Path, create: bool) -> Result<(File, bool)> {
     };
     check_owner_and_mode(path, &file)?;
     if created {
-        sync_parent_dir(path)?;
+        sync_parent_dir(io, path)?;
     }
     Ok((file, created))
 }
@@ -184,21 +186,23 @@ pub fn check_owner_and_mode(path: &Path, file: &File) -> Result<()> {
 }
 
 /// A new file's directory entry must be durable before anything refers to the file.
-pub fn sync_parent_dir(path: &Path) -> Result<()> {
+pub fn sync_parent_dir(io: &dyn StorageIo, path: &Path) -> Result<()> {
     let dir = parent_dir(path);
     let d = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;
-    d.sync_all()
+    io.sync_dir(&d)
         .map_err(|e| Error::io(dir, "fsync directory", e))
 }
 
 /// Reserves real blocks for `[0, len)` so that later stores through the mapping cannot hit a
-/// hole on a full disk (which would be SIGBUS). Fails with ENOSPC instead.
-pub fn allocate(path: &Path, file: &File, len: u64) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fd is a valid open file for the duration of the call.
-    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
+/// hole on a full disk (which would be SIGBUS). Fails with [`Error::Full`] instead.
+pub fn allocate(
+    io: &dyn StorageIo,
+    kind: FileKind,
+    path: &Path,
+    file: &File,
+    len: u64,
+) -> Result<()> {
+    if let Err(e) = io.allocate(kind, file, len) {
         if e.raw_os_error() == Some(libc::ENOSPC) {
             return Err(Error::Full {
                 path: path.into(),

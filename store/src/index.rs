@@ -162,7 +162,14 @@ mod tests {
             .open(&path)
             .unwrap();
         file.set_len(BLOCKS + 16 * 64).unwrap();
-        let map = Map::new(path, file, BLOCKS + 16 * 64, None).unwrap();
+        let map = Map::new(
+            path,
+            file,
+            BLOCKS + 16 * 64,
+            crate::io::FileKind::Data,
+            std::sync::Arc::new(crate::io::RealIo),
+        )
+        .unwrap();
         (dir, map)
     }
 

@@ -8,6 +8,7 @@
 //! The checksum covers everything from `payload_len` to the end of the payload.
 
 use crate::error::{Error, Result};
+use crate::io::{write_all_at, FileKind, SharedIo, SyncKind};
 use crate::layout::{u32_at, u64_at};
 use std::borrow::Cow;
 use std::fs::File;
@@ -142,7 +143,10 @@ pub struct Journal {
     file: File,
     pub path: PathBuf,
     pub size: u64,
-    observer: Option<crate::observe::SharedObserver>,
+    /// The seam every write and flush of the journal goes through.
+    io: SharedIo,
+    /// `io.wants_mapped_writes()`, asked once (see `crate::io`).
+    report_copies: bool,
     /// When set, records are copied into this shared mapping of the (preallocated) file instead
     /// of written with `pwrite`: after a process crash they are in the page cache either way, and
     /// `fdatasync` of the file flushes mapped pages too.
@@ -159,12 +163,13 @@ pub struct Scan {
 }
 
 impl Journal {
-    pub fn new(file: File, path: PathBuf, size: u64) -> Journal {
+    pub fn new(file: File, path: PathBuf, size: u64, io: SharedIo) -> Journal {
         Journal {
             file,
             path,
             size,
-            observer: None,
+            report_copies: io.wants_mapped_writes(),
+            io,
             map: None,
         }
     }
@@ -179,14 +184,10 @@ impl Journal {
             self.path.clone(),
             file,
             self.size,
-            None,
+            FileKind::Journal,
+            self.io.clone(),
         )?);
         Ok(self)
-    }
-
-    pub fn observed_by(mut self, observer: Option<crate::observe::SharedObserver>) -> Journal {
-        self.observer = observer;
-        self
     }
 
     /// Fills a new journal with zeros and makes it durable, so later writes overwrite allocated,
@@ -194,7 +195,8 @@ impl Journal {
     /// just created empty and will never be reopened, so its allocated blocks (which read as
     /// zeros) suffice and nothing is written or flushed.
     pub fn format(&self, ephemeral: bool) -> Result<()> {
-        crate::files::allocate(&self.path, &self.file, self.size)?;
+        let io = &*self.io;
+        crate::files::allocate(io, FileKind::Journal, &self.path, &self.file, self.size)?;
         if ephemeral {
             return Ok(());
         }
@@ -202,12 +204,12 @@ impl Journal {
         let mut off = 0;
         while off < self.size {
             let n = (self.size - off).min(zeros.len() as u64) as usize;
-            self.file
-                .write_all_at(&zeros[..n], off)
+            write_all_at(io, FileKind::Journal, &self.file, off, &zeros[..n])
                 .map_err(|e| self.io_err("write", e))?;
             off += n as u64;
         }
-        self.file.sync_all().map_err(|e| self.io_err("fsync", e))
+        io.sync_file(FileKind::Journal, &self.file, SyncKind::All)
+            .map_err(|e| self.io_err("fsync", e))
     }
 
     fn io_err(&self, op: &'static str, e: std::io::Error) -> Error {
@@ -232,26 +234,23 @@ impl Journal {
     pub fn write_at(&self, pos: u64, record: &[u8]) -> Result<()> {
         debug_assert!(pos + record.len() as u64 <= self.size);
         match &self.map {
-            Some(m) => m.write(pos, record)?,
-            None => self
-                .file
-                .write_all_at(record, pos)
-                .map_err(|e| self.io_err("write", e))?,
+            Some(m) => {
+                m.write(pos, record)?;
+                if self.report_copies {
+                    self.io.journal_copied(pos, record);
+                }
+                Ok(())
+            }
+            None => write_all_at(&*self.io, FileKind::Journal, &self.file, pos, record)
+                .map_err(|e| self.io_err("write", e)),
         }
-        if let Some(o) = &self.observer {
-            o.journal_written(pos, record);
-        }
-        Ok(())
     }
 
+    /// Makes every record written so far durable (`fdatasync`; it covers mapped pages too).
     pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| self.io_err("fdatasync", e))?;
-        if let Some(o) = &self.observer {
-            o.journal_synced();
-        }
-        Ok(())
+        self.io
+            .sync_file(FileKind::Journal, &self.file, SyncKind::Data)
+            .map_err(|e| self.io_err("fdatasync", e))
     }
 
     /// Reads the records of cycle `epoch`, starting with LSN `first_lsn`, up to the first record
@@ -311,7 +310,7 @@ mod tests {
             .create_new(true)
             .open(&path)
             .unwrap();
-        let j = Journal::new(f, path, 4096);
+        let j = Journal::new(f, path, 4096, std::sync::Arc::new(crate::io::RealIo));
         j.format(false).unwrap();
         let ops = vec![
             Op::Put {
@@ -354,7 +353,7 @@ mod tests {
             .create_new(true)
             .open(&path)
             .unwrap();
-        let j = Journal::new(f, path, 4096);
+        let j = Journal::new(f, path, 4096, std::sync::Arc::new(crate::io::RealIo));
         j.format(false).unwrap();
         j
     }

@@ -30,12 +30,13 @@ mod exclusive;
 /// state and the election of the first opener (`shared`); the handle itself (`store`).
 mod files;
 mod index;
+/// The seam every byte and flush that reaches the disk passes through (`io`); for tools, the
+/// offline check and salvage (`verify`).
+mod io;
 mod journal;
 /// On-disk formats: superblocks, slots, entries, size classes, the key hash.
 mod layout;
 mod map;
-/// For tools: the seam every persistent write passes (`observe`), offline check and salvage.
-mod observe;
 mod options;
 mod recover;
 mod shared;
@@ -46,8 +47,8 @@ pub mod verify;
 
 pub use error::{Error, Result};
 pub use exclusive::Exclusive;
+pub use io::{FileKind, MappedRange, RealIo, StorageIo, SyncKind};
 pub use layout::Superblock;
-pub use observe::Observer;
 pub use options::{Durability, Options};
 pub use store::{Batch, EntryMeta, Scanned, Store, Visit};
 

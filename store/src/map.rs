@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::files;
-use crate::observe::SharedObserver;
+use crate::io::{FileKind, MappedRange, SharedIo};
 use crate::sigbus::Region;
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -25,7 +25,12 @@ pub struct Map {
     visible: AtomicU64,
     file: File,
     pub path: PathBuf,
-    observer: Option<SharedObserver>,
+    /// Which file this maps, and the seam its growth and flushes go through.
+    kind: FileKind,
+    io: SharedIo,
+    /// `io.wants_mapped_writes()` for the data file, asked once: a map write then costs one
+    /// predictable branch, not a virtual call.
+    report_writes: bool,
     region: Region,
 }
 
@@ -40,7 +45,8 @@ impl Map {
         path: PathBuf,
         file: File,
         reserved: u64,
-        observer: Option<SharedObserver>,
+        kind: FileKind,
+        io: SharedIo,
     ) -> Result<Map> {
         let len = files::file_len(&path, &file)?;
         let reserved = reserved.max(len);
@@ -65,7 +71,10 @@ impl Map {
             visible: AtomicU64::new(len),
             file,
             path,
-            observer,
+            kind,
+            // The journal's mapping reports its records itself (`Journal::write_at`), whole.
+            report_writes: kind == FileKind::Data && io.wants_mapped_writes(),
+            io,
             region,
         })
     }
@@ -257,11 +266,8 @@ impl Map {
                 ),
             });
         }
-        files::allocate(&self.path, &self.file, new_len)?;
+        files::allocate(&*self.io, self.kind, &self.path, &self.file, new_len)?;
         self.visible.fetch_max(new_len, Ordering::AcqRel);
-        if let Some(o) = &self.observer {
-            o.data_grown(new_len);
-        }
         Ok(())
     }
 
@@ -272,31 +278,18 @@ impl Map {
             // Part of the range is a private zero page now: it must not count as flushed.
             return Err(self.truncated_error());
         }
-        let start = off & !(crate::layout::PAGE - 1);
-        // SAFETY: the page-aligned range lies inside the mapping (checked above).
-        let rc = unsafe {
-            libc::msync(
-                self.base.add(start as usize) as *mut libc::c_void,
-                (off + len - start) as usize,
-                libc::MS_SYNC,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::io(
-                &self.path,
-                "msync",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        if let Some(o) = &self.observer {
-            o.data_synced(off, len);
-        }
-        Ok(())
+        // SAFETY: the range lies inside the mapping (checked above), which lives as long as
+        // `self`, and the borrow of `self` outlives the range.
+        let range = unsafe { MappedRange::new(self.base, off, len) };
+        self.io
+            .sync_map(self.kind, &range)
+            .map_err(|e| Error::io(&self.path, "msync", e))
     }
 
+    #[inline]
     fn observed(&self, off: u64, len: u64) {
-        if let Some(o) = &self.observer {
-            o.data_written(off, len);
+        if self.report_writes {
+            self.io.data_written(off, len);
         }
     }
 }

@@ -30,7 +30,7 @@ pub struct Options {
     /// them, so nothing is flushed to disk (no fsync, no msync, no closing checkpoint).
     pub(crate) ephemeral: bool,
     pub(crate) index_slots: u64,
-    pub(crate) observer: Option<crate::observe::SharedObserver>,
+    pub(crate) io: crate::io::SharedIo,
 }
 
 impl std::fmt::Debug for Options {
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Options {
             .field("reset_generation", &self.reset_generation)
             .field("create", &self.create)
             .field("index_slots", &self.index_slots)
-            .field("observer", &self.observer.is_some())
+            .field("io_wants_mapped_writes", &self.io.wants_mapped_writes())
             .finish()
     }
 }
@@ -59,7 +59,7 @@ impl Default for Options {
             create: true,
             ephemeral: false,
             index_slots: 4096,
-            observer: None,
+            io: std::sync::Arc::new(crate::io::RealIo),
         }
     }
 }
@@ -93,10 +93,11 @@ impl Options {
         self.reset_generation = Some(generation);
         self
     }
-    /// Reports every write to the durable files and every flush to `observer` (crash
-    /// simulation; see [`crate::Observer`]).
-    pub fn observer(mut self, observer: std::sync::Arc<dyn crate::Observer>) -> Self {
-        self.observer = Some(observer);
+    /// Sends every write, growth and flush of the store's files through `io` instead of straight
+    /// to the system calls (crash simulation, fault injection; see [`crate::StorageIo`]). The
+    /// default is [`crate::RealIo`].
+    pub fn io(mut self, io: std::sync::Arc<dyn crate::StorageIo>) -> Self {
+        self.io = io;
         self
     }
     /// Index slots of a new store (rounded up to a power of two, at least 16; default 4096). The

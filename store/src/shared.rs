@@ -158,8 +158,13 @@ pub const INIT_BYTE: i64 = 0;
 pub const PRESENCE_BYTE: i64 = 1;
 
 impl Shared {
-    /// Maps the lock file (growing it to `SHARED_LEN` when `first` says we may).
-    pub fn map(path: PathBuf, file: File, first: bool) -> Result<Shared> {
+    /// Maps the lock file (growing it to `SHARED_LEN` through `io` when `first` says we may).
+    pub fn map(
+        path: PathBuf,
+        file: File,
+        first: bool,
+        io: &dyn crate::io::StorageIo,
+    ) -> Result<Shared> {
         let len = crate::files::file_len(&path, &file)?;
         if len < SHARED_LEN {
             if !first {
@@ -168,7 +173,7 @@ impl Shared {
                     format!("lock file is {len} bytes, expected {SHARED_LEN}"),
                 ));
             }
-            crate::files::allocate(&path, &file, SHARED_LEN)?;
+            crate::files::allocate(io, crate::io::FileKind::Lock, &path, &file, SHARED_LEN)?;
         }
         let base = crate::map::map_shared(&path, &file, SHARED_LEN)?;
         let Some(region) = crate::sigbus::Region::register(base, SHARED_LEN as usize) else {

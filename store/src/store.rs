@@ -87,6 +87,9 @@ pub(crate) struct Inner {
     reads: [ReadCounter; READ_STRIPES],
     /// Nesting depth of `readers_out` (touched only by the write-lock holder).
     pub(crate) readers_out_depth: std::sync::atomic::AtomicU32,
+    /// The disk refused to grow the data file (ENOSPC) while the current transaction looked for
+    /// room (touched only by the write-lock holder).
+    pub(crate) growth_refused: AtomicBool,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -305,14 +308,15 @@ impl Inner {
             // refused before any file exists (SPEC.md §9).
             check_creatable_size(&paths.data, opts.max_size)?;
         }
-        let (lock_file, _) = files::open_checked(&paths.lock, true)?;
+        let io = &*opts.io;
+        let (lock_file, _) = files::open_checked(io, &paths.lock, true)?;
         // Election (SPEC.md §6.1): byte 0 serialises opens and closes; whoever can take byte 1
         // exclusively is alone, and must (re)build the shared state. The same two bytes are
         // taken on the data file too, which every process keeps open (and mapped) for as long as
         // it uses the store: a lock file deleted or replaced under running processes cannot
         // hide them from a new opener. Always the lock file first, then the data file.
         shared::range_lock(&lock_file, &paths.lock, INIT_BYTE, Some(true), true)?;
-        let (data_file, _) = files::open_checked(&paths.data, opts.create)?;
+        let (data_file, _) = files::open_checked(io, &paths.data, opts.create)?;
         shared::range_lock(&data_file, &paths.data, INIT_BYTE, Some(true), true)?;
         let first = shared::range_lock(&lock_file, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
         let alone = shared::range_lock(&data_file, &paths.data, PRESENCE_BYTE, Some(true), false)?;
@@ -328,7 +332,7 @@ impl Inner {
                 ),
             });
         }
-        let opened = Shared::map(paths.lock.clone(), lock_file, first)
+        let opened = Shared::map(paths.lock.clone(), lock_file, first, io)
             .and_then(|shm| Inner::open_elected(paths, opts, shm, data_file, first));
         match opened {
             Ok(inner) => {
@@ -376,6 +380,7 @@ impl Inner {
         } else {
             shm.check_initialised()?;
         }
+        let io = &*opts.io;
         let is_new = files::file_len(&paths.data, &data_file)? == 0;
         if is_new && !first {
             return Err(Error::corrupt(
@@ -403,9 +408,13 @@ impl Inner {
             sb
         };
         // Only now, so that an open refused for its superblocks leaves the files as they were.
-        let (journal_file, _) = files::open_checked(&paths.journal, true)?;
-        let journal = Journal::new(journal_file, paths.journal.clone(), sb.journal_size)
-            .observed_by(opts.observer.clone());
+        let (journal_file, _) = files::open_checked(io, &paths.journal, true)?;
+        let journal = Journal::new(
+            journal_file,
+            paths.journal.clone(),
+            sb.journal_size,
+            opts.io.clone(),
+        );
         let jlen = files::file_len(&paths.journal, journal.file())?;
         if jlen != sb.journal_size {
             if jlen != 0 || !first {
@@ -425,7 +434,7 @@ impl Inner {
             journal.format(false)?;
         }
         if is_new && !opts.ephemeral {
-            files::sync_parent_dir(&paths.data)?;
+            files::sync_parent_dir(io, &paths.data)?;
         }
         // Relaxed modes copy records into a mapping of the journal (no system call per write);
         // `Sync` keeps `pwrite`, because `fdatasync` of mapped dirty pages costs twice as much.
@@ -448,6 +457,7 @@ impl Inner {
             journal_is_new: AtomicBool::new(is_new),
             reads: Default::default(),
             readers_out_depth: Default::default(),
+            growth_refused: AtomicBool::new(false),
         };
         if first {
             let guard = inner.lock()?;
@@ -530,17 +540,19 @@ fn map_data_file(
     let spare = data_file
         .try_clone()
         .map_err(|e| Error::io(&paths.data, "dup", e))?;
-    let recorded = Map::new(
-        paths.data.clone(),
-        data_file,
-        sb.max_size,
-        opts.observer.clone(),
-    );
+    let map = |file, reserved| {
+        Map::new(
+            paths.data.clone(),
+            file,
+            reserved,
+            crate::io::FileKind::Data,
+            opts.io.clone(),
+        )
+    };
+    let recorded = map(data_file, sb.max_size);
     let fallback = opts.max_size.min(sb.max_size);
     match recorded {
-        Err(Error::Io { .. }) if fallback < sb.max_size => {
-            Map::new(paths.data.clone(), spare, fallback, opts.observer.clone())
-        }
+        Err(Error::Io { .. }) if fallback < sb.max_size => map(spare, fallback),
         r => r,
     }
 }
@@ -548,14 +560,15 @@ fn map_data_file(
 /// Lays out a new data file: two empty superblock slots, then both index copies, and writes the
 /// first superblock (epoch 1) durably.
 fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result<Superblock> {
-    use std::os::unix::fs::FileExt;
+    use crate::io::{FileKind::Data, SyncKind};
+    let io = &*opts.io;
     let slots = opts.index_slots;
     let copy = class_size(class_for(slots * 8));
     let initial = opts
         .initial_size
         .max(HEAP_START + 2 * copy)
         .next_multiple_of(PAGE);
-    files::allocate(path, file, initial)?;
+    files::allocate(io, Data, path, file, initial)?;
     let sb = Superblock {
         epoch: 1,
         ckpt_lsn: 0,
@@ -570,10 +583,11 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
         created_ms: now_ms(),
         index_crc: crc32c::crc32c(&vec![0u8; (slots * 8) as usize]) as u64,
     };
-    file.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[1])
+    crate::io::write_all_at(io, Data, file, SUPERBLOCK_OFFSETS[1], &sb.encode())
         .map_err(|e| Error::io(path, "write", e))?;
     if !opts.ephemeral {
-        file.sync_all().map_err(|e| Error::io(path, "fsync", e))?;
+        io.sync_file(Data, file, SyncKind::All)
+            .map_err(|e| Error::io(path, "fsync", e))?;
     }
     Ok(sb)
 }
@@ -726,6 +740,7 @@ impl Inner {
     /// Allocates the transaction's blocks, making room when needed: expired entries go, a
     /// checkpoint frees what was deleted since the last one, and free space is coalesced.
     fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<u64>> {
+        self.growth_refused.store(false, Relaxed);
         for attempt in 0..3 {
             if let Some(blocks) = self.plan_blocks(ops)? {
                 return Ok(blocks);
@@ -739,6 +754,14 @@ impl Inner {
             }
         }
         let need: usize = ops.iter().map(|o| o.encoded_len()).sum();
+        if self.growth_refused.load(Relaxed) {
+            return Err(self.full(&format!(
+                "no room for {need} more bytes: the disk has no space to grow the file beyond {} \
+                 bytes (its maximum size is {} bytes); nothing was changed",
+                self.map.len(),
+                self.map.reserved()
+            )));
+        }
         Err(self.full(&format!(
             "no room for {need} more bytes within the maximum size of {} bytes",
             self.map.reserved()

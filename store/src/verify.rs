@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::files::{self, Paths};
+use crate::io::RealIo;
 use crate::journal::{Journal, Op};
 use crate::layout::*;
 use crate::Entry;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What `check` found.
 #[derive(Debug, Default)]
@@ -242,7 +244,9 @@ fn check_journal(paths: &Paths, sb: &Superblock, report: &mut Report) {
             sb.journal_size
         ));
     }
-    match Journal::new(file, paths.journal.clone(), len).scan(sb.epoch, sb.ckpt_lsn + 1) {
+    match Journal::new(file, paths.journal.clone(), len, Arc::new(RealIo))
+        .scan(sb.epoch, sb.ckpt_lsn + 1)
+    {
         Ok(scan) => {
             report.journal_records = scan.records.len() as u64;
             if let Some(why) = scan.stopped {
@@ -287,7 +291,12 @@ pub fn salvage(path: &Path) -> Result<Salvage> {
     }
     if let Some(sb) = &sb {
         if let Ok(file) = files::open_for_inspection(&paths.journal) {
-            let journal = Journal::new(file, paths.journal.clone(), sb.journal_size);
+            let journal = Journal::new(
+                file,
+                paths.journal.clone(),
+                sb.journal_size,
+                Arc::new(RealIo),
+            );
             match journal.scan(sb.epoch, sb.ckpt_lsn + 1) {
                 Ok(scan) => {
                     for (lsn, ops) in scan.records {

@@ -137,12 +137,21 @@ struct DieAfterSuperblock {
     superblock_flushed: AtomicBool,
 }
 
-impl apcdb::Observer for DieAfterSuperblock {
-    fn data_synced(&self, _off: u64, len: u64) {
+impl apcdb::StorageIo for DieAfterSuperblock {
+    fn sync_map(
+        &self,
+        kind: apcdb::FileKind,
+        range: &apcdb::MappedRange<'_>,
+    ) -> std::io::Result<()> {
+        apcdb::RealIo.sync_map(kind, range)?;
         // The checkpoint flushes the whole file, then just the 128-byte superblock.
-        if len == 128 {
+        if kind == apcdb::FileKind::Data && range.len() == 128 {
             self.superblock_flushed.store(true, Ordering::SeqCst);
         }
+        Ok(())
+    }
+    fn wants_mapped_writes(&self) -> bool {
+        true
     }
     fn data_written(&self, _off: u64, _len: u64) {
         if self.superblock_flushed.load(Ordering::SeqCst) {
@@ -152,10 +161,10 @@ impl apcdb::Observer for DieAfterSuperblock {
 }
 
 fn die_in_checkpoint(path: &Path) {
-    let observer = Arc::new(DieAfterSuperblock {
+    let io = Arc::new(DieAfterSuperblock {
         superblock_flushed: AtomicBool::new(false),
     });
-    let store = Store::open(path, helper_options().observer(observer)).unwrap();
+    let store = Store::open(path, helper_options().io(io)).unwrap();
     // Dirty some index pages so the checkpoint has copying to do.
     for i in 0..200u32 {
         store.put(format!("dier/{i}").as_bytes(), b"x").unwrap();
