@@ -208,10 +208,13 @@ fn a_recorded_max_size_that_cannot_be_reserved_falls_back_to_the_options() {
     for (i, c) in copies.iter_mut().enumerate() {
         f.read_exact_at(c, i as u64 * 4096).unwrap();
     }
+    let len = f.metadata().unwrap().len();
     let mut sb = copies
         .iter()
-        .filter_map(|c| apcdb::Superblock::decode(c).ok())
-        .max_by_key(|sb| sb.epoch)
+        .filter_map(|c| apcdb::UncheckedSuperblock::decode(c).ok())
+        .max_by_key(|sb| sb.epoch())
+        .unwrap()
+        .validate(len)
         .unwrap();
     sb.max_size = 1 << 40;
     f.write_all_at(&sb.encode(), (sb.epoch % 2) * 4096).unwrap();

@@ -5,8 +5,8 @@
 //! the durable checkpoint may still reference is never written. So a freed block waits in the
 //! pending list until the next checkpoint is durable, and only then joins a free list.
 
-use crate::error::{Error, Result};
-use crate::layout::*;
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::*;
 use crate::store::Inner;
 use std::sync::atomic::Ordering::*;
 
@@ -73,7 +73,10 @@ impl Inner {
         if next != 0 && (next % BLOCK_ALIGN != 0 || next < HEAP_START || next >= heap_end) {
             return Err(Error::corrupt(
                 &self.map.path,
-                format!("free list link {next} at {off} is invalid"),
+                CorruptKind::FreeListLink {
+                    link: next,
+                    at: off,
+                },
             ));
         }
         head.store(next, Relaxed);
@@ -183,17 +186,17 @@ impl Inner {
         self.map
             .read(SUPERBLOCK_OFFSETS[(epoch % 2) as usize], &mut b)?;
         let len = self.map.refresh_len()?;
-        let sb = Superblock::decode(&b)
-            .and_then(|sb| sb.validate(len).map(|()| sb))
+        let sb = UncheckedSuperblock::decode(&b)
+            .and_then(|sb| sb.validate(len))
             .and_then(|sb| match sb.epoch == epoch {
                 true => Ok(sb),
-                false => Err(format!("epoch {} where {epoch} was written", sb.epoch)),
+                false => Err(SuperblockError::EpochNotWritten {
+                    found: sb.epoch,
+                    expected: epoch,
+                }),
             })
-            .map_err(|e| {
-                Error::corrupt(
-                    &self.map.path,
-                    format!("durable superblock unreadable: {e}"),
-                )
+            .map_err(|problem| {
+                Error::corrupt(&self.map.path, CorruptKind::DurableSuperblock { problem })
             })?;
         let unchanged = sb.index_slots == h.index_slots.load(Relaxed)
             && sb.index[0] == h.index[0].load(Relaxed)
@@ -239,13 +242,13 @@ impl UnitMap {
         let Some(first) = first.filter(|f| f + len / BLOCK_ALIGN <= self.units) else {
             return Err(Error::corrupt(
                 path,
-                format!("block at {off} lies outside the heap"),
+                CorruptKind::BlockOutsideHeap { at: off },
             ));
         };
         for u in first..first + len / BLOCK_ALIGN {
             let (w, bit) = ((u / 64) as usize, 1u64 << (u % 64));
             if self.words[w] & bit != 0 {
-                return Err(Error::corrupt(path, format!("blocks overlap at {off}")));
+                return Err(Error::corrupt(path, CorruptKind::BlocksOverlap { at: off }));
             }
             self.words[w] |= bit;
         }
@@ -259,7 +262,7 @@ impl UnitMap {
         let Some(first) = first.filter(|f| f + len / BLOCK_ALIGN <= self.units) else {
             return Err(Error::corrupt(
                 path,
-                format!("block at {off} lies outside the heap"),
+                CorruptKind::BlockOutsideHeap { at: off },
             ));
         };
         for u in first..first + len / BLOCK_ALIGN {

@@ -8,7 +8,7 @@
 //!    the old durable copy is brought up to date and becomes the live copy.
 
 use crate::error::Result;
-use crate::layout::*;
+use crate::format::*;
 use crate::store::Inner;
 use std::sync::atomic::Ordering::*;
 
@@ -45,10 +45,10 @@ impl Inner {
         };
         // Never publish a superblock the next open would refuse (say, processes that reserved
         // different maximum sizes disagree about the heap): fail this checkpoint instead.
-        sb.validate(file_size).map_err(|e| {
+        sb.check(file_size).map_err(|problem| {
             crate::Error::corrupt(
                 &self.map.path,
-                format!("refusing to write superblock epoch {epoch}: {e}"),
+                crate::CorruptKind::RefusedSuperblock { epoch, problem },
             )
         })?;
         let at = SUPERBLOCK_OFFSETS[(epoch % 2) as usize];
