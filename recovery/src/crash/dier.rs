@@ -14,8 +14,8 @@ struct DieAfterSuperblock {
 
 impl apcdb::Observer for DieAfterSuperblock {
     fn data_synced(&self, _off: u64, len: u64) {
-        // The checkpoint flushes the whole file, then just the 128-byte superblock.
-        if len == 128 {
+        // The checkpoint flushes the whole file, then just the superblock.
+        if len == apcdb::format::SUPERBLOCK_LEN as u64 {
             self.superblock_flushed.store(true, Ordering::SeqCst);
         }
     }
