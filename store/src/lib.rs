@@ -14,7 +14,7 @@
 //! ```
 //!
 //! The contract (file layout, journal format, recovery, locking, guarantees) is SPEC.md at the
-//! repository root; the byte layouts themselves are defined once, in [`format`]. The modules, in
+//! repository root; the byte layouts themselves are defined once, in [`format`](mod@format). The modules, in
 //! the order of the data path:
 
 #![warn(missing_docs)]

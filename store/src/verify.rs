@@ -120,6 +120,12 @@ fn superblocks(r: &Reader, report: &mut Report) -> Option<UncheckedSuperblock> {
 }
 
 /// Verifies every checksum and structural invariant of the store at `path`.
+///
+/// # Errors
+///
+/// Only when the data file cannot be opened or read ([`Error::Io`], [`Error::Permission`] for a
+/// symlink or a non-regular file); everything it finds is a line in [`Report::problems`] or
+/// [`Report::notes`].
 pub fn check(path: &Path) -> Result<Report> {
     let paths = Paths::new(path);
     let r = Reader::open(&paths.data)?;
@@ -254,6 +260,11 @@ fn check_journal(paths: &Paths, sb: &Superblock, report: &mut Report) {
 /// journal cycle replayed on top. Without a valid superblock, scans the whole heap for entries
 /// whose checksum holds and keeps the newest version of each key (deleted keys may reappear then;
 /// `lost` says so).
+///
+/// # Errors
+///
+/// Only when the data file cannot be opened or read ([`Error::Io`], [`Error::Permission`]);
+/// damage is reported in [`Salvage::lost`].
 pub fn salvage(path: &Path) -> Result<Salvage> {
     let paths = Paths::new(path);
     let r = Reader::open(&paths.data)?;
