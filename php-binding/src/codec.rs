@@ -16,15 +16,10 @@
 //! Decoding happens after the store returned the bytes, outside the store's lock.
 
 use crate::util::bytes_zval;
+use apc::value::{
+    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_LONG, TAG_NULL, TAG_SERIALIZED, TAG_STRING, TAG_TRUE,
+};
 use ext_php_rs::types::{ZendCallable, Zval};
-
-pub const TAG_NULL: u8 = 0;
-pub const TAG_FALSE: u8 = 1;
-pub const TAG_TRUE: u8 = 2;
-pub const TAG_LONG: u8 = 3;
-pub const TAG_DOUBLE: u8 = 4;
-pub const TAG_STRING: u8 = 5;
-pub const TAG_SERIALIZED: u8 = 6;
 
 pub enum EncodeError {
     /// A resource at the top level: APCu's "Cannot store resources" warning.
@@ -47,10 +42,7 @@ pub fn encode(v: &Zval) -> Result<Vec<u8>, EncodeError> {
         return Ok(vec![TAG_TRUE]);
     }
     if let Some(l) = v.long() {
-        let mut out = Vec::with_capacity(9);
-        out.push(TAG_LONG);
-        out.extend_from_slice(&l.to_le_bytes());
-        return Ok(out);
+        return Ok(encode_long(l));
     }
     if let Some(d) = v.double() {
         let mut out = Vec::with_capacity(9);
@@ -94,22 +86,6 @@ pub fn encode(v: &Zval) -> Result<Vec<u8>, EncodeError> {
     )))
 }
 
-/// The integer of an encoded value, if it is an int (for inc/dec/cas).
-pub fn as_long(b: &[u8]) -> Option<i64> {
-    if b.len() == 9 && b[0] == TAG_LONG {
-        Some(i64::from_le_bytes(b[1..9].try_into().ok()?))
-    } else {
-        None
-    }
-}
-
-pub fn encode_long(l: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9);
-    out.push(TAG_LONG);
-    out.extend_from_slice(&l.to_le_bytes());
-    out
-}
-
 /// Decode stored bytes into a PHP value. `Err` carries a message when the bytes are not a value
 /// this extension wrote (or `unserialize()` threw: then the exception is pending).
 pub fn decode(b: &[u8]) -> Result<Zval, String> {
@@ -136,10 +112,4 @@ pub fn decode(b: &[u8]) -> Result<Zval, String> {
         _ => return Err(format!("stored value has unknown type tag {tag}")),
     }
     Ok(z)
-}
-
-/// Size in bytes of what a value occupies in the store, for the info functions, from the key's
-/// and the encoded value's lengths (the value need not be read).
-pub fn stored_size_of(key_len: usize, value_len: u64) -> u64 {
-    key_len as u64 + value_len
 }

@@ -7,9 +7,11 @@ use crate::codec::{self, EncodeError};
 use crate::handle;
 use crate::iter;
 use crate::util::{
-    self, bailout_safe, bool_zval, bytes_zval, expiry_for_ttl, scalar_bytes, set_ref_bool, ttl_of,
-    warn, Args,
+    self, bailout_safe, bool_zval, bytes_zval, expiry_for_ttl, info_array, scalar_bytes,
+    set_ref_bool, warn, Args,
 };
+use apc::counter::{self, Direction, OnMissing};
+use apc::info::{self, EntryInfo, Slot};
 use apcdb::{Error as StoreError, Store, Update, Visit};
 use ext_php_rs::args::Arg;
 use ext_php_rs::builders::FunctionBuilder;
@@ -438,37 +440,14 @@ fn incdec_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, dec: bool) {
     let mut success = a.raw(2);
     set_ref_bool(success.as_deref_mut(), false);
     let Some(store) = open_store(rv) else { return };
-    let create_exp = expiry_for_ttl(ttl);
-    let r = store.update(&key, |cur| match cur {
-        Some(e) => match codec::as_long(&e.value) {
-            Some(n) => {
-                let nv = if dec {
-                    n.wrapping_sub(step)
-                } else {
-                    n.wrapping_add(step)
-                };
-                (
-                    Update::Put {
-                        value: codec::encode_long(nv),
-                        expires_at_ms: e.expires_at_ms,
-                    },
-                    Some(nv),
-                )
-            }
-            None => (Update::Keep, None),
+    let on_missing = match mode {
+        Mode::Apc => OnMissing::Fail,
+        Mode::Apcu => OnMissing::Create {
+            expires_at_ms: expiry_for_ttl(ttl),
         },
-        None if mode == Mode::Apcu => {
-            let nv = if dec { 0i64.wrapping_sub(step) } else { step };
-            (
-                Update::Put {
-                    value: codec::encode_long(nv),
-                    expires_at_ms: create_exp,
-                },
-                Some(nv),
-            )
-        }
-        None => (Update::Keep, None),
-    });
+    };
+    let dir = if dec { Direction::Dec } else { Direction::Inc };
+    let r = store.update(&key, |cur| counter::step(cur, dir, step, on_missing));
     match r {
         Ok(Some(n)) => {
             rv.set_long(n);
@@ -491,18 +470,7 @@ fn cas_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let Ok(Some(old)) = a.long(1) else { return };
     let Ok(Some(new)) = a.long(2) else { return };
     let Some(store) = open_store(rv) else { return };
-    let r = store.update(&key, |cur| {
-        match cur.and_then(|e| codec::as_long(&e.value).map(|n| (n, e.expires_at_ms))) {
-            Some((n, exp)) if n == old => (
-                Update::Put {
-                    value: codec::encode_long(new),
-                    expires_at_ms: exp,
-                },
-                true,
-            ),
-            _ => (Update::Keep, false),
-        }
-    });
+    let r = store.update(&key, |cur| counter::cas(cur, old, new));
     set_bool_result(rv, r);
 }
 
@@ -620,25 +588,6 @@ fn clear_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     set_bool_result(rv, store.clear().map(|()| true));
 }
 
-fn entry_info(key: &[u8], e: &apcdb::EntryMeta) -> ZendHashTable_ {
-    let mut h = ZendHashTable::new();
-    let m = (e.modified_at_ms / 1000) as i64;
-    let _ = h.insert("info", bytes_zval(key));
-    let _ = h.insert("ttl", ttl_of(e.expires_at_ms, e.modified_at_ms));
-    let _ = h.insert("num_hits", 0.0f64);
-    let _ = h.insert("mtime", m);
-    let _ = h.insert("creation_time", m);
-    let _ = h.insert("deletion_time", 0i64);
-    let _ = h.insert("access_time", m);
-    let _ = h.insert("ref_count", 0i64);
-    let _ = h.insert(
-        "mem_size",
-        codec::stored_size_of(key.len(), e.value_len) as i64,
-    );
-    h
-}
-type ZendHashTable_ = ext_php_rs::boxed::ZBox<ZendHashTable>;
-
 fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     let mut a = Args::new(ex);
     let (max, li) = if mode == Mode::Apc { (2, 1) } else { (1, 0) };
@@ -654,18 +603,12 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     let Some(st) = ok_or_false(rv, store.stats()) else {
         return;
     };
-    let mut h = ZendHashTable::new();
-    let _ = h.insert("num_slots", st.index_slots as i64);
-    let _ = h.insert("ttl", 0i64);
-    let _ = h.insert("num_hits", st.hits as f64);
-    let _ = h.insert("num_misses", st.misses as f64);
-    let _ = h.insert("num_inserts", st.inserts as f64);
-    let _ = h.insert("num_entries", st.entries as i64);
-    let _ = h.insert("expunges", 0.0f64);
-    let _ = h.insert("start_time", (handle::generation() / 1000) as i64);
-    let _ = h.insert("mem_size", st.used_bytes as f64);
-    let _ = h.insert("memory_type", "mmap");
-    if !limited {
+    let fields = info::cache_info_fields(&st, handle::generation(), limited);
+    let h = info_array(fields, &mut |slot| {
+        let mut z = Zval::new();
+        if slot != Slot::EntryList {
+            return z;
+        }
         // Keys and metadata only: the values are never copied. The PHP arrays built from them
         // count against memory_limit: building stops once PHP reports it exceeded (PHP raises
         // the error when this call returns), and a bailout frees the Rust list first.
@@ -682,14 +625,14 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
                 if util::has_oom() {
                     break; // PHP raises its memory_limit error when we return
                 }
-                let _ = list.push(entry_info(&e.key, &e.meta));
+                let fields = EntryInfo::new(e.key.len(), &e.meta).cache_list_fields();
+                let _ = list.push(info_array(fields, &mut |_| bytes_zval(&e.key)));
             }
             list
         });
-        let _ = h.insert("cache_list", list);
-        let _ = h.insert("deleted_list", ZendHashTable::new());
-        let _ = h.insert("slot_distribution", ZendHashTable::new());
-    }
+        z.set_hashtable(list);
+        z
+    });
     rv.set_hashtable(h);
 }
 
@@ -703,22 +646,8 @@ fn sma_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let Some(st) = ok_or_false(rv, store.stats()) else {
         return;
     };
-    let avail = st.max_size.saturating_sub(st.used_bytes);
-    let mut h = ZendHashTable::new();
-    let _ = h.insert("num_seg", 1i64);
-    let _ = h.insert("seg_size", st.max_size as f64);
-    let _ = h.insert("avail_mem", avail as f64);
-    if !limited.unwrap_or(false) {
-        let mut block = ZendHashTable::new();
-        let _ = block.insert("size", avail as i64);
-        let _ = block.insert("offset", st.used_bytes as i64);
-        let mut seg = ZendHashTable::new();
-        let _ = seg.push(block);
-        let mut lists = ZendHashTable::new();
-        let _ = lists.push(seg);
-        let _ = h.insert("block_lists", lists);
-    }
-    rv.set_hashtable(h);
+    let fields = info::sma_info_fields(&st, limited.unwrap_or(false));
+    rv.set_hashtable(info_array(fields, &mut |_| Zval::new()));
 }
 
 fn key_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
@@ -730,16 +659,8 @@ fn key_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let Some(store) = open_store(rv) else { return };
     match store.get_entry(&key) {
         Ok(Some(e)) => {
-            let m = (e.modified_at_ms / 1000) as i64;
-            let mut h = ZendHashTable::new();
-            let _ = h.insert("hits", 0i64);
-            let _ = h.insert("access_time", m);
-            let _ = h.insert("mtime", m);
-            let _ = h.insert("creation_time", m);
-            let _ = h.insert("deletion_time", 0i64);
-            let _ = h.insert("ttl", ttl_of(e.expires_at_ms, e.modified_at_ms));
-            let _ = h.insert("refs", 0i64);
-            rv.set_hashtable(h);
+            let fields = EntryInfo::new(key.len(), &info::meta_of(&e)).key_info_fields();
+            rv.set_hashtable(info_array(fields, &mut |_| Zval::new()));
         }
         Ok(None) => rv.set_null(),
         Err(e) => {

@@ -11,11 +11,12 @@
 //! what they need before a PHP call, and check after one whether the state they were working on
 //! is still the current one.
 
-use crate::codec;
 use crate::funcs::{decode_or_warn, report, Mode};
 use crate::handle;
-use crate::util::{self, bailout_safe, bool_zval, bytes_zval, ttl_of, warn};
-use apcdb::{EntryMeta, Visit};
+use crate::util::{self, bailout_safe, bool_zval, bytes_zval, info_array, warn};
+use apc::filter::{self, Search, APC_ITER_ALL, APC_ITER_VALUE, APC_LIST_ACTIVE, DEFAULT_CHUNK};
+use apc::info::{self, EntryInfo, Slot};
+use apcdb::EntryMeta;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendClassObject, ZendHashTable, ZendObject, Zval};
 use ext_php_rs::zend::ce;
@@ -24,54 +25,11 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-// APCu 5.1's values (APC 3.1 numbered them differently; code uses the names).
-pub const APC_ITER_TYPE: i64 = 1;
-pub const APC_ITER_KEY: i64 = 2;
-pub const APC_ITER_VALUE: i64 = 4;
-pub const APC_ITER_NUM_HITS: i64 = 8;
-pub const APC_ITER_MTIME: i64 = 16;
-pub const APC_ITER_CTIME: i64 = 32;
-pub const APC_ITER_DTIME: i64 = 64;
-pub const APC_ITER_ATIME: i64 = 128;
-pub const APC_ITER_REFCOUNT: i64 = 256;
-pub const APC_ITER_MEM_SIZE: i64 = 512;
-pub const APC_ITER_TTL: i64 = 1024;
-pub const APC_ITER_NONE: i64 = 0;
-pub const APC_ITER_ALL: i64 = 0xffff_ffff;
-pub const APC_LIST_ACTIVE: i64 = 1;
-pub const APC_LIST_DELETED: i64 = 2;
-
-pub const CONSTANTS: &[(&str, i64)] = &[
-    ("APC_ITER_TYPE", APC_ITER_TYPE),
-    ("APC_ITER_KEY", APC_ITER_KEY),
-    ("APC_ITER_VALUE", APC_ITER_VALUE),
-    ("APC_ITER_NUM_HITS", APC_ITER_NUM_HITS),
-    ("APC_ITER_MTIME", APC_ITER_MTIME),
-    ("APC_ITER_CTIME", APC_ITER_CTIME),
-    ("APC_ITER_DTIME", APC_ITER_DTIME),
-    ("APC_ITER_ATIME", APC_ITER_ATIME),
-    ("APC_ITER_REFCOUNT", APC_ITER_REFCOUNT),
-    ("APC_ITER_MEM_SIZE", APC_ITER_MEM_SIZE),
-    ("APC_ITER_TTL", APC_ITER_TTL),
-    ("APC_ITER_NONE", APC_ITER_NONE),
-    ("APC_ITER_ALL", APC_ITER_ALL),
-    ("APC_LIST_ACTIVE", APC_LIST_ACTIVE),
-    ("APC_LIST_DELETED", APC_LIST_DELETED),
-];
+pub use apc::filter::CONSTANTS;
 
 /// Set when APCUIterator was registered (drop-in mode without APCu).
 pub static APCU_ITERATOR_REGISTERED: AtomicBool = AtomicBool::new(false);
 
-enum Search {
-    All,
-    Regex(Vec<u8>),
-    Keys(HashSet<Vec<u8>>),
-    /// A search that matches nothing (e.g. the pattern did not compile, or another cache type).
-    Nothing,
-}
-
-/// Entries per page when `$chunk_size` is 0 (APCu's default).
-const DEFAULT_CHUNK: usize = 100;
 /// A page stops growing once its values reach this many bytes (it always holds one entry).
 const PAGE_BYTES: u64 = 1 << 20;
 /// How often a method starts over when user code it ran rewound or rebuilt the iterator.
@@ -123,17 +81,14 @@ fn long_arg(z: Option<&Zval>, argnum: u32, default: i64) -> Result<i64, ()> {
 /// The live entries `search` selects from the request's store, keys and metadata only, in write
 /// order. Runs PHP code (`preg_grep`, warnings), so it takes its inputs by value, not `&self`.
 fn matching(search: &Search, list: i64) -> Vec<Listed> {
-    if list == APC_LIST_DELETED || matches!(search, Search::Nothing) {
-        return Vec::new(); // apcdb frees deleted entries at once: the deleted list is always empty
+    if !search.scans(list) {
+        return Vec::new();
     }
     let Some(store) = handle::store() else {
         return Vec::new();
     };
     // Only keys and metadata are copied: the values stay in the store until a page needs them.
-    let scanned = store.scan_prefix_with(b"", |k, _| match search {
-        Search::Keys(keys) if !keys.contains(k) => Visit::Skip,
-        _ => Visit::Meta,
-    });
+    let scanned = store.scan_prefix_with(b"", |k, _| search.visit(k));
     let mut all: Vec<Listed> = match scanned {
         Ok(v) => v.into_iter().map(|e| (Rc::from(e.key), e.meta)).collect(),
         Err(e) => {
@@ -141,8 +96,8 @@ fn matching(search: &Search, list: i64) -> Vec<Listed> {
             return Vec::new();
         }
     };
-    all.sort_by(|a, b| a.1.version.cmp(&b.1.version).then_with(|| a.0.cmp(&b.0)));
-    let Search::Regex(p) = search else {
+    filter::sort_in_write_order(&mut all);
+    let Some(p) = search.pattern() else {
         return all;
     };
     bailout_safe(all, |all| {
@@ -155,13 +110,7 @@ fn matching(search: &Search, list: i64) -> Vec<Listed> {
             let Some(hit) = preg_grep(p, &keys) else {
                 return Vec::new();
             };
-            out.extend(
-                batch
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| hit.contains(i))
-                    .map(|(_, e)| e.clone()),
-            );
+            out.extend(filter::keep_matched(batch, &hit));
         }
         out
     })
@@ -195,7 +144,7 @@ impl IterState {
         let Ok(list) = long_arg(list, search_pos + 3, APC_LIST_ACTIVE) else {
             return Self::invalid();
         };
-        if list != APC_LIST_ACTIVE && list != APC_LIST_DELETED {
+        if !filter::list_is_valid(list) {
             warn("APCIterator list is invalid");
             return Self::invalid();
         }
@@ -234,10 +183,7 @@ impl IterState {
             search: Rc::new(search),
             format,
             list,
-            chunk: usize::try_from(chunk)
-                .ok()
-                .filter(|&c| c > 0)
-                .unwrap_or(DEFAULT_CHUNK),
+            chunk: filter::page_entries(chunk),
             cur: RefCell::default(),
         }
     }
@@ -316,12 +262,7 @@ impl IterState {
                             bytes += e.value.len() as u64;
                             page.push(Item {
                                 key: key.clone(),
-                                meta: EntryMeta {
-                                    value_len: e.value.len() as u64,
-                                    expires_at_ms: e.expires_at_ms,
-                                    modified_at_ms: e.modified_at_ms,
-                                    version: e.version,
-                                },
+                                meta: info::meta_of(&e),
                                 value: Some(Rc::new(e.value)),
                             });
                         }
@@ -379,59 +320,25 @@ impl IterState {
         };
         let f = self.format;
         bailout_safe(it, |it| {
-            let (k, e) = (&it.key, &it.meta);
-            let m = (e.modified_at_ms / 1000) as i64;
-            let mut h = ZendHashTable::new();
-            if f & APC_ITER_TYPE != 0 {
-                let _ = h.insert("type", "user");
-            }
-            if f & APC_ITER_KEY != 0 {
-                let _ = h.insert("key", bytes_zval(k));
-            }
-            if f & APC_ITER_VALUE != 0 {
-                let v = it.value.as_ref().and_then(|v| decode_or_warn(v));
-                let _ = h.insert("value", v.unwrap_or_else(|| bool_zval(false)));
-            }
-            if f & APC_ITER_NUM_HITS != 0 {
-                let _ = h.insert("num_hits", 0i64);
-            }
-            if f & APC_ITER_MTIME != 0 {
-                let _ = h.insert("mtime", m);
-            }
-            if f & APC_ITER_CTIME != 0 {
-                let _ = h.insert("creation_time", m);
-            }
-            if f & APC_ITER_DTIME != 0 {
-                let _ = h.insert("deletion_time", 0i64);
-            }
-            if f & APC_ITER_ATIME != 0 {
-                let _ = h.insert("access_time", m);
-            }
-            if f & APC_ITER_REFCOUNT != 0 {
-                let _ = h.insert("ref_count", 0i64);
-            }
-            if f & APC_ITER_MEM_SIZE != 0 {
-                let _ = h.insert(
-                    "mem_size",
-                    codec::stored_size_of(k.len(), e.value_len) as i64,
-                );
-            }
-            if f & APC_ITER_TTL != 0 {
-                let _ = h.insert("ttl", ttl_of(e.expires_at_ms, e.modified_at_ms));
-            }
+            let fields = EntryInfo::new(it.key.len(), &it.meta).iterator_fields(f);
+            let h = info_array(fields, &mut |slot| match slot {
+                Slot::Key => bytes_zval(&it.key),
+                Slot::Value => it
+                    .value
+                    .as_ref()
+                    .and_then(|v| decode_or_warn(v))
+                    .unwrap_or_else(|| bool_zval(false)),
+                Slot::EntryList => Zval::new(),
+            });
             let mut z = Zval::new();
             z.set_hashtable(h);
             z
         })
     }
 
-    fn totals(&self) -> (i64, i64, i64) {
+    fn totals(&self) -> info::Totals {
         let items = matching(&self.search.clone(), self.list);
-        let size: u64 = items
-            .iter()
-            .map(|(k, e)| codec::stored_size_of(k.len(), e.value_len))
-            .sum();
-        (0, size as i64, items.len() as i64)
+        info::totals(items.iter().map(|(k, e)| (k.len(), e)))
     }
 }
 
@@ -488,13 +395,13 @@ macro_rules! iterator_class {
                 self.st.current()
             }
             pub fn get_total_hits(&self) -> i64 {
-                self.st.totals().0
+                self.st.totals().hits
             }
             pub fn get_total_size(&self) -> i64 {
-                self.st.totals().1
+                self.st.totals().size
             }
             pub fn get_total_count(&self) -> i64 {
-                self.st.totals().2
+                self.st.totals().count
             }
         }
     };

@@ -4,7 +4,10 @@
 //! * with `apcdb.apcu_compat=1`, also `apcu_*` and `APCUIterator` (APCu 5.1 semantics), registered
 //!   at module start only if the APCu extension is not loaded (otherwise a startup warning says
 //!   why they are missing);
-//! * values encoded as described in [`codec`]; the store chosen and opened as in [`handle`].
+//! * values encoded as described in [`codec`]; the store chosen and opened as in [`handle`];
+//! * the APC rules themselves (TTL, inc/dec/cas, iterator selection, info arrays) are plain Rust
+//!   in the `apc` crate (`php-binding/apc-semantics`, tested by `cargo test`): this crate only
+//!   converts between PHP values and them.
 
 mod codec;
 mod config;

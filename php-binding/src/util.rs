@@ -1,9 +1,11 @@
 //! Small helpers around the engine: warnings, arguments with PHP's own coercion and error wording,
-//! by-reference parameters, time.
+//! by-reference parameters, time, info arrays.
 
 use crate::ffi;
+use apc::info::{Field, Fields, Slot};
+use ext_php_rs::boxed::ZBox;
 use ext_php_rs::ffi::zval;
-use ext_php_rs::types::{ZendStr, Zval};
+use ext_php_rs::types::{ZendHashTable, ZendStr, Zval};
 use ext_php_rs::zend::{try_catch, CatchError, ExecuteData};
 use std::ffi::CString;
 use std::os::raw::c_int;
@@ -29,32 +31,9 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// APCu's TTL rule in wall-clock time: an entry stored at second `t` with `ttl > 0` is live while
-/// the current second is at most `t + ttl`, i.e. between `ttl` and `ttl + 1` seconds. 0 = forever;
-/// a negative TTL stores an entry that is already expired.
+/// The expiry of an entry written now with `ttl` seconds (APCu's rule: [`apc::ttl`]).
 pub fn expiry_for_ttl(ttl: i64) -> u64 {
-    if ttl == 0 {
-        return 0;
-    }
-    let now_s = now_ms() / 1000;
-    if ttl < 0 {
-        return 1; // 1 ms after the epoch: expired, never "forever"
-    }
-    now_s
-        .saturating_add(ttl as u64)
-        .saturating_add(1)
-        .saturating_mul(1000)
-}
-
-/// The TTL (seconds) APCu would report for an entry, from its expiry and modification time.
-pub fn ttl_of(expires_at_ms: u64, modified_at_ms: u64) -> i64 {
-    if expires_at_ms == 0 {
-        0
-    } else {
-        ((expires_at_ms / 1000)
-            .saturating_sub(modified_at_ms / 1000)
-            .saturating_sub(1)) as i64
-    }
+    apc::ttl::expiry_for_ttl(ttl, now_ms())
 }
 
 /// Arguments of a call as the engine passed them.
@@ -310,4 +289,35 @@ pub fn bailout_safe<T, R>(owned: T, f: impl FnOnce(&T) -> R) -> R {
         }
         Err(e) => panic!("{e}"),
     }
+}
+
+/// The PHP array of an info layout ([`apc::info`]): the one place where those arrays are made.
+/// `fill` makes the values of its [`Slot`]s (it may run PHP code).
+pub fn info_array(fields: Fields, fill: &mut dyn FnMut(Slot) -> Zval) -> ZBox<ZendHashTable> {
+    let mut h = ZendHashTable::new();
+    for (name, f) in fields {
+        let _ = h.insert(name, field_zval(f, fill));
+    }
+    h
+}
+
+fn field_zval(f: Field, fill: &mut dyn FnMut(Slot) -> Zval) -> Zval {
+    let mut z = Zval::new();
+    match f {
+        Field::Int(n) => z.set_long(n),
+        Field::Float(d) => z.set_double(d),
+        Field::Str(s) => {
+            let _ = z.set_string(s, false);
+        }
+        Field::Slot(s) => return fill(s),
+        Field::List(items) => {
+            let mut h = ZendHashTable::new();
+            for item in items {
+                let _ = h.push(field_zval(item, fill));
+            }
+            z.set_hashtable(h);
+        }
+        Field::Map(fields) => z.set_hashtable(info_array(fields, fill)),
+    }
+    z
 }
