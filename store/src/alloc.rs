@@ -140,13 +140,13 @@ impl Inner {
         // One bit per 64-byte unit of the heap: set where a block is in use. Marking and then
         // scanning for clear runs is linear, where sorting the blocks was not.
         let mut used = UnitMap::new((heap_end - HEAP_START) / BLOCK_ALIGN);
-        let index_len = class_size(class_for(slots * 8));
+        let index_len = index_block_len(slots);
         for c in &h.index {
             used.mark(c.load(Relaxed), index_len, &self.map.path)?;
         }
         let (mut entries, mut bytes, mut tombstones) = (0u64, 0u64, 0u64);
         for i in 0..slots {
-            let s = self.map.load_u64(live + i * 8)?;
+            let s = self.map.load_u64(slot_at(live, i))?;
             tombstones += (s == SLOT_TOMBSTONE) as u64;
             if slot_is_entry(s) {
                 let len = class_size(slot_class(s));
@@ -206,13 +206,13 @@ impl Inner {
             return Ok(false);
         }
         let before = used.count();
-        let copy_len = class_size(class_for(sb.index_slots * 8));
+        let copy_len = index_block_len(sb.index_slots);
         for off in sb.index {
             used.mark_shared(off, copy_len, &self.map.path)?;
         }
         let durable = sb.index[sb.durable_copy as usize];
         for i in 0..sb.index_slots {
-            let s = self.map.load_u64(durable + i * 8)?;
+            let s = self.map.load_u64(slot_at(durable, i))?;
             if slot_is_entry(s) {
                 used.mark_shared(slot_offset(s), class_size(slot_class(s)), &self.map.path)?;
             }

@@ -162,9 +162,9 @@ impl Inner {
         let h = self.shm.hdr();
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         for i in 0..slots {
-            let s = self.map.load_u64(live + i * 8)?;
+            let s = self.map.load_u64(slot_at(live, i))?;
             if s != SLOT_EMPTY {
-                self.publish(live + i * 8, SLOT_EMPTY)?;
+                self.publish(slot_at(live, i), SLOT_EMPTY)?;
                 if slot_is_entry(s) {
                     self.free_later(s);
                 }
@@ -179,14 +179,13 @@ impl Inner {
     /// Moves every live entry into a fresh pair of index copies of `slots` slots. The old pair
     /// stays intact until the next checkpoint, which names the new pair.
     pub(crate) fn rebuild_index(&self, slots: u64) -> Result<()> {
-        let max_slots = (crate::shared::DIRTY_WORDS as u64 * 64 * PAGE) / 8;
-        if slots > max_slots {
+        if slots > MAX_INDEX_SLOTS {
             return Err(crate::Error::Full {
                 path: self.map.path.clone(),
-                detail: format!("index would need {slots} slots (limit {max_slots})"),
+                detail: format!("index would need {slots} slots (limit {MAX_INDEX_SLOTS})"),
             });
         }
-        let class = class_for(slots * 8);
+        let class = index_block_class(slots);
         let Some(a) = self.alloc(class)? else {
             return Err(self.full("no room to grow the index"));
         };
@@ -200,26 +199,28 @@ impl Inner {
     fn fill_new_index(&self, a: u64, b: u64, slots: u64) -> Result<()> {
         let h = self.shm.hdr();
         let (old_live, old_slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
-        self.map.write(a, &vec![0u8; (slots * 8) as usize])?;
+        self.map.write(a, &vec![0u8; index_len(slots) as usize])?;
         let mask = slots - 1;
         let (mut entries, mut bytes) = (0, 0);
         for i in 0..old_slots {
-            let s = self.map.load_u64(old_live + i * 8)?;
+            let s = self.map.load_u64(slot_at(old_live, i))?;
             if !slot_is_entry(s) {
                 continue;
             }
             let key = index::key_at(&self.map, s)?;
             let hash = hash_key(&key);
             let mut j = hash & mask;
-            while self.map.load_u64(a + j * 8)? != SLOT_EMPTY {
+            while self.map.load_u64(slot_at(a, j))? != SLOT_EMPTY {
                 j = (j + 1) & mask;
             }
-            self.map
-                .store_u64(a + j * 8, slot_pack(slot_offset(s), slot_class(s), hash))?;
+            self.map.store_u64(
+                slot_at(a, j),
+                slot_pack(slot_offset(s), slot_class(s), hash),
+            )?;
             entries += 1;
             bytes += class_size(slot_class(s));
         }
-        let old_class = class_for(old_slots * 8);
+        let old_class = index_block_class(old_slots);
         for c in &h.index {
             self.free_later(slot_pack(c.load(Relaxed), old_class, 0));
         }

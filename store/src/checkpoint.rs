@@ -72,7 +72,7 @@ impl Inner {
         let h = self.shm.hdr();
         let from = h.index[now_durable as usize].load(Relaxed);
         let to = h.index[1 - now_durable as usize].load(Relaxed);
-        let bytes = h.index_slots.load(Relaxed) * 8;
+        let bytes = index_len(h.index_slots.load(Relaxed));
         for page in 0..bytes.div_ceil(PAGE) {
             let word = &h.dirty[(page / 64) as usize];
             if word.load(Relaxed) & (1 << (page % 64)) != 0 {
@@ -90,8 +90,8 @@ impl Inner {
     pub(crate) fn index_crc(&self, copy: u64, slots: u64) -> Result<u64> {
         let mut crc = 0;
         let mut buf = vec![0u8; PAGE as usize];
-        for page in 0..(slots * 8).div_ceil(PAGE) {
-            let len = PAGE.min(slots * 8 - page * PAGE) as usize;
+        for page in 0..index_len(slots).div_ceil(PAGE) {
+            let len = PAGE.min(index_len(slots) - page * PAGE) as usize;
             self.map.read(copy + page * PAGE, &mut buf[..len])?;
             crc = crc32c::crc32c_append(crc, &buf[..len]);
         }

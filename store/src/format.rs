@@ -321,7 +321,7 @@ impl Superblock {
         }
         // Each copy occupies a whole block of the class that holds it (that is how it was
         // allocated and how the free-space rebuild accounts for it).
-        let copy_len = class_size(class_for(self.index_slots * 8));
+        let copy_len = index_block_len(self.index_slots);
         for &off in &self.index {
             if off < HEAP_START
                 || off % BLOCK_ALIGN != 0
@@ -462,7 +462,7 @@ pub const MAX_INDEX_SLOTS: u64 = 1 << 28;
 pub const MIN_INDEX_SLOTS: u64 = 16;
 /// The smallest journal a superblock may name.
 pub const MIN_JOURNAL_SIZE: u64 = 64 << 10;
-const _: () = assert!(MAX_INDEX_SLOTS * 8 / PAGE == crate::shared::DIRTY_WORDS as u64 * 64);
+const _: () = assert!(MAX_INDEX_SLOTS * SLOT_LEN / PAGE == crate::shared::DIRTY_WORDS as u64 * 64);
 
 /// An index slot is one u64: [`SLOT_EMPTY`], [`SLOT_TOMBSTONE`] (deleted), otherwise a packed
 /// pointer to an entry (see the diagram above). Publishing an entry is one aligned 8-byte store.
@@ -471,10 +471,33 @@ pub const SLOT_EMPTY: u64 = 0;
 pub const SLOT_TOMBSTONE: u64 = 1;
 /// Bits of block offset (in [`BLOCK_ALIGN`] units) at the bottom of a slot.
 pub const SLOT_OFFSET_BITS: u32 = 36;
-/// Where the 7-bit size class starts.
+/// Where the size class starts.
 pub const SLOT_CLASS_SHIFT: u32 = SLOT_OFFSET_BITS;
+/// Bits of the size class.
+pub const SLOT_CLASS_BITS: u32 = 7;
 /// Where the key hash's top bits (the tag) start; they fill the slot's remaining 21 bits.
-pub const SLOT_TAG_SHIFT: u32 = SLOT_CLASS_SHIFT + 7;
+pub const SLOT_TAG_SHIFT: u32 = SLOT_CLASS_SHIFT + SLOT_CLASS_BITS;
+const _: () = assert!(CLASSES == 1 << SLOT_CLASS_BITS);
+
+/// Bytes of one index slot.
+pub const SLOT_LEN: u64 = 8;
+
+/// Byte offset of slot `i` of the index copy that starts at `index`.
+pub fn slot_at(index: u64, i: u64) -> u64 {
+    index + i * SLOT_LEN
+}
+/// Bytes of the slots of an index of `slots` slots.
+pub fn index_len(slots: u64) -> u64 {
+    slots * SLOT_LEN
+}
+/// The size class of the block that holds one index copy of `slots` slots.
+pub fn index_block_class(slots: u64) -> u8 {
+    class_for(index_len(slots))
+}
+/// Bytes of the block that holds one index copy of `slots` slots (a copy owns its whole block).
+pub fn index_block_len(slots: u64) -> u64 {
+    class_size(index_block_class(slots))
+}
 
 /// The slot naming the block at `offset` of size class `class`, tagged with the key's hash.
 pub fn slot_pack(offset: u64, class: u8, hash: u64) -> u64 {
@@ -493,7 +516,7 @@ pub fn slot_offset(slot: u64) -> u64 {
 }
 /// The size class of the block a slot points to.
 pub fn slot_class(slot: u64) -> u8 {
-    ((slot >> SLOT_CLASS_SHIFT) & 0x7f) as u8
+    ((slot >> SLOT_CLASS_SHIFT) & ((1 << SLOT_CLASS_BITS) - 1)) as u8
 }
 /// Whether a slot points to an entry (is neither empty nor a tombstone).
 pub fn slot_is_entry(slot: u64) -> bool {
@@ -1106,7 +1129,7 @@ mod tests {
 
     /// A superblock as `create_data_file` writes it for a 1 MiB store of 4096 slots.
     fn sane() -> Superblock {
-        let copy = class_size(class_for(4096 * 8));
+        let copy = index_block_len(4096);
         Superblock {
             epoch: 1,
             file_size: 1 << 20,

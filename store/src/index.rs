@@ -22,7 +22,7 @@ pub fn probe(map: &Map, index: u64, slots: u64, key: &[u8], hash: u64) -> Result
     let mut i = hash & mask;
     let mut free = None;
     for _ in 0..slots {
-        let off = index + i * 8;
+        let off = slot_at(index, i);
         let s = map.load_u64(off)?;
         if s == SLOT_EMPTY {
             return Ok(Probe {

@@ -34,7 +34,7 @@ impl Inner {
         let sb = read_superblock(&self.map.path, file_size, |at, b| self.map.read(at, b))?;
         let durable = sb.index[sb.durable_copy as usize];
         let live = sb.index[1 - sb.durable_copy as usize];
-        let bytes = sb.index_slots * 8;
+        let bytes = index_len(sb.index_slots);
         if self.index_crc(durable, sb.index_slots)? != sb.index_crc {
             return Err(Error::corrupt(
                 &self.map.path,

@@ -304,7 +304,7 @@ impl Drop for Store {
 
 impl Inner {
     fn open(paths: &Paths, opts: &Options) -> Result<Inner> {
-        if opts.journal_size < 64 << 10
+        if opts.journal_size < MIN_JOURNAL_SIZE
             || opts.max_size < opts.initial_size
             || opts.initial_size < 64 << 10
         {
@@ -560,7 +560,7 @@ fn map_data_file(
 fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result<Superblock> {
     use std::os::unix::fs::FileExt;
     let slots = opts.index_slots;
-    let copy = class_size(class_for(slots * 8));
+    let copy = index_block_len(slots);
     let initial = opts
         .initial_size
         .max(HEAP_START + 2 * copy)
@@ -578,7 +578,7 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
         generation: opts.reset_generation.unwrap_or(0),
         journal_size: opts.journal_size.next_multiple_of(PAGE),
         created_ms: now_ms(),
-        index_crc: crc32c::crc32c(&vec![0u8; (slots * 8) as usize]) as u64,
+        index_crc: crc32c::crc32c(&vec![0u8; index_len(slots) as usize]) as u64,
     };
     file.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[1])
         .map_err(|e| Error::io(path, "write", e))?;
@@ -764,11 +764,11 @@ impl Inner {
             now_ms(),
         );
         for i in 0..slots {
-            let s = self.map.load_u64(live + i * 8)?;
+            let s = self.map.load_u64(slot_at(live, i))?;
             if slot_is_entry(s) {
                 let eh = index::header_at(&self.map, s)?;
                 if eh.expires_ms != 0 && eh.expires_ms <= now {
-                    self.unlink(live + i * 8, s)?;
+                    self.unlink(slot_at(live, i), s)?;
                 }
             }
         }
@@ -1197,7 +1197,7 @@ impl Store {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
             for i in 0..slots {
-                let s = inner.map.load_u64(idx + i * 8)?;
+                let s = inner.map.load_u64(slot_at(idx, i))?;
                 if slot_is_entry(s) && index::key_at(&inner.map, s)?.starts_with(prefix) {
                     let (k, e) = index::entry_at(&inner.map, s)?;
                     if index::is_live(&e) {
@@ -1240,7 +1240,7 @@ impl Store {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
             for i in 0..slots {
-                let s = inner.map.load_u64(idx + i * 8)?;
+                let s = inner.map.load_u64(slot_at(idx, i))?;
                 if !slot_is_entry(s) {
                     continue;
                 }
@@ -1419,10 +1419,10 @@ mod tests {
         s.put(b"k", b"v").unwrap();
         drop(s);
         let slots = 1u64 << 29;
-        let copy = class_size(class_for(slots * 8));
+        let copy = index_block_len(slots);
         let zeros = vec![0u8; 1 << 20];
-        let crc =
-            (0..slots * 8 / zeros.len() as u64).fold(0, |c, _| crc32c::crc32c_append(c, &zeros));
+        let crc = (0..index_len(slots) / zeros.len() as u64)
+            .fold(0, |c, _| crc32c::crc32c_append(c, &zeros));
         rewrite_superblock(&path, |sb| {
             sb.index = [HEAP_START, HEAP_START + copy];
             sb.heap_end = HEAP_START + 2 * copy;

@@ -156,7 +156,7 @@ pub fn check(path: &Path) -> Result<Report> {
         }
     };
     let durable = sb.index[sb.durable_copy as usize];
-    let index = r.read(durable, sb.index_slots * 8)?;
+    let index = r.read(durable, index_len(sb.index_slots))?;
     if crc32c::crc32c(&index) as u64 != sb.index_crc {
         report.problems.push(format!(
             "durable index copy at {durable} fails its checksum"
@@ -167,7 +167,7 @@ pub fn check(path: &Path) -> Result<Report> {
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
         .collect();
-    let index_block = class_size(class_for(sb.index_slots * 8));
+    let index_block = index_block_len(sb.index_slots);
     let mut blocks: Vec<(u64, u64, String)> = sb
         .index
         .iter()
@@ -273,7 +273,10 @@ pub fn salvage(path: &Path) -> Result<Salvage> {
     let sb = superblocks(&r, &mut report).and_then(|sb| sb.validate(r.len).ok());
     match &sb {
         Some(sb) => {
-            let index = r.read(sb.index[sb.durable_copy as usize], sb.index_slots * 8)?;
+            let index = r.read(
+                sb.index[sb.durable_copy as usize],
+                index_len(sb.index_slots),
+            )?;
             for (i, c) in index.chunks_exact(8).enumerate() {
                 let s = u64::from_le_bytes(c.try_into().unwrap());
                 if slot_is_entry(s) {
