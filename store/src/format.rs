@@ -1,7 +1,7 @@
 //! The on-disk formats, defined once: the data file (superblocks, index slots, entries, size
 //! classes, the key hash) and the journal (records and the operations they carry). Every offset
 //! the engine, the checker and the tools use is a named constant here, next to the diagram it
-//! belongs to; SPEC.md §2 and §5 describe the same bytes in prose. Everything is little-endian
+//! belongs to; SPEC.md §2 and §3 describe the same bytes in prose. Everything is little-endian
 //! and addressed in bytes from the start of its file.
 //!
 //! ```text
