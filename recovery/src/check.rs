@@ -6,7 +6,7 @@
 //! scan against a point lookup and the entry count in stats. `recover` runs the engine's salvage
 //! (`apcdb::verify::salvage`) and writes what it saved into a fresh store.
 
-use apcdb::{Durability, Options, Store};
+use apcdb::{Durability, Options, Paths, Store};
 use std::path::{Path, PathBuf};
 
 #[derive(Default)]
@@ -112,10 +112,6 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The files `--replace` swaps. The lock file stays: it holds no durable state, and processes
-/// waiting to open the store hold it open, so they must find the new files behind the same one.
-const SUFFIXES: [&str; 2] = ["", ".journal"];
-
 /// Salvages `from` into a fresh store at `to`. With `replace`, then moves the damaged files aside
 /// (`FILE.damaged`, ...) and puts the salvaged store in their place, holding the store
 /// exclusively throughout: refused while any process has it open, and openers wait meanwhile.
@@ -158,21 +154,24 @@ pub fn recover(from: &str, to: &str, replace: bool) -> Result<Recovered, String>
     drop(dst);
     if let Some(exclusive) = exclusive {
         let kept = with_suffix(from, ".damaged");
-        for s in SUFFIXES {
-            let (old, aside, new) = (
-                with_suffix(from, s),
-                with_suffix(&kept, s),
-                with_suffix(to, s),
-            );
+        let (olds, asides, news) = (Paths::new(from), Paths::new(&kept), Paths::new(to));
+        // The durable files are swapped. The lock file stays: it holds no durable state, and
+        // processes waiting to open the store hold it open, so they must find the new files
+        // behind the same one.
+        for ((old, aside), new) in olds
+            .durable()
+            .into_iter()
+            .zip(asides.durable())
+            .zip(news.durable())
+        {
             if old.exists() {
-                std::fs::rename(&old, &aside)
+                std::fs::rename(old, aside)
                     .map_err(|e| format!("moving {} aside: {e}", old.display()))?;
             }
-            std::fs::rename(&new, &old)
-                .map_err(|e| format!("installing {}: {e}", old.display()))?;
+            std::fs::rename(new, old).map_err(|e| format!("installing {}: {e}", old.display()))?;
         }
         // The salvaged store's own lock file is not needed: FILE.lock serves the new files.
-        let _ = std::fs::remove_file(with_suffix(to, ".lock"));
+        let _ = std::fs::remove_file(&news.lock);
         sync_dir(from);
         drop(exclusive);
         r.damaged_kept_as = Some(kept);

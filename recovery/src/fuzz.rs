@@ -9,6 +9,8 @@
 use crate::child::run_with_timeout;
 use crate::rng::Rng;
 use crate::{b64, json};
+use apcdb::format::PAGE;
+use apcdb::Paths;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,8 +30,6 @@ pub struct FuzzTotals {
     pub failures: Vec<String>,
 }
 
-const SUFFIXES: [&str; 3] = ["", ".journal", ".lock"];
-
 pub fn run(cfg: &FuzzConfig) -> Result<FuzzTotals, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let base = cfg.dir.join("base");
@@ -45,9 +45,9 @@ pub fn run(cfg: &FuzzConfig) -> Result<FuzzTotals, String> {
         let _ = std::fs::remove_dir_all(&img_dir);
         std::fs::create_dir_all(&img_dir).map_err(|e| e.to_string())?;
         let img = img_dir.join("store.db");
-        for s in SUFFIXES {
-            std::fs::copy(with_suffix(&base_store, s), with_suffix(&img, s))
-                .map_err(|e| format!("copying: {e}"))?;
+        let (from, to) = (Paths::new(&base_store), Paths::new(&img));
+        for (a, b) in from.all().into_iter().zip(to.all()) {
+            std::fs::copy(a, b).map_err(|e| format!("copying: {e}"))?;
         }
         let what = corrupt(&mut rng, &img)?;
         t.tried += 1;
@@ -76,12 +76,6 @@ pub fn run(cfg: &FuzzConfig) -> Result<FuzzTotals, String> {
         }
     }
     Ok(t)
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// A store with un-checkpointed journal records and a lock file left by a killed process.
@@ -113,12 +107,9 @@ fn make_crashed_store(exe: &Path, store: &Path, seed: u64) -> Result<(), String>
     std::thread::sleep(Duration::from_millis(700));
     child.kill().map_err(|e| e.to_string())?;
     child.wait().map_err(|e| e.to_string())?;
-    for s in SUFFIXES {
-        if !with_suffix(store, s).exists() {
-            return Err(format!(
-                "the workload did not create {}{s}",
-                store.display()
-            ));
+    for f in Paths::new(store).all() {
+        if !f.exists() {
+            return Err(format!("the workload did not create {}", f.display()));
         }
     }
     Ok(())
@@ -126,14 +117,14 @@ fn make_crashed_store(exe: &Path, store: &Path, seed: u64) -> Result<(), String>
 
 /// Damages one of the three files; returns what it did.
 fn corrupt(rng: &mut Rng, img: &Path) -> Result<String, String> {
-    let suffix = match rng.below(100) {
-        0..=54 => "",
-        55..=84 => ".journal",
-        _ => ".lock",
+    let files = Paths::new(img);
+    let path = match rng.below(100) {
+        0..=54 => files.data,
+        55..=84 => files.journal,
+        _ => files.lock,
     };
-    let path = with_suffix(img, suffix);
     let mut bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let name = format!("store.db{suffix}");
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
     let len = bytes.len() as u64;
     if len == 0 {
         return Ok(format!("{name} is empty; left as is"));
@@ -158,8 +149,8 @@ fn corrupt(rng: &mut Rng, img: &Path) -> Result<String, String> {
             format!("{name}: flipped bytes at {at:?}")
         }
         60..=74 => {
-            let page = offset(rng) / 4096 * 4096;
-            let end = (page + 4096).min(len);
+            let page = offset(rng) / PAGE * PAGE;
+            let end = (page + PAGE).min(len);
             bytes[page as usize..end as usize].fill(0);
             format!("{name}: zeroed the page at {page}")
         }

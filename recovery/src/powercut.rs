@@ -31,7 +31,7 @@
 use crate::crash::value::{self, WriteId};
 use crate::rng::Rng;
 use apcdb::{
-    Durability, FileKind, MappedRange, Options, RealIo, StorageIo, Store, SyncKind, Update,
+    Durability, FileKind, MappedRange, Options, Paths, RealIo, StorageIo, Store, SyncKind, Update,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -322,8 +322,9 @@ impl Recorder {
         if let Err(why) = self.check_image(&data, &journal) {
             let keep = self.keep_dir.join(format!("image-{n}"));
             let _ = std::fs::create_dir_all(&keep);
-            let _ = std::fs::write(keep.join("store.db"), &data);
-            let _ = std::fs::write(keep.join("store.db.journal"), &journal);
+            let kept = Paths::new(keep.join("store.db"));
+            let _ = std::fs::write(&kept.data, &data);
+            let _ = std::fs::write(&kept.journal, &journal);
             self.totals.failures.push(format!(
                 "image {n} ({moment}; {} dirty pages {}; {journal_cut}): {why} (kept in {})",
                 choices.len(),
@@ -335,20 +336,17 @@ impl Recorder {
 
     fn check_image(&self, data: &[u8], journal: &[u8]) -> Result<(), String> {
         let path = self.image_dir.join("store.db");
-        std::fs::write(&path, data).map_err(|e| e.to_string())?;
-        std::fs::write(self.image_dir.join("store.db.journal"), journal)
-            .map_err(|e| e.to_string())?;
-        for f in ["store.db", "store.db.journal"] {
+        let files = Paths::new(&path);
+        std::fs::write(&files.data, data).map_err(|e| e.to_string())?;
+        std::fs::write(&files.journal, journal).map_err(|e| e.to_string())?;
+        for f in files.durable() {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(
-                self.image_dir.join(f),
-                std::fs::Permissions::from_mode(0o600),
-            )
-            .map_err(|e| e.to_string())?;
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
         }
         // The lock file holds no durable state: after a power cut it is there but its content is
         // meaningless; an empty one is what a first opener initialises.
-        let lock = self.image_dir.join("store.db.lock");
+        let lock = files.lock;
         let _ = std::fs::remove_file(&lock);
         std::fs::OpenOptions::new()
             .write(true)
@@ -623,8 +621,7 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
         r.durable_data = r.current(0, len);
         r.synced_len = len;
-        r.durable_journal =
-            std::fs::read(work.join("store.db.journal")).map_err(|e| e.to_string())?;
+        r.durable_journal = std::fs::read(Paths::new(&path).journal).map_err(|e| e.to_string())?;
         r.armed = true;
     }
     let mut rng = Rng::derive(cfg.seed, 2);
@@ -757,9 +754,12 @@ pub fn replay_out_of_space_case(dir: &Path) -> Result<(), String> {
     }
     // Power cut now: the files as they are, with an empty lock file.
     let copy = |from: &Path, to: &Path| -> Result<(), String> {
-        for suffix in ["", ".journal"] {
-            let (a, b) = (with_suffix(from, suffix), with_suffix(to, suffix));
-            std::fs::copy(&a, &b).map_err(|e| format!("copying {}: {e}", a.display()))?;
+        for (a, b) in Paths::new(from)
+            .durable()
+            .into_iter()
+            .zip(Paths::new(to).durable())
+        {
+            std::fs::copy(a, b).map_err(|e| format!("copying {}: {e}", a.display()))?;
         }
         fresh_lock(to)
     };
@@ -780,12 +780,9 @@ pub fn replay_out_of_space_case(dir: &Path) -> Result<(), String> {
             let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
             if taken.is_none() {
                 let mut r = Ok(());
-                for suffix in ["", ".journal"] {
-                    let (a, b) = (
-                        with_suffix(&self.from, suffix),
-                        with_suffix(&self.to, suffix),
-                    );
-                    if let Err(e) = std::fs::copy(&a, &b) {
+                let (from, to) = (Paths::new(&self.from), Paths::new(&self.to));
+                for (a, b) in from.durable().into_iter().zip(to.durable()) {
+                    if let Err(e) = std::fs::copy(a, b) {
                         r = Err(format!("copying {}: {e}", a.display()));
                     }
                 }
@@ -857,15 +854,9 @@ pub fn replay_out_of_space_case(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 /// A power cut leaves the lock file's content meaningless: start the image with an empty one.
 fn fresh_lock(path: &Path) -> Result<(), String> {
-    let lock = with_suffix(path, ".lock");
+    let lock = Paths::new(path).lock;
     let _ = std::fs::remove_file(&lock);
     std::fs::OpenOptions::new()
         .write(true)

@@ -5,8 +5,8 @@
 //! the durable checkpoint may still reference is never written. So a freed block waits in the
 //! pending list until the next checkpoint is durable, and only then joins a free list.
 
-use crate::error::{Error, Result};
-use crate::layout::*;
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::*;
 use crate::store::Inner;
 use std::sync::atomic::Ordering::*;
 
@@ -77,7 +77,10 @@ impl Inner {
         if next != 0 && (next % BLOCK_ALIGN != 0 || next < HEAP_START || next >= heap_end) {
             return Err(Error::corrupt(
                 &self.map.path,
-                format!("free list link {next} at {off} is invalid"),
+                CorruptKind::FreeListLink {
+                    link: next,
+                    at: off,
+                },
             ));
         }
         head.store(next, Relaxed);
@@ -141,13 +144,13 @@ impl Inner {
         // One bit per 64-byte unit of the heap: set where a block is in use. Marking and then
         // scanning for clear runs is linear, where sorting the blocks was not.
         let mut used = UnitMap::new((heap_end - HEAP_START) / BLOCK_ALIGN);
-        let index_len = class_size(class_for(slots * 8));
+        let index_len = index_block_len(slots);
         for c in &h.index {
             used.mark(c.load(Relaxed), index_len, &self.map.path)?;
         }
         let (mut entries, mut bytes, mut tombstones) = (0u64, 0u64, 0u64);
         for i in 0..slots {
-            let s = self.map.load_u64(live + i * 8)?;
+            let s = self.map.load_u64(slot_at(live, i))?;
             tombstones += (s == SLOT_TOMBSTONE) as u64;
             if slot_is_entry(s) {
                 let len = class_size(slot_class(s));
@@ -187,17 +190,17 @@ impl Inner {
         self.map
             .read(SUPERBLOCK_OFFSETS[(epoch % 2) as usize], &mut b)?;
         let len = self.map.refresh_len()?;
-        let sb = Superblock::decode(&b)
-            .and_then(|sb| sb.validate(len).map(|()| sb))
+        let sb = UncheckedSuperblock::decode(&b)
+            .and_then(|sb| sb.validate(len))
             .and_then(|sb| match sb.epoch == epoch {
                 true => Ok(sb),
-                false => Err(format!("epoch {} where {epoch} was written", sb.epoch)),
+                false => Err(SuperblockError::EpochNotWritten {
+                    found: sb.epoch,
+                    expected: epoch,
+                }),
             })
-            .map_err(|e| {
-                Error::corrupt(
-                    &self.map.path,
-                    format!("durable superblock unreadable: {e}"),
-                )
+            .map_err(|problem| {
+                Error::corrupt(&self.map.path, CorruptKind::DurableSuperblock { problem })
             })?;
         let unchanged = sb.index_slots == h.index_slots.load(Relaxed)
             && sb.index[0] == h.index[0].load(Relaxed)
@@ -207,13 +210,13 @@ impl Inner {
             return Ok(false);
         }
         let before = used.count();
-        let copy_len = class_size(class_for(sb.index_slots * 8));
+        let copy_len = index_block_len(sb.index_slots);
         for off in sb.index {
             used.mark_shared(off, copy_len, &self.map.path)?;
         }
         let durable = sb.index[sb.durable_copy as usize];
         for i in 0..sb.index_slots {
-            let s = self.map.load_u64(durable + i * 8)?;
+            let s = self.map.load_u64(slot_at(durable, i))?;
             if slot_is_entry(s) {
                 used.mark_shared(slot_offset(s), class_size(slot_class(s)), &self.map.path)?;
             }
@@ -243,13 +246,13 @@ impl UnitMap {
         let Some(first) = first.filter(|f| f + len / BLOCK_ALIGN <= self.units) else {
             return Err(Error::corrupt(
                 path,
-                format!("block at {off} lies outside the heap"),
+                CorruptKind::BlockOutsideHeap { at: off },
             ));
         };
         for u in first..first + len / BLOCK_ALIGN {
             let (w, bit) = ((u / 64) as usize, 1u64 << (u % 64));
             if self.words[w] & bit != 0 {
-                return Err(Error::corrupt(path, format!("blocks overlap at {off}")));
+                return Err(Error::corrupt(path, CorruptKind::BlocksOverlap { at: off }));
             }
             self.words[w] |= bit;
         }
@@ -263,7 +266,7 @@ impl UnitMap {
         let Some(first) = first.filter(|f| f + len / BLOCK_ALIGN <= self.units) else {
             return Err(Error::corrupt(
                 path,
-                format!("block at {off} lies outside the heap"),
+                CorruptKind::BlockOutsideHeap { at: off },
             ));
         };
         for u in first..first + len / BLOCK_ALIGN {

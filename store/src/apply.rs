@@ -4,11 +4,47 @@
 //! recovery).
 
 use crate::error::Result;
+use crate::format::*;
 use crate::index;
 use crate::journal::Op;
-use crate::layout::*;
 use crate::store::Inner;
 use std::sync::atomic::Ordering::*;
+
+/// The live index as the target of journal replay (`format::replay` says what each operation
+/// means; this says how it changes the map). Each put takes the next block planned for it.
+struct LiveIndex<'a> {
+    inner: &'a Inner,
+    blocks: std::slice::Iter<'a, u64>,
+}
+
+impl Replay for LiveIndex<'_> {
+    type Error = crate::Error;
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expires_ms: u64,
+        modified_ms: u64,
+        version: u64,
+    ) -> Result<()> {
+        let block = *self.blocks.next().expect("one planned block per put");
+        let entry = encode_entry(key, value, expires_ms, modified_ms, version);
+        self.inner.apply_put(block, key, &entry)
+    }
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        if let Some((pos, old)) = self.inner.probe_live(key, hash_key(key))?.found {
+            self.inner.unlink(pos, old)?;
+        }
+        Ok(())
+    }
+    fn clear(&mut self) -> Result<()> {
+        self.inner.clear_index()
+    }
+    fn set_generation(&mut self, generation: u64) -> Result<()> {
+        self.inner.shm.hdr().generation.store(generation, Relaxed);
+        Ok(())
+    }
+}
 
 /// Index load (entries plus tombstones) above which the index is rebuilt before an insert.
 const MAX_LOAD_PERCENT: u64 = 70;
@@ -51,55 +87,42 @@ impl Inner {
 
     /// Applies the operations of record `lsn` using the blocks planned for its Puts.
     pub(crate) fn apply(&self, lsn: u64, ops: &[Op], blocks: &[u64]) -> Result<()> {
+        replay(
+            lsn,
+            ops,
+            &mut LiveIndex {
+                inner: self,
+                blocks: blocks.iter(),
+            },
+        )
+    }
+
+    /// Writes the entry into its planned block and publishes it in the live index, replacing the
+    /// key's previous entry if any.
+    fn apply_put(&self, block: u64, key: &[u8], entry: &[u8]) -> Result<()> {
         let h = self.shm.hdr();
-        let mut blocks = blocks.iter();
-        for op in ops {
-            match op {
-                Op::Put {
-                    key,
-                    value,
-                    expires_ms,
-                    modified_ms,
-                } => {
-                    let block = *blocks.next().expect("one planned block per put");
-                    let (off, class) = (slot_offset(block), slot_class(block));
-                    self.map.write(
-                        off,
-                        &encode_entry(key, value, *expires_ms, *modified_ms, lsn),
-                    )?;
-                    let hash = hash_key(key);
-                    let slot = slot_pack(off, class, hash);
-                    let p = self.probe_live(key, hash)?;
-                    if let Some((pos, old)) = p.found {
-                        self.publish(pos, slot)?;
-                        self.free_later(old);
-                        h.used_bytes.fetch_add(class_size(class), Relaxed);
-                        h.used_bytes.fetch_sub(class_size(slot_class(old)), Relaxed);
-                    } else {
-                        let pos = p.free.expect("index room ensured before apply");
-                        if self.map.load_u64(pos)? == SLOT_TOMBSTONE {
-                            h.tombstones.fetch_sub(1, Relaxed);
-                        } else {
-                            h.used_slots.fetch_add(1, Relaxed);
-                        }
-                        self.publish(pos, slot)?;
-                        h.entries.fetch_add(1, Relaxed);
-                        h.used_bytes.fetch_add(class_size(class), Relaxed);
-                    }
-                    h.inserts.fetch_add(1, Relaxed);
-                }
-                Op::Delete { key } => {
-                    if let Some((pos, old)) = self.probe_live(key, hash_key(key))?.found {
-                        self.unlink(pos, old)?;
-                    }
-                }
-                Op::Clear => self.clear_index()?,
-                Op::Reset { generation } => {
-                    self.clear_index()?;
-                    h.generation.store(*generation, Relaxed);
-                }
+        let (off, class) = (slot_offset(block), slot_class(block));
+        self.map.write(off, entry)?;
+        let hash = hash_key(key);
+        let slot = slot_pack(off, class, hash);
+        let p = self.probe_live(key, hash)?;
+        if let Some((pos, old)) = p.found {
+            self.publish(pos, slot)?;
+            self.free_later(old);
+            h.used_bytes.fetch_add(class_size(class), Relaxed);
+            h.used_bytes.fetch_sub(class_size(slot_class(old)), Relaxed);
+        } else {
+            let pos = p.free.expect("index room ensured before apply");
+            if self.map.load_u64(pos)? == SLOT_TOMBSTONE {
+                h.tombstones.fetch_sub(1, Relaxed);
+            } else {
+                h.used_slots.fetch_add(1, Relaxed);
             }
+            self.publish(pos, slot)?;
+            h.entries.fetch_add(1, Relaxed);
+            h.used_bytes.fetch_add(class_size(class), Relaxed);
         }
+        h.inserts.fetch_add(1, Relaxed);
         Ok(())
     }
 
@@ -139,9 +162,9 @@ impl Inner {
         let h = self.shm.hdr();
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         for i in 0..slots {
-            let s = self.map.load_u64(live + i * 8)?;
+            let s = self.map.load_u64(slot_at(live, i))?;
             if s != SLOT_EMPTY {
-                self.publish(live + i * 8, SLOT_EMPTY)?;
+                self.publish(slot_at(live, i), SLOT_EMPTY)?;
                 if slot_is_entry(s) {
                     self.free_later(s);
                 }
@@ -156,14 +179,13 @@ impl Inner {
     /// Moves every live entry into a fresh pair of index copies of `slots` slots. The old pair
     /// stays intact until the next checkpoint, which names the new pair.
     pub(crate) fn rebuild_index(&self, slots: u64) -> Result<()> {
-        let max_slots = (crate::shared::DIRTY_WORDS as u64 * 64 * PAGE) / 8;
-        if slots > max_slots {
+        if slots > MAX_INDEX_SLOTS {
             return Err(crate::Error::Full {
                 path: self.map.path.clone(),
-                detail: format!("index would need {slots} slots (limit {max_slots})"),
+                detail: format!("index would need {slots} slots (limit {MAX_INDEX_SLOTS})"),
             });
         }
-        let class = class_for(slots * 8);
+        let class = index_block_class(slots);
         let Some(a) = self.alloc(class)? else {
             return Err(self.full("no room to grow the index"));
         };
@@ -177,26 +199,28 @@ impl Inner {
     fn fill_new_index(&self, a: u64, b: u64, slots: u64) -> Result<()> {
         let h = self.shm.hdr();
         let (old_live, old_slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
-        self.map.write(a, &vec![0u8; (slots * 8) as usize])?;
+        self.map.write(a, &vec![0u8; index_len(slots) as usize])?;
         let mask = slots - 1;
         let (mut entries, mut bytes) = (0, 0);
         for i in 0..old_slots {
-            let s = self.map.load_u64(old_live + i * 8)?;
+            let s = self.map.load_u64(slot_at(old_live, i))?;
             if !slot_is_entry(s) {
                 continue;
             }
             let key = index::key_at(&self.map, s)?;
             let hash = hash_key(&key);
             let mut j = hash & mask;
-            while self.map.load_u64(a + j * 8)? != SLOT_EMPTY {
+            while self.map.load_u64(slot_at(a, j))? != SLOT_EMPTY {
                 j = (j + 1) & mask;
             }
-            self.map
-                .store_u64(a + j * 8, slot_pack(slot_offset(s), slot_class(s), hash))?;
+            self.map.store_u64(
+                slot_at(a, j),
+                slot_pack(slot_offset(s), slot_class(s), hash),
+            )?;
             entries += 1;
             bytes += class_size(slot_class(s));
         }
-        let old_class = class_for(old_slots * 8);
+        let old_class = index_block_class(old_slots);
         for c in &h.index {
             self.free_later(slot_pack(c.load(Relaxed), old_class, 0));
         }

@@ -8,7 +8,7 @@
 //!    the old durable copy is brought up to date and becomes the live copy.
 
 use crate::error::Result;
-use crate::layout::*;
+use crate::format::*;
 use crate::store::Inner;
 use std::sync::atomic::Ordering::*;
 
@@ -45,10 +45,10 @@ impl Inner {
         };
         // Never publish a superblock the next open would refuse (say, processes that reserved
         // different maximum sizes disagree about the heap): fail this checkpoint instead.
-        sb.validate(file_size).map_err(|e| {
+        sb.check(file_size).map_err(|problem| {
             crate::Error::corrupt(
                 &self.map.path,
-                format!("refusing to write superblock epoch {epoch}: {e}"),
+                crate::CorruptKind::RefusedSuperblock { epoch, problem },
             )
         })?;
         let at = SUPERBLOCK_OFFSETS[(epoch % 2) as usize];
@@ -72,7 +72,7 @@ impl Inner {
         let h = self.shm.hdr();
         let from = h.index[now_durable as usize].load(Relaxed);
         let to = h.index[1 - now_durable as usize].load(Relaxed);
-        let bytes = h.index_slots.load(Relaxed) * 8;
+        let bytes = index_len(h.index_slots.load(Relaxed));
         for page in 0..bytes.div_ceil(PAGE) {
             let word = &h.dirty[(page / 64) as usize];
             if word.load(Relaxed) & (1 << (page % 64)) != 0 {
@@ -90,8 +90,8 @@ impl Inner {
     pub(crate) fn index_crc(&self, copy: u64, slots: u64) -> Result<u64> {
         let mut crc = 0;
         let mut buf = vec![0u8; PAGE as usize];
-        for page in 0..(slots * 8).div_ceil(PAGE) {
-            let len = PAGE.min(slots * 8 - page * PAGE) as usize;
+        for page in 0..index_len(slots).div_ceil(PAGE) {
+            let len = PAGE.min(index_len(slots) - page * PAGE) as usize;
             self.map.read(copy + page * PAGE, &mut buf[..len])?;
             crc = crc32c::crc32c_append(crc, &buf[..len]);
         }
@@ -144,7 +144,10 @@ mod tests {
     fn superblock_in(path: &std::path::Path, copy: usize) -> Superblock {
         let bytes = std::fs::read(path).unwrap();
         let at = SUPERBLOCK_OFFSETS[copy] as usize;
-        Superblock::decode(&bytes[at..at + SUPERBLOCK_LEN]).unwrap()
+        UncheckedSuperblock::decode(&bytes[at..at + SUPERBLOCK_LEN])
+            .unwrap()
+            .validate(bytes.len() as u64)
+            .unwrap()
     }
 
     /// One checkpoint after a write; returns what it did to the data file and the superblock it
@@ -213,7 +216,7 @@ mod tests {
             Ok(())
         };
         assert_eq!(
-            crate::recover::newest_superblock(read, &path).unwrap(),
+            read_superblock(&path, bytes.len() as u64, read).unwrap(),
             third
         );
         drop(store);

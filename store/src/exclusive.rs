@@ -32,6 +32,11 @@ const INIT_WAIT: Duration = Duration::from_secs(5);
 impl Exclusive {
     /// Takes the store at `path` for this process alone, or returns [`Error::Busy`] when another
     /// process has it open (or keeps opening or closing it for longer than a few seconds).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] as above; [`Error::Permission`] or [`Error::Io`] when the store's files
+    /// cannot be opened safely.
     pub fn acquire(path: impl AsRef<Path>) -> Result<Exclusive> {
         let paths = Paths::new(path.as_ref());
         // A missing lock file is made: it holds no durable state, and openers make it too.

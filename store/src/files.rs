@@ -8,16 +8,29 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// The three files of a store named `path`.
-#[derive(Clone, Debug)]
+/// The three files of a store named `path`: the data file is `path` itself, the journal and the
+/// lock file are `path` with [`Paths::JOURNAL_SUFFIX`] and [`Paths::LOCK_SUFFIX`] appended. Tools
+/// that copy, move or remove a store's files take the names from here.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Paths {
+    /// The data file (superblocks, index, entries): durable state.
     pub data: PathBuf,
+    /// The redo journal: durable state (writes after the last checkpoint).
     pub journal: PathBuf,
+    /// The lock file: shared state of the processes using the store, rebuilt by the first
+    /// opener; nothing durable.
     pub lock: PathBuf,
 }
 
 impl Paths {
-    pub fn new(path: &Path) -> Paths {
+    /// Appended to the store's path to name its journal.
+    pub const JOURNAL_SUFFIX: &'static str = ".journal";
+    /// Appended to the store's path to name its lock file.
+    pub const LOCK_SUFFIX: &'static str = ".lock";
+
+    /// The files of the store at `path`.
+    pub fn new(path: impl AsRef<Path>) -> Paths {
+        let path = path.as_ref();
         let with = |suffix: &str| {
             let mut s = path.as_os_str().to_owned();
             s.push(suffix);
@@ -25,9 +38,19 @@ impl Paths {
         };
         Paths {
             data: path.to_path_buf(),
-            journal: with(".journal"),
-            lock: with(".lock"),
+            journal: with(Paths::JOURNAL_SUFFIX),
+            lock: with(Paths::LOCK_SUFFIX),
         }
+    }
+
+    /// The files that hold durable state (data, journal): what a copy or backup must take.
+    pub fn durable(&self) -> [&Path; 2] {
+        [&self.data, &self.journal]
+    }
+
+    /// All three files (data, journal, lock).
+    pub fn all(&self) -> [&Path; 3] {
+        [&self.data, &self.journal, &self.lock]
     }
 }
 

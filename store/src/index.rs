@@ -4,8 +4,8 @@
 //! anywhere after corruption, and a block may be reused while a slow reader looks at it (the
 //! caller's sequence check catches that).
 
-use crate::error::{Error, Result};
-use crate::layout::*;
+use crate::error::Result;
+use crate::format::*;
 use crate::map::Map;
 use crate::Entry;
 
@@ -22,7 +22,7 @@ pub fn probe(map: &Map, index: u64, slots: u64, key: &[u8], hash: u64) -> Result
     let mut i = hash & mask;
     let mut free = None;
     for _ in 0..slots {
-        let off = index + i * 8;
+        let off = slot_at(index, i);
         let s = map.load_u64(off)?;
         if s == SLOT_EMPTY {
             return Ok(Probe {
@@ -45,21 +45,7 @@ pub fn probe(map: &Map, index: u64, slots: u64, key: &[u8], hash: u64) -> Result
 
 /// Reads and checks the header of the block a slot points to.
 pub fn header_at(map: &Map, slot: u64) -> Result<EntryHeader> {
-    let mut b = [0u8; ENTRY_HEADER];
-    map.read(slot_offset(slot), &mut b)?;
-    let h = EntryHeader::decode(&b);
-    if h.total_len() > class_size(slot_class(slot)) {
-        return Err(Error::corrupt(
-            &map.path,
-            format!(
-                "entry at {} claims {} bytes in a {}-byte block",
-                slot_offset(slot),
-                h.total_len(),
-                class_size(slot_class(slot))
-            ),
-        ));
-    }
-    Ok(h)
+    Ok(entry_header(map, slot)?.0)
 }
 
 fn holds_key(map: &Map, slot: u64, key: &[u8]) -> Result<bool> {
@@ -70,34 +56,7 @@ fn holds_key(map: &Map, slot: u64, key: &[u8]) -> Result<bool> {
 
 /// The entry of `key` in the block `slot` points to (the probe matched the key), checksum verified.
 pub fn value_at(map: &Map, slot: u64, key: &[u8]) -> Result<Entry> {
-    let off = slot_offset(slot);
-    let mut hdr = [0u8; ENTRY_HEADER];
-    map.read(off, &mut hdr)?;
-    let h = EntryHeader::decode(&hdr);
-    if h.total_len() > class_size(slot_class(slot)) || h.key_len as usize != key.len() {
-        return Err(Error::corrupt(
-            &map.path,
-            format!("entry at {off} does not match its slot"),
-        ));
-    }
-    let value = map.read_vec(off + (ENTRY_HEADER + key.len()) as u64, h.val_len as usize)?;
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c_append(crc32c::crc32c(&hdr[4..]), key),
-        &value,
-    );
-    // The checksum is computed with the caller's key: it also proves the block holds that key.
-    if crc != h.crc {
-        return Err(Error::corrupt(
-            &map.path,
-            format!("entry at {off} fails its checksum"),
-        ));
-    }
-    Ok(Entry {
-        value,
-        expires_at_ms: h.expires_ms,
-        modified_at_ms: h.modified_ms,
-        version: h.version,
-    })
+    read_value(map, slot, key)
 }
 
 pub fn key_at(map: &Map, slot: u64) -> Result<Vec<u8>> {
@@ -107,34 +66,20 @@ pub fn key_at(map: &Map, slot: u64) -> Result<Vec<u8>> {
 
 /// Reads a whole entry and verifies its checksum.
 pub fn entry_at(map: &Map, slot: u64) -> Result<(Vec<u8>, Entry)> {
-    let off = slot_offset(slot);
-    let h = header_at(map, slot)?;
-    let mut hdr = [0u8; ENTRY_HEADER];
-    map.read(off, &mut hdr)?;
-    let key = map.read_vec(off + ENTRY_HEADER as u64, h.key_len as usize)?;
-    let value = map.read_vec(
-        off + ENTRY_HEADER as u64 + h.key_len as u64,
-        h.val_len as usize,
-    )?;
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c_append(crc32c::crc32c(&hdr[4..]), &key),
-        &value,
-    );
-    if crc != h.crc || EntryHeader::decode(&hdr) != h {
-        return Err(Error::corrupt(
-            &map.path,
-            format!("entry at {off} fails its checksum"),
-        ));
+    read_entry(map, slot)
+}
+
+/// The live mapping as a source of entries for the format's decoder.
+impl EntrySource for Map {
+    fn fetch(&self, off: u64, buf: &mut [u8]) -> Result<()> {
+        self.read(off, buf)
     }
-    Ok((
-        key,
-        Entry {
-            value,
-            expires_at_ms: h.expires_ms,
-            modified_at_ms: h.modified_ms,
-            version: h.version,
-        },
-    ))
+    fn fetch_vec(&self, off: u64, len: usize) -> Result<Vec<u8>> {
+        self.read_vec(off, len)
+    }
+    fn path(&self) -> &std::path::Path {
+        &self.path
+    }
 }
 
 /// Whether the entry has not expired (the clock is read only for entries that can expire).

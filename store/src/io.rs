@@ -63,7 +63,7 @@ impl<'a> MappedRange<'a> {
     /// `base` is the start of a mapping that stays mapped for `'a`, and `[off, off + len)` lies
     /// inside it.
     pub(crate) unsafe fn new(base: *mut u8, off: u64, len: u64) -> MappedRange<'a> {
-        let aligned = off & !(crate::layout::PAGE - 1);
+        let aligned = off & !(crate::format::PAGE - 1);
         MappedRange {
             // SAFETY: `aligned <= off` lies inside the mapping (the caller's promise).
             start: unsafe { base.add(aligned as usize) },

@@ -4,140 +4,14 @@
 //! carries the epoch of the checkpoint that started its cycle, so leftovers of older cycles are
 //! rejected even when their checksum holds.
 //!
-//! Record: crc32c u32 | payload_len u32 | epoch u64 | lsn u64 | payload | zero padding to 8.
-//! The checksum covers everything from `payload_len` to the end of the payload.
+//! The record and operation formats are in `format` (with the data file's).
 
 use crate::error::{Error, Result};
+pub(crate) use crate::format::{encode_record, record_len, Op, Scan};
 use crate::io::{write_all_at, FileKind, SharedIo, SyncKind};
-use crate::layout::{u32_at, u64_at};
-use std::borrow::Cow;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-
-pub const RECORD_HEADER: usize = 24;
-
-/// One logical change. Conditional operations (add, compare-and-swap, increments) are decided
-/// under the write lock and journaled as their outcome, so replay is deterministic.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Op<'a> {
-    Put {
-        key: Cow<'a, [u8]>,
-        value: Cow<'a, [u8]>,
-        expires_ms: u64,
-        modified_ms: u64,
-    },
-    Delete {
-        key: Cow<'a, [u8]>,
-    },
-    Clear,
-    /// Clear the store and record a new reset-on-restart generation.
-    Reset {
-        generation: u64,
-    },
-}
-
-const OP_PUT: u8 = 1;
-const OP_DELETE: u8 = 2;
-const OP_CLEAR: u8 = 3;
-const OP_RESET: u8 = 4;
-
-impl Op<'_> {
-    pub fn encoded_len(&self) -> usize {
-        match self {
-            Op::Put { key, value, .. } => 1 + 4 + 4 + 8 + 8 + key.len() + value.len(),
-            Op::Delete { key } => 1 + 4 + key.len(),
-            Op::Clear => 1,
-            Op::Reset { .. } => 1 + 8,
-        }
-    }
-}
-
-pub fn record_len(ops: &[Op]) -> usize {
-    (RECORD_HEADER + ops.iter().map(Op::encoded_len).sum::<usize>()).next_multiple_of(8)
-}
-
-pub fn encode_record(epoch: u64, lsn: u64, ops: &[Op]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(record_len(ops));
-    b.extend_from_slice(&[0; 8]);
-    b.extend_from_slice(&epoch.to_le_bytes());
-    b.extend_from_slice(&lsn.to_le_bytes());
-    for op in ops {
-        match op {
-            Op::Put {
-                key,
-                value,
-                expires_ms,
-                modified_ms,
-            } => {
-                b.push(OP_PUT);
-                b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                b.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                b.extend_from_slice(&expires_ms.to_le_bytes());
-                b.extend_from_slice(&modified_ms.to_le_bytes());
-                b.extend_from_slice(key);
-                b.extend_from_slice(value);
-            }
-            Op::Delete { key } => {
-                b.push(OP_DELETE);
-                b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                b.extend_from_slice(key);
-            }
-            Op::Clear => b.push(OP_CLEAR),
-            Op::Reset { generation } => {
-                b.push(OP_RESET);
-                b.extend_from_slice(&generation.to_le_bytes());
-            }
-        }
-    }
-    let payload_len = (b.len() - RECORD_HEADER) as u32;
-    b[4..8].copy_from_slice(&payload_len.to_le_bytes());
-    let crc = crc32c::crc32c(&b[4..]);
-    b[0..4].copy_from_slice(&crc.to_le_bytes());
-    b.resize(b.len().next_multiple_of(8), 0);
-    b
-}
-
-fn decode_ops(mut p: &[u8]) -> Option<Vec<Op<'static>>> {
-    fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if p.len() < n {
-            return None;
-        }
-        let (a, b) = p.split_at(n);
-        *p = b;
-        Some(a)
-    }
-    let mut ops = Vec::new();
-    while !p.is_empty() {
-        let kind = take(&mut p, 1)?[0];
-        ops.push(match kind {
-            OP_PUT => {
-                let h = take(&mut p, 24)?;
-                let (klen, vlen) = (u32_at(h, 0) as usize, u32_at(h, 4) as usize);
-                let key = take(&mut p, klen)?.to_vec();
-                let value = take(&mut p, vlen)?.to_vec();
-                Op::Put {
-                    key: key.into(),
-                    value: value.into(),
-                    expires_ms: u64_at(h, 8),
-                    modified_ms: u64_at(h, 16),
-                }
-            }
-            OP_DELETE => {
-                let klen = u32_at(take(&mut p, 4)?, 0) as usize;
-                Op::Delete {
-                    key: take(&mut p, klen)?.to_vec().into(),
-                }
-            }
-            OP_CLEAR => Op::Clear,
-            OP_RESET => Op::Reset {
-                generation: u64_at(take(&mut p, 8)?, 0),
-            },
-            _ => return None,
-        });
-    }
-    Some(ops)
-}
 
 pub struct Journal {
     file: File,
@@ -151,15 +25,6 @@ pub struct Journal {
     /// of written with `pwrite`: after a process crash they are in the page cache either way, and
     /// `fdatasync` of the file flushes mapped pages too.
     map: Option<crate::map::Map>,
-}
-
-/// The valid prefix of a journal cycle.
-pub struct Scan {
-    pub records: Vec<(u64, Vec<Op<'static>>)>,
-    /// Offset just past the last valid record: where the next record goes.
-    pub end: u64,
-    /// Why scanning stopped, if not at a clean end (for diagnostics).
-    pub stopped: Option<String>,
 }
 
 impl Journal {
@@ -260,39 +125,7 @@ impl Journal {
         self.file
             .read_exact_at(&mut buf, 0)
             .map_err(|e| self.io_err("read", e))?;
-        let (mut pos, mut lsn) = (0usize, first_lsn);
-        let mut records = Vec::new();
-        let stopped = loop {
-            if pos + RECORD_HEADER > buf.len() {
-                break None;
-            }
-            let h = &buf[pos..pos + RECORD_HEADER];
-            if h.iter().all(|&b| b == 0) {
-                break None;
-            }
-            let len = u32_at(h, 4) as usize;
-            let end = pos + RECORD_HEADER + len;
-            if end > buf.len() {
-                break Some(format!("record at {pos} runs past the end"));
-            }
-            if crc32c::crc32c(&buf[pos + 4..end]) != u32_at(h, 0) {
-                break Some(format!("checksum mismatch at {pos}"));
-            }
-            if u64_at(h, 8) != epoch || u64_at(h, 16) != lsn {
-                break None; // a leftover of an earlier cycle: the end of this one
-            }
-            let Some(ops) = decode_ops(&buf[pos + RECORD_HEADER..end]) else {
-                break Some(format!("undecodable record at {pos}"));
-            };
-            records.push((lsn, ops));
-            lsn += 1;
-            pos = end.next_multiple_of(8);
-        };
-        Ok(Scan {
-            records,
-            end: pos as u64,
-            stopped,
-        })
+        Ok(crate::format::scan_records(&buf, epoch, first_lsn))
     }
 }
 
@@ -342,7 +175,7 @@ mod tests {
         j.write_at(r1.len() as u64, &bad).unwrap();
         let s = j.scan(3, 10).unwrap();
         assert_eq!(s.records.len(), 1);
-        assert!(s.stopped.unwrap().contains("checksum"));
+        assert!(s.stopped.unwrap().to_string().contains("checksum"));
     }
 
     fn journal(dir: &tempfile::TempDir) -> Journal {
@@ -433,7 +266,7 @@ mod tests {
         let s = j.scan(7, 1).unwrap();
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.end, at[2]);
-        assert!(s.stopped.unwrap().contains("checksum"));
+        assert!(s.stopped.unwrap().to_string().contains("checksum"));
         // Only the header's first bytes landed: its length points past the data, still torn.
         j.write_at(at[2], &zeros).unwrap();
         j.write_at(at[2], &records[2][..8]).unwrap();

@@ -14,7 +14,10 @@
 //! ```
 //!
 //! The contract (file layout, journal format, recovery, locking, guarantees) is SPEC.md at the
-//! repository root. The modules, in the order of the data path:
+//! repository root; the byte layouts themselves are defined once, in [`format`](mod@format). The modules, in
+//! the order of the data path:
+
+#![warn(missing_docs)]
 
 /// A write: the redo journal (`journal`), space (`alloc`), the index (`index`), applying a
 /// journaled transaction to the map (`apply`).
@@ -29,13 +32,12 @@ mod exclusive;
 /// Opening: safe file opening (`files`), the data file's mapping (`map`), the lock file's shared
 /// state and the election of the first opener (`shared`); the handle itself (`store`).
 mod files;
+pub mod format;
 mod index;
 /// The seam every byte and flush that reaches the disk passes through (`io`); for tools, the
 /// offline check and salvage (`verify`).
 mod io;
 mod journal;
-/// On-disk formats: superblocks, slots, entries, size classes, the key hash.
-mod layout;
 mod map;
 mod options;
 mod recover;
@@ -45,10 +47,11 @@ mod sigbus;
 mod store;
 pub mod verify;
 
-pub use error::{Error, Result};
+pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;
+pub use files::Paths;
+pub use format::{Superblock, SuperblockError, UncheckedSuperblock};
 pub use io::{FileKind, MappedRange, RealIo, StorageIo, SyncKind};
-pub use layout::Superblock;
 pub use options::{Durability, Options};
 pub use store::{Batch, EntryMeta, Scanned, Store, Visit};
 
@@ -58,6 +61,7 @@ pub const MAX_KEY_LEN: usize = 65_535;
 /// One stored value with its metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The stored bytes.
     pub value: Vec<u8>,
     /// Unix time in milliseconds after which the entry reads as absent; 0 = never.
     pub expires_at_ms: u64,
@@ -68,12 +72,18 @@ pub struct Entry {
 }
 
 /// What an [`Store::update`] callback decides to do with the key.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Update {
     /// Leave the key as it is.
     Keep,
     /// Store this value; `expires_at_ms` as in [`Entry`] (0 = never).
-    Put { value: Vec<u8>, expires_at_ms: u64 },
+    Put {
+        /// The new value.
+        value: Vec<u8>,
+        /// Unix milliseconds after which it reads as absent; 0 = never.
+        expires_at_ms: u64,
+    },
     /// Remove the key.
     Delete,
 }
@@ -86,22 +96,32 @@ pub struct Stats {
     pub entries: u64,
     /// Bytes of blocks holding live entries.
     pub used_bytes: u64,
-    /// Current size of the data file and the most it may grow to.
+    /// Current size of the data file.
     pub file_size: u64,
+    /// The most the data file may grow to (the address space this handle reserved).
     pub max_size: u64,
+    /// Size of the journal file.
     pub journal_size: u64,
+    /// Bytes of the journal written since the last checkpoint.
     pub journal_used: u64,
+    /// Lookups that found a live entry, by every process (this handle's not yet published
+    /// counts included).
     pub hits: u64,
+    /// Lookups that found nothing (or an expired entry).
     pub misses: u64,
+    /// Entries written (puts applied, including replacements).
     pub inserts: u64,
+    /// Entries removed by deletes and by reclaiming expired entries.
     pub deletes: u64,
+    /// Checkpoints taken since the lock file's shared state was built.
     pub checkpoints: u64,
     /// Epoch of the last durable checkpoint (superblock sequence number).
     pub checkpoint_epoch: u64,
     /// Reset-on-restart generation recorded in the store.
     pub generation: u64,
-    /// Index slots and how many of them hold entries or deletion markers.
+    /// Slots in the live index.
     pub index_slots: u64,
+    /// Slots holding deletion markers (reclaimed when the index is rebuilt).
     pub index_tombstones: u64,
     /// Journal records replayed by the most recent recovery in this store's shared state.
     pub recovered_records: u64,

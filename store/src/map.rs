@@ -9,7 +9,7 @@
 //! access runs inside `sigbus::Region::access`, so a page past the new end gives an error and
 //! breaks this mapping for good instead of killing the process with SIGBUS (SPEC.md §6.5).
 
-use crate::error::{Error, Result};
+use crate::error::{CorruptKind, Error, Result};
 use crate::files;
 use crate::io::{FileKind, MappedRange, SharedIo};
 use crate::sigbus::Region;
@@ -143,10 +143,7 @@ impl Map {
     }
 
     fn out_of_bounds(&self, off: u64, len: u64) -> Error {
-        Error::corrupt(
-            &self.path,
-            format!("reference to bytes {off}+{len} outside the file"),
-        )
+        Error::corrupt(&self.path, CorruptKind::OutsideFile { off, len })
     }
 
     /// Copies bytes out of the map. Another process may be writing them: callers validate what
@@ -170,7 +167,7 @@ impl Map {
         if !off.is_multiple_of(8) {
             return Err(Error::corrupt(
                 &self.path,
-                format!("misaligned word at {off}"),
+                CorruptKind::MisalignedWord { at: off },
             ));
         }
         self.check(off, 8)?;
@@ -305,12 +302,7 @@ impl Drop for Map {
 
 /// What an access reports once the file was found shorter than the mapping had seen it.
 pub fn truncated_error(path: &std::path::Path) -> Error {
-    Error::corrupt(
-        path,
-        "the file was truncated or replaced under the open store (never shrink, overwrite or copy \
-         over a store's files while a process has it open); this handle refuses further use: \
-         close every process using the store, then run `apcdb check` on it",
-    )
+    Error::corrupt(path, CorruptKind::Truncated)
 }
 
 pub fn too_many_mappings(path: &std::path::Path) -> Error {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 /// When acknowledged writes become safe against power loss. Every mode survives `kill -9` of any
 /// process with nothing acknowledged lost; see SPEC.md, "Guarantees".
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
     /// A write returns after its journal record is on disk (`fdatasync`); concurrent writers
@@ -65,6 +66,8 @@ impl Default for Options {
 }
 
 impl Options {
+    /// When writes become durable (default [`Durability::Sync`]). Chosen per handle: processes
+    /// sharing a store may use different modes.
     pub fn durability(mut self, d: Durability) -> Self {
         self.durability = d;
         self

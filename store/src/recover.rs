@@ -12,29 +12,10 @@
 //!    corrupt or out-of-sequence record;
 //! 5. if anything was replayed, checkpoint, so the journal starts empty.
 
-use crate::error::{Error, Result};
-use crate::layout::*;
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::*;
 use crate::store::Inner;
 use std::sync::atomic::Ordering::*;
-
-/// Reads both superblock copies and returns the newest valid one, or why neither is usable.
-pub fn newest_superblock(
-    read: impl Fn(u64, &mut [u8]) -> Result<()>,
-    path: &std::path::Path,
-) -> Result<Superblock> {
-    let mut best: Option<Superblock> = None;
-    let mut why = Vec::new();
-    for (i, &at) in SUPERBLOCK_OFFSETS.iter().enumerate() {
-        let mut b = [0u8; SUPERBLOCK_LEN];
-        read(at, &mut b)?;
-        match Superblock::decode(&b) {
-            Ok(sb) if best.as_ref().is_none_or(|x| sb.epoch > x.epoch) => best = Some(sb),
-            Ok(_) => {}
-            Err(e) => why.push(format!("superblock {i}: {e}")),
-        }
-    }
-    best.ok_or_else(|| Error::corrupt(path, format!("no valid superblock ({})", why.join("; "))))
-}
 
 impl Inner {
     /// Runs recovery; the caller holds the write lock. Returns the number of records replayed.
@@ -48,18 +29,16 @@ impl Inner {
 
     fn rebuild_live_state(&self) -> Result<u64> {
         let h = self.shm.hdr();
-        let sb = newest_superblock(|at, b| self.map.read(at, b), &self.map.path)?;
         let file_size = self.map.refresh_len()?;
         h.file_size.store(file_size, Release);
-        sb.validate(file_size)
-            .map_err(|e| Error::corrupt(&self.map.path, e))?;
+        let sb = read_superblock(&self.map.path, file_size, |at, b| self.map.read(at, b))?;
         let durable = sb.index[sb.durable_copy as usize];
         let live = sb.index[1 - sb.durable_copy as usize];
-        let bytes = sb.index_slots * 8;
+        let bytes = index_len(sb.index_slots);
         if self.index_crc(durable, sb.index_slots)? != sb.index_crc {
             return Err(Error::corrupt(
                 &self.map.path,
-                format!("the index copy named by superblock epoch {} fails its checksum (media damage?); run `apcdb recover`", sb.epoch),
+                CorruptKind::IndexChecksum { epoch: sb.epoch },
             ));
         }
         for page in 0..bytes.div_ceil(PAGE) {

@@ -8,8 +8,8 @@
 //! elect that first opener: byte 0 serialises opening and closing, byte 1 is held shared by
 //! every process that has the store open.
 
-use crate::error::{Error, Result};
-use crate::layout::CLASSES;
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::CLASSES;
 use std::cell::UnsafeCell;
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -62,11 +62,12 @@ impl RobustMutex {
         match rc {
             0 => Ok(Locked::Clean),
             libc::EOWNERDEAD => Ok(Locked::OwnerDied),
-            libc::ENOTRECOVERABLE => Err(Error::corrupt(
+            libc::ENOTRECOVERABLE => Err(Error::corrupt(path, CorruptKind::LockUnrecoverable)),
+            e => Err(Error::io(
                 path,
-                "the store's lock is unrecoverable (a holder released it without repair); close every process using the store",
+                "pthread_mutex_lock",
+                std::io::Error::from_raw_os_error(e),
             )),
-            e => Err(Error::io(path, "pthread_mutex_lock", std::io::Error::from_raw_os_error(e))),
         }
     }
 
@@ -170,7 +171,10 @@ impl Shared {
             if !first {
                 return Err(Error::corrupt(
                     &path,
-                    format!("lock file is {len} bytes, expected {SHARED_LEN}"),
+                    CorruptKind::LockFileSize {
+                        len,
+                        expected: SHARED_LEN,
+                    },
                 ));
             }
             crate::files::allocate(io, crate::io::FileKind::Lock, &path, &file, SHARED_LEN)?;

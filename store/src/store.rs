@@ -2,11 +2,11 @@
 //! open (files, election, recovery) → lock → journal → apply → durability wait; reads are
 //! lock-free and validated by the readers' sequence number.
 
-use crate::error::{Error, Result};
+use crate::error::{CorruptKind, Error, Result};
 use crate::files::{self, Paths};
+use crate::format::*;
 use crate::index;
 use crate::journal::{self, Journal, Op};
-use crate::layout::*;
 use crate::map::Map;
 use crate::shared::{self, Locked, Shared, INIT_BYTE, PRESENCE_BYTE};
 use crate::{Durability, Entry, Options, Stats, Update, MAX_KEY_LEN};
@@ -22,13 +22,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct EntryMeta {
     /// Length of the stored value in bytes.
     pub value_len: u64,
-    /// As in [`Entry`].
+    /// As in [`Entry`]: Unix milliseconds after which the entry reads as absent; 0 = never.
     pub expires_at_ms: u64,
+    /// As in [`Entry`]: Unix milliseconds when this version was written.
     pub modified_at_ms: u64,
+    /// As in [`Entry`]: the journal sequence number of the write.
     pub version: u64,
 }
 
 /// What a [`Store::scan_prefix_with`] caller wants from one entry.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Visit {
     /// Nothing: the entry is not returned.
@@ -42,7 +45,9 @@ pub enum Visit {
 /// One entry returned by [`Store::scan_prefix_with`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scanned {
+    /// The entry's key.
     pub key: Vec<u8>,
+    /// Its metadata.
     pub meta: EntryMeta,
     /// The value, when [`Visit::Value`] asked for it.
     pub value: Option<Vec<u8>>,
@@ -181,12 +186,15 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Adds a put that never expires.
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
         self.put_with_expiry(key, value, 0);
     }
+    /// Adds a put that expires `ttl` from now.
     pub fn put_with_ttl(&mut self, key: &[u8], value: &[u8], ttl: Duration) {
         self.put_with_expiry(key, value, ttl_to_expiry(ttl));
     }
+    /// Adds a put that expires at `expires_at_ms` (Unix milliseconds, 0 = never).
     pub fn put_with_expiry(&mut self, key: &[u8], value: &[u8], expires_at_ms: u64) {
         self.ops.push(Op::Put {
             key: key.to_vec().into(),
@@ -195,14 +203,17 @@ impl Batch {
             modified_ms: now_ms(),
         });
     }
+    /// Adds a delete (of nothing, if the key is absent when the batch is applied).
     pub fn delete(&mut self, key: &[u8]) {
         self.ops.push(Op::Delete {
             key: key.to_vec().into(),
         });
     }
+    /// Changes added so far.
     pub fn len(&self) -> usize {
         self.ops.len()
     }
+    /// Whether no change was added.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -212,8 +223,20 @@ impl Batch {
 // Open and close.
 
 impl Store {
-    /// Opens the store at `path` (plus `path.journal` and `path.lock`), creating it if missing
-    /// and allowed, and recovering it if this is the first process to open it.
+    /// Opens the store at `path` (plus `path.journal` and `path.lock`, see [`Paths`]), creating
+    /// it if missing and allowed, and recovering it if this is the first process to open it.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Permission`]: a file or its directory is not safe to use (another owner, group
+    ///   or world access, a symlink, a second hard link), or a file was replaced while other
+    ///   processes have the store open.
+    /// - [`Error::Incompatible`]: options out of range, a maximum size beyond the format's limit
+    ///   or the address space, a lock file written by another version.
+    /// - [`Error::Corrupt`]: no valid superblock, one whose fields are out of range, a durable
+    ///   index failing its checksum, a journal of the wrong length.
+    /// - [`Error::Full`]: no disk space to create or recover the store.
+    /// - [`Error::Io`]: a system call failed (a missing file with `create(false)`, say).
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let inner = Arc::new(Inner::open(&Paths::new(path.as_ref()), &opts)?);
         Ok(Store::start(inner, opts.durability))
@@ -221,10 +244,15 @@ impl Store {
 
     /// A store in unlinked temporary files: not durable, shared with children forked after this
     /// call (the behaviour of APCu's anonymous shared memory).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); in practice [`Error::Io`] or [`Error::Full`] when the temporary
+    /// directory cannot hold the files.
     pub fn open_anonymous(opts: Options) -> Result<Store> {
         let dir = std::env::temp_dir();
         let name = format!("apcdb-anon-{}-{}", std::process::id(), now_ms());
-        let paths = Paths::new(&dir.join(name));
+        let paths = Paths::new(dir.join(name));
         let mut opts = opts.durability(Durability::None).create(true);
         opts.ephemeral = true;
         // Made here, empty and 0600, so that opening them below finds them existing and skips
@@ -287,7 +315,7 @@ impl Drop for Store {
 
 impl Inner {
     fn open(paths: &Paths, opts: &Options) -> Result<Inner> {
-        if opts.journal_size < 64 << 10
+        if opts.journal_size < MIN_JOURNAL_SIZE
             || opts.max_size < opts.initial_size
             || opts.initial_size < 64 << 10
         {
@@ -383,29 +411,20 @@ impl Inner {
         let io = &*opts.io;
         let is_new = files::file_len(&paths.data, &data_file)? == 0;
         if is_new && !first {
-            return Err(Error::corrupt(
-                &paths.data,
-                "empty data file while other processes have the store open",
-            ));
+            return Err(Error::corrupt(&paths.data, CorruptKind::EmptyDataFile));
         }
         let sb = if is_new {
             create_data_file(&paths.data, &data_file, opts)?
         } else {
-            let sb = crate::recover::newest_superblock(
-                |at, b| {
-                    use std::os::unix::fs::FileExt;
-                    data_file
-                        .read_exact_at(b, at)
-                        .map_err(|e| Error::io(&paths.data, "read", e))
-                },
-                &paths.data,
-            )?;
-            // Before any of its fields sizes a mapping or a loop (a later opener trusts it too).
+            // Validated before any of its fields sizes a mapping or a loop (a later opener
+            // trusts it too).
             let len = files::file_len(&paths.data, &data_file)?;
-            sb.validate(len).map_err(|e| {
-                Error::corrupt(&paths.data, format!("superblock epoch {}: {e}", sb.epoch))
-            })?;
-            sb
+            read_superblock(&paths.data, len, |at, b| {
+                use std::os::unix::fs::FileExt;
+                data_file
+                    .read_exact_at(b, at)
+                    .map_err(|e| Error::io(&paths.data, "read", e))
+            })?
         };
         // Only now, so that an open refused for its superblocks leaves the files as they were.
         let (journal_file, _) = files::open_checked(io, &paths.journal, true)?;
@@ -420,10 +439,10 @@ impl Inner {
             if jlen != 0 || !first {
                 return Err(Error::corrupt(
                     &paths.journal,
-                    format!(
-                        "journal is {jlen} bytes, the store expects {}",
-                        sb.journal_size
-                    ),
+                    CorruptKind::JournalSize {
+                        len: jlen,
+                        expected: sb.journal_size,
+                    },
                 ));
             }
             // The journal file is missing (e.g. only PATH was copied after a clean close): start
@@ -563,7 +582,7 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
     use crate::io::{FileKind::Data, SyncKind};
     let io = &*opts.io;
     let slots = opts.index_slots;
-    let copy = class_size(class_for(slots * 8));
+    let copy = index_block_len(slots);
     let initial = opts
         .initial_size
         .max(HEAP_START + 2 * copy)
@@ -581,7 +600,7 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
         generation: opts.reset_generation.unwrap_or(0),
         journal_size: opts.journal_size.next_multiple_of(PAGE),
         created_ms: now_ms(),
-        index_crc: crc32c::crc32c(&vec![0u8; (slots * 8) as usize]) as u64,
+        index_crc: crc32c::crc32c(&vec![0u8; index_len(slots) as usize]) as u64,
     };
     crate::io::write_all_at(io, Data, file, SUPERBLOCK_OFFSETS[1], &sb.encode())
         .map_err(|e| Error::io(path, "write", e))?;
@@ -777,11 +796,11 @@ impl Inner {
             now_ms(),
         );
         for i in 0..slots {
-            let s = self.map.load_u64(live + i * 8)?;
+            let s = self.map.load_u64(slot_at(live, i))?;
             if slot_is_entry(s) {
                 let eh = index::header_at(&self.map, s)?;
                 if eh.expires_ms != 0 && eh.expires_ms <= now {
-                    self.unlink(live + i * 8, s)?;
+                    self.unlink(slot_at(live, i), s)?;
                 }
             }
         }
@@ -953,19 +972,42 @@ fn check_key(key: &[u8]) -> Result<()> {
 // The public operations.
 
 impl Store {
+    /// The store's data file (the path it was opened with).
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
 
+    /// Stores `value` under `key`, never expiring. Durable as the handle's
+    /// [`Durability`] says when this returns.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::KeyTooLarge`], [`Error::ValueTooLarge`]: checked before anything is written.
+    /// - [`Error::Full`]: the store is at its maximum size or the disk is full; nothing changed.
+    /// - [`Error::Poisoned`]: an earlier flush of this handle failed; open a new handle.
+    /// - [`Error::Reentrant`] from inside an [`update`](Self::update) callback;
+    ///   [`Error::ForkedLockHolder`] in a child forked while the parent held the write lock.
+    /// - [`Error::Io`] (a failed journal write or flush, after which the handle is poisoned),
+    ///   [`Error::Corrupt`] (damage found in the index or the files, or a file truncated under
+    ///   the open store), [`Error::Permission`] (the data file was replaced while open).
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
         self.put_with_expiry(key, value, 0)
     }
 
+    /// Stores `value` under `key`, expiring `ttl` from now.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put).
     pub fn put_with_ttl(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
         self.put_with_expiry(key, value, ttl_to_expiry(ttl))
     }
 
-    /// `expires_at_ms`: unix milliseconds, 0 = never.
+    /// Stores `value` under `key`, expiring at `expires_at_ms` (Unix milliseconds, 0 = never).
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put).
     pub fn put_with_expiry(&self, key: &[u8], value: &[u8], expires_at_ms: u64) -> Result<()> {
         self.check_sizes(key, value)?;
         let op = Op::Put {
@@ -997,10 +1039,26 @@ impl Store {
         self.inner.after_commit(lsn)
     }
 
+    /// The value of `key`, if present and not expired.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_entry`](Self::get_entry).
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.get_entry(key)?.map(|e| e.value))
     }
 
+    /// The entry of `key` with its metadata, if present and not expired. Reads take no lock
+    /// unless writers keep reorganising the index under them.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::KeyTooLarge`].
+    /// - [`Error::Corrupt`]: the entry or the index is damaged (an entry failing its checksum is
+    ///   never returned), or the data file was truncated under the open store.
+    /// - [`Error::Reentrant`] when a read that has to fall back to the write lock runs inside an
+    ///   [`update`](Self::update) callback; [`Error::Io`] or others from recovery, when this
+    ///   read finds that a process died holding the lock and repairs the store first.
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<Entry>> {
         check_key(key)?;
         self.inner.lookup(key)
@@ -1018,15 +1076,29 @@ impl Store {
         self.inner.lookup_uncounted(key)
     }
 
+    /// Whether `key` is present and not expired.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_entry`](Self::get_entry).
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
         Ok(self.get_entry(key)?.is_some())
     }
 
     /// Inserts only if the key is absent or expired; returns whether it inserted.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put).
     pub fn add(&self, key: &[u8], value: &[u8]) -> Result<bool> {
         self.add_with_expiry(key, value, 0)
     }
 
+    /// As [`add`](Self::add), expiring at `expires_at_ms` (Unix milliseconds, 0 = never).
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put).
     pub fn add_with_expiry(&self, key: &[u8], value: &[u8], expires_at_ms: u64) -> Result<bool> {
         self.check_sizes(key, value)?;
         self.update(key, |cur| match cur {
@@ -1042,6 +1114,10 @@ impl Store {
     }
 
     /// Removes the key; returns whether a live entry was there.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put) (but never [`Error::ValueTooLarge`] or [`Error::Full`]).
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
         self.update(key, |cur| match cur {
@@ -1051,6 +1127,11 @@ impl Store {
     }
 
     /// Applies every change `f` adds to the batch, all or nothing, also across a crash.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put); [`Error::ValueTooLarge`] also when the whole batch does not fit
+    /// one journal record. Nothing of the batch is applied then.
     pub fn batch(&self, f: impl FnOnce(&mut Batch)) -> Result<()> {
         let mut b = Batch::default();
         f(&mut b);
@@ -1070,6 +1151,10 @@ impl Store {
     /// Atomic read-modify-write across processes: `f` sees the current live entry (None if
     /// absent or expired) while the write lock is held, and decides. Returns what `f` returned.
     /// `f` must not call this store (that returns [`Error::Reentrant`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put), for the change `f` decided; `f`'s own result is lost then.
     pub fn update<R>(
         &self,
         key: &[u8],
@@ -1104,7 +1189,11 @@ impl Store {
     }
 
     /// Sets the key to `new` (None deletes) only if its current value equals `expected`
-    /// (None = absent). Keeps the entry's expiry time.
+    /// (None = absent). Keeps the entry's expiry time. Returns whether it swapped.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put).
     pub fn compare_and_swap(
         &self,
         key: &[u8],
@@ -1129,6 +1218,10 @@ impl Store {
     }
 
     /// Every live entry whose key starts with `prefix`, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// As [`scan_prefix_with`](Self::scan_prefix_with).
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
         let inner = &self.inner;
         let h = inner.shm.hdr();
@@ -1136,7 +1229,7 @@ impl Store {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
             for i in 0..slots {
-                let s = inner.map.load_u64(idx + i * 8)?;
+                let s = inner.map.load_u64(slot_at(idx, i))?;
                 if slot_is_entry(s) && index::key_at(&inner.map, s)?.starts_with(prefix) {
                     let (k, e) = index::entry_at(&inner.map, s)?;
                     if index::is_live(&e) {
@@ -1166,8 +1259,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// A corrupt index or entry ([`Error::Corrupt`]) or a poisoned handle; nothing is returned
-    /// then.
+    /// A corrupt index or entry ([`Error::Corrupt`]), or the errors of a read falling back to
+    /// the write lock (as for [`get_entry`](Self::get_entry)); nothing is returned then.
     pub fn scan_prefix_with(
         &self,
         prefix: &[u8],
@@ -1179,7 +1272,7 @@ impl Store {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
             for i in 0..slots {
-                let s = inner.map.load_u64(idx + i * 8)?;
+                let s = inner.map.load_u64(slot_at(idx, i))?;
                 if !slot_is_entry(s) {
                     continue;
                 }
@@ -1224,16 +1317,33 @@ impl Store {
         })
     }
 
+    /// Removes every entry, as one journaled change.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put) (but never the size errors).
     pub fn clear(&self) -> Result<()> {
         self.write(&[Op::Clear])
     }
 
     /// Makes every acknowledged write durable now (one `fdatasync` of the journal).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the flush fails (the handle is poisoned from then on: the kernel may
+    /// have dropped the unflushed pages), [`Error::Poisoned`] when an earlier one did.
     pub fn sync(&self) -> Result<()> {
         self.inner.sync()
     }
 
     /// Writes the live state into the data file durably and empties the journal.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when a flush fails (the handle is poisoned), [`Error::Poisoned`],
+    /// [`Error::Permission`] when the data file was replaced while open, [`Error::Corrupt`] when
+    /// the state would give a superblock the next open refuses (nothing is written then),
+    /// [`Error::Reentrant`] from inside an [`update`](Self::update) callback.
     pub fn checkpoint(&self) -> Result<()> {
         let guard = self.inner.lock()?;
         self.inner.checkpoint_locked()?;
@@ -1241,6 +1351,11 @@ impl Store {
         Ok(())
     }
 
+    /// The store's counters, as this process sees them now.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` leaves room for counters that need a check to read.
     pub fn stats(&self) -> Result<Stats> {
         let h = self.inner.shm.hdr();
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
@@ -1280,7 +1395,7 @@ impl Store {
     /// Largest value accepted by this store with an empty key, in bytes: a quarter of the
     /// journal less framing (the key's length counts against it too).
     pub fn max_value_len(&self) -> usize {
-        self.inner.record_limit() - journal::RECORD_HEADER - 32
+        self.inner.record_limit() - PUT_RECORD_OVERHEAD
     }
 }
 
@@ -1313,13 +1428,11 @@ mod tests {
             .write(true)
             .open(path)
             .unwrap();
-        let mut sb = crate::recover::newest_superblock(
-            |at, b| {
-                f.read_exact_at(b, at)
-                    .map_err(|e| Error::io(path, "read", e))
-            },
-            path,
-        )
+        let len = f.metadata().unwrap().len();
+        let mut sb = read_superblock(path, len, |at, b| {
+            f.read_exact_at(b, at)
+                .map_err(|e| Error::io(path, "read", e))
+        })
         .unwrap();
         change(&mut sb);
         f.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize])
@@ -1338,10 +1451,10 @@ mod tests {
         s.put(b"k", b"v").unwrap();
         drop(s);
         let slots = 1u64 << 29;
-        let copy = class_size(class_for(slots * 8));
+        let copy = index_block_len(slots);
         let zeros = vec![0u8; 1 << 20];
-        let crc =
-            (0..slots * 8 / zeros.len() as u64).fold(0, |c, _| crc32c::crc32c_append(c, &zeros));
+        let crc = (0..index_len(slots) / zeros.len() as u64)
+            .fold(0, |c, _| crc32c::crc32c_append(c, &zeros));
         rewrite_superblock(&path, |sb| {
             sb.index = [HEAP_START, HEAP_START + copy];
             sb.heap_end = HEAP_START + 2 * copy;

@@ -2,11 +2,11 @@
 //! change nothing, take no lock, trust nothing. A store another process is writing may change
 //! under the check; run it on a quiet store, or run it again.
 
-use crate::error::{Error, Result};
+use crate::error::{CorruptKind, Error, Result};
 use crate::files::{self, Paths};
+use crate::format::*;
 use crate::io::RealIo;
-use crate::journal::{Journal, Op};
-use crate::layout::*;
+use crate::journal::Journal;
 use crate::Entry;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -21,6 +21,7 @@ pub struct Report {
     pub problems: Vec<String>,
     /// Facts worth showing that are not problems (e.g. a torn journal tail after a crash).
     pub notes: Vec<String>,
+    /// The newest superblock, when it passed validation (the one an open would use).
     pub superblock: Option<Superblock>,
     /// Entries in the durable index whose checksum holds.
     pub entries: u64,
@@ -31,7 +32,9 @@ pub struct Report {
 /// Entries recovered from a damaged store, and what could not be.
 #[derive(Debug, Default)]
 pub struct Salvage {
+    /// Every entry whose checksum holds, by key (the newest version of each).
     pub entries: BTreeMap<Vec<u8>, Entry>,
+    /// What could not be recovered, or may be wrong, one readable line each.
     pub lost: Vec<String>,
 }
 
@@ -59,7 +62,7 @@ impl Reader {
         if off.checked_add(len).is_none_or(|e| e > self.len) {
             return Err(Error::corrupt(
                 &self.path,
-                format!("bytes {off}+{len} lie outside the file"),
+                CorruptKind::OutsideFile { off, len },
             ));
         }
         let mut b = vec![0u8; len as usize];
@@ -71,65 +74,60 @@ impl Reader {
 
     /// The entry in the block a slot points to, checked like a reader checks it.
     fn entry(&self, slot: u64) -> Result<(Vec<u8>, Entry)> {
-        let off = slot_offset(slot);
-        let hdr = self.read(off, ENTRY_HEADER as u64)?;
-        let h = EntryHeader::decode(&hdr);
-        if h.total_len() > class_size(slot_class(slot)) {
-            return Err(Error::corrupt(
-                &self.path,
-                format!("entry at {off} is longer than its block"),
-            ));
-        }
-        let body = self.read(
-            off + ENTRY_HEADER as u64,
-            h.key_len as u64 + h.val_len as u64,
-        )?;
-        if crc32c::crc32c_append(crc32c::crc32c(&hdr[4..]), &body) != h.crc {
-            return Err(Error::corrupt(
-                &self.path,
-                format!("entry at {off} fails its checksum"),
-            ));
-        }
-        let (key, value) = body.split_at(h.key_len as usize);
-        Ok((
-            key.to_vec(),
-            Entry {
-                value: value.to_vec(),
-                expires_at_ms: h.expires_ms,
-                modified_at_ms: h.modified_ms,
-                version: h.version,
-            },
-        ))
+        read_entry(self, slot)
     }
 }
 
-fn superblocks(r: &Reader, report: &mut Report) -> Option<Superblock> {
-    let mut best: Option<Superblock> = None;
+impl EntrySource for Reader {
+    fn fetch(&self, off: u64, buf: &mut [u8]) -> Result<()> {
+        buf.copy_from_slice(&self.read(off, buf.len() as u64)?);
+        Ok(())
+    }
+    fn fetch_vec(&self, off: u64, len: usize) -> Result<Vec<u8>> {
+        // Bounds are checked before anything is allocated: a damaged length cannot exhaust memory.
+        self.read(off, len as u64)
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The newest superblock copy that decodes (not yet validated), with notes on the others.
+fn superblocks(r: &Reader, report: &mut Report) -> Option<UncheckedSuperblock> {
+    let mut copies: [Vec<u8>; 2] = Default::default();
     for (i, &at) in SUPERBLOCK_OFFSETS.iter().enumerate() {
         match r.read(at, SUPERBLOCK_LEN as u64) {
-            Ok(b) if b.iter().all(|&x| x == 0) => report
-                .notes
-                .push(format!("superblock {i}: not written yet")),
-            Ok(b) => match Superblock::decode(&b) {
-                Ok(sb) => {
-                    if best.as_ref().is_none_or(|x| sb.epoch > x.epoch) {
-                        best = Some(sb);
-                    }
-                }
-                // One bad copy is what a power cut during a checkpoint leaves: a note, not damage,
-                // as long as the other copy is good.
-                Err(e) => report.notes.push(format!("superblock {i}: {e}")),
-            },
+            Ok(b) => copies[i] = b,
             Err(e) => report.problems.push(format!("superblock {i}: {e}")),
         }
     }
-    if best.is_none() {
+    let picked = pick_superblock([&copies[0], &copies[1]]);
+    for (i, refused) in picked.refused.iter().enumerate() {
+        match refused {
+            // Unreadable: already a problem above.
+            _ if copies[i].is_empty() => {}
+            _ if copies[i].iter().all(|&x| x == 0) => report
+                .notes
+                .push(format!("superblock {i}: not written yet")),
+            // One bad copy is what a power cut during a checkpoint leaves: a note, not damage,
+            // as long as the other copy is good.
+            Some(e) => report.notes.push(format!("superblock {i}: {e}")),
+            None => {}
+        }
+    }
+    if picked.newest.is_none() {
         report.problems.push("no valid superblock".into());
     }
-    best
+    picked.newest
 }
 
 /// Verifies every checksum and structural invariant of the store at `path`.
+///
+/// # Errors
+///
+/// Only when the data file cannot be opened or read ([`Error::Io`], [`Error::Permission`] for a
+/// symlink or a non-regular file); everything it finds is a line in [`Report::problems`] or
+/// [`Report::notes`].
 pub fn check(path: &Path) -> Result<Report> {
     let paths = Paths::new(path);
     let r = Reader::open(&paths.data)?;
@@ -146,18 +144,21 @@ pub fn check(path: &Path) -> Result<Report> {
             break;
         }
     }
-    let Some(sb) = superblocks(&r, &mut report) else {
+    let Some(unchecked) = superblocks(&r, &mut report) else {
         return Ok(report);
     };
-    if let Err(e) = sb.validate(r.len) {
-        report
-            .problems
-            .push(format!("superblock epoch {}: {e}", sb.epoch));
-        report.superblock = Some(sb);
-        return Ok(report);
-    }
+    let epoch = unchecked.epoch();
+    let sb = match unchecked.validate(r.len) {
+        Ok(sb) => sb,
+        Err(e) => {
+            report
+                .problems
+                .push(format!("superblock epoch {epoch}: {e}"));
+            return Ok(report);
+        }
+    };
     let durable = sb.index[sb.durable_copy as usize];
-    let index = r.read(durable, sb.index_slots * 8)?;
+    let index = r.read(durable, index_len(sb.index_slots))?;
     if crc32c::crc32c(&index) as u64 != sb.index_crc {
         report.problems.push(format!(
             "durable index copy at {durable} fails its checksum"
@@ -168,7 +169,7 @@ pub fn check(path: &Path) -> Result<Report> {
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
         .collect();
-    let index_block = class_size(class_for(sb.index_slots * 8));
+    let index_block = index_block_len(sb.index_slots);
     let mut blocks: Vec<(u64, u64, String)> = sb
         .index
         .iter()
@@ -263,15 +264,23 @@ fn check_journal(paths: &Paths, sb: &Superblock, report: &mut Report) {
 /// journal cycle replayed on top. Without a valid superblock, scans the whole heap for entries
 /// whose checksum holds and keeps the newest version of each key (deleted keys may reappear then;
 /// `lost` says so).
+///
+/// # Errors
+///
+/// Only when the data file cannot be opened or read ([`Error::Io`], [`Error::Permission`]);
+/// damage is reported in [`Salvage::lost`].
 pub fn salvage(path: &Path) -> Result<Salvage> {
     let paths = Paths::new(path);
     let r = Reader::open(&paths.data)?;
     let mut out = Salvage::default();
     let mut report = Report::default();
-    let sb = superblocks(&r, &mut report).filter(|sb| sb.validate(r.len).is_ok());
+    let sb = superblocks(&r, &mut report).and_then(|sb| sb.validate(r.len).ok());
     match &sb {
         Some(sb) => {
-            let index = r.read(sb.index[sb.durable_copy as usize], sb.index_slots * 8)?;
+            let index = r.read(
+                sb.index[sb.durable_copy as usize],
+                index_len(sb.index_slots),
+            )?;
             for (i, c) in index.chunks_exact(8).enumerate() {
                 let s = u64::from_le_bytes(c.try_into().unwrap());
                 if slot_is_entry(s) {
@@ -299,8 +308,9 @@ pub fn salvage(path: &Path) -> Result<Salvage> {
             );
             match journal.scan(sb.epoch, sb.ckpt_lsn + 1) {
                 Ok(scan) => {
-                    for (lsn, ops) in scan.records {
-                        replay(&mut out.entries, lsn, ops);
+                    for (lsn, ops) in &scan.records {
+                        replay(*lsn, ops, &mut Replayed(&mut out.entries))
+                            .unwrap_or_else(|never| match never {});
                     }
                 }
                 Err(e) => out.lost.push(format!(
@@ -312,30 +322,39 @@ pub fn salvage(path: &Path) -> Result<Salvage> {
     Ok(out)
 }
 
-fn replay(map: &mut BTreeMap<Vec<u8>, Entry>, lsn: u64, ops: Vec<Op>) {
-    for op in ops {
-        match op {
-            Op::Put {
-                key,
-                value,
-                expires_ms,
-                modified_ms,
-            } => {
-                map.insert(
-                    key.into_owned(),
-                    Entry {
-                        value: value.into_owned(),
-                        expires_at_ms: expires_ms,
-                        modified_at_ms: modified_ms,
-                        version: lsn,
-                    },
-                );
-            }
-            Op::Delete { key } => {
-                map.remove(key.as_ref());
-            }
-            Op::Clear | Op::Reset { .. } => map.clear(),
-        }
+/// The salvaged entries, as journal replay changes them (the same meaning of each operation as
+/// the engine's, from `format::replay`).
+struct Replayed<'a>(&'a mut BTreeMap<Vec<u8>, Entry>);
+
+impl Replay for Replayed<'_> {
+    type Error = std::convert::Infallible;
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expires_ms: u64,
+        modified_ms: u64,
+        version: u64,
+    ) -> std::result::Result<(), Self::Error> {
+        let entry = Entry {
+            value: value.to_vec(),
+            expires_at_ms: expires_ms,
+            modified_at_ms: modified_ms,
+            version,
+        };
+        self.0.insert(key.to_vec(), entry);
+        Ok(())
+    }
+    fn delete(&mut self, key: &[u8]) -> std::result::Result<(), Self::Error> {
+        self.0.remove(key);
+        Ok(())
+    }
+    fn clear(&mut self) -> std::result::Result<(), Self::Error> {
+        self.0.clear();
+        Ok(())
+    }
+    fn set_generation(&mut self, _: u64) -> std::result::Result<(), Self::Error> {
+        Ok(())
     }
 }
 

@@ -323,17 +323,22 @@ fn a_recorded_max_size_that_cannot_be_reserved_falls_back_to_the_options() {
         .write(true)
         .open(&path)
         .unwrap();
-    let mut copies = [[0u8; 128]; 2];
-    for (i, c) in copies.iter_mut().enumerate() {
-        f.read_exact_at(c, i as u64 * 4096).unwrap();
+    use apcdb::format::{SUPERBLOCK_LEN, SUPERBLOCK_OFFSETS};
+    let mut copies = [[0u8; SUPERBLOCK_LEN]; 2];
+    for (c, at) in copies.iter_mut().zip(SUPERBLOCK_OFFSETS) {
+        f.read_exact_at(c, at).unwrap();
     }
+    let len = f.metadata().unwrap().len();
     let mut sb = copies
         .iter()
-        .filter_map(|c| apcdb::Superblock::decode(c).ok())
-        .max_by_key(|sb| sb.epoch)
+        .filter_map(|c| apcdb::UncheckedSuperblock::decode(c).ok())
+        .max_by_key(|sb| sb.epoch())
+        .unwrap()
+        .validate(len)
         .unwrap();
     sb.max_size = 1 << 40;
-    f.write_all_at(&sb.encode(), (sb.epoch % 2) * 4096).unwrap();
+    f.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize])
+        .unwrap();
     drop(f);
 
     // The helper, under a 4 GiB address-space limit.

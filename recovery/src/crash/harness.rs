@@ -151,10 +151,8 @@ impl Harness {
                 && (self.t.rounds - 1).is_multiple_of(self.cfg.fresh_every)
             {
                 // Every worker is dead and the last round verified: start over on a new store.
-                for suffix in ["", ".journal", ".lock"] {
-                    let mut p = self.store.clone().into_os_string();
-                    p.push(suffix);
-                    std::fs::remove_file(&p).map_err(|e| format!("removing {p:?}: {e}"))?;
+                for p in apcdb::Paths::new(&self.store).all() {
+                    std::fs::remove_file(p).map_err(|e| format!("removing {p:?}: {e}"))?;
                 }
                 self.model = Model::new(self.cfg.workers, self.cfg.keys, self.cfg.counters);
             }
