@@ -162,6 +162,7 @@ pub extern "C" fn shutdown(_ty: i32, mod_num: i32) -> i32 {
 }
 
 pub extern "C" fn request_startup(_ty: i32, _mod_num: i32) -> i32 {
+    let _ = std::panic::catch_unwind(iter::install_object_creators);
     let _ = std::panic::catch_unwind(handle::request_startup);
     0
 }
