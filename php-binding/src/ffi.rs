@@ -49,6 +49,10 @@ extern "C" {
     pub fn zend_unregister_ini_entries(module_number: c_int);
     pub fn php_error_docref(docref: *const c_char, type_: c_int, format: *const c_char, ...);
     pub fn display_ini_entries(module: *mut ext_php_rs::ffi::zend_module_entry);
+    pub fn zend_try_assign_typed_ref_bool(
+        r: *mut ext_php_rs::ffi::zend_reference,
+        val: bool,
+    ) -> c_int;
     pub fn _efree(ptr: *mut std::ffi::c_void);
     pub static mut module_registry: HashTable;
 }

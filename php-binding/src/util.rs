@@ -212,13 +212,25 @@ pub fn coerce_long(z: &mut Zval, argnum: u32) -> Result<i64, ()> {
 }
 
 /// Assign to a by-reference parameter (`&$success`); pass `opt.as_deref_mut()` to keep the
-/// argument for a later assignment.
+/// argument for a later assignment. A reference held by a typed property (`public array $x`)
+/// goes through the engine's typed assignment, which checks (and coerces to) the property's type
+/// and throws PHP's TypeError when a bool does not fit, as ZEND_TRY_ASSIGN_REF_BOOL does.
 pub fn set_ref_bool(arg: Option<&mut Zval>, v: bool) {
-    if let Some(z) = arg {
-        if z.is_reference() {
-            z.dereference_mut().set_bool(v);
+    let Some(z) = arg else { return };
+    if !z.is_reference() {
+        return;
+    }
+    // SAFETY: `z` is a reference zval (checked), so `value.ref_` points at its live
+    // zend_reference; `sources` is non-null exactly when typed properties hold that reference,
+    // and then the engine's typed assignment is the only correct store into it.
+    unsafe {
+        let r = z.value.ref_;
+        if !(*r).sources.ptr.is_null() {
+            let _ = ffi::zend_try_assign_typed_ref_bool(r, v);
+            return;
         }
     }
+    z.dereference_mut().set_bool(v);
 }
 
 pub fn has_exception() -> bool {
