@@ -14,12 +14,42 @@
 //! `serialize()`/`unserialize()` so that `__serialize`, `__sleep`, `Serializable` and friends run,
 //! and references and object identity inside one value come back as they were (as with APCu).
 //! Decoding happens after the store returned the bytes, outside the store's lock.
+//!
+//! Each encode and decode runs under PHP's serializer lock ([`isolated`]): a value is a document
+//! by itself, even when it is stored or fetched from inside someone else's
+//! `serialize()`/`unserialize()` (a `Serializable::unserialize` that calls `apc_fetch`).
 
+use crate::ffi;
 use crate::util::bytes_zval;
 use apc::value::{
     encode_long, TAG_DOUBLE, TAG_FALSE, TAG_LONG, TAG_NULL, TAG_SERIALIZED, TAG_STRING, TAG_TRUE,
 };
 use ext_php_rs::types::{ZendCallable, Zval};
+use ext_php_rs::zend::{try_catch, CatchError};
+use std::panic::AssertUnwindSafe;
+
+/// Runs `f`, which calls PHP's serializer, under PHP's serializer lock, as APCu does: the call
+/// gets a back-reference table of its own instead of sharing that of an outer `serialize()` or
+/// `unserialize()` still running (without this, a fetch from inside a `Serializable::unserialize`
+/// resolves its references against the outer document and returns wrong data). Nested calls made
+/// by the value's own classes also start their own table, as under APCu. A bailout inside `f`
+/// (`exit()` in a `__wakeup`) puts the lock back before it goes on, so the shutdown functions that
+/// still run see PHP's serializer as they left it.
+fn isolated<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: only the basic extension's globals of this thread (PHP's, where every encode and
+    // decode runs) are touched; the saved value is given back below on every path.
+    let saved = unsafe { ffi::apcdb_serializer_lock() };
+    let r = try_catch(AssertUnwindSafe(f));
+    // SAFETY: as above; `f` is over.
+    unsafe { ffi::apcdb_serializer_unlock(saved) };
+    match r {
+        Ok(v) => v,
+        // SAFETY: this frame owns nothing that needs dropping; the jump continues to the
+        // engine's or the caller's zend_try, as it would have without us.
+        Err(CatchError::Bailout) => unsafe { ext_php_rs::zend::bailout() },
+        Err(e) => panic!("{e}"),
+    }
+}
 
 pub enum EncodeError {
     /// A resource at the top level: APCu's "Cannot store resources" warning.
@@ -63,7 +93,7 @@ pub fn encode(v: &Zval) -> Result<Vec<u8>, EncodeError> {
     if v.is_array() || v.is_object() {
         let f = ZendCallable::try_from_name("serialize")
             .map_err(|e| EncodeError::Other(e.to_string()))?;
-        return match f.try_call(vec![v]) {
+        return match isolated(|| f.try_call(vec![v])) {
             Ok(s) => match s.zend_str() {
                 Some(s) => {
                     let b = s.as_bytes();
@@ -107,7 +137,7 @@ pub fn decode(b: &[u8]) -> Result<Zval, String> {
         TAG_SERIALIZED => {
             let f = ZendCallable::try_from_name("unserialize").map_err(|e| e.to_string())?;
             let arg = bytes_zval(payload);
-            return f.try_call(vec![&arg]).map_err(|e| e.to_string());
+            return isolated(|| f.try_call(vec![&arg])).map_err(|e| e.to_string());
         }
         _ => return Err(format!("stored value has unknown type tag {tag}")),
     }

@@ -15,6 +15,9 @@ pub const E_CORE_WARNING: c_int = 32;
 pub const MODULE_PERSISTENT: c_int = 1;
 
 extern "C" {
+    /// From `src/serializer_ctx.c` (compiled by build.rs against PHP's headers).
+    pub fn apcdb_serializer_lock() -> std::os::raw::c_uint;
+    pub fn apcdb_serializer_unlock(saved: std::os::raw::c_uint);
     pub fn zend_parse_arg_long_slow(arg: *mut zval, dest: *mut i64, arg_num: u32) -> bool;
     pub fn zend_parse_arg_bool_slow(arg: *mut zval, dest: *mut bool, arg_num: u32) -> bool;
     pub fn zend_parse_arg_str_slow(
