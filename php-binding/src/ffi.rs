@@ -56,6 +56,8 @@ extern "C" {
         r: *mut ext_php_rs::ffi::zend_reference,
         val: bool,
     ) -> c_int;
+    pub fn cfg_get_entry(name: *const c_char, len: usize) -> *mut zval;
+    pub fn sapi_get_request_time() -> f64;
     pub fn _efree(ptr: *mut std::ffi::c_void);
     pub static mut module_registry: HashTable;
 }

@@ -107,16 +107,22 @@ pub extern "C" fn startup(ty: i32, mod_num: i32) -> i32 {
     let r = std::panic::catch_unwind(|| {
         IniEntryDef::register(config::INI_ENTRIES.as_slice(), mod_num);
         install_panic_hook();
-        let cfg = Config::read();
         let apcu = apcu_extension_loaded();
         APCU_LOADED.store(apcu, Ordering::Relaxed);
+        let compat = config::parse_bool(&config::ini_str(c"apcdb.apcu_compat"));
+        if compat && !apcu {
+            // APCu's own apc.* settings, read as aliases of ours (APCu registers them itself
+            // when it is loaded, and then its functions are the ones in use anyway).
+            IniEntryDef::register(config::APCU_INI_ENTRIES.as_slice(), mod_num);
+            config::APCU_ALIASES.store(true, Ordering::Relaxed);
+        }
+        let cfg = Config::read();
         // APCu defines the same APC_ITER_*/APC_LIST_* constants with the same values.
         for (name, value) in iter::CONSTANTS {
             if !apcu && !constant_defined(name) {
                 let _ = ext_php_rs::constant::IntoConst::register_constant(value, name, mod_num);
             }
         }
-        let compat = config::parse_bool(&config::ini_str(c"apcdb.apcu_compat"));
         let state = if !compat {
             "off"
         } else if apcu {

@@ -31,9 +31,25 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The expiry of an entry written now with `ttl` seconds (APCu's rule: [`apc::ttl`]).
+/// The expiry of an entry written now with `ttl` seconds (APCu's rule: [`apc::ttl`]), counted
+/// from the request's start with `apc.use_request_time=1`.
 pub fn expiry_for_ttl(ttl: i64) -> u64 {
-    apc::ttl::expiry_for_ttl(ttl, now_ms())
+    if ttl == 0 {
+        return 0;
+    }
+    let request_ms = if crate::config::use_request_time() {
+        // SAFETY: the SAPI's request time, read on PHP's thread during a request.
+        let t = unsafe { ffi::sapi_get_request_time() };
+        if t > 0.0 {
+            (t * 1000.0) as u64
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    let base = apc::ttl::write_time_ms(request_ms > 0, now_ms(), request_ms);
+    apc::ttl::expiry_for_ttl(ttl, base)
 }
 
 /// Arguments of a call as the engine passed them.
