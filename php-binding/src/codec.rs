@@ -9,6 +9,7 @@
 //! | 4 | float | 8 bytes, little-endian IEEE 754 bits |
 //! | 5 | string | the bytes (binary-safe) |
 //! | 6 | array or object | PHP's `serialize()` output |
+//! | 7 | array or object | `igbinary_serialize()` output (`apcdb.serializer=igbinary`) |
 //!
 //! Arrays and objects go through PHP's own serializer, called as the userland functions
 //! `serialize()`/`unserialize()` so that `__serialize`, `__sleep`, `Serializable` and friends run,
@@ -21,8 +22,10 @@
 
 use crate::ffi;
 use crate::util::bytes_zval;
+use apc::ini::Serializer;
 use apc::value::{
-    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_LONG, TAG_NULL, TAG_SERIALIZED, TAG_STRING, TAG_TRUE,
+    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NULL, TAG_SERIALIZED,
+    TAG_STRING, TAG_TRUE,
 };
 use ext_php_rs::types::{ZendCallable, Zval};
 use ext_php_rs::zend::{try_catch, CatchError};
@@ -60,7 +63,8 @@ pub enum EncodeError {
     Other(String),
 }
 
-pub fn encode(v: &Zval) -> Result<Vec<u8>, EncodeError> {
+/// Encode `v`; arrays and objects with `ser`.
+pub fn encode(v: &Zval, ser: Serializer) -> Result<Vec<u8>, EncodeError> {
     let v = v.dereference();
     if v.is_null() {
         return Ok(vec![TAG_NULL]);
@@ -91,20 +95,25 @@ pub fn encode(v: &Zval) -> Result<Vec<u8>, EncodeError> {
         return Err(EncodeError::Resource);
     }
     if v.is_array() || v.is_object() {
-        let f = ZendCallable::try_from_name("serialize")
-            .map_err(|e| EncodeError::Other(e.to_string()))?;
+        let (func, tag) = match ser {
+            Serializer::Php => ("serialize", TAG_SERIALIZED),
+            Serializer::Igbinary => ("igbinary_serialize", TAG_IGBINARY),
+        };
+        let f = ZendCallable::try_from_name(func).map_err(|e| EncodeError::Other(e.to_string()))?;
         return match isolated(|| f.try_call(vec![v])) {
             Ok(s) => match s.zend_str() {
                 Some(s) => {
                     let b = s.as_bytes();
                     let mut out = Vec::with_capacity(b.len() + 1);
-                    out.push(TAG_SERIALIZED);
+                    out.push(tag);
                     out.extend_from_slice(b);
                     Ok(out)
                 }
-                None => Err(EncodeError::Other(
-                    "serialize() did not return a string".into(),
-                )),
+                // The exception (e.g. a Closure) is pending; igbinary warns and returns null.
+                None if crate::util::has_exception() => Err(EncodeError::Exception),
+                None => Err(EncodeError::Other(format!(
+                    "{func}() did not return a string"
+                ))),
             },
             Err(_) if crate::util::has_exception() => Err(EncodeError::Exception),
             Err(e) => Err(EncodeError::Other(e.to_string())),
@@ -134,8 +143,18 @@ pub fn decode(b: &[u8]) -> Result<Zval, String> {
             payload.try_into().unwrap(),
         ))),
         TAG_STRING => return Ok(bytes_zval(payload)),
-        TAG_SERIALIZED => {
-            let f = ZendCallable::try_from_name("unserialize").map_err(|e| e.to_string())?;
+        TAG_SERIALIZED | TAG_IGBINARY => {
+            let func = if tag == TAG_IGBINARY {
+                "igbinary_unserialize"
+            } else {
+                "unserialize"
+            };
+            let f = ZendCallable::try_from_name(func).map_err(|e| match tag {
+                TAG_IGBINARY => {
+                    "it was stored with apcdb.serializer=igbinary and the igbinary extension is not loaded".to_string()
+                }
+                _ => e.to_string(),
+            })?;
             let arg = bytes_zval(payload);
             return isolated(|| f.try_call(vec![&arg])).map_err(|e| e.to_string());
         }

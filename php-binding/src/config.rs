@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<8> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<9> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -23,6 +23,7 @@ pub static INI_ENTRIES: IniEntryDefs<8> = IniEntryDefs::new([
     ),
     IniEntryDef::new(c"apcdb.reset_on_start", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.apcu_compat", c"0", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.serializer", c"php", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
 
@@ -52,6 +53,7 @@ fn apcdb_default(name: &CStr) -> &'static str {
     match name.to_bytes() {
         b"apcdb.enabled" => "1",
         b"apcdb.size" => "128M",
+        b"apcdb.serializer" => "php",
         _ => "",
     }
 }
@@ -152,6 +154,8 @@ pub struct Config {
     pub index_slots: Option<u64>,
     /// `apc.preload_path`: a directory of `*.data` files loaded into an empty store.
     pub preload_path: String,
+    /// How arrays and objects are written (`apcdb.serializer`, or `apc.serializer`).
+    pub serializer: apc::ini::Serializer,
     /// Messages about invalid settings (reported once, defaults used instead).
     pub problems: Vec<String>,
 }
@@ -220,11 +224,18 @@ impl Config {
                 None
             }
         });
-        if let Some(Err(e)) =
-            apcu_setting(c"apc.serializer").map(|v| apc::ini::check_serializer(&v))
-        {
+        let (ser_name, ser_value) = match own_setting(c"apcdb.serializer") {
+            Some(v) => ("apcdb.serializer", v),
+            None => match apcu_setting(c"apc.serializer") {
+                Some(v) => ("apc.serializer", v),
+                None => ("apcdb.serializer", String::new()),
+            },
+        };
+        let igbinary = crate::extension_loaded(c"igbinary");
+        let serializer = apc::ini::serializer(ser_name, &ser_value, igbinary).unwrap_or_else(|e| {
             problems.push(e);
-        }
+            apc::ini::Serializer::Php
+        });
         let preload_path = apcu_setting(c"apc.preload_path")
             .map(|v| v.trim().to_string())
             .unwrap_or_default();
@@ -261,6 +272,7 @@ impl Config {
             reset_on_start: parse_bool(&ini_str(c"apcdb.reset_on_start")),
             index_slots,
             preload_path,
+            serializer,
             problems,
         }
     }

@@ -149,7 +149,7 @@ fn put_one(
     ttl: i64,
     exclusive: bool,
 ) -> Result<bool, ()> {
-    let bytes = match codec::encode(val) {
+    let bytes = match codec::encode(val, handle::serializer()) {
         Ok(b) => b,
         Err(EncodeError::Resource) => {
             warn(&format!(
@@ -557,6 +557,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     let exp = expiry_for_ttl(ttl.unwrap_or(0));
     let Some(store) = open_store(rv) else { return };
     let cb: &Zval = &callback;
+    let ser = handle::serializer();
     // The generator runs under the store's write lock, so it runs at most once per miss across all
     // processes. A bailout inside it is caught here, the lock released, and re-raised below.
     let r = store.update(&key, |cur| {
@@ -570,7 +571,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             if util::has_exception() {
                 return None;
             }
-            let enc = codec::encode(&v);
+            let enc = codec::encode(&v, ser);
             Some((v, enc))
         }));
         match called {

@@ -287,6 +287,15 @@ fn first_use_of(cfg: &Config) -> bool {
         .insert(cfg.handle_key())
 }
 
+/// How this request writes arrays and objects (PHP's serializer outside a request).
+pub fn serializer() -> apc::ini::Serializer {
+    req()
+        .try_borrow()
+        .ok()
+        .and_then(|b| b.as_ref().map(|q| q.cfg.serializer))
+        .unwrap_or(apc::ini::Serializer::Php)
+}
+
 /// Whether the store of this request is usable, without reporting anything.
 pub fn enabled() -> bool {
     req()

@@ -34,12 +34,18 @@ static KEEP: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
     std::sync::Mutex::new(Vec::new());
 
 fn apcu_extension_loaded() -> bool {
-    // SAFETY: module startup runs on PHP's thread after the engine filled its module registry and
-    // while nothing else changes it; the registry is reached by address, never by a Rust
-    // reference to the `static mut`, and the key length matches the literal.
+    extension_loaded(c"apcu")
+}
+
+/// Whether the extension with this (lower-case) module name is loaded.
+pub fn extension_loaded(name: &std::ffi::CStr) -> bool {
+    // SAFETY: called on PHP's thread at module start or during a request, after the engine filled
+    // its module registry (every `extension=` is loaded before any module starts) and while
+    // nothing changes it; the registry is reached by address, never by a Rust reference to the
+    // `static mut`, and the key length is the name's.
     unsafe {
         let ht = std::ptr::addr_of_mut!(ffi::module_registry);
-        !ext_php_rs::ffi::zend_hash_str_find(ht, c"apcu".as_ptr(), 4).is_null()
+        !ext_php_rs::ffi::zend_hash_str_find(ht, name.as_ptr(), name.count_bytes()).is_null()
     }
 }
 
@@ -205,6 +211,7 @@ extern "C" fn info(module: *mut ModuleEntry) {
             "Reset on start",
             if cfg.reset_on_start { "yes" } else { "no" }
         );
+        info_table_row!("Serializer", cfg.serializer.name());
         info_table_row!(
             "APCu compatibility",
             COMPAT_STATE.get().copied().unwrap_or("off")

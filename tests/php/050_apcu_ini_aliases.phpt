@@ -31,7 +31,7 @@ echo "entries_hint, ttl, gc_ttl accepted: ",
     apcdb_run($on + ['apc.entries_hint' => '100000', 'apc.ttl' => '60', 'apc.gc_ttl' => '0'], $en);
 echo "entries_hint invalid: ", apcdb_run($on + ['apc.entries_hint' => 'many'], $en);
 echo "serializer=php: ", apcdb_run($on + ['apc.serializer' => 'php'], $en);
-echo "serializer=igbinary: ", apcdb_run($on + ['apc.serializer' => 'igbinary'],
+echo "serializer=igbinary, extension not loaded: ", apcdb_run($on + ['apc.serializer' => 'igbinary'],
     'var_dump(apcu_store("k", [1, 2]), apcu_fetch("k"));');
 // apc.use_request_time=1: TTLs count from the request's start, which was 2 s ago.
 $rt = 'sleep(2); apcu_store("a", 1, 1); apcu_store("b", 1, 5);
@@ -66,8 +66,8 @@ bool(true)
 bool(true)
 serializer=php: bool(true)
 bool(true)
-serializer=igbinary: 
-Warning: apcu_store(): apcdb: apc.serializer="igbinary" is not supported (apcdb uses PHP's serializer, APCu's "php"); using php in Command line code on line 1
+serializer=igbinary, extension not loaded: 
+Warning: apcu_store(): apcdb: apc.serializer=igbinary needs the igbinary extension, which is not loaded; using php in Command line code on line 1
 bool(true)
 array(2) {
   [0]=>

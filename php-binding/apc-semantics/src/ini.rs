@@ -62,13 +62,37 @@ pub fn index_slots(entries_hint: i64) -> Option<u64> {
     (entries_hint > 0).then_some(entries_hint as u64)
 }
 
-/// `apc.serializer`: apcdb stores arrays and objects with PHP's own serializer, which is APCu's
-/// `php` (also called `default`). Another name is refused with the reason.
-pub fn check_serializer(name: &str) -> Result<(), String> {
-    match name.trim().to_ascii_lowercase().as_str() {
-        "" | "php" | "default" => Ok(()),
+/// How arrays and objects are serialized (`apcdb.serializer`, or APCu's `apc.serializer`).
+/// Scalars always have their own tags; a stored value says which serializer wrote it, so a value
+/// reads back whatever the setting is now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Serializer {
+    /// PHP's `serialize()` (APCu's `php`, also called `default`).
+    Php,
+    /// The igbinary extension's format (needs `extension=igbinary.so`).
+    Igbinary,
+}
+
+impl Serializer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Serializer::Php => "php",
+            Serializer::Igbinary => "igbinary",
+        }
+    }
+}
+
+/// The serializer a setting names; `Err` with the reason (and `php` is used) for a name apcdb
+/// does not know, or `igbinary` while that extension is not loaded.
+pub fn serializer(setting: &str, value: &str, igbinary_loaded: bool) -> Result<Serializer, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "php" | "default" => Ok(Serializer::Php),
+        "igbinary" if igbinary_loaded => Ok(Serializer::Igbinary),
+        "igbinary" => Err(format!(
+            "{setting}=igbinary needs the igbinary extension, which is not loaded; using php"
+        )),
         other => Err(format!(
-            "apc.serializer=\"{other}\" is not supported (apcdb uses PHP's serializer, APCu's \"php\"); using php"
+            "{setting}=\"{other}\" is not one of php, igbinary; using php"
         )),
     }
 }
@@ -128,13 +152,21 @@ mod tests {
     }
 
     #[test]
-    fn only_php_serializer() {
-        assert!(check_serializer("php").is_ok());
-        assert!(check_serializer("default").is_ok());
-        assert!(check_serializer("").is_ok());
-        assert!(check_serializer("igbinary")
-            .unwrap_err()
-            .contains("igbinary"));
+    fn serializer_names() {
+        for loaded in [false, true] {
+            for n in ["php", "PHP", "default", ""] {
+                assert_eq!(serializer("s", n, loaded), Ok(Serializer::Php));
+            }
+            assert!(serializer("s", "msgpack", loaded)
+                .unwrap_err()
+                .contains("msgpack"));
+        }
+        assert_eq!(serializer("s", "igbinary", true), Ok(Serializer::Igbinary));
+        let e = serializer("apc.serializer", "igbinary", false).unwrap_err();
+        assert!(
+            e.contains("apc.serializer") && e.contains("not loaded"),
+            "{e}"
+        );
     }
 
     #[test]
