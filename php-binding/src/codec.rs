@@ -28,30 +28,25 @@ use apc::value::{
     TAG_STRING, TAG_TRUE,
 };
 use ext_php_rs::types::{ZendCallable, Zval};
-use ext_php_rs::zend::{try_catch, CatchError};
-use std::panic::AssertUnwindSafe;
 
 /// Runs `f`, which calls PHP's serializer, under PHP's serializer lock, as APCu does: the call
 /// gets a back-reference table of its own instead of sharing that of an outer `serialize()` or
 /// `unserialize()` still running (without this, a fetch from inside a `Serializable::unserialize`
 /// resolves its references against the outer document and returns wrong data). Nested calls made
-/// by the value's own classes also start their own table, as under APCu. A bailout inside `f`
-/// (`exit()` in a `__wakeup`) puts the lock back before it goes on, so the shutdown functions that
-/// still run see PHP's serializer as they left it.
+/// by the value's own classes also start their own table, as under APCu.
+///
+/// No zend_try here (it would cost every array fetch a setjmp): a bailout inside `f` (`exit()` in
+/// a `__wakeup`) ends the request with the lock still taken, as under APCu; the only effect is that
+/// shutdown functions of that request unserialize without sharing tables, and PHP resets the lock
+/// when the next request starts.
 fn isolated<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: only the basic extension's globals of this thread (PHP's, where every encode and
-    // decode runs) are touched; the saved value is given back below on every path.
+    // decode runs) are touched; the saved value is given back below.
     let saved = unsafe { ffi::apcdb_serializer_lock() };
-    let r = try_catch(AssertUnwindSafe(f));
+    let r = f();
     // SAFETY: as above; `f` is over.
     unsafe { ffi::apcdb_serializer_unlock(saved) };
-    match r {
-        Ok(v) => v,
-        // SAFETY: this frame owns nothing that needs dropping; the jump continues to the
-        // engine's or the caller's zend_try, as it would have without us.
-        Err(CatchError::Bailout) => unsafe { ext_php_rs::zend::bailout() },
-        Err(e) => panic!("{e}"),
-    }
+    r
 }
 
 pub enum EncodeError {

@@ -20,7 +20,7 @@ unsigned apcdb_serializer_lock(void)
 	return saved;
 }
 
-/* Puts the lock back as apcdb_serializer_lock() found it (also after a bailout inside). */
+/* Puts the lock back as apcdb_serializer_lock() found it. */
 void apcdb_serializer_unlock(unsigned saved)
 {
 	BG(serialize_lock) = saved;
