@@ -193,9 +193,12 @@ impl Config {
                 None => ("apcdb.size", ini_str(c"apcdb.size"), false),
             },
         };
+        let has_suffix = size_value
+            .trim()
+            .ends_with(|c: char| matches!(c.to_ascii_lowercase(), 'k' | 'm' | 'g'));
         let size = match parse_size(&size_value) {
-            Ok(n) if apcu_size && apc::ini::shm_size_bytes(n) >= MIN_SIZE => {
-                apc::ini::shm_size_bytes(n)
+            Ok(n) if apcu_size && apc::ini::shm_size_bytes(n, has_suffix) >= MIN_SIZE => {
+                apc::ini::shm_size_bytes(n, has_suffix)
             }
             Ok(n) if n >= MIN_SIZE => n,
             Ok(n) => {

@@ -18,6 +18,7 @@ echo "not in apcdb mode: ", apcdb_run([], 'var_dump(ini_get("apc.shm_size"));');
 $size = 'echo apcu_sma_info(true)["seg_size"], " ", var_export(apcu_enabled(), true), "\n";';
 echo "shm_size=64M: ", apcdb_run($on + ['apc.shm_size' => '64M'], $size);
 echo "shm_size=16: ", apcdb_run($on + ['apc.shm_size' => '16'], $size);
+echo "shm_size=512K (a suffix: no MiB rule): ", apcdb_run($on + ['apc.shm_size' => '512K'], $size);
 echo "apcdb.size wins: ", apcdb_run($on + ['apc.shm_size' => '64M', 'apcdb.size' => '8M'], $size);
 echo "apcdb.size=128M named wins: ", apcdb_run($on + ['apc.shm_size' => '64M', 'apcdb.size' => '128M'], $size);
 echo "apc_* mode ignores apc.shm_size: ", apcdb_run(['apc.shm_size' => '64M'], 'echo apc_sma_info(true)["seg_size"], "\n";');
@@ -45,6 +46,9 @@ defaults: apc.enabled='1' apc.shm_size='32M' apc.entries_hint='4096' apc.ttl='0'
 not in apcdb mode: bool(false)
 shm_size=64M: 67108864 true
 shm_size=16: 16777216 true
+shm_size=512K (a suffix: no MiB rule): 
+Warning: apcu_sma_info(): apcdb: apc.shm_size=524288 is below the minimum of 1M; using 1M in Command line code on line 1
+1048576 true
 apcdb.size wins: 8388608 true
 apcdb.size=128M named wins: 134217728 true
 apc_* mode ignores apc.shm_size: 134217728

@@ -47,13 +47,14 @@ pub fn enabled(
     }
 }
 
-/// APCu's reading of `apc.shm_size` once its K/M/G suffix is applied: a value under 1 MiB is
-/// taken as a number of MiB (APCu's old syntax, "64" meaning 64M).
-pub fn shm_size_bytes(n: u64) -> u64 {
-    if n < 1 << 20 {
-        n.saturating_mul(1 << 20)
+/// APCu's reading of `apc.shm_size`: a plain number (no K/M/G suffix) under 1 MiB is a number of
+/// MiB (APCu's old syntax, "64" meaning 64M). `bytes` is the value with its suffix applied. (APCu
+/// applies the rule after the suffix too, turning "512K" into 512G; apcdb does not.)
+pub fn shm_size_bytes(bytes: u64, has_suffix: bool) -> u64 {
+    if !has_suffix && bytes < 1 << 20 {
+        bytes.saturating_mul(1 << 20)
     } else {
-        n
+        bytes
     }
 }
 
@@ -138,10 +139,13 @@ mod tests {
 
     #[test]
     fn shm_size_old_syntax_is_mib() {
-        assert_eq!(shm_size_bytes(64), 64 << 20);
-        assert_eq!(shm_size_bytes(32 << 20), 32 << 20);
-        assert_eq!(shm_size_bytes(1 << 20), 1 << 20);
-        assert_eq!(shm_size_bytes(u64::MAX / 2), u64::MAX / 2);
+        assert_eq!(shm_size_bytes(64, false), 64 << 20);
+        assert_eq!(shm_size_bytes(32 << 20, false), 32 << 20);
+        assert_eq!(shm_size_bytes(1 << 20, false), 1 << 20);
+        assert_eq!(shm_size_bytes(u64::MAX / 2, false), u64::MAX / 2);
+        // With a suffix the value is what it says.
+        assert_eq!(shm_size_bytes(512 << 10, true), 512 << 10);
+        assert_eq!(shm_size_bytes(64 << 20, true), 64 << 20);
     }
 
     #[test]
