@@ -1,7 +1,7 @@
 # Every target installs what it needs first, so `make run` and `make test` work on a fresh Debian 12
 # machine with Rust (as root: the tests mount a small tmpfs, chown files and start php-fpm).
 SHELL := /bin/bash
-PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-sqlite3 php8.2-dba valgrind
+PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-igbinary php8.2-sqlite3 php8.2-dba valgrind
 
 .PHONY: setup build run test lint test-rust test-php test-crash php-ext bench bench-smoke
 setup:

@@ -9,17 +9,45 @@
 //! | 4 | float | 8 bytes, little-endian IEEE 754 bits |
 //! | 5 | string | the bytes (binary-safe) |
 //! | 6 | array or object | PHP's `serialize()` output |
+//! | 7 | array or object | `igbinary_serialize()` output (`apcdb.serializer=igbinary`) |
 //!
 //! Arrays and objects go through PHP's own serializer, called as the userland functions
 //! `serialize()`/`unserialize()` so that `__serialize`, `__sleep`, `Serializable` and friends run,
 //! and references and object identity inside one value come back as they were (as with APCu).
 //! Decoding happens after the store returned the bytes, outside the store's lock.
+//!
+//! Each encode and decode runs under PHP's serializer lock ([`isolated`]): a value is a document
+//! by itself, even when it is stored or fetched from inside someone else's
+//! `serialize()`/`unserialize()` (a `Serializable::unserialize` that calls `apc_fetch`).
 
+use crate::ffi;
 use crate::util::bytes_zval;
+use apc::ini::Serializer;
 use apc::value::{
-    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_LONG, TAG_NULL, TAG_SERIALIZED, TAG_STRING, TAG_TRUE,
+    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NULL, TAG_SERIALIZED,
+    TAG_STRING, TAG_TRUE,
 };
 use ext_php_rs::types::{ZendCallable, Zval};
+
+/// Runs `f`, which calls PHP's serializer, under PHP's serializer lock, as APCu does: the call
+/// gets a back-reference table of its own instead of sharing that of an outer `serialize()` or
+/// `unserialize()` still running (without this, a fetch from inside a `Serializable::unserialize`
+/// resolves its references against the outer document and returns wrong data). Nested calls made
+/// by the value's own classes also start their own table, as under APCu.
+///
+/// No zend_try here (it would cost every array fetch a setjmp): a bailout inside `f` (`exit()` in
+/// a `__wakeup`) ends the request with the lock still taken, as under APCu; the only effect is that
+/// shutdown functions of that request unserialize without sharing tables, and PHP resets the lock
+/// when the next request starts.
+fn isolated<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: only the basic extension's globals of this thread (PHP's, where every encode and
+    // decode runs) are touched; the saved value is given back below.
+    let saved = unsafe { ffi::apcdb_serializer_lock() };
+    let r = f();
+    // SAFETY: as above; `f` is over.
+    unsafe { ffi::apcdb_serializer_unlock(saved) };
+    r
+}
 
 pub enum EncodeError {
     /// A resource at the top level: APCu's "Cannot store resources" warning.
@@ -30,7 +58,8 @@ pub enum EncodeError {
     Other(String),
 }
 
-pub fn encode(v: &Zval) -> Result<Vec<u8>, EncodeError> {
+/// Encode `v`; arrays and objects with `ser`.
+pub fn encode(v: &Zval, ser: Serializer) -> Result<Vec<u8>, EncodeError> {
     let v = v.dereference();
     if v.is_null() {
         return Ok(vec![TAG_NULL]);
@@ -61,20 +90,25 @@ pub fn encode(v: &Zval) -> Result<Vec<u8>, EncodeError> {
         return Err(EncodeError::Resource);
     }
     if v.is_array() || v.is_object() {
-        let f = ZendCallable::try_from_name("serialize")
-            .map_err(|e| EncodeError::Other(e.to_string()))?;
-        return match f.try_call(vec![v]) {
+        let (func, tag) = match ser {
+            Serializer::Php => ("serialize", TAG_SERIALIZED),
+            Serializer::Igbinary => ("igbinary_serialize", TAG_IGBINARY),
+        };
+        let f = ZendCallable::try_from_name(func).map_err(|e| EncodeError::Other(e.to_string()))?;
+        return match isolated(|| f.try_call(vec![v])) {
             Ok(s) => match s.zend_str() {
                 Some(s) => {
                     let b = s.as_bytes();
                     let mut out = Vec::with_capacity(b.len() + 1);
-                    out.push(TAG_SERIALIZED);
+                    out.push(tag);
                     out.extend_from_slice(b);
                     Ok(out)
                 }
-                None => Err(EncodeError::Other(
-                    "serialize() did not return a string".into(),
-                )),
+                // The exception (e.g. a Closure) is pending; igbinary warns and returns null.
+                None if crate::util::has_exception() => Err(EncodeError::Exception),
+                None => Err(EncodeError::Other(format!(
+                    "{func}() did not return a string"
+                ))),
             },
             Err(_) if crate::util::has_exception() => Err(EncodeError::Exception),
             Err(e) => Err(EncodeError::Other(e.to_string())),
@@ -104,10 +138,20 @@ pub fn decode(b: &[u8]) -> Result<Zval, String> {
             payload.try_into().unwrap(),
         ))),
         TAG_STRING => return Ok(bytes_zval(payload)),
-        TAG_SERIALIZED => {
-            let f = ZendCallable::try_from_name("unserialize").map_err(|e| e.to_string())?;
+        TAG_SERIALIZED | TAG_IGBINARY => {
+            let func = if tag == TAG_IGBINARY {
+                "igbinary_unserialize"
+            } else {
+                "unserialize"
+            };
+            let f = ZendCallable::try_from_name(func).map_err(|e| match tag {
+                TAG_IGBINARY => {
+                    "it was stored with apcdb.serializer=igbinary and the igbinary extension is not loaded".to_string()
+                }
+                _ => e.to_string(),
+            })?;
             let arg = bytes_zval(payload);
-            return f.try_call(vec![&arg]).map_err(|e| e.to_string());
+            return isolated(|| f.try_call(vec![&arg])).map_err(|e| e.to_string());
         }
         _ => return Err(format!("stored value has unknown type tag {tag}")),
     }

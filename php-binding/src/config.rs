@@ -5,12 +5,13 @@ use apcdb::{Durability, Options};
 use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::zend::{IniEntryDef, IniEntryDefs};
 use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<8> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<9> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -22,8 +23,77 @@ pub static INI_ENTRIES: IniEntryDefs<8> = IniEntryDefs::new([
     ),
     IniEntryDef::new(c"apcdb.reset_on_start", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.apcu_compat", c"0", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.serializer", c"php", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
+
+/// APCu's own settings, registered at module start in drop-in mode when APCu is not loaded, with
+/// APCu's defaults: the values of `apc::ini::APCU_SETTINGS`, from which "is it set" is judged
+/// (phpt 050 checks that `ini_get` shows them). They are read as aliases of apcdb's (see
+/// [`Config::read`]). `apc.use_request_time` may change at run time, as
+/// in APCu; the others are `PHP_INI_SYSTEM`.
+pub static APCU_INI_ENTRIES: IniEntryDefs<10> = IniEntryDefs::new([
+    IniEntryDef::new(c"apc.enabled", c"1", IniEntryPermission::System),
+    IniEntryDef::new(c"apc.shm_size", c"32M", IniEntryPermission::System),
+    IniEntryDef::new(c"apc.entries_hint", c"4096", IniEntryPermission::System),
+    IniEntryDef::new(c"apc.ttl", c"0", IniEntryPermission::System),
+    IniEntryDef::new(c"apc.gc_ttl", c"3600", IniEntryPermission::System),
+    IniEntryDef::new(c"apc.use_request_time", c"0", IniEntryPermission::All),
+    IniEntryDef::new(c"apc.serializer", c"php", IniEntryPermission::System),
+    IniEntryDef::new(c"apc.enable_cli", c"0", IniEntryPermission::System),
+    IniEntryDef::new(c"apc.preload_path", c"", IniEntryPermission::System),
+    IniEntryDef::end(),
+]);
+
+/// Set once [`APCU_INI_ENTRIES`] are registered: only then are the `apc.*` aliases read.
+pub static APCU_ALIASES: AtomicBool = AtomicBool::new(false);
+
+/// The built-in default of an `apcdb.*` setting.
+fn apcdb_default(name: &CStr) -> &'static str {
+    match name.to_bytes() {
+        b"apcdb.enabled" => "1",
+        b"apcdb.size" => "128M",
+        b"apcdb.serializer" => "php",
+        _ => "",
+    }
+}
+
+/// The APCu default of an `apc.*` setting.
+fn apcu_default(name: &CStr) -> &'static str {
+    let n = name.to_str().unwrap_or("");
+    apc::ini::APCU_SETTINGS
+        .iter()
+        .find(|(k, _)| *k == n)
+        .map_or("", |(_, d)| d)
+}
+
+/// Whether php.ini or `-d` names this setting.
+fn named_in_config(name: &CStr) -> bool {
+    // SAFETY: the engine reads `len` bytes of the NUL-terminated name and only looks it up in its
+    // configuration table (filled before module start, read-only afterwards).
+    unsafe { !ffi::cfg_get_entry(name.as_ptr(), name.count_bytes()).is_null() }
+}
+
+/// An `apcdb.*` setting's value if it is set (`apc::ini::is_set`).
+fn own_setting(name: &CStr) -> Option<String> {
+    let v = ini_str(name);
+    apc::ini::is_set(named_in_config(name), &v, apcdb_default(name)).then_some(v)
+}
+
+/// An `apc.*` alias's value if the aliases are registered and it is set.
+pub fn apcu_setting(name: &CStr) -> Option<String> {
+    if !APCU_ALIASES.load(Ordering::Relaxed) {
+        return None;
+    }
+    let v = ini_str(name);
+    apc::ini::is_set(named_in_config(name), &v, apcu_default(name)).then_some(v)
+}
+
+/// Whether writes count their TTL from the request's start (`apc.use_request_time=1`, read at
+/// each write since a script may change it).
+pub fn use_request_time() -> bool {
+    APCU_ALIASES.load(Ordering::Relaxed) && parse_bool(&ini_str(c"apc.use_request_time"))
+}
 
 /// The current value of an INI setting, as PHP holds it (empty if unset).
 pub fn ini_str(name: &CStr) -> String {
@@ -80,6 +150,12 @@ pub struct Config {
     pub durability: DurabilityMode,
     pub sync_interval_ms: u64,
     pub reset_on_start: bool,
+    /// Index slots of a new store (`apc.entries_hint`), if given.
+    pub index_slots: Option<u64>,
+    /// `apc.preload_path`: a directory of `*.data` files loaded into an empty store.
+    pub preload_path: String,
+    /// How arrays and objects are written (`apcdb.serializer`, or `apc.serializer`).
+    pub serializer: apc::ini::Serializer,
     /// Messages about invalid settings (reported once, defaults used instead).
     pub problems: Vec<String>,
 }
@@ -108,19 +184,64 @@ pub const MIN_SIZE: u64 = 1 << 20;
 impl Config {
     pub fn read() -> Config {
         let mut problems = Vec::new();
-        let size = match parse_size(&ini_str(c"apcdb.size")) {
+        // apcdb.size, or APCu's apc.shm_size when apcdb.size is not set (with APCu's reading of
+        // a suffix-less number under 1M as MiB).
+        let (size_name, size_value, apcu_size) = match own_setting(c"apcdb.size") {
+            Some(v) => ("apcdb.size", v, false),
+            None => match apcu_setting(c"apc.shm_size") {
+                Some(v) => ("apc.shm_size", v, true),
+                None => ("apcdb.size", ini_str(c"apcdb.size"), false),
+            },
+        };
+        let has_suffix = size_value
+            .trim()
+            .ends_with(|c: char| matches!(c.to_ascii_lowercase(), 'k' | 'm' | 'g'));
+        let size = match parse_size(&size_value) {
+            Ok(n) if apcu_size && apc::ini::shm_size_bytes(n, has_suffix) >= MIN_SIZE => {
+                apc::ini::shm_size_bytes(n, has_suffix)
+            }
             Ok(n) if n >= MIN_SIZE => n,
             Ok(n) => {
                 problems.push(format!(
-                    "apcdb.size={n} is below the minimum of 1M; using 1M"
+                    "{size_name}={n} is below the minimum of 1M; using 1M"
                 ));
                 MIN_SIZE
             }
             Err(e) => {
-                problems.push(format!("apcdb.size: {e}; using 128M"));
+                problems.push(format!("{size_name}: {e}; using 128M"));
                 DEFAULT_SIZE
             }
         };
+        let enabled = apc::ini::enabled(
+            own_setting(c"apcdb.enabled").map(|v| parse_bool(&v)),
+            apcu_setting(c"apc.enabled").map(|v| parse_bool(&v)),
+            apcu_setting(c"apc.enable_cli").map(|v| parse_bool(&v)),
+            crate::handle::sapi_is_cli(),
+        );
+        let index_slots = apcu_setting(c"apc.entries_hint").and_then(|v| match v.trim().parse() {
+            Ok(n) => apc::ini::index_slots(n),
+            Err(_) => {
+                problems.push(format!(
+                    "apc.entries_hint=\"{v}\" is not a number; using the default"
+                ));
+                None
+            }
+        });
+        let (ser_name, ser_value) = match own_setting(c"apcdb.serializer") {
+            Some(v) => ("apcdb.serializer", v),
+            None => match apcu_setting(c"apc.serializer") {
+                Some(v) => ("apc.serializer", v),
+                None => ("apcdb.serializer", String::new()),
+            },
+        };
+        let igbinary = crate::extension_loaded(c"igbinary");
+        let serializer = apc::ini::serializer(ser_name, &ser_value, igbinary).unwrap_or_else(|e| {
+            problems.push(e);
+            apc::ini::Serializer::Php
+        });
+        let preload_path = apcu_setting(c"apc.preload_path")
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default();
         let d = ini_str(c"apcdb.durability");
         // PHP's INI parser turns an unquoted `none` (like `off`, `no`, `false`) into an empty
         // string, so an explicitly empty value means "none"; the default is "sync".
@@ -146,12 +267,15 @@ impl Config {
             }
         };
         Config {
-            enabled: parse_bool(&ini_str(c"apcdb.enabled")),
+            enabled,
             file: ini_str(c"apcdb.file").trim().to_string(),
             size,
             durability,
             sync_interval_ms,
             reset_on_start: parse_bool(&ini_str(c"apcdb.reset_on_start")),
+            index_slots,
+            preload_path,
+            serializer,
             problems,
         }
     }
@@ -174,6 +298,9 @@ impl Config {
             .max_size(self.size);
         if self.reset_on_start {
             o = o.reset_on_start(generation);
+        }
+        if let Some(n) = self.index_slots {
+            o = o.index_slots(n);
         }
         o
     }

@@ -15,6 +15,9 @@ pub const E_CORE_WARNING: c_int = 32;
 pub const MODULE_PERSISTENT: c_int = 1;
 
 extern "C" {
+    /// From `src/serializer_ctx.c` (compiled by build.rs against PHP's headers).
+    pub fn apcdb_serializer_lock() -> std::os::raw::c_uint;
+    pub fn apcdb_serializer_unlock(saved: std::os::raw::c_uint);
     pub fn zend_parse_arg_long_slow(arg: *mut zval, dest: *mut i64, arg_num: u32) -> bool;
     pub fn zend_parse_arg_bool_slow(arg: *mut zval, dest: *mut bool, arg_num: u32) -> bool;
     pub fn zend_parse_arg_str_slow(
@@ -49,6 +52,12 @@ extern "C" {
     pub fn zend_unregister_ini_entries(module_number: c_int);
     pub fn php_error_docref(docref: *const c_char, type_: c_int, format: *const c_char, ...);
     pub fn display_ini_entries(module: *mut ext_php_rs::ffi::zend_module_entry);
+    pub fn zend_try_assign_typed_ref_bool(
+        r: *mut ext_php_rs::ffi::zend_reference,
+        val: bool,
+    ) -> c_int;
+    pub fn cfg_get_entry(name: *const c_char, len: usize) -> *mut zval;
+    pub fn sapi_get_request_time() -> f64;
     pub fn _efree(ptr: *mut std::ffi::c_void);
     pub static mut module_registry: HashTable;
 }

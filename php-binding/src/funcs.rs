@@ -149,7 +149,7 @@ fn put_one(
     ttl: i64,
     exclusive: bool,
 ) -> Result<bool, ()> {
-    let bytes = match codec::encode(val) {
+    let bytes = match codec::encode(val, handle::serializer()) {
         Ok(b) => b,
         Err(EncodeError::Resource) => {
             warn(&format!(
@@ -245,6 +245,66 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
     } else {
         warn("apc_store expects key parameter to be a string or an array of key/value pairs.");
         rv.set_bool(false);
+    }
+}
+
+/// APCu's `apc.preload_path`: into an empty store, each `<key>.data` file of `dir` (in name
+/// order), whose content is a value in PHP's `serialize()` format, is added under `<key>` with no
+/// TTL. A file that cannot be read or unserialized is skipped with a warning.
+pub fn preload(store: &Store, dir: &str) {
+    match store.stats() {
+        Ok(st) if st.entries == 0 => {}
+        Ok(_) => return,
+        Err(e) => return report(&e),
+    }
+    let mut names: Vec<std::ffi::OsString> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect(),
+        Err(e) => {
+            return warn(&format!(
+                "apcdb: apc.preload_path: cannot read the directory \"{dir}\": {e}"
+            ))
+        }
+    };
+    names.sort();
+    for name in names {
+        use std::os::unix::ffi::OsStrExt;
+        let Some(key) = apc::ini::preload_key(name.as_bytes()) else {
+            continue;
+        };
+        if key.is_empty() {
+            continue;
+        }
+        let path = std::path::Path::new(dir).join(&name);
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                warn(&format!(
+                    "apcdb: apc.preload_path: cannot read {}: {e}",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        let mut tagged = Vec::with_capacity(data.len() + 1);
+        tagged.push(apc::value::TAG_SERIALIZED);
+        tagged.extend_from_slice(&data);
+        // unserialize() answers false for data it cannot read (with its own notice).
+        let value = match codec::decode(&tagged) {
+            Ok(v) if !(v.is_false() && data.trim_ascii() != b"b:0;") => v,
+            _ => {
+                if util::has_exception() {
+                    return;
+                }
+                warn(&format!(
+                    "apcdb: apc.preload_path: {} is not a serialized PHP value; skipped",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        if put_one(store, Mode::Apcu, key, &value, 0, true).is_err() {
+            return; // an exception is pending
+        }
     }
 }
 
@@ -497,6 +557,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     let exp = expiry_for_ttl(ttl.unwrap_or(0));
     let Some(store) = open_store(rv) else { return };
     let cb: &Zval = &callback;
+    let ser = handle::serializer();
     // The generator runs under the store's write lock, so it runs at most once per miss across all
     // processes. A bailout inside it is caught here, the lock released, and re-raised below.
     let r = store.update(&key, |cur| {
@@ -510,7 +571,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             if util::has_exception() {
                 return None;
             }
-            let enc = codec::encode(&v);
+            let enc = codec::encode(&v, ser);
             Some((v, enc))
         }));
         match called {

@@ -163,7 +163,7 @@ pub fn module_startup(cfg: &Config) {
 }
 
 /// Whether PHP runs as the command-line SAPI (one process, no workers forked by the SAPI).
-fn sapi_is_cli() -> bool {
+pub fn sapi_is_cli() -> bool {
     // SAFETY: the SAPI sets `sapi_module` before it starts the engine and never changes it; its
     // name is a NUL-terminated static string (or null, checked).
     let name = unsafe { (*std::ptr::addr_of!(ext_php_rs::ffi::sapi_module)).name };
@@ -265,12 +265,35 @@ pub fn store() -> Option<Arc<Store>> {
         warn(&format!("apcdb: {p}"));
     }
     match opened {
-        Ok(s) => Some(s),
+        Ok(s) => {
+            if !cfg.preload_path.is_empty() && first_use_of(&cfg) {
+                crate::funcs::preload(&s, &cfg.preload_path);
+            }
+            Some(s)
+        }
         Err(msg) => {
             warn(&msg);
             None
         }
     }
+}
+
+/// Whether this process uses the store of `cfg` for the first time (`apc.preload_path` is
+/// applied then, as APCu applies it once at start, not after every clear).
+fn first_use_of(cfg: &Config) -> bool {
+    static SEEN: Mutex<Option<std::collections::HashSet<HandleKey>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    seen.get_or_insert_with(Default::default)
+        .insert(cfg.handle_key())
+}
+
+/// How this request writes arrays and objects (PHP's serializer outside a request).
+pub fn serializer() -> apc::ini::Serializer {
+    req()
+        .try_borrow()
+        .ok()
+        .and_then(|b| b.as_ref().map(|q| q.cfg.serializer))
+        .unwrap_or(apc::ini::Serializer::Php)
 }
 
 /// Whether the store of this request is usable, without reporting anything.

@@ -17,9 +17,11 @@ use crate::util::{self, bailout_safe, bool_zval, bytes_zval, info_array, warn};
 use apc::filter::{self, Search, APC_ITER_ALL, APC_ITER_VALUE, APC_LIST_ACTIVE, DEFAULT_CHUNK};
 use apc::info::{self, EntryInfo, Slot};
 use apcdb::EntryMeta;
+use ext_php_rs::class::RegisteredClass;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendClassObject, ZendHashTable, ZendObject, Zval};
 use ext_php_rs::zend::ce;
+use ext_php_rs::zend::ClassEntry;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -64,6 +66,9 @@ struct Cursor {
 }
 
 pub struct IterState {
+    /// False when no constructor of ours ran on the object (a subclass whose constructor skips
+    /// the parent's) or ours rejected its arguments: every method then throws, as in APCu.
+    ready: bool,
     search: Rc<Search>,
     format: i64,
     list: i64,
@@ -117,8 +122,17 @@ fn matching(search: &Search, list: i64) -> Vec<Listed> {
 }
 
 impl IterState {
+    /// The state of an object no constructor of ours initialised.
+    fn uninitialized() -> Self {
+        IterState {
+            ready: false,
+            ..Self::invalid()
+        }
+    }
+
     fn invalid() -> Self {
         IterState {
+            ready: true,
             search: Rc::new(Search::Nothing),
             format: 0,
             list: APC_LIST_ACTIVE,
@@ -145,8 +159,9 @@ impl IterState {
             return Self::invalid();
         };
         if !filter::list_is_valid(list) {
+            // APCu leaves the object uninitialised here, so later calls throw.
             warn("APCIterator list is invalid");
-            return Self::invalid();
+            return Self::uninitialized();
         }
         // Copied out of the argument first: compiling the pattern below runs PHP code.
         let pattern = match search.map(|z| z.dereference()) {
@@ -180,6 +195,7 @@ impl IterState {
             }
         };
         IterState {
+            ready: true,
             search: Rc::new(search),
             format,
             list,
@@ -305,18 +321,18 @@ impl IterState {
         self.cur.borrow_mut().pos += 1;
     }
 
-    fn key(&self) -> Zval {
+    fn key(&self) -> PhpResult<Zval> {
         match self.item() {
-            Some(it) => bytes_zval(&it.key),
-            None => Zval::new(),
+            Some(it) => Ok(bytes_zval(&it.key)),
+            None => Err(invalid_position("key")),
         }
     }
 
-    fn current(&self) -> Zval {
+    fn current(&self) -> PhpResult<Zval> {
         // Everything needed is copied out before the value is decoded: unserialize() may run a
         // __wakeup that rewinds or reconstructs this very iterator. `self` is not used after.
         let Some(it) = self.item() else {
-            return bool_zval(false);
+            return Err(invalid_position("current"));
         };
         let f = self.format;
         bailout_safe(it, |it| {
@@ -332,7 +348,7 @@ impl IterState {
             });
             let mut z = Zval::new();
             z.set_hashtable(h);
-            z
+            Ok(z)
         })
     }
 
@@ -340,6 +356,24 @@ impl IterState {
         let items = matching(&self.search.clone(), self.list);
         info::totals(items.iter().map(|(k, e)| (k.len(), e)))
     }
+}
+
+/// APCu's Error for `key()`/`current()` past the end (or before a valid position).
+fn invalid_position(method: &str) -> PhpException {
+    PhpException::new(
+        format!("Cannot call {method}() on invalid iterator"),
+        0,
+        ce::error(),
+    )
+}
+
+/// APCu's Error for a method called on an object our constructor did not initialise.
+fn uninitialized_error(class: &str) -> PhpException {
+    PhpException::new(
+        format!("Trying to use uninitialized {class}"),
+        0,
+        ce::error(),
+    )
 }
 
 /// Indices of `subjects` matched by `pattern`, via PHP's `preg_grep` (so the pattern syntax and
@@ -364,6 +398,52 @@ fn preg_grep(pattern: &[u8], subjects: &[&[u8]]) -> Option<HashSet<usize>> {
     Some(out)
 }
 
+/// A class whose objects start in a state that its methods recognise as "not constructed".
+trait Uninit: RegisteredClass {
+    fn uninit() -> Self;
+}
+
+/// `create_object` for our iterator classes and every subclass of them (PHP copies a parent's
+/// `create_object` into a subclass when it is declared): the object holds [`Uninit::uninit`]
+/// until our constructor replaces it, so a subclass whose constructor skips the parent's gets
+/// APCu's "Trying to use uninitialized ..." Error from every method. ext-php-rs would leave the
+/// Rust state absent instead, and answer every call with its own generic exception.
+extern "C" fn create_object<T: Uninit>(ce: *mut ClassEntry) -> *mut ZendObject {
+    // SAFETY: the engine passes the live class entry of the object being created (ours or a
+    // subclass's); it lives as long as the class. The object is initialised right away, so it
+    // is never used uninitialised, and ownership passes to the engine through the raw pointer.
+    unsafe {
+        let mut obj = ZendClassObject::<T>::new_uninit(ce.as_ref());
+        let _ = obj.initialize(T::uninit());
+        let raw = obj.into_raw();
+        (*raw).get_mut_zend_obj()
+    }
+}
+
+fn install_create_object<T: Uninit>() {
+    let meta = T::get_metadata();
+    if !meta.has_ce() {
+        return;
+    }
+    let ce = std::ptr::from_ref(meta.ce()).cast_mut();
+    // SAFETY: the class entry is registered and lives until module shutdown; this runs on PHP's
+    // thread in request startup, when no class is being declared or instantiated.
+    unsafe { (*ce).__bindgen_anon_2.create_object = Some(create_object::<T>) };
+}
+
+/// Puts [`create_object`] on the registered iterator classes, once per process. Called at
+/// request startup: ext-php-rs registers `APCIterator` only after our module startup returns, and
+/// scripts (opcache preloading included) declare subclasses only after the first request started.
+pub fn install_object_creators() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        install_create_object::<ApcIterator>();
+        if APCU_ITERATOR_REGISTERED.load(Ordering::Relaxed) {
+            install_create_object::<ApcuIterator>();
+        }
+    });
+}
+
 /// One PHP iterator class over [`IterState`]; the two classes differ only in their constructor.
 macro_rules! iterator_class {
     ($ty:ident, $php_name:tt, $($ctor:tt)*) => {
@@ -374,34 +454,55 @@ macro_rules! iterator_class {
             st: IterState,
         }
 
+        impl Uninit for $ty {
+            fn uninit() -> Self {
+                $ty {
+                    st: IterState::uninitialized(),
+                }
+            }
+        }
+
+        impl $ty {
+            /// The state, or APCu's Error if no constructor of ours initialised it.
+            fn st(&self) -> PhpResult<&IterState> {
+                if self.st.ready {
+                    Ok(&self.st)
+                } else {
+                    Err(uninitialized_error($php_name))
+                }
+            }
+        }
+
         // `&self` methods: PHP code run inside one may call another on the same object (see the
         // module comment), so none of them may hold a `&mut` to the state.
         #[php_impl]
         impl $ty {
             $($ctor)*
-            pub fn rewind(&self) {
-                self.st.rewind()
+            pub fn rewind(&self) -> PhpResult<()> {
+                self.st()?.rewind();
+                Ok(())
             }
-            pub fn valid(&self) -> bool {
-                self.st.valid()
+            pub fn valid(&self) -> PhpResult<bool> {
+                Ok(self.st()?.valid())
             }
-            pub fn next(&self) {
-                self.st.next()
+            pub fn next(&self) -> PhpResult<()> {
+                self.st()?.next();
+                Ok(())
             }
-            pub fn key(&self) -> Zval {
-                self.st.key()
+            pub fn key(&self) -> PhpResult<Zval> {
+                self.st()?.key()
             }
-            pub fn current(&self) -> Zval {
-                self.st.current()
+            pub fn current(&self) -> PhpResult<Zval> {
+                self.st()?.current()
             }
-            pub fn get_total_hits(&self) -> i64 {
-                self.st.totals().hits
+            pub fn get_total_hits(&self) -> PhpResult<i64> {
+                Ok(self.st()?.totals().hits)
             }
-            pub fn get_total_size(&self) -> i64 {
-                self.st.totals().size
+            pub fn get_total_size(&self) -> PhpResult<i64> {
+                Ok(self.st()?.totals().size)
             }
-            pub fn get_total_count(&self) -> i64 {
-                self.st.totals().count
+            pub fn get_total_count(&self) -> PhpResult<i64> {
+                Ok(self.st()?.totals().count)
             }
         }
     };
@@ -451,14 +552,21 @@ iterator_class!(
 );
 
 /// The keys an iterator object passed to `apc_delete()` selects: `None` if it is not one of our
-/// iterator classes.
+/// iterator classes; `Err` after throwing APCu's Error for an uninitialised one.
 pub fn keys_of(obj: &ZendObject, _mode: Mode) -> Option<Result<Vec<Vec<u8>>, ()>> {
+    let keys = |r: PhpResult<&IterState>| match r {
+        Ok(st) => Ok(st.keys()),
+        Err(e) => {
+            e.throw();
+            Err(())
+        }
+    };
     if let Some(it) = ZendClassObject::<ApcIterator>::from_zend_obj(obj) {
-        return Some(Ok(it.st.keys()));
+        return Some(keys(it.st()));
     }
     if APCU_ITERATOR_REGISTERED.load(Ordering::Relaxed) {
         if let Some(it) = ZendClassObject::<ApcuIterator>::from_zend_obj(obj) {
-            return Some(Ok(it.st.keys()));
+            return Some(keys(it.st()));
         }
     }
     None

@@ -34,12 +34,18 @@ static KEEP: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
     std::sync::Mutex::new(Vec::new());
 
 fn apcu_extension_loaded() -> bool {
-    // SAFETY: module startup runs on PHP's thread after the engine filled its module registry and
-    // while nothing else changes it; the registry is reached by address, never by a Rust
-    // reference to the `static mut`, and the key length matches the literal.
+    extension_loaded(c"apcu")
+}
+
+/// Whether the extension with this (lower-case) module name is loaded.
+pub fn extension_loaded(name: &std::ffi::CStr) -> bool {
+    // SAFETY: called on PHP's thread at module start or during a request, after the engine filled
+    // its module registry (every `extension=` is loaded before any module starts) and while
+    // nothing changes it; the registry is reached by address, never by a Rust reference to the
+    // `static mut`, and the key length is the name's.
     unsafe {
         let ht = std::ptr::addr_of_mut!(ffi::module_registry);
-        !ext_php_rs::ffi::zend_hash_str_find(ht, c"apcu".as_ptr(), 4).is_null()
+        !ext_php_rs::ffi::zend_hash_str_find(ht, name.as_ptr(), name.count_bytes()).is_null()
     }
 }
 
@@ -107,16 +113,22 @@ pub extern "C" fn startup(ty: i32, mod_num: i32) -> i32 {
     let r = std::panic::catch_unwind(|| {
         IniEntryDef::register(config::INI_ENTRIES.as_slice(), mod_num);
         install_panic_hook();
-        let cfg = Config::read();
         let apcu = apcu_extension_loaded();
         APCU_LOADED.store(apcu, Ordering::Relaxed);
+        let compat = config::parse_bool(&config::ini_str(c"apcdb.apcu_compat"));
+        if compat && !apcu {
+            // APCu's own apc.* settings, read as aliases of ours (APCu registers them itself
+            // when it is loaded, and then its functions are the ones in use anyway).
+            IniEntryDef::register(config::APCU_INI_ENTRIES.as_slice(), mod_num);
+            config::APCU_ALIASES.store(true, Ordering::Relaxed);
+        }
+        let cfg = Config::read();
         // APCu defines the same APC_ITER_*/APC_LIST_* constants with the same values.
         for (name, value) in iter::CONSTANTS {
             if !apcu && !constant_defined(name) {
                 let _ = ext_php_rs::constant::IntoConst::register_constant(value, name, mod_num);
             }
         }
-        let compat = config::parse_bool(&config::ini_str(c"apcdb.apcu_compat"));
         let state = if !compat {
             "off"
         } else if apcu {
@@ -162,6 +174,7 @@ pub extern "C" fn shutdown(_ty: i32, mod_num: i32) -> i32 {
 }
 
 pub extern "C" fn request_startup(_ty: i32, _mod_num: i32) -> i32 {
+    let _ = std::panic::catch_unwind(iter::install_object_creators);
     let _ = std::panic::catch_unwind(handle::request_startup);
     0
 }
@@ -198,6 +211,7 @@ extern "C" fn info(module: *mut ModuleEntry) {
             "Reset on start",
             if cfg.reset_on_start { "yes" } else { "no" }
         );
+        info_table_row!("Serializer", cfg.serializer.name());
         info_table_row!(
             "APCu compatibility",
             COMPAT_STATE.get().copied().unwrap_or("off")

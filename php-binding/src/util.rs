@@ -31,9 +31,25 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The expiry of an entry written now with `ttl` seconds (APCu's rule: [`apc::ttl`]).
+/// The expiry of an entry written now with `ttl` seconds (APCu's rule: [`apc::ttl`]), counted
+/// from the request's start with `apc.use_request_time=1`.
 pub fn expiry_for_ttl(ttl: i64) -> u64 {
-    apc::ttl::expiry_for_ttl(ttl, now_ms())
+    if ttl == 0 {
+        return 0;
+    }
+    let request_ms = if crate::config::use_request_time() {
+        // SAFETY: the SAPI's request time, read on PHP's thread during a request.
+        let t = unsafe { ffi::sapi_get_request_time() };
+        if t > 0.0 {
+            (t * 1000.0) as u64
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    let base = apc::ttl::write_time_ms(request_ms > 0, now_ms(), request_ms);
+    apc::ttl::expiry_for_ttl(ttl, base)
 }
 
 /// Arguments of a call as the engine passed them.
@@ -212,13 +228,25 @@ pub fn coerce_long(z: &mut Zval, argnum: u32) -> Result<i64, ()> {
 }
 
 /// Assign to a by-reference parameter (`&$success`); pass `opt.as_deref_mut()` to keep the
-/// argument for a later assignment.
+/// argument for a later assignment. A reference held by a typed property (`public array $x`)
+/// goes through the engine's typed assignment, which checks (and coerces to) the property's type
+/// and throws PHP's TypeError when a bool does not fit, as ZEND_TRY_ASSIGN_REF_BOOL does.
 pub fn set_ref_bool(arg: Option<&mut Zval>, v: bool) {
-    if let Some(z) = arg {
-        if z.is_reference() {
-            z.dereference_mut().set_bool(v);
+    let Some(z) = arg else { return };
+    if !z.is_reference() {
+        return;
+    }
+    // SAFETY: `z` is a reference zval (checked), so `value.ref_` points at its live
+    // zend_reference; `sources` is non-null exactly when typed properties hold that reference,
+    // and then the engine's typed assignment is the only correct store into it.
+    unsafe {
+        let r = z.value.ref_;
+        if !(*r).sources.ptr.is_null() {
+            let _ = ffi::zend_try_assign_typed_ref_bool(r, v);
+            return;
         }
     }
+    z.dereference_mut().set_bool(v);
 }
 
 pub fn has_exception() -> bool {

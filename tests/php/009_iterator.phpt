@@ -37,7 +37,8 @@ var_dump(iterator_count($it), $it->getTotalCount());
 $it->rewind();
 var_dump($it->valid(), is_string($it->key()));
 $it->next(); $it->next(); $it->next(); $it->next();
-var_dump($it->valid(), $it->current());
+var_dump($it->valid());
+try { $it->current(); } catch (Error $e) { echo $e->getMessage(), "\n"; }
 // Default arguments.
 var_dump(iterator_count(new APCIterator()), iterator_count(new APCIterator('user')));
 // The deleted list is empty: apcdb frees deleted entries at once.
@@ -87,7 +88,7 @@ int(4)
 bool(true)
 bool(true)
 bool(false)
-bool(false)
+Cannot call current() on invalid iterator
 int(4)
 int(4)
 int(0)

@@ -27,6 +27,7 @@ File => %s/apcdb-phpt-ini-%d.db
 Size => 64M
 Durability => periodic (250 ms)
 Reset on start => no
+Serializer => php
 APCu compatibility => off
 Entries => 1
 Hits => 1

@@ -30,7 +30,9 @@ $it = new APCIterator('user', '/^p\d$/', APC_ITER_VALUE, -5);
 var_dump(iterator_count($it));
 $it->rewind();
 for ($i = 0; $i < 20; $i++) $it->next();
-var_dump($it->valid(), $it->current(), $it->key());
+var_dump($it->valid());
+try { $it->current(); } catch (Error $e) { echo $e->getMessage(), "\n"; }
+try { $it->key(); } catch (Error $e) { echo $e->getMessage(), "\n"; }
 ?>
 --EXPECT--
 p0=v0 p1=v1 p2=v2 p3=v3 p4=v4 p6=v6 p7=changed p8=v8 p9=v9
@@ -38,5 +40,5 @@ p0 p1 p3 p4 p6 p7 p8 p9
 int(8)
 int(8)
 bool(false)
-bool(false)
-NULL
+Cannot call current() on invalid iterator
+Cannot call key() on invalid iterator

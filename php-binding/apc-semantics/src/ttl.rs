@@ -19,6 +19,16 @@ pub fn expiry_for_ttl(ttl: i64, now_ms: u64) -> u64 {
         .saturating_mul(1000)
 }
 
+/// The time a write counts from: now, or with APCu's `apc.use_request_time=1` the start of the
+/// request (APCu then uses the request's whole second for every write of the request).
+pub fn write_time_ms(use_request_time: bool, now_ms: u64, request_start_ms: u64) -> u64 {
+    if use_request_time && request_start_ms > 0 {
+        request_start_ms
+    } else {
+        now_ms
+    }
+}
+
 /// Whether an entry with this expiry reads as present at `now_ms`. The engine applies this rule
 /// itself on every read (its index's `is_live`); it is stated here so that the TTL rule above can
 /// be checked without a clock (`the_engine_hides_what_the_rule_says_is_expired` ties the two).
@@ -42,6 +52,23 @@ mod tests {
     use super::*;
 
     const T: u64 = 1_700_000_000; // a second of wall-clock time
+
+    #[test]
+    fn request_time_is_the_base_only_when_asked() {
+        assert_eq!(
+            write_time_ms(false, T * 1000 + 7, (T - 5) * 1000),
+            T * 1000 + 7
+        );
+        assert_eq!(
+            write_time_ms(true, T * 1000 + 7, (T - 5) * 1000),
+            (T - 5) * 1000
+        );
+        // No request time known: now.
+        assert_eq!(write_time_ms(true, T * 1000, 0), T * 1000);
+        // A TTL of 2 counted from a request that started 5 s ago has already run out.
+        let exp = expiry_for_ttl(2, write_time_ms(true, T * 1000, (T - 5) * 1000));
+        assert!(!is_live(exp, T * 1000));
+    }
 
     #[test]
     fn zero_is_forever() {

@@ -9,6 +9,8 @@ pub const TAG_LONG: u8 = 3;
 pub const TAG_DOUBLE: u8 = 4;
 pub const TAG_STRING: u8 = 5;
 pub const TAG_SERIALIZED: u8 = 6;
+/// An array or object in igbinary's format (`apcdb.serializer=igbinary`).
+pub const TAG_IGBINARY: u8 = 7;
 
 /// The integer of an encoded value, if it is an int: only such values can be incremented or
 /// compared-and-swapped (a float or a numeric string is not an int, as in APCu).
