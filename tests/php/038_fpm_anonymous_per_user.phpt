@@ -17,7 +17,7 @@ chmod($dir, 0755);
 mkdir("$dir/www", 0755);
 file_put_contents("$dir/www/t.php", '<?php
 $op = $_GET["op"] ?? "inc";
-if ($op === "inc") { $n = apc_inc("hits"); if ($n === false) { apc_add("hits", 0); $n = apc_inc("hits"); } echo getmypid(), " ", json_encode($n); }
+if ($op === "inc") { $n = apc_inc("hits"); if ($n === false) { apc_add("hits", 0); $n = apc_inc("hits"); } if (isset($_GET["hold"])) usleep(500000); echo getmypid(), " ", json_encode($n); }
 elseif ($op === "get") { echo json_encode([apc_fetch($_GET["k"]), apc_exists($_GET["k"]), apc_store("planted", $_GET["p"])]); }
 elseif ($op === "set") { echo json_encode(apc_store($_GET["k"], $_GET["v"])); }
 ');
@@ -42,14 +42,18 @@ register_shutdown_function(function () use ($fpm, $dir) {
 for ($i = 0; $i < 100 && !(file_exists("$dir/a.sock") && file_exists("$dir/b.sock")); $i++) usleep(50000);
 $t = "$dir/www/t.php";
 echo "a set: ", apcdb_fcgi("$dir/a.sock", $t, 'op=set&k=secret&v=a-data'), "\n";
-// Pool a's two workers share the store (requests alternate between idle workers).
-$pids = [];
+// Pool a's two workers share the store: while one worker holds a request, the other serves the
+// next one, and the two increments are consecutive whichever ran first.
 $n = 0;
 for ($i = 0; $i < 10; $i++) {
-    [$pid, $n] = explode(' ', apcdb_fcgi("$dir/a.sock", $t));
-    $pids[$pid] = true;
+    [, $n] = explode(' ', apcdb_fcgi("$dir/a.sock", $t));
 }
-echo "a after 10 requests: $n (workers: ", count($pids), ")\n";
+echo "a after 10 requests: $n\n";
+$held = apcdb_fcgi_send("$dir/a.sock", $t, 'op=inc&hold=1');
+usleep(100000);
+[$pid2, $n2] = explode(' ', apcdb_fcgi("$dir/a.sock", $t));
+[$pid1, $n1] = explode(' ', is_string($held) ? $held : apcdb_fcgi_read($held));
+echo "a two workers: ", json_encode($pid1 !== $pid2), ", consecutive: ", json_encode(abs((int) $n1 - (int) $n2) === 1 && max((int) $n1, (int) $n2) === 12), "\n";
 echo "a get: ", apcdb_fcgi("$dir/a.sock", $t, 'op=get&k=secret&p=a'), "\n";
 // Pool b runs as www-data: refused, with one warning per request, whichever worker serves it.
 for ($i = 0; $i < 2; $i++) {
@@ -59,7 +63,8 @@ echo "a get planted: ", apcdb_fcgi("$dir/a.sock", $t, 'op=get&k=planted&p=a'), "
 ?>
 --EXPECTF--
 a set: true
-a after 10 requests: 10 (workers: 2)
+a after 10 requests: 10
+a two workers: true, consecutive: true
 a get: ["a-data",true,true]
 b get:
 Warning: apc_fetch(): apcdb: the anonymous store (apcdb.file is empty) belongs to uid %d, which used it first, and this process runs as uid %d: processes of different users never share entries. Give each PHP-FPM pool its own store, e.g. php_admin_value[apcdb.file] = /var/lib/apcdb/<pool>/cache.db in %s/www/t.php on line 4
