@@ -7,10 +7,12 @@
 //! store that then fails to open or read consistently.
 
 use crate::child::run_with_timeout;
+use crate::json::LoadLine;
 use crate::rng::Rng;
-use crate::{b64, json};
 use apcdb::format::PAGE;
 use apcdb::Paths;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -192,15 +194,11 @@ fn values_are_genuine(exe: &Path, img: &Path) -> Result<(), String> {
         return Err(format!("checked clean, but dump failed ({status:?})"));
     }
     for line in out.lines() {
-        let field = |obj: &std::collections::BTreeMap<String, json::Value>, name: &str| match obj
-            .get(name)
-        {
-            Some(json::Value::Str(s)) => b64::decode(s),
-            _ => Err(format!("dump line without {name}")),
-        };
-        let obj = json::parse_object(line)?;
-        let key = String::from_utf8_lossy(&field(&obj, "key")?).into_owned();
-        let value = field(&obj, "value")?;
+        let bad = |e: String| format!("dump line {line:?}: {e}");
+        let obj: LoadLine = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let key = B64.decode(&obj.key).map_err(|e| bad(e.to_string()))?;
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let value = B64.decode(&obj.value).map_err(|e| bad(e.to_string()))?;
         let genuine = if key.starts_with("ctr/") || key.starts_with("cas/") {
             std::str::from_utf8(&value).is_ok_and(|s| s.parse::<u64>().is_ok())
         } else {

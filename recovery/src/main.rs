@@ -1,7 +1,6 @@
 //! `apcdb`: inspect, move and repair apcdb stores, and prove they survive crashes.
 
 mod args;
-mod b64;
 mod check;
 mod child;
 mod clock;
@@ -13,94 +12,79 @@ mod rng;
 mod stats;
 mod transfer;
 
-use args::Args;
+use args::{Cli, Command, StatsFormat};
+use clap::Parser;
+use serde_json::{json, Value};
 use std::io::Write;
 
-const USAGE: &str = "\
-usage:
-apcdb stats FILE [--json]      entries, bytes, journal fill, checkpoint epoch, generation
-apcdb dump FILE                every entry as JSON lines on stdout (base64 key/value, expires_at_ms)
-apcdb load FILE                read such JSON lines from stdin into FILE (created if missing)
-apcdb check FILE [--open]      verify every checksum and structural invariant without changing
-                               anything; --open also opens it (runs recovery) and cross-checks
-                               every entry through the API; exit 1 with the problems found
-apcdb recover FILE --out NEW [--replace]
-                               salvage every entry whose checksum holds into a fresh store NEW;
-                               --replace then puts it in FILE's place (refused while any process
-                               has FILE open; originals kept as FILE.damaged*)
-apcdb crash-test [...]         the kill -9 harness (apcdb crash-test --help)
-apcdb fuzz [--iterations 200] [--seed N] [--dir DIR]
-                               damage copies of a crashed store at random; `check` must never
-                               panic, die of a signal or hang
-apcdb powercut [--images 1000] [--durability sync|periodic|none] [--seed N] [--dir DIR]
-                               the power-loss simulator: crash images (lost or torn pages, the
-                               journal cut at any byte) must recover to a state the model allows";
-
 fn main() {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let code = match raw.first().map(String::as_str) {
-        Some("crash-test") if raw.get(1).is_some_and(|a| a == "--help" || a == "-h") => {
-            println!("{}", crash::USAGE);
-            0
-        }
-        Some("crash-test") => crash::main(&raw[1..]),
-        Some(cmd @ ("stats" | "dump" | "load" | "check" | "recover" | "powercut" | "fuzz")) => {
-            match command(cmd, &raw[1..]) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("apcdb {cmd}: {e}");
-                    2
-                }
-            }
-        }
-        Some("--help" | "-h" | "help") => {
-            println!("{USAGE}");
-            0
-        }
-        _ => {
-            eprintln!("{USAGE}");
+    // clap exits by itself: 0 for --help/--version, 2 for a usage error.
+    let cli = Cli::parse();
+    let name = cli.command.name();
+    let code = match cli.command {
+        Command::CrashTest(a) => crash::main(*a),
+        cmd => command(cmd).unwrap_or_else(|e| {
+            eprintln!("apcdb {name}: {e}");
             2
-        }
+        }),
     };
     std::process::exit(code);
 }
 
-fn one_file(a: &Args) -> Result<&str, String> {
-    match a.positional.as_slice() {
-        [f] => Ok(f),
-        _ => Err(format!("expected exactly one FILE\n{USAGE}")),
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Stats(_) => "stats",
+            Command::Dump(_) => "dump",
+            Command::Load(_) => "load",
+            Command::Check(_) => "check",
+            Command::Recover(_) => "recover",
+            Command::CrashTest(_) => "crash-test",
+            Command::Powercut(_) => "powercut",
+            Command::Fuzz(_) => "fuzz",
+        }
     }
 }
 
-fn command(cmd: &str, raw: &[String]) -> Result<i32, String> {
-    let a = Args::parse(raw, &["json", "open", "replace", "lying-disk"])?;
+fn command(cmd: Command) -> Result<i32, String> {
     match cmd {
-        "stats" => {
-            a.only(&["json"])?;
-            print!("{}", stats::run(one_file(&a)?, a.switch("json"))?);
+        Command::Stats(a) => {
+            let format = if a.json { StatsFormat::Json } else { a.format };
+            print!("{}", stats::run(&a.file, format)?);
             Ok(0)
         }
-        "dump" => {
-            a.only(&[])?;
+        Command::Dump(a) => {
             let stdout = std::io::stdout();
-            let n = transfer::dump(one_file(&a)?, &mut std::io::BufWriter::new(stdout.lock()))?;
+            let n = transfer::dump(&a.file, &mut std::io::BufWriter::new(stdout.lock()))?;
             eprintln!("dumped {n} entries");
             Ok(0)
         }
-        "load" => {
-            a.only(&[])?;
-            let l = transfer::load(one_file(&a)?, std::io::stdin().lock())?;
+        Command::Load(a) => {
+            let l = transfer::load(&a.file, std::io::stdin().lock())?;
             eprintln!(
                 "loaded {} entries ({} already expired, skipped)",
                 l.stored, l.expired
             );
             Ok(0)
         }
-        "check" => {
-            a.only(&["open"])?;
-            let file = one_file(&a)?;
-            let r = check::check(file, a.switch("open"))?;
+        Command::Check(a) => {
+            let file = a.file.as_str();
+            let r = check::check(file, a.open)?;
+            let code = if r.clean() { 0 } else { 1 };
             let mut out = std::io::stdout().lock();
+            if a.json {
+                let obj = json::Ordered(vec![
+                    ("file", json!(file)),
+                    ("clean", json!(r.clean())),
+                    ("entries", json!(r.entries)),
+                    ("journal_records", json!(r.journal_records)),
+                    ("problems", json!(r.problems)),
+                    ("open_problems", json!(r.open_problems)),
+                    ("notes", json!(r.notes)),
+                ]);
+                let _ = out.write_all(obj.line().as_bytes());
+                return Ok(code);
+            }
             for n in &r.notes {
                 let _ = writeln!(out, "note: {n}");
             }
@@ -116,18 +100,30 @@ fn command(cmd: &str, raw: &[String]) -> Result<i32, String> {
             );
             if r.clean() {
                 let _ = writeln!(out, "check: {file}: {summary}, clean");
-                Ok(0)
             } else {
                 let n = r.problems.len() + r.open_problems.len();
                 let _ = writeln!(out, "check: {file}: {summary}, {n} problems");
-                Ok(1)
             }
+            Ok(code)
         }
-        "recover" => {
-            a.only(&["out", "replace"])?;
-            let file = one_file(&a)?;
-            let out = a.required("out")?;
-            let r = check::recover(file, out, a.switch("replace"))?;
+        Command::Recover(a) => {
+            let (file, out) = (a.file.as_str(), a.out.as_str());
+            let r = check::recover(file, out, a.replace)?;
+            let code = if r.lost.is_empty() { 0 } else { 1 };
+            if a.json {
+                let kept = r.damaged_kept_as.as_ref().map(|k| k.display().to_string());
+                let obj = json::Ordered(vec![
+                    ("file", json!(file)),
+                    ("out", json!(out)),
+                    ("replaced", json!(kept.is_some())),
+                    ("copied", json!(r.copied)),
+                    ("expired", json!(r.expired)),
+                    ("lost", json!(r.lost)),
+                    ("damaged_kept_as", kept.map_or(Value::Null, Value::from)),
+                ]);
+                print!("{}", obj.line());
+                return Ok(code);
+            }
             for l in &r.lost {
                 println!("lost: {l}");
             }
@@ -146,20 +142,16 @@ fn command(cmd: &str, raw: &[String]) -> Result<i32, String> {
                     r.lost.len()
                 ),
             }
-            Ok(if r.lost.is_empty() { 0 } else { 1 })
+            Ok(code)
         }
-        "fuzz" => {
-            a.only(&["iterations", "seed", "dir"])?;
-            let seed = a.number("seed")?.unwrap_or_else(rng::fresh_seed);
-            let dir_given = a.value("dir").is_some();
-            let dir = a
-                .value("dir")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| {
-                    std::env::temp_dir().join(format!("apcdb-fuzz-{seed}-{}", std::process::id()))
-                });
+        Command::Fuzz(a) => {
+            let seed = a.seed.unwrap_or_else(rng::fresh_seed);
+            let dir_given = a.dir.is_some();
+            let dir = a.dir.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("apcdb-fuzz-{seed}-{}", std::process::id()))
+            });
             let cfg = fuzz::FuzzConfig {
-                iterations: a.number("iterations")?.unwrap_or(200),
+                iterations: a.iterations,
                 seed,
                 dir: dir.clone(),
             };
@@ -182,33 +174,21 @@ fn command(cmd: &str, raw: &[String]) -> Result<i32, String> {
             );
             Ok(if t.failures.is_empty() { 0 } else { 1 })
         }
-        "powercut" => {
-            a.only(&[
-                "images",
-                "durability",
-                "seed",
-                "dir",
-                "crash-chance",
-                "lying-disk",
-            ])?;
-            let seed = a.number("seed")?.unwrap_or_else(rng::fresh_seed);
-            let durability_text = a.value("durability").unwrap_or("sync");
+        Command::Powercut(a) => {
+            let seed = a.seed.unwrap_or_else(rng::fresh_seed);
+            let durability_text = a.durability.as_str();
             let durability = crash::parse_durability(durability_text)?;
-            let dir_given = a.value("dir").is_some();
-            let dir = a
-                .value("dir")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| {
-                    std::env::temp_dir()
-                        .join(format!("apcdb-powercut-{seed}-{}", std::process::id()))
-                });
+            let dir_given = a.dir.is_some();
+            let dir = a.dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("apcdb-powercut-{seed}-{}", std::process::id()))
+            });
             let cfg = powercut::PowercutConfig {
-                images: a.number("images")?.unwrap_or(1000),
+                images: a.images,
                 durability,
                 seed,
                 dir: dir.clone(),
-                per_mille: a.number("crash-chance")?.unwrap_or(100).clamp(1, 1000),
-                lying_disk: a.switch("lying-disk"),
+                per_mille: a.crash_chance.clamp(1, 1000),
+                lying_disk: a.lying_disk,
             };
             eprintln!(
                 "powercut: seed {seed}, durability {durability_text}, images in {}",
@@ -235,6 +215,6 @@ fn command(cmd: &str, raw: &[String]) -> Result<i32, String> {
             println!("powercut: {} images, {} failed", t.images, t.failures.len());
             Ok(if t.failures.is_empty() { 0 } else { 1 })
         }
-        _ => unreachable!(),
+        Command::CrashTest(_) => unreachable!("handled in main"),
     }
 }

@@ -1,38 +1,227 @@
-//! `apcdb stats FILE [--json]`: the store's counters, for people or for machines.
+//! `apcdb stats FILE [--format text|json|prometheus]`: the store's counters, for people, for
+//! scripts and for a Prometheus textfile collector.
 
-use crate::json::{self, Value};
+use crate::args::StatsFormat;
+use crate::json::Ordered;
 use apcdb::{Options, Store};
 
-pub fn run(path: &str, as_json: bool) -> Result<String, String> {
-    let store = Store::open(path, Options::default().create(false)).map_err(|e| e.to_string())?;
+/// Prometheus' two kinds: a counter only goes up (until the store's shared state is rebuilt,
+/// which Prometheus reads as a counter reset); a gauge is a level.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One figure: its name in text and JSON, its Prometheus name (without `apcdb_`), kind and help.
+pub struct Metric {
+    pub name: &'static str,
+    pub prom: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub value: u64,
+}
+
+pub fn metrics(store: &Store) -> Result<Vec<Metric>, String> {
+    use Kind::{Counter, Gauge};
     let s = store.stats().map_err(|e| e.to_string())?;
-    let fields: Vec<(&str, u64)> = vec![
-        ("entries", s.entries),
-        ("used_bytes", s.used_bytes),
-        ("file_size", s.file_size),
-        ("max_size", s.max_size),
-        ("free_bytes", s.max_size.saturating_sub(s.used_bytes)),
-        ("journal_size", s.journal_size),
-        ("journal_used", s.journal_used),
-        ("checkpoints", s.checkpoints),
-        ("checkpoint_epoch", s.checkpoint_epoch),
-        ("generation", s.generation),
-        ("index_slots", s.index_slots),
-        ("index_tombstones", s.index_tombstones),
-        ("hits", s.hits),
-        ("misses", s.misses),
-        ("inserts", s.inserts),
-        ("deletes", s.deletes),
-        ("recovered_records", s.recovered_records),
-        ("recoveries", s.recoveries),
-        ("recovered_at_open", store.recovered_at_open() as u64),
-        ("max_value_len", store.max_value_len() as u64),
-    ];
-    if as_json {
-        let mut obj: Vec<(&str, Value)> = vec![("file", Value::Str(path.to_string()))];
-        obj.extend(fields.iter().map(|(n, v)| (*n, Value::Num(*v))));
-        return Ok(json::object(&obj) + "\n");
+    let m = |name, prom, kind, help, value| Metric {
+        name,
+        prom,
+        kind,
+        help,
+        value,
+    };
+    Ok(vec![
+        m(
+            "entries",
+            "entries",
+            Gauge,
+            "Entries in the index, including expired ones not yet reclaimed.",
+            s.entries,
+        ),
+        m(
+            "used_bytes",
+            "used_bytes",
+            Gauge,
+            "Bytes of blocks holding live entries.",
+            s.used_bytes,
+        ),
+        m(
+            "file_size",
+            "file_size_bytes",
+            Gauge,
+            "Current size of the data file.",
+            s.file_size,
+        ),
+        m(
+            "max_size",
+            "max_size_bytes",
+            Gauge,
+            "The most the data file may grow to.",
+            s.max_size,
+        ),
+        m(
+            "free_bytes",
+            "free_bytes",
+            Gauge,
+            "Bytes the data file can still take (maximum size minus used bytes).",
+            s.max_size.saturating_sub(s.used_bytes),
+        ),
+        m(
+            "journal_size",
+            "journal_size_bytes",
+            Gauge,
+            "Size of the journal file.",
+            s.journal_size,
+        ),
+        m(
+            "journal_used",
+            "journal_used_bytes",
+            Gauge,
+            "Journal bytes written since the last checkpoint.",
+            s.journal_used,
+        ),
+        m(
+            "checkpoints",
+            "checkpoints_total",
+            Counter,
+            "Checkpoints taken since the shared state was built.",
+            s.checkpoints,
+        ),
+        m(
+            "checkpoint_epoch",
+            "checkpoint_epoch",
+            Gauge,
+            "Sequence number of the last durable checkpoint.",
+            s.checkpoint_epoch,
+        ),
+        m(
+            "generation",
+            "generation",
+            Gauge,
+            "Reset-on-restart generation recorded in the store.",
+            s.generation,
+        ),
+        m(
+            "index_slots",
+            "index_slots",
+            Gauge,
+            "Slots in the live index.",
+            s.index_slots,
+        ),
+        m(
+            "index_tombstones",
+            "index_tombstones",
+            Gauge,
+            "Index slots holding deletion markers.",
+            s.index_tombstones,
+        ),
+        m(
+            "hits",
+            "hits_total",
+            Counter,
+            "Lookups that found a live entry, by every process.",
+            s.hits,
+        ),
+        m(
+            "misses",
+            "misses_total",
+            Counter,
+            "Lookups that found nothing or an expired entry.",
+            s.misses,
+        ),
+        m(
+            "inserts",
+            "inserts_total",
+            Counter,
+            "Entries written, replacements included.",
+            s.inserts,
+        ),
+        m(
+            "deletes",
+            "deletes_total",
+            Counter,
+            "Entries removed by deletes and by reclaiming expired ones.",
+            s.deletes,
+        ),
+        m(
+            "recovered_records",
+            "recovered_records",
+            Gauge,
+            "Journal records replayed by the most recent recovery.",
+            s.recovered_records,
+        ),
+        m(
+            "recoveries",
+            "recoveries_total",
+            Counter,
+            "Recoveries run (first open, and after a process died holding the lock).",
+            s.recoveries,
+        ),
+        m(
+            "recovered_at_open",
+            "recovered_at_open",
+            Gauge,
+            "1 if opening the store for this reading ran recovery.",
+            store.recovered_at_open() as u64,
+        ),
+        m(
+            "max_value_len",
+            "max_value_bytes",
+            Gauge,
+            "Largest key plus value the store accepts.",
+            store.max_value_len() as u64,
+        ),
+    ])
+}
+
+pub fn run(path: &str, format: StatsFormat) -> Result<String, String> {
+    let store = Store::open(path, Options::default().create(false)).map_err(|e| e.to_string())?;
+    let fields = metrics(&store)?;
+    Ok(match format {
+        StatsFormat::Json => json(path, &fields),
+        StatsFormat::Prometheus => prometheus(path, &fields),
+        StatsFormat::Text => text(path, &fields),
+    })
+}
+
+fn json(path: &str, fields: &[Metric]) -> String {
+    let mut obj = vec![("file", serde_json::Value::from(path))];
+    obj.extend(fields.iter().map(|m| (m.name, m.value.into())));
+    Ordered(obj).line()
+}
+
+/// The text exposition format: `# HELP`, `# TYPE`, then `apcdb_NAME{store="PATH"} VALUE`.
+pub fn prometheus(path: &str, fields: &[Metric]) -> String {
+    // Label values escape backslash, double quote and newline; nothing else.
+    let label = path
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    let mut out = String::new();
+    for m in fields {
+        let kind = match m.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        out.push_str(&format!(
+            "# HELP apcdb_{p} {h}\n# TYPE apcdb_{p} {kind}\napcdb_{p}{{store=\"{label}\"}} {v}\n",
+            p = m.prom,
+            h = m.help,
+            v = m.value
+        ));
     }
+    out
+}
+
+fn text(path: &str, fields: &[Metric]) -> String {
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|m| m.name == name)
+            .map_or(0, |m| m.value)
+    };
     let pct = |a: u64, b: u64| {
         if b == 0 {
             0.0
@@ -40,27 +229,28 @@ pub fn run(path: &str, as_json: bool) -> Result<String, String> {
             a as f64 * 100.0 / b as f64
         }
     };
+    let (used, file_size, max_size) = (get("used_bytes"), get("file_size"), get("max_size"));
     let mut out = format!("file: {path}\n");
-    for (name, v) in &fields {
-        out.push_str(&format!("{name}: {v}\n"));
+    for m in fields {
+        out.push_str(&format!("{}: {}\n", m.name, m.value));
     }
     out.push_str(&format!(
         "data file fill: {:.1}% of its current size, {:.1}% of its maximum\n",
-        pct(s.used_bytes, s.file_size),
-        pct(s.used_bytes, s.max_size)
+        pct(used, file_size),
+        pct(used, max_size)
     ));
     out.push_str(&format!(
         "fragmentation (bytes in the file not holding live entries): {:.1}%\n",
-        100.0 - pct(s.used_bytes, s.file_size)
+        100.0 - pct(used, file_size)
     ));
     out.push_str(&format!(
         "journal fill: {:.1}%\n",
-        pct(s.journal_used, s.journal_size)
+        pct(get("journal_used"), get("journal_size"))
     ));
     out.push_str(&format!(
         "index: {} slots, {:.1}% tombstones\n",
-        s.index_slots,
-        pct(s.index_tombstones, s.index_slots)
+        get("index_slots"),
+        pct(get("index_tombstones"), get("index_slots"))
     ));
-    Ok(out)
+    out
 }

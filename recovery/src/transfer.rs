@@ -2,9 +2,11 @@
 //! `{"key":"<base64>","value":"<base64>","expires_at_ms":N}` (0 = never expires), so a store can be
 //! moved through a shell pipe, between machines or versions.
 
-use crate::json::{self, Value};
-use crate::{b64, clock};
+use crate::clock;
+use crate::json::{DumpLine, LoadLine};
 use apcdb::{Durability, Options, Store};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use std::io::{BufRead, Write};
 
 pub fn dump(path: &str, out: &mut impl Write) -> Result<u64, String> {
@@ -13,12 +15,13 @@ pub fn dump(path: &str, out: &mut impl Write) -> Result<u64, String> {
     // Sorted, so two dumps of the same data are byte-identical.
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (key, entry) in &entries {
-        let line = json::object(&[
-            ("key", Value::Str(b64::encode(key))),
-            ("value", Value::Str(b64::encode(&entry.value))),
-            ("expires_at_ms", Value::Num(entry.expires_at_ms)),
-        ]);
-        writeln!(out, "{line}").map_err(|e| format!("writing the dump: {e}"))?;
+        let line = DumpLine {
+            key: B64.encode(key),
+            value: B64.encode(&entry.value),
+            expires_at_ms: entry.expires_at_ms,
+        };
+        serde_json::to_writer(&mut *out, &line).map_err(|e| format!("writing the dump: {e}"))?;
+        writeln!(out).map_err(|e| format!("writing the dump: {e}"))?;
     }
     out.flush().map_err(|e| format!("writing the dump: {e}"))?;
     Ok(entries.len() as u64)
@@ -40,17 +43,12 @@ pub fn load(path: &str, input: impl BufRead) -> Result<Loaded, String> {
             continue;
         }
         let at = |e: String| format!("line {}: {e}", n + 1);
-        let obj = json::parse_object(&line).map_err(at)?;
-        let text = |name: &str| match obj.get(name) {
-            Some(Value::Str(s)) => b64::decode(s).map_err(|e| at(format!("\"{name}\": {e}"))),
-            _ => Err(at(format!("missing string field \"{name}\""))),
+        let obj: LoadLine = serde_json::from_str(&line).map_err(|e| at(e.to_string()))?;
+        let decode = |name: &str, text: &str| {
+            B64.decode(text)
+                .map_err(|e| at(format!("\"{name}\" is not base64: {e}")))
         };
-        let expires = match obj.get("expires_at_ms") {
-            None => 0,
-            Some(Value::Num(n)) => *n,
-            Some(_) => return Err(at("\"expires_at_ms\" must be a number".into())),
-        };
-        let key = text("key")?;
+        let key = decode("key", &obj.key)?;
         if key.len() > apcdb::MAX_KEY_LEN {
             return Err(at(format!(
                 "key of {} bytes exceeds the limit of {} bytes",
@@ -58,7 +56,7 @@ pub fn load(path: &str, input: impl BufRead) -> Result<Loaded, String> {
                 apcdb::MAX_KEY_LEN
             )));
         }
-        entries.push((n + 1, key, text("value")?, expires));
+        entries.push((n + 1, key, decode("value", &obj.value)?, obj.expires_at_ms));
     }
     let store = Store::open(path, Options::default().durability(Durability::None))
         .map_err(|e| e.to_string())?;

@@ -338,3 +338,229 @@ fn load_with_an_oversized_line_changes_nothing() {
         );
     }
 }
+
+/// A dump written by version 0.1.0 (hand-written JSON and base64) loads, and dumps back to the
+/// same bytes.
+#[test]
+fn a_dump_from_before_loads_and_dumps_identically() {
+    let fixture = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dump-0.1.0.jsonl"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let out = apcdb(&["load"], &[&path], &fixture);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(&path, Options::default()).unwrap();
+    let entry = store
+        .get_entry(&[0, 255, b'\n', b'"', b'\\'])
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.value, vec![0, 1, 2, 254, 255]);
+    let entry = store.get_entry(b"expiring").unwrap().unwrap();
+    assert_eq!(entry.expires_at_ms, 4_000_000_000_000);
+    assert_eq!(
+        store.get("unicode é €".as_bytes()).unwrap(),
+        Some(b"\xff\xfe text".to_vec())
+    );
+    drop(store);
+    assert_eq!(apcdb(&["dump"], &[&path], b"").stdout, fixture);
+}
+
+/// The exit codes README's tool table documents.
+#[test]
+fn exit_codes_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    sample(&path);
+    let missing = dir.path().join("missing.db");
+    let code = |args: &[&str], files: &[&Path]| apcdb(args, files, b"").status.code();
+    // --help on every subcommand and --version: exit 0, on stdout.
+    for sub in [
+        "stats",
+        "dump",
+        "load",
+        "check",
+        "recover",
+        "crash-test",
+        "powercut",
+        "fuzz",
+    ] {
+        let out = apcdb(&[sub, "--help"], &[], b"");
+        assert_eq!(out.status.code(), Some(0), "{sub} --help");
+        assert!(
+            text(&out).contains("Usage: apcdb "),
+            "{sub}: {}",
+            text(&out)
+        );
+    }
+    let out = apcdb(&["--version"], &[], b"");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out), format!("apcdb {}\n", env!("CARGO_PKG_VERSION")));
+    // The harness's helper processes are not for operators.
+    let help = text(&apcdb(&["crash-test", "--help"], &[], b""));
+    assert!(!help.contains("Commands:"), "{help}");
+    for hidden in ["worker", "verify", "churn", "help"] {
+        assert!(
+            !help.lines().any(|l| l.trim_start().starts_with(hidden)),
+            "{hidden} shown:\n{help}"
+        );
+    }
+    // ... yet they run.
+    assert_eq!(code(&["crash-test", "verify", "--help"], &[]), Some(0));
+    // Usage errors: 2.
+    assert_eq!(code(&[], &[]), Some(2));
+    assert_eq!(code(&["bogus"], &[]), Some(2));
+    assert_eq!(code(&["stats", "--bogus"], &[&path]), Some(2));
+    assert_eq!(code(&["stats"], &[]), Some(2));
+    assert_eq!(code(&["recover"], &[&path]), Some(2), "--out is required");
+    assert_eq!(code(&["fuzz", "--iterations", "x"], &[]), Some(2));
+    assert_eq!(code(&["crash-test", "--duration", "3x"], &[]), Some(2));
+    // A store that does not open: 2; a clean one: 0.
+    for sub in ["stats", "dump"] {
+        assert_eq!(code(&[sub], &[&missing]), Some(2), "{sub}");
+        assert_eq!(code(&[sub], &[&path]), Some(0), "{sub}");
+    }
+    assert_eq!(code(&["check"], &[&missing]), Some(2));
+    assert_eq!(code(&["check", "--json"], &[&path]), Some(0));
+    assert_eq!(code(&["load"], &[&path]), Some(0), "empty input");
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    let t = text(o);
+    assert_eq!(t.lines().count(), 1, "one JSON line: {t}");
+    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{e}: {t}"))
+}
+
+#[test]
+fn json_from_check_and_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let n = sample(&path).len() as u64;
+    let out = apcdb(&["check", "--open", "--json"], &[&path], b"");
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(v["clean"], true);
+    assert_eq!(v["entries"], n);
+    assert_eq!(v["problems"], serde_json::json!([]));
+
+    let copy = dir.path().join("copy.db");
+    let out = apcdb(&["recover", "--json", "--out"], &[&copy, &path], b"");
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(
+        (v["copied"].as_u64(), v["replaced"].as_bool()),
+        (Some(n), Some(false))
+    );
+    assert_eq!(v["damaged_kept_as"], serde_json::Value::Null);
+
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..8192].fill(0x5a);
+    std::fs::write(&path, &bytes).unwrap();
+    let out = apcdb(&["check", "--json"], &[&path], b"");
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(v["clean"], false);
+    assert!(!v["problems"].as_array().unwrap().is_empty(), "{v}");
+
+    let out = apcdb(
+        &["recover", "--json", "--replace", "--out"],
+        &[&dir.path().join("tmp.db"), &path],
+        b"",
+    );
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["replaced"], true);
+    assert!(v["lost"][0]
+        .as_str()
+        .unwrap()
+        .contains("no usable superblock"));
+    assert!(v["damaged_kept_as"]
+        .as_str()
+        .unwrap()
+        .ends_with("s.db.damaged"));
+}
+
+/// `stats --format prometheus`: every sample has its HELP and TYPE, the store label, counters
+/// end in `_total`, and the values are the ones `--json` reports.
+#[test]
+fn stats_for_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    // A path that needs escaping in a label value.
+    let path = dir.path().join("we\"ird\\name.db");
+    sample(&path);
+    // Hits and misses live in the shared state of the open store (kept open meanwhile); a
+    // handle publishes its batched counts when it closes.
+    let store = Store::open(&path, Options::default()).unwrap();
+    let reader = Store::open(&path, Options::default()).unwrap();
+    reader.get(b"plain").unwrap();
+    reader.get(b"nothing here").unwrap();
+    drop(reader);
+    let json = json_of(&apcdb(&["stats", "--json"], &[&path], b""));
+    let out = apcdb(&["stats", "--format", "prometheus"], &[&path], b"");
+    assert_eq!(out.status.code(), Some(0));
+    let prom = text(&out);
+    let label = format!(
+        "{{store=\"{}\"}}",
+        path.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    );
+    let (mut samples, mut counters) = (0, 0);
+    let mut lines = prom.lines();
+    while let Some(help) = lines.next() {
+        let name = help
+            .strip_prefix("# HELP apcdb_")
+            .and_then(|r| r.split_once(' '))
+            .map(|(n, _)| n)
+            .unwrap_or_else(|| panic!("expected HELP, got {help}"));
+        let kind = lines.next().unwrap();
+        let kind = kind
+            .strip_prefix(&format!("# TYPE apcdb_{name} "))
+            .unwrap_or_else(|| panic!("expected TYPE of {name}, got {kind}"));
+        assert!(kind == "counter" || kind == "gauge", "{kind}");
+        assert_eq!(
+            kind == "counter",
+            name.ends_with("_total"),
+            "{name} is a {kind}"
+        );
+        counters += (kind == "counter") as u32;
+        let sample = lines.next().unwrap();
+        let value = sample
+            .strip_prefix(&format!("apcdb_{name}{label} "))
+            .unwrap_or_else(|| panic!("sample of {name}: {sample}"));
+        let value: u64 = value.parse().unwrap();
+        // The JSON name: the Prometheus one without its unit or _total suffix.
+        let plain = ["_total", "_bytes"]
+            .iter()
+            .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+        let expected = json
+            .get(name)
+            .or_else(|| json.get(plain))
+            .or_else(|| json.get(format!("{plain}_len")))
+            .unwrap_or_else(|| panic!("{name} is not in --json: {json}"));
+        // Each reading opens and closes the store, and the last closer checkpoints (so the
+        // epoch moves between the two readings); the rest agree.
+        if !name.starts_with("checkpoint") {
+            assert_eq!(Some(value), expected.as_u64(), "{name}");
+        }
+        samples += 1;
+    }
+    assert_eq!(samples, json.as_object().unwrap().len() - 1, "every figure");
+    assert_eq!(
+        counters, 6,
+        "hits, misses, inserts, deletes, checkpoints, recoveries"
+    );
+    assert!(
+        prom.contains(&format!("apcdb_hits_total{label} 1\n")),
+        "{prom}"
+    );
+    assert!(prom.contains("# TYPE apcdb_entries gauge\n"));
+    drop(store);
+}

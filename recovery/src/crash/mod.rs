@@ -12,34 +12,142 @@ pub(crate) mod value;
 mod verify;
 mod worker;
 
-use crate::args::Args;
+use crate::args::parse_duration;
 use crate::rng::fresh_seed;
+use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-apcdb crash-test [--duration 30s] [--kills N] [--workers 4] [--durability sync|periodic[:50ms]|none]
-                 [--seed N] [--php [--php-ext PATH]] [--dir DIR] [--keep] [--keys 32] [--counters 4]
-                 [--hang 10s] [--max-gap 300ms] [--fresh-store-every 4]
-                 [--max-size BYTES]
-  Runs worker processes doing random writes on one store, SIGKILLs them at random moments, and after
-  every round verifies from a fresh process that nothing acknowledged was lost or torn. Stops after
-  --duration or --kills (whichever comes first; default 30s). Exit 1 on any violation.
-apcdb crash-test verify --store FILE --expect FILE [--observed FILE] [--durability MODE] [--php-ext PATH]
-  Checks a store against an expectations file written by the harness (kept with --keep).
-apcdb crash-test churn --store FILE [--durability MODE]
-  Writes and checkpoints in a tight loop until killed (for tests).";
+/// `apcdb crash-test [OPTIONS]`, or one of the helper processes the harness starts (hidden: they
+/// are the harness's own protocol, not for operators).
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
+#[command(override_usage = "apcdb crash-test [OPTIONS]")]
+pub struct CrashTestArgs {
+    #[command(subcommand)]
+    helper: Option<Helper>,
+    #[command(flatten)]
+    run: HarnessArgs,
+}
+
+#[derive(Subcommand)]
+enum Helper {
+    /// One worker process (started by the harness)
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+    /// Checks a store against an expectations file written by the harness (kept with --keep)
+    #[command(hide = true)]
+    Verify(VerifyArgs),
+    /// Writes and checkpoints in a tight loop until killed (for tests)
+    #[command(hide = true)]
+    Churn(ChurnArgs),
+}
+
+#[derive(Args)]
+struct HarnessArgs {
+    /// Stop after this long (500ms, 30s, 2m, 1h; default 30s unless --kills is given)
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Stop after this many kills
+    #[arg(long)]
+    kills: Option<u64>,
+    /// Worker processes
+    #[arg(long, default_value_t = 4)]
+    workers: u32,
+    /// sync, periodic[:INTERVAL] or none
+    #[arg(long, default_value = "sync")]
+    durability: String,
+    /// Seed of every random choice (default: a fresh one, printed)
+    #[arg(long)]
+    seed: Option<u64>,
+    /// PHP CLI workers through the apcdb extension instead of Rust workers
+    #[arg(long)]
+    php: bool,
+    /// The extension to load (implies --php; default: the one next to this binary's target dir)
+    #[arg(long, value_name = "PATH")]
+    php_ext: Option<String>,
+    /// Where to put the store (default: a temporary directory, removed if the run passes)
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the store directory even when the run passes
+    #[arg(long)]
+    keep: bool,
+    /// Distinct keys the workers write
+    #[arg(long, default_value_t = 32)]
+    keys: u32,
+    /// Distinct counters the workers increment
+    #[arg(long, default_value_t = 4)]
+    counters: u32,
+    /// A worker silent this long counts as hung
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    hang: Duration,
+    /// Longest pause between two kills
+    #[arg(long, value_parser = parse_duration, default_value = "300ms")]
+    max_gap: Duration,
+    /// Start over from an empty store every N rounds
+    #[arg(long, default_value_t = 4)]
+    fresh_store_every: u64,
+    /// The store's maximum size (Rust workers only)
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<u64>,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    #[arg(long)]
+    store: PathBuf,
+    #[arg(long, default_value = "sync")]
+    durability: String,
+    #[arg(long)]
+    slot: u32,
+    #[arg(long)]
+    inc: u64,
+    #[arg(long)]
+    seed: u64,
+    #[arg(long)]
+    keys: u32,
+    #[arg(long)]
+    counters: u32,
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+    #[arg(long, default_value_t = config::DEFAULT_MAX_SIZE)]
+    max_size: u64,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[arg(long)]
+    store: PathBuf,
+    #[arg(long)]
+    expect: String,
+    #[arg(long)]
+    observed: Option<String>,
+    #[arg(long, default_value = "sync")]
+    durability: String,
+    #[arg(long)]
+    php_ext: Option<String>,
+    #[arg(long, default_value_t = config::DEFAULT_MAX_SIZE)]
+    max_size: u64,
+}
+
+#[derive(Args)]
+struct ChurnArgs {
+    #[arg(long)]
+    store: PathBuf,
+    #[arg(long, default_value = "none")]
+    durability: String,
+}
 
 fn verify_timeout() -> Duration {
     Duration::from_secs(120)
 }
 
-pub fn main(raw: &[String]) -> i32 {
-    let result = match raw.first().map(String::as_str) {
-        Some("worker") => worker_main(&raw[1..]),
-        Some("verify") => return verify_main(&raw[1..]),
-        Some("churn") => churn_main(&raw[1..]),
-        _ => harness_main(raw),
+pub fn main(args: CrashTestArgs) -> i32 {
+    let result = match args.helper {
+        Some(Helper::Worker(a)) => worker_main(a),
+        Some(Helper::Verify(a)) => return verify_main(a),
+        Some(Helper::Churn(a)) => churn_main(a),
+        None => harness_main(args.run),
     };
     match result {
         Ok(code) => code,
@@ -50,56 +158,32 @@ pub fn main(raw: &[String]) -> i32 {
     }
 }
 
-fn harness_main(raw: &[String]) -> Result<i32, String> {
-    let a = Args::parse(raw, &["php", "keep"])?;
-    a.only(&[
-        "duration",
-        "kills",
-        "workers",
-        "durability",
-        "seed",
-        "php",
-        "php-ext",
-        "dir",
-        "keep",
-        "keys",
-        "counters",
-        "hang",
-        "max-gap",
-        "fresh-store-every",
-        "max-size",
-    ])?;
-    if let Some(p) = a.positional.first() {
-        return Err(format!("unexpected argument '{p}'\n{USAGE}"));
-    }
-    let durability = a.value("durability").unwrap_or("sync").to_string();
+fn harness_main(a: HarnessArgs) -> Result<i32, String> {
+    let durability = a.durability;
     config::parse_durability(&durability)?;
-    let seed = a.number("seed")?.unwrap_or_else(fresh_seed);
-    let kills = a.number("kills")?;
-    let mut duration = a.duration("duration")?;
+    let seed = a.seed.unwrap_or_else(fresh_seed);
+    let kills = a.kills;
+    let mut duration = a.duration;
     if duration.is_none() && kills.is_none() {
         duration = Some(Duration::from_secs(30));
     }
-    let workers = a.number("workers")?.unwrap_or(4) as u32;
+    let workers = a.workers;
     if workers == 0 {
         return Err("--workers must be at least 1".into());
     }
-    let php_ext = if a.switch("php") || a.value("php-ext").is_some() {
+    let php_ext = if a.php || a.php_ext.is_some() {
         which_php()?;
-        Some(php::find_extension(a.value("php-ext"))?)
+        Some(php::find_extension(a.php_ext.as_deref())?)
     } else {
         None
     };
-    if php_ext.is_some() && a.value("max-size").is_some() {
+    if php_ext.is_some() && a.max_size.is_some() {
         return Err(
             "--max-size applies to Rust workers only (PHP workers use apcdb.size=1G)".into(),
         );
     }
-    let dir_given = a.value("dir").is_some();
-    let dir = a
-        .value("dir")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| harness::default_dir(seed));
+    let dir_given = a.dir.is_some();
+    let dir = a.dir.unwrap_or_else(|| harness::default_dir(seed));
     let cfg = harness::HarnessConfig {
         workers,
         duration,
@@ -108,15 +192,15 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
         seed,
         php_ext: php_ext.clone(),
         dir: dir.clone(),
-        keep: a.switch("keep"),
-        keys: a.number("keys")?.unwrap_or(32).max(1) as u32,
-        counters: a.number("counters")?.unwrap_or(4).max(1) as u32,
+        keep: a.keep,
+        keys: a.keys.max(1),
+        counters: a.counters.max(1),
         // Workers normally report every few milliseconds; rounds end (killing everyone, which
         // clears a stuck lock file) within seconds, so a stuck worker must be caught sooner.
-        hang: a.duration("hang")?.unwrap_or(Duration::from_secs(10)),
-        max_gap: a.duration("max-gap")?.unwrap_or(Duration::from_millis(300)),
-        fresh_every: a.number("fresh-store-every")?.unwrap_or(4),
-        max_size: a.number("max-size")?.unwrap_or(config::DEFAULT_MAX_SIZE),
+        hang: a.hang,
+        max_gap: a.max_gap,
+        fresh_every: a.fresh_store_every,
+        max_size: a.max_size.unwrap_or(config::DEFAULT_MAX_SIZE),
     };
     let keep = cfg.keep;
     eprintln!(
@@ -168,11 +252,9 @@ fn harness_main(raw: &[String]) -> Result<i32, String> {
     Ok(if failed { 1 } else { 0 })
 }
 
-fn churn_main(raw: &[String]) -> Result<i32, String> {
-    let a = Args::parse(raw, &[])?;
-    a.only(&["store", "durability"])?;
-    let durability = config::parse_durability(a.value("durability").unwrap_or("none"))?;
-    churn::run(std::path::Path::new(a.required("store")?), durability)
+fn churn_main(a: ChurnArgs) -> Result<i32, String> {
+    let durability = config::parse_durability(&a.durability)?;
+    churn::run(&a.store, durability)
 }
 
 fn offline_check(store: &std::path::Path, when: &str) -> Vec<String> {
@@ -193,28 +275,23 @@ fn which_php() -> Result<(), String> {
     }
 }
 
-fn worker_main(raw: &[String]) -> Result<i32, String> {
-    let a = Args::parse(raw, &[])?;
-    let num = |name: &str| {
-        a.number(name)?
-            .ok_or_else(|| format!("--{name} is required"))
-    };
+fn worker_main(a: WorkerArgs) -> Result<i32, String> {
     worker::run(worker::WorkerConfig {
-        store: PathBuf::from(a.required("store")?),
-        durability: config::parse_durability(a.value("durability").unwrap_or("sync"))?,
-        slot: num("slot")? as u32,
-        inc: num("inc")?,
-        seed: num("seed")?,
-        keys: num("keys")?.max(1) as u32,
-        counters: num("counters")?.max(1) as u32,
-        slots: a.number("slots")?.unwrap_or(1).max(1) as u32,
-        max_size: a.number("max-size")?.unwrap_or(config::DEFAULT_MAX_SIZE),
+        store: a.store,
+        durability: config::parse_durability(&a.durability)?,
+        slot: a.slot,
+        inc: a.inc,
+        seed: a.seed,
+        keys: a.keys.max(1),
+        counters: a.counters.max(1),
+        slots: a.slots.max(1),
+        max_size: a.max_size,
     })
 }
 
 /// Exit 0: clean; 1: violations (printed as `VIOLATION ...` lines, plus `lost N`); 2: usage/IO error.
-fn verify_main(raw: &[String]) -> i32 {
-    match verify_inner(raw) {
+fn verify_main(a: VerifyArgs) -> i32 {
+    match verify_inner(a) {
         Ok(clean) => {
             if clean {
                 0
@@ -229,28 +306,19 @@ fn verify_main(raw: &[String]) -> i32 {
     }
 }
 
-fn verify_inner(raw: &[String]) -> Result<bool, String> {
-    let a = Args::parse(raw, &[])?;
-    a.only(&[
-        "store",
-        "expect",
-        "observed",
-        "durability",
-        "php-ext",
-        "max-size",
-    ])?;
-    let store = PathBuf::from(a.required("store")?);
-    let durability_text = a.value("durability").unwrap_or("sync");
+fn verify_inner(a: VerifyArgs) -> Result<bool, String> {
+    let store = a.store;
+    let durability_text = a.durability.as_str();
     let durability = config::parse_durability(durability_text)?;
-    let max_size = a.number("max-size")?.unwrap_or(config::DEFAULT_MAX_SIZE);
-    let expect_path = a.required("expect")?;
+    let max_size = a.max_size;
+    let expect_path = &a.expect;
     let text =
         std::fs::read_to_string(expect_path).map_err(|e| format!("reading {expect_path}: {e}"))?;
     let exp = expect::Expectations::decode(&text)?;
     // The files as the crash left them must pass the engine's offline checker (a torn journal tail
     // is a note, not a problem), and so must they after recovery and a clean close.
     let mut problems = offline_check(&store, "as the crash left it");
-    let snap = match a.value("php-ext") {
+    let snap = match &a.php_ext {
         Some(ext) => {
             let names: Vec<String> = exp
                 .keys
@@ -303,7 +371,7 @@ fn verify_inner(raw: &[String]) -> Result<bool, String> {
         exp.keys.len(),
         exp.counters.len()
     );
-    if let Some(path) = a.value("observed") {
+    if let Some(path) = &a.observed {
         std::fs::write(path, verdict.observed.encode())
             .map_err(|e| format!("writing {path}: {e}"))?;
     }

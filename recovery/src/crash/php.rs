@@ -1,6 +1,8 @@
 //! PHP workers: the same workload and protocol as the Rust workers, driven through the `apcdb`
 //! PHP extension's `apc_*` functions, so the whole PHP path is killed and verified the same way.
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -116,7 +118,10 @@ pub fn observe(
         match w.as_slice() {
             ["key", _, "-"] => {}
             ["key", name, b64] => {
-                map.insert(name.to_string(), crate::b64::decode(b64)?);
+                let value = B64
+                    .decode(b64)
+                    .map_err(|e| format!("the PHP reader's base64 for {name}: {e}"))?;
+                map.insert(name.to_string(), value);
             }
             _ => return Err(format!("unexpected line from the PHP reader: {line:?}")),
         }
