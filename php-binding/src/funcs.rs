@@ -739,6 +739,23 @@ fn enabled_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     rv.set_bool(handle::enabled() && handle::store().is_some());
 }
 
+/// `apcdb_stats(): array|false`: the store's counters (see [`info::apcdb_stats_fields`]); false,
+/// like every cache function, when there is no store.
+pub extern "C" fn apcdb_stats(ex: &mut ExecuteData, rv: &mut Zval) {
+    guard(rv, |rv| {
+        if !Args::new(ex).check_count(0, 0) {
+            return;
+        }
+        let Some(store) = open_store(rv) else { return };
+        let Some(st) = ok_or_false(rv, store.stats()) else {
+            return;
+        };
+        let fields =
+            info::apcdb_stats_fields(&st, store.recovered_at_open(), store.max_value_len());
+        rv.set_hashtable(info_array(fields, &mut |_| Zval::new()));
+    });
+}
+
 type Handler = extern "C" fn(&mut ExecuteData, &mut Zval);
 
 /// Defines each function's `apc_*` and `apcu_*` handler: the same body, run under [`guard`] with

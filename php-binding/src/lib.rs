@@ -18,7 +18,7 @@ mod iter;
 mod util;
 
 use config::{format_size, Config};
-use ext_php_rs::builders::ModuleBuilder;
+use ext_php_rs::builders::{FunctionBuilder, ModuleBuilder};
 use ext_php_rs::prelude::*;
 use ext_php_rs::zend::{IniEntryDef, ModuleEntry};
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
@@ -264,5 +264,5 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     for f in funcs::functions(funcs::Mode::Apc) {
         m = m.function(f);
     }
-    m
+    m.function(FunctionBuilder::new("apcdb_stats", funcs::apcdb_stats))
 }

@@ -171,6 +171,34 @@ pub fn sma_info_fields(st: &Stats, limited: bool) -> Fields {
     f
 }
 
+/// `apcdb_stats()`: the store's own counters, under the names `apcdb stats --json` uses (without
+/// its `file`), so one dashboard reads either. Every value is an int.
+pub fn apcdb_stats_fields(st: &Stats, recovered_at_open: bool, max_value_len: usize) -> Fields {
+    let int = |v: u64| Field::Int(v.min(i64::MAX as u64) as i64);
+    vec![
+        ("entries", int(st.entries)),
+        ("used_bytes", int(st.used_bytes)),
+        ("file_size", int(st.file_size)),
+        ("max_size", int(st.max_size)),
+        ("free_bytes", int(st.max_size.saturating_sub(st.used_bytes))),
+        ("journal_size", int(st.journal_size)),
+        ("journal_used", int(st.journal_used)),
+        ("checkpoints", int(st.checkpoints)),
+        ("checkpoint_epoch", int(st.checkpoint_epoch)),
+        ("generation", int(st.generation)),
+        ("index_slots", int(st.index_slots)),
+        ("index_tombstones", int(st.index_tombstones)),
+        ("hits", int(st.hits)),
+        ("misses", int(st.misses)),
+        ("inserts", int(st.inserts)),
+        ("deletes", int(st.deletes)),
+        ("recovered_records", int(st.recovered_records)),
+        ("recoveries", int(st.recoveries)),
+        ("recovered_at_open", int(recovered_at_open as u64)),
+        ("max_value_len", int(max_value_len as u64)),
+    ]
+}
+
 /// `getTotalHits()`, `getTotalSize()`, `getTotalCount()` of an iterator.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
@@ -431,5 +459,40 @@ mod tests {
             }
         );
         assert_eq!(totals([]), Totals::default());
+    }
+
+    #[test]
+    fn apcdb_stats_names_and_values() {
+        let f = apcdb_stats_fields(&stats(), true, 1000);
+        // The names of `apcdb stats --json`, in its order.
+        assert_eq!(
+            names(&f),
+            [
+                "entries",
+                "used_bytes",
+                "file_size",
+                "max_size",
+                "free_bytes",
+                "journal_size",
+                "journal_used",
+                "checkpoints",
+                "checkpoint_epoch",
+                "generation",
+                "index_slots",
+                "index_tombstones",
+                "hits",
+                "misses",
+                "inserts",
+                "deletes",
+                "recovered_records",
+                "recoveries",
+                "recovered_at_open",
+                "max_value_len"
+            ]
+        );
+        assert_eq!(get(&f, "free_bytes"), &Field::Int((1 << 20) - 4096));
+        assert_eq!(get(&f, "hits"), &Field::Int(5));
+        assert_eq!(get(&f, "recovered_at_open"), &Field::Int(1));
+        assert_eq!(get(&f, "max_value_len"), &Field::Int(1000));
     }
 }
