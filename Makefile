@@ -25,10 +25,12 @@ run: build
 # benchmarks in smoke mode (they assert no timings).
 test: setup lint test-rust test-php test-crash bench-smoke
 
-# Zero warnings: clippy (which includes every rustc warning) on every target, denied; and rustfmt.
+# Zero warnings: clippy (which includes every rustc warning) on every target, denied; rustfmt; and
+# the metadata of every publishable crate.
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --release -- -D warnings
+	cargo metadata --format-version 1 --no-deps | php packaging/check-metadata.php
 
 test-rust: setup
 	cargo test --workspace --release
