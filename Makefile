@@ -3,7 +3,11 @@
 SHELL := /bin/bash
 PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-igbinary php8.2-sqlite3 php8.2-dba valgrind
 
-.PHONY: setup build run test lint test-rust test-php test-crash php-ext bench bench-smoke
+.PHONY: setup build run test lint test-rust test-php test-crash php-ext bench bench-smoke \
+	install uninstall test-install deb test-deb
+PREFIX ?= /usr/local
+DESTDIR ?=
+PHP_CONFIG ?= php-config
 setup:
 	@missing=""; for p in $(PHP_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -23,7 +27,7 @@ run: build
 # Every test: the lint gate, Rust (unit, model, multi-process, crash, safety, harness tests), the .phpt suite,
 # short runs of the kill -9 harness, the power-cut simulator and the corruption fuzzer, and the
 # benchmarks in smoke mode (they assert no timings).
-test: setup lint test-rust test-php test-crash bench-smoke
+test: setup lint test-rust test-php test-crash test-install test-deb bench-smoke
 
 # Zero warnings: clippy (which includes every rustc warning) on every target, denied; rustfmt; and
 # the metadata of every publishable crate.
@@ -50,6 +54,51 @@ test-crash: setup
 	target/release/apcdb powercut --images 3000 --durability sync --seed 5
 	target/release/apcdb powercut --images 1500 --durability none --seed 6
 	target/release/apcdb fuzz --iterations 300 --seed 7
+
+# The extension (with an ini file enabled for every SAPI of the PHP that php-config names) and the
+# `apcdb` tool; PREFIX and DESTDIR as usual. packaging/install.sh says how.
+install: setup
+	cargo build --release -p apcdb-php -p apcdb-recovery
+	PHP_CONFIG="$(PHP_CONFIG)" PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" packaging/install.sh
+
+uninstall:
+	PHP_CONFIG="$(PHP_CONFIG)" PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" packaging/install.sh --uninstall
+
+# `make install` into a scratch DESTDIR: every file where php-config says, an ini link in every
+# SAPI's conf.d, and the staged extension loads.
+test-install: setup
+	@set -euo pipefail; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	$(MAKE) --no-print-directory install DESTDIR="$$d" PREFIX=/usr/local; \
+	ext="$$d$$($(PHP_CONFIG) --extension-dir)/apcdb.so"; test -f "$$ext"; \
+	test -x "$$d/usr/local/bin/apcdb"; "$$d/usr/local/bin/apcdb" --version; \
+	confd=$$(dirname "$$($(PHP_CONFIG) --ini-dir)"); root=$$(dirname "$$confd"); \
+	for s in "$$root"/*/conf.d; do \
+		if [ -d "$$root/mods-available" ]; then test -L "$$d$$s/20-apcdb.ini" || { echo "no ini for $$s"; exit 1; }; fi; \
+	done; \
+	info=$$(php -n -d extension="$$ext" --ri apcdb); grep -q 'apcdb support => enabled' <<<"$$info"; \
+	echo "test-install: passed"
+
+# A .deb of the extension and the tool (target/debian/), built with cargo-deb.
+deb: setup
+	@case "$$($(PHP_CONFIG) --extension-dir)" in */20220829) ;; \
+		*) echo "deb: the package is for PHP 8.2 (API 20220829); $(PHP_CONFIG) names another PHP"; exit 2;; esac
+	command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
+	cargo build --release -p apcdb-php -p apcdb-recovery
+	rm -f target/debian/*.deb
+	cargo deb -p apcdb-php --no-build
+
+# Installs the .deb on this machine, checks PHP loads it and the tool runs, then purges it.
+test-deb: deb
+	@set -euo pipefail; \
+	if dpkg -s php8.2-apcdb >/dev/null 2>&1; then echo "test-deb: php8.2-apcdb is already installed; not touching it"; exit 1; fi; \
+	trap 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq php8.2-apcdb >/dev/null' EXIT; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ./target/debian/*.deb; \
+	info=$$(php --ri apcdb); grep -q 'apcdb support => enabled' <<<"$$info"; echo "$$info" | head -4; \
+	test -L /etc/php/8.2/cli/conf.d/20-apcdb.ini; \
+	/usr/bin/apcdb --version; \
+	DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq php8.2-apcdb; trap - EXIT; \
+	mods=$$(php -m); ! grep -qx apcdb <<<"$$mods"; test ! -e /etc/php/8.2/cli/conf.d/20-apcdb.ini; \
+	echo "test-deb: passed"
 
 bench: setup
 	cargo run --release -p apcdb-bench -- --out bench-results.md
