@@ -25,8 +25,9 @@ run: build
 	php-binding/demo.sh
 
 # Every test: the lint gate, Rust (unit, model, multi-process, crash, safety, harness tests), the .phpt suite,
-# short runs of the kill -9 harness, the power-cut simulator and the corruption fuzzer, and the
-# benchmarks in smoke mode (they assert no timings).
+# short runs of the kill -9 harness, the power-cut simulator and the corruption fuzzer, `make
+# install` staged and the .deb installed and purged, and the benchmarks in smoke mode (they assert
+# no timings).
 test: setup lint test-rust test-php test-crash test-install test-deb bench-smoke
 
 # Zero warnings: clippy (which includes every rustc warning) on every target, denied; rustfmt; and
