@@ -25,6 +25,12 @@ foreach ($m['packages'] as $p) {
     if ($p['license'] !== 'MIT OR Apache-2.0') {
         $problems[] = "$name: license is not MIT OR Apache-2.0";
     }
+    // In the crate's own directory (links to the root's), so the published package carries them.
+    foreach (['LICENSE-MIT', 'LICENSE-APACHE'] as $f) {
+        if (!is_file(dirname($p['manifest_path']) . "/$f")) {
+            $problems[] = "$name: no $f in its directory";
+        }
+    }
     foreach (['keywords', 'categories'] as $k) {
         if (count($p[$k]) === 0 || count($p[$k]) > 5) {
             $problems[] = "$name: $k must list 1 to 5";
