@@ -27,7 +27,7 @@ impl Inner {
             return Ok(Some(off));
         }
         let size = class_size(class);
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let end = h.heap_end.load(Relaxed);
         if end + size <= self.map.len() {
             h.heap_end.store(end + size, Relaxed);
@@ -67,13 +67,13 @@ impl Inner {
     }
 
     fn pop(&self, class: u8) -> Result<Option<u64>> {
-        let head = &self.shm.hdr().free_heads[class as usize];
+        let head = &self.lock_file.state().free_heads[class as usize];
         let off = head.load(Relaxed);
         if off == 0 {
             return Ok(None);
         }
         let next = self.map.load_u64(off)?;
-        let heap_end = self.shm.hdr().heap_end.load(Relaxed);
+        let heap_end = self.lock_file.state().heap_end.load(Relaxed);
         if next != 0 && (next % BLOCK_ALIGN != 0 || next < HEAP_START || next >= heap_end) {
             return Err(Error::corrupt(
                 &self.map.path,
@@ -89,7 +89,7 @@ impl Inner {
 
     /// Returns a block that no durable state references (it was free before this transaction).
     pub(crate) fn push(&self, off: u64, class: u8) -> Result<()> {
-        let head = &self.shm.hdr().free_heads[class as usize];
+        let head = &self.lock_file.state().free_heads[class as usize];
         self.map.store_u64(off, head.load(Relaxed))?;
         head.store(off, Relaxed);
         Ok(())
@@ -108,7 +108,7 @@ impl Inner {
 
     /// Frees a block the last checkpoint may reference: it becomes reusable after the next one.
     pub(crate) fn free_later(&self, slot: u64) {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let n = h.pending_count.load(Relaxed) as usize;
         if n < h.pending.len() {
             h.pending[n].store(slot, Relaxed);
@@ -120,7 +120,7 @@ impl Inner {
 
     /// After a durable checkpoint: the pending blocks join the free lists.
     pub(crate) fn reclaim(&self) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         if h.pending_overflow.load(Relaxed) != 0 {
             return self.rebuild_free_lists();
         }
@@ -138,7 +138,7 @@ impl Inner {
     /// replay). Blocks that the last durable checkpoint references stay used even when the live
     /// index dropped them: they may only be reused once a newer checkpoint is durable.
     pub(crate) fn rebuild_free_lists(&self) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         let heap_end = h.heap_end.load(Relaxed);
         // One bit per 64-byte unit of the heap: set where a block is in use. Marking and then
@@ -184,7 +184,7 @@ impl Inner {
     /// Nothing to do while the live index is unchanged since that checkpoint (no dirty page, same
     /// copies): then both reference the same blocks.
     fn mark_durable(&self, used: &mut UnitMap) -> Result<bool> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let epoch = h.epoch.load(Relaxed);
         let mut b = [0u8; SUPERBLOCK_LEN];
         self.map

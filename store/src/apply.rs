@@ -41,7 +41,11 @@ impl Replay for LiveIndex<'_> {
         self.inner.clear_index()
     }
     fn set_generation(&mut self, generation: u64) -> Result<()> {
-        self.inner.shm.hdr().generation.store(generation, Relaxed);
+        self.inner
+            .lock_file
+            .state()
+            .generation
+            .store(generation, Relaxed);
         Ok(())
     }
 }
@@ -53,7 +57,7 @@ impl Inner {
     /// Makes sure `new_keys` more keys fit in the index, rebuilding it (bigger, or just without
     /// tombstones) when needed.
     pub(crate) fn ensure_index_room(&self, new_keys: u64) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let slots = h.index_slots.load(Relaxed);
         if (h.used_slots.load(Relaxed) + new_keys) * 100 <= slots * MAX_LOAD_PERCENT {
             return Ok(());
@@ -100,7 +104,7 @@ impl Inner {
     /// Writes the entry into its planned block and publishes it in the live index, replacing the
     /// key's previous entry if any.
     fn apply_put(&self, block: u64, key: &[u8], entry: &[u8]) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let (off, class) = (slot_offset(block), slot_class(block));
         self.map.write(off, entry)?;
         let hash = hash_key(key);
@@ -127,7 +131,7 @@ impl Inner {
     }
 
     pub(crate) fn probe_live(&self, key: &[u8], hash: u64) -> Result<index::Probe> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         index::probe(
             &self.map,
             h.live_index.load(Relaxed),
@@ -139,7 +143,7 @@ impl Inner {
 
     /// Replaces an entry's slot by a tombstone (readers see the key gone in one store).
     pub(crate) fn unlink(&self, pos: u64, old: u64) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         self.publish(pos, SLOT_TOMBSTONE)?;
         self.free_later(old);
         h.tombstones.fetch_add(1, Relaxed);
@@ -152,14 +156,14 @@ impl Inner {
     /// One aligned 8-byte store into the live index, remembered for the next checkpoint.
     fn publish(&self, pos: u64, slot: u64) -> Result<()> {
         self.map.store_u64(pos, slot)?;
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let page = (pos - h.live_index.load(Relaxed)) / PAGE;
         h.dirty[(page / 64) as usize].fetch_or(1 << (page % 64), Relaxed);
         Ok(())
     }
 
     fn clear_index(&self) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         for i in 0..slots {
             let s = self.map.load_u64(slot_at(live, i))?;
@@ -187,17 +191,17 @@ impl Inner {
         }
         let class = index_block_class(slots);
         let Some(a) = self.alloc(class)? else {
-            return Err(self.full("no room to grow the index"));
+            return Err(self.full_error("no room to grow the index"));
         };
         let Some(b) = self.alloc(class)? else {
             self.push(a, class)?;
-            return Err(self.full("no room to grow the index"));
+            return Err(self.full_error("no room to grow the index"));
         };
-        self.readers_out(|| self.fill_new_index(a, b, slots))
+        self.exclude_readers(|| self.fill_new_index(a, b, slots))
     }
 
     fn fill_new_index(&self, a: u64, b: u64, slots: u64) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let (old_live, old_slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         self.map.write(a, &vec![0u8; index_len(slots) as usize])?;
         let mask = slots - 1;
@@ -240,7 +244,7 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn full(&self, detail: &str) -> crate::Error {
+    pub(crate) fn full_error(&self, detail: &str) -> crate::Error {
         crate::Error::Full {
             path: self.map.path.clone(),
             detail: detail.into(),
@@ -251,7 +255,7 @@ impl Inner {
     /// of trusting the live index while `f` reorganises it. Nests (the depth is counted by this
     /// handle; only the write-lock holder calls this). The outermost call always leaves the number
     /// even, also when a holder that died left it odd.
-    pub(crate) fn readers_out<T>(&self, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn exclude_readers<T>(&self, f: impl FnOnce() -> T) -> T {
         /// Ends the section also when `f` panics: the depth is restored, and the store is marked
         /// as needing recovery with `seq` left odd, so readers queue on the write lock and the
         /// next holder rebuilds the half-reorganised index (and makes `seq` even) before anyone
@@ -263,8 +267,8 @@ impl Inner {
         }
         impl Drop for Section<'_> {
             fn drop(&mut self) {
-                let h = self.inner.shm.hdr();
-                self.inner.readers_out_depth.fetch_sub(1, Relaxed);
+                let h = self.inner.lock_file.state();
+                self.inner.exclude_readers_depth.fetch_sub(1, Relaxed);
                 if std::thread::panicking() && !self.unwinding_at_start {
                     h.needs_recovery.store(1, SeqCst);
                 } else if self.outermost && h.seq.load(Relaxed) % 2 == 1 {
@@ -272,8 +276,8 @@ impl Inner {
                 }
             }
         }
-        let seq = &self.shm.hdr().seq;
-        let outermost = self.readers_out_depth.fetch_add(1, Relaxed) == 0;
+        let seq = &self.lock_file.state().seq;
+        let outermost = self.exclude_readers_depth.fetch_add(1, Relaxed) == 0;
         if outermost && seq.load(Relaxed).is_multiple_of(2) {
             seq.fetch_add(1, AcqRel);
         }
@@ -283,7 +287,7 @@ impl Inner {
             unwinding_at_start: std::thread::panicking(),
         };
         #[cfg(test)]
-        crate::store::test_hooks::maybe_panic_in_readers_out();
+        crate::store::test_hooks::maybe_panic_in_exclude_readers();
         f()
     }
 }

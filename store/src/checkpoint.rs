@@ -17,7 +17,7 @@ impl Inner {
     pub(crate) fn checkpoint_locked(&self) -> Result<()> {
         self.check_poison()?;
         self.check_data_file_identity()?;
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         // The real length: another process may have grown the file, and its pages must be
         // flushed and recorded too.
         let file_size = self.map.refresh_len()?;
@@ -63,13 +63,13 @@ impl Inner {
         h.durable_copy.store(live_copy, Relaxed);
         h.checkpoints.fetch_add(1, Relaxed);
 
-        self.readers_out(|| self.swap_copies(live_copy).and_then(|()| self.reclaim()))
+        self.exclude_readers(|| self.swap_copies(live_copy).and_then(|()| self.reclaim()))
     }
 
     /// Brings the copy that was durable until now up to date with the live one (only the pages
     /// changed since the last checkpoint) and makes it the live copy.
     fn swap_copies(&self, now_durable: u64) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let from = h.index[now_durable as usize].load(Relaxed);
         let to = h.index[1 - now_durable as usize].load(Relaxed);
         let bytes = index_len(h.index_slots.load(Relaxed));
@@ -153,7 +153,7 @@ mod tests {
     /// One checkpoint after a write; returns what it did to the data file and the superblock it
     /// wrote, and checks the order: whole-file flush, then the superblock, then its flush.
     fn checkpoint_once(store: &Store, rec: &Recorder, path: &std::path::Path) -> Superblock {
-        let h = store.inner().shm.hdr();
+        let h = store.inner().lock_file.state();
         let before = h.epoch.load(Relaxed);
         let live = h.live_index.load(Relaxed);
         store.put(format!("k{before}").as_bytes(), b"v").unwrap();

@@ -38,10 +38,10 @@ mod index;
 /// offline check and salvage (`verify`).
 mod io;
 mod journal;
+mod lock_file;
 mod map;
 mod options;
 mod recover;
-mod shared;
 /// Turning a SIGBUS in one of our mappings (a file shrunk from outside) into an error.
 mod sigbus;
 mod store;

@@ -20,15 +20,15 @@ use std::sync::atomic::Ordering::*;
 impl Inner {
     /// Runs recovery; the caller holds the write lock. Returns the number of records replayed.
     pub(crate) fn recover_locked(&self) -> Result<u64> {
-        let replayed = self.readers_out(|| self.rebuild_live_state())?;
-        if replayed > 0 || self.shm.hdr().pending_count.load(Relaxed) > 0 {
+        let replayed = self.exclude_readers(|| self.rebuild_live_state())?;
+        if replayed > 0 || self.lock_file.state().pending_count.load(Relaxed) > 0 {
             self.checkpoint_locked()?;
         }
         Ok(replayed)
     }
 
     fn rebuild_live_state(&self) -> Result<u64> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let file_size = self.map.refresh_len()?;
         h.file_size.store(file_size, Release);
         let sb = read_superblock(&self.map.path, file_size, |at, b| self.map.read(at, b))?;
@@ -83,7 +83,7 @@ impl Inner {
                 None => {
                     self.rebuild_free_lists()?;
                     self.plan_blocks(ops)?
-                        .ok_or_else(|| self.full("no room to replay the journal"))?
+                        .ok_or_else(|| self.full_error("no room to replay the journal"))?
                 }
             };
             self.apply(*lsn, ops, &blocks)?;
@@ -106,7 +106,7 @@ mod tests {
 
     /// What replay produced: the live index copy, byte for byte, and the shared counters.
     fn live_state(inner: &Inner) -> (Vec<u8>, [u64; 5]) {
-        let h = inner.shm.hdr();
+        let h = inner.lock_file.state();
         let slots = h.index_slots.load(Relaxed);
         let index = inner
             .map
@@ -177,7 +177,9 @@ mod tests {
         let inner = store.inner();
         let replay = || {
             let guard = inner.lock().unwrap();
-            let n = inner.readers_out(|| inner.rebuild_live_state()).unwrap();
+            let n = inner
+                .exclude_readers(|| inner.rebuild_live_state())
+                .unwrap();
             drop(guard);
             n
         };
@@ -216,10 +218,15 @@ mod tests {
             })
             .unwrap();
         let inner = store.inner();
-        let h = inner.shm.hdr();
+        let h = inner.lock_file.state();
         assert_eq!(h.index_slots.load(Relaxed), 256);
         let guard = inner.lock().unwrap();
-        assert_eq!(inner.readers_out(|| inner.rebuild_live_state()).unwrap(), 1);
+        assert_eq!(
+            inner
+                .exclude_readers(|| inner.rebuild_live_state())
+                .unwrap(),
+            1
+        );
         drop(guard);
         assert_eq!(h.index_slots.load(Relaxed), 256);
         assert_eq!(store.get(b"k0").unwrap(), None);

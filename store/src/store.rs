@@ -7,8 +7,8 @@ use crate::files::{self, Paths};
 use crate::format::*;
 use crate::index;
 use crate::journal::{self, Journal, Op};
+use crate::lock_file::{self, LockFile, Locked, INIT_BYTE, PRESENCE_BYTE};
 use crate::map::Map;
-use crate::shared::{self, Locked, Shared, INIT_BYTE, PRESENCE_BYTE};
 use crate::{Durability, Entry, Options, Stats, Update, MAX_KEY_LEN};
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -70,7 +70,7 @@ impl Store {
 /// Everything one open handle uses; the stages (alloc, apply, checkpoint, recover) add methods.
 pub(crate) struct Inner {
     pub map: Map,
-    pub shm: Shared,
+    pub lock_file: LockFile,
     pub journal: Journal,
     path: PathBuf,
     durability: Durability,
@@ -90,8 +90,8 @@ pub(crate) struct Inner {
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
     reads: [ReadCounter; READ_STRIPES],
-    /// Nesting depth of `readers_out` (touched only by the write-lock holder).
-    pub(crate) readers_out_depth: std::sync::atomic::AtomicU32,
+    /// Nesting depth of `exclude_readers` (touched only by the write-lock holder).
+    pub(crate) exclude_readers_depth: std::sync::atomic::AtomicU32,
     /// The disk refused to grow the data file (ENOSPC) while the current transaction looked for
     /// room (touched only by the write-lock holder).
     pub(crate) growth_refused: AtomicBool,
@@ -152,7 +152,7 @@ impl WriteGuard<'_> {
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         if self.pid == std::process::id() {
-            let h = self.inner.shm.hdr();
+            let h = self.inner.lock_file.state();
             if std::thread::panicking() && !self.unwinding_at_lock {
                 // A panic unwound through a change: the live state may be half made, and unlike a
                 // dead holder this one releases the mutex normally, so EOWNERDEAD will not tell the
@@ -337,17 +337,18 @@ impl Inner {
             check_creatable_size(&paths.data, opts.max_size)?;
         }
         let io = &*opts.io;
-        let (lock_file, _) = files::open_checked(io, &paths.lock, true)?;
+        let (lock_fd, _) = files::open_checked(io, &paths.lock, true)?;
         // Election (SPEC.md §6.1): byte 0 serialises opens and closes; whoever can take byte 1
         // exclusively is alone, and must (re)build the shared state. The same two bytes are
         // taken on the data file too, which every process keeps open (and mapped) for as long as
         // it uses the store: a lock file deleted or replaced under running processes cannot
         // hide them from a new opener. Always the lock file first, then the data file.
-        shared::range_lock(&lock_file, &paths.lock, INIT_BYTE, Some(true), true)?;
+        lock_file::range_lock(&lock_fd, &paths.lock, INIT_BYTE, Some(true), true)?;
         let (data_file, _) = files::open_checked(io, &paths.data, opts.create)?;
-        shared::range_lock(&data_file, &paths.data, INIT_BYTE, Some(true), true)?;
-        let first = shared::range_lock(&lock_file, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
-        let alone = shared::range_lock(&data_file, &paths.data, PRESENCE_BYTE, Some(true), false)?;
+        lock_file::range_lock(&data_file, &paths.data, INIT_BYTE, Some(true), true)?;
+        let first = lock_file::range_lock(&lock_fd, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
+        let alone =
+            lock_file::range_lock(&data_file, &paths.data, PRESENCE_BYTE, Some(true), false)?;
         if first != alone {
             // Dropping both descriptors releases every byte taken above.
             return Err(Error::Permission {
@@ -360,14 +361,14 @@ impl Inner {
                 ),
             });
         }
-        let opened = Shared::map(paths.lock.clone(), lock_file, first, io)
-            .and_then(|shm| Inner::open_elected(paths, opts, shm, data_file, first));
+        let opened = LockFile::map(paths.lock.clone(), lock_fd, first, io)
+            .and_then(|lock_file| Inner::open_elected(paths, opts, lock_file, data_file, first));
         match opened {
             Ok(inner) => {
-                let r = inner.shm.range_lock(PRESENCE_BYTE, Some(false), true);
+                let r = inner.lock_file.range_lock(PRESENCE_BYTE, Some(false), true);
                 let d = inner.data_lock(PRESENCE_BYTE, Some(false));
                 inner.data_lock(INIT_BYTE, None)?;
-                inner.shm.range_lock(INIT_BYTE, None, true)?;
+                inner.lock_file.range_lock(INIT_BYTE, None, true)?;
                 r.and(d).map(|_| inner)
             }
             // Dropping the descriptors releases the bytes of both files.
@@ -377,7 +378,7 @@ impl Inner {
 
     /// Takes or releases one of the election bytes on the data file (see `open`).
     fn data_lock(&self, byte: i64, mode: Option<bool>) -> Result<bool> {
-        shared::range_lock(self.map.file(), &self.path, byte, mode, true)
+        lock_file::range_lock(self.map.file(), &self.path, byte, mode, true)
     }
 
     /// A data file deleted or replaced while the store is open: whatever this handle writes
@@ -399,14 +400,14 @@ impl Inner {
     fn open_elected(
         paths: &Paths,
         opts: &Options,
-        shm: Shared,
+        lock_file: LockFile,
         data_file: std::fs::File,
         first: bool,
     ) -> Result<Inner> {
         if first {
-            shm.initialise()?;
+            lock_file.initialise()?;
         } else {
-            shm.check_initialised()?;
+            lock_file.check_initialised()?;
         }
         let io = &*opts.io;
         let is_new = files::file_len(&paths.data, &data_file)? == 0;
@@ -464,7 +465,7 @@ impl Inner {
         let map = map_data_file(paths, data_file, &sb, opts)?;
         let mut inner = Inner {
             map,
-            shm,
+            lock_file,
             journal,
             path: paths.data.clone(),
             durability: opts.durability,
@@ -475,7 +476,7 @@ impl Inner {
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
             reads: Default::default(),
-            readers_out_depth: Default::default(),
+            exclude_readers_depth: Default::default(),
             growth_refused: AtomicBool::new(false),
         };
         if first {
@@ -487,7 +488,7 @@ impl Inner {
         if let Some(g) = opts.reset_generation {
             // Only a newer generation clears: an older server never wipes a newer one's data.
             let guard = inner.lock()?;
-            let lsn = if g > inner.shm.hdr().generation.load(Relaxed) {
+            let lsn = if g > inner.lock_file.state().generation.load(Relaxed) {
                 Some(inner.commit(&guard, &[Op::Reset { generation: g }])?)
             } else {
                 None
@@ -616,18 +617,22 @@ impl Drop for Inner {
         if self.pid != std::process::id() || !self.opened || self.ephemeral {
             return;
         }
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         for r in &self.reads {
             h.hits.fetch_add(r.hits.swap(0, Relaxed), Relaxed);
             h.misses.fetch_add(r.misses.swap(0, Relaxed), Relaxed);
         }
         // The last process to close checkpoints, so the next open has nothing to replay. Last
         // means alone on both files (the election bytes of §6.1).
-        if self.shm.range_lock(INIT_BYTE, Some(true), true).is_ok() {
+        if self
+            .lock_file
+            .range_lock(INIT_BYTE, Some(true), true)
+            .is_ok()
+        {
             if self.data_lock(INIT_BYTE, Some(true)).is_ok() {
                 if let (Ok(true), Ok(true)) = (
-                    self.shm.range_lock(PRESENCE_BYTE, Some(true), false),
-                    shared::range_lock(
+                    self.lock_file.range_lock(PRESENCE_BYTE, Some(true), false),
+                    lock_file::range_lock(
                         self.map.file(),
                         &self.path,
                         PRESENCE_BYTE,
@@ -642,7 +647,7 @@ impl Drop for Inner {
                 }
                 let _ = self.data_lock(INIT_BYTE, None);
             }
-            let _ = self.shm.range_lock(INIT_BYTE, None, true);
+            let _ = self.lock_file.range_lock(INIT_BYTE, None, true);
         }
     }
 }
@@ -658,7 +663,7 @@ impl Inner {
             return Err(Error::Reentrant);
         }
         self.check_mappings()?;
-        let state = self.shm.hdr().write_mutex.lock(&self.path)?;
+        let state = self.lock_file.state().write_mutex.lock(&self.path)?;
         HELD.with(|h| h.borrow_mut().push(me));
         let guard = WriteGuard {
             inner: self,
@@ -667,7 +672,7 @@ impl Inner {
         };
         // A file shrunk under us while we waited: nothing in the shared state can be trusted.
         self.check_mappings()?;
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         if let Locked::OwnerDied = state {
             // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
             // before marking the mutex usable again, so that if this recovery fails too (or this
@@ -692,8 +697,8 @@ impl Inner {
         if self.map.broken() {
             return Err(self.map.truncated_error());
         }
-        if self.shm.broken() {
-            return Err(crate::map::truncated_error(&self.shm.path));
+        if self.lock_file.broken() {
+            return Err(crate::map::truncated_error(&self.lock_file.path));
         }
         if self.journal.broken() {
             return Err(crate::map::truncated_error(&self.journal.path));
@@ -723,7 +728,7 @@ impl Inner {
     pub(crate) fn commit(&self, guard: &WriteGuard, ops: &[Op]) -> Result<u64> {
         guard.check_owner()?;
         self.check_poison()?;
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let len = journal::record_len(ops);
         if len > self.record_limit() {
             return Err(Error::ValueTooLarge {
@@ -769,19 +774,19 @@ impl Inner {
                     self.drop_expired()?;
                     self.checkpoint_locked()?;
                 }
-                _ => self.readers_out(|| self.rebuild_free_lists())?,
+                _ => self.exclude_readers(|| self.rebuild_free_lists())?,
             }
         }
         let need: usize = ops.iter().map(|o| o.encoded_len()).sum();
         if self.growth_refused.load(Relaxed) {
-            return Err(self.full(&format!(
+            return Err(self.full_error(&format!(
                 "no room for {need} more bytes: the disk has no space to grow the file beyond {} \
                  bytes (its maximum size is {} bytes); nothing was changed",
                 self.map.len(),
                 self.map.reserved()
             )));
         }
-        Err(self.full(&format!(
+        Err(self.full_error(&format!(
             "no room for {need} more bytes within the maximum size of {} bytes",
             self.map.reserved()
         )))
@@ -789,7 +794,7 @@ impl Inner {
 
     /// Unlinks expired entries (not journaled: an expired entry reads as absent either way).
     fn drop_expired(&self) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let (live, slots, now) = (
             h.live_index.load(Relaxed),
             h.index_slots.load(Relaxed),
@@ -813,7 +818,7 @@ impl Inner {
         match self.durability {
             Durability::Sync => self.wait_durable(lsn),
             Durability::Periodic(every) => {
-                let last = self.shm.hdr().last_sync_ms.load(Relaxed);
+                let last = self.lock_file.state().last_sync_ms.load(Relaxed);
                 if now_ms().saturating_sub(last) >= every.as_millis() as u64 {
                     self.wait_durable(lsn)?;
                 }
@@ -827,7 +832,7 @@ impl Inner {
     /// dirty pages without holding the lock, so the checkpoint that follows (under the lock) has
     /// little left to write. It changes no durability decision: pages are only written early.
     fn maybe_preflush(&self) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let epoch = h.epoch.load(Relaxed);
         if h.journal_pos.load(Relaxed) * 2 < self.journal.size
             || h.preflush_epoch.load(Relaxed) == epoch
@@ -842,7 +847,7 @@ impl Inner {
     /// Group commit: one `fdatasync` of the journal covers every record written before it
     /// started; writers that arrive while it runs are covered by the next one.
     fn wait_durable(&self, lsn: u64) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         if h.durable_lsn.load(Acquire) >= lsn || self.ephemeral {
             return Ok(());
         }
@@ -871,7 +876,7 @@ impl Inner {
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
-        self.wait_durable(self.shm.hdr().written_lsn.load(Acquire))
+        self.wait_durable(self.lock_file.state().written_lsn.load(Acquire))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -879,7 +884,7 @@ impl Inner {
     // are handed out again; a read that saw it change retries.
 
     fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let mut invalidated = 0;
         for attempt in 0u32.. {
             let seq = h.seq.load(Acquire);
@@ -898,9 +903,9 @@ impl Inner {
             let r = f();
             std::sync::atomic::fence(Acquire);
             if h.seq.load(Relaxed) == seq {
-                if self.shm.broken() {
+                if self.lock_file.broken() {
                     // `seq` itself may have read as zeros from a repaired page.
-                    return Err(crate::map::truncated_error(&self.shm.path));
+                    return Err(crate::map::truncated_error(&self.lock_file.path));
                 }
                 return r;
             }
@@ -925,7 +930,7 @@ impl Inner {
     /// The live entry of `key`, without touching the hit/miss counters.
     fn lookup_uncounted(&self, key: &[u8]) -> Result<Option<Entry>> {
         let hash = hash_key(key);
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let found = self.read(|| {
             let idx = h.live_index.load(Acquire);
             let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
@@ -937,7 +942,7 @@ impl Inner {
     }
 
     fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let live = self.lookup_uncounted(key)?;
         let (local, shared) = match live {
             Some(_) => (&self.reads[STRIPE.with(|s| *s)].hits, &h.hits),
@@ -1224,7 +1229,7 @@ impl Store {
     /// As [`scan_prefix_with`](Self::scan_prefix_with).
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
         let inner = &self.inner;
-        let h = inner.shm.hdr();
+        let h = inner.lock_file.state();
         inner.read(|| {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
@@ -1267,7 +1272,7 @@ impl Store {
         mut select: impl FnMut(&[u8], &EntryMeta) -> Visit,
     ) -> Result<Vec<Scanned>> {
         let inner = &self.inner;
-        let h = inner.shm.hdr();
+        let h = inner.lock_file.state();
         inner.read(|| {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
@@ -1357,7 +1362,7 @@ impl Store {
     ///
     /// None today; the `Result` leaves room for counters that need a check to read.
     pub fn stats(&self) -> Result<Stats> {
-        let h = self.inner.shm.hdr();
+        let h = self.inner.lock_file.state();
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
         Ok(Stats {
             entries: l(&h.entries),
@@ -1404,13 +1409,13 @@ pub(crate) mod test_hooks {
     use std::cell::Cell;
 
     thread_local! {
-        /// Set by a test: the next readers-out section on this thread panics once inside.
-        pub static PANIC_IN_READERS_OUT: Cell<bool> = const { Cell::new(false) };
+        /// Set by a test: the next exclude-readers section on this thread panics once inside.
+        pub static PANIC_IN_EXCLUDE_READERS: Cell<bool> = const { Cell::new(false) };
     }
 
-    pub fn maybe_panic_in_readers_out() {
-        if PANIC_IN_READERS_OUT.with(|p| p.replace(false)) {
-            panic!("injected panic inside readers_out");
+    pub fn maybe_panic_in_exclude_readers() {
+        if PANIC_IN_EXCLUDE_READERS.with(|p| p.replace(false)) {
+            panic!("injected panic inside exclude_readers");
         }
     }
 }
@@ -1510,7 +1515,7 @@ mod tests {
         Store::open(&path, Options::default().max_size(1 << 30)).unwrap();
     }
 
-    /// A panic inside a readers-out section (here: a checkpoint's copy swap) must neither leave
+    /// A panic inside a exclude-readers section (here: a checkpoint's copy swap) must neither leave
     /// readers of another handle spinning on an odd sequence number nor let the next writer
     /// trust the half-reorganised state.
     #[test]
@@ -1524,7 +1529,7 @@ mod tests {
             a.put(format!("k{i}").as_bytes(), &i.to_le_bytes()).unwrap();
         }
         let recoveries = a.stats().unwrap().recoveries;
-        test_hooks::PANIC_IN_READERS_OUT.with(|p| p.set(true));
+        test_hooks::PANIC_IN_EXCLUDE_READERS.with(|p| p.set(true));
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.checkpoint()));
         assert!(panicked.is_err(), "the injected panic did not happen");
 
@@ -1536,7 +1541,7 @@ mod tests {
         });
         let got = rx
             .recv_timeout(Duration::from_secs(10))
-            .expect("a reader hangs after a panic inside readers_out");
+            .expect("a reader hangs after a panic inside exclude_readers");
         assert_eq!(got.unwrap(), Some(7u32.to_le_bytes().to_vec()));
 
         // The state was rebuilt before anyone used it, and both handles keep working.

@@ -16,8 +16,8 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
-pub const SHARED_VERSION: u64 = 1;
+pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
+pub const LOCK_FILE_VERSION: u64 = 1;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed since the last checkpoint, waiting until it is durable before reuse.
@@ -82,10 +82,10 @@ impl RobustMutex {
     }
 }
 
-/// The layout of the lock file's mapping. All fields are atomics or process-shared mutexes, so
-/// concurrent access from any process is defined.
+/// The lock file's contents, as mapped: the state every process of the store shares. All fields
+/// are atomics or process-shared mutexes, so concurrent access from any process is defined.
 #[repr(C)]
-pub struct Header {
+pub struct LockState {
     pub magic: AtomicU64,
     pub version: AtomicU64,
     pub write_mutex: RobustMutex,
@@ -138,11 +138,11 @@ pub struct Header {
     pub pending: [AtomicU64; PENDING_CAP],
 }
 
-pub const SHARED_LEN: u64 = (std::mem::size_of::<Header>() as u64).div_ceil(4096) * 4096;
+pub const LOCK_FILE_LEN: u64 = (std::mem::size_of::<LockState>() as u64).div_ceil(4096) * 4096;
 
 /// The mapped lock file.
-pub struct Shared {
-    base: *mut Header,
+pub struct LockFile {
+    base: *mut LockState,
     file: File,
     pub path: PathBuf,
     /// Registered with the SIGBUS handler: a lock file truncated from outside breaks this
@@ -150,43 +150,43 @@ pub struct Shared {
     region: crate::sigbus::Region,
 }
 
-// SAFETY: `Header` consists of atomics and process-shared mutexes only.
-unsafe impl Send for Shared {}
+// SAFETY: `LockState` consists of atomics and process-shared mutexes only.
+unsafe impl Send for LockFile {}
 // SAFETY: as above.
-unsafe impl Sync for Shared {}
+unsafe impl Sync for LockFile {}
 
 pub const INIT_BYTE: i64 = 0;
 pub const PRESENCE_BYTE: i64 = 1;
 
-impl Shared {
-    /// Maps the lock file (growing it to `SHARED_LEN` through `io` when `first` says we may).
+impl LockFile {
+    /// Maps the lock file (growing it to `LOCK_FILE_LEN` through `io` when `first` says we may).
     pub fn map(
         path: PathBuf,
         file: File,
         first: bool,
         io: &dyn crate::io::StorageIo,
-    ) -> Result<Shared> {
+    ) -> Result<LockFile> {
         let len = crate::files::file_len(&path, &file)?;
-        if len < SHARED_LEN {
+        if len < LOCK_FILE_LEN {
             if !first {
                 return Err(Error::corrupt(
                     &path,
                     CorruptKind::LockFileSize {
                         len,
-                        expected: SHARED_LEN,
+                        expected: LOCK_FILE_LEN,
                     },
                 ));
             }
-            crate::files::allocate(io, crate::io::FileKind::Lock, &path, &file, SHARED_LEN)?;
+            crate::files::allocate(io, crate::io::FileKind::Lock, &path, &file, LOCK_FILE_LEN)?;
         }
-        let base = crate::map::map_shared(&path, &file, SHARED_LEN)?;
-        let Some(region) = crate::sigbus::Region::register(base, SHARED_LEN as usize) else {
+        let base = crate::map::map_shared(&path, &file, LOCK_FILE_LEN)?;
+        let Some(region) = crate::sigbus::Region::register(base, LOCK_FILE_LEN as usize) else {
             // SAFETY: just mapped above; nothing refers to it yet.
-            unsafe { crate::map::unmap(base, SHARED_LEN) };
+            unsafe { crate::map::unmap(base, LOCK_FILE_LEN) };
             return Err(crate::map::too_many_mappings(&path));
         };
-        Ok(Shared {
-            base: base.cast::<Header>(),
+        Ok(LockFile {
+            base: base.cast::<LockState>(),
             file,
             path,
             region,
@@ -199,8 +199,8 @@ impl Shared {
         self.region.broken()
     }
 
-    pub fn hdr(&self) -> &Header {
-        // SAFETY: the mapping is SHARED_LEN >= size_of::<Header>() bytes, page-aligned, and lives
+    pub fn state(&self) -> &LockState {
+        // SAFETY: the mapping is LOCK_FILE_LEN >= size_of::<LockState>() bytes, page-aligned, and lives
         // as long as self; every field is valid for any bit pattern (atomics) or initialised by
         // the first opener (mutexes) before any other process maps the file.
         unsafe { &*self.base }
@@ -210,23 +210,23 @@ impl Shared {
     pub fn initialise(&self) -> Result<()> {
         // SAFETY: no other process has the lock file mapped (we won the election), so writing
         // the whole region is exclusive.
-        unsafe { std::ptr::write_bytes(self.base as *mut u8, 0, SHARED_LEN as usize) };
-        let h = self.hdr();
+        unsafe { std::ptr::write_bytes(self.base as *mut u8, 0, LOCK_FILE_LEN as usize) };
+        let h = self.state();
         h.write_mutex
             .init()
             .map_err(|e| Error::io(&self.path, "pthread_mutex_init", e))?;
         h.sync_mutex
             .init()
             .map_err(|e| Error::io(&self.path, "pthread_mutex_init", e))?;
-        h.version.store(SHARED_VERSION, Ordering::Relaxed);
-        h.magic.store(SHARED_MAGIC, Ordering::Release);
+        h.version.store(LOCK_FILE_VERSION, Ordering::Relaxed);
+        h.magic.store(LOCK_FILE_MAGIC, Ordering::Release);
         Ok(())
     }
 
     pub fn check_initialised(&self) -> Result<()> {
-        let h = self.hdr();
-        if h.magic.load(Ordering::Acquire) != SHARED_MAGIC
-            || h.version.load(Ordering::Relaxed) != SHARED_VERSION
+        let h = self.state();
+        if h.magic.load(Ordering::Acquire) != LOCK_FILE_MAGIC
+            || h.version.load(Ordering::Relaxed) != LOCK_FILE_VERSION
         {
             return Err(Error::Incompatible {
                 path: self.path.clone(),
@@ -281,10 +281,10 @@ pub fn range_lock(
     }
 }
 
-impl Drop for Shared {
+impl Drop for LockFile {
     fn drop(&mut self) {
         self.region.unregister();
         // SAFETY: exactly what `map` mapped; no references into it outlive self.
-        unsafe { crate::map::unmap(self.base.cast(), SHARED_LEN) };
+        unsafe { crate::map::unmap(self.base.cast(), LOCK_FILE_LEN) };
     }
 }
