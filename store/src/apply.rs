@@ -7,13 +7,13 @@ use crate::error::Result;
 use crate::format::*;
 use crate::index;
 use crate::journal::Op;
-use crate::store::Inner;
+use crate::write::WriteTxn;
 use std::sync::atomic::Ordering::*;
 
 /// The live index as the target of journal replay (`format::replay` says what each operation
 /// means; this says how it changes the map). Each put takes the next block planned for it.
 struct LiveIndex<'a> {
-    inner: &'a Inner,
+    txn: &'a WriteTxn<'a>,
     blocks: std::slice::Iter<'a, u64>,
 }
 
@@ -29,19 +29,19 @@ impl Replay for LiveIndex<'_> {
     ) -> Result<()> {
         let block = *self.blocks.next().expect("one planned block per put");
         let entry = encode_entry(key, value, expires_ms, modified_ms, version);
-        self.inner.apply_put(block, key, &entry)
+        self.txn.apply_put(block, key, &entry)
     }
     fn delete(&mut self, key: &[u8]) -> Result<()> {
-        if let Some((pos, old)) = self.inner.probe_live(key, hash_key(key))?.found {
-            self.inner.unlink(pos, old)?;
+        if let Some((pos, old)) = self.txn.probe_live(key, hash_key(key))?.found {
+            self.txn.unlink(pos, old)?;
         }
         Ok(())
     }
     fn clear(&mut self) -> Result<()> {
-        self.inner.clear_index()
+        self.txn.clear_index()
     }
     fn set_generation(&mut self, generation: u64) -> Result<()> {
-        self.inner
+        self.txn
             .lock_file
             .state()
             .generation
@@ -53,7 +53,7 @@ impl Replay for LiveIndex<'_> {
 /// Index load (entries plus tombstones) above which the index is rebuilt before an insert.
 const MAX_LOAD_PERCENT: u64 = 70;
 
-impl Inner {
+impl WriteTxn<'_> {
     /// Makes sure `new_keys` more keys fit in the index, rebuilding it (bigger, or just without
     /// tombstones) when needed.
     pub(crate) fn ensure_index_room(&self, new_keys: u64) -> Result<()> {
@@ -95,7 +95,7 @@ impl Inner {
             lsn,
             ops,
             &mut LiveIndex {
-                inner: self,
+                txn: self,
                 blocks: blocks.iter(),
             },
         )
@@ -106,7 +106,7 @@ impl Inner {
     fn apply_put(&self, block: u64, key: &[u8], entry: &[u8]) -> Result<()> {
         let h = self.lock_file.state();
         let (off, class) = (slot_offset(block), slot_class(block));
-        self.map.write(off, entry)?;
+        self.map.write(self.held(), off, entry)?;
         let hash = hash_key(key);
         let slot = slot_pack(off, class, hash);
         let p = self.probe_live(key, hash)?;
@@ -155,7 +155,7 @@ impl Inner {
 
     /// One aligned 8-byte store into the live index, remembered for the next checkpoint.
     fn publish(&self, pos: u64, slot: u64) -> Result<()> {
-        self.map.store_u64(pos, slot)?;
+        self.map.store_u64(self.held(), pos, slot)?;
         let h = self.lock_file.state();
         let page = (pos - h.live_index.load(Relaxed)) / PAGE;
         h.dirty[(page / 64) as usize].fetch_or(1 << (page % 64), Relaxed);
@@ -203,7 +203,8 @@ impl Inner {
     fn fill_new_index(&self, a: u64, b: u64, slots: u64) -> Result<()> {
         let h = self.lock_file.state();
         let (old_live, old_slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
-        self.map.write(a, &vec![0u8; index_len(slots) as usize])?;
+        self.map
+            .write(self.held(), a, &vec![0u8; index_len(slots) as usize])?;
         let mask = slots - 1;
         let (mut entries, mut bytes) = (0, 0);
         for i in 0..old_slots {
@@ -218,6 +219,7 @@ impl Inner {
                 j = (j + 1) & mask;
             }
             self.map.store_u64(
+                self.held(),
                 slot_at(a, j),
                 slot_pack(slot_offset(s), slot_class(s), hash),
             )?;
@@ -260,15 +262,16 @@ impl Inner {
         /// as needing recovery with `seq` left odd, so readers queue on the write lock and the
         /// next holder rebuilds the half-reorganised index (and makes `seq` even) before anyone
         /// trusts it again.
-        struct Section<'a> {
-            inner: &'a Inner,
+        struct Section<'a, 'b> {
+            txn: &'a WriteTxn<'b>,
             outermost: bool,
             unwinding_at_start: bool,
         }
-        impl Drop for Section<'_> {
+        impl Drop for Section<'_, '_> {
             fn drop(&mut self) {
-                let h = self.inner.lock_file.state();
-                self.inner.exclude_readers_depth.fetch_sub(1, Relaxed);
+                let h = self.txn.lock_file.state();
+                let depth = &self.txn.exclude_readers_depth;
+                depth.set(depth.get() - 1);
                 if std::thread::panicking() && !self.unwinding_at_start {
                     h.needs_recovery.store(1, SeqCst);
                 } else if self.outermost && h.seq.load(Relaxed) % 2 == 1 {
@@ -277,12 +280,14 @@ impl Inner {
             }
         }
         let seq = &self.lock_file.state().seq;
-        let outermost = self.exclude_readers_depth.fetch_add(1, Relaxed) == 0;
+        let depth = self.exclude_readers_depth.get();
+        self.exclude_readers_depth.set(depth + 1);
+        let outermost = depth == 0;
         if outermost && seq.load(Relaxed).is_multiple_of(2) {
             seq.fetch_add(1, AcqRel);
         }
         let _section = Section {
-            inner: self,
+            txn: self,
             outermost,
             unwinding_at_start: std::thread::panicking(),
         };

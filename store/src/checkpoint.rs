@@ -9,12 +9,12 @@
 
 use crate::error::Result;
 use crate::format::*;
-use crate::store::Inner;
+use crate::write::WriteTxn;
 use std::sync::atomic::Ordering::*;
 
-impl Inner {
+impl WriteTxn<'_> {
     /// Runs a checkpoint. The caller holds the write lock.
-    pub(crate) fn checkpoint_locked(&self) -> Result<()> {
+    pub(crate) fn checkpoint(&self) -> Result<()> {
         self.check_poison()?;
         self.check_data_file_identity()?;
         let h = self.lock_file.state();
@@ -34,7 +34,7 @@ impl Inner {
             ckpt_lsn,
             file_size,
             max_size: self.map.reserved(),
-            heap_end: h.heap_end.load(Relaxed),
+            heap_end: h.heap_end(),
             index: [h.index[0].load(Relaxed), h.index[1].load(Relaxed)],
             index_slots: h.index_slots.load(Relaxed),
             durable_copy: live_copy,
@@ -52,7 +52,7 @@ impl Inner {
             )
         })?;
         let at = SUPERBLOCK_OFFSETS[(epoch % 2) as usize];
-        self.map.write(at, &sb.encode())?;
+        self.map.write(self.held(), at, &sb.encode())?;
         self.flush(at, SUPERBLOCK_LEN as u64)?;
 
         // The checkpoint is durable: everything up to ckpt_lsn is safe without the journal.
@@ -77,7 +77,8 @@ impl Inner {
             let word = &h.dirty[(page / 64) as usize];
             if word.load(Relaxed) & (1 << (page % 64)) != 0 {
                 let len = PAGE.min(bytes - page * PAGE);
-                self.map.copy(from + page * PAGE, to + page * PAGE, len)?;
+                self.map
+                    .copy(self.held(), from + page * PAGE, to + page * PAGE, len)?;
             }
         }
         for w in &h.dirty {
@@ -97,7 +98,9 @@ impl Inner {
         }
         Ok(crc as u64)
     }
+}
 
+impl crate::store::Inner {
     /// msync that poisons the store on failure: after a failed flush the kernel may have marked
     /// the dirty pages clean without writing them, so a retry that succeeds proves nothing.
     pub(crate) fn flush(&self, off: u64, len: u64) -> Result<()> {

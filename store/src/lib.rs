@@ -46,6 +46,7 @@ mod recover;
 mod sigbus;
 mod store;
 pub mod verify;
+mod write;
 
 pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;

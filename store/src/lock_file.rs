@@ -10,6 +10,7 @@
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::CLASSES;
+use crate::write::LockHeld;
 use std::cell::UnsafeCell;
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -99,7 +100,7 @@ pub struct LockState {
     pub index: [AtomicU64; 2],
     /// Which copy (0/1) the last durable checkpoint names; the live copy is the other one.
     pub durable_copy: AtomicU64,
-    pub heap_end: AtomicU64,
+    heap_end: AtomicU64,
     /// The data file's length as last grown (processes refresh their own view when it is larger).
     pub file_size: AtomicU64,
     /// Set while the live state must be rebuilt (a lock holder died; a recovery failed).
@@ -129,13 +130,68 @@ pub struct LockState {
     pub recoveries: AtomicU64,
     pub recovered_records: AtomicU64,
     pub created_ms: AtomicU64,
-    pub pending_count: AtomicU64,
+    pending_count: AtomicU64,
     /// Set when more blocks were freed than `pending` holds: the next checkpoint rebuilds the
     /// free lists from the index instead.
-    pub pending_overflow: AtomicU64,
-    pub free_heads: [AtomicU64; CLASSES],
+    pending_overflow: AtomicU64,
+    free_heads: [AtomicU64; CLASSES],
     pub dirty: [AtomicU64; DIRTY_WORDS],
-    pub pending: [AtomicU64; PENDING_CAP],
+    pending: [AtomicU64; PENDING_CAP],
+}
+
+/// The allocator's part of the state (heap end, free lists, blocks waiting for a checkpoint):
+/// anyone may read it, only the write-lock holder may change it.
+impl LockState {
+    /// Where the never-allocated part of the heap starts.
+    pub fn heap_end(&self) -> u64 {
+        self.heap_end.load(Ordering::Relaxed)
+    }
+
+    pub fn set_heap_end(&self, _: &LockHeld, end: u64) {
+        self.heap_end.store(end, Ordering::Relaxed);
+    }
+
+    /// The first free block of `class` (0: none).
+    pub fn free_head(&self, class: u8) -> u64 {
+        self.free_heads[class as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn set_free_head(&self, _: &LockHeld, class: u8, off: u64) {
+        self.free_heads[class as usize].store(off, Ordering::Relaxed);
+    }
+
+    /// Blocks freed since the last checkpoint, waiting for the next one.
+    pub fn pending_count(&self) -> u64 {
+        self.pending_count.load(Ordering::Relaxed)
+    }
+
+    /// The `i`th of those (a slot value: offset and class).
+    pub fn pending(&self, i: u64) -> u64 {
+        self.pending[i as usize].load(Ordering::Relaxed)
+    }
+
+    /// Whether more blocks were freed than the list holds (see `pending_overflow`).
+    pub fn pending_overflowed(&self) -> bool {
+        self.pending_overflow.load(Ordering::Relaxed) != 0
+    }
+
+    /// Adds a freed block to the list, or notes that it overflowed.
+    pub fn add_pending(&self, _: &LockHeld, slot: u64) {
+        let n = self.pending_count.load(Ordering::Relaxed) as usize;
+        if n < self.pending.len() {
+            self.pending[n].store(slot, Ordering::Relaxed);
+            self.pending_count.store(n as u64 + 1, Ordering::Relaxed);
+        } else {
+            self.pending_overflow.store(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Empties the list; `overflowed` says whether blocks are waiting that it does not name.
+    pub fn reset_pending(&self, _: &LockHeld, overflowed: bool) {
+        self.pending_count.store(0, Ordering::Relaxed);
+        self.pending_overflow
+            .store(overflowed as u64, Ordering::Relaxed);
+    }
 }
 
 pub const LOCK_FILE_LEN: u64 = (std::mem::size_of::<LockState>() as u64).div_ceil(4096) * 4096;

@@ -14,15 +14,15 @@
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::*;
-use crate::store::Inner;
+use crate::write::WriteTxn;
 use std::sync::atomic::Ordering::*;
 
-impl Inner {
+impl WriteTxn<'_> {
     /// Runs recovery; the caller holds the write lock. Returns the number of records replayed.
-    pub(crate) fn recover_locked(&self) -> Result<u64> {
+    pub(crate) fn recover(&self) -> Result<u64> {
         let replayed = self.exclude_readers(|| self.rebuild_live_state())?;
-        if replayed > 0 || self.lock_file.state().pending_count.load(Relaxed) > 0 {
-            self.checkpoint_locked()?;
+        if replayed > 0 || self.lock_file.state().pending_count() > 0 {
+            self.checkpoint()?;
         }
         Ok(replayed)
     }
@@ -44,7 +44,7 @@ impl Inner {
         for page in 0..bytes.div_ceil(PAGE) {
             let (off, len) = (page * PAGE, PAGE.min(bytes - page * PAGE));
             if !self.map.equal(durable + off, live + off, len)? {
-                self.map.copy(durable + off, live + off, len)?;
+                self.map.copy(self.held(), durable + off, live + off, len)?;
             }
         }
         for w in &h.dirty {
@@ -55,7 +55,7 @@ impl Inner {
         h.index_slots.store(sb.index_slots, Relaxed);
         h.durable_copy.store(sb.durable_copy, Relaxed);
         h.live_index.store(live, Release);
-        h.heap_end.store(sb.heap_end, Relaxed);
+        h.set_heap_end(self.held(), sb.heap_end);
         h.epoch.store(sb.epoch, Relaxed);
         h.ckpt_lsn.store(sb.ckpt_lsn, Relaxed);
         h.generation.store(sb.generation, Relaxed);
@@ -102,6 +102,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Inner;
     use crate::{Options, Store};
 
     /// What replay produced: the live index copy, byte for byte, and the shared counters.
@@ -113,7 +114,7 @@ mod tests {
             .read_vec(h.live_index.load(Relaxed), (slots * 8) as usize)
             .unwrap();
         let counters = [
-            h.heap_end.load(Relaxed),
+            h.heap_end(),
             h.entries.load(Relaxed),
             h.next_lsn.load(Relaxed),
             h.journal_pos.load(Relaxed),
@@ -176,11 +177,9 @@ mod tests {
 
         let inner = store.inner();
         let replay = || {
-            let guard = inner.lock().unwrap();
-            let n = inner
-                .exclude_readers(|| inner.rebuild_live_state())
-                .unwrap();
-            drop(guard);
+            let txn = inner.lock().unwrap();
+            let n = txn.exclude_readers(|| txn.rebuild_live_state()).unwrap();
+            drop(txn);
             n
         };
         let first = replay();
@@ -220,14 +219,9 @@ mod tests {
         let inner = store.inner();
         let h = inner.lock_file.state();
         assert_eq!(h.index_slots.load(Relaxed), 256);
-        let guard = inner.lock().unwrap();
-        assert_eq!(
-            inner
-                .exclude_readers(|| inner.rebuild_live_state())
-                .unwrap(),
-            1
-        );
-        drop(guard);
+        let txn = inner.lock().unwrap();
+        assert_eq!(txn.exclude_readers(|| txn.rebuild_live_state()).unwrap(), 1);
+        drop(txn);
         assert_eq!(h.index_slots.load(Relaxed), 256);
         assert_eq!(store.get(b"k0").unwrap(), None);
         assert_eq!(store.get(b"k20").unwrap(), Some(b"v".to_vec()));

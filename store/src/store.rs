@@ -9,9 +9,9 @@ use crate::index;
 use crate::journal::{self, Journal, Op};
 use crate::lock_file::{self, LockFile, Locked, INIT_BYTE, PRESENCE_BYTE};
 use crate::map::Map;
+use crate::write::WriteTxn;
 use crate::{Durability, Entry, Options, Stats, Update, MAX_KEY_LEN};
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::{Arc, Weak};
@@ -72,7 +72,7 @@ pub(crate) struct Inner {
     pub map: Map,
     pub lock_file: LockFile,
     pub journal: Journal,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     durability: Durability,
     poisoned: AtomicBool,
     recovered_at_open: bool,
@@ -90,11 +90,6 @@ pub(crate) struct Inner {
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
     reads: [ReadCounter; READ_STRIPES],
-    /// Nesting depth of `exclude_readers` (touched only by the write-lock holder).
-    pub(crate) exclude_readers_depth: std::sync::atomic::AtomicU32,
-    /// The disk refused to grow the data file (ENOSPC) while the current transaction looked for
-    /// room (touched only by the write-lock holder).
-    pub(crate) growth_refused: AtomicBool,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -120,50 +115,6 @@ thread_local! {
         std::thread::current().id().hash(&mut h);
         h.finish() as usize % READ_STRIPES
     };
-}
-
-thread_local! {
-    /// Stores whose write lock this thread holds (to refuse re-entry instead of deadlocking).
-    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Holding the cross-process write lock. Dropping it unlocks.
-pub(crate) struct WriteGuard<'a> {
-    inner: &'a Inner,
-    /// The process that took the lock. A child forked while the lock is held inherits this guard
-    /// (e.g. from inside an `update` callback) but not the lock: it must neither commit through
-    /// it nor unlock it.
-    pid: u32,
-    /// Taken while an unrelated panic was already unwinding (in a destructor): only a panic
-    /// that starts while the lock is held can leave a change half made.
-    unwinding_at_lock: bool,
-}
-
-impl WriteGuard<'_> {
-    /// Refuses to write unless this process is the one that took the lock.
-    pub(crate) fn check_owner(&self) -> Result<()> {
-        if self.pid != std::process::id() {
-            return Err(Error::ForkedLockHolder);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for WriteGuard<'_> {
-    fn drop(&mut self) {
-        if self.pid == std::process::id() {
-            let h = self.inner.lock_file.state();
-            if std::thread::panicking() && !self.unwinding_at_lock {
-                // A panic unwound through a change: the live state may be half made, and unlike a
-                // dead holder this one releases the mutex normally, so EOWNERDEAD will not tell the
-                // next holder. Say it explicitly.
-                h.needs_recovery.store(1, SeqCst);
-            }
-            h.write_mutex.unlock();
-        }
-        let me = self.inner as *const Inner as usize;
-        HELD.with(|h| h.borrow_mut().retain(|&x| x != me));
-    }
 }
 
 pub fn now_ms() -> u64 {
@@ -476,24 +427,22 @@ impl Inner {
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
             reads: Default::default(),
-            exclude_readers_depth: Default::default(),
-            growth_refused: AtomicBool::new(false),
         };
         if first {
-            let guard = inner.lock()?;
-            let replayed = inner.recover_locked()?;
-            drop(guard);
+            let txn = inner.lock()?;
+            let replayed = txn.recover()?;
+            drop(txn);
             inner.recovered_at_open = replayed > 0;
         }
         if let Some(g) = opts.reset_generation {
             // Only a newer generation clears: an older server never wipes a newer one's data.
-            let guard = inner.lock()?;
+            let txn = inner.lock()?;
             let lsn = if g > inner.lock_file.state().generation.load(Relaxed) {
-                Some(inner.commit(&guard, &[Op::Reset { generation: g }])?)
+                Some(txn.commit(&[Op::Reset { generation: g }])?)
             } else {
                 None
             };
-            drop(guard);
+            drop(txn);
             if let Some(lsn) = lsn {
                 inner.after_commit(lsn)?;
             }
@@ -640,9 +589,9 @@ impl Drop for Inner {
                         false,
                     ),
                 ) {
-                    if let Ok(guard) = self.lock() {
-                        let _ = self.checkpoint_locked();
-                        drop(guard);
+                    if let Ok(txn) = self.lock() {
+                        let _ = txn.checkpoint();
+                        drop(txn);
                     }
                 }
                 let _ = self.data_lock(INIT_BYTE, None);
@@ -656,41 +605,6 @@ impl Drop for Inner {
 // Lock, journal, apply, wait for durability.
 
 impl Inner {
-    /// Takes the write lock; if its previous holder died, repairs the shared state first.
-    pub(crate) fn lock(&self) -> Result<WriteGuard<'_>> {
-        let me = self as *const Inner as usize;
-        if HELD.with(|h| h.borrow().contains(&me)) {
-            return Err(Error::Reentrant);
-        }
-        self.check_mappings()?;
-        let state = self.lock_file.state().write_mutex.lock(&self.path)?;
-        HELD.with(|h| h.borrow_mut().push(me));
-        let guard = WriteGuard {
-            inner: self,
-            pid: std::process::id(),
-            unwinding_at_lock: std::thread::panicking(),
-        };
-        // A file shrunk under us while we waited: nothing in the shared state can be trusted.
-        self.check_mappings()?;
-        let h = self.lock_file.state();
-        if let Locked::OwnerDied = state {
-            // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
-            // before marking the mutex usable again, so that if this recovery fails too (or this
-            // process dies in it), the next holder runs it instead.
-            h.needs_recovery.store(1, SeqCst);
-            h.write_mutex.consistent();
-        }
-        if h.needs_recovery.load(SeqCst) != 0 {
-            self.recover_locked()?;
-            h.needs_recovery.store(0, SeqCst);
-        }
-        // Another process may have grown the file: see the new length before using it.
-        if h.file_size.load(Acquire) > self.map.len() {
-            self.map.refresh_len()?;
-        }
-        Ok(guard)
-    }
-
     /// Fails once any of the three mappings was hit by a SIGBUS (a file shrunk from outside,
     /// SPEC.md §6.5): from then on this handle only returns that error.
     pub(crate) fn check_mappings(&self) -> Result<()> {
@@ -723,10 +637,12 @@ impl Inner {
     fn record_limit(&self) -> usize {
         (self.journal.size / 4) as usize
     }
+}
 
+impl WriteTxn<'_> {
     /// Journals and applies one transaction under the write lock; returns its LSN.
-    pub(crate) fn commit(&self, guard: &WriteGuard, ops: &[Op]) -> Result<u64> {
-        guard.check_owner()?;
+    pub(crate) fn commit(&self, ops: &[Op]) -> Result<u64> {
+        self.check_owner()?;
         self.check_poison()?;
         let h = self.lock_file.state();
         let len = journal::record_len(ops);
@@ -737,18 +653,18 @@ impl Inner {
             });
         }
         if h.journal_pos.load(Relaxed) + len as u64 > self.journal.size {
-            self.checkpoint_locked()?;
+            self.checkpoint()?;
         }
         let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count() as u64;
-        if h.pending_count.load(Relaxed) as usize + ops.len() > h.pending.len() {
-            self.checkpoint_locked()?;
+        if h.pending_count() as usize + ops.len() > lock_file::PENDING_CAP {
+            self.checkpoint()?;
         }
         self.ensure_index_room(puts)?;
         let blocks = self.plan_with_room(ops)?;
         let lsn = h.next_lsn.load(Relaxed);
         let record = journal::encode_record(h.epoch.load(Relaxed), lsn, ops);
         let pos = h.journal_pos.load(Relaxed);
-        if let Err(e) = self.journal.write_at(pos, &record) {
+        if let Err(e) = self.journal.write_at(self.held(), pos, &record) {
             for b in blocks {
                 self.push(slot_offset(b), slot_class(b))?;
             }
@@ -764,7 +680,7 @@ impl Inner {
     /// Allocates the transaction's blocks, making room when needed: expired entries go, a
     /// checkpoint frees what was deleted since the last one, and free space is coalesced.
     fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<u64>> {
-        self.growth_refused.store(false, Relaxed);
+        self.growth_refused.set(false);
         for attempt in 0..3 {
             if let Some(blocks) = self.plan_blocks(ops)? {
                 return Ok(blocks);
@@ -772,13 +688,13 @@ impl Inner {
             match attempt {
                 0 => {
                     self.drop_expired()?;
-                    self.checkpoint_locked()?;
+                    self.checkpoint()?;
                 }
                 _ => self.exclude_readers(|| self.rebuild_free_lists())?,
             }
         }
         let need: usize = ops.iter().map(|o| o.encoded_len()).sum();
-        if self.growth_refused.load(Relaxed) {
+        if self.growth_refused.get() {
             return Err(self.full_error(&format!(
                 "no room for {need} more bytes: the disk has no space to grow the file beyond {} \
                  bytes (its maximum size is {} bytes); nothing was changed",
@@ -811,7 +727,9 @@ impl Inner {
         }
         Ok(())
     }
+}
 
+impl Inner {
     /// After the lock is released: wait until the write is as durable as the mode promises.
     pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
         self.maybe_preflush()?;
@@ -953,9 +871,11 @@ impl Inner {
         }
         Ok(live)
     }
+}
 
+impl WriteTxn<'_> {
     /// The current entry under the write lock (no retry needed: nothing moves while we hold it).
-    fn current(&self, _guard: &WriteGuard, key: &[u8]) -> Result<Option<Entry>> {
+    fn current(&self, key: &[u8]) -> Result<Option<Entry>> {
         Ok(match self.probe_live(key, hash_key(key))?.found {
             Some((_, slot)) => Some(index::value_at(&self.map, slot, key)?).filter(index::is_live),
             None => None,
@@ -1038,8 +958,8 @@ impl Store {
 
     fn write(&self, ops: &[Op]) -> Result<()> {
         let lsn = {
-            let guard = self.inner.lock()?;
-            self.inner.commit(&guard, ops)?
+            let txn = self.inner.lock()?;
+            txn.commit(ops)?
         };
         self.inner.after_commit(lsn)
     }
@@ -1167,8 +1087,8 @@ impl Store {
     ) -> Result<R> {
         check_key(key)?;
         let (lsn, r) = {
-            let guard = self.inner.lock()?;
-            let cur = self.inner.current(&guard, key)?;
+            let txn = self.inner.lock()?;
+            let cur = txn.current(key)?;
             let (update, r) = f(cur.as_ref());
             let op = match update {
                 Update::Keep => return Ok(r),
@@ -1187,7 +1107,7 @@ impl Store {
                     }
                 }
             };
-            (self.inner.commit(&guard, &[op])?, r)
+            (txn.commit(&[op])?, r)
         };
         self.inner.after_commit(lsn)?;
         Ok(r)
@@ -1350,9 +1270,9 @@ impl Store {
     /// the state would give a superblock the next open refuses (nothing is written then),
     /// [`Error::Reentrant`] from inside an [`update`](Self::update) callback.
     pub fn checkpoint(&self) -> Result<()> {
-        let guard = self.inner.lock()?;
-        self.inner.checkpoint_locked()?;
-        drop(guard);
+        let txn = self.inner.lock()?;
+        txn.checkpoint()?;
+        drop(txn);
         Ok(())
     }
 
