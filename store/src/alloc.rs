@@ -10,6 +10,30 @@ use crate::format::*;
 use crate::write::WriteTxn;
 use std::sync::atomic::Ordering::*;
 
+/// Where a block starts in the data file (64-byte aligned, in the heap), as the allocator hands
+/// it out and takes it back: a place for an entry or an index copy, not a slot value (which packs
+/// an offset with a class and a hash tag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockOffset(u64);
+
+impl BlockOffset {
+    /// The block an index slot (or a pending-list entry) points to.
+    pub(crate) fn of_slot(slot: u64) -> BlockOffset {
+        BlockOffset(slot_offset(slot))
+    }
+
+    pub(crate) fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A block planned for one Put of a transaction: where, and of which size class.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Block {
+    pub(crate) at: BlockOffset,
+    pub(crate) class: u8,
+}
+
 /// The largest class whose blocks fit in `len` bytes.
 fn class_within(len: u64) -> u8 {
     let c = class_for(len);
@@ -22,7 +46,7 @@ fn class_within(len: u64) -> u8 {
 
 impl WriteTxn<'_> {
     /// A block of `class`, or None when the store has no room for it.
-    pub(crate) fn alloc(&self, class: u8) -> Result<Option<u64>> {
+    pub(crate) fn alloc(&self, class: u8) -> Result<Option<BlockOffset>> {
         if let Some(off) = self.pop(class)? {
             return Ok(Some(off));
         }
@@ -31,11 +55,11 @@ impl WriteTxn<'_> {
         let end = h.heap_end();
         if end + size <= self.map.len() {
             h.set_heap_end(self.held(), end + size);
-            return Ok(Some(end));
+            return Ok(Some(BlockOffset(end)));
         }
         for bigger in class + 1..CLASSES as u8 {
             if let Some(off) = self.pop(bigger)? {
-                self.carve(off + size, class_size(bigger) - size)?;
+                self.carve(BlockOffset(off.0 + size), class_size(bigger) - size)?;
                 return Ok(Some(off));
             }
         }
@@ -53,7 +77,7 @@ impl WriteTxn<'_> {
                 Ok(()) => {
                     h.file_size.fetch_max(self.map.len(), Release);
                     h.set_heap_end(self.held(), end + size);
-                    return Ok(Some(end));
+                    return Ok(Some(BlockOffset(end)));
                 }
                 Err(e) if e.is_full() => {
                     // The disk, not the maximum size, is what stopped us: say so if the
@@ -66,7 +90,7 @@ impl WriteTxn<'_> {
         Ok(None)
     }
 
-    fn pop(&self, class: u8) -> Result<Option<u64>> {
+    fn pop(&self, class: u8) -> Result<Option<BlockOffset>> {
         let h = self.lock_file.state();
         let off = h.free_head(class);
         if off == 0 {
@@ -84,22 +108,24 @@ impl WriteTxn<'_> {
             ));
         }
         h.set_free_head(self.held(), class, next);
-        Ok(Some(off))
+        Ok(Some(BlockOffset(off)))
     }
 
     /// Returns a block that no durable state references (it was free before this transaction).
-    pub(crate) fn push(&self, off: u64, class: u8) -> Result<()> {
+    pub(crate) fn push(&self, block: BlockOffset, class: u8) -> Result<()> {
         let h = self.lock_file.state();
-        self.map.store_u64(self.held(), off, h.free_head(class))?;
-        h.set_free_head(self.held(), class, off);
+        self.map
+            .store_u64(self.held(), block.0, h.free_head(class))?;
+        h.set_free_head(self.held(), class, block.0);
         Ok(())
     }
 
     /// Cuts `[off, off+len)` into the largest blocks that fit and frees them.
-    fn carve(&self, mut off: u64, mut len: u64) -> Result<()> {
+    fn carve(&self, start: BlockOffset, mut len: u64) -> Result<()> {
+        let mut off = start.0;
         while len >= BLOCK_ALIGN {
             let c = class_within(len);
-            self.push(off, c)?;
+            self.push(BlockOffset(off), c)?;
             off += class_size(c);
             len -= class_size(c);
         }
@@ -119,7 +145,7 @@ impl WriteTxn<'_> {
         }
         for i in 0..h.pending_count() {
             let s = h.pending(i);
-            self.push(slot_offset(s), slot_class(s))?;
+            self.push(BlockOffset::of_slot(s), slot_class(s))?;
         }
         h.reset_pending(self.held(), false);
         Ok(())
@@ -157,7 +183,10 @@ impl WriteTxn<'_> {
             h.set_free_head(self.held(), class, 0);
         }
         for (unit, units) in used.clear_runs() {
-            self.carve(HEAP_START + unit * BLOCK_ALIGN, units * BLOCK_ALIGN)?;
+            self.carve(
+                BlockOffset(HEAP_START + unit * BLOCK_ALIGN),
+                units * BLOCK_ALIGN,
+            )?;
         }
         // The pending list is replaced by the marks: blocks only the durable state still uses
         // are in no list, and the next checkpoint's reclaim finds them by rebuilding again.

@@ -3,6 +3,7 @@
 //! lack of space: a transaction is applied whole (or, if the process dies midway, redone whole by
 //! recovery).
 
+use crate::alloc::{Block, BlockOffset};
 use crate::error::Result;
 use crate::format::*;
 use crate::index;
@@ -14,7 +15,7 @@ use std::sync::atomic::Ordering::*;
 /// means; this says how it changes the map). Each put takes the next block planned for it.
 struct LiveIndex<'a> {
     txn: &'a WriteTxn<'a>,
-    blocks: std::slice::Iter<'a, u64>,
+    blocks: std::slice::Iter<'a, Block>,
 }
 
 impl Replay for LiveIndex<'_> {
@@ -70,16 +71,16 @@ impl WriteTxn<'_> {
     }
 
     /// Allocates one block per Put; on failure gives back what it took and returns None.
-    pub(crate) fn plan_blocks(&self, ops: &[Op]) -> Result<Option<Vec<u64>>> {
+    pub(crate) fn plan_blocks(&self, ops: &[Op]) -> Result<Option<Vec<Block>>> {
         let mut blocks = Vec::new();
         for op in ops {
             if let Op::Put { key, value, .. } = op {
                 let class = class_for((ENTRY_HEADER + key.len() + value.len()) as u64);
                 match self.alloc(class)? {
-                    Some(off) => blocks.push(slot_pack(off, class, 0)),
+                    Some(at) => blocks.push(Block { at, class }),
                     None => {
                         for b in blocks {
-                            self.push(slot_offset(b), slot_class(b))?;
+                            self.push(b.at, b.class)?;
                         }
                         return Ok(None);
                     }
@@ -90,7 +91,7 @@ impl WriteTxn<'_> {
     }
 
     /// Applies the operations of record `lsn` using the blocks planned for its Puts.
-    pub(crate) fn apply(&self, lsn: u64, ops: &[Op], blocks: &[u64]) -> Result<()> {
+    pub(crate) fn apply(&self, lsn: u64, ops: &[Op], blocks: &[Block]) -> Result<()> {
         replay(
             lsn,
             ops,
@@ -103,9 +104,9 @@ impl WriteTxn<'_> {
 
     /// Writes the entry into its planned block and publishes it in the live index, replacing the
     /// key's previous entry if any.
-    fn apply_put(&self, block: u64, key: &[u8], entry: &[u8]) -> Result<()> {
+    fn apply_put(&self, block: Block, key: &[u8], entry: &[u8]) -> Result<()> {
         let h = self.lock_file.state();
-        let (off, class) = (slot_offset(block), slot_class(block));
+        let (off, class) = (block.at.get(), block.class);
         self.map.write(self.held(), off, entry)?;
         let hash = hash_key(key);
         let slot = slot_pack(off, class, hash);
@@ -200,7 +201,8 @@ impl WriteTxn<'_> {
         self.exclude_readers(|| self.fill_new_index(a, b, slots))
     }
 
-    fn fill_new_index(&self, a: u64, b: u64, slots: u64) -> Result<()> {
+    fn fill_new_index(&self, a: BlockOffset, b: BlockOffset, slots: u64) -> Result<()> {
+        let (a, b) = (a.get(), b.get());
         let h = self.lock_file.state();
         let (old_live, old_slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         self.map

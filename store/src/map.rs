@@ -1,6 +1,7 @@
 //! The data file's shared mapping. Every byte that reaches the data file passes through `Map`'s
-//! few write methods (each asks for the [`LockHeld`] proof that only a write transaction has), and every read is bounds-checked against the file's real length, so a
-//! corrupt offset gives an error, never a SIGBUS or a read outside the mapping.
+//! few write methods, each of which asks for the [`LockHeld`] proof that only a write transaction
+//! has; every read is bounds-checked against the file's real length, so a corrupt offset gives an
+//! error, never a SIGBUS or a read outside the mapping.
 //!
 //! The mapping reserves the store's maximum size once; the file grows inside it with `fallocate`,
 //! and other processes see the growth without remapping.

@@ -666,7 +666,7 @@ impl WriteTxn<'_> {
         let pos = h.journal_pos.load(Relaxed);
         if let Err(e) = self.journal.write_at(self.held(), pos, &record) {
             for b in blocks {
-                self.push(slot_offset(b), slot_class(b))?;
+                self.push(b.at, b.class)?;
             }
             return Err(e);
         }
@@ -679,7 +679,7 @@ impl WriteTxn<'_> {
 
     /// Allocates the transaction's blocks, making room when needed: expired entries go, a
     /// checkpoint frees what was deleted since the last one, and free space is coalesced.
-    fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<u64>> {
+    fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<crate::alloc::Block>> {
         self.growth_refused.set(false);
         for attempt in 0..3 {
             if let Some(blocks) = self.plan_blocks(ops)? {
