@@ -6,6 +6,10 @@
 //! 2. Write the other superblock slot (epoch + 1, naming the live copy as durable) and `msync` it.
 //! 3. Only now: the journal restarts at offset 0 under the new epoch; pending blocks are freed;
 //!    the old durable copy is brought up to date and becomes the live copy.
+//!
+//! Entered from `Store::checkpoint`, from a commit that finds the journal or the pending list full
+//! or the store without room (`write.rs`), after a recovery that replayed records, and when the
+//! last process closes the store (`Drop for Inner`, `store.rs`).
 
 use crate::error::Result;
 use crate::format::*;

@@ -11,6 +11,10 @@
 //! 4. replay the journal records of that checkpoint's cycle, in LSN order, up to the first torn,
 //!    corrupt or out-of-sequence record;
 //! 5. if anything was replayed, checkpoint, so the journal starts empty.
+//!
+//! Entered from `Inner::open_elected` (`store.rs`, the first opener) and from `Inner::lock`
+//! (`write.rs`, when the previous holder died or left the state half made); in both the caller
+//! holds the write lock, so these are methods of the `WriteTxn`.
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::*;

@@ -1,15 +1,23 @@
-//! The public handle and the data path that ties the stages together:
-//! open (files, election, recovery) → lock → journal → apply → durability wait; reads are
-//! lock-free and validated by the readers' sequence number.
+//! The public handle, read top to bottom: opening, the lock-free read path, then the public
+//! operations.
+//!
+//! Open: `Store::open` → `Inner::open` (option checks, the election of SPEC.md §6.1 on both
+//! files) → `Inner::open_elected` (the lock file's state reset or checked, the superblock read,
+//! the journal and the data file's mapping) → for the first opener, the lock and
+//! `WriteTxn::recover` (`recover.rs`, which ends with a checkpoint when it replayed anything).
+//!
+//! Reads take no lock: `Inner::read` validates them with the readers' sequence number. Writes
+//! (`Store::put` and the others) end in `Store::write` or `Store::update`, which run the write
+//! path of `write.rs`; `Store::checkpoint` takes the lock and runs `WriteTxn::checkpoint`
+//! (`checkpoint.rs`).
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::files::{self, Paths};
 use crate::format::*;
 use crate::index;
-use crate::journal::{self, Journal, Op};
-use crate::lock_file::{self, LockFile, Locked, INIT_BYTE, PRESENCE_BYTE};
+use crate::journal::{Journal, Op};
+use crate::lock_file::{self, LockFile, INIT_BYTE, PRESENCE_BYTE};
 use crate::map::Map;
-use crate::write::WriteTxn;
 use crate::{Durability, Entry, Options, Stats, Update, MAX_KEY_LEN};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -67,13 +75,15 @@ impl Store {
     }
 }
 
-/// Everything one open handle uses; the stages (alloc, apply, checkpoint, recover) add methods.
+/// What one open handle uses, and its read view: lookups and scans under the readers' sequence
+/// number. Nothing reached through it alone can change the store: the writing stages are methods
+/// of the [`WriteTxn`](crate::write::WriteTxn) that [`lock`](Inner::lock) returns.
 pub(crate) struct Inner {
     pub map: Map,
     pub lock_file: LockFile,
     pub journal: Journal,
     pub(crate) path: PathBuf,
-    durability: Durability,
+    pub(crate) durability: Durability,
     poisoned: AtomicBool,
     recovered_at_open: bool,
     /// The process that opened the handle: a forked child must not run the closing protocol on
@@ -602,7 +612,7 @@ impl Drop for Inner {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lock, journal, apply, wait for durability.
+// The handle's health checks, and the read path. (Writing is in `write.rs`.)
 
 impl Inner {
     /// Fails once any of the three mappings was hit by a SIGBUS (a file shrunk from outside,
@@ -634,167 +644,9 @@ impl Inner {
         self.poisoned.store(true, Relaxed);
     }
 
-    fn record_limit(&self) -> usize {
+    /// The largest journal record a transaction may write: a quarter of the journal.
+    pub(crate) fn record_limit(&self) -> usize {
         (self.journal.size / 4) as usize
-    }
-}
-
-impl WriteTxn<'_> {
-    /// Journals and applies one transaction under the write lock; returns its LSN.
-    pub(crate) fn commit(&self, ops: &[Op]) -> Result<u64> {
-        self.check_owner()?;
-        self.check_poison()?;
-        let h = self.lock_file.state();
-        let len = journal::record_len(ops);
-        if len > self.record_limit() {
-            return Err(Error::ValueTooLarge {
-                len,
-                max: self.record_limit(),
-            });
-        }
-        if h.journal_pos.load(Relaxed) + len as u64 > self.journal.size {
-            self.checkpoint()?;
-        }
-        let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count() as u64;
-        if h.pending_count() as usize + ops.len() > lock_file::PENDING_CAP {
-            self.checkpoint()?;
-        }
-        self.ensure_index_room(puts)?;
-        let blocks = self.plan_with_room(ops)?;
-        let lsn = h.next_lsn.load(Relaxed);
-        let record = journal::encode_record(h.epoch.load(Relaxed), lsn, ops);
-        let pos = h.journal_pos.load(Relaxed);
-        if let Err(e) = self.journal.write_at(self.held(), pos, &record) {
-            for b in blocks {
-                self.push(b.at, b.class)?;
-            }
-            return Err(e);
-        }
-        h.journal_pos.store(pos + record.len() as u64, Relaxed);
-        h.next_lsn.store(lsn + 1, Relaxed);
-        self.apply(lsn, ops, &blocks)?;
-        h.written_lsn.store(lsn, Release);
-        Ok(lsn)
-    }
-
-    /// Allocates the transaction's blocks, making room when needed: expired entries go, a
-    /// checkpoint frees what was deleted since the last one, and free space is coalesced.
-    fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<crate::alloc::Block>> {
-        self.growth_refused.set(false);
-        for attempt in 0..3 {
-            if let Some(blocks) = self.plan_blocks(ops)? {
-                return Ok(blocks);
-            }
-            match attempt {
-                0 => {
-                    self.drop_expired()?;
-                    self.checkpoint()?;
-                }
-                _ => self.exclude_readers(|| self.rebuild_free_lists())?,
-            }
-        }
-        let need: usize = ops.iter().map(|o| o.encoded_len()).sum();
-        if self.growth_refused.get() {
-            return Err(self.full_error(&format!(
-                "no room for {need} more bytes: the disk has no space to grow the file beyond {} \
-                 bytes (its maximum size is {} bytes); nothing was changed",
-                self.map.len(),
-                self.map.reserved()
-            )));
-        }
-        Err(self.full_error(&format!(
-            "no room for {need} more bytes within the maximum size of {} bytes",
-            self.map.reserved()
-        )))
-    }
-
-    /// Unlinks expired entries (not journaled: an expired entry reads as absent either way).
-    fn drop_expired(&self) -> Result<()> {
-        let h = self.lock_file.state();
-        let (live, slots, now) = (
-            h.live_index.load(Relaxed),
-            h.index_slots.load(Relaxed),
-            now_ms(),
-        );
-        for i in 0..slots {
-            let s = self.map.load_u64(slot_at(live, i))?;
-            if slot_is_entry(s) {
-                let eh = index::header_at(&self.map, s)?;
-                if eh.expires_ms != 0 && eh.expires_ms <= now {
-                    self.unlink(slot_at(live, i), s)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Inner {
-    /// After the lock is released: wait until the write is as durable as the mode promises.
-    pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
-        self.maybe_preflush()?;
-        match self.durability {
-            Durability::Sync => self.wait_durable(lsn),
-            Durability::Periodic(every) => {
-                let last = self.lock_file.state().last_sync_ms.load(Relaxed);
-                if now_ms().saturating_sub(last) >= every.as_millis() as u64 {
-                    self.wait_durable(lsn)?;
-                }
-                Ok(())
-            }
-            Durability::None => Ok(()),
-        }
-    }
-
-    /// Once per journal cycle, when the journal is half full, one writer flushes the data file's
-    /// dirty pages without holding the lock, so the checkpoint that follows (under the lock) has
-    /// little left to write. It changes no durability decision: pages are only written early.
-    fn maybe_preflush(&self) -> Result<()> {
-        let h = self.lock_file.state();
-        let epoch = h.epoch.load(Relaxed);
-        if h.journal_pos.load(Relaxed) * 2 < self.journal.size
-            || h.preflush_epoch.load(Relaxed) == epoch
-            || h.preflush_epoch.swap(epoch, AcqRel) == epoch
-        {
-            return Ok(());
-        }
-        let len = self.map.refresh_len()?;
-        self.flush(HEAP_START, len - HEAP_START)
-    }
-
-    /// Group commit: one `fdatasync` of the journal covers every record written before it
-    /// started; writers that arrive while it runs are covered by the next one.
-    fn wait_durable(&self, lsn: u64) -> Result<()> {
-        let h = self.lock_file.state();
-        if h.durable_lsn.load(Acquire) >= lsn || self.ephemeral {
-            return Ok(());
-        }
-        self.check_poison()?;
-        if let Locked::OwnerDied = h.sync_mutex.lock(&self.path)? {
-            h.sync_mutex.consistent(); // nothing to repair: durable_lsn only moves after a flush
-        }
-        let result = if h.durable_lsn.load(Acquire) >= lsn {
-            Ok(())
-        } else {
-            let target = h.written_lsn.load(Acquire);
-            match self.journal.sync() {
-                Ok(()) => {
-                    h.durable_lsn.fetch_max(target, AcqRel);
-                    h.last_sync_ms.store(now_ms(), Relaxed);
-                    Ok(())
-                }
-                Err(e) => {
-                    self.poison();
-                    Err(e)
-                }
-            }
-        };
-        h.sync_mutex.unlock();
-        result
-    }
-
-    pub(crate) fn sync(&self) -> Result<()> {
-        self.wait_durable(self.lock_file.state().written_lsn.load(Acquire))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -870,16 +722,6 @@ impl Inner {
             shared.fetch_add(local.swap(0, Relaxed), Relaxed);
         }
         Ok(live)
-    }
-}
-
-impl WriteTxn<'_> {
-    /// The current entry under the write lock (no retry needed: nothing moves while we hold it).
-    fn current(&self, key: &[u8]) -> Result<Option<Entry>> {
-        Ok(match self.probe_live(key, hash_key(key))?.found {
-            Some((_, slot)) => Some(index::value_at(&self.map, slot, key)?).filter(index::is_live),
-            None => None,
-        })
     }
 }
 
