@@ -341,6 +341,7 @@ impl Inner {
 // Used by the stages: holding readers off, and the error of a store without room.
 
 impl WriteTxn<'_> {
+    /// The error of a change that does not fit (`detail` says what did not).
     pub(crate) fn full_error(&self, detail: &str) -> crate::Error {
         crate::Error::Full {
             path: self.map.path.clone(),
@@ -350,8 +351,8 @@ impl WriteTxn<'_> {
 
     /// Runs `f` with the readers' sequence number odd, so that lock-free readers retry instead
     /// of trusting the live index while `f` reorganises it. Nests (the depth is counted by this
-    /// handle; only the write-lock holder calls this). The outermost call always leaves the number
-    /// even, also when a holder that died left it odd.
+    /// transaction). The outermost call always leaves the number even, also when a holder that
+    /// died left it odd.
     pub(crate) fn exclude_readers<T>(&self, f: impl FnOnce() -> T) -> T {
         /// Ends the section also when `f` panics: the depth is restored, and the store is marked
         /// as needing recovery with `seq` left odd, so readers queue on the write lock and the
