@@ -7,8 +7,32 @@
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::*;
-use crate::store::Inner;
+use crate::write::WriteTxn;
 use std::sync::atomic::Ordering::*;
+
+/// Where a block starts in the data file (64-byte aligned, in the heap), as the allocator hands
+/// it out and takes it back: a place for an entry or an index copy, not a slot value (which packs
+/// an offset with a class and a hash tag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockOffset(u64);
+
+impl BlockOffset {
+    /// The block an index slot (or a pending-list entry) points to.
+    pub(crate) fn of_slot(slot: u64) -> BlockOffset {
+        BlockOffset(slot_offset(slot))
+    }
+
+    pub(crate) fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A block planned for one Put of a transaction: where, and of which size class.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Block {
+    pub(crate) at: BlockOffset,
+    pub(crate) class: u8,
+}
 
 /// The largest class whose blocks fit in `len` bytes.
 fn class_within(len: u64) -> u8 {
@@ -20,22 +44,22 @@ fn class_within(len: u64) -> u8 {
     }
 }
 
-impl Inner {
+impl WriteTxn<'_> {
     /// A block of `class`, or None when the store has no room for it.
-    pub(crate) fn alloc(&self, class: u8) -> Result<Option<u64>> {
+    pub(crate) fn alloc(&self, class: u8) -> Result<Option<BlockOffset>> {
         if let Some(off) = self.pop(class)? {
             return Ok(Some(off));
         }
         let size = class_size(class);
-        let h = self.shm.hdr();
-        let end = h.heap_end.load(Relaxed);
+        let h = self.lock_file.state();
+        let end = h.heap_end();
         if end + size <= self.map.len() {
-            h.heap_end.store(end + size, Relaxed);
-            return Ok(Some(end));
+            h.set_heap_end(self.held(), end + size);
+            return Ok(Some(BlockOffset(end)));
         }
         for bigger in class + 1..CLASSES as u8 {
             if let Some(off) = self.pop(bigger)? {
-                self.carve(off + size, class_size(bigger) - size)?;
+                self.carve(BlockOffset(off.0 + size), class_size(bigger) - size)?;
                 return Ok(Some(off));
             }
         }
@@ -46,19 +70,19 @@ impl Inner {
             let want = (len + (len / 4).clamp(1 << 20, 64 << 20))
                 .max(end + size)
                 .min(self.map.reserved());
-            match self
-                .map
-                .grow(want.next_multiple_of(PAGE).min(self.map.reserved()))
-            {
+            match self.map.grow(
+                self.held(),
+                want.next_multiple_of(PAGE).min(self.map.reserved()),
+            ) {
                 Ok(()) => {
                     h.file_size.fetch_max(self.map.len(), Release);
-                    h.heap_end.store(end + size, Relaxed);
-                    return Ok(Some(end));
+                    h.set_heap_end(self.held(), end + size);
+                    return Ok(Some(BlockOffset(end)));
                 }
                 Err(e) if e.is_full() => {
                     // The disk, not the maximum size, is what stopped us: say so if the
                     // transaction ends up not fitting.
-                    self.growth_refused.store(true, Relaxed);
+                    self.growth_refused.set(true);
                 }
                 Err(e) => return Err(e),
             }
@@ -66,14 +90,14 @@ impl Inner {
         Ok(None)
     }
 
-    fn pop(&self, class: u8) -> Result<Option<u64>> {
-        let head = &self.shm.hdr().free_heads[class as usize];
-        let off = head.load(Relaxed);
+    fn pop(&self, class: u8) -> Result<Option<BlockOffset>> {
+        let h = self.lock_file.state();
+        let off = h.free_head(class);
         if off == 0 {
             return Ok(None);
         }
         let next = self.map.load_u64(off)?;
-        let heap_end = self.shm.hdr().heap_end.load(Relaxed);
+        let heap_end = h.heap_end();
         if next != 0 && (next % BLOCK_ALIGN != 0 || next < HEAP_START || next >= heap_end) {
             return Err(Error::corrupt(
                 &self.map.path,
@@ -83,23 +107,25 @@ impl Inner {
                 },
             ));
         }
-        head.store(next, Relaxed);
-        Ok(Some(off))
+        h.set_free_head(self.held(), class, next);
+        Ok(Some(BlockOffset(off)))
     }
 
     /// Returns a block that no durable state references (it was free before this transaction).
-    pub(crate) fn push(&self, off: u64, class: u8) -> Result<()> {
-        let head = &self.shm.hdr().free_heads[class as usize];
-        self.map.store_u64(off, head.load(Relaxed))?;
-        head.store(off, Relaxed);
+    pub(crate) fn push(&self, block: BlockOffset, class: u8) -> Result<()> {
+        let h = self.lock_file.state();
+        self.map
+            .store_u64(self.held(), block.0, h.free_head(class))?;
+        h.set_free_head(self.held(), class, block.0);
         Ok(())
     }
 
     /// Cuts `[off, off+len)` into the largest blocks that fit and frees them.
-    fn carve(&self, mut off: u64, mut len: u64) -> Result<()> {
+    fn carve(&self, start: BlockOffset, mut len: u64) -> Result<()> {
+        let mut off = start.0;
         while len >= BLOCK_ALIGN {
             let c = class_within(len);
-            self.push(off, c)?;
+            self.push(BlockOffset(off), c)?;
             off += class_size(c);
             len -= class_size(c);
         }
@@ -108,27 +134,20 @@ impl Inner {
 
     /// Frees a block the last checkpoint may reference: it becomes reusable after the next one.
     pub(crate) fn free_later(&self, slot: u64) {
-        let h = self.shm.hdr();
-        let n = h.pending_count.load(Relaxed) as usize;
-        if n < h.pending.len() {
-            h.pending[n].store(slot, Relaxed);
-            h.pending_count.store(n as u64 + 1, Relaxed);
-        } else {
-            h.pending_overflow.store(1, Relaxed);
-        }
+        self.lock_file.state().add_pending(self.held(), slot);
     }
 
     /// After a durable checkpoint: the pending blocks join the free lists.
     pub(crate) fn reclaim(&self) -> Result<()> {
-        let h = self.shm.hdr();
-        if h.pending_overflow.load(Relaxed) != 0 {
+        let h = self.lock_file.state();
+        if h.pending_overflowed() {
             return self.rebuild_free_lists();
         }
-        for i in 0..h.pending_count.load(Relaxed) as usize {
-            let s = h.pending[i].load(Relaxed);
-            self.push(slot_offset(s), slot_class(s))?;
+        for i in 0..h.pending_count() {
+            let s = h.pending(i);
+            self.push(BlockOffset::of_slot(s), slot_class(s))?;
         }
-        h.pending_count.store(0, Relaxed);
+        h.reset_pending(self.held(), false);
         Ok(())
     }
 
@@ -138,9 +157,9 @@ impl Inner {
     /// replay). Blocks that the last durable checkpoint references stay used even when the live
     /// index dropped them: they may only be reused once a newer checkpoint is durable.
     pub(crate) fn rebuild_free_lists(&self) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
-        let heap_end = h.heap_end.load(Relaxed);
+        let heap_end = h.heap_end();
         // One bit per 64-byte unit of the heap: set where a block is in use. Marking and then
         // scanning for clear runs is linear, where sorting the blocks was not.
         let mut used = UnitMap::new((heap_end - HEAP_START) / BLOCK_ALIGN);
@@ -160,16 +179,18 @@ impl Inner {
             }
         }
         let kept = self.mark_durable(&mut used)?;
-        for head in &h.free_heads {
-            head.store(0, Relaxed);
+        for class in 0..CLASSES as u8 {
+            h.set_free_head(self.held(), class, 0);
         }
         for (unit, units) in used.clear_runs() {
-            self.carve(HEAP_START + unit * BLOCK_ALIGN, units * BLOCK_ALIGN)?;
+            self.carve(
+                BlockOffset(HEAP_START + unit * BLOCK_ALIGN),
+                units * BLOCK_ALIGN,
+            )?;
         }
         // The pending list is replaced by the marks: blocks only the durable state still uses
         // are in no list, and the next checkpoint's reclaim finds them by rebuilding again.
-        h.pending_count.store(0, Relaxed);
-        h.pending_overflow.store(kept as u64, Relaxed);
+        h.reset_pending(self.held(), kept);
         h.entries.store(entries, Relaxed);
         h.used_bytes.store(bytes, Relaxed);
         h.tombstones.store(tombstones, Relaxed);
@@ -178,13 +199,13 @@ impl Inner {
     }
 }
 
-impl Inner {
+impl WriteTxn<'_> {
     /// Marks the blocks the last durable checkpoint references (its index copies and the entries
     /// of its durable copy) that the live state no longer uses. Returns whether there were any.
     /// Nothing to do while the live index is unchanged since that checkpoint (no dirty page, same
     /// copies): then both reference the same blocks.
     fn mark_durable(&self, used: &mut UnitMap) -> Result<bool> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let epoch = h.epoch.load(Relaxed);
         let mut b = [0u8; SUPERBLOCK_LEN];
         self.map

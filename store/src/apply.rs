@@ -3,18 +3,19 @@
 //! lack of space: a transaction is applied whole (or, if the process dies midway, redone whole by
 //! recovery).
 
+use crate::alloc::{Block, BlockOffset};
 use crate::error::Result;
 use crate::format::*;
 use crate::index;
 use crate::journal::Op;
-use crate::store::Inner;
+use crate::write::WriteTxn;
 use std::sync::atomic::Ordering::*;
 
 /// The live index as the target of journal replay (`format::replay` says what each operation
 /// means; this says how it changes the map). Each put takes the next block planned for it.
 struct LiveIndex<'a> {
-    inner: &'a Inner,
-    blocks: std::slice::Iter<'a, u64>,
+    txn: &'a WriteTxn<'a>,
+    blocks: std::slice::Iter<'a, Block>,
 }
 
 impl Replay for LiveIndex<'_> {
@@ -29,19 +30,23 @@ impl Replay for LiveIndex<'_> {
     ) -> Result<()> {
         let block = *self.blocks.next().expect("one planned block per put");
         let entry = encode_entry(key, value, expires_ms, modified_ms, version);
-        self.inner.apply_put(block, key, &entry)
+        self.txn.apply_put(block, key, &entry)
     }
     fn delete(&mut self, key: &[u8]) -> Result<()> {
-        if let Some((pos, old)) = self.inner.probe_live(key, hash_key(key))?.found {
-            self.inner.unlink(pos, old)?;
+        if let Some((pos, old)) = self.txn.probe_live(key, hash_key(key))?.found {
+            self.txn.unlink(pos, old)?;
         }
         Ok(())
     }
     fn clear(&mut self) -> Result<()> {
-        self.inner.clear_index()
+        self.txn.clear_index()
     }
     fn set_generation(&mut self, generation: u64) -> Result<()> {
-        self.inner.shm.hdr().generation.store(generation, Relaxed);
+        self.txn
+            .lock_file
+            .state()
+            .generation
+            .store(generation, Relaxed);
         Ok(())
     }
 }
@@ -49,11 +54,11 @@ impl Replay for LiveIndex<'_> {
 /// Index load (entries plus tombstones) above which the index is rebuilt before an insert.
 const MAX_LOAD_PERCENT: u64 = 70;
 
-impl Inner {
+impl WriteTxn<'_> {
     /// Makes sure `new_keys` more keys fit in the index, rebuilding it (bigger, or just without
     /// tombstones) when needed.
     pub(crate) fn ensure_index_room(&self, new_keys: u64) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let slots = h.index_slots.load(Relaxed);
         if (h.used_slots.load(Relaxed) + new_keys) * 100 <= slots * MAX_LOAD_PERCENT {
             return Ok(());
@@ -66,16 +71,16 @@ impl Inner {
     }
 
     /// Allocates one block per Put; on failure gives back what it took and returns None.
-    pub(crate) fn plan_blocks(&self, ops: &[Op]) -> Result<Option<Vec<u64>>> {
+    pub(crate) fn plan_blocks(&self, ops: &[Op]) -> Result<Option<Vec<Block>>> {
         let mut blocks = Vec::new();
         for op in ops {
             if let Op::Put { key, value, .. } = op {
                 let class = class_for((ENTRY_HEADER + key.len() + value.len()) as u64);
                 match self.alloc(class)? {
-                    Some(off) => blocks.push(slot_pack(off, class, 0)),
+                    Some(at) => blocks.push(Block { at, class }),
                     None => {
                         for b in blocks {
-                            self.push(slot_offset(b), slot_class(b))?;
+                            self.push(b.at, b.class)?;
                         }
                         return Ok(None);
                     }
@@ -86,12 +91,12 @@ impl Inner {
     }
 
     /// Applies the operations of record `lsn` using the blocks planned for its Puts.
-    pub(crate) fn apply(&self, lsn: u64, ops: &[Op], blocks: &[u64]) -> Result<()> {
+    pub(crate) fn apply(&self, lsn: u64, ops: &[Op], blocks: &[Block]) -> Result<()> {
         replay(
             lsn,
             ops,
             &mut LiveIndex {
-                inner: self,
+                txn: self,
                 blocks: blocks.iter(),
             },
         )
@@ -99,10 +104,10 @@ impl Inner {
 
     /// Writes the entry into its planned block and publishes it in the live index, replacing the
     /// key's previous entry if any.
-    fn apply_put(&self, block: u64, key: &[u8], entry: &[u8]) -> Result<()> {
-        let h = self.shm.hdr();
-        let (off, class) = (slot_offset(block), slot_class(block));
-        self.map.write(off, entry)?;
+    fn apply_put(&self, block: Block, key: &[u8], entry: &[u8]) -> Result<()> {
+        let h = self.lock_file.state();
+        let (off, class) = (block.at.get(), block.class);
+        self.map.write(self.held(), off, entry)?;
         let hash = hash_key(key);
         let slot = slot_pack(off, class, hash);
         let p = self.probe_live(key, hash)?;
@@ -127,7 +132,7 @@ impl Inner {
     }
 
     pub(crate) fn probe_live(&self, key: &[u8], hash: u64) -> Result<index::Probe> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         index::probe(
             &self.map,
             h.live_index.load(Relaxed),
@@ -139,7 +144,7 @@ impl Inner {
 
     /// Replaces an entry's slot by a tombstone (readers see the key gone in one store).
     pub(crate) fn unlink(&self, pos: u64, old: u64) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         self.publish(pos, SLOT_TOMBSTONE)?;
         self.free_later(old);
         h.tombstones.fetch_add(1, Relaxed);
@@ -151,15 +156,15 @@ impl Inner {
 
     /// One aligned 8-byte store into the live index, remembered for the next checkpoint.
     fn publish(&self, pos: u64, slot: u64) -> Result<()> {
-        self.map.store_u64(pos, slot)?;
-        let h = self.shm.hdr();
+        self.map.store_u64(self.held(), pos, slot)?;
+        let h = self.lock_file.state();
         let page = (pos - h.live_index.load(Relaxed)) / PAGE;
         h.dirty[(page / 64) as usize].fetch_or(1 << (page % 64), Relaxed);
         Ok(())
     }
 
     fn clear_index(&self) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         for i in 0..slots {
             let s = self.map.load_u64(slot_at(live, i))?;
@@ -187,19 +192,21 @@ impl Inner {
         }
         let class = index_block_class(slots);
         let Some(a) = self.alloc(class)? else {
-            return Err(self.full("no room to grow the index"));
+            return Err(self.full_error("no room to grow the index"));
         };
         let Some(b) = self.alloc(class)? else {
             self.push(a, class)?;
-            return Err(self.full("no room to grow the index"));
+            return Err(self.full_error("no room to grow the index"));
         };
-        self.readers_out(|| self.fill_new_index(a, b, slots))
+        self.exclude_readers(|| self.fill_new_index(a, b, slots))
     }
 
-    fn fill_new_index(&self, a: u64, b: u64, slots: u64) -> Result<()> {
-        let h = self.shm.hdr();
+    fn fill_new_index(&self, a: BlockOffset, b: BlockOffset, slots: u64) -> Result<()> {
+        let (a, b) = (a.get(), b.get());
+        let h = self.lock_file.state();
         let (old_live, old_slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
-        self.map.write(a, &vec![0u8; index_len(slots) as usize])?;
+        self.map
+            .write(self.held(), a, &vec![0u8; index_len(slots) as usize])?;
         let mask = slots - 1;
         let (mut entries, mut bytes) = (0, 0);
         for i in 0..old_slots {
@@ -214,6 +221,7 @@ impl Inner {
                 j = (j + 1) & mask;
             }
             self.map.store_u64(
+                self.held(),
                 slot_at(a, j),
                 slot_pack(slot_offset(s), slot_class(s), hash),
             )?;
@@ -238,52 +246,5 @@ impl Inner {
         h.used_slots.store(entries, Relaxed);
         h.tombstones.store(0, Relaxed);
         Ok(())
-    }
-
-    pub(crate) fn full(&self, detail: &str) -> crate::Error {
-        crate::Error::Full {
-            path: self.map.path.clone(),
-            detail: detail.into(),
-        }
-    }
-
-    /// Runs `f` with the readers' sequence number odd, so that lock-free readers retry instead
-    /// of trusting the live index while `f` reorganises it. Nests (the depth is counted by this
-    /// handle; only the write-lock holder calls this). The outermost call always leaves the number
-    /// even, also when a holder that died left it odd.
-    pub(crate) fn readers_out<T>(&self, f: impl FnOnce() -> T) -> T {
-        /// Ends the section also when `f` panics: the depth is restored, and the store is marked
-        /// as needing recovery with `seq` left odd, so readers queue on the write lock and the
-        /// next holder rebuilds the half-reorganised index (and makes `seq` even) before anyone
-        /// trusts it again.
-        struct Section<'a> {
-            inner: &'a Inner,
-            outermost: bool,
-            unwinding_at_start: bool,
-        }
-        impl Drop for Section<'_> {
-            fn drop(&mut self) {
-                let h = self.inner.shm.hdr();
-                self.inner.readers_out_depth.fetch_sub(1, Relaxed);
-                if std::thread::panicking() && !self.unwinding_at_start {
-                    h.needs_recovery.store(1, SeqCst);
-                } else if self.outermost && h.seq.load(Relaxed) % 2 == 1 {
-                    h.seq.fetch_add(1, Release);
-                }
-            }
-        }
-        let seq = &self.shm.hdr().seq;
-        let outermost = self.readers_out_depth.fetch_add(1, Relaxed) == 0;
-        if outermost && seq.load(Relaxed).is_multiple_of(2) {
-            seq.fetch_add(1, AcqRel);
-        }
-        let _section = Section {
-            inner: self,
-            outermost,
-            unwinding_at_start: std::thread::panicking(),
-        };
-        #[cfg(test)]
-        crate::store::test_hooks::maybe_panic_in_readers_out();
-        f()
     }
 }

@@ -6,18 +6,22 @@
 //! 2. Write the other superblock slot (epoch + 1, naming the live copy as durable) and `msync` it.
 //! 3. Only now: the journal restarts at offset 0 under the new epoch; pending blocks are freed;
 //!    the old durable copy is brought up to date and becomes the live copy.
+//!
+//! Entered from `Store::checkpoint`, from a commit that finds the journal or the pending list full
+//! or the store without room (`write.rs`), after a recovery that replayed records, and when the
+//! last process closes the store (`Drop for Inner`, `store.rs`).
 
 use crate::error::Result;
 use crate::format::*;
-use crate::store::Inner;
+use crate::write::WriteTxn;
 use std::sync::atomic::Ordering::*;
 
-impl Inner {
+impl WriteTxn<'_> {
     /// Runs a checkpoint. The caller holds the write lock.
-    pub(crate) fn checkpoint_locked(&self) -> Result<()> {
+    pub(crate) fn checkpoint(&self) -> Result<()> {
         self.check_poison()?;
         self.check_data_file_identity()?;
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         // The real length: another process may have grown the file, and its pages must be
         // flushed and recorded too.
         let file_size = self.map.refresh_len()?;
@@ -34,7 +38,7 @@ impl Inner {
             ckpt_lsn,
             file_size,
             max_size: self.map.reserved(),
-            heap_end: h.heap_end.load(Relaxed),
+            heap_end: h.heap_end(),
             index: [h.index[0].load(Relaxed), h.index[1].load(Relaxed)],
             index_slots: h.index_slots.load(Relaxed),
             durable_copy: live_copy,
@@ -52,7 +56,7 @@ impl Inner {
             )
         })?;
         let at = SUPERBLOCK_OFFSETS[(epoch % 2) as usize];
-        self.map.write(at, &sb.encode())?;
+        self.map.write(self.held(), at, &sb.encode())?;
         self.flush(at, SUPERBLOCK_LEN as u64)?;
 
         // The checkpoint is durable: everything up to ckpt_lsn is safe without the journal.
@@ -63,13 +67,13 @@ impl Inner {
         h.durable_copy.store(live_copy, Relaxed);
         h.checkpoints.fetch_add(1, Relaxed);
 
-        self.readers_out(|| self.swap_copies(live_copy).and_then(|()| self.reclaim()))
+        self.exclude_readers(|| self.swap_copies(live_copy).and_then(|()| self.reclaim()))
     }
 
     /// Brings the copy that was durable until now up to date with the live one (only the pages
     /// changed since the last checkpoint) and makes it the live copy.
     fn swap_copies(&self, now_durable: u64) -> Result<()> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let from = h.index[now_durable as usize].load(Relaxed);
         let to = h.index[1 - now_durable as usize].load(Relaxed);
         let bytes = index_len(h.index_slots.load(Relaxed));
@@ -77,7 +81,8 @@ impl Inner {
             let word = &h.dirty[(page / 64) as usize];
             if word.load(Relaxed) & (1 << (page % 64)) != 0 {
                 let len = PAGE.min(bytes - page * PAGE);
-                self.map.copy(from + page * PAGE, to + page * PAGE, len)?;
+                self.map
+                    .copy(self.held(), from + page * PAGE, to + page * PAGE, len)?;
             }
         }
         for w in &h.dirty {
@@ -97,7 +102,9 @@ impl Inner {
         }
         Ok(crc as u64)
     }
+}
 
+impl crate::store::Inner {
     /// msync that poisons the store on failure: after a failed flush the kernel may have marked
     /// the dirty pages clean without writing them, so a retry that succeeds proves nothing.
     pub(crate) fn flush(&self, off: u64, len: u64) -> Result<()> {
@@ -153,7 +160,7 @@ mod tests {
     /// One checkpoint after a write; returns what it did to the data file and the superblock it
     /// wrote, and checks the order: whole-file flush, then the superblock, then its flush.
     fn checkpoint_once(store: &Store, rec: &Recorder, path: &std::path::Path) -> Superblock {
-        let h = store.inner().shm.hdr();
+        let h = store.inner().lock_file.state();
         let before = h.epoch.load(Relaxed);
         let live = h.live_index.load(Relaxed);
         store.put(format!("k{before}").as_bytes(), b"v").unwrap();

@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::files::{self, Paths};
-use crate::shared::{range_lock, INIT_BYTE, PRESENCE_BYTE};
+use crate::lock_file::{range_lock, INIT_BYTE, PRESENCE_BYTE};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -462,7 +462,8 @@ pub const MAX_INDEX_SLOTS: u64 = 1 << 28;
 pub const MIN_INDEX_SLOTS: u64 = 16;
 /// The smallest journal a superblock may name.
 pub const MIN_JOURNAL_SIZE: u64 = 64 << 10;
-const _: () = assert!(MAX_INDEX_SLOTS * SLOT_LEN / PAGE == crate::shared::DIRTY_WORDS as u64 * 64);
+const _: () =
+    assert!(MAX_INDEX_SLOTS * SLOT_LEN / PAGE == crate::lock_file::DIRTY_WORDS as u64 * 64);
 
 /// An index slot is one u64: [`SLOT_EMPTY`], [`SLOT_TOMBSTONE`] (deleted), otherwise a packed
 /// pointer to an entry (see the diagram above). Publishing an entry is one aligned 8-byte store.

@@ -90,6 +90,7 @@ pub fn is_live(e: &Entry) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::write::LockHeld;
 
     const SLOTS: u64 = 8;
     /// The index under test sits in the heap's first page; entries follow it.
@@ -122,12 +123,14 @@ mod tests {
     /// with `hash`.
     fn entry(map: &Map, n: u64, key: &[u8], hash: u64) -> u64 {
         let bytes = encode_entry(key, b"value", 0, 0, 1);
-        map.write(BLOCKS + n * 64, &bytes).unwrap();
+        map.write(&LockHeld::for_tests(), BLOCKS + n * 64, &bytes)
+            .unwrap();
         slot_pack(BLOCKS + n * 64, class_for(bytes.len() as u64), hash)
     }
 
     fn set(map: &Map, i: u64, slot: u64) {
-        map.store_u64(INDEX + (i % SLOTS) * 8, slot).unwrap();
+        map.store_u64(&LockHeld::for_tests(), INDEX + (i % SLOTS) * 8, slot)
+            .unwrap();
     }
 
     /// A key whose home slot (hash mod 8) is `home`.
@@ -208,7 +211,8 @@ mod tests {
         set(&map, 0, entry(&map, 0, &key, wrong_tag));
         // ...and a slot with a different tag pointing at garbage is skipped without reading it:
         // opening that block would fail ("claims N bytes in a 64-byte block").
-        map.write(BLOCKS + 5 * 64, &[0xff; 64]).unwrap();
+        map.write(&LockHeld::for_tests(), BLOCKS + 5 * 64, &[0xff; 64])
+            .unwrap();
         set(&map, 1, slot_pack(BLOCKS + 5 * 64, 0, wrong_tag));
         let p = probe(&map, INDEX, SLOTS, &key, hash).unwrap();
         assert_eq!((p.found, p.free), (None, Some(INDEX + 2 * 8)));

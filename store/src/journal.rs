@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 pub(crate) use crate::format::{encode_record, record_len, Op, Scan};
 use crate::io::{write_all_at, FileKind, SharedIo, SyncKind};
+use crate::write::LockHeld;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -96,11 +97,11 @@ impl Journal {
         self.map.as_ref().is_some_and(|m| m.broken())
     }
 
-    pub fn write_at(&self, pos: u64, record: &[u8]) -> Result<()> {
+    pub fn write_at(&self, held: &LockHeld, pos: u64, record: &[u8]) -> Result<()> {
         debug_assert!(pos + record.len() as u64 <= self.size);
         match &self.map {
             Some(m) => {
-                m.write(pos, record)?;
+                m.write(held, pos, record)?;
                 if self.report_copies {
                     self.io.journal_copied(pos, record);
                 }
@@ -160,8 +161,9 @@ mod tests {
         ];
         let r1 = encode_record(3, 10, &ops);
         let r2 = encode_record(3, 11, &ops[..1]);
-        j.write_at(0, &r1).unwrap();
-        j.write_at(r1.len() as u64, &r2).unwrap();
+        j.write_at(&LockHeld::for_tests(), 0, &r1).unwrap();
+        j.write_at(&LockHeld::for_tests(), r1.len() as u64, &r2)
+            .unwrap();
         let s = j.scan(3, 10).unwrap();
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.records[0].1, ops);
@@ -172,7 +174,8 @@ mod tests {
         // A flipped byte in the second record keeps only the first.
         let mut bad = r2.clone();
         bad[30] ^= 0x40;
-        j.write_at(r1.len() as u64, &bad).unwrap();
+        j.write_at(&LockHeld::for_tests(), r1.len() as u64, &bad)
+            .unwrap();
         let s = j.scan(3, 10).unwrap();
         assert_eq!(s.records.len(), 1);
         assert!(s.stopped.unwrap().to_string().contains("checksum"));
@@ -205,7 +208,7 @@ mod tests {
         let mut at = Vec::new();
         let mut pos = 0;
         for r in records {
-            j.write_at(pos, r).unwrap();
+            j.write_at(&LockHeld::for_tests(), pos, r).unwrap();
             at.push(pos);
             pos += r.len() as u64;
         }
@@ -229,7 +232,7 @@ mod tests {
         );
         let new = encode_record(4, 13, &[put("a", "new")]);
         assert_eq!(new.len(), encode_record(3, 10, &[put("a", "old")]).len());
-        j.write_at(0, &new).unwrap();
+        j.write_at(&LockHeld::for_tests(), 0, &new).unwrap();
         let s = j.scan(4, 13).unwrap();
         assert_eq!(s.records, vec![(13, vec![put("a", "new")])]);
         assert_eq!(s.end, new.len() as u64);
@@ -261,15 +264,16 @@ mod tests {
         // keeps the two before it and stops there; the fourth, intact, is never reached.
         let torn = &records[2][..records[2].len() / 2];
         let zeros = vec![0u8; records[2].len()];
-        j.write_at(at[2], &zeros).unwrap();
-        j.write_at(at[2], torn).unwrap();
+        j.write_at(&LockHeld::for_tests(), at[2], &zeros).unwrap();
+        j.write_at(&LockHeld::for_tests(), at[2], torn).unwrap();
         let s = j.scan(7, 1).unwrap();
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.end, at[2]);
         assert!(s.stopped.unwrap().to_string().contains("checksum"));
         // Only the header's first bytes landed: its length points past the data, still torn.
-        j.write_at(at[2], &zeros).unwrap();
-        j.write_at(at[2], &records[2][..8]).unwrap();
+        j.write_at(&LockHeld::for_tests(), at[2], &zeros).unwrap();
+        j.write_at(&LockHeld::for_tests(), at[2], &records[2][..8])
+            .unwrap();
         let s = j.scan(7, 1).unwrap();
         assert_eq!((s.records.len(), s.end), (2, at[2]));
         assert!(s.stopped.is_some());

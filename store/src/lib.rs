@@ -14,38 +14,44 @@
 //! ```
 //!
 //! The contract (file layout, journal format, recovery, locking, guarantees) is SPEC.md at the
-//! repository root; the byte layouts themselves are defined once, in [`format`](mod@format). The modules, in
-//! the order of the data path:
+//! repository root; the byte layouts themselves are defined once, in [`format`](mod@format).
 
 #![warn(missing_docs)]
 
-/// A write: the redo journal (`journal`), space (`alloc`), the index (`index`), applying a
-/// journaled transaction to the map (`apply`).
+// The modules, in the order of the data path:
+//
+// - Opening: `store` (the handle: `Store::open`, election, then recovery), `files` (safe file
+//   opening), `lock_file` (the lock file: shared state, robust mutexes, the election bytes),
+//   `map` (the data file's mapping), `sigbus` (a file shrunk under a mapping becomes an error).
+// - Reading: `store` (lookups and scans under the readers' sequence number), `index` (probing
+//   the hash index, reading entries).
+// - Writing: `write` (the put path top to bottom: lock, the write transaction, commit, release,
+//   durability wait; its module doc names the file of each step), then the stages it calls in
+//   that order: `journal` (the redo journal), `alloc` (blocks and free lists), `apply` (a
+//   journaled transaction into the live index; index rebuild).
+// - After: `checkpoint` (the map made durable, the journal reusable), `recover` (the live state
+//   rebuilt from the newest superblock and the journal, at first open or after a dead holder).
+// - Around: `format` (byte layouts), `io` (the one seam every byte and flush to disk passes
+//   through), `error`, `options`, `exclusive` (keeping every other process out while files are
+//   replaced), `verify` (offline check and salvage, for tools).
 mod alloc;
 mod apply;
-/// Making the map durable and the journal reusable; rebuilding after a crash.
 mod checkpoint;
-/// Options and the error type.
 mod error;
-/// Keeping every other process out of a store while its files are replaced.
 mod exclusive;
-/// Opening: safe file opening (`files`), the data file's mapping (`map`), the lock file's shared
-/// state and the election of the first opener (`shared`); the handle itself (`store`).
 mod files;
 pub mod format;
 mod index;
-/// The seam every byte and flush that reaches the disk passes through (`io`); for tools, the
-/// offline check and salvage (`verify`).
 mod io;
 mod journal;
+mod lock_file;
 mod map;
 mod options;
 mod recover;
-mod shared;
-/// Turning a SIGBUS in one of our mappings (a file shrunk from outside) into an error.
 mod sigbus;
 mod store;
 pub mod verify;
+mod write;
 
 pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;

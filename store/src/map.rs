@@ -1,6 +1,7 @@
 //! The data file's shared mapping. Every byte that reaches the data file passes through `Map`'s
-//! few write methods, and every read is bounds-checked against the file's real length, so a
-//! corrupt offset gives an error, never a SIGBUS or a read outside the mapping.
+//! few write methods, each of which asks for the [`LockHeld`] proof that only a write transaction
+//! has; every read is bounds-checked against the file's real length, so a corrupt offset gives an
+//! error, never a SIGBUS or a read outside the mapping.
 //!
 //! The mapping reserves the store's maximum size once; the file grows inside it with `fallocate`,
 //! and other processes see the growth without remapping.
@@ -13,6 +14,7 @@ use crate::error::{CorruptKind, Error, Result};
 use crate::files;
 use crate::io::{FileKind, MappedRange, SharedIo};
 use crate::sigbus::Region;
+use crate::write::LockHeld;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -183,14 +185,14 @@ impl Map {
     }
 
     /// The publishing store: one aligned 8-byte write, seen whole or not at all.
-    pub fn store_u64(&self, off: u64, v: u64) -> Result<()> {
+    pub fn store_u64(&self, _: &LockHeld, off: u64, v: u64) -> Result<()> {
         let w = self.word(off)?;
         self.guarded(|| w.store(v, Ordering::Release))?;
         self.observed(off, 8);
         Ok(())
     }
 
-    pub fn write(&self, off: u64, bytes: &[u8]) -> Result<()> {
+    pub fn write(&self, _: &LockHeld, off: u64, bytes: &[u8]) -> Result<()> {
         self.check(off, bytes.len() as u64)?;
         // SAFETY: in bounds (checked; a shrink since is caught by `guarded`). Only the holder of
         // the write lock writes, and only to blocks no reader can reach yet (or to superblocks,
@@ -203,7 +205,7 @@ impl Map {
     }
 
     /// Copies `len` bytes from `src` to `dst` inside the file (the ranges do not overlap).
-    pub fn copy(&self, src: u64, dst: u64, len: u64) -> Result<()> {
+    pub fn copy(&self, _: &LockHeld, src: u64, dst: u64, len: u64) -> Result<()> {
         self.check(src, len)?;
         self.check(dst, len)?;
         // SAFETY: both ranges in bounds (checked; a shrink since is caught by `guarded`);
@@ -250,7 +252,7 @@ impl Map {
     }
 
     /// Grows the file to `new_len` with real blocks (ENOSPC is an error here, not a later SIGBUS).
-    pub fn grow(&self, new_len: u64) -> Result<()> {
+    pub fn grow(&self, _: &LockHeld, new_len: u64) -> Result<()> {
         if self.broken() {
             return Err(self.truncated_error());
         }
@@ -269,6 +271,8 @@ impl Map {
     }
 
     /// Writes the dirty pages of `[off, off+len)` to disk and waits.
+    /// It takes no [`LockHeld`]: a flush changes no byte, and the early data flush of a
+    /// half-full journal cycle runs without the lock on purpose (see `maybe_preflush`).
     pub fn sync(&self, off: u64, len: u64) -> Result<()> {
         self.check(off, len)?;
         if self.broken() {

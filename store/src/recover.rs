@@ -11,24 +11,28 @@
 //! 4. replay the journal records of that checkpoint's cycle, in LSN order, up to the first torn,
 //!    corrupt or out-of-sequence record;
 //! 5. if anything was replayed, checkpoint, so the journal starts empty.
+//!
+//! Entered from `Inner::open_elected` (`store.rs`, the first opener) and from `Inner::lock`
+//! (`write.rs`, when the previous holder died or left the state half made); in both the caller
+//! holds the write lock, so these are methods of the `WriteTxn`.
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::*;
-use crate::store::Inner;
+use crate::write::WriteTxn;
 use std::sync::atomic::Ordering::*;
 
-impl Inner {
+impl WriteTxn<'_> {
     /// Runs recovery; the caller holds the write lock. Returns the number of records replayed.
-    pub(crate) fn recover_locked(&self) -> Result<u64> {
-        let replayed = self.readers_out(|| self.rebuild_live_state())?;
-        if replayed > 0 || self.shm.hdr().pending_count.load(Relaxed) > 0 {
-            self.checkpoint_locked()?;
+    pub(crate) fn recover(&self) -> Result<u64> {
+        let replayed = self.exclude_readers(|| self.rebuild_live_state())?;
+        if replayed > 0 || self.lock_file.state().pending_count() > 0 {
+            self.checkpoint()?;
         }
         Ok(replayed)
     }
 
     fn rebuild_live_state(&self) -> Result<u64> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let file_size = self.map.refresh_len()?;
         h.file_size.store(file_size, Release);
         let sb = read_superblock(&self.map.path, file_size, |at, b| self.map.read(at, b))?;
@@ -44,7 +48,7 @@ impl Inner {
         for page in 0..bytes.div_ceil(PAGE) {
             let (off, len) = (page * PAGE, PAGE.min(bytes - page * PAGE));
             if !self.map.equal(durable + off, live + off, len)? {
-                self.map.copy(durable + off, live + off, len)?;
+                self.map.copy(self.held(), durable + off, live + off, len)?;
             }
         }
         for w in &h.dirty {
@@ -55,7 +59,7 @@ impl Inner {
         h.index_slots.store(sb.index_slots, Relaxed);
         h.durable_copy.store(sb.durable_copy, Relaxed);
         h.live_index.store(live, Release);
-        h.heap_end.store(sb.heap_end, Relaxed);
+        h.set_heap_end(self.held(), sb.heap_end);
         h.epoch.store(sb.epoch, Relaxed);
         h.ckpt_lsn.store(sb.ckpt_lsn, Relaxed);
         h.generation.store(sb.generation, Relaxed);
@@ -83,7 +87,7 @@ impl Inner {
                 None => {
                     self.rebuild_free_lists()?;
                     self.plan_blocks(ops)?
-                        .ok_or_else(|| self.full("no room to replay the journal"))?
+                        .ok_or_else(|| self.full_error("no room to replay the journal"))?
                 }
             };
             self.apply(*lsn, ops, &blocks)?;
@@ -102,18 +106,19 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Inner;
     use crate::{Options, Store};
 
     /// What replay produced: the live index copy, byte for byte, and the shared counters.
     fn live_state(inner: &Inner) -> (Vec<u8>, [u64; 5]) {
-        let h = inner.shm.hdr();
+        let h = inner.lock_file.state();
         let slots = h.index_slots.load(Relaxed);
         let index = inner
             .map
             .read_vec(h.live_index.load(Relaxed), (slots * 8) as usize)
             .unwrap();
         let counters = [
-            h.heap_end.load(Relaxed),
+            h.heap_end(),
             h.entries.load(Relaxed),
             h.next_lsn.load(Relaxed),
             h.journal_pos.load(Relaxed),
@@ -176,9 +181,9 @@ mod tests {
 
         let inner = store.inner();
         let replay = || {
-            let guard = inner.lock().unwrap();
-            let n = inner.readers_out(|| inner.rebuild_live_state()).unwrap();
-            drop(guard);
+            let txn = inner.lock().unwrap();
+            let n = txn.exclude_readers(|| txn.rebuild_live_state()).unwrap();
+            drop(txn);
             n
         };
         let first = replay();
@@ -216,11 +221,11 @@ mod tests {
             })
             .unwrap();
         let inner = store.inner();
-        let h = inner.shm.hdr();
+        let h = inner.lock_file.state();
         assert_eq!(h.index_slots.load(Relaxed), 256);
-        let guard = inner.lock().unwrap();
-        assert_eq!(inner.readers_out(|| inner.rebuild_live_state()).unwrap(), 1);
-        drop(guard);
+        let txn = inner.lock().unwrap();
+        assert_eq!(txn.exclude_readers(|| txn.rebuild_live_state()).unwrap(), 1);
+        drop(txn);
         assert_eq!(h.index_slots.load(Relaxed), 256);
         assert_eq!(store.get(b"k0").unwrap(), None);
         assert_eq!(store.get(b"k20").unwrap(), Some(b"v".to_vec()));

@@ -1,17 +1,25 @@
-//! The public handle and the data path that ties the stages together:
-//! open (files, election, recovery) → lock → journal → apply → durability wait; reads are
-//! lock-free and validated by the readers' sequence number.
+//! The public handle, read top to bottom: opening, the lock-free read path, then the public
+//! operations.
+//!
+//! Open: `Store::open` → `Inner::open` (option checks, the election of SPEC.md §6.1 on both
+//! files) → `Inner::open_elected` (the lock file's state reset or checked, the superblock read,
+//! the journal and the data file's mapping) → for the first opener, the lock and
+//! `WriteTxn::recover` (`recover.rs`, which ends with a checkpoint when it replayed anything).
+//!
+//! Reads take no lock: `Inner::read` validates them with the readers' sequence number. Writes
+//! (`Store::put` and the others) end in `Store::write` or `Store::update`, which run the write
+//! path of `write.rs`; `Store::checkpoint` takes the lock and runs `WriteTxn::checkpoint`
+//! (`checkpoint.rs`).
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::files::{self, Paths};
 use crate::format::*;
 use crate::index;
-use crate::journal::{self, Journal, Op};
+use crate::journal::{Journal, Op};
+use crate::lock_file::{self, LockFile, INIT_BYTE, PRESENCE_BYTE};
 use crate::map::Map;
-use crate::shared::{self, Locked, Shared, INIT_BYTE, PRESENCE_BYTE};
 use crate::{Durability, Entry, Options, Stats, Update, MAX_KEY_LEN};
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::{Arc, Weak};
@@ -67,13 +75,15 @@ impl Store {
     }
 }
 
-/// Everything one open handle uses; the stages (alloc, apply, checkpoint, recover) add methods.
+/// What one open handle uses, and its read view: lookups and scans under the readers' sequence
+/// number. Nothing reached through it alone can change the store: the writing stages are methods
+/// of the [`WriteTxn`](crate::write::WriteTxn) that [`lock`](Inner::lock) returns.
 pub(crate) struct Inner {
     pub map: Map,
-    pub shm: Shared,
+    pub lock_file: LockFile,
     pub journal: Journal,
-    path: PathBuf,
-    durability: Durability,
+    pub(crate) path: PathBuf,
+    pub(crate) durability: Durability,
     poisoned: AtomicBool,
     recovered_at_open: bool,
     /// The process that opened the handle: a forked child must not run the closing protocol on
@@ -90,11 +100,6 @@ pub(crate) struct Inner {
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
     reads: [ReadCounter; READ_STRIPES],
-    /// Nesting depth of `readers_out` (touched only by the write-lock holder).
-    pub(crate) readers_out_depth: std::sync::atomic::AtomicU32,
-    /// The disk refused to grow the data file (ENOSPC) while the current transaction looked for
-    /// room (touched only by the write-lock holder).
-    pub(crate) growth_refused: AtomicBool,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -120,50 +125,6 @@ thread_local! {
         std::thread::current().id().hash(&mut h);
         h.finish() as usize % READ_STRIPES
     };
-}
-
-thread_local! {
-    /// Stores whose write lock this thread holds (to refuse re-entry instead of deadlocking).
-    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Holding the cross-process write lock. Dropping it unlocks.
-pub(crate) struct WriteGuard<'a> {
-    inner: &'a Inner,
-    /// The process that took the lock. A child forked while the lock is held inherits this guard
-    /// (e.g. from inside an `update` callback) but not the lock: it must neither commit through
-    /// it nor unlock it.
-    pid: u32,
-    /// Taken while an unrelated panic was already unwinding (in a destructor): only a panic
-    /// that starts while the lock is held can leave a change half made.
-    unwinding_at_lock: bool,
-}
-
-impl WriteGuard<'_> {
-    /// Refuses to write unless this process is the one that took the lock.
-    pub(crate) fn check_owner(&self) -> Result<()> {
-        if self.pid != std::process::id() {
-            return Err(Error::ForkedLockHolder);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for WriteGuard<'_> {
-    fn drop(&mut self) {
-        if self.pid == std::process::id() {
-            let h = self.inner.shm.hdr();
-            if std::thread::panicking() && !self.unwinding_at_lock {
-                // A panic unwound through a change: the live state may be half made, and unlike a
-                // dead holder this one releases the mutex normally, so EOWNERDEAD will not tell the
-                // next holder. Say it explicitly.
-                h.needs_recovery.store(1, SeqCst);
-            }
-            h.write_mutex.unlock();
-        }
-        let me = self.inner as *const Inner as usize;
-        HELD.with(|h| h.borrow_mut().retain(|&x| x != me));
-    }
 }
 
 pub fn now_ms() -> u64 {
@@ -337,17 +298,18 @@ impl Inner {
             check_creatable_size(&paths.data, opts.max_size)?;
         }
         let io = &*opts.io;
-        let (lock_file, _) = files::open_checked(io, &paths.lock, true)?;
+        let (lock_fd, _) = files::open_checked(io, &paths.lock, true)?;
         // Election (SPEC.md §6.1): byte 0 serialises opens and closes; whoever can take byte 1
         // exclusively is alone, and must (re)build the shared state. The same two bytes are
         // taken on the data file too, which every process keeps open (and mapped) for as long as
         // it uses the store: a lock file deleted or replaced under running processes cannot
         // hide them from a new opener. Always the lock file first, then the data file.
-        shared::range_lock(&lock_file, &paths.lock, INIT_BYTE, Some(true), true)?;
+        lock_file::range_lock(&lock_fd, &paths.lock, INIT_BYTE, Some(true), true)?;
         let (data_file, _) = files::open_checked(io, &paths.data, opts.create)?;
-        shared::range_lock(&data_file, &paths.data, INIT_BYTE, Some(true), true)?;
-        let first = shared::range_lock(&lock_file, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
-        let alone = shared::range_lock(&data_file, &paths.data, PRESENCE_BYTE, Some(true), false)?;
+        lock_file::range_lock(&data_file, &paths.data, INIT_BYTE, Some(true), true)?;
+        let first = lock_file::range_lock(&lock_fd, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
+        let alone =
+            lock_file::range_lock(&data_file, &paths.data, PRESENCE_BYTE, Some(true), false)?;
         if first != alone {
             // Dropping both descriptors releases every byte taken above.
             return Err(Error::Permission {
@@ -360,14 +322,14 @@ impl Inner {
                 ),
             });
         }
-        let opened = Shared::map(paths.lock.clone(), lock_file, first, io)
-            .and_then(|shm| Inner::open_elected(paths, opts, shm, data_file, first));
+        let opened = LockFile::map(paths.lock.clone(), lock_fd, first, io)
+            .and_then(|lock_file| Inner::open_elected(paths, opts, lock_file, data_file, first));
         match opened {
             Ok(inner) => {
-                let r = inner.shm.range_lock(PRESENCE_BYTE, Some(false), true);
+                let r = inner.lock_file.range_lock(PRESENCE_BYTE, Some(false), true);
                 let d = inner.data_lock(PRESENCE_BYTE, Some(false));
                 inner.data_lock(INIT_BYTE, None)?;
-                inner.shm.range_lock(INIT_BYTE, None, true)?;
+                inner.lock_file.range_lock(INIT_BYTE, None, true)?;
                 r.and(d).map(|_| inner)
             }
             // Dropping the descriptors releases the bytes of both files.
@@ -377,7 +339,7 @@ impl Inner {
 
     /// Takes or releases one of the election bytes on the data file (see `open`).
     fn data_lock(&self, byte: i64, mode: Option<bool>) -> Result<bool> {
-        shared::range_lock(self.map.file(), &self.path, byte, mode, true)
+        lock_file::range_lock(self.map.file(), &self.path, byte, mode, true)
     }
 
     /// A data file deleted or replaced while the store is open: whatever this handle writes
@@ -399,14 +361,14 @@ impl Inner {
     fn open_elected(
         paths: &Paths,
         opts: &Options,
-        shm: Shared,
+        lock_file: LockFile,
         data_file: std::fs::File,
         first: bool,
     ) -> Result<Inner> {
         if first {
-            shm.initialise()?;
+            lock_file.initialise()?;
         } else {
-            shm.check_initialised()?;
+            lock_file.check_initialised()?;
         }
         let io = &*opts.io;
         let is_new = files::file_len(&paths.data, &data_file)? == 0;
@@ -464,7 +426,7 @@ impl Inner {
         let map = map_data_file(paths, data_file, &sb, opts)?;
         let mut inner = Inner {
             map,
-            shm,
+            lock_file,
             journal,
             path: paths.data.clone(),
             durability: opts.durability,
@@ -475,24 +437,22 @@ impl Inner {
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
             reads: Default::default(),
-            readers_out_depth: Default::default(),
-            growth_refused: AtomicBool::new(false),
         };
         if first {
-            let guard = inner.lock()?;
-            let replayed = inner.recover_locked()?;
-            drop(guard);
+            let txn = inner.lock()?;
+            let replayed = txn.recover()?;
+            drop(txn);
             inner.recovered_at_open = replayed > 0;
         }
         if let Some(g) = opts.reset_generation {
             // Only a newer generation clears: an older server never wipes a newer one's data.
-            let guard = inner.lock()?;
-            let lsn = if g > inner.shm.hdr().generation.load(Relaxed) {
-                Some(inner.commit(&guard, &[Op::Reset { generation: g }])?)
+            let txn = inner.lock()?;
+            let lsn = if g > inner.lock_file.state().generation.load(Relaxed) {
+                Some(txn.commit(&[Op::Reset { generation: g }])?)
             } else {
                 None
             };
-            drop(guard);
+            drop(txn);
             if let Some(lsn) = lsn {
                 inner.after_commit(lsn)?;
             }
@@ -616,18 +576,22 @@ impl Drop for Inner {
         if self.pid != std::process::id() || !self.opened || self.ephemeral {
             return;
         }
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         for r in &self.reads {
             h.hits.fetch_add(r.hits.swap(0, Relaxed), Relaxed);
             h.misses.fetch_add(r.misses.swap(0, Relaxed), Relaxed);
         }
         // The last process to close checkpoints, so the next open has nothing to replay. Last
         // means alone on both files (the election bytes of §6.1).
-        if self.shm.range_lock(INIT_BYTE, Some(true), true).is_ok() {
+        if self
+            .lock_file
+            .range_lock(INIT_BYTE, Some(true), true)
+            .is_ok()
+        {
             if self.data_lock(INIT_BYTE, Some(true)).is_ok() {
                 if let (Ok(true), Ok(true)) = (
-                    self.shm.range_lock(PRESENCE_BYTE, Some(true), false),
-                    shared::range_lock(
+                    self.lock_file.range_lock(PRESENCE_BYTE, Some(true), false),
+                    lock_file::range_lock(
                         self.map.file(),
                         &self.path,
                         PRESENCE_BYTE,
@@ -635,65 +599,30 @@ impl Drop for Inner {
                         false,
                     ),
                 ) {
-                    if let Ok(guard) = self.lock() {
-                        let _ = self.checkpoint_locked();
-                        drop(guard);
+                    if let Ok(txn) = self.lock() {
+                        let _ = txn.checkpoint();
+                        drop(txn);
                     }
                 }
                 let _ = self.data_lock(INIT_BYTE, None);
             }
-            let _ = self.shm.range_lock(INIT_BYTE, None, true);
+            let _ = self.lock_file.range_lock(INIT_BYTE, None, true);
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lock, journal, apply, wait for durability.
+// The handle's health checks, and the read path. (Writing is in `write.rs`.)
 
 impl Inner {
-    /// Takes the write lock; if its previous holder died, repairs the shared state first.
-    pub(crate) fn lock(&self) -> Result<WriteGuard<'_>> {
-        let me = self as *const Inner as usize;
-        if HELD.with(|h| h.borrow().contains(&me)) {
-            return Err(Error::Reentrant);
-        }
-        self.check_mappings()?;
-        let state = self.shm.hdr().write_mutex.lock(&self.path)?;
-        HELD.with(|h| h.borrow_mut().push(me));
-        let guard = WriteGuard {
-            inner: self,
-            pid: std::process::id(),
-            unwinding_at_lock: std::thread::panicking(),
-        };
-        // A file shrunk under us while we waited: nothing in the shared state can be trusted.
-        self.check_mappings()?;
-        let h = self.shm.hdr();
-        if let Locked::OwnerDied = state {
-            // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
-            // before marking the mutex usable again, so that if this recovery fails too (or this
-            // process dies in it), the next holder runs it instead.
-            h.needs_recovery.store(1, SeqCst);
-            h.write_mutex.consistent();
-        }
-        if h.needs_recovery.load(SeqCst) != 0 {
-            self.recover_locked()?;
-            h.needs_recovery.store(0, SeqCst);
-        }
-        // Another process may have grown the file: see the new length before using it.
-        if h.file_size.load(Acquire) > self.map.len() {
-            self.map.refresh_len()?;
-        }
-        Ok(guard)
-    }
-
     /// Fails once any of the three mappings was hit by a SIGBUS (a file shrunk from outside,
     /// SPEC.md §6.5): from then on this handle only returns that error.
     pub(crate) fn check_mappings(&self) -> Result<()> {
         if self.map.broken() {
             return Err(self.map.truncated_error());
         }
-        if self.shm.broken() {
-            return Err(crate::map::truncated_error(&self.shm.path));
+        if self.lock_file.broken() {
+            return Err(crate::map::truncated_error(&self.lock_file.path));
         }
         if self.journal.broken() {
             return Err(crate::map::truncated_error(&self.journal.path));
@@ -715,163 +644,9 @@ impl Inner {
         self.poisoned.store(true, Relaxed);
     }
 
-    fn record_limit(&self) -> usize {
+    /// The largest journal record a transaction may write: a quarter of the journal.
+    pub(crate) fn record_limit(&self) -> usize {
         (self.journal.size / 4) as usize
-    }
-
-    /// Journals and applies one transaction under the write lock; returns its LSN.
-    pub(crate) fn commit(&self, guard: &WriteGuard, ops: &[Op]) -> Result<u64> {
-        guard.check_owner()?;
-        self.check_poison()?;
-        let h = self.shm.hdr();
-        let len = journal::record_len(ops);
-        if len > self.record_limit() {
-            return Err(Error::ValueTooLarge {
-                len,
-                max: self.record_limit(),
-            });
-        }
-        if h.journal_pos.load(Relaxed) + len as u64 > self.journal.size {
-            self.checkpoint_locked()?;
-        }
-        let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count() as u64;
-        if h.pending_count.load(Relaxed) as usize + ops.len() > h.pending.len() {
-            self.checkpoint_locked()?;
-        }
-        self.ensure_index_room(puts)?;
-        let blocks = self.plan_with_room(ops)?;
-        let lsn = h.next_lsn.load(Relaxed);
-        let record = journal::encode_record(h.epoch.load(Relaxed), lsn, ops);
-        let pos = h.journal_pos.load(Relaxed);
-        if let Err(e) = self.journal.write_at(pos, &record) {
-            for b in blocks {
-                self.push(slot_offset(b), slot_class(b))?;
-            }
-            return Err(e);
-        }
-        h.journal_pos.store(pos + record.len() as u64, Relaxed);
-        h.next_lsn.store(lsn + 1, Relaxed);
-        self.apply(lsn, ops, &blocks)?;
-        h.written_lsn.store(lsn, Release);
-        Ok(lsn)
-    }
-
-    /// Allocates the transaction's blocks, making room when needed: expired entries go, a
-    /// checkpoint frees what was deleted since the last one, and free space is coalesced.
-    fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<u64>> {
-        self.growth_refused.store(false, Relaxed);
-        for attempt in 0..3 {
-            if let Some(blocks) = self.plan_blocks(ops)? {
-                return Ok(blocks);
-            }
-            match attempt {
-                0 => {
-                    self.drop_expired()?;
-                    self.checkpoint_locked()?;
-                }
-                _ => self.readers_out(|| self.rebuild_free_lists())?,
-            }
-        }
-        let need: usize = ops.iter().map(|o| o.encoded_len()).sum();
-        if self.growth_refused.load(Relaxed) {
-            return Err(self.full(&format!(
-                "no room for {need} more bytes: the disk has no space to grow the file beyond {} \
-                 bytes (its maximum size is {} bytes); nothing was changed",
-                self.map.len(),
-                self.map.reserved()
-            )));
-        }
-        Err(self.full(&format!(
-            "no room for {need} more bytes within the maximum size of {} bytes",
-            self.map.reserved()
-        )))
-    }
-
-    /// Unlinks expired entries (not journaled: an expired entry reads as absent either way).
-    fn drop_expired(&self) -> Result<()> {
-        let h = self.shm.hdr();
-        let (live, slots, now) = (
-            h.live_index.load(Relaxed),
-            h.index_slots.load(Relaxed),
-            now_ms(),
-        );
-        for i in 0..slots {
-            let s = self.map.load_u64(slot_at(live, i))?;
-            if slot_is_entry(s) {
-                let eh = index::header_at(&self.map, s)?;
-                if eh.expires_ms != 0 && eh.expires_ms <= now {
-                    self.unlink(slot_at(live, i), s)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// After the lock is released: wait until the write is as durable as the mode promises.
-    pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
-        self.maybe_preflush()?;
-        match self.durability {
-            Durability::Sync => self.wait_durable(lsn),
-            Durability::Periodic(every) => {
-                let last = self.shm.hdr().last_sync_ms.load(Relaxed);
-                if now_ms().saturating_sub(last) >= every.as_millis() as u64 {
-                    self.wait_durable(lsn)?;
-                }
-                Ok(())
-            }
-            Durability::None => Ok(()),
-        }
-    }
-
-    /// Once per journal cycle, when the journal is half full, one writer flushes the data file's
-    /// dirty pages without holding the lock, so the checkpoint that follows (under the lock) has
-    /// little left to write. It changes no durability decision: pages are only written early.
-    fn maybe_preflush(&self) -> Result<()> {
-        let h = self.shm.hdr();
-        let epoch = h.epoch.load(Relaxed);
-        if h.journal_pos.load(Relaxed) * 2 < self.journal.size
-            || h.preflush_epoch.load(Relaxed) == epoch
-            || h.preflush_epoch.swap(epoch, AcqRel) == epoch
-        {
-            return Ok(());
-        }
-        let len = self.map.refresh_len()?;
-        self.flush(HEAP_START, len - HEAP_START)
-    }
-
-    /// Group commit: one `fdatasync` of the journal covers every record written before it
-    /// started; writers that arrive while it runs are covered by the next one.
-    fn wait_durable(&self, lsn: u64) -> Result<()> {
-        let h = self.shm.hdr();
-        if h.durable_lsn.load(Acquire) >= lsn || self.ephemeral {
-            return Ok(());
-        }
-        self.check_poison()?;
-        if let Locked::OwnerDied = h.sync_mutex.lock(&self.path)? {
-            h.sync_mutex.consistent(); // nothing to repair: durable_lsn only moves after a flush
-        }
-        let result = if h.durable_lsn.load(Acquire) >= lsn {
-            Ok(())
-        } else {
-            let target = h.written_lsn.load(Acquire);
-            match self.journal.sync() {
-                Ok(()) => {
-                    h.durable_lsn.fetch_max(target, AcqRel);
-                    h.last_sync_ms.store(now_ms(), Relaxed);
-                    Ok(())
-                }
-                Err(e) => {
-                    self.poison();
-                    Err(e)
-                }
-            }
-        };
-        h.sync_mutex.unlock();
-        result
-    }
-
-    pub(crate) fn sync(&self) -> Result<()> {
-        self.wait_durable(self.shm.hdr().written_lsn.load(Acquire))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -879,7 +654,7 @@ impl Inner {
     // are handed out again; a read that saw it change retries.
 
     fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let mut invalidated = 0;
         for attempt in 0u32.. {
             let seq = h.seq.load(Acquire);
@@ -898,9 +673,9 @@ impl Inner {
             let r = f();
             std::sync::atomic::fence(Acquire);
             if h.seq.load(Relaxed) == seq {
-                if self.shm.broken() {
+                if self.lock_file.broken() {
                     // `seq` itself may have read as zeros from a repaired page.
-                    return Err(crate::map::truncated_error(&self.shm.path));
+                    return Err(crate::map::truncated_error(&self.lock_file.path));
                 }
                 return r;
             }
@@ -925,7 +700,7 @@ impl Inner {
     /// The live entry of `key`, without touching the hit/miss counters.
     fn lookup_uncounted(&self, key: &[u8]) -> Result<Option<Entry>> {
         let hash = hash_key(key);
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let found = self.read(|| {
             let idx = h.live_index.load(Acquire);
             let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
@@ -937,7 +712,7 @@ impl Inner {
     }
 
     fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
-        let h = self.shm.hdr();
+        let h = self.lock_file.state();
         let live = self.lookup_uncounted(key)?;
         let (local, shared) = match live {
             Some(_) => (&self.reads[STRIPE.with(|s| *s)].hits, &h.hits),
@@ -947,14 +722,6 @@ impl Inner {
             shared.fetch_add(local.swap(0, Relaxed), Relaxed);
         }
         Ok(live)
-    }
-
-    /// The current entry under the write lock (no retry needed: nothing moves while we hold it).
-    fn current(&self, _guard: &WriteGuard, key: &[u8]) -> Result<Option<Entry>> {
-        Ok(match self.probe_live(key, hash_key(key))?.found {
-            Some((_, slot)) => Some(index::value_at(&self.map, slot, key)?).filter(index::is_live),
-            None => None,
-        })
     }
 }
 
@@ -1033,8 +800,8 @@ impl Store {
 
     fn write(&self, ops: &[Op]) -> Result<()> {
         let lsn = {
-            let guard = self.inner.lock()?;
-            self.inner.commit(&guard, ops)?
+            let txn = self.inner.lock()?;
+            txn.commit(ops)?
         };
         self.inner.after_commit(lsn)
     }
@@ -1162,8 +929,8 @@ impl Store {
     ) -> Result<R> {
         check_key(key)?;
         let (lsn, r) = {
-            let guard = self.inner.lock()?;
-            let cur = self.inner.current(&guard, key)?;
+            let txn = self.inner.lock()?;
+            let cur = txn.current(key)?;
             let (update, r) = f(cur.as_ref());
             let op = match update {
                 Update::Keep => return Ok(r),
@@ -1182,7 +949,7 @@ impl Store {
                     }
                 }
             };
-            (self.inner.commit(&guard, &[op])?, r)
+            (txn.commit(&[op])?, r)
         };
         self.inner.after_commit(lsn)?;
         Ok(r)
@@ -1224,7 +991,7 @@ impl Store {
     /// As [`scan_prefix_with`](Self::scan_prefix_with).
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
         let inner = &self.inner;
-        let h = inner.shm.hdr();
+        let h = inner.lock_file.state();
         inner.read(|| {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
@@ -1267,7 +1034,7 @@ impl Store {
         mut select: impl FnMut(&[u8], &EntryMeta) -> Visit,
     ) -> Result<Vec<Scanned>> {
         let inner = &self.inner;
-        let h = inner.shm.hdr();
+        let h = inner.lock_file.state();
         inner.read(|| {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
@@ -1345,9 +1112,9 @@ impl Store {
     /// the state would give a superblock the next open refuses (nothing is written then),
     /// [`Error::Reentrant`] from inside an [`update`](Self::update) callback.
     pub fn checkpoint(&self) -> Result<()> {
-        let guard = self.inner.lock()?;
-        self.inner.checkpoint_locked()?;
-        drop(guard);
+        let txn = self.inner.lock()?;
+        txn.checkpoint()?;
+        drop(txn);
         Ok(())
     }
 
@@ -1357,7 +1124,7 @@ impl Store {
     ///
     /// None today; the `Result` leaves room for counters that need a check to read.
     pub fn stats(&self) -> Result<Stats> {
-        let h = self.inner.shm.hdr();
+        let h = self.inner.lock_file.state();
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
         Ok(Stats {
             entries: l(&h.entries),
@@ -1404,13 +1171,13 @@ pub(crate) mod test_hooks {
     use std::cell::Cell;
 
     thread_local! {
-        /// Set by a test: the next readers-out section on this thread panics once inside.
-        pub static PANIC_IN_READERS_OUT: Cell<bool> = const { Cell::new(false) };
+        /// Set by a test: the next exclude-readers section on this thread panics once inside.
+        pub static PANIC_IN_EXCLUDE_READERS: Cell<bool> = const { Cell::new(false) };
     }
 
-    pub fn maybe_panic_in_readers_out() {
-        if PANIC_IN_READERS_OUT.with(|p| p.replace(false)) {
-            panic!("injected panic inside readers_out");
+    pub fn maybe_panic_in_exclude_readers() {
+        if PANIC_IN_EXCLUDE_READERS.with(|p| p.replace(false)) {
+            panic!("injected panic inside exclude_readers");
         }
     }
 }
@@ -1510,7 +1277,7 @@ mod tests {
         Store::open(&path, Options::default().max_size(1 << 30)).unwrap();
     }
 
-    /// A panic inside a readers-out section (here: a checkpoint's copy swap) must neither leave
+    /// A panic inside a exclude-readers section (here: a checkpoint's copy swap) must neither leave
     /// readers of another handle spinning on an odd sequence number nor let the next writer
     /// trust the half-reorganised state.
     #[test]
@@ -1524,7 +1291,7 @@ mod tests {
             a.put(format!("k{i}").as_bytes(), &i.to_le_bytes()).unwrap();
         }
         let recoveries = a.stats().unwrap().recoveries;
-        test_hooks::PANIC_IN_READERS_OUT.with(|p| p.set(true));
+        test_hooks::PANIC_IN_EXCLUDE_READERS.with(|p| p.set(true));
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.checkpoint()));
         assert!(panicked.is_err(), "the injected panic did not happen");
 
@@ -1536,7 +1303,7 @@ mod tests {
         });
         let got = rx
             .recv_timeout(Duration::from_secs(10))
-            .expect("a reader hangs after a panic inside readers_out");
+            .expect("a reader hangs after a panic inside exclude_readers");
         assert_eq!(got.unwrap(), Some(7u32.to_le_bytes().to_vec()));
 
         // The state was rebuilt before anyone used it, and both handles keep working.

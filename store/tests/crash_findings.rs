@@ -268,7 +268,7 @@ fn a_long_scan_finishes_while_another_process_checkpoints() {
 
 /// crash-test --seed 201 --durability sync: a worker stayed silent 6.7 s inside get +
 /// compare_and_swap. Cause: a process that dies while it holds readers out (sequence number odd,
-/// e.g. mid-checkpoint) left the number odd; the recovery that followed ran its own `readers_out`
+/// e.g. mid-checkpoint) left the number odd; the recovery that followed ran its own `exclude_readers`
 /// as "nested" (it saw it odd) and never made it even, so lock-free reads waited for a writer
 /// forever, in every process, until all of them closed. Reproduced exactly by the
 /// `die-in-checkpoint` helper: the first `get` afterwards never returned. Fixed by recovery

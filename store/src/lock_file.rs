@@ -10,14 +10,15 @@
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::CLASSES;
+use crate::write::LockHeld;
 use std::cell::UnsafeCell;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
-pub const SHARED_VERSION: u64 = 1;
+pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
+pub const LOCK_FILE_VERSION: u64 = 1;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed since the last checkpoint, waiting until it is durable before reuse.
@@ -82,10 +83,10 @@ impl RobustMutex {
     }
 }
 
-/// The layout of the lock file's mapping. All fields are atomics or process-shared mutexes, so
-/// concurrent access from any process is defined.
+/// The lock file's contents, as mapped: the state every process of the store shares. All fields
+/// are atomics or process-shared mutexes, so concurrent access from any process is defined.
 #[repr(C)]
-pub struct Header {
+pub struct LockState {
     pub magic: AtomicU64,
     pub version: AtomicU64,
     pub write_mutex: RobustMutex,
@@ -99,7 +100,7 @@ pub struct Header {
     pub index: [AtomicU64; 2],
     /// Which copy (0/1) the last durable checkpoint names; the live copy is the other one.
     pub durable_copy: AtomicU64,
-    pub heap_end: AtomicU64,
+    heap_end: AtomicU64,
     /// The data file's length as last grown (processes refresh their own view when it is larger).
     pub file_size: AtomicU64,
     /// Set while the live state must be rebuilt (a lock holder died; a recovery failed).
@@ -129,20 +130,75 @@ pub struct Header {
     pub recoveries: AtomicU64,
     pub recovered_records: AtomicU64,
     pub created_ms: AtomicU64,
-    pub pending_count: AtomicU64,
+    pending_count: AtomicU64,
     /// Set when more blocks were freed than `pending` holds: the next checkpoint rebuilds the
     /// free lists from the index instead.
-    pub pending_overflow: AtomicU64,
-    pub free_heads: [AtomicU64; CLASSES],
+    pending_overflow: AtomicU64,
+    free_heads: [AtomicU64; CLASSES],
     pub dirty: [AtomicU64; DIRTY_WORDS],
-    pub pending: [AtomicU64; PENDING_CAP],
+    pending: [AtomicU64; PENDING_CAP],
 }
 
-pub const SHARED_LEN: u64 = (std::mem::size_of::<Header>() as u64).div_ceil(4096) * 4096;
+/// The allocator's part of the state (heap end, free lists, blocks waiting for a checkpoint):
+/// anyone may read it, only the write-lock holder may change it.
+impl LockState {
+    /// Where the never-allocated part of the heap starts.
+    pub fn heap_end(&self) -> u64 {
+        self.heap_end.load(Ordering::Relaxed)
+    }
+
+    pub fn set_heap_end(&self, _: &LockHeld, end: u64) {
+        self.heap_end.store(end, Ordering::Relaxed);
+    }
+
+    /// The first free block of `class` (0: none).
+    pub fn free_head(&self, class: u8) -> u64 {
+        self.free_heads[class as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn set_free_head(&self, _: &LockHeld, class: u8, off: u64) {
+        self.free_heads[class as usize].store(off, Ordering::Relaxed);
+    }
+
+    /// Blocks freed since the last checkpoint, waiting for the next one.
+    pub fn pending_count(&self) -> u64 {
+        self.pending_count.load(Ordering::Relaxed)
+    }
+
+    /// The `i`th of those (a slot value: offset and class).
+    pub fn pending(&self, i: u64) -> u64 {
+        self.pending[i as usize].load(Ordering::Relaxed)
+    }
+
+    /// Whether more blocks were freed than the list holds (see `pending_overflow`).
+    pub fn pending_overflowed(&self) -> bool {
+        self.pending_overflow.load(Ordering::Relaxed) != 0
+    }
+
+    /// Adds a freed block to the list, or notes that it overflowed.
+    pub fn add_pending(&self, _: &LockHeld, slot: u64) {
+        let n = self.pending_count.load(Ordering::Relaxed) as usize;
+        if n < self.pending.len() {
+            self.pending[n].store(slot, Ordering::Relaxed);
+            self.pending_count.store(n as u64 + 1, Ordering::Relaxed);
+        } else {
+            self.pending_overflow.store(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Empties the list; `overflowed` says whether blocks are waiting that it does not name.
+    pub fn reset_pending(&self, _: &LockHeld, overflowed: bool) {
+        self.pending_count.store(0, Ordering::Relaxed);
+        self.pending_overflow
+            .store(overflowed as u64, Ordering::Relaxed);
+    }
+}
+
+pub const LOCK_FILE_LEN: u64 = (std::mem::size_of::<LockState>() as u64).div_ceil(4096) * 4096;
 
 /// The mapped lock file.
-pub struct Shared {
-    base: *mut Header,
+pub struct LockFile {
+    base: *mut LockState,
     file: File,
     pub path: PathBuf,
     /// Registered with the SIGBUS handler: a lock file truncated from outside breaks this
@@ -150,43 +206,43 @@ pub struct Shared {
     region: crate::sigbus::Region,
 }
 
-// SAFETY: `Header` consists of atomics and process-shared mutexes only.
-unsafe impl Send for Shared {}
+// SAFETY: `LockState` consists of atomics and process-shared mutexes only.
+unsafe impl Send for LockFile {}
 // SAFETY: as above.
-unsafe impl Sync for Shared {}
+unsafe impl Sync for LockFile {}
 
 pub const INIT_BYTE: i64 = 0;
 pub const PRESENCE_BYTE: i64 = 1;
 
-impl Shared {
-    /// Maps the lock file (growing it to `SHARED_LEN` through `io` when `first` says we may).
+impl LockFile {
+    /// Maps the lock file (growing it to `LOCK_FILE_LEN` through `io` when `first` says we may).
     pub fn map(
         path: PathBuf,
         file: File,
         first: bool,
         io: &dyn crate::io::StorageIo,
-    ) -> Result<Shared> {
+    ) -> Result<LockFile> {
         let len = crate::files::file_len(&path, &file)?;
-        if len < SHARED_LEN {
+        if len < LOCK_FILE_LEN {
             if !first {
                 return Err(Error::corrupt(
                     &path,
                     CorruptKind::LockFileSize {
                         len,
-                        expected: SHARED_LEN,
+                        expected: LOCK_FILE_LEN,
                     },
                 ));
             }
-            crate::files::allocate(io, crate::io::FileKind::Lock, &path, &file, SHARED_LEN)?;
+            crate::files::allocate(io, crate::io::FileKind::Lock, &path, &file, LOCK_FILE_LEN)?;
         }
-        let base = crate::map::map_shared(&path, &file, SHARED_LEN)?;
-        let Some(region) = crate::sigbus::Region::register(base, SHARED_LEN as usize) else {
+        let base = crate::map::map_shared(&path, &file, LOCK_FILE_LEN)?;
+        let Some(region) = crate::sigbus::Region::register(base, LOCK_FILE_LEN as usize) else {
             // SAFETY: just mapped above; nothing refers to it yet.
-            unsafe { crate::map::unmap(base, SHARED_LEN) };
+            unsafe { crate::map::unmap(base, LOCK_FILE_LEN) };
             return Err(crate::map::too_many_mappings(&path));
         };
-        Ok(Shared {
-            base: base.cast::<Header>(),
+        Ok(LockFile {
+            base: base.cast::<LockState>(),
             file,
             path,
             region,
@@ -199,8 +255,8 @@ impl Shared {
         self.region.broken()
     }
 
-    pub fn hdr(&self) -> &Header {
-        // SAFETY: the mapping is SHARED_LEN >= size_of::<Header>() bytes, page-aligned, and lives
+    pub fn state(&self) -> &LockState {
+        // SAFETY: the mapping is LOCK_FILE_LEN >= size_of::<LockState>() bytes, page-aligned, and lives
         // as long as self; every field is valid for any bit pattern (atomics) or initialised by
         // the first opener (mutexes) before any other process maps the file.
         unsafe { &*self.base }
@@ -210,23 +266,23 @@ impl Shared {
     pub fn initialise(&self) -> Result<()> {
         // SAFETY: no other process has the lock file mapped (we won the election), so writing
         // the whole region is exclusive.
-        unsafe { std::ptr::write_bytes(self.base as *mut u8, 0, SHARED_LEN as usize) };
-        let h = self.hdr();
+        unsafe { std::ptr::write_bytes(self.base as *mut u8, 0, LOCK_FILE_LEN as usize) };
+        let h = self.state();
         h.write_mutex
             .init()
             .map_err(|e| Error::io(&self.path, "pthread_mutex_init", e))?;
         h.sync_mutex
             .init()
             .map_err(|e| Error::io(&self.path, "pthread_mutex_init", e))?;
-        h.version.store(SHARED_VERSION, Ordering::Relaxed);
-        h.magic.store(SHARED_MAGIC, Ordering::Release);
+        h.version.store(LOCK_FILE_VERSION, Ordering::Relaxed);
+        h.magic.store(LOCK_FILE_MAGIC, Ordering::Release);
         Ok(())
     }
 
     pub fn check_initialised(&self) -> Result<()> {
-        let h = self.hdr();
-        if h.magic.load(Ordering::Acquire) != SHARED_MAGIC
-            || h.version.load(Ordering::Relaxed) != SHARED_VERSION
+        let h = self.state();
+        if h.magic.load(Ordering::Acquire) != LOCK_FILE_MAGIC
+            || h.version.load(Ordering::Relaxed) != LOCK_FILE_VERSION
         {
             return Err(Error::Incompatible {
                 path: self.path.clone(),
@@ -281,10 +337,10 @@ pub fn range_lock(
     }
 }
 
-impl Drop for Shared {
+impl Drop for LockFile {
     fn drop(&mut self) {
         self.region.unregister();
         // SAFETY: exactly what `map` mapped; no references into it outlive self.
-        unsafe { crate::map::unmap(self.base.cast(), SHARED_LEN) };
+        unsafe { crate::map::unmap(self.base.cast(), LOCK_FILE_LEN) };
     }
 }

@@ -1,0 +1,394 @@
+//! The write path, top to bottom in this file, in the order a put runs. Each step names the file
+//! that holds its details:
+//!
+//! 1. **Checks** (`store.rs`): `Store::put` → `put_with_expiry` → `check_sizes` builds the
+//!    operation; `Store::write` runs the steps below (`batch`, `delete`, `update`, `clear` and
+//!    `compare_and_swap` end there too).
+//! 2. **Lock** ([`Inner::lock`], here): takes the cross-process write mutex and returns the
+//!    [`WriteTxn`], the only thing that can change the store. A holder that died is repaired
+//!    first ([`WriteTxn::recover`], `recover.rs`).
+//! 3. **Commit** ([`WriteTxn::commit`], here):
+//!    1. room: a checkpoint first when the journal or the pending list is full
+//!       (`checkpoint.rs`), the index grown when the keys would not fit (`ensure_index_room`,
+//!       `apply.rs`);
+//!    2. plan blocks: one block per Put, before anything is journaled, so a store without room
+//!       refuses the write with nothing changed (`plan_with_room` here, `plan_blocks` in
+//!       `apply.rs`, `alloc` in `alloc.rs`);
+//!    3. journal append: the record, checksummed, at the journal's tail (`Journal::write_at`,
+//!       `journal.rs`);
+//!    4. apply: each entry written into its planned block, then published in the live index by
+//!       one aligned 8-byte store (`apply` → `apply_put` → `publish`, `apply.rs`);
+//!    5. publish the record as written (`written_lsn`), which group commit flushes up to.
+//! 4. **Release** (`Drop for WriteTxn`, here): unlocks.
+//! 5. **Durability wait** ([`Inner::after_commit`], here): as the handle's `Durability` asks,
+//!    one `fdatasync` of the journal shared by every writer waiting (group commit).
+//!
+//! The types: [`Inner`] is the handle's read view. It looks entries up and scans under the
+//! readers' sequence number and has no way to change the data file or the lock file's allocator.
+//! [`WriteTxn`] exists only while the write lock is held, and alone hands out the [`LockHeld`]
+//! proof that the map's writing methods, the journal's append and the lock file's free lists ask
+//! for: a write without the lock does not compile.
+
+use crate::alloc::Block;
+use crate::error::{Error, Result};
+use crate::format::*;
+use crate::index;
+use crate::journal::{self, Op};
+use crate::lock_file::{self, Locked};
+use crate::store::{now_ms, Inner};
+use crate::{Durability, Entry};
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::Ordering::*;
+
+/// Proof that the cross-process write lock is held: the argument every method that changes the
+/// data file, the journal or the allocator's shared state takes. Zero-sized; only a
+/// [`WriteTxn`] makes one, and lends it out no longer than it lives.
+pub(crate) struct LockHeld(());
+
+#[cfg(test)]
+impl LockHeld {
+    /// For unit tests of the map and the index, which write a file no other handle uses.
+    pub(crate) fn for_tests() -> LockHeld {
+        LockHeld(())
+    }
+}
+
+thread_local! {
+    /// Stores whose write lock this thread holds (to refuse re-entry instead of deadlocking).
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Holding the cross-process write lock: the stages that change the store (alloc, apply,
+/// checkpoint, index rebuild, recovery) are its methods. It reads everything else through the
+/// handle ([`Inner`], by `Deref`). Dropping it unlocks.
+pub(crate) struct WriteTxn<'a> {
+    inner: &'a Inner,
+    held: LockHeld,
+    /// The process that took the lock. A child forked while the lock is held inherits this
+    /// transaction (e.g. from inside an `update` callback) but not the lock: it must neither
+    /// commit through it nor unlock it.
+    pid: u32,
+    /// Taken while an unrelated panic was already unwinding (in a destructor): only a panic
+    /// that starts while the lock is held can leave a change half made.
+    unwinding_at_lock: bool,
+    /// Nesting depth of `exclude_readers`.
+    exclude_readers_depth: Cell<u32>,
+    /// The disk refused to grow the data file (ENOSPC) while this transaction looked for room.
+    pub(crate) growth_refused: Cell<bool>,
+}
+
+impl std::ops::Deref for WriteTxn<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        self.inner
+    }
+}
+
+impl WriteTxn<'_> {
+    /// The proof that the write lock is held, for the map's, the journal's and the lock file's
+    /// writing methods.
+    #[inline]
+    pub(crate) fn held(&self) -> &LockHeld {
+        &self.held
+    }
+
+    /// Refuses to write unless this process is the one that took the lock.
+    pub(crate) fn check_owner(&self) -> Result<()> {
+        if self.pid != std::process::id() {
+            return Err(Error::ForkedLockHolder);
+        }
+        Ok(())
+    }
+}
+
+// 2. Lock.
+
+impl Inner {
+    /// Takes the write lock; if its previous holder died, repairs the shared state first.
+    pub(crate) fn lock(&self) -> Result<WriteTxn<'_>> {
+        let me = self as *const Inner as usize;
+        if HELD.with(|h| h.borrow().contains(&me)) {
+            return Err(Error::Reentrant);
+        }
+        self.check_mappings()?;
+        let state = self.lock_file.state().write_mutex.lock(&self.path)?;
+        HELD.with(|h| h.borrow_mut().push(me));
+        let txn = WriteTxn {
+            inner: self,
+            held: LockHeld(()),
+            pid: std::process::id(),
+            unwinding_at_lock: std::thread::panicking(),
+            exclude_readers_depth: Cell::new(0),
+            growth_refused: Cell::new(false),
+        };
+        // A file shrunk under us while we waited: nothing in the shared state can be trusted.
+        self.check_mappings()?;
+        let h = self.lock_file.state();
+        if let Locked::OwnerDied = state {
+            // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
+            // before marking the mutex usable again, so that if this recovery fails too (or this
+            // process dies in it), the next holder runs it instead.
+            h.needs_recovery.store(1, SeqCst);
+            h.write_mutex.consistent();
+        }
+        if h.needs_recovery.load(SeqCst) != 0 {
+            txn.recover()?;
+            h.needs_recovery.store(0, SeqCst);
+        }
+        // Another process may have grown the file: see the new length before using it.
+        if h.file_size.load(Acquire) > self.map.len() {
+            self.map.refresh_len()?;
+        }
+        Ok(txn)
+    }
+}
+
+// 3. Commit (and the reads an `update` makes under the lock before it decides).
+
+impl WriteTxn<'_> {
+    /// The current entry under the write lock (no retry needed: nothing moves while we hold it).
+    pub(crate) fn current(&self, key: &[u8]) -> Result<Option<Entry>> {
+        Ok(match self.probe_live(key, hash_key(key))?.found {
+            Some((_, slot)) => Some(index::value_at(&self.map, slot, key)?).filter(index::is_live),
+            None => None,
+        })
+    }
+
+    /// Journals and applies one transaction under the write lock; returns its LSN.
+    pub(crate) fn commit(&self, ops: &[Op]) -> Result<u64> {
+        self.check_owner()?;
+        self.check_poison()?;
+        let h = self.lock_file.state();
+        // 3.1 Room: in the journal, in the pending list, in the index.
+        let len = journal::record_len(ops);
+        if len > self.record_limit() {
+            return Err(Error::ValueTooLarge {
+                len,
+                max: self.record_limit(),
+            });
+        }
+        if h.journal_pos.load(Relaxed) + len as u64 > self.journal.size {
+            self.checkpoint()?;
+        }
+        let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count() as u64;
+        if h.pending_count() as usize + ops.len() > lock_file::PENDING_CAP {
+            self.checkpoint()?;
+        }
+        self.ensure_index_room(puts)?;
+        // 3.2 Plan blocks, before anything is journaled: a store without room changes nothing.
+        let blocks = self.plan_with_room(ops)?;
+        // 3.3 Journal append; if it fails, the blocks go back and nothing was applied.
+        let lsn = h.next_lsn.load(Relaxed);
+        let record = journal::encode_record(h.epoch.load(Relaxed), lsn, ops);
+        let pos = h.journal_pos.load(Relaxed);
+        if let Err(e) = self.journal.write_at(self.held(), pos, &record) {
+            for b in blocks {
+                self.push(b.at, b.class)?;
+            }
+            return Err(e);
+        }
+        h.journal_pos.store(pos + record.len() as u64, Relaxed);
+        h.next_lsn.store(lsn + 1, Relaxed);
+        // 3.4 Apply into the planned blocks and the live index.
+        self.apply(lsn, ops, &blocks)?;
+        // 3.5 Publish as written: the next group commit flushes up to here.
+        h.written_lsn.store(lsn, Release);
+        Ok(lsn)
+    }
+
+    /// Allocates the transaction's blocks, making room when needed: expired entries go, a
+    /// checkpoint frees what was deleted since the last one, and free space is coalesced.
+    fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<Block>> {
+        self.growth_refused.set(false);
+        for attempt in 0..3 {
+            if let Some(blocks) = self.plan_blocks(ops)? {
+                return Ok(blocks);
+            }
+            match attempt {
+                0 => {
+                    self.drop_expired()?;
+                    self.checkpoint()?;
+                }
+                _ => self.exclude_readers(|| self.rebuild_free_lists())?,
+            }
+        }
+        let need: usize = ops.iter().map(|o| o.encoded_len()).sum();
+        if self.growth_refused.get() {
+            return Err(self.full_error(&format!(
+                "no room for {need} more bytes: the disk has no space to grow the file beyond {} \
+                 bytes (its maximum size is {} bytes); nothing was changed",
+                self.map.len(),
+                self.map.reserved()
+            )));
+        }
+        Err(self.full_error(&format!(
+            "no room for {need} more bytes within the maximum size of {} bytes",
+            self.map.reserved()
+        )))
+    }
+
+    /// Unlinks expired entries (not journaled: an expired entry reads as absent either way).
+    fn drop_expired(&self) -> Result<()> {
+        let h = self.lock_file.state();
+        let (live, slots, now) = (
+            h.live_index.load(Relaxed),
+            h.index_slots.load(Relaxed),
+            now_ms(),
+        );
+        for i in 0..slots {
+            let s = self.map.load_u64(slot_at(live, i))?;
+            if slot_is_entry(s) {
+                let eh = index::header_at(&self.map, s)?;
+                if eh.expires_ms != 0 && eh.expires_ms <= now {
+                    self.unlink(slot_at(live, i), s)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// 4. Release.
+
+impl Drop for WriteTxn<'_> {
+    fn drop(&mut self) {
+        if self.pid == std::process::id() {
+            let h = self.inner.lock_file.state();
+            if std::thread::panicking() && !self.unwinding_at_lock {
+                // A panic unwound through a change: the live state may be half made, and unlike a
+                // dead holder this one releases the mutex normally, so EOWNERDEAD will not tell the
+                // next holder. Say it explicitly.
+                h.needs_recovery.store(1, SeqCst);
+            }
+            h.write_mutex.unlock();
+        }
+        let me = self.inner as *const Inner as usize;
+        HELD.with(|h| h.borrow_mut().retain(|&x| x != me));
+    }
+}
+
+// 5. Durability wait, after the lock is released.
+
+impl Inner {
+    /// After the lock is released: wait until the write is as durable as the mode promises.
+    pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
+        self.maybe_preflush()?;
+        match self.durability {
+            Durability::Sync => self.wait_durable(lsn),
+            Durability::Periodic(every) => {
+                let last = self.lock_file.state().last_sync_ms.load(Relaxed);
+                if now_ms().saturating_sub(last) >= every.as_millis() as u64 {
+                    self.wait_durable(lsn)?;
+                }
+                Ok(())
+            }
+            Durability::None => Ok(()),
+        }
+    }
+
+    /// Once per journal cycle, when the journal is half full, one writer flushes the data file's
+    /// dirty pages without holding the lock, so the checkpoint that follows (under the lock) has
+    /// little left to write. It changes no durability decision: pages are only written early.
+    fn maybe_preflush(&self) -> Result<()> {
+        let h = self.lock_file.state();
+        let epoch = h.epoch.load(Relaxed);
+        if h.journal_pos.load(Relaxed) * 2 < self.journal.size
+            || h.preflush_epoch.load(Relaxed) == epoch
+            || h.preflush_epoch.swap(epoch, AcqRel) == epoch
+        {
+            return Ok(());
+        }
+        let len = self.map.refresh_len()?;
+        self.flush(HEAP_START, len - HEAP_START)
+    }
+
+    /// Group commit: one `fdatasync` of the journal covers every record written before it
+    /// started; writers that arrive while it runs are covered by the next one.
+    fn wait_durable(&self, lsn: u64) -> Result<()> {
+        let h = self.lock_file.state();
+        if h.durable_lsn.load(Acquire) >= lsn || self.ephemeral {
+            return Ok(());
+        }
+        self.check_poison()?;
+        if let Locked::OwnerDied = h.sync_mutex.lock(&self.path)? {
+            h.sync_mutex.consistent(); // nothing to repair: durable_lsn only moves after a flush
+        }
+        let result = if h.durable_lsn.load(Acquire) >= lsn {
+            Ok(())
+        } else {
+            let target = h.written_lsn.load(Acquire);
+            match self.journal.sync() {
+                Ok(()) => {
+                    h.durable_lsn.fetch_max(target, AcqRel);
+                    h.last_sync_ms.store(now_ms(), Relaxed);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.poison();
+                    Err(e)
+                }
+            }
+        };
+        h.sync_mutex.unlock();
+        result
+    }
+
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.wait_durable(self.lock_file.state().written_lsn.load(Acquire))
+    }
+}
+
+// Used by the stages: holding readers off, and the error of a store without room.
+
+impl WriteTxn<'_> {
+    /// The error of a change that does not fit (`detail` says what did not).
+    pub(crate) fn full_error(&self, detail: &str) -> crate::Error {
+        crate::Error::Full {
+            path: self.map.path.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Runs `f` with the readers' sequence number odd, so that lock-free readers retry instead
+    /// of trusting the live index while `f` reorganises it. Nests (the depth is counted by this
+    /// transaction). The outermost call always leaves the number even, also when a holder that
+    /// died left it odd.
+    pub(crate) fn exclude_readers<T>(&self, f: impl FnOnce() -> T) -> T {
+        /// Ends the section also when `f` panics: the depth is restored, and the store is marked
+        /// as needing recovery with `seq` left odd, so readers queue on the write lock and the
+        /// next holder rebuilds the half-reorganised index (and makes `seq` even) before anyone
+        /// trusts it again.
+        struct Section<'a, 'b> {
+            txn: &'a WriteTxn<'b>,
+            outermost: bool,
+            unwinding_at_start: bool,
+        }
+        impl Drop for Section<'_, '_> {
+            fn drop(&mut self) {
+                let h = self.txn.lock_file.state();
+                let depth = &self.txn.exclude_readers_depth;
+                depth.set(depth.get() - 1);
+                if std::thread::panicking() && !self.unwinding_at_start {
+                    h.needs_recovery.store(1, SeqCst);
+                } else if self.outermost && h.seq.load(Relaxed) % 2 == 1 {
+                    h.seq.fetch_add(1, Release);
+                }
+            }
+        }
+        let seq = &self.lock_file.state().seq;
+        let depth = self.exclude_readers_depth.get();
+        self.exclude_readers_depth.set(depth + 1);
+        let outermost = depth == 0;
+        if outermost && seq.load(Relaxed).is_multiple_of(2) {
+            seq.fetch_add(1, AcqRel);
+        }
+        let _section = Section {
+            txn: self,
+            outermost,
+            unwinding_at_start: std::thread::panicking(),
+        };
+        #[cfg(test)]
+        crate::store::test_hooks::maybe_panic_in_exclude_readers();
+        f()
+    }
+}
