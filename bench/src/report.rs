@@ -40,6 +40,12 @@ pub struct Section {
     pub metrics: Vec<Metric>,
     /// Which metric the ratio column compares.
     pub primary: usize,
+    /// When not empty: instead of the one "apcdb ÷ engine" column, one "engine ÷ reference"
+    /// column per listed metric, where the reference is the row's `reference` config (a peer such
+    /// as LMDB, so apcdb's own row shows how far it is from it).
+    pub peer_ratios: Vec<usize>,
+    /// What the rows' references have in common, for the ratio columns' headers ("LMDB").
+    pub peer_name: &'static str,
     pub rows: Vec<Row>,
 }
 
@@ -51,6 +57,8 @@ impl Section {
             note: String::new(),
             metrics,
             primary: 0,
+            peer_ratios: Vec::new(),
+            peer_name: "",
             rows: Vec::new(),
         }
     }
@@ -112,6 +120,10 @@ impl Section {
         if !self.note.is_empty() {
             let _ = writeln!(out, "{}\n", self.note);
         }
+        if !self.peer_ratios.is_empty() {
+            self.markdown_vs_peer(out);
+            return;
+        }
         let p = &self.metrics[self.primary];
         let direction = match p.unit {
             Unit::Rate => "above 1 = apcdb faster",
@@ -149,6 +161,56 @@ impl Section {
                     }
                 };
                 let _ = writeln!(out, " {ratio} | {} |", c.note);
+            }
+        }
+        let _ = writeln!(out);
+    }
+}
+
+impl Section {
+    fn markdown_vs_peer(&self, out: &mut String) {
+        let _ = write!(out, "| workload | engine (setting) |");
+        for m in &self.metrics {
+            let _ = write!(out, " {} |", m.name);
+        }
+        for &i in &self.peer_ratios {
+            let _ = write!(out, " {} ÷ {} |", self.metrics[i].name, self.peer_name);
+        }
+        let _ = writeln!(out, " note |");
+        let _ = write!(out, "|---|---|");
+        for _ in self
+            .metrics
+            .iter()
+            .chain(self.peer_ratios.iter().map(|&i| &self.metrics[i]))
+        {
+            let _ = write!(out, "---:|");
+        }
+        let _ = writeln!(out, "---|");
+        for r in &self.rows {
+            for c in &r.cells {
+                let _ = write!(out, "| {} | {} |", r.name, c.config);
+                for (i, m) in self.metrics.iter().enumerate() {
+                    let _ = write!(
+                        out,
+                        " {} |",
+                        fmt(self.median(&r.name, &c.config, i), m.unit)
+                    );
+                }
+                for &i in &self.peer_ratios {
+                    let ratio = if c.config == r.reference {
+                        "—".to_string()
+                    } else {
+                        match (
+                            self.median(&r.name, &c.config, i),
+                            self.median(&r.name, &r.reference, i),
+                        ) {
+                            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                            _ => "n/a".to_string(),
+                        }
+                    };
+                    let _ = write!(out, " {ratio} |");
+                }
+                let _ = writeln!(out, " {} |", c.note);
             }
         }
         let _ = writeln!(out);

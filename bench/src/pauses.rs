@@ -1,0 +1,319 @@
+//! The pauses sections: how long single puts take at the tail (p99.9, worst) over a run long
+//! enough to include apcdb's checkpoints, and how long a fresh process waits before its first
+//! read. Means and rates over short rows hide both; these rows are there to show them.
+
+use crate::engines::{config_label, open, Engine, Family, Mode, OpenArgs, Res};
+use crate::report::{fmt, Section, Unit};
+use crate::{
+    batched, key, kill_full_writer, thousands, timed_open, value_pool, Args, ChildSpec, Ctx, Rng,
+    KEY_LEN, S_FOPEN, S_TAIL, VALUE_LEN,
+};
+use std::time::{Duration, Instant};
+
+/// apcdb's tail rows must hold at least this many checkpoints: the steady state, not the stretch
+/// before the first one.
+pub const TAIL_MIN_CHECKPOINTS: u64 = 10;
+
+/// How long one tail row may run. `lengthen`: apcdb running on until it has held enough
+/// checkpoints; otherwise the peers' limit ("N puts or T seconds, whichever first").
+pub fn tail_cap(a: &Args, mode: Mode, lengthen: bool) -> Duration {
+    let s = match (a.smoke, lengthen, mode) {
+        (true, _, _) => 2,
+        (false, true, _) => 150,
+        (false, false, Mode::Fast) => 60,
+        (false, false, _) => 20,
+    };
+    Duration::from_secs(s)
+}
+
+/// One timed tail row.
+struct Tail {
+    /// Per-put latency in ns (saturated at u32::MAX, ~4.3 s), in put order until sorted.
+    lat: Vec<u32>,
+    elapsed: Duration,
+    /// apcdb only: checkpoints during the timed puts.
+    checkpoints: Option<u64>,
+    capped: bool,
+}
+
+/// Random overwrites of `nkeys` existing keys, each put timed on its own. Runs `target` puts, then,
+/// if the engine counts checkpoints and fewer than `min_ckpt` happened, goes on until they have or
+/// `max_ops` puts are done; stops early at `cap`. The latency vector is allocated up front, so the
+/// loop itself never allocates.
+fn tail_run(
+    eng: &dyn Engine,
+    target: u64,
+    max_ops: u64,
+    min_ckpt: u64,
+    cap: Duration,
+    nkeys: u64,
+    seed: u64,
+) -> Res<Tail> {
+    let pool = value_pool();
+    let mut rng = Rng::new(seed);
+    let mut h = eng.handle()?;
+    let max_ops = max_ops.max(target);
+    let mut lat: Vec<u32> = Vec::with_capacity(max_ops as usize);
+    let c0 = eng.checkpoints();
+    let start = Instant::now();
+    let deadline = start + cap;
+    let mut last = start;
+    let mut capped = false;
+    let mut n = 0u64;
+    while n < max_ops {
+        let r = rng.next();
+        let k: [u8; KEY_LEN] = key(r % nkeys);
+        let v: &[u8; VALUE_LEN] = &pool[(r >> 32) as usize % pool.len()];
+        let t = Instant::now();
+        h.put(&k, v)?;
+        last = Instant::now();
+        lat.push((last - t).as_nanos().min(u32::MAX as u128) as u32);
+        n += 1;
+        if last >= deadline {
+            capped = true;
+            break;
+        }
+        // Past the planned length, look at the checkpoint count now and then (an atomic load;
+        // between puts, so outside every timed interval).
+        if n >= target && (n - target).is_multiple_of(1024) {
+            match (c0, eng.checkpoints()) {
+                (Some(c0), Some(c)) if c - c0 < min_ckpt => {}
+                _ => break,
+            }
+        }
+    }
+    let checkpoints = c0.zip(eng.checkpoints()).map(|(a, b)| b - a);
+    Ok(Tail {
+        lat,
+        elapsed: last - start,
+        checkpoints,
+        capped,
+    })
+}
+
+/// p50, p99, p99.9, max (ns) of `lat`, which it sorts.
+fn percentiles(lat: &mut [u32]) -> [f64; 4] {
+    if lat.is_empty() {
+        return [f64::NAN; 4];
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64;
+    [pct(0.50), pct(0.99), pct(0.999), lat[lat.len() - 1] as f64]
+}
+
+/// Load a fresh store, run the tail rows in both modes, then open it in fresh processes after a
+/// clean close and after kill -9 of a writer.
+pub fn pauses_round(cx: &mut Ctx, fam: Family) {
+    let a = cx.args;
+    let n = a.keys;
+    let dir = a.dir.join(format!("{}-pauses", fam.key()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let oa = |mode| OpenArgs {
+        dir: &dir,
+        mode,
+        keys: n,
+        multi_process: false,
+    };
+    let loaded = cx.phase(format!("{} pauses: load", fam.key()), |_| {
+        let eng = open(fam, &oa(Mode::Fast))?;
+        batched(&*eng, 0, n, 1, false)?;
+        eng.close();
+        Ok(())
+    });
+    if !loaded {
+        return;
+    }
+
+    if cx.want(S_TAIL) {
+        for (slot, mode, planned, row) in [
+            (0, Mode::Fast, a.tail_ops, "non-durable, 1 writer"),
+            (1, Mode::Durable, a.tail_durable_ops, "durable, 1 writer"),
+        ] {
+            cx.phase(format!("{} tail latency, {row}", fam.key()), |cx| {
+                let apc = fam == Family::Apcdb;
+                // The peers get as many puts as apcdb's row ended up with, within their limit.
+                let target = if apc {
+                    planned
+                } else {
+                    cx.tail_apc_ops[slot].unwrap_or(planned).max(planned)
+                };
+                // A smoke run does not lengthen: it only checks the "too short" path works.
+                let max_ops = if apc && !a.smoke {
+                    (planned * 100).min(8_000_000).max(planned)
+                } else {
+                    target
+                };
+                let cap = tail_cap(a, mode, apc);
+                let eng = open(fam, &oa(mode))?;
+                let seed = 500 + slot as u64 + cx.round as u64 * 7;
+                let mut t = tail_run(&*eng, target, max_ops, TAIL_MIN_CHECKPOINTS, cap, n, seed)?;
+                eng.close();
+                let ops = t.lat.len() as u64;
+                if apc {
+                    cx.tail_apc_ops[slot] = Some(ops);
+                }
+                let [p50, p99, p999, max] = percentiles(&mut t.lat);
+                let rate = ops as f64 / t.elapsed.as_secs_f64();
+                let mut note = format!(
+                    "{} puts in {:.1} s",
+                    thousands(ops),
+                    t.elapsed.as_secs_f64()
+                );
+                if t.capped {
+                    note += &format!(" (stopped at the {} s limit)", cap.as_secs());
+                }
+                if let Some(c) = t.checkpoints {
+                    note += &format!("; {c} checkpoints");
+                    if ops > planned {
+                        note += &format!(" (lengthened from {} puts)", thousands(planned));
+                    }
+                    if c < TAIL_MIN_CHECKPOINTS {
+                        note += &format!(
+                            "; **too short: fewer than {TAIL_MIN_CHECKPOINTS} checkpoints**"
+                        );
+                    }
+                }
+                cx.secs[S_TAIL].record(
+                    row,
+                    config_label(Family::Lmdb, mode),
+                    config_label(fam, mode),
+                    vec![p50, p99, p999, max, rate],
+                    &note,
+                );
+                Ok(())
+            });
+        }
+    }
+
+    if cx.want(S_FOPEN) {
+        let lmdb = Family::Lmdb.label();
+        let open_spec = ChildSpec {
+            role: "open",
+            fam,
+            mode: Mode::Durable,
+            dir: &dir,
+            keys: n,
+            dur: a.duration,
+            seed: 0,
+            multi_process: false,
+            kill_bytes: a.kill_bytes,
+        };
+        let nk = thousands(n);
+        cx.phase(
+            format!("{} fresh open after clean close", fam.key()),
+            |cx| {
+                let (ns, spawn_ns, note) = timed_open(&open_spec)?;
+                let row = format!("{nk} keys, after a clean close");
+                cx.secs[S_FOPEN].record(&row, lmdb, fam.label(), vec![ns, spawn_ns], &note);
+                Ok(())
+            },
+        );
+        cx.phase(format!("{} fresh open after kill -9", fam.key()), |cx| {
+            let f = kill_full_writer(&ChildSpec {
+                role: "killwriter",
+                mode: Mode::Fast,
+                seed: 91 + cx.round as u64,
+                ..open_spec
+            })?;
+            let (ns, spawn_ns, mut note) = timed_open(&open_spec)?;
+            if fam == Family::Apcdb && f.len() == 3 {
+                note = format!(
+                    "journal {} of {} KiB used at kill; {note}",
+                    f[0] >> 10,
+                    f[1] >> 10
+                );
+            }
+            let row = format!("{nk} keys, after kill -9 with a full journal");
+            cx.secs[S_FOPEN].record(&row, lmdb, fam.label(), vec![ns, spawn_ns], &note);
+            Ok(())
+        });
+    }
+    if !a.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Issue 10's targets, judged on these rows; empty when neither pauses section ran.
+pub fn pause_targets(secs: &[Section]) -> String {
+    let (tail, fopen) = (&secs[S_TAIL], &secs[S_FOPEN]);
+    if tail.rows.is_empty() && fopen.rows.is_empty() {
+        return String::new();
+    }
+    let nd = "non-durable, 1 writer";
+    let du = "durable, 1 writer";
+    let apc_nd = config_label(Family::Apcdb, Mode::Fast);
+    let apc_du = config_label(Family::Apcdb, Mode::Durable);
+    let lmdb_nd = config_label(Family::Lmdb, Mode::Fast);
+    let lmdb_du = config_label(Family::Lmdb, Mode::Durable);
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "**not met**",
+        None => "not measured",
+    };
+    let ns = |v| fmt(v, Unit::Nanos);
+    let mut rows = Vec::new();
+    let max = tail.median(nd, apc_nd, 3);
+    let lmax = tail.median(nd, lmdb_nd, 3);
+    rows.push(format!(
+        "| worst non-durable put ≤ 2 ms | {} (LMDB NO_SYNC {}) | {} |",
+        ns(max),
+        ns(lmax),
+        verdict(max.map(|m| m <= 2e6))
+    ));
+    let p = tail.median(nd, apc_nd, 2);
+    rows.push(format!(
+        "| non-durable p99.9 ≤ 20 µs | {} (LMDB NO_SYNC {}) | {} |",
+        ns(p),
+        ns(tail.median(nd, lmdb_nd, 2)),
+        verdict(p.map(|p| p <= 20e3))
+    ));
+    let (a, b) = (tail.median(nd, apc_nd, 4), tail.median(nd, lmdb_nd, 4));
+    let r = a.zip(b).map(|(a, b)| a / b);
+    rows.push(format!(
+        "| non-durable throughput, whole run ≥ 5× LMDB NO_SYNC | {}/s vs {}/s = {} | {} |",
+        fmt(a, Unit::Rate),
+        fmt(b, Unit::Rate),
+        fmt(r, Unit::Times),
+        verdict(r.map(|r| r >= 5.0))
+    ));
+    let (p50, p999) = (tail.median(du, apc_du, 0), tail.median(du, apc_du, 2));
+    let r = p999.zip(p50).map(|(a, b)| a / b);
+    rows.push(format!(
+        "| Sync p99.9 ≤ 3× Sync median | {} vs {} = {} | {} |",
+        ns(p999),
+        ns(p50),
+        fmt(r, Unit::Times),
+        verdict(r.map(|r| r <= 3.0))
+    ));
+    let (a, b) = (tail.median(du, apc_du, 3), tail.median(du, lmdb_du, 3));
+    rows.push(format!(
+        "| worst Sync put ≤ LMDB default's worst | {} vs {} | {} |",
+        ns(a),
+        ns(b),
+        verdict(a.zip(b).map(|(a, b)| a <= b))
+    ));
+    for (what, limit) in [
+        ("after a clean close", 5e6),
+        ("after kill -9 with a full journal", 50e6),
+    ] {
+        let row = fopen
+            .rows
+            .iter()
+            .find(|r| r.name.ends_with(what))
+            .map(|r| r.name.as_str())
+            .unwrap_or("");
+        let t = fopen.median(row, Family::Apcdb.label(), 0);
+        rows.push(format!(
+            "| fresh-process open {what} ≤ {} | {} (LMDB {}) | {} |",
+            ns(Some(limit)),
+            ns(t),
+            ns(fopen.median(row, Family::Lmdb.label(), 0)),
+            verdict(t.map(|t| t <= limit))
+        ));
+    }
+    format!(
+        "### Targets (issue 10: pauses; apcdb's tail rows must hold ≥ {TAIL_MIN_CHECKPOINTS} checkpoints, see their notes)\n\n\
+         | target | measured (medians) | verdict |\n|---|---|---|\n{}\n",
+        rows.join("\n")
+    )
+}
