@@ -12,6 +12,8 @@ pub enum Unit {
     Bytes,
     /// A plain multiple, printed as "3.2×".
     Times,
+    /// A count of events.
+    Count,
 }
 
 pub struct Metric {
@@ -129,7 +131,7 @@ impl Section {
             Unit::Rate => "above 1 = apcdb faster",
             Unit::Nanos => "below 1 = apcdb faster",
             Unit::Bytes => "below 1 = apcdb smaller",
-            Unit::Times => "",
+            Unit::Times | Unit::Count => "",
         };
         let _ = write!(out, "| workload | engine (setting) |");
         for m in &self.metrics {
@@ -204,7 +206,7 @@ impl Section {
                             self.median(&r.name, &c.config, i),
                             self.median(&r.name, &r.reference, i),
                         ) {
-                            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                            (Some(a), Some(b)) if b > 0.0 => small_ratio(a / b),
                             _ => "n/a".to_string(),
                         }
                     };
@@ -215,6 +217,16 @@ impl Section {
         }
         let _ = writeln!(out);
     }
+}
+
+/// A ratio with two significant digits when it is small (0.0029 rather than 0.00).
+fn small_ratio(r: f64) -> String {
+    let decimals = if r > 0.0 && r < 0.1 {
+        (1 - r.log10().floor() as i32).max(2) as usize
+    } else {
+        2
+    };
+    format!("{r:.decimals$}")
 }
 
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -233,7 +245,7 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
 pub fn fmt(v: Option<f64>, unit: Unit) -> String {
     let Some(v) = v else { return "n/a".into() };
     match unit {
-        Unit::Rate => thousands(v.round() as u64),
+        Unit::Rate | Unit::Count => thousands(v.round() as u64),
         Unit::Nanos => fmt_ns(v),
         Unit::Bytes => {
             if v >= 1024.0 * 1024.0 {
