@@ -10,6 +10,15 @@ use crate::{
 };
 use std::time::{Duration, Instant};
 
+// The tail section's metrics, in column order (see `sections`).
+pub const T_P50: usize = 0;
+pub const T_P999: usize = 2;
+pub const T_MAX: usize = 3;
+pub const T_RATE: usize = 6;
+pub const T_CKPT: usize = 7;
+/// A put at least this long counts as a pause.
+const PAUSE_NS: u32 = 1_000_000;
+
 /// apcdb's tail rows must hold at least this many checkpoints: the steady state, not the stretch
 /// before the first one.
 pub const TAIL_MIN_CHECKPOINTS: u64 = 10;
@@ -150,6 +159,11 @@ fn tail_row(
     }
     let [p50, p99, p999, max] = percentiles(&mut t.lat);
     let rate = ops as f64 / t.elapsed.as_secs_f64();
+    // Pauses: how many puts took PAUSE_NS or more, and what share of the run they took together.
+    let first_slow = t.lat.partition_point(|&l| l < PAUSE_NS);
+    let slow = &t.lat[first_slow..];
+    let slow_ns = slow.iter().fold(0.0, |s, &l| s + l as f64);
+    let slow_share = slow_ns / t.elapsed.as_nanos().max(1) as f64 * 100.0;
     let mut note = format!(
         "{} puts in {:.1} s",
         thousands(ops),
@@ -175,6 +189,8 @@ fn tail_row(
             p99,
             p999,
             max,
+            slow.len() as f64,
+            slow_share,
             rate,
             t.checkpoints.map_or(f64::NAN, |c| c as f64),
         ],
@@ -306,7 +322,8 @@ pub fn pause_targets(secs: &[Section]) -> String {
         None => "not measured",
     };
     // A tail verdict counts only on a row that held enough checkpoints.
-    let tail_verdict = |row: &str, cfg: &str, ok: Option<bool>| match tail.median(row, cfg, 5) {
+    let tail_verdict = |row: &str, cfg: &str, ok: Option<bool>| match tail.median(row, cfg, T_CKPT)
+    {
         Some(c) if c < TAIL_MIN_CHECKPOINTS as f64 && ok.is_some() => {
             format!("{} on a row too short ({c:.0} checkpoints)", verdict(ok))
         }
@@ -314,22 +331,25 @@ pub fn pause_targets(secs: &[Section]) -> String {
     };
     let ns = |v| fmt(v, Unit::Nanos);
     let mut rows = Vec::new();
-    let max = tail.median(nd, apc_nd, 3);
-    let lmax = tail.median(nd, lmdb_nd, 3);
+    let max = tail.median(nd, apc_nd, T_MAX);
+    let lmax = tail.median(nd, lmdb_nd, T_MAX);
     rows.push(format!(
         "| worst non-durable put ≤ 2 ms | {} (LMDB NO_SYNC {}) | {} |",
         ns(max),
         ns(lmax),
         tail_verdict(nd, apc_nd, max.map(|m| m <= 2e6))
     ));
-    let p = tail.median(nd, apc_nd, 2);
+    let p = tail.median(nd, apc_nd, T_P999);
     rows.push(format!(
         "| non-durable p99.9 ≤ 20 µs | {} (LMDB NO_SYNC {}) | {} |",
         ns(p),
-        ns(tail.median(nd, lmdb_nd, 2)),
+        ns(tail.median(nd, lmdb_nd, T_P999)),
         tail_verdict(nd, apc_nd, p.map(|p| p <= 20e3))
     ));
-    let (a, b) = (tail.median(nd, apc_nd, 4), tail.median(nd, lmdb_nd, 4));
+    let (a, b) = (
+        tail.median(nd, apc_nd, T_RATE),
+        tail.median(nd, lmdb_nd, T_RATE),
+    );
     let r = a.zip(b).map(|(a, b)| a / b);
     rows.push(format!(
         "| non-durable throughput, whole run ≥ 5× LMDB NO_SYNC | {}/s vs {}/s = {} | {} |",
@@ -343,7 +363,7 @@ pub fn pause_targets(secs: &[Section]) -> String {
         (apc_du, "default journal"),
         (small.as_str(), "2 MiB journal"),
     ] {
-        let (p50, p999) = (tail.median(du, cfg, 0), tail.median(du, cfg, 2));
+        let (p50, p999) = (tail.median(du, cfg, T_P50), tail.median(du, cfg, T_P999));
         let r = p999.zip(p50).map(|(a, b)| a / b);
         rows.push(format!(
             "| Sync p99.9 ≤ 3× Sync median ({which}) | {} vs {} = {} | {} |",
@@ -352,7 +372,7 @@ pub fn pause_targets(secs: &[Section]) -> String {
             fmt(r, Unit::Times),
             tail_verdict(du, cfg, r.map(|r| r <= 3.0))
         ));
-        let (a, b) = (tail.median(du, cfg, 3), tail.median(du, lmdb_du, 3));
+        let (a, b) = (tail.median(du, cfg, T_MAX), tail.median(du, lmdb_du, T_MAX));
         rows.push(format!(
             "| worst Sync put ≤ LMDB default's worst ({which}) | {} vs {} | {} |",
             ns(a),
@@ -384,4 +404,77 @@ pub fn pause_targets(secs: &[Section]) -> String {
          | target | measured (medians) | verdict |\n|---|---|---|\n{}\n",
         rows.join("\n")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fresh_dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("apcdb-bench-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn loaded(fam: Family, dir: &std::path::Path, journal_size: Option<u64>) -> Box<dyn Engine> {
+        let eng = open(
+            fam,
+            &OpenArgs {
+                dir,
+                mode: Mode::Fast,
+                keys: 200,
+                multi_process: false,
+                journal_size,
+            },
+        )
+        .unwrap();
+        batched(&*eng, 0, 200, 1, false).unwrap();
+        eng
+    }
+
+    #[test]
+    fn percentiles_of_a_known_spread() {
+        let mut v: Vec<u32> = (1..=1000).rev().collect();
+        assert_eq!(percentiles(&mut v), [501.0, 991.0, 1000.0, 1000.0]);
+        assert!(percentiles(&mut []).iter().all(|x| x.is_nan()));
+    }
+
+    #[test]
+    fn apcdb_row_runs_on_until_it_holds_the_checkpoints() {
+        let dir = fresh_dir("lengthen");
+        // A small journal (a quarter of it must still hold the 200-key load batch): about a
+        // thousand puts fill it.
+        let eng = loaded(Family::Apcdb, &dir, Some(256 << 10));
+        let cap = Duration::from_secs(60);
+        let short = tail_run(&*eng, 10, 10, 3, cap, 200, 1).unwrap();
+        assert_eq!(short.lat.len(), 10);
+        assert!(
+            short.checkpoints.unwrap() < 3,
+            "10 puts should not fill 256 KiB"
+        );
+        let long = tail_run(&*eng, 10, 1_000_000, 3, cap, 200, 2).unwrap();
+        assert!(long.checkpoints.unwrap() >= 3);
+        assert!(long.lat.len() > 10 && long.lat.len() < 1_000_000);
+        assert!(!long.capped);
+        eng.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn peer_row_stops_at_its_target() {
+        let dir = fresh_dir("peer");
+        let eng = loaded(Family::Lmdb, &dir, None);
+        let t = tail_run(&*eng, 500, 1_000_000, 3, Duration::from_secs(60), 200, 3).unwrap();
+        assert_eq!(t.lat.len(), 500);
+        assert!(t.checkpoints.is_none() && !t.capped);
+        let t = tail_run(&*eng, 500, 500, 3, Duration::ZERO, 200, 4).unwrap();
+        assert!(
+            t.capped && t.lat.len() == 1,
+            "a spent time limit stops after one put"
+        );
+        eng.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

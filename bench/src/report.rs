@@ -14,6 +14,8 @@ pub enum Unit {
     Times,
     /// A count of events.
     Count,
+    /// A share, in percent.
+    Percent,
 }
 
 pub struct Metric {
@@ -131,7 +133,7 @@ impl Section {
             Unit::Rate => "above 1 = apcdb faster",
             Unit::Nanos => "below 1 = apcdb faster",
             Unit::Bytes => "below 1 = apcdb smaller",
-            Unit::Times | Unit::Count => "",
+            Unit::Times | Unit::Count | Unit::Percent => "",
         };
         let _ = write!(out, "| workload | engine (setting) |");
         for m in &self.metrics {
@@ -255,6 +257,7 @@ pub fn fmt(v: Option<f64>, unit: Unit) -> String {
             }
         }
         Unit::Times => format!("{v:.2}×"),
+        Unit::Percent => format!("{v:.1} %"),
     }
 }
 
