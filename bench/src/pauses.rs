@@ -42,6 +42,12 @@ struct Tail {
     elapsed: Duration,
     /// apcdb only: checkpoints during the timed puts.
     checkpoints: Option<u64>,
+    /// apcdb only: puts during which the checkpoint count moved (the put ran one), and their
+    /// summed time in ns; tells the checkpoints' own stalls from the other slow puts.
+    ckpt_puts: u64,
+    ckpt_ns: u64,
+    /// Of those, the ones that took PAUSE_NS or more: count and summed ns.
+    ckpt_slow: (u64, u64),
     capped: bool,
 }
 
@@ -69,6 +75,8 @@ fn tail_run(
     let mut last = start;
     let mut capped = false;
     let mut n = 0u64;
+    let mut prev_ckpt = c0;
+    let (mut ckpt_puts, mut ckpt_ns, mut ckpt_slow) = (0u64, 0u64, (0u64, 0u64));
     while n < max_ops {
         let r = rng.next();
         let k: [u8; KEY_LEN] = key(r % nkeys);
@@ -76,8 +84,22 @@ fn tail_run(
         let t = Instant::now();
         h.put(&k, v)?;
         last = Instant::now();
-        lat.push((last - t).as_nanos().min(u32::MAX as u128) as u32);
+        let l = (last - t).as_nanos().min(u32::MAX as u128) as u32;
+        lat.push(l);
         n += 1;
+        // An atomic load or two, between puts (outside every timed interval).
+        if prev_ckpt.is_some() {
+            let c = eng.checkpoints();
+            if c != prev_ckpt {
+                ckpt_puts += 1;
+                ckpt_ns += l as u64;
+                if l >= PAUSE_NS {
+                    ckpt_slow.0 += 1;
+                    ckpt_slow.1 += l as u64;
+                }
+            }
+            prev_ckpt = c;
+        }
         if last >= deadline {
             capped = true;
             break;
@@ -96,6 +118,9 @@ fn tail_run(
         lat,
         elapsed: last - start,
         checkpoints,
+        ckpt_puts,
+        ckpt_ns,
+        ckpt_slow,
         capped,
     })
 }
@@ -173,6 +198,16 @@ fn tail_row(
         note += &format!(" (stopped at the {} s limit)", cap.as_secs());
     }
     if let Some(c) = t.checkpoints {
+        let secs = t.elapsed.as_secs_f64().max(1e-9);
+        note += &format!(
+            "; {} puts ran a checkpoint: {:.2} s in all ({:.1} % of the run), the other {} puts \
+             ≥ 1 ms {:.2} s",
+            t.ckpt_puts,
+            t.ckpt_ns as f64 / 1e9,
+            t.ckpt_ns as f64 / 1e9 / secs * 100.0,
+            slow.len() as u64 - t.ckpt_slow.0,
+            (slow_ns - t.ckpt_slow.1 as f64).max(0.0) / 1e9,
+        );
         if ops > planned {
             note += &format!(" (lengthened from {} puts)", thousands(planned));
         }
@@ -456,6 +491,9 @@ mod tests {
         );
         let long = tail_run(&*eng, 10, 1_000_000, 3, cap, 200, 2).unwrap();
         assert!(long.checkpoints.unwrap() >= 3);
+        // One writer: each checkpoint runs inside one of its puts (two may share one put).
+        assert!(long.ckpt_puts >= 1 && long.ckpt_puts <= long.checkpoints.unwrap());
+        assert!(long.ckpt_ns > 0);
         assert!(long.lat.len() > 10 && long.lat.len() < 1_000_000);
         assert!(!long.capped);
         eng.close();
