@@ -145,6 +145,8 @@ pub struct OpenArgs<'a> {
     pub keys: u64,
     /// Another process may have the store open (redb: use ConcurrencyMode::MultiWriter).
     pub multi_process: bool,
+    /// apcdb only: journal size for a store created by this open (None: the default).
+    pub journal_size: Option<u64>,
 }
 
 pub fn open(f: Family, a: &OpenArgs) -> Res<Box<dyn Engine>> {
@@ -180,9 +182,12 @@ impl ApcEngine {
         };
         // Default journal size (8 MiB); the data file may grow to hold the 1.5x key count that the
         // re-insert step reaches.
-        let opts = apcdb::Options::default()
+        let mut opts = apcdb::Options::default()
             .durability(d)
             .max_size(map_size(a.keys));
+        if let Some(j) = a.journal_size {
+            opts = opts.journal_size(j);
+        }
         let store = apcdb::Store::open(a.dir.join("store.apcdb"), opts).map_err(e("apcdb open"))?;
         Ok(ApcEngine { store })
     }

@@ -8,9 +8,11 @@
 //! children, waits until each has opened the store and warmed up, then releases them together.
 
 mod engines;
+mod pauses;
 mod report;
 
 use engines::{config_label, open, Engine, Family, Handle, Mode, OpenArgs, Res, FAMILIES};
+use pauses::{pause_targets, pauses_round, tail_cap, TAIL_MIN_CHECKPOINTS};
 use report::{fmt, fmt_ns, thousands, Metric, Section, Unit};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -366,6 +368,7 @@ fn child_main(args: &Args) -> Res<()> {
         mode,
         keys: args.keys,
         multi_process: args.multi,
+        journal_size: None,
     };
     let mut stdout = std::io::stdout();
     match role {
@@ -376,8 +379,10 @@ fn child_main(args: &Args) -> Res<()> {
             let found = eng.handle()?.get(&key(1))?;
             let ns = t0.elapsed().as_nanos();
             let note = eng.open_note();
-            eng.close();
+            // Answer before closing: the parent times spawn-to-answer as well.
             writeln!(stdout, "done {ns} {} {note}", found as u8).map_err(|e| e.to_string())?;
+            stdout.flush().map_err(|e| e.to_string())?;
+            eng.close();
         }
         "killwriter" => {
             // Write until the log holds about a journal's worth of unfolded writes, say so, and
@@ -542,6 +547,8 @@ const S_DEL: usize = 5;
 const S_MIXED: usize = 6;
 const S_OPEN: usize = 7;
 const S_SIZE: usize = 8;
+const S_TAIL: usize = 9;
+const S_FOPEN: usize = 10;
 
 fn sections(cfg: &Args) -> Vec<Section> {
     let m = |name, unit| Metric { name, unit };
@@ -593,6 +600,28 @@ fn sections(cfg: &Args) -> Vec<Section> {
             vec![m("time", Unit::Nanos)],
         ),
         Section::new("size", "File size (all files of the store)", vec![m("on disk", Unit::Bytes), m("apparent", Unit::Bytes)]),
+        Section::new(
+            "tail",
+            "Pauses: tail latency of single-key overwrites",
+            vec![
+                m("p50", Unit::Nanos),
+                m("p99", Unit::Nanos),
+                m("p99.9", Unit::Nanos),
+                m("max", Unit::Nanos),
+                m("puts ≥ 1 ms", Unit::Count),
+                m("share of the run in them", Unit::Percent),
+                m("ops/s, whole run", Unit::Rate),
+                m("checkpoints", Unit::Count),
+            ],
+        ),
+        Section::new(
+            "freshopen",
+            "Pauses: open in a fresh process",
+            vec![
+                m("open + first read", Unit::Nanos),
+                m("spawn to first read", Unit::Nanos),
+            ],
+        ),
     ];
     v[S_READ].note = format!(
         "{n} keys. Random existing keys; each op's latency is timed individually (one clock read per op, \
@@ -614,6 +643,40 @@ fn sections(cfg: &Args) -> Vec<Section> {
          measured after each engine's durable sync/checkpoint.",
         thousands(cfg.keys / 2)
     );
+    v[S_TAIL].peer_ratios = vec![pauses::T_P999, pauses::T_MAX, pauses::T_RATE];
+    v[S_TAIL].peer_name = "LMDB";
+    v[S_TAIL].note = format!(
+        "{n} keys loaded, then random single-key overwrites from one thread, every put timed on \
+         its own (a clock read before and after it). Non-durable: {} puts (apcdb None vs LMDB \
+         NO_SYNC, redb None, SQLite NORMAL, fjall Buffer; peers stop at {} s). Durable: {} puts \
+         (each engine's durable commit; peers stop at {} s). apcdb's rows must include at least \
+         {TAIL_MIN_CHECKPOINTS} checkpoints: when the planned puts hold fewer, the run goes on \
+         until they do (at most {} s), and the peers then get as many puts within their time \
+         limit; a row that still holds fewer says so. These rows run in the first round only. Because a durable row needs several minutes \
+         to fill the default journal ten times, apcdb also runs it on a store created with a 2 MiB \
+         journal (same keys, loaded the same way). A put of 1 ms or more counts as a pause; the \
+         share is their summed time over the run's. Throughput is puts over the whole timed \
+         run, checkpoints and other pauses included. The ratio columns divide each engine's \
+         figure by LMDB's in the same mode.",
+        thousands(cfg.tail_ops),
+        tail_cap(cfg, Mode::Fast, false).as_secs(),
+        thousands(cfg.tail_durable_ops),
+        tail_cap(cfg, Mode::Durable, false).as_secs(),
+        tail_cap(cfg, Mode::Fast, true).as_secs(),
+    );
+    v[S_FOPEN].peer_ratios = vec![0, 1];
+    v[S_FOPEN].peer_name = "LMDB";
+    v[S_FOPEN].note = format!(
+        "The store of the tail-latency rows ({n} keys, after all their overwrites), opened by a \
+         new child process (this binary re-executed) that opens it and reads one key. \
+         \"Open + first read\" is the child's clock from just before open to the read's return; \
+         \"spawn to first read\" the parent's from just before spawning the child to its answer \
+         (adds process start-up, the same for every engine). First round only. Clean close: the store was closed \
+         normally. kill -9: a child writing single keys in the non-durable mode is SIGKILLed \
+         mid-write once apcdb's journal is ~90 % full, or once a peer has taken {} KiB of \
+         payload (apcdb's journal size). The files are in the page cache in both cases.",
+        cfg.kill_bytes >> 10
+    );
     v[S_OPEN].note = format!(
         "Clean close: the store was closed normally before. kill -9: a child writing single keys \
          in the non-durable mode (apcdb None, LMDB NO_SYNC, redb None, SQLite NORMAL, fjall \
@@ -634,6 +697,8 @@ struct Ctx<'a> {
     fsync: f64,
     round: usize,
     started: Instant,
+    /// Puts apcdb's tail rows took this round (non-durable, durable), so the peers get as many.
+    tail_apc_ops: &'a mut [Option<u64>; 2],
 }
 
 impl Ctx<'_> {
@@ -670,6 +735,17 @@ impl Ctx<'_> {
 }
 
 fn family_round(cx: &mut Ctx, fam: Family) {
+    if (0..S_TAIL).any(|s| cx.want(s)) {
+        classic_round(cx, fam);
+    }
+    // The pauses rows take minutes each and are long enough on their own: first round only.
+    if cx.round == 0 && (cx.want(S_TAIL) || cx.want(S_FOPEN)) {
+        pauses_round(cx, fam);
+    }
+}
+
+/// The workloads before the pauses sections, on one store per family.
+fn classic_round(cx: &mut Ctx, fam: Family) {
     let a = cx.args;
     let n = a.keys;
     let dur = a.duration;
@@ -680,6 +756,7 @@ fn family_round(cx: &mut Ctx, fam: Family) {
         mode,
         keys: n + n / 2,
         multi_process,
+        journal_size: None,
     };
     let label = |m| config_label(fam, m).to_string();
     let fl = fam.label().to_string();
@@ -945,7 +1022,7 @@ fn family_round(cx: &mut Ctx, fam: Family) {
             kill_bytes: a.kill_bytes,
         };
         cx.phase(format!("{} open after clean close", fam.key()), |cx| {
-            let (ns, note) = timed_open(&open_spec)?;
+            let (ns, _, note) = timed_open(&open_spec)?;
             cx.secs[S_OPEN].record("after a clean close", "apcdb", &fl, vec![ns], &note);
             Ok(())
         });
@@ -956,19 +1033,8 @@ fn family_round(cx: &mut Ctx, fam: Family) {
                 seed: 77 + cx.round as u64,
                 ..open_spec
             };
-            let (mut c, _stdin, mut out) = spawn_child(&ks)?;
-            let line = read_line(&mut out, "full");
-            // Let it get well into its next writes, so the kill lands mid-write.
-            std::thread::sleep(Duration::from_millis(3));
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-            let line = line?;
-            let f: Vec<u64> = line
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            let (ns, mut note) = timed_open(&open_spec)?;
+            let f = kill_full_writer(&ks)?;
+            let (ns, _, mut note) = timed_open(&open_spec)?;
             if fam == Family::Apcdb && f.len() == 3 {
                 note = format!(
                     "journal {} of {} KiB used at kill; {note}",
@@ -992,6 +1058,23 @@ fn family_round(cx: &mut Ctx, fam: Family) {
     }
 }
 
+/// Start a `killwriter` child, SIGKILL it once it says its journal (or payload) is full, and return
+/// what it said: (journal bytes used, journal size, payload written) for apcdb.
+fn kill_full_writer(spec: &ChildSpec) -> Res<Vec<u64>> {
+    let (mut c, _stdin, mut out) = spawn_child(spec)?;
+    let line = read_line(&mut out, "full");
+    // Let it get well into its next writes, so the kill lands mid-write.
+    std::thread::sleep(Duration::from_millis(3));
+    let _ = c.kill(); // SIGKILL
+    let _ = c.wait();
+    let line = line?;
+    Ok(line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect())
+}
+
 /// apcdb's default journal size, read from a throwaway store.
 fn apcdb_journal_size(dir: &Path) -> Option<u64> {
     let d = dir.join("journal-size-probe");
@@ -1003,6 +1086,7 @@ fn apcdb_journal_size(dir: &Path) -> Option<u64> {
                 mode: Mode::Fast,
                 keys: 0,
                 multi_process: false,
+                journal_size: None,
             },
         )
         .ok()?;
@@ -1022,9 +1106,13 @@ fn checkpoint_note(before: Option<u64>, after: Option<u64>) -> String {
     }
 }
 
-fn timed_open(spec: &ChildSpec) -> Res<(f64, String)> {
+/// Open in a fresh child: (open + first read on the child's clock, spawn to the child's answer on
+/// ours, note).
+fn timed_open(spec: &ChildSpec) -> Res<(f64, f64, String)> {
+    let t0 = Instant::now();
     let (mut c, _stdin, mut out) = spawn_child(spec)?;
     let line = read_line(&mut out, "done");
+    let spawn_ns = t0.elapsed().as_nanos() as f64;
     let _ = c.wait();
     let line = line?;
     let mut f = line.splitn(4, ' ');
@@ -1040,7 +1128,7 @@ fn timed_open(spec: &ChildSpec) -> Res<(f64, String)> {
     if !found {
         note = format!("KEY MISSING AFTER OPEN; {note}");
     }
-    Ok((ns, note))
+    Ok((ns, spawn_ns, note))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1056,6 +1144,9 @@ struct Args {
     out: Option<PathBuf>,
     dir: PathBuf,
     keep: bool,
+    /// Planned puts of the non-durable and the durable tail-latency rows.
+    tail_ops: u64,
+    tail_durable_ops: u64,
     // child-only
     child: Option<String>,
     family: Option<Family>,
@@ -1066,7 +1157,7 @@ struct Args {
     load_at_start: String,
 }
 
-const SECTION_KEYS: [&str; 9] = [
+const SECTION_KEYS: [&str; 11] = [
     "reads",
     "durable",
     "nondurable",
@@ -1076,12 +1167,14 @@ const SECTION_KEYS: [&str; 9] = [
     "mixed",
     "open",
     "size",
+    "tail",
+    "freshopen",
 ];
 
 fn usage() -> ! {
     eprintln!(
         "usage: apcdb-bench [--smoke] [--keys N] [--rounds R] [--only NAME[,NAME...]] [--duration-ms MS]\n\
-         \x20                  [--dir DIR] [--out FILE] [--keep]\n\
+         \x20                  [--dir DIR] [--out FILE] [--keep] [--tail-ops N] [--tail-durable-ops N]\n\
          NAME: an engine ({}) or a workload ({})",
         FAMILIES.iter().map(|f| f.key()).collect::<Vec<_>>().join(", "),
         SECTION_KEYS.join(", ")
@@ -1100,6 +1193,8 @@ fn parse_args() -> Args {
         out: None,
         dir: PathBuf::from("/var/tmp").join(format!("apcdb-bench-{}", std::process::id())),
         keep: false,
+        tail_ops: 1_000_000,
+        tail_durable_ops: 20_000,
         child: None,
         family: None,
         mode: None,
@@ -1109,6 +1204,7 @@ fn parse_args() -> Args {
         load_at_start: String::new(),
     };
     let (mut keys, mut rounds, mut dur) = (None, None, None);
+    let (mut tail_ops, mut tail_dur) = (None, None);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| usage());
@@ -1136,6 +1232,12 @@ fn parse_args() -> Args {
             "--out" => a.out = Some(PathBuf::from(val())),
             "--dir" => a.dir = PathBuf::from(val()),
             "--keep" => a.keep = true,
+            "--tail-ops" => {
+                tail_ops = Some(val().replace('_', "").parse().unwrap_or_else(|_| usage()))
+            }
+            "--tail-durable-ops" => {
+                tail_dur = Some(val().replace('_', "").parse().unwrap_or_else(|_| usage()))
+            }
             "--child" => a.child = Some(val()),
             "--family" => a.family = Some(Family::from_key(&val()).unwrap_or_else(|| usage())),
             "--mode" => a.mode = Some(Mode::from_key(&val()).unwrap_or_else(|| usage())),
@@ -1155,6 +1257,14 @@ fn parse_args() -> Args {
         a.keys = 1000;
         a.rounds = 1;
         a.duration = Duration::from_millis(50);
+        a.tail_ops = 2000;
+        a.tail_durable_ops = 100;
+    }
+    if let Some(t) = tail_ops {
+        a.tail_ops = t;
+    }
+    if let Some(t) = tail_dur {
+        a.tail_durable_ops = t;
     }
     if let Some(k) = keys {
         a.keys = k;
@@ -1167,6 +1277,8 @@ fn parse_args() -> Args {
     }
     a.keys = a.keys.max(10);
     a.rounds = a.rounds.max(1);
+    a.tail_ops = a.tail_ops.max(1);
+    a.tail_durable_ops = a.tail_durable_ops.max(1);
     a
 }
 
@@ -1206,6 +1318,7 @@ fn main() {
     for round in 0..args.rounds {
         // Set by each family's probe right before its durable writes.
         let fsync = f64::NAN;
+        let mut tail_apc_ops = [None; 2];
         // Families interleave within a round, so slow drift on a shared machine hits all alike.
         for &fam in &families {
             let mut cx = Ctx {
@@ -1215,6 +1328,7 @@ fn main() {
                 fsync,
                 round,
                 started,
+                tail_apc_ops: &mut tail_apc_ops,
             };
             family_round(&mut cx, fam);
         }
@@ -1314,6 +1428,10 @@ fn render(a: &Args, secs: &[Section], failures: &[String], took: Duration) -> St
     );
     let _ = writeln!(o, "- versions: apcdb (this tree), heed 0.23.1 (LMDB), redb 4.6.0, rusqlite 0.43.0 (bundled SQLite), fjall 3.1.13\n");
     let _ = writeln!(o, "{}", targets(secs));
+    let pt = pause_targets(secs);
+    if !pt.is_empty() {
+        let _ = writeln!(o, "{pt}");
+    }
     for s in secs {
         s.markdown(&mut o);
     }

@@ -12,6 +12,10 @@ pub enum Unit {
     Bytes,
     /// A plain multiple, printed as "3.2×".
     Times,
+    /// A count of events.
+    Count,
+    /// A share, in percent.
+    Percent,
 }
 
 pub struct Metric {
@@ -40,6 +44,12 @@ pub struct Section {
     pub metrics: Vec<Metric>,
     /// Which metric the ratio column compares.
     pub primary: usize,
+    /// When not empty: instead of the one "apcdb ÷ engine" column, one "engine ÷ reference"
+    /// column per listed metric, where the reference is the row's `reference` config (a peer such
+    /// as LMDB, so apcdb's own row shows how far it is from it).
+    pub peer_ratios: Vec<usize>,
+    /// What the rows' references have in common, for the ratio columns' headers ("LMDB").
+    pub peer_name: &'static str,
     pub rows: Vec<Row>,
 }
 
@@ -51,6 +61,8 @@ impl Section {
             note: String::new(),
             metrics,
             primary: 0,
+            peer_ratios: Vec::new(),
+            peer_name: "",
             rows: Vec::new(),
         }
     }
@@ -112,12 +124,16 @@ impl Section {
         if !self.note.is_empty() {
             let _ = writeln!(out, "{}\n", self.note);
         }
+        if !self.peer_ratios.is_empty() {
+            self.markdown_vs_peer(out);
+            return;
+        }
         let p = &self.metrics[self.primary];
         let direction = match p.unit {
             Unit::Rate => "above 1 = apcdb faster",
             Unit::Nanos => "below 1 = apcdb faster",
             Unit::Bytes => "below 1 = apcdb smaller",
-            Unit::Times => "",
+            Unit::Times | Unit::Count | Unit::Percent => "",
         };
         let _ = write!(out, "| workload | engine (setting) |");
         for m in &self.metrics {
@@ -155,6 +171,66 @@ impl Section {
     }
 }
 
+impl Section {
+    fn markdown_vs_peer(&self, out: &mut String) {
+        let _ = write!(out, "| workload | engine (setting) |");
+        for m in &self.metrics {
+            let _ = write!(out, " {} |", m.name);
+        }
+        for &i in &self.peer_ratios {
+            let _ = write!(out, " {} ÷ {} |", self.metrics[i].name, self.peer_name);
+        }
+        let _ = writeln!(out, " note |");
+        let _ = write!(out, "|---|---|");
+        for _ in self
+            .metrics
+            .iter()
+            .chain(self.peer_ratios.iter().map(|&i| &self.metrics[i]))
+        {
+            let _ = write!(out, "---:|");
+        }
+        let _ = writeln!(out, "---|");
+        for r in &self.rows {
+            for c in &r.cells {
+                let _ = write!(out, "| {} | {} |", r.name, c.config);
+                for (i, m) in self.metrics.iter().enumerate() {
+                    let _ = write!(
+                        out,
+                        " {} |",
+                        fmt(self.median(&r.name, &c.config, i), m.unit)
+                    );
+                }
+                for &i in &self.peer_ratios {
+                    let ratio = if c.config == r.reference {
+                        "—".to_string()
+                    } else {
+                        match (
+                            self.median(&r.name, &c.config, i),
+                            self.median(&r.name, &r.reference, i),
+                        ) {
+                            (Some(a), Some(b)) if b > 0.0 => small_ratio(a / b),
+                            _ => "n/a".to_string(),
+                        }
+                    };
+                    let _ = write!(out, " {ratio} |");
+                }
+                let _ = writeln!(out, " {} |", c.note);
+            }
+        }
+        let _ = writeln!(out);
+    }
+}
+
+/// A ratio with two significant digits when it is small (0.0029 rather than 0.00).
+fn small_ratio(r: f64) -> String {
+    let decimals = if r > 0.0 && r < 0.1 {
+        (1 - r.log10().floor() as i32).max(2) as usize
+    } else {
+        2
+    };
+    format!("{r:.decimals$}")
+}
+
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -171,7 +247,7 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
 pub fn fmt(v: Option<f64>, unit: Unit) -> String {
     let Some(v) = v else { return "n/a".into() };
     match unit {
-        Unit::Rate => thousands(v.round() as u64),
+        Unit::Rate | Unit::Count => thousands(v.round() as u64),
         Unit::Nanos => fmt_ns(v),
         Unit::Bytes => {
             if v >= 1024.0 * 1024.0 {
@@ -181,6 +257,7 @@ pub fn fmt(v: Option<f64>, unit: Unit) -> String {
             }
         }
         Unit::Times => format!("{v:.2}×"),
+        Unit::Percent => format!("{v:.1} %"),
     }
 }
 
