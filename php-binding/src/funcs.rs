@@ -308,16 +308,33 @@ pub fn preload(store: &Store, dir: &str) {
     }
 }
 
+thread_local! {
+    /// The buffer fetches read values into, kept between calls so that a fetch allocates nothing
+    /// on the Rust side.
+    static FETCH_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A buffer larger than this is not kept for the next fetch (a long-lived worker that once
+/// fetched a big value should not hold its size for good).
+const FETCH_BUF_KEEP: usize = 64 << 10;
+
 /// Fetch one key and decode it (outside the store's lock). `None` on a miss or failure.
 fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
-    match store.get(key) {
-        Ok(Some(b)) => decode_or_warn(&b),
+    // Taken out while in use: decoding runs user code (__wakeup) that may fetch again, and that
+    // nested fetch then gets an empty buffer of its own.
+    let mut buf = FETCH_BUF.take();
+    let r = match store.get_into(key, &mut buf) {
+        Ok(Some(_)) => decode_or_warn(&buf),
         Ok(None) => None,
         Err(e) => {
             report(&e);
             None
         }
+    };
+    if buf.capacity() <= FETCH_BUF_KEEP {
+        FETCH_BUF.set(buf);
     }
+    r
 }
 
 /// The key argument of `apc_fetch`, copied: an array of keys (`None` for a non-string element),
@@ -571,7 +588,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             if util::has_exception() {
                 return None;
             }
-            let enc = codec::encode(&v, ser);
+            let enc = codec::encode(&v, ser).map(codec::Encoded::into_vec);
             Some((v, enc))
         }));
         match called {
