@@ -10,6 +10,7 @@
 //! | 5 | string | the bytes (binary-safe) |
 //! | 6 | array or object | PHP's `serialize()` output |
 //! | 7 | array or object | `igbinary_serialize()` output (`apcdb.serializer=igbinary`) |
+//! | 8 | array | apcdb's native array encoding (`serializer_ctx.c`): arrays of scalars and arrays |
 //!
 //! Arrays and objects go through PHP's own serializer (`php_var_serialize` and the code behind
 //! `unserialize()`, called directly through `serializer_ctx.c` rather than as userland functions
@@ -26,8 +27,8 @@ use crate::ffi;
 use crate::util::bytes_zval;
 use apc::ini::Serializer;
 use apc::value::{
-    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NULL, TAG_SERIALIZED,
-    TAG_STRING, TAG_TRUE,
+    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NATIVE_ARRAY, TAG_NULL,
+    TAG_SERIALIZED, TAG_STRING, TAG_TRUE,
 };
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::types::{ZendCallable, ZendStr, Zval};
@@ -62,7 +63,8 @@ pub enum EncodeError {
     Other(String),
 }
 
-/// Encoded bytes: built here, or the string PHP's serializer returned (used as it is, not copied).
+/// Encoded bytes: built here, or a string made in C (serializer or native array encoder), used as
+/// it is, not copied.
 pub enum Encoded {
     Bytes(Vec<u8>),
     Php(ZBox<ZendStr>),
@@ -122,6 +124,15 @@ pub fn encode(v: &Zval, ser: Serializer) -> Result<Encoded, EncodeError> {
     if v.is_array() || v.is_object() {
         return match ser {
             Serializer::Php => {
+                // Arrays of plain values skip the serializer (no user code can run for them).
+                // SAFETY: `v` is a live zval of this request; the encoder only reads it.
+                let s = unsafe {
+                    ffi::apcdb_native_encode(std::ptr::from_ref(v).cast_mut(), TAG_NATIVE_ARRAY)
+                };
+                if !s.is_null() {
+                    // SAFETY: a new string (refcount 1) that we now own; ZBox releases it.
+                    return Ok(Encoded::Php(unsafe { ZBox::from_raw(s.cast::<ZendStr>()) }));
+                }
                 // SAFETY: `v` is a live zval of this request; php_var_serialize only reads it
                 // (and runs the value's own __serialize/__sleep, as serialize() would).
                 let s = isolated(|| unsafe {
@@ -194,6 +205,16 @@ pub fn decode(b: &[u8]) -> Result<Zval, String> {
                 return Err("unserialize() threw".to_string());
             }
             return Ok(z);
+        }
+        TAG_NATIVE_ARRAY => {
+            // SAFETY: `z` is a zval we own; the payload outlives the call, which only reads it.
+            let ok =
+                unsafe { ffi::apcdb_native_decode(&mut z, payload.as_ptr().cast(), payload.len()) };
+            return if ok == 1 {
+                Ok(z)
+            } else {
+                Err("the stored array is damaged".to_string())
+            };
         }
         TAG_IGBINARY => {
             let f = ZendCallable::try_from_name("igbinary_unserialize").map_err(|_| {
