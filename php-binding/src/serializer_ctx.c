@@ -132,8 +132,15 @@ static int native_put(smart_str *out, zval *v, int depth)
 		}
 		smart_str_appendc(out, NATIVE_ARRAY);
 		return native_put_array(out, Z_ARRVAL_P(v), depth + 1);
+	case IS_REFERENCE:
+		/* A reference nothing else holds (left by a foreach by reference) is written as its
+		 * value, as serialize() writes it; a shared one needs the serializer's back-references. */
+		if (Z_REFCOUNT_P(v) == 1) {
+			return native_put(out, Z_REFVAL_P(v), depth);
+		}
+		return 0;
 	default:
-		/* Objects, references, resources, indirect slots: the serializer's job. */
+		/* Objects, shared references, resources, indirect slots: the serializer's job. */
 		return 0;
 	}
 }

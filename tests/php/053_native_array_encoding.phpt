@@ -24,6 +24,12 @@ $cases = [
     'big string' => [str_repeat('z', 70000)],
     'object inside' => ['x' => $o], 'reference inside' => $r,
 ];
+// A foreach by reference leaves the last element a reference that nothing else holds once $v is
+// gone: written as a plain value (native form), as serialize() does.
+$fe = [1, [2, 3]];
+foreach ($fe as &$v) {}
+unset($v);
+$cases['foreach by reference'] = $fe;
 PHP;
 $check = $code . '
 $cases["holes"] = unserialize(' . var_export(serialize($holes), true) . ');
@@ -58,6 +64,8 @@ echo "list in native form: ", var_export(str_contains($file, $list), true), "\n"
 $nested = "\x01" . $le32(1) . 'c' . "\x08" . $le32(3) . "\x00" . $le64(0) . "\x00" . "\x00" . $le64(1) . "\x02"
         . "\x00" . $le64(2) . "\x01";
 echo "nested array in native form: ", var_export(str_contains($file, $nested), true), "\n";
+$fe = "\x08" . $le32(2) . "\x00" . $le64(0) . "\x03" . $le64(1) . "\x00" . $le64(1) . "\x08" . $le32(2);
+echo "foreach by reference in native form: ", var_export(str_contains($file, $fe), true), "\n";
 echo "object inside as serialize(): ", var_export(str_contains($file, "\x06" . 'a:1:{s:1:"x";O:8:"stdClass":1:{s:1:"a";i:1;}}'), true), "\n";
 ?>
 --EXPECT--
@@ -71,6 +79,7 @@ mixed keys       same
 big string       same
 object inside    same
 reference inside same
+foreach by reference same
 holes            same
 deep             same
 bool(true)
@@ -80,4 +89,5 @@ string(7) "changed"
 bool(true)
 list in native form: true
 nested array in native form: true
+foreach by reference in native form: true
 object inside as serialize(): true
