@@ -30,6 +30,12 @@ $fe = [1, [2, 3]];
 foreach ($fe as &$v) {}
 unset($v);
 $cases['foreach by reference'] = $fe;
+// The same in an array that is in the value twice: serialize() writes values there too.
+$t = 5;
+$x = [0];
+$x[0] = &$t;
+unset($t);
+$cases['shared array'] = [$x, $x];
 PHP;
 $check = $code . '
 $cases["holes"] = unserialize(' . var_export(serialize($holes), true) . ');
@@ -80,6 +86,7 @@ big string       same
 object inside    same
 reference inside same
 foreach by reference same
+shared array     same
 holes            same
 deep             same
 bool(true)
