@@ -3,12 +3,14 @@
 // dba (lmdb handler) and pdo_sqlite (WAL) as key-value stores, in one run.
 //
 //   php bench/php/bench.php [--smoke] [--rounds R] [--ms MS] [--keys K] [--dir DIR]
-//                           [--ext PATH] [--out FILE]
+//                           [--ext PATH] [--fpm PATH] [--out FILE]
 //
 // The script you start is the driver: it runs every configuration as separate `php -n` processes
 // (durability and extensions are fixed per process by INI), 1 process and then 4 concurrent
-// processes, released together once each has opened its store and written its keys, and prints
-// markdown tables of time per operation with the ratio against APCu.
+// processes, released together once each has opened its store and written its keys; then apcdb
+// and APCu again as 4 php-fpm workers of one pool (this same file answers their requests), where
+// APCu's cache is shared as in production. It prints markdown tables of time per operation with
+// the ratio against APCu.
 //
 // `-n` keeps each configuration's process clean: only the extension under test is loaded, so
 // apcdb and APCu never share a process and their function/class names cannot collide.
@@ -16,27 +18,32 @@
 declare(strict_types=1);
 
 const TYPES = [
-    'scalar' => 'scalar (int)',
-    'string' => '1 KiB string',
-    'array' => 'nested array, 100 elements',
+    'int' => 'int',
+    'string' => '100-byte string',
+    'array' => '10-element array',
+    'nested' => 'nested array, 100 elements',
 ];
 
 /** The value stored under key $i of a type; deterministic, so fetches can be checked. */
 function value_of(string $type, int $i)
 {
+    // One row: 10 mixed scalar fields.
+    $row = fn(int $id, int $r) => [
+        'id' => $id, 'name' => "item-$i-$r", 'price' => $r * 1.5, 'ok' => ($r % 2) === 0,
+        'tags' => "t$r", 'a' => $r, 'b' => $i, 'c' => 'x', 'd' => null, 'e' => -$r,
+    ];
     switch ($type) {
-        case 'scalar':
+        case 'int':
             return $i;
         case 'string':
-            return str_repeat(chr(65 + $i % 26), 1024);
+            return str_repeat(chr(65 + $i % 26), 100);
+        case 'array':
+            return $row($i, $i % 10);
         default:
-            // 10 rows of 10 mixed fields: 100 leaf elements, two levels deep.
+            // 10 rows of 10 fields: 100 leaf elements, two levels deep.
             $rows = [];
             for ($r = 0; $r < 10; $r++) {
-                $rows["row$r"] = [
-                    'id' => $i * 10 + $r, 'name' => "item-$i-$r", 'price' => $r * 1.5, 'ok' => ($r % 2) === 0,
-                    'tags' => "t$r", 'a' => $r, 'b' => $i, 'c' => 'x', 'd' => null, 'e' => -$r,
-                ];
+                $rows["row$r"] = $row($i * 10 + $r, $r);
             }
             return $rows;
     }
@@ -78,7 +85,7 @@ final class DbaBackend implements Backend
         // "c": create if missing, open for writing. LMDB does its own locking, so several
         // processes may hold the file open for writing at once. Each dba_replace is one LMDB
         // write transaction committed with LMDB's default (synchronous) durability. LMDB's
-        // default 10 MiB map is too small for the 1 KiB and array values: map 256 MiB (PHP 8.2's
+        // default 10 MiB map is too small for the array values: map 256 MiB (PHP 8.2's
         // map_size argument; the file only grows as used).
         $this->h = dba_open($file, 'c', 'lmdb', 0644, 256 << 20);
         if ($this->h === false) {
@@ -137,38 +144,45 @@ final class SqliteBackend implements Backend
 }
 
 // ------------------------------------------------------------------------------------------------
-// Worker: one process of one configuration.
+// Worker: one process of one configuration (a CLI process, or one request to a php-fpm worker).
 
-function worker(array $o): void
+function backend_of(array $o): Backend
 {
-    $b = match ($o['backend']) {
+    return match ($o['backend']) {
         'apcdb' => new ApcdbBackend(),
         'apcu' => new ApcuBackend(),
         'dba' => new DbaBackend($o['file']),
         'sqlite-full' => new SqliteBackend($o['file'], 'FULL'),
         'sqlite-normal' => new SqliteBackend($o['file'], 'NORMAL'),
     };
+}
+
+/** Writes every key and checks one value back; returns an error text or null. */
+function setup(Backend $b, array $o): ?string
+{
     $keys = (int)$o['keys'];
-    $ms = (int)$o['ms'];
-    $seed = (int)$o['seed'];
-    // Every process writes every key first: APCu's cache lives in the memory of one CLI process,
-    // so each process must see the keys it will fetch; for the shared stores this is an overwrite.
+    // Every process writes every key first: APCu's cache lives in the memory of one process tree,
+    // so each CLI process must see the keys it will fetch; for shared stores this is an overwrite.
     foreach (array_keys(TYPES) as $t) {
         for ($i = 0; $i < $keys; $i++) {
             if (!$b->store(key_of($t, $i), value_of($t, $i))) {
-                fwrite(STDERR, "store failed during setup ({$o['backend']})\n");
-                exit(1);
+                return "store failed during setup ({$o['backend']})";
             }
         }
         [$ok, $v] = $b->fetch(key_of($t, 7 % $keys));
         if (!$ok || $v !== value_of($t, 7 % $keys)) {
-            fwrite(STDERR, "fetched value differs from the stored one ({$o['backend']}, $t)\n");
-            exit(1);
+            return "fetched value differs from the stored one ({$o['backend']}, $t)";
         }
     }
-    echo "ready\n";
-    fgets(STDIN); // released by the driver together with the other processes
-    mt_srand($seed);
+    return null;
+}
+
+/** The timed phases; returns [type][op] => ops, ns, misses. */
+function timed(Backend $b, array $o): array
+{
+    $keys = (int)$o['keys'];
+    $ms = (int)$o['ms'];
+    mt_srand((int)$o['seed']);
     $out = [];
     foreach (array_keys(TYPES) as $t) {
         // Values prepared outside the timed loop: only the store call is measured.
@@ -212,7 +226,46 @@ function worker(array $o): void
             $out[$t][$op] = ['ops' => $n, 'ns' => $elapsed, 'misses' => $misses];
         }
     }
-    echo json_encode($out), "\n";
+    return $out;
+}
+
+/** A CLI worker: set up, say "ready", wait for the driver's line on stdin, run, print JSON. */
+function worker(array $o): void
+{
+    $b = backend_of($o);
+    if (($err = setup($b, $o)) !== null) {
+        fwrite(STDERR, "$err\n");
+        exit(1);
+    }
+    echo "ready\n";
+    fgets(STDIN); // released by the driver together with the other processes
+    echo json_encode(timed($b, $o)), "\n";
+}
+
+/**
+ * One php-fpm request: as a CLI worker, but the handshake goes through files in the run's
+ * directory (a request has no stdin to wait on): it creates ready.<n>, waits for go, then answers
+ * with the JSON results and the worker's pid (the driver checks that 4 different workers ran).
+ */
+function fpm_worker(array $o): void
+{
+    header('Content-Type: application/json');
+    $b = backend_of($o);
+    if (($err = setup($b, $o)) !== null) {
+        echo json_encode(['error' => $err]);
+        return;
+    }
+    touch("{$o['sync']}/ready.{$o['n']}");
+    $until = microtime(true) + 60;
+    while (!file_exists("{$o['sync']}/go")) {
+        if (microtime(true) > $until) {
+            echo json_encode(['error' => 'never released']);
+            return;
+        }
+        usleep(1000);
+        clearstatcache();
+    }
+    echo json_encode(['pid' => getmypid(), 'results' => timed($b, $o)]);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -224,6 +277,7 @@ function arg_opts(array $argv): array
         'smoke' => false, 'rounds' => 3, 'ms' => 300, 'keys' => 1000, 'out' => null,
         'dir' => '/var/tmp/apcdb-php-bench-' . getmypid(),
         'ext' => getenv('APCDB_EXT') ?: dirname(__DIR__, 2) . '/target/release/libapcdb.so',
+        'fpm' => '/usr/sbin/php-fpm' . PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION,
     ];
     for ($i = 1; $i < count($argv); $i++) {
         $a = $argv[$i];
@@ -259,15 +313,17 @@ function configs(array $o): array
                 '-d', "apcdb.durability=$mode", '-d', 'apcdb.size=64M'],
             'needs' => "apcdb extension at {$o['ext']} (build it: cargo build --release -p apcdb-php, or pass --ext PATH)",
             'probe' => 'function_exists("apc_fetch")',
+            'fpm' => true,
         ];
     }
     $c[] = [
-        'name' => 'apcu_* — APCu (per-process memory)',
+        'name' => 'apcu_* — APCu',
         'id' => 'apcu',
         'backend' => 'apcu',
         'flags' => ['-d', 'extension=apcu.so', '-d', 'apc.enable_cli=1'],
         'needs' => 'APCu (Debian: apt-get install php8.2-apcu)',
         'probe' => 'function_exists("apcu_fetch") && apcu_enabled()',
+        'fpm' => true,
     ];
     $c[] = [
         'name' => 'dba, lmdb handler (synchronous commits)',
@@ -348,6 +404,115 @@ function run_procs(array $cfg, array $o, int $procs, int $round): array
     return $res;
 }
 
+/** Sends one FastCGI GET request for $script?$query to a unix socket; returns the connection. */
+function fcgi_send(string $socket, string $script, string $query)
+{
+    $s = stream_socket_client("unix://$socket", $errno, $errstr, 5);
+    if (!$s) {
+        throw new RuntimeException("cannot connect to php-fpm at $socket: $errstr");
+    }
+    // Records: version 1, type, request id 1, content length, padding to 8 bytes.
+    $record = function (int $type, string $body): string {
+        $pad = -strlen($body) & 7;
+        return pack('CCnnCx', 1, $type, 1, strlen($body), $pad) . $body . str_repeat("\0", $pad);
+    };
+    $len = fn(string $x) => strlen($x) < 128 ? chr(strlen($x)) : pack('N', strlen($x) | 0x80000000);
+    $params = '';
+    foreach ([
+        'SCRIPT_FILENAME' => $script, 'SCRIPT_NAME' => '/' . basename($script), 'QUERY_STRING' => $query,
+        'REQUEST_METHOD' => 'GET', 'SERVER_PROTOCOL' => 'HTTP/1.1', 'GATEWAY_INTERFACE' => 'CGI/1.1',
+        'REQUEST_URI' => '/' . basename($script) . "?$query", 'SERVER_NAME' => 'localhost',
+        'REMOTE_ADDR' => '127.0.0.1', 'CONTENT_LENGTH' => '0',
+    ] as $k => $v) {
+        $params .= $len($k) . $len($v) . $k . $v;
+    }
+    // BEGIN_REQUEST (responder role, close the connection after), PARAMS, empty PARAMS, empty STDIN.
+    fwrite($s, $record(1, pack('nCx5', 1, 0)) . $record(4, $params) . $record(4, '') . $record(5, ''));
+    return $s;
+}
+
+/** The body of the answer on a connection made by fcgi_send(); closes it. */
+function fcgi_read($s, int $timeout): string
+{
+    stream_set_timeout($s, $timeout);
+    $out = '';
+    while (strlen($h = (string)fread($s, 8)) === 8) {
+        $r = unpack('Cv/Ctype/nid/nlen/Cpad', $h);
+        $body = $r['len'] + $r['pad'] > 0 ? (string)stream_get_contents($s, $r['len'] + $r['pad']) : '';
+        if ($r['type'] === 6) { // STDOUT
+            $out .= substr($body, 0, $r['len']);
+        } elseif ($r['type'] === 3) { // END_REQUEST
+            break;
+        }
+    }
+    fclose($s);
+    $at = strpos($out, "\r\n\r\n");
+    return $at === false ? $out : substr($out, $at + 4);
+}
+
+/**
+ * Run one configuration as $procs php-fpm workers of one static pool (so APCu's cache is shared
+ * by them, as in production): one request per worker, all held until each has written its keys.
+ */
+function run_fpm(array $cfg, array $o, int $procs, int $round): array
+{
+    $dir = $o['dir'] . '/fpm';
+    @mkdir($dir, 0777, true);
+    chmod($dir, 0777); // the pool's workers may run as another user
+    $user = function_exists('posix_geteuid') && posix_geteuid() === 0 ? "user = root\ngroup = root\n" : '';
+    file_put_contents("$dir/fpm.conf", "[global]\npid = $dir/fpm.pid\nerror_log = $dir/fpm.log\ndaemonize = no\n\n"
+        . "[bench]\n{$user}listen = $dir/fpm.sock\npm = static\npm.max_children = $procs\n"
+        . "php_admin_value[max_execution_time] = 0\n");
+    $cmd = array_merge([$o['fpm'], '-n', '-F', '-R', '-y', "$dir/fpm.conf", '-d', 'display_errors=stderr'], $cfg['flags']);
+    $fpm = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['file', "$dir/fpm.out", 'a'],
+        2 => ['file', "$dir/fpm.out", 'a']], $pipes);
+    if (!is_resource($fpm)) {
+        throw new RuntimeException('cannot start php-fpm');
+    }
+    try {
+        for ($i = 0; $i < 200 && !file_exists("$dir/fpm.sock"); $i++) {
+            usleep(25000);
+        }
+        $conns = [];
+        for ($i = 0; $i < $procs; $i++) {
+            $q = http_build_query(['backend' => $cfg['backend'], 'file' => $cfg['file'] ?? '', 'keys' => $o['keys'],
+                'ms' => $o['ms'], 'seed' => $round * 100 + $i + 1, 'sync' => $dir, 'n' => $i]);
+            $conns[] = fcgi_send("$dir/fpm.sock", __FILE__, $q);
+        }
+        $until = microtime(true) + 60;
+        for ($i = 0; $i < $procs; $i++) {
+            while (!file_exists("$dir/ready.$i")) {
+                if (microtime(true) > $until) {
+                    throw new RuntimeException("{$cfg['id']}: php-fpm worker $i did not get ready ("
+                        . trim((string)@file_get_contents("$dir/fpm.out")) . ')');
+                }
+                usleep(2000);
+                clearstatcache();
+            }
+        }
+        touch("$dir/go");
+        $res = [];
+        $pids = [];
+        foreach ($conns as $c) {
+            $body = fcgi_read($c, 120);
+            $r = json_decode($body, true);
+            if (!is_array($r) || !isset($r['results'])) {
+                throw new RuntimeException("{$cfg['id']}: php-fpm worker failed: " . substr($body, 0, 300));
+            }
+            $pids[$r['pid']] = true;
+            $res[] = $r['results'];
+        }
+        if (count($pids) !== $procs) {
+            throw new RuntimeException("{$cfg['id']}: the requests ran on " . count($pids) . " php-fpm workers, not $procs");
+        }
+        return $res;
+    } finally {
+        proc_terminate($fpm, 15);
+        proc_close($fpm);
+        rm_tree($dir);
+    }
+}
+
 function median(array $v): ?float
 {
     if (!$v) {
@@ -400,18 +565,29 @@ function driver(array $o): void
             fwrite(STDERR, "SKIP {$cfg['name']}: $why\n");
         }
     }
-    // samples[procs][id][type][op] = list over rounds of [ns per op per process, total ops/s]
+    // The process settings: [label, processes, under php-fpm]. The php-fpm rows run only the
+    // stores whose sharing differs there (APCu shares its cache between a pool's workers).
+    $settings = ['1' => ['1 process', 1, false], '4' => ['4 concurrent CLI processes', 4, false]];
+    if (is_executable($o['fpm'])) {
+        $settings['fpm4'] = ['4 php-fpm workers of one pool', 4, true];
+    } else {
+        $skipped[] = "4 php-fpm workers of one pool: skipped, needs php-fpm at {$o['fpm']} (pass --fpm PATH)";
+    }
+    // samples[setting][id][type][op] = list over rounds of [ns per op per process, total ops/s]
     $samples = [];
     $failures = [];
     for ($round = 0; $round < (int)$o['rounds']; $round++) {
-        foreach ([1, 4] as $procs) {
+        foreach ($settings as $set => [$label, $procs, $fpm]) {
             foreach ($cfgs as $cfg) {
-                fwrite(STDERR, "round " . ($round + 1) . ": {$cfg['id']}, $procs process(es)\n");
+                if ($fpm && empty($cfg['fpm'])) {
+                    continue;
+                }
+                fwrite(STDERR, "round " . ($round + 1) . ": {$cfg['id']}, $label\n");
                 foreach (glob($o['dir'] . '/*') as $f) {
                     is_dir($f) ? rm_tree($f) : unlink($f);
                 }
                 try {
-                    $res = run_procs($cfg, $o, $procs, $round);
+                    $res = $fpm ? run_fpm($cfg, $o, $procs, $round) : run_procs($cfg, $o, $procs, $round);
                 } catch (Throwable $e) {
                     $failures[] = $e->getMessage();
                     fwrite(STDERR, "FAILED {$e->getMessage()}\n");
@@ -429,7 +605,7 @@ function driver(array $o): void
                                 $failures[] = "{$cfg['id']} $t: {$x['misses']} fetch misses";
                             }
                         }
-                        $samples[$procs][$cfg['id']][$t][$op][] = [array_sum($per) / count($per), $rate];
+                        $samples[$set][$cfg['id']][$t][$op][] = [array_sum($per) / count($per), $rate];
                     }
                 }
             }
@@ -437,8 +613,8 @@ function driver(array $o): void
     }
     rm_tree($o['dir']);
 
-    $m = fn(int $procs, string $id, string $t, string $op, int $i) =>
-        median(array_column($samples[$procs][$id][$t][$op] ?? [], $i));
+    $m = fn(int|string $set, string $id, string $t, string $op, int $i) =>
+        median(array_column($samples[$set][$id][$t][$op] ?? [], $i));
     $md = "## PHP benchmark results\n\n";
     $md .= sprintf("- %s; %d keys per value type; %d ms per timed phase; median of %d round(s)%s\n",
         'PHP ' . PHP_VERSION, $o['keys'], $o['ms'], $o['rounds'],
@@ -447,28 +623,33 @@ function driver(array $o): void
     $md .= "- time/op is wall time per call inside one process (4 processes: mean of the 4); "
         . "\"÷ APCu\" is that time divided by APCu's for the same value and process count (below 1 = faster than APCu).\n";
     $md .= "- APCu's cache lives in the memory of one process tree: 4 separate `php` CLI processes each have their own, "
-        . "so APCu's 4-process figures involve no sharing, while the other stores share one file.\n\n";
+        . "so APCu's CLI 4-process figures involve no sharing, while the other stores share one file. "
+        . "The php-fpm rows run 4 workers of one static pool, one request each (APCu shared by the 4, as in production); "
+        . "only apcdb and APCu are run there.\n\n";
     foreach ($skipped as $s) {
         $md .= "- **$s**\n";
     }
     if ($skipped) {
         $md .= "\n";
     }
-    foreach ([1, 4] as $procs) {
-        $md .= $procs === 1 ? "### 1 process\n\n" : "### 4 concurrent processes\n\n";
+    foreach ($settings as $set => [$label, $procs, $fpm]) {
+        $md .= "### $label\n\n";
         $md .= "| store | value | fetch time/op | fetch ÷ APCu | store time/op | store ÷ APCu | fetches/s (all processes) | stores/s (all processes) |\n";
         $md .= "|---|---|---:|---:|---:|---:|---:|---:|\n";
         foreach ($cfgs as $cfg) {
+            if ($fpm && empty($cfg['fpm'])) {
+                continue;
+            }
             foreach (TYPES as $t => $tname) {
                 $cells = [];
                 foreach (['fetch', 'store'] as $op) {
-                    $v = $m($procs, $cfg['id'], $t, $op, 0);
-                    $a = $m($procs, 'apcu', $t, $op, 0);
+                    $v = $m($set, $cfg['id'], $t, $op, 0);
+                    $a = $m($set, 'apcu', $t, $op, 0);
                     $cells[] = fmt_ns($v);
                     $cells[] = ($v !== null && $a) ? sprintf('%.2f', $v / $a) : 'n/a';
                 }
                 foreach (['fetch', 'store'] as $op) {
-                    $r = $m($procs, $cfg['id'], $t, $op, 1);
+                    $r = $m($set, $cfg['id'], $t, $op, 1);
                     $cells[] = $r === null ? 'n/a' : number_format($r);
                 }
                 $md .= "| {$cfg['name']} | $tname | " . implode(' | ', $cells) . " |\n";
@@ -478,20 +659,21 @@ function driver(array $o): void
     }
     // Targets: apc_fetch within 1.2x of apcu_fetch; apc_store (none) within 1.5x of apcu_store.
     $md .= "### Targets (PHP side)\n\nRatio of time per call, apcdb ÷ APCu, for each value type.\n\n";
-    $md .= "| target | processes | " . implode(' | ', TYPES) . " | verdict |\n|---|---|---:|---:|---:|---|\n";
+    $md .= "| target | processes | " . implode(' | ', TYPES) . " | verdict |\n|---|---|"
+        . str_repeat('---:|', count(TYPES)) . "---|\n";
     $targets = [
         ['fetch', 'apcdb-none', 1.2, 'apc_fetch ≤ 1.2× apcu_fetch (durability=none)'],
         ['fetch', 'apcdb-sync', 1.2, 'apc_fetch ≤ 1.2× apcu_fetch (durability=sync)'],
         ['store', 'apcdb-none', 1.5, 'apc_store (none) ≤ 1.5× apcu_store'],
     ];
     foreach ($targets as [$op, $id, $lim, $what]) {
-        foreach ([1, 4] as $procs) {
+        foreach ($settings as $set => [$label]) {
             $cells = [];
             $met = 0;
             $measured = 0;
             foreach (array_keys(TYPES) as $t) {
-                $v = $m($procs, $id, $t, $op, 0);
-                $a = $m($procs, 'apcu', $t, $op, 0);
+                $v = $m($set, $id, $t, $op, 0);
+                $a = $m($set, 'apcu', $t, $op, 0);
                 if ($v === null || !$a) {
                     $cells[] = 'n/a';
                     continue;
@@ -502,7 +684,7 @@ function driver(array $o): void
             }
             $verdict = $measured === 0 ? 'not measured'
                 : ($met === $measured ? 'met' : "**not met** (met for $met of $measured values)");
-            $md .= "| $what | $procs | " . implode(' | ', $cells) . " | $verdict |\n";
+            $md .= "| $what | $label | " . implode(' | ', $cells) . " | $verdict |\n";
         }
     }
     $md .= "\n";
@@ -524,6 +706,10 @@ function driver(array $o): void
     }
 }
 
+if (PHP_SAPI === 'fpm-fcgi') {
+    fpm_worker($_GET);
+    return;
+}
 $o = arg_opts($argv);
 if (isset($o['worker'])) {
     worker($o);

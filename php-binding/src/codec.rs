@@ -10,11 +10,14 @@
 //! | 5 | string | the bytes (binary-safe) |
 //! | 6 | array or object | PHP's `serialize()` output |
 //! | 7 | array or object | `igbinary_serialize()` output (`apcdb.serializer=igbinary`) |
+//! | 8 | array | apcdb's native array encoding (`serializer_ctx.c`): arrays of scalars and arrays |
 //!
-//! Arrays and objects go through PHP's own serializer, called as the userland functions
-//! `serialize()`/`unserialize()` so that `__serialize`, `__sleep`, `Serializable` and friends run,
-//! and references and object identity inside one value come back as they were (as with APCu).
-//! Decoding happens after the store returned the bytes, outside the store's lock.
+//! Arrays and objects go through PHP's own serializer (`php_var_serialize` and the code behind
+//! `unserialize()`, called directly through `serializer_ctx.c` rather than as userland functions
+//! looked up by name), so that `__serialize`, `__sleep`, `Serializable` and friends run, and
+//! references and object identity inside one value come back as they were (as with APCu). igbinary
+//! is still called by function name. Decoding happens after the store returned the bytes, outside
+//! the store's lock.
 //!
 //! Each encode and decode runs under PHP's serializer lock ([`isolated`]): a value is a document
 //! by itself, even when it is stored or fetched from inside someone else's
@@ -24,10 +27,12 @@ use crate::ffi;
 use crate::util::bytes_zval;
 use apc::ini::Serializer;
 use apc::value::{
-    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NULL, TAG_SERIALIZED,
-    TAG_STRING, TAG_TRUE,
+    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NATIVE_ARRAY, TAG_NULL,
+    TAG_SERIALIZED, TAG_STRING, TAG_TRUE,
 };
-use ext_php_rs::types::{ZendCallable, Zval};
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::types::{ZendCallable, ZendStr, Zval};
+use std::ops::Deref;
 
 /// Runs `f`, which calls PHP's serializer, under PHP's serializer lock, as APCu does: the call
 /// gets a back-reference table of its own instead of sharing that of an outer `serialize()` or
@@ -58,66 +63,118 @@ pub enum EncodeError {
     Other(String),
 }
 
+/// Encoded bytes: built here, or a string made in C (serializer or native array encoder), used as
+/// it is, not copied.
+pub enum Encoded {
+    Bytes(Vec<u8>),
+    Php(ZBox<ZendStr>),
+}
+
+impl Deref for Encoded {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Encoded::Bytes(b) => b,
+            Encoded::Php(s) => s.as_bytes(),
+        }
+    }
+}
+
+impl Encoded {
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Encoded::Bytes(b) => b,
+            Encoded::Php(s) => s.as_bytes().to_vec(),
+        }
+    }
+}
+
 /// Encode `v`; arrays and objects with `ser`.
-pub fn encode(v: &Zval, ser: Serializer) -> Result<Vec<u8>, EncodeError> {
+pub fn encode(v: &Zval, ser: Serializer) -> Result<Encoded, EncodeError> {
     let v = v.dereference();
+    let bytes = |b: Vec<u8>| Ok(Encoded::Bytes(b));
     if v.is_null() {
-        return Ok(vec![TAG_NULL]);
+        return bytes(vec![TAG_NULL]);
     }
     if v.is_false() {
-        return Ok(vec![TAG_FALSE]);
+        return bytes(vec![TAG_FALSE]);
     }
     if v.is_true() {
-        return Ok(vec![TAG_TRUE]);
+        return bytes(vec![TAG_TRUE]);
     }
     if let Some(l) = v.long() {
-        return Ok(encode_long(l));
+        return bytes(encode_long(l));
     }
     if let Some(d) = v.double() {
         let mut out = Vec::with_capacity(9);
         out.push(TAG_DOUBLE);
         out.extend_from_slice(&d.to_bits().to_le_bytes());
-        return Ok(out);
+        return bytes(out);
     }
     if let Some(s) = v.zend_str() {
         let b = s.as_bytes();
         let mut out = Vec::with_capacity(b.len() + 1);
         out.push(TAG_STRING);
         out.extend_from_slice(b);
-        return Ok(out);
+        return bytes(out);
     }
     if v.is_resource() {
         return Err(EncodeError::Resource);
     }
     if v.is_array() || v.is_object() {
-        let (func, tag) = match ser {
-            Serializer::Php => ("serialize", TAG_SERIALIZED),
-            Serializer::Igbinary => ("igbinary_serialize", TAG_IGBINARY),
-        };
-        let f = ZendCallable::try_from_name(func).map_err(|e| EncodeError::Other(e.to_string()))?;
-        return match isolated(|| f.try_call(vec![v])) {
-            Ok(s) => match s.zend_str() {
-                Some(s) => {
-                    let b = s.as_bytes();
-                    let mut out = Vec::with_capacity(b.len() + 1);
-                    out.push(tag);
-                    out.extend_from_slice(b);
-                    Ok(out)
+        return match ser {
+            Serializer::Php => {
+                // Arrays of plain values skip the serializer (no user code can run for them).
+                // SAFETY: `v` is a live zval of this request; the encoder only reads it.
+                let s = unsafe {
+                    ffi::apcdb_native_encode(std::ptr::from_ref(v).cast_mut(), TAG_NATIVE_ARRAY)
+                };
+                if !s.is_null() {
+                    // SAFETY: a new string (refcount 1) that we now own; ZBox releases it.
+                    return Ok(Encoded::Php(unsafe { ZBox::from_raw(s.cast::<ZendStr>()) }));
                 }
-                // The exception (e.g. a Closure) is pending; igbinary warns and returns null.
-                None if crate::util::has_exception() => Err(EncodeError::Exception),
-                None => Err(EncodeError::Other(format!(
-                    "{func}() did not return a string"
-                ))),
-            },
-            Err(_) if crate::util::has_exception() => Err(EncodeError::Exception),
-            Err(e) => Err(EncodeError::Other(e.to_string())),
+                // SAFETY: `v` is a live zval of this request; php_var_serialize only reads it
+                // (and runs the value's own __serialize/__sleep, as serialize() would).
+                let s = isolated(|| unsafe {
+                    ffi::apcdb_serialize(std::ptr::from_ref(v).cast_mut(), TAG_SERIALIZED)
+                });
+                if s.is_null() {
+                    // A Closure or a throwing __sleep: the exception is pending.
+                    return Err(EncodeError::Exception);
+                }
+                // SAFETY: a new string (refcount 1) that we now own; ZBox releases it.
+                Ok(Encoded::Php(unsafe { ZBox::from_raw(s.cast::<ZendStr>()) }))
+            }
+            Serializer::Igbinary => encode_by_name(v, "igbinary_serialize", TAG_IGBINARY),
         };
     }
     Err(EncodeError::Other(format!(
         "cannot store a value of type {:?}",
         v.get_type()
     )))
+}
+
+/// Encode an array or object with the userland serializer function `func`.
+fn encode_by_name(v: &Zval, func: &str, tag: u8) -> Result<Encoded, EncodeError> {
+    let f = ZendCallable::try_from_name(func).map_err(|e| EncodeError::Other(e.to_string()))?;
+    match isolated(|| f.try_call(vec![v])) {
+        Ok(s) => match s.zend_str() {
+            Some(s) => {
+                let b = s.as_bytes();
+                let mut out = Vec::with_capacity(b.len() + 1);
+                out.push(tag);
+                out.extend_from_slice(b);
+                Ok(Encoded::Bytes(out))
+            }
+            // The exception (e.g. a Closure) is pending; igbinary warns and returns null.
+            None if crate::util::has_exception() => Err(EncodeError::Exception),
+            None => Err(EncodeError::Other(format!(
+                "{func}() did not return a string"
+            ))),
+        },
+        Err(_) if crate::util::has_exception() => Err(EncodeError::Exception),
+        Err(e) => Err(EncodeError::Other(e.to_string())),
+    }
 }
 
 /// Decode stored bytes into a PHP value. `Err` carries a message when the bytes are not a value
@@ -138,17 +195,30 @@ pub fn decode(b: &[u8]) -> Result<Zval, String> {
             payload.try_into().unwrap(),
         ))),
         TAG_STRING => return Ok(bytes_zval(payload)),
-        TAG_SERIALIZED | TAG_IGBINARY => {
-            let func = if tag == TAG_IGBINARY {
-                "igbinary_unserialize"
+        TAG_SERIALIZED => {
+            // SAFETY: `z` is a zval we own; the payload outlives the call, which only reads it.
+            isolated(|| unsafe {
+                ffi::apcdb_unserialize(&mut z, payload.as_ptr().cast(), payload.len())
+            });
+            if crate::util::has_exception() {
+                // Thrown by the value's own classes; the caller leaves it pending.
+                return Err("unserialize() threw".to_string());
+            }
+            return Ok(z);
+        }
+        TAG_NATIVE_ARRAY => {
+            // SAFETY: `z` is a zval we own; the payload outlives the call, which only reads it.
+            let ok =
+                unsafe { ffi::apcdb_native_decode(&mut z, payload.as_ptr().cast(), payload.len()) };
+            return if ok == 1 {
+                Ok(z)
             } else {
-                "unserialize"
+                Err("the stored array is damaged".to_string())
             };
-            let f = ZendCallable::try_from_name(func).map_err(|e| match tag {
-                TAG_IGBINARY => {
-                    "it was stored with apcdb.serializer=igbinary and the igbinary extension is not loaded".to_string()
-                }
-                _ => e.to_string(),
+        }
+        TAG_IGBINARY => {
+            let f = ZendCallable::try_from_name("igbinary_unserialize").map_err(|_| {
+                "it was stored with apcdb.serializer=igbinary and the igbinary extension is not loaded".to_string()
             })?;
             let arg = bytes_zval(payload);
             return isolated(|| f.try_call(vec![&arg])).map_err(|e| e.to_string());

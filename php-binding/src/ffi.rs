@@ -18,6 +18,14 @@ extern "C" {
     /// From `src/serializer_ctx.c` (compiled by build.rs against PHP's headers).
     pub fn apcdb_serializer_lock() -> std::os::raw::c_uint;
     pub fn apcdb_serializer_unlock(saved: std::os::raw::c_uint);
+    /// PHP's serializer, its output prefixed with `tag`; NULL with an exception pending.
+    pub fn apcdb_serialize(value: *mut zval, tag: u8) -> *mut zend_string;
+    /// `unserialize()` without options, into `rv` (false after a notice or an exception).
+    pub fn apcdb_unserialize(rv: *mut zval, bytes: *const c_char, len: usize);
+    /// The array `value` in the native encoding prefixed with `tag`; NULL when it does not fit.
+    pub fn apcdb_native_encode(value: *mut zval, tag: u8) -> *mut zend_string;
+    /// An array in the native encoding (no tag) into `rv`; 0 if the bytes are not one.
+    pub fn apcdb_native_decode(rv: *mut zval, bytes: *const c_char, len: usize) -> c_int;
     pub fn zend_parse_arg_long_slow(arg: *mut zval, dest: *mut i64, arg_num: u32) -> bool;
     pub fn zend_parse_arg_bool_slow(arg: *mut zval, dest: *mut bool, arg_num: u32) -> bool;
     pub fn zend_parse_arg_str_slow(

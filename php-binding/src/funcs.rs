@@ -229,8 +229,9 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
             }
         }
         rv.set_hashtable(failed);
-    } else if let Some(s) = key.zend_str() {
-        let kb = s.as_bytes().to_vec();
+    } else if key.zend_str().is_some() {
+        let kb = key.shallow_clone();
+        let kb = kb.zend_str().map_or(&[][..], |s| s.as_bytes());
         if nargs < 2 {
             rv.set_bool(false);
             return;
@@ -238,7 +239,7 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
         let Some(store) = open_store(rv) else { return };
         // An owned copy (one more reference): serialize() may run code that changes the argument.
         let v = a.get(1).unwrap().shallow_clone();
-        match put_one(&store, mode, &kb, &v, ttl, exclusive) {
+        match put_one(&store, mode, kb, &v, ttl, exclusive) {
             Ok(b) => rv.set_bool(b),
             Err(()) => rv.set_bool(false),
         }
@@ -308,14 +309,55 @@ pub fn preload(store: &Store, dir: &str) {
     }
 }
 
+thread_local! {
+    /// The buffer fetches read values into, kept between calls so that a fetch allocates nothing
+    /// on the Rust side.
+    static FETCH_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A buffer larger than this is not kept for the next fetch (a long-lived worker that once
+/// fetched a big value should not hold its size for good).
+const FETCH_BUF_KEEP: usize = 64 << 10;
+
 /// Fetch one key and decode it (outside the store's lock). `None` on a miss or failure.
 fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
-    match store.get(key) {
-        Ok(Some(b)) => decode_or_warn(&b),
+    // Taken out while in use: decoding runs user code (__wakeup) that may fetch again, and that
+    // nested fetch then gets an empty buffer of its own.
+    let mut buf = FETCH_BUF.take();
+    let r = match store.get_into(key, &mut buf) {
+        Ok(Some(_)) => decode_or_warn(&buf),
         Ok(None) => None,
         Err(e) => {
             report(&e);
             None
+        }
+    };
+    if buf.capacity() <= FETCH_BUF_KEEP {
+        FETCH_BUF.set(buf);
+    }
+    r
+}
+
+/// A key's bytes, kept valid without copying them: a string holds one more reference to the PHP
+/// string (so user code run later, which may reassign the variable, cannot free it); other
+/// scalars are converted.
+enum KeyArg {
+    Php(Zval),
+    Owned(Vec<u8>),
+}
+
+impl KeyArg {
+    fn of(z: &Zval) -> Option<KeyArg> {
+        if z.zend_str().is_some() {
+            return Some(KeyArg::Php(z.shallow_clone()));
+        }
+        scalar_bytes(z).map(KeyArg::Owned)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            KeyArg::Php(z) => z.zend_str().map_or(&[], |s| s.as_bytes()),
+            KeyArg::Owned(b) => b,
         }
     }
 }
@@ -324,7 +366,7 @@ fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
 /// or one key (`None` if it cannot be a string).
 enum FetchKeys {
     Many(Vec<Option<Vec<u8>>>),
-    One(Option<Vec<u8>>),
+    One(Option<KeyArg>),
 }
 
 fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
@@ -332,13 +374,14 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     if !a.check_count(1, 2) {
         return;
     }
-    // The keys are copied first: unserialize() in fetch_one() runs user code (__wakeup,
-    // __unserialize, autoloaders) that may reassign a key passed by reference and free it.
+    // The keys are copied (or, for one string key, referenced) first: unserialize() in
+    // fetch_one() runs user code (__wakeup, __unserialize, autoloaders) that may reassign a key
+    // passed by reference and free it.
     let keys = {
         let key = a.get(0).unwrap();
         match key.array() {
             Some(ht) => FetchKeys::Many(key_list(ht)),
-            None => FetchKeys::One(scalar_bytes(key)),
+            None => FetchKeys::One(KeyArg::of(key)),
         }
     };
     set_ref_bool(a.raw(1), false);
@@ -367,7 +410,7 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
             warn("apc_fetch() expects a string or array of strings.");
             rv.set_bool(false);
         }
-        FetchKeys::One(Some(kb)) => match fetch_one(&store, &kb) {
+        FetchKeys::One(Some(kb)) => match fetch_one(&store, kb.bytes()) {
             Some(z) => {
                 *rv = z;
                 set_ref_bool(a.raw(1), true);
@@ -571,7 +614,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             if util::has_exception() {
                 return None;
             }
-            let enc = codec::encode(&v, ser);
+            let enc = codec::encode(&v, ser).map(codec::Encoded::into_vec);
             Some((v, enc))
         }));
         match called {

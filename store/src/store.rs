@@ -712,15 +712,67 @@ impl Inner {
     }
 
     fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
-        let h = self.lock_file.state();
         let live = self.lookup_uncounted(key)?;
-        let (local, shared) = match live {
-            Some(_) => (&self.reads[STRIPE.with(|s| *s)].hits, &h.hits),
-            None => (&self.reads[STRIPE.with(|s| *s)].misses, &h.misses),
+        self.count_read(live.is_some());
+        Ok(live)
+    }
+
+    /// Counts a hit or a miss on this thread's stripe, adding the stripe to the shared counter
+    /// once it holds a batch.
+    fn count_read(&self, hit: bool) {
+        let h = self.lock_file.state();
+        let stripe = &self.reads[STRIPE.with(|s| *s)];
+        let (local, shared) = if hit {
+            (&stripe.hits, &h.hits)
+        } else {
+            (&stripe.misses, &h.misses)
         };
         if local.fetch_add(1, Relaxed) + 1 >= COUNTER_BATCH {
             shared.fetch_add(local.swap(0, Relaxed), Relaxed);
         }
+    }
+
+    /// As [`lookup`](Self::lookup), but the value goes into `buf` (its old contents dropped)
+    /// instead of a new `Vec`: a reader that keeps one buffer allocates nothing per read. The
+    /// bytes are checked against the entry checksum like every other read; a read overtaken by a
+    /// writer retries and overwrites `buf` again.
+    fn lookup_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        let hash = hash_key(key);
+        let h = self.lock_file.state();
+        let found = self.read(|| {
+            let idx = h.live_index.load(Acquire);
+            let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
+            let Some((_, slot)) = p.found else {
+                return Ok(None);
+            };
+            let off = slot_offset(slot);
+            let (eh, raw) = entry_header(&self.map, slot)?;
+            if eh.key_len as usize != key.len() {
+                let kind = CorruptKind::EntryKeyMismatch { at: off };
+                return Err(Error::corrupt(&self.path, kind));
+            }
+            buf.clear();
+            buf.resize(eh.val_len as usize, 0);
+            self.map
+                .read(off + (ENTRY_HEADER + key.len()) as u64, buf)?;
+            // The probe matched `key`: checksumming with it proves the block still holds it.
+            let crc = crc32c::crc32c_append(
+                crc32c::crc32c_append(crc32c::crc32c(&raw[entry_at::CHECKSUMMED..]), key),
+                buf,
+            );
+            if crc != eh.crc {
+                let kind = CorruptKind::EntryChecksum { at: off };
+                return Err(Error::corrupt(&self.path, kind));
+            }
+            Ok(Some(EntryMeta {
+                value_len: eh.val_len as u64,
+                expires_at_ms: eh.expires_ms,
+                modified_at_ms: eh.modified_ms,
+                version: eh.version,
+            }))
+        })?;
+        let live = found.filter(|m| m.expires_at_ms == 0 || m.expires_at_ms > now_ms());
+        self.count_read(live.is_some());
         Ok(live)
     }
 }
@@ -829,6 +881,19 @@ impl Store {
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<Entry>> {
         check_key(key)?;
         self.inner.lookup(key)
+    }
+
+    /// As [`get_entry`](Self::get_entry), but the value is written into `buf` (replacing what it
+    /// held) and only the metadata is returned: a caller that reuses one buffer reads without
+    /// allocating. On a miss `buf` holds no meaningful bytes. The value is checked against the
+    /// entry's checksum before this returns, as with every read.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_entry`](Self::get_entry); after an error `buf`'s contents are unspecified.
+    pub fn get_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        check_key(key)?;
+        self.inner.lookup_into(key, buf)
     }
 
     /// As [`get_entry`](Self::get_entry), but not counted in the hit/miss statistics: for

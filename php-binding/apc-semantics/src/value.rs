@@ -11,6 +11,9 @@ pub const TAG_STRING: u8 = 5;
 pub const TAG_SERIALIZED: u8 = 6;
 /// An array or object in igbinary's format (`apcdb.serializer=igbinary`).
 pub const TAG_IGBINARY: u8 = 7;
+/// An array of nulls, booleans, ints, floats, strings and such arrays in apcdb's own compact
+/// form (SPEC §10), read back without PHP's serializer.
+pub const TAG_NATIVE_ARRAY: u8 = 8;
 
 /// The integer of an encoded value, if it is an int: only such values can be incremented or
 /// compared-and-swapped (a float or a numeric string is not an int, as in APCu).
