@@ -209,8 +209,8 @@ fn command(cmd: Command) -> Result<i32, String> {
                 );
             }
             println!(
-                "powercut: {} operations; images with unflushed data pages {}, with an unflushed journal tail {}, with a lost file growth {}",
-                t.operations, t.with_dirty_pages, t.with_journal_cut, t.with_growth_lost
+                "powercut: {} operations; images with unflushed data pages {}, with an unflushed journal tail {}, with a lost file growth {}; writes racing a flush {}",
+                t.operations, t.with_dirty_pages, t.with_journal_cut, t.with_growth_lost, t.racing_writes
             );
             println!("powercut: {} images, {} failed", t.images, t.failures.len());
             Ok(if t.failures.is_empty() { 0 } else { 1 })

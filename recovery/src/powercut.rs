@@ -20,9 +20,19 @@
 //! which journal writes and which data pages (with their content then) it covers, and persists
 //! exactly those when it returns; a page written again while it runs stays unflushed, and a
 //! journal write made meanwhile stays pending. So a write racing a flush is never counted as
-//! flushed, which is what a multi-threaded workload needs from the recorder. The workload is still
-//! single-threaded, because the checker's model of acceptable states (the operation in flight, or
-//! the history since the last `sync()`) assumes one operation at a time.
+//! flushed, which is what a multi-threaded workload needs from the recorder. A flush that ends
+//! after a later one of the same page keeps the later one's bytes.
+//!
+//! **Writes racing a flush.** The workload is single-threaded (the checker's model of acceptable
+//! states assumes one operation at a time), but a flush that runs without the write lock (the
+//! early flush and the early checkpoint's, after a commit) lets other writers commit. To put
+//! writes there, the recorder itself, between a data flush's start and its end, sometimes runs a
+//! put of a racer key (`r/…`) on the store, outside the lock, as another thread would: its pages
+//! and journal record land while the flush is in progress and are not covered by it. A racer
+//! attempted while the write lock is held (a flush inside a checkpoint) is refused as re-entrant
+//! and changes nothing. The states a racer adds are acceptable from its start (sync mode: with
+//! the operation in flight's before and after), and once it returns in sync mode only the state
+//! with it is.
 //!
 //! A growth of the data file (`fallocate`) is lost or kept at random until a data flush follows it
 //! (`msync` persists the file size like `fdatasync`). The lock file holds no durable state: images
@@ -46,6 +56,9 @@ const PAGE: u64 = 4096;
 const SECTOR: usize = 512;
 const KEYS: u64 = 48;
 const COUNTERS: u64 = 3;
+const RACE_KEYS: u64 = 8;
+/// Chance, per mille, that a data flush gets a racing write.
+const RACE_PER_MILLE: u64 = 1000;
 
 pub struct PowercutConfig {
     pub images: u64,
@@ -67,6 +80,8 @@ pub struct PowercutTotals {
     pub with_dirty_pages: u64,
     pub with_journal_cut: u64,
     pub with_growth_lost: u64,
+    /// Racer puts committed while a data flush was in progress.
+    pub racing_writes: u64,
     pub failures: Vec<String>,
 }
 
@@ -75,6 +90,8 @@ struct Allowed {
     /// Sync mode: the state before and after the operation in flight.
     pre: u64,
     post: u64,
+    /// Sync mode: the states a racing write in progress adds.
+    racing: Vec<u64>,
     /// Relaxed modes: every state since the last explicit `sync()`.
     history: HashSet<u64>,
 }
@@ -100,9 +117,22 @@ struct Recorder {
     /// Set once the durable baseline is taken; calls before that change nothing.
     armed: bool,
     lying_disk: bool,
+    /// Serial number of the write whose bytes `durable_data` holds, per flushed page.
+    durable_serial: BTreeMap<u64, u64>,
+    /// A racer is in progress (no racer inside it).
+    racing: bool,
+    race_seq: u64,
+    /// The racer keys' values in the store, and the racer puts made during the operation in
+    /// flight (the workload adds them to its model when the operation returns).
+    race_model: BTreeMap<Vec<u8>, Vec<u8>>,
+    raced: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-struct Shared(Mutex<Recorder>);
+struct Shared {
+    recorder: Mutex<Recorder>,
+    /// The store, for racer writes (set once it is open).
+    store: std::sync::OnceLock<std::sync::Weak<Store>>,
+}
 
 /// A data flush in progress: the dirty pages of its range as they were when it started, with
 /// their write serial numbers, and the file length then.
@@ -113,7 +143,7 @@ struct DataFlush {
 
 impl Shared {
     fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.recorder.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn journal_written(&self, off: u64, bytes: &[u8]) {
@@ -144,10 +174,72 @@ impl Shared {
         })
     }
 
+    /// Sometimes, while a data flush is in progress, a put of a racer key, as another writer
+    /// would make it (see the module comment).
+    fn maybe_race(&self) {
+        let Some(store) = self.store.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        let (key, value, after) = {
+            let mut r = self.recorder();
+            if !r.armed || r.racing || !r.rng.chance(RACE_PER_MILLE) {
+                return;
+            }
+            r.racing = true;
+            r.race_seq += 1;
+            let key = format!("r/{}", r.rng.below(RACE_KEYS));
+            let filler = r.rng.below(600) as usize;
+            let id = WriteId {
+                inc: 2,
+                seq: r.race_seq,
+            };
+            let value = value::make(&key, id, filler);
+            let key = key.into_bytes();
+            let old = r.race_model.get(&key).map_or(0, |v| entry_hash(&key, v, 0));
+            let after = r.allowed.post ^ old ^ entry_hash(&key, &value, 0);
+            r.allowed.racing.push(after);
+            r.allowed.history.insert(after);
+            (key, value, after)
+        };
+        let result = store.put(&key, &value);
+        let mut r = self.recorder();
+        r.racing = false;
+        match result {
+            Ok(()) => {
+                if r.strict {
+                    // Acknowledged in sync mode: the state without it is no longer acceptable.
+                    r.allowed.pre = after;
+                }
+                r.allowed.post = after;
+                r.allowed.racing.clear();
+                r.race_model.insert(key.clone(), value.clone());
+                r.raced.push((key, value));
+                r.totals.racing_writes += 1;
+                // A power cut now: the flush still in progress, the racer's writes not covered.
+                if r.totals.images < r.max_images {
+                    r.crash("a write racing a data flush done");
+                }
+            }
+            Err(apcdb::Error::Reentrant) => {
+                // The flush runs under this thread's write lock: nothing was changed.
+                r.allowed.racing.pop();
+                if after != r.allowed.pre && after != r.allowed.post {
+                    r.allowed.history.remove(&after);
+                }
+            }
+            Err(e) => r.totals.failures.push(format!("racing write failed: {e}")),
+        }
+    }
+
     fn data_flush_done(&self, flush: DataFlush) {
         let mut r = self.recorder();
         for (page, write, bytes) in flush.pages {
+            // A flush that started later and ended first already persisted newer bytes.
+            if r.durable_serial.get(&page).is_some_and(|&d| d > write) {
+                continue;
+            }
             write_into(&mut r.durable_data, page * PAGE, &bytes);
+            r.durable_serial.insert(page, write);
             if r.dirty.get(&page) == Some(&write) {
                 r.dirty.remove(&page);
             }
@@ -213,6 +305,9 @@ impl StorageIo for Shared {
 
     fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> io::Result<()> {
         let flush = self.data_flush_started(range.offset(), range.len());
+        if flush.is_some() {
+            self.maybe_race();
+        }
         RealIo.sync_map(kind, range)?;
         if let Some(f) = flush {
             self.data_flush_done(f);
@@ -361,7 +456,10 @@ impl Recorder {
             Err(_) => return Err("the engine panicked".into()),
         };
         if self.strict {
-            if state != self.allowed.pre && state != self.allowed.post {
+            if state != self.allowed.pre
+                && state != self.allowed.post
+                && !self.allowed.racing.contains(&state)
+            {
                 return Err("the recovered state is neither the one before nor the one after the operation in \
                             flight (acknowledged data lost, or torn)"
                     .into());
@@ -468,7 +566,9 @@ fn choose(rng: &mut Rng, seq: u64) -> Op {
     };
     let make = |rng: &mut Rng, key: &str| value::make(key, WriteId { inc: 1, seq }, filler(rng));
     match rng.below(1000) {
-        0..=349 => {
+        // Puts, and explicit checkpoints rare enough that the journal often passes half and
+        // seven eighths full: the flushes that run without the lock, which racers need.
+        0..=349 | 975..=994 => {
             let exp = if rng.chance(100) {
                 4_000_000_000_000
             } else {
@@ -500,7 +600,7 @@ fn choose(rng: &mut Rng, seq: u64) -> Op {
         }
         700..=949 => Op::Inc(format!("c/{}", rng.below(COUNTERS)).into_bytes()),
         950..=969 => Op::Sync,
-        970..=994 => Op::Checkpoint,
+        970..=974 => Op::Checkpoint,
         _ => Op::Clear,
     }
 }
@@ -583,29 +683,38 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
     }
     let path = work.join("store.db");
     let strict = cfg.durability == Durability::Sync;
-    let shared = Arc::new(Shared(Mutex::new(Recorder {
-        data_path: path.clone(),
-        durable_data: Vec::new(),
-        synced_len: 0,
-        durable_journal: Vec::new(),
-        dirty: BTreeMap::new(),
-        writes: 0,
-        pending_journal: Vec::new(),
-        rng: Rng::derive(cfg.seed, 1),
-        per_mille: cfg.per_mille,
-        strict,
-        allowed: Allowed {
-            pre: 0,
-            post: 0,
-            history: HashSet::from([0]),
-        },
-        image_dir,
-        keep_dir: cfg.dir.clone(),
-        totals: PowercutTotals::default(),
-        max_images: cfg.images,
-        armed: false,
-        lying_disk: cfg.lying_disk,
-    })));
+    let shared = Arc::new(Shared {
+        store: std::sync::OnceLock::new(),
+        recorder: Mutex::new(Recorder {
+            data_path: path.clone(),
+            durable_data: Vec::new(),
+            synced_len: 0,
+            durable_journal: Vec::new(),
+            dirty: BTreeMap::new(),
+            writes: 0,
+            pending_journal: Vec::new(),
+            rng: Rng::derive(cfg.seed, 1),
+            per_mille: cfg.per_mille,
+            strict,
+            allowed: Allowed {
+                pre: 0,
+                post: 0,
+                racing: Vec::new(),
+                history: HashSet::from([0]),
+            },
+            image_dir,
+            keep_dir: cfg.dir.clone(),
+            totals: PowercutTotals::default(),
+            max_images: cfg.images,
+            armed: false,
+            lying_disk: cfg.lying_disk,
+            durable_serial: BTreeMap::new(),
+            racing: false,
+            race_seq: 0,
+            race_model: BTreeMap::new(),
+            raced: Vec::new(),
+        }),
+    });
     // Small sizes: images are cheap to write and the journal wraps and the file grows often.
     let opts = Options::default()
         .durability(cfg.durability)
@@ -613,11 +722,12 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         .journal_size(512 << 10)
         .max_size(256 << 20)
         .io(shared.clone());
-    let store = Store::open(&path, opts).map_err(|e| e.to_string())?;
+    let store = Arc::new(Store::open(&path, opts).map_err(|e| e.to_string())?);
     store.checkpoint().map_err(|e| e.to_string())?;
+    let _ = shared.store.set(Arc::downgrade(&store));
     {
         // Baseline: everything so far is on disk.
-        let mut r = shared.0.lock().unwrap();
+        let mut r = shared.recorder();
         let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
         r.durable_data = r.current(0, len);
         r.synced_len = len;
@@ -631,7 +741,7 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
     let mut seq = 0u64;
     loop {
         {
-            let r = shared.0.lock().unwrap();
+            let r = shared.recorder();
             if r.totals.images >= cfg.images || r.totals.failures.len() >= 20 {
                 break;
             }
@@ -640,10 +750,15 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         let op = choose(&mut rng, seq);
         let next = apply(&model, &op);
         {
-            let mut r = shared.0.lock().unwrap();
+            let mut r = shared.recorder();
             r.allowed.pre = model.hash;
             r.allowed.post = next.hash;
+            r.allowed.racing.clear();
             r.allowed.history.insert(next.hash);
+            if matches!(op, Op::Clear) {
+                // Racers only run after a commit (outside the lock), so after the clear.
+                r.race_model.clear();
+            }
         }
         match execute(&store, &op) {
             Ok(()) => {}
@@ -651,7 +766,16 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
             Err(e) => return Err(format!("operation {seq} failed: {e}")),
         }
         model = next;
-        let mut r = shared.0.lock().unwrap();
+        let mut r = shared.recorder();
+        for (k, v) in std::mem::take(&mut r.raced) {
+            model.put(&k, &v, 0);
+        }
+        if model.hash != r.allowed.post {
+            return Err(format!(
+                "operation {seq}: the checker lost track of racing writes"
+            ));
+        }
+        r.allowed.racing.clear();
         r.allowed.pre = model.hash;
         if matches!(op, Op::Sync | Op::Checkpoint) {
             // Everything before is durable now: older states are no longer acceptable.
@@ -671,7 +795,7 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         }
     }
     drop(store);
-    let mut r = shared.0.lock().unwrap();
+    let mut r = shared.recorder();
     let mut totals = std::mem::take(&mut r.totals);
     match replay_case {
         Ok(()) => eprintln!("powercut: replay-out-of-space case passed"),

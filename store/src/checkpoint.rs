@@ -7,7 +7,9 @@
 //! 3. Only now: the journal restarts at offset 0 under the new epoch; pending blocks are freed;
 //!    the old durable copy is brought up to date and becomes the live copy.
 //!
-//! Entered from `Store::checkpoint`, from a commit that finds the journal or the pending list full
+//! Entered from `Store::checkpoint`, from a writer past seven eighths of the journal after it
+//! released the lock and flushed the heap without it (`maybe_checkpoint_early`, `write.rs`), from
+//! a commit that finds the journal or the pending list full
 //! or the store without room (`write.rs`), after a recovery that replayed records, and when the
 //! last process closes the store (`Drop for Inner`, `store.rs`).
 
@@ -230,5 +232,102 @@ mod tests {
         let store = Store::open(&path, Options::default()).unwrap();
         let last_key = format!("k{}", third.epoch - 1);
         assert_eq!(store.get(last_key.as_bytes()).unwrap(), Some(b"v".to_vec()));
+    }
+
+    /// Holds the second flush of the heap alone (the first is the early flush at half a journal,
+    /// the second the early checkpoint's) until the test lets it go.
+    struct Gate {
+        heap_flushes: Mutex<u32>,
+        started: Mutex<std::sync::mpsc::Sender<()>>,
+        go: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl StorageIo for Gate {
+        fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
+            if kind == FileKind::Data && range.offset() == HEAP_START {
+                let n = {
+                    let mut n = self.heap_flushes.lock().unwrap();
+                    *n += 1;
+                    *n
+                };
+                if n == 2 {
+                    self.started.lock().unwrap().send(()).unwrap();
+                    let _ = self
+                        .go
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(std::time::Duration::from_secs(30));
+                }
+            }
+            RealIo.sync_map(kind, range)
+        }
+    }
+
+    /// The checkpoint's bulk flush runs without the write lock: while the writer that crossed
+    /// seven eighths of the journal is inside it, another writer commits; the checkpoint then
+    /// happens before any commit finds the journal full.
+    #[test]
+    fn writers_commit_while_the_early_checkpoint_flushes() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (started_tx, started) = channel();
+        let (go, go_rx) = channel();
+        let gate = Arc::new(Gate {
+            heap_flushes: Mutex::new(0),
+            started: Mutex::new(started_tx),
+            go: Mutex::new(go_rx),
+        });
+        let opts = Options::default().journal_size(256 << 10).io(gate.clone());
+        let store = Arc::new(Store::open(&path, opts).unwrap());
+        let h = store.inner().lock_file.state();
+        let (epoch, size) = (h.epoch.load(Relaxed), store.inner().journal.size);
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let h = store.inner().lock_file.state();
+                let mut i = 0u64;
+                // The put that checkpoints leaves the journal empty: the highest position
+                // seen after a put is below 7/8 when the checkpoint came at 7/8, not when full.
+                let mut highest_pos = 0;
+                while h.epoch.load(Relaxed) == epoch {
+                    store
+                        .put(format!("a{}", i % 100).as_bytes(), &[1; 100])
+                        .unwrap();
+                    highest_pos = highest_pos.max(h.journal_pos.load(Relaxed));
+                    i += 1;
+                }
+                highest_pos
+            })
+        };
+        started
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the writer past 7/8 of the journal starts flushing the heap");
+        let other = {
+            let store = store.clone();
+            std::thread::spawn(move || store.put(b"b", b"while flushing").unwrap())
+        };
+        let mut committed = false;
+        for _ in 0..1000 {
+            if other.is_finished() {
+                committed = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        go.send(()).unwrap();
+        other.join().unwrap();
+        let highest_pos = writer.join().unwrap();
+        assert!(committed, "a commit waited for the checkpoint's bulk flush");
+        assert_eq!(h.epoch.load(Relaxed), epoch + 1);
+        assert!(
+            highest_pos > size / 2 && highest_pos * 8 < size * 7,
+            "checkpointed at {highest_pos} of {size} journal bytes"
+        );
+        assert_eq!(store.get(b"b").unwrap(), Some(b"while flushing".to_vec()));
+        drop(store);
+        let store = Store::open(&path, Options::default()).unwrap();
+        assert_eq!(store.get(b"b").unwrap(), Some(b"while flushing".to_vec()));
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
-pub const LOCK_FILE_VERSION: u64 = 1;
+pub const LOCK_FILE_VERSION: u64 = 2;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed since the last checkpoint, waiting until it is durable before reuse.
@@ -107,6 +107,9 @@ pub struct LockState {
     pub needs_recovery: AtomicU64,
     /// The journal cycle (epoch) for which a writer already started an early data flush.
     pub preflush_epoch: AtomicU64,
+    /// One more than the journal cycle (epoch) for which a writer already claimed the early
+    /// checkpoint (0: none yet).
+    pub early_ckpt_claim: AtomicU64,
     pub next_lsn: AtomicU64,
     pub journal_pos: AtomicU64,
     /// Highest LSN whose journal record is completely written (page cache).

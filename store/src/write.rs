@@ -273,6 +273,12 @@ impl Inner {
     /// After the lock is released: wait until the write is as durable as the mode promises.
     pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
         self.maybe_preflush()?;
+        self.wait_as_asked(lsn)?;
+        self.maybe_checkpoint_early();
+        Ok(())
+    }
+
+    fn wait_as_asked(&self, lsn: u64) -> Result<()> {
         match self.durability {
             Durability::Sync => self.wait_durable(lsn),
             Durability::Periodic(every) => {
@@ -300,6 +306,42 @@ impl Inner {
         }
         let len = self.map.refresh_len()?;
         self.flush(HEAP_START, len - HEAP_START)
+    }
+
+    /// Once per journal cycle, when the journal (or the pending list) is seven eighths full, one
+    /// writer checkpoints before a commit finds it full: it first flushes the data file without
+    /// the lock, while other writers keep committing, then takes the lock for a checkpoint whose
+    /// own flush only finds what was written during the first one. Nothing here is a commit
+    /// point (the checkpoint under the lock is unchanged), so a writer that dies anywhere in it
+    /// leaves only a claim for this cycle behind, and the commit that finds the journal full
+    /// checkpoints as before.
+    ///
+    /// Errors are not returned: this write is already committed (and as durable as asked), and
+    /// a failure here is reported by the next write, which finds the handle poisoned (a failed
+    /// flush) or runs the same checkpoint under the lock before changing anything.
+    fn maybe_checkpoint_early(&self) {
+        let h = self.lock_file.state();
+        let epoch = h.epoch.load(Relaxed);
+        let due = h.journal_pos.load(Relaxed) * 8 >= self.journal.size * 7
+            || h.pending_count() as usize * 8 >= lock_file::PENDING_CAP * 7;
+        if !due
+            || h.early_ckpt_claim.load(Relaxed) == epoch + 1
+            || h.early_ckpt_claim.swap(epoch + 1, AcqRel) == epoch + 1
+        {
+            return;
+        }
+        let _ = self.checkpoint_early(epoch);
+    }
+
+    fn checkpoint_early(&self, epoch: u64) -> Result<()> {
+        let len = self.map.refresh_len()?;
+        self.flush(HEAP_START, len - HEAP_START)?;
+        let txn = self.lock()?;
+        // A commit that found the journal full, or a close, may have checkpointed meanwhile.
+        if self.lock_file.state().epoch.load(Relaxed) == epoch {
+            txn.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Group commit: one `fdatasync` of the journal covers every record written before it
