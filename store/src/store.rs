@@ -450,7 +450,7 @@ impl Inner {
             // of `map_data_file`), as far as the file allows.
             let txn = inner.lock()?;
             let live = inner.max_size();
-            if opts.max_size > live {
+            if opts.max_size_given && opts.max_size > live {
                 txn.set_max_size(opts.max_size)?;
             } else if inner.map.reserved() < live {
                 let floor = inner.map.whole_len()?;
