@@ -546,7 +546,7 @@ fn map_data_file(
         )
     };
     let want = sb.max_size.max(opts.max_size).min(MAX_STORE_SIZE);
-    let generous = want.saturating_mul(4).max(64 << 30).min(MAX_STORE_SIZE);
+    let generous = want.saturating_mul(4).clamp(64 << 30, MAX_STORE_SIZE);
     if generous > want && can_reserve(generous) {
         // (`can_reserve` first: a failed file mapping would cost the descriptor.)
         return map(data_file, generous);
