@@ -149,6 +149,27 @@ fn helper() {
                     .unwrap();
             }
         }
+        // Under `ulimit -v` (reserves only the 1 MiB limit): after another process raised the
+        // limit and grew the file past that, every way of going past it is a clear error.
+        "small-reservation" => {
+            let store = Store::open(&path, opts(MIB)).unwrap();
+            say("ready");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            say(&format!("max {}", store.stats().unwrap().max_size));
+            let errors = [
+                store.set_max_size(32 * MIB).unwrap_err(),
+                store.put(b"more", &[1u8; 16 << 10]).unwrap_err(),
+                store.get(b"far").unwrap_err(),
+                store.checkpoint().unwrap_err(),
+            ];
+            for e in errors {
+                assert!(matches!(e, Error::Incompatible { .. }), "{e:?}");
+                say(&format!("error {e}"));
+            }
+            assert_eq!(store.get(b"a0").unwrap().map(|v| v.len()), Some(16 << 10));
+            say("done");
+        }
         _ => panic!("unknown helper role {role}"),
     }
 }
@@ -222,4 +243,40 @@ fn a_kill_during_a_resize_leaves_the_old_or_the_new_size() {
         seen.iter().any(|&m| m != 4 * MIB),
         "no resize ever took effect: {seen:?}"
     );
+}
+
+#[test]
+fn a_process_that_reserved_less_than_a_raised_limit_gets_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path, opts(MIB)).unwrap();
+    fill(&store, "a");
+    let helper = helper_command("small-reservation", &path);
+    // 4 GiB of address space: not enough for the 64 GiB a process reserves when it can.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v $((4 << 20)) && exec \"$0\" \"$@\"")
+        .arg(helper.get_program())
+        .args(helper.get_args())
+        .envs(helper.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "ready");
+    store.set_max_size(16 * MIB).unwrap();
+    // A value that lands past 1 MiB (the helper's whole reservation).
+    fill(&store, "b");
+    store.put(b"far", &[2u8; 16 << 10]).unwrap_err();
+    store.delete(b"b0").unwrap();
+    store.put(b"far", &[2u8; 16 << 10]).unwrap();
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    assert_eq!(expect_line(&mut out, "max "), format!("max {MIB}"));
+    for _ in 0..4 {
+        let e = expect_line(&mut out, "error ");
+        assert!(e.contains("reserved") && e.contains("reopen"), "{e}");
+    }
+    expect_line(&mut out, "done");
+    assert!(child.wait().unwrap().success());
 }
