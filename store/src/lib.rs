@@ -106,7 +106,8 @@ pub struct Stats {
     pub used_bytes: u64,
     /// Current size of the data file.
     pub file_size: u64,
-    /// The most the data file may grow to (the address space this handle reserved).
+    /// The most the data file may grow to: the store's limit, which any process may change
+    /// ([`Store::set_max_size`]), or less if this handle reserved less address space at open.
     pub max_size: u64,
     /// Size of the journal file.
     pub journal_size: u64,

@@ -444,10 +444,11 @@ impl Inner {
             drop(txn);
             inner.recovered_at_open = replayed > 0;
         }
-        {
-            // The limit (SPEC.md §9): raised to what the options ask, never lowered by them;
-            // lowered only when this process could not reserve the recorded one (the fallback
-            // of `map_data_file`), as far as the file allows.
+        // The limit (SPEC.md §9): raised to what the options give, never lowered by them;
+        // lowered only when this process could not reserve the recorded one (the fallback of
+        // `map_data_file`), as far as the file allows. The lock only when there is a change.
+        let raise = opts.max_size_given && opts.max_size > inner.max_size();
+        if raise || inner.map.reserved() < inner.max_size() {
             let txn = inner.lock()?;
             let live = inner.max_size();
             if opts.max_size_given && opts.max_size > live {
