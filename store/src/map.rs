@@ -174,7 +174,8 @@ impl Map {
             detail: format!(
                 "the store's maximum size was raised and the file grew past the {} bytes of \
                  address space this process reserved when it opened the store; close and reopen \
-                 it (with the new maximum size in its options) to use the rest",
+                 it (with the new maximum size in its options, and that much address space \
+                 available) to use the rest",
                 self.reserved
             ),
         }

@@ -444,19 +444,11 @@ impl Inner {
             drop(txn);
             inner.recovered_at_open = replayed > 0;
         }
-        // The limit (SPEC.md §9): raised to what the options give, never lowered by them;
-        // lowered only when this process could not reserve the recorded one (the fallback of
-        // `map_data_file`), as far as the file allows. The lock only when there is a change.
-        let raise = opts.max_size_given && opts.max_size > inner.max_size();
-        if raise || inner.map.reserved() < inner.max_size() {
+        // The limit (SPEC.md §9): raised to what the options give, never lowered by them.
+        if opts.max_size_given && opts.max_size > inner.max_size() {
             let txn = inner.lock()?;
-            let live = inner.max_size();
-            if opts.max_size_given && opts.max_size > live {
+            if opts.max_size > inner.max_size() {
                 txn.set_max_size(opts.max_size)?;
-            } else if inner.map.reserved() < live {
-                let floor = inner.map.whole_len()?;
-                let h = inner.lock_file.state();
-                h.max_size.store(inner.map.reserved().max(floor), Release);
             }
         }
         if let Some(g) = opts.reset_generation {
@@ -527,7 +519,8 @@ fn can_reserve(len: u64) -> bool {
 /// later by any process can be used here without remapping (SPEC.md §9); failing that, exactly
 /// that larger size. If even the recorded size cannot be had here (a smaller `ulimit -v` than its
 /// creator's, say), the store still opens, reserving what the options ask and at least the
-/// file's length, and lowers the limit to that (`open_elected`).
+/// file's length; this process then grows the file only that far (the limit stays as it is for
+/// the others).
 fn map_data_file(
     paths: &Paths,
     data_file: std::fs::File,
