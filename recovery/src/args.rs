@@ -31,6 +31,11 @@ pub enum Command {
     Check(CheckArgs),
     /// Salvage every entry whose checksum holds into a fresh store
     Recover(RecoverArgs),
+    /// Raise (or lower, down to the data file's length) the store's maximum size
+    ///
+    /// Takes effect at once for every process that has the store open (each can use it up to
+    /// the address space it reserved at open), and durably. Run it as the files' owner.
+    Resize(ResizeArgs),
     /// The kill -9 harness: workers killed at random, every acknowledged write verified
     ///
     /// Runs worker processes doing random writes on one store, SIGKILLs them at random moments,
@@ -101,6 +106,38 @@ pub struct RecoverArgs {
 }
 
 #[derive(Args)]
+pub struct ResizeArgs {
+    /// The store's data file
+    pub file: String,
+    /// The new maximum size: bytes, or with a K, M, G or T suffix (powers of 1024)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: u64,
+}
+
+/// A size such as 4096, 64M or 2G (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (
+            &t[..i],
+            match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("\"{text}\": the suffix must be K, M, G or T")),
+            },
+        ),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a size such as 4096, 64M or 2G"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("\"{text}\" is too large"))
+}
+
+#[derive(Args)]
 pub struct PowercutArgs {
     /// Crash images to check
     #[arg(long, default_value_t = 1000)]
@@ -166,6 +203,17 @@ mod tests {
     #[test]
     fn the_declaration_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("4T"), Ok(4 << 40));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 
     #[test]

@@ -39,6 +39,7 @@ impl Command {
             Command::Load(_) => "load",
             Command::Check(_) => "check",
             Command::Recover(_) => "recover",
+            Command::Resize(_) => "resize",
             Command::CrashTest(_) => "crash-test",
             Command::Powercut(_) => "powercut",
             Command::Fuzz(_) => "fuzz",
@@ -105,6 +106,15 @@ fn command(cmd: Command) -> Result<i32, String> {
                 let _ = writeln!(out, "check: {file}: {summary}, {n} problems");
             }
             Ok(code)
+        }
+        Command::Resize(a) => {
+            // Options without a size: the open itself changes nothing; set_max_size does.
+            let store = apcdb::Store::open(&a.file, apcdb::Options::default().create(false))
+                .map_err(|e| e.to_string())?;
+            let old = store.stats().map_err(|e| e.to_string())?.max_size;
+            store.set_max_size(a.max_size).map_err(|e| e.to_string())?;
+            println!("max_size: {old} -> {} bytes", a.max_size);
+            Ok(0)
         }
         Command::Recover(a) => {
             let (file, out) = (a.file.as_str(), a.out.as_str());

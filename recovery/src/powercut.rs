@@ -507,7 +507,9 @@ impl Recorder {
             }
             state ^= entry_hash(key, &entry.value, entry.expires_at_ms);
         }
-        Ok(state)
+        // Opened without a size in the options: the one recorded, whatever this process reserved.
+        let max_size = store.stats().map_err(|e| e.to_string())?.max_size;
+        Ok(state ^ size_hash(max_size))
     }
 }
 
@@ -525,14 +527,24 @@ fn entry_hash(key: &[u8], value: &[u8], exp: u64) -> u64 {
     h.finish()
 }
 
-/// The workload's model: the store's exact content and its order-free hash.
+/// The workload's model: the store's exact content and its order-free hash, and its maximum size.
 #[derive(Default)]
 struct Model {
     map: BTreeMap<Vec<u8>, (Vec<u8>, u64)>,
     hash: u64,
+    max_size: u64,
+}
+
+/// The part of a state that says the maximum size (a crash during a resize must leave the old or
+/// the new one, like any other operation's before and after).
+fn size_hash(max_size: u64) -> u64 {
+    entry_hash(b"\0max_size", &max_size.to_le_bytes(), 0)
 }
 
 impl Model {
+    fn state(&self) -> u64 {
+        self.hash ^ size_hash(self.max_size)
+    }
     fn put(&mut self, key: &[u8], value: &[u8], exp: u64) {
         self.delete(key);
         self.hash ^= entry_hash(key, value, exp);
@@ -554,6 +566,8 @@ enum Op {
     Clear,
     Sync,
     Checkpoint,
+    /// `Store::set_max_size`, raising or lowering (always above the file, which stays small).
+    Resize(u64),
 }
 
 fn choose(rng: &mut Rng, seq: u64) -> Op {
@@ -601,6 +615,7 @@ fn choose(rng: &mut Rng, seq: u64) -> Op {
         700..=949 => Op::Inc(format!("c/{}", rng.below(COUNTERS)).into_bytes()),
         950..=969 => Op::Sync,
         970..=974 => Op::Checkpoint,
+        995..=997 => Op::Resize(64 << (20 + rng.below(4))),
         _ => Op::Clear,
     }
 }
@@ -610,6 +625,7 @@ fn apply(model: &Model, op: &Op) -> Model {
     let mut m = Model {
         map: model.map.clone(),
         hash: model.hash,
+        max_size: model.max_size,
     };
     match op {
         Op::Put(k, v, e) => m.put(k, v, *e),
@@ -635,7 +651,13 @@ fn apply(model: &Model, op: &Op) -> Model {
                 .unwrap_or(0);
             m.put(k, (n + 1).to_string().as_bytes(), 0);
         }
-        Op::Clear => m = Model::default(),
+        Op::Clear => {
+            m = Model {
+                max_size: m.max_size,
+                ..Model::default()
+            }
+        }
+        Op::Resize(n) => m.max_size = *n,
         Op::Sync | Op::Checkpoint => {}
     }
     m
@@ -669,6 +691,7 @@ fn execute(store: &Store, op: &Op) -> apcdb::Result<()> {
         Op::Clear => store.clear(),
         Op::Sync => store.sync(),
         Op::Checkpoint => store.checkpoint(),
+        Op::Resize(n) => store.set_max_size(*n),
     }
 }
 
@@ -735,7 +758,16 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         r.armed = true;
     }
     let mut rng = Rng::derive(cfg.seed, 2);
-    let mut model = Model::default();
+    let mut model = Model {
+        max_size: 256 << 20,
+        ..Model::default()
+    };
+    {
+        let mut r = shared.recorder();
+        r.allowed.pre = model.state();
+        r.allowed.post = model.state();
+        r.allowed.history = HashSet::from([model.state()]);
+    }
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut seq = 0u64;
@@ -751,10 +783,10 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         let next = apply(&model, &op);
         {
             let mut r = shared.recorder();
-            r.allowed.pre = model.hash;
-            r.allowed.post = next.hash;
+            r.allowed.pre = model.state();
+            r.allowed.post = next.state();
             r.allowed.racing.clear();
-            r.allowed.history.insert(next.hash);
+            r.allowed.history.insert(next.state());
             if matches!(op, Op::Clear) {
                 // Racers only run after a commit (outside the lock), so after the clear.
                 r.race_model.clear();
@@ -770,16 +802,16 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         for (k, v) in std::mem::take(&mut r.raced) {
             model.put(&k, &v, 0);
         }
-        if model.hash != r.allowed.post {
+        if model.state() != r.allowed.post {
             return Err(format!(
                 "operation {seq}: the checker lost track of racing writes"
             ));
         }
         r.allowed.racing.clear();
-        r.allowed.pre = model.hash;
-        if matches!(op, Op::Sync | Op::Checkpoint) {
+        r.allowed.pre = model.state();
+        if matches!(op, Op::Sync | Op::Checkpoint | Op::Resize(_)) {
             // Everything before is durable now: older states are no longer acceptable.
-            r.allowed.history = HashSet::from([model.hash]);
+            r.allowed.history = HashSet::from([model.state()]);
         }
         r.totals.operations += 1;
         r.maybe_crash("between operations");

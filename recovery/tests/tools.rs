@@ -387,6 +387,7 @@ fn exit_codes_and_help() {
         "load",
         "check",
         "recover",
+        "resize",
         "crash-test",
         "powercut",
         "fuzz",
@@ -563,4 +564,42 @@ fn stats_for_prometheus() {
     );
     assert!(prom.contains("# TYPE apcdb_entries gauge\n"));
     drop(store);
+}
+
+/// `apcdb resize` raises the limit of a store another process has open (that process can grow
+/// past the old limit at once), refuses to lower it below the file, and changes nothing then.
+#[test]
+fn resize_raises_and_refuses_to_lower_below_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let opts = Options::default()
+        .durability(apcdb::Durability::None)
+        .initial_size(256 << 10)
+        .max_size(1 << 20);
+    let store = Store::open(&path, opts).unwrap();
+    let value = vec![5u8; 16 << 10];
+    let mut i = 0;
+    while store.put(format!("k{i}").as_bytes(), &value).is_ok() {
+        i += 1;
+    }
+    let out = apcdb(&["resize", "--max-size", "8M"], &[&path], b"");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text(&out).contains("-> 8388608 bytes"), "{}", text(&out));
+    // The open handle sees the new limit without reopening.
+    assert_eq!(store.stats().unwrap().max_size, 8 << 20);
+    store.put(format!("k{i}").as_bytes(), &value).unwrap();
+    assert!(store.stats().unwrap().file_size > 1 << 20);
+
+    let out = apcdb(&["resize", "--max-size", "1M"], &[&path], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot lower the maximum size"), "{err}");
+    assert_eq!(store.stats().unwrap().max_size, 8 << 20);
+    let out = apcdb(&["resize", "--max-size", "12Q"], &[&path], b"");
+    assert_eq!(out.status.code(), Some(2));
 }

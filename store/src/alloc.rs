@@ -63,17 +63,21 @@ impl WriteTxn<'_> {
                 return Ok(Some(off));
             }
         }
-        if end + size <= self.map.reserved() {
+        // The live limit (SPEC.md §9), which another process may have raised since we opened.
+        let limit = self.max_size();
+        if end + size <= limit {
             // Grow by a quarter (1 to 64 MiB at a time): enough to make growth rare, little
-            // enough that a large store does not double its file for one more entry.
+            // enough that a large store does not double its file for one more entry. Not past
+            // our own reservation unless this block needs it (then `grow` says why it cannot).
+            let cap = limit.min(self.map.reserved().max(end + size));
             let len = self.map.len();
             let want = (len + (len / 4).clamp(1 << 20, 64 << 20))
                 .max(end + size)
-                .min(self.map.reserved());
-            match self.map.grow(
-                self.held(),
-                want.next_multiple_of(PAGE).min(self.map.reserved()),
-            ) {
+                .min(cap);
+            match self
+                .map
+                .grow(self.held(), want.next_multiple_of(PAGE).min(cap))
+            {
                 Ok(()) => {
                     h.file_size.fetch_max(self.map.len(), Release);
                     h.set_heap_end(self.held(), end + size);

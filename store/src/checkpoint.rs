@@ -26,7 +26,8 @@ impl WriteTxn<'_> {
         let h = self.lock_file.state();
         // The real length: another process may have grown the file, and its pages must be
         // flushed and recorded too.
-        let file_size = self.map.refresh_len()?;
+        // (`whole_len`: a file grown past this process's reservation cannot be flushed here.)
+        let file_size = self.map.whole_len()?;
         self.flush(0, file_size)?;
         let live_copy = 1 - h.durable_copy.load(Relaxed);
         let index_crc = self.index_crc(
@@ -39,7 +40,8 @@ impl WriteTxn<'_> {
             epoch,
             ckpt_lsn,
             file_size,
-            max_size: self.map.reserved(),
+            // The live limit: a resize becomes durable here (SPEC.md §9).
+            max_size: h.max_size.load(Relaxed),
             heap_end: h.heap_end(),
             index: [h.index[0].load(Relaxed), h.index[1].load(Relaxed)],
             index_slots: h.index_slots.load(Relaxed),

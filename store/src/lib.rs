@@ -30,7 +30,8 @@
 //   that order: `journal` (the redo journal), `alloc` (blocks and free lists), `apply` (a
 //   journaled transaction into the live index; index rebuild).
 // - After: `checkpoint` (the map made durable, the journal reusable), `recover` (the live state
-//   rebuilt from the newest superblock and the journal, at first open or after a dead holder).
+//   rebuilt from the newest superblock and the journal, at first open or after a dead holder),
+//   `resize` (the maximum size changed while open: live in the lock file, durable by checkpoint).
 // - Around: `format` (byte layouts), `io` (the one seam every byte and flush to disk passes
 //   through), `error`, `options`, `exclusive` (keeping every other process out while files are
 //   replaced), `verify` (offline check and salvage, for tools).
@@ -48,6 +49,7 @@ mod lock_file;
 mod map;
 mod options;
 mod recover;
+mod resize;
 mod sigbus;
 mod store;
 pub mod verify;
@@ -104,7 +106,8 @@ pub struct Stats {
     pub used_bytes: u64,
     /// Current size of the data file.
     pub file_size: u64,
-    /// The most the data file may grow to (the address space this handle reserved).
+    /// The most the data file may grow to: the store's limit, which any process may change
+    /// ([`Store::set_max_size`]), or less if this handle reserved less address space at open.
     pub max_size: u64,
     /// Size of the journal file.
     pub journal_size: u64,

@@ -103,6 +103,11 @@ pub struct LockState {
     heap_end: AtomicU64,
     /// The data file's length as last grown (processes refresh their own view when it is larger).
     pub file_size: AtomicU64,
+    /// The live limit on the data file's length (SPEC.md §9): set from the superblock by
+    /// recovery, changed only under the write lock by a resize, which makes it durable in a
+    /// checkpoint before anyone may grow past the old value. Each process may grow only as far
+    /// as this and its own address-space reservation both allow.
+    pub max_size: AtomicU64,
     /// Set while the live state must be rebuilt (a lock holder died; a recovery failed).
     pub needs_recovery: AtomicU64,
     /// The journal cycle (epoch) for which a writer already started an early data flush.

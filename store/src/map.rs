@@ -3,8 +3,11 @@
 //! has; every read is bounds-checked against the file's real length, so a corrupt offset gives an
 //! error, never a SIGBUS or a read outside the mapping.
 //!
-//! The mapping reserves the store's maximum size once; the file grows inside it with `fallocate`,
-//! and other processes see the growth without remapping.
+//! The mapping reserves address space once, more than the store's limit when it can (SPEC.md
+//! §9): the file grows inside it with `fallocate`, and other processes see the growth, and a
+//! raised limit, without remapping (a remap under lock-free readers would unmap memory they are
+//! reading). A process whose reservation turns out smaller than the file gets a clear error
+//! past it, never a read outside the mapping.
 //!
 //! The file may still shrink under us from outside (`truncate`, `cp backup.db live.db`): every
 //! access runs inside `sigbus::Region::access`, so a page past the new end gives an error and
@@ -25,6 +28,9 @@ pub struct Map {
     reserved: u64,
     /// Bytes of the file this process has seen backed by blocks (fstat); only grows.
     visible: AtomicU64,
+    /// Set once the file was seen longer than `reserved` (another process, with a larger
+    /// reservation, grew it past ours): this process can no longer see or flush all of it.
+    outgrown: std::sync::atomic::AtomicBool,
     file: File,
     pub path: PathBuf,
     /// Which file this maps, and the seam its growth and flushes go through.
@@ -71,6 +77,7 @@ impl Map {
             base,
             reserved,
             visible: AtomicU64::new(len),
+            outgrown: Default::default(),
             file,
             path,
             kind,
@@ -117,7 +124,11 @@ impl Map {
         if self.broken() {
             return Err(self.truncated_error());
         }
-        let real = files::file_len(&self.path, &self.file)?.min(self.reserved);
+        let real = files::file_len(&self.path, &self.file)?;
+        if real > self.reserved {
+            self.outgrown.store(true, Ordering::Relaxed);
+        }
+        let real = real.min(self.reserved);
         let seen = self.visible.fetch_max(real, Ordering::AcqRel);
         if real < seen {
             // Files of a store never shrink: someone truncated or overwrote it from outside.
@@ -139,8 +150,34 @@ impl Map {
         let real = self.refresh_len()?;
         if end <= real {
             Ok(())
+        } else if end > self.reserved && self.outgrown.load(Ordering::Relaxed) {
+            Err(self.outgrown_error())
         } else {
             Err(self.out_of_bounds(off, len))
+        }
+    }
+
+    /// `refresh_len`, failing when the file is longer than this process's reservation: a
+    /// checkpoint from here could neither flush nor record the part it cannot see.
+    pub fn whole_len(&self) -> Result<u64> {
+        let len = self.refresh_len()?;
+        if self.outgrown.load(Ordering::Relaxed) {
+            return Err(self.outgrown_error());
+        }
+        Ok(len)
+    }
+
+    /// The file grew (under a raised maximum size) past what this process reserved.
+    pub fn outgrown_error(&self) -> Error {
+        Error::Incompatible {
+            path: self.path.clone(),
+            detail: format!(
+                "the store's maximum size was raised and the file grew past the {} bytes of \
+                 address space this process reserved when it opened the store; close and reopen \
+                 it (with the new maximum size in its options, and that much address space \
+                 available) to use the rest",
+                self.reserved
+            ),
         }
     }
 
@@ -257,10 +294,14 @@ impl Map {
             return Err(self.truncated_error());
         }
         if new_len > self.reserved {
-            return Err(Error::Full {
+            // The limit was raised past what this process reserved: not a full store, a handle
+            // that must be reopened to use the new room.
+            return Err(Error::Incompatible {
                 path: self.path.clone(),
                 detail: format!(
-                    "growing to {new_len} bytes would pass the maximum size {}",
+                    "growing to {new_len} bytes would pass the {} bytes of address space this \
+                     process reserved when it opened the store (the maximum size was raised \
+                     since); close and reopen it to use the new maximum size",
                     self.reserved
                 ),
             });

@@ -18,11 +18,15 @@ pub enum Durability {
 }
 
 /// Options for [`crate::Store::open`]. Sizes apply when the store is created; an existing store
-/// keeps the sizes it was created with.
+/// keeps the sizes it was created with, except that a larger [`max_size`](Self::max_size)
+/// raises its limit.
 #[derive(Clone)]
 pub struct Options {
     pub(crate) durability: Durability,
     pub(crate) max_size: u64,
+    /// Whether `max_size` was given (not the default): only then does an open raise an existing
+    /// store's limit to it, so tools opening with defaults change nothing.
+    pub(crate) max_size_given: bool,
     pub(crate) initial_size: u64,
     pub(crate) journal_size: u64,
     pub(crate) reset_generation: Option<u64>,
@@ -39,6 +43,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("durability", &self.durability)
             .field("max_size", &self.max_size)
+            .field("max_size_given", &self.max_size_given)
             .field("initial_size", &self.initial_size)
             .field("journal_size", &self.journal_size)
             .field("reset_generation", &self.reset_generation)
@@ -54,6 +59,7 @@ impl Default for Options {
         Options {
             durability: Durability::Sync,
             max_size: 1 << 30,
+            max_size_given: false,
             initial_size: 1 << 20,
             journal_size: 16 << 20,
             reset_generation: None,
@@ -72,11 +78,14 @@ impl Options {
         self.durability = d;
         self
     }
-    /// The largest the data file may grow to (virtual address space is reserved for it once).
-    /// At most 4 TiB (the format's offset limit); creating a store with more, or with more than
-    /// this process can reserve, is refused.
+    /// The largest the data file may grow to (default 1 GiB). At most 4 TiB (the format's
+    /// offset limit); creating a store with more, or with more than this process can reserve,
+    /// is refused. Given for an existing store with a smaller limit, the open raises that limit
+    /// to it (durably, for every process that has the store open, SPEC.md §9); a smaller value
+    /// never lowers it (use [`crate::Store::set_max_size`]).
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.max_size = bytes;
+        self.max_size_given = true;
         self
     }
     /// The data file's size when created; it grows on demand up to `max_size`.

@@ -64,6 +64,8 @@ impl WriteTxn<'_> {
         h.ckpt_lsn.store(sb.ckpt_lsn, Relaxed);
         h.generation.store(sb.generation, Relaxed);
         h.created_ms.store(sb.created_ms, Relaxed);
+        // The durable limit; never below the file (a store must stay able to checkpoint).
+        h.max_size.store(sb.max_size.max(file_size), Release);
         self.rebuild_free_lists()?;
 
         let scan = if self.journal_is_new.swap(false, Relaxed) {

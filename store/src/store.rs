@@ -444,6 +444,13 @@ impl Inner {
             drop(txn);
             inner.recovered_at_open = replayed > 0;
         }
+        // The limit (SPEC.md §9): raised to what the options give, never lowered by them.
+        if opts.max_size_given && opts.max_size > inner.max_size() {
+            let txn = inner.lock()?;
+            if opts.max_size > inner.max_size() {
+                txn.set_max_size(opts.max_size)?;
+            }
+        }
         if let Some(g) = opts.reset_generation {
             // Only a newer generation clears: an older server never wipes a newer one's data.
             let txn = inner.lock()?;
@@ -507,9 +514,13 @@ fn can_reserve(len: u64) -> bool {
     true
 }
 
-/// Maps the data file reserving the recorded maximum size. If that much address space cannot be
-/// had here (a smaller `ulimit -v` than its creator's, say), the store still opens, reserving what the options ask and at least the file's length; the next checkpoint
-/// records that size.
+/// Maps the data file. The reservation is generous (four times the larger of the recorded and
+/// the asked maximum size, at least 64 GiB, at most the format's 4 TiB), so that a limit raised
+/// later by any process can be used here without remapping (SPEC.md §9); failing that, exactly
+/// that larger size. If even the recorded size cannot be had here (a smaller `ulimit -v` than its
+/// creator's, say), the store still opens, reserving what the options ask and at least the
+/// file's length; this process then grows the file only that far (the limit stays as it is for
+/// the others).
 fn map_data_file(
     paths: &Paths,
     data_file: std::fs::File,
@@ -528,7 +539,13 @@ fn map_data_file(
             opts.io.clone(),
         )
     };
-    let recorded = map(data_file, sb.max_size);
+    let want = sb.max_size.max(opts.max_size).min(MAX_STORE_SIZE);
+    let generous = want.saturating_mul(4).clamp(64 << 30, MAX_STORE_SIZE);
+    if generous > want && can_reserve(generous) {
+        // (`can_reserve` first: a failed file mapping would cost the descriptor.)
+        return map(data_file, generous);
+    }
+    let recorded = map(data_file, want);
     let fallback = opts.max_size.min(sb.max_size);
     match recorded {
         Err(Error::Io { .. }) if fallback < sb.max_size => map(spare, fallback),
@@ -1183,6 +1200,27 @@ impl Store {
         Ok(())
     }
 
+    /// Changes the store's maximum size (SPEC.md §9). Every process that has the store open
+    /// can grow the file up to the new size at once, without reopening; the change is durable
+    /// (in a checkpoint) when this returns, and a crash during it leaves the old or the new size.
+    ///
+    /// Raising is allowed up to the format's 4 TiB and this handle's address-space reservation
+    /// (four times the largest size known at open, at least 64 GiB). Lowering is allowed down to
+    /// the data file's current length (which can exceed the data by one growth step); files
+    /// never shrink. A process whose own reservation is smaller than a raised limit gets
+    /// [`Error::Incompatible`] when the file would grow past it, and must reopen.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Incompatible`] (nothing changed) for a size past 4 TiB or this handle's
+    /// reservation, or below the file's length; as [`checkpoint`](Self::checkpoint) otherwise.
+    pub fn set_max_size(&self, bytes: u64) -> Result<()> {
+        let txn = self.inner.lock()?;
+        txn.set_max_size(bytes)?;
+        drop(txn);
+        Ok(())
+    }
+
     /// The store's counters, as this process sees them now.
     ///
     /// # Errors
@@ -1195,7 +1233,7 @@ impl Store {
             entries: l(&h.entries),
             used_bytes: l(&h.used_bytes),
             file_size: self.inner.map.len(),
-            max_size: self.inner.map.reserved(),
+            max_size: self.inner.max_size().min(self.inner.map.reserved()),
             journal_size: self.inner.journal.size,
             journal_used: l(&h.journal_pos),
             hits: l(&h.hits) + self.inner.reads.iter().map(|r| l(&r.hits)).sum::<u64>(),

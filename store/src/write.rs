@@ -218,12 +218,12 @@ impl WriteTxn<'_> {
                 "no room for {need} more bytes: the disk has no space to grow the file beyond {} \
                  bytes (its maximum size is {} bytes); nothing was changed",
                 self.map.len(),
-                self.map.reserved()
+                self.max_size()
             )));
         }
         Err(self.full_error(&format!(
             "no room for {need} more bytes within the maximum size of {} bytes",
-            self.map.reserved()
+            self.max_size()
         )))
     }
 

@@ -309,7 +309,7 @@ fn reads_go_on_after_a_process_died_holding_readers_out() {
 /// A store whose recorded maximum size this process cannot reserve (here 1 TiB under `ulimit -v`
 /// of 4 GiB) used to fail every open ("mmap failed ... Cannot allocate memory"), even after the
 /// configured size was corrected. It opens reserving what the options ask (the default 1 GiB),
-/// and the next checkpoint records that size.
+/// and can grow the file that far (SPEC.md §9).
 #[test]
 fn a_recorded_max_size_that_cannot_be_reserved_falls_back_to_the_options() {
     use std::os::unix::fs::FileExt;

@@ -159,6 +159,13 @@ impl Harness {
             for slot in 0..self.cfg.workers {
                 self.start(slot)?;
             }
+            // After a fresh start, let a worker create the store before anything is killed: a
+            // round cut short by --duration right here would otherwise verify a store that no
+            // worker lived long enough to make (PHP workers take tens of ms to start).
+            let made_by = Instant::now() + Duration::from_secs(10);
+            while !self.store.exists() && Instant::now() < made_by {
+                self.pump(Instant::now() + Duration::from_millis(5), None)?;
+            }
             let kills_this_round = self.rng.range(1, 2 * self.cfg.workers as u64 + 2);
             for _ in 0..kills_this_round {
                 if self.done() {
