@@ -14,6 +14,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
+/// The journal prefix a scan reads first (most cycles a crash leaves are far shorter).
+const SCAN_FIRST_READ: usize = 256 << 10;
+
 pub struct Journal {
     file: File,
     pub path: PathBuf,
@@ -121,12 +124,30 @@ impl Journal {
 
     /// Reads the records of cycle `epoch`, starting with LSN `first_lsn`, up to the first record
     /// that is torn, fails its checksum, belongs to another cycle, or breaks the LSN sequence.
+    ///
+    /// Reads only as far as the cycle goes (plus at most as much again): a prefix of the file,
+    /// doubled while the scan runs off its end, never the whole journal for a short cycle.
     pub fn scan(&self, epoch: u64, first_lsn: u64) -> Result<Scan> {
-        let mut buf = vec![0u8; self.size as usize];
-        self.file
-            .read_exact_at(&mut buf, 0)
-            .map_err(|e| self.io_err("read", e))?;
-        Ok(crate::format::scan_records(&buf, epoch, first_lsn))
+        let mut buf = Vec::new();
+        let mut len = SCAN_FIRST_READ.min(self.size as usize);
+        loop {
+            let have = buf.len();
+            buf.resize(len, 0);
+            self.file
+                .read_exact_at(&mut buf[have..], have as u64)
+                .map_err(|e| self.io_err("read", e))?;
+            let scan = crate::format::scan_records(&buf, epoch, first_lsn);
+            // The prefix ended the scan, not the records: read more and scan again.
+            let cut_short = match scan.stopped {
+                None => scan.end as usize + crate::format::RECORD_HEADER > len,
+                Some(crate::format::RecordProblem::RunsPastEnd { .. }) => true,
+                Some(_) => false,
+            };
+            if !cut_short || len == self.size as usize {
+                return Ok(scan);
+            }
+            len = (len * 2).min(self.size as usize);
+        }
     }
 }
 

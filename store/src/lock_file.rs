@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
-pub const LOCK_FILE_VERSION: u64 = 1;
+/// 2: the snapshot fields (`snapshot_armed`, `rebuilt_at_open`).
+pub const LOCK_FILE_VERSION: u64 = 2;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed since the last checkpoint, waiting until it is durable before reuse.
@@ -130,6 +131,11 @@ pub struct LockState {
     pub recoveries: AtomicU64,
     pub recovered_records: AtomicU64,
     pub created_ms: AtomicU64,
+    /// 1 while the data file holds a closing snapshot that this shared state was restored from:
+    /// the next write-lock holder erases it durably before anything is written (SPEC.md §7.1).
+    pub snapshot_armed: AtomicU64,
+    /// 1 when the first opener rebuilt the live state by walking the index (no usable snapshot).
+    pub rebuilt_at_open: AtomicU64,
     pending_count: AtomicU64,
     /// Set when more blocks were freed than `pending` holds: the next checkpoint rebuilds the
     /// free lists from the index instead.

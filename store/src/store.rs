@@ -440,7 +440,7 @@ impl Inner {
         };
         if first {
             let txn = inner.lock()?;
-            let replayed = txn.recover()?;
+            let replayed = txn.open_state()?;
             drop(txn);
             inner.recovered_at_open = replayed > 0;
         }
@@ -600,7 +600,8 @@ impl Drop for Inner {
                     ),
                 ) {
                     if let Ok(txn) = self.lock() {
-                        let _ = txn.checkpoint();
+                        // And leaves what the next opener would rebuild (SPEC.md §7.1).
+                        let _ = txn.checkpoint().and_then(|()| txn.save_snapshot());
                         drop(txn);
                     }
                 }
@@ -1144,6 +1145,7 @@ impl Store {
             index_tombstones: l(&h.tombstones),
             recovered_records: l(&h.recovered_records),
             recoveries: l(&h.recoveries),
+            rebuilt_at_open: l(&h.rebuilt_at_open) != 0,
         })
     }
 
