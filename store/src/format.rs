@@ -507,7 +507,7 @@ pub fn snapshot_offset(epoch: u64) -> u64 {
     SUPERBLOCK_OFFSETS[((epoch + 1) % 2) as usize] + SNAPSHOT_IN_PAGE
 }
 
-/// What a first opener would otherwise rebuild by walking the whole index (SPEC.md §7.1): the
+/// What a first opener would otherwise rebuild by walking the whole index (SPEC.md §7.2): the
 /// free lists' heads and the usage counters, as the last process to close left them after its
 /// final checkpoint. Trusted only for that checkpoint (epoch and superblock checksum) and that
 /// file length, and only until the first write lock after the open (which erases it durably).
@@ -614,6 +614,9 @@ pub const MAX_INDEX_SLOTS: u64 = 1 << 28;
 pub const MIN_INDEX_SLOTS: u64 = 16;
 /// The smallest journal a superblock may name.
 pub const MIN_JOURNAL_SIZE: u64 = 64 << 10;
+/// The largest journal a new store is created with (`Options::journal_size`): replaying a full
+/// one must stay a matter of seconds, and a scan may hold it in memory.
+pub const MAX_JOURNAL_SIZE: u64 = 1 << 30;
 const _: () =
     assert!(MAX_INDEX_SLOTS * SLOT_LEN / PAGE == crate::lock_file::DIRTY_WORDS as u64 * 64);
 

@@ -132,7 +132,7 @@ pub struct LockState {
     pub recovered_records: AtomicU64,
     pub created_ms: AtomicU64,
     /// 1 while the data file holds a closing snapshot that this shared state was restored from:
-    /// the next write-lock holder erases it durably before anything is written (SPEC.md §7.1).
+    /// the next write-lock holder erases it durably before anything is written (SPEC.md §7.2).
     pub snapshot_armed: AtomicU64,
     /// 1 when the first opener rebuilt the live state by walking the index (no usable snapshot).
     pub rebuilt_at_open: AtomicU64,

@@ -15,7 +15,7 @@
 //! After a clean close the first opener skips all of it: the last closer left a snapshot of the
 //! free lists and counters next to the superblocks (`save_snapshot`), which `open_state` loads
 //! when it describes the newest checkpoint; the first write lock after that erases it
-//! (`disarm_snapshot`, SPEC.md §7.1).
+//! (`disarm_snapshot`, SPEC.md §7.2).
 //!
 //! Entered from `Inner::open_elected` (`store.rs`, the first opener) and from `Inner::lock`
 //! (`write.rs`, when the previous holder died or left the state half made); in both the caller
@@ -368,7 +368,7 @@ mod tests {
         assert_eq!(store.get(b"k0").unwrap(), None);
         assert_eq!(store.get(b"k20").unwrap(), Some(b"v".to_vec()));
     }
-    // ---- The closing snapshot (SPEC.md §7.1).
+    // ---- The closing snapshot (SPEC.md §7.2).
 
     fn newest_superblock(path: &std::path::Path) -> Superblock {
         let bytes = std::fs::read(path).unwrap();

@@ -132,7 +132,7 @@ impl Inner {
             h.write_mutex.consistent();
         }
         if h.snapshot_armed.load(SeqCst) != 0 {
-            // Nothing may change the store while a snapshot describes it (SPEC.md §7.1).
+            // Nothing may change the store while a snapshot describes it (SPEC.md §7.2).
             txn.disarm_snapshot()?;
         }
         if h.needs_recovery.load(SeqCst) != 0 {
