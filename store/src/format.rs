@@ -1027,9 +1027,22 @@ impl fmt::Display for RecordProblem {
 /// Reads the records of cycle `epoch` from a whole journal's bytes, starting with LSN
 /// `first_lsn`, up to the first record that is torn, fails its checksum, belongs to another cycle
 /// (a leftover: the end of this one), or breaks the LSN sequence.
+#[cfg(test)]
 pub(crate) fn scan_records(journal: &[u8], epoch: u64, first_lsn: u64) -> Scan {
-    let (mut pos, mut lsn) = (0usize, first_lsn);
-    let mut records = Vec::new();
+    let mut scan = Scan {
+        records: Vec::new(),
+        end: 0,
+        stopped: None,
+    };
+    continue_scan(journal, epoch, first_lsn, &mut scan);
+    scan
+}
+
+/// Goes on with `scan` from its end over `journal`, a longer prefix of the same journal than the
+/// one it ran over (which ended it for lack of bytes), so no record is decoded twice.
+pub(crate) fn continue_scan(journal: &[u8], epoch: u64, first_lsn: u64, scan: &mut Scan) {
+    let (mut pos, mut lsn) = (scan.end as usize, first_lsn + scan.records.len() as u64);
+    let records = &mut scan.records;
     let stopped = loop {
         if pos + RECORD_HEADER > journal.len() {
             break None;
@@ -1057,11 +1070,8 @@ pub(crate) fn scan_records(journal: &[u8], epoch: u64, first_lsn: u64) -> Scan {
         lsn += 1;
         pos = end.next_multiple_of(RECORD_ALIGN);
     };
-    Scan {
-        records,
-        end: pos as u64,
-        stopped,
-    }
+    scan.end = pos as u64;
+    scan.stopped = stopped;
 }
 
 /// The effects of replaying a record, one method each. The engine's live index and the
