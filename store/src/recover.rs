@@ -62,17 +62,35 @@ impl WriteTxn<'_> {
         if !snap.describes(&sb, crc32c::crc32c(&copy) as u64, file_len) {
             return Ok(false);
         }
+        // The closer left the live copy equal to the durable one, so it must match the durable
+        // copy's checksum: readers use it from now on, and recovery would have rebuilt it from
+        // the durable copy. One sequential pass (no per-slot work); a damaged copy means a
+        // rebuild, which heals it.
+        let live = sb.index[1 - sb.durable_copy as usize];
+        if self.index_crc(live, sb.index_slots)? != sb.index_crc {
+            return Ok(false);
+        }
         h.file_size.store(file_len, Release);
-        for w in &h.dirty {
-            w.store(0, Relaxed);
+        // Every index page counts as changed, so the next checkpoint brings the whole other copy
+        // up to date from this verified one (nothing read it at this open).
+        let pages = index_len(sb.index_slots).div_ceil(PAGE);
+        for (i, w) in h.dirty.iter().enumerate() {
+            let first = i as u64 * 64;
+            let bits = pages.saturating_sub(first).min(64);
+            w.store(
+                if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1 << bits) - 1
+                },
+                Relaxed,
+            );
         }
         h.index[0].store(sb.index[0], Relaxed);
         h.index[1].store(sb.index[1], Relaxed);
         h.index_slots.store(sb.index_slots, Relaxed);
         h.durable_copy.store(sb.durable_copy, Relaxed);
-        // The closer made the live copy equal to the durable one and flushed it.
-        h.live_index
-            .store(sb.index[1 - sb.durable_copy as usize], Release);
+        h.live_index.store(live, Release);
         h.set_heap_end(self.held(), sb.heap_end);
         h.epoch.store(sb.epoch, Relaxed);
         h.ckpt_lsn.store(sb.ckpt_lsn, Relaxed);
@@ -593,6 +611,29 @@ mod tests {
         let sb = newest_superblock(&path);
         assert_eq!(sb.epoch, snap.epoch);
         reopen(true);
+
+        // A damaged live index copy (the one readers would use): its checksum no longer matches,
+        // and the rebuild copies the durable one over it.
+        let sb = newest_superblock(&path);
+        let live = sb.index[1 - sb.durable_copy as usize];
+        let slot = live + 8 * 13;
+        let mut b = std::fs::read(&path).unwrap()[slot as usize..slot as usize + 8].to_vec();
+        b[4] ^= 0x21;
+        patch(&path, slot, &b);
+        reopen(true);
+
+        // A damaged durable copy: the snapshot is used, and the next checkpoint rewrites the
+        // whole copy from the verified live one (every page counts as changed).
+        let sb = newest_superblock(&path);
+        let durable = sb.index[sb.durable_copy as usize];
+        let at = durable + 8 * 21;
+        let mut b = std::fs::read(&path).unwrap()[at as usize..at as usize + 8].to_vec();
+        b[3] ^= 0x44;
+        patch(&path, at, &b);
+        assert!(!crate::verify::check(&path).unwrap().problems.is_empty());
+        reopen(false);
+        // That copy is the live one now, and whole again: the next open uses the snapshot too.
+        reopen(false);
 
         // The file grew after the snapshot was taken.
         let len = std::fs::metadata(&path).unwrap().len();
