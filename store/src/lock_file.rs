@@ -2,7 +2,8 @@
 //! store open. It holds the robust write mutex, the group-commit mutex, the live positions
 //! (journal tail, LSNs, live index, heap end), the allocator's free lists, and counters.
 //! None of it needs to survive a reboot: the first opener rebuilds it from the data file and
-//! the journal (SPEC.md, "Locking" and "Recovery").
+//! the journal, or loads the part that a walk of the index would give from the snapshot a clean
+//! close left in the data file (SPEC.md, "Locking" and "Recovery", §7.2).
 //!
 //! Two byte-range locks (open-file-description locks, dropped by the kernel when a process dies)
 //! elect that first opener: byte 0 serialises opening and closing, byte 1 is held shared by

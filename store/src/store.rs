@@ -4,7 +4,9 @@
 //! Open: `Store::open` → `Inner::open` (option checks, the election of SPEC.md §6.1 on both
 //! files) → `Inner::open_elected` (the lock file's state reset or checked, the superblock read,
 //! the journal and the data file's mapping) → for the first opener, the lock and
-//! `WriteTxn::recover` (`recover.rs`, which ends with a checkpoint when it replayed anything).
+//! `WriteTxn::open_state` (`recover.rs`: the closing snapshot when it is valid, else `recover`,
+//! which ends with a checkpoint when it replayed anything). The last closer checkpoints and
+//! writes that snapshot (`Drop for Inner`).
 //!
 //! Reads take no lock: `Inner::read` validates them with the readers' sequence number. Writes
 //! (`Store::put` and the others) end in `Store::write` or `Store::update`, which run the write
