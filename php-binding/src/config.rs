@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<9> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<10> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -24,6 +24,7 @@ pub static INI_ENTRIES: IniEntryDefs<9> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.reset_on_start", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.apcu_compat", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.serializer", c"php", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.journal_size", c"16M", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
 
@@ -54,6 +55,7 @@ fn apcdb_default(name: &CStr) -> &'static str {
         b"apcdb.enabled" => "1",
         b"apcdb.size" => "128M",
         b"apcdb.serializer" => "php",
+        b"apcdb.journal_size" => "16M",
         _ => "",
     }
 }
@@ -147,6 +149,8 @@ pub struct Config {
     pub enabled: bool,
     pub file: String,
     pub size: u64,
+    /// `Options::journal_size` of a new store (an existing one keeps its own).
+    pub journal_size: u64,
     pub durability: DurabilityMode,
     pub sync_interval_ms: u64,
     pub reset_on_start: bool,
@@ -178,6 +182,10 @@ impl DurabilityMode {
 }
 
 pub const DEFAULT_SIZE: u64 = 128 << 20;
+pub const DEFAULT_JOURNAL_SIZE: u64 = 16 << 20;
+/// What the engine accepts as a journal size (`apcdb::format::{MIN,MAX}_JOURNAL_SIZE`).
+pub const JOURNAL_SIZES: std::ops::RangeInclusive<u64> =
+    apcdb::format::MIN_JOURNAL_SIZE..=apcdb::format::MAX_JOURNAL_SIZE;
 /// The smallest store accepted (the engine's journal alone takes 8 MiB of address space).
 pub const MIN_SIZE: u64 = 1 << 20;
 
@@ -210,6 +218,20 @@ impl Config {
             Err(e) => {
                 problems.push(format!("{size_name}: {e}; using 128M"));
                 DEFAULT_SIZE
+            }
+        };
+        let jv = ini_str(c"apcdb.journal_size");
+        let journal_size = match parse_size(&jv) {
+            Ok(n) if JOURNAL_SIZES.contains(&n) => n,
+            Ok(_) => {
+                problems.push(format!(
+                    "apcdb.journal_size=\"{jv}\" is outside 64K to 1G; using 16M"
+                ));
+                DEFAULT_JOURNAL_SIZE
+            }
+            Err(e) => {
+                problems.push(format!("apcdb.journal_size: {e}; using 16M"));
+                DEFAULT_JOURNAL_SIZE
             }
         };
         let enabled = apc::ini::enabled(
@@ -270,6 +292,7 @@ impl Config {
             enabled,
             file: ini_str(c"apcdb.file").trim().to_string(),
             size,
+            journal_size,
             durability,
             sync_interval_ms,
             reset_on_start: parse_bool(&ini_str(c"apcdb.reset_on_start")),
@@ -295,7 +318,8 @@ impl Config {
     pub fn options(&self, generation: u64) -> Options {
         let mut o = Options::default()
             .durability(self.engine_durability())
-            .max_size(self.size);
+            .max_size(self.size)
+            .journal_size(self.journal_size);
         if self.reset_on_start {
             o = o.reset_on_start(generation);
         }

@@ -1,5 +1,6 @@
 //! `apcdb fuzz`: corruption fuzzing. Makes a store the way a crash leaves it (a worker killed with
-//! SIGKILL mid-workload), then over and over copies it, damages the copy (flipped bytes, zeroed
+//! SIGKILL mid-workload) and a copy of it closed cleanly (which holds a closing snapshot), then
+//! over and over copies one of them, damages the copy (flipped bytes, zeroed
 //! pages, truncation, junk appended; data file, journal or lock file) and runs `apcdb check` on it
 //! in a child process. Acceptable: a consistent store, or a clear error. A failure: a panic, a
 //! signal (SIGBUS, SIGSEGV, ...), a hang, a store that checks clean once and not the second time,
@@ -38,6 +39,21 @@ pub fn run(cfg: &FuzzConfig) -> Result<FuzzTotals, String> {
     std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
     let base_store = base.join("store.db");
     make_crashed_store(&exe, &base_store, cfg.seed)?;
+    // The same store after a clean close too: every second image starts from it, so that the
+    // closing snapshot of the allocator state (SPEC.md §7.2) is damaged as well.
+    let clean = cfg.dir.join("clean");
+    std::fs::create_dir_all(&clean).map_err(|e| format!("creating {}: {e}", clean.display()))?;
+    let clean_store = clean.join("store.db");
+    for (a, b) in Paths::new(&base_store)
+        .all()
+        .into_iter()
+        .zip(Paths::new(&clean_store).all())
+    {
+        std::fs::copy(a, b).map_err(|e| format!("copying: {e}"))?;
+    }
+    if !check_once(&exe, &clean_store)? {
+        return Err("the crashed store did not check clean before its clean close".into());
+    }
     let mut rng = Rng::new(cfg.seed);
     let mut t = FuzzTotals::default();
     let started = Instant::now();
@@ -47,7 +63,12 @@ pub fn run(cfg: &FuzzConfig) -> Result<FuzzTotals, String> {
         let _ = std::fs::remove_dir_all(&img_dir);
         std::fs::create_dir_all(&img_dir).map_err(|e| e.to_string())?;
         let img = img_dir.join("store.db");
-        let (from, to) = (Paths::new(&base_store), Paths::new(&img));
+        let from = Paths::new(if i % 2 == 1 {
+            &clean_store
+        } else {
+            &base_store
+        });
+        let to = Paths::new(&img);
         for (a, b) in from.all().into_iter().zip(to.all()) {
             std::fs::copy(a, b).map_err(|e| format!("copying: {e}"))?;
         }

@@ -50,8 +50,14 @@ pub const BLOCK_ALIGN: u64 = 64;
 
 /// The first eight bytes of each superblock copy ("APCDBdat").
 pub const DATA_MAGIC: u64 = u64::from_le_bytes(*b"APCDBdat");
-/// The format this build reads and writes; any other value is refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this build writes. Version 2 added the closing snapshot of the allocator state
+/// (`StateSnapshot`) in the unused tail of the superblock pages; a version-1 file reads the same
+/// (its tails are zeros, so it simply has no snapshot) and becomes version 2 at its next
+/// checkpoint. Builds that read only version 1 refuse version 2, so they can never change a
+/// store behind a snapshot they do not know to invalidate.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build still reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Superblock.
@@ -202,7 +208,10 @@ impl fmt::Display for SuperblockError {
         match self {
             Short => write!(f, "short superblock"),
             BadMagic => write!(f, "bad magic"),
-            Version { found } => write!(f, "format version {found}, this build reads {FORMAT_VERSION}"),
+            Version { found } => write!(
+                f,
+                "format version {found}, this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
+            ),
             Checksum => write!(f, "checksum mismatch"),
             Epoch { epoch, ckpt_lsn } => {
                 write!(f, "epoch {epoch} / checkpoint LSN {ckpt_lsn} out of range")
@@ -348,7 +357,7 @@ impl UncheckedSuperblock {
             return Err(SuperblockError::BadMagic);
         }
         let version = u32_at(b, at::VERSION);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(SuperblockError::Version { found: version });
         }
         if crc32c::crc32c(&b[at::CHECKSUMMED..SUPERBLOCK_LEN]) != u32_at(b, at::CRC) {
@@ -450,6 +459,149 @@ pub(crate) fn read_superblock(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The closing snapshot of the allocator state.
+
+/// Where a snapshot starts inside a superblock page (the superblock copy fills its first 128
+/// bytes; the rest of the page was unused).
+pub const SNAPSHOT_IN_PAGE: u64 = PAGE / 2;
+const _: () = assert!(
+    SNAPSHOT_IN_PAGE >= SUPERBLOCK_LEN as u64 && SNAPSHOT_IN_PAGE + SNAPSHOT_LEN as u64 <= PAGE
+);
+/// The first eight bytes of a snapshot ("APCDBsnp").
+pub const SNAPSHOT_MAGIC: u64 = u64::from_le_bytes(*b"APCDBsnp");
+/// Bytes of a snapshot: header, fixed fields, then one free-list head per class.
+pub const SNAPSHOT_LEN: usize = snapshot_at::FREE_HEADS + 8 * CLASSES;
+
+/// Byte offsets of the snapshot's fields (all little-endian).
+pub mod snapshot_at {
+    /// "APCDBsnp", u64.
+    pub const MAGIC: usize = 0;
+    /// CRC-32C of bytes `CHECKSUMMED..SNAPSHOT_LEN`, u32 (then 4 zero bytes).
+    pub const CRC: usize = 8;
+    /// Where the checksum starts.
+    pub const CHECKSUMMED: usize = 16;
+    /// Epoch of the checkpoint it describes, u64.
+    pub const EPOCH: usize = 16;
+    /// CRC-32C of that checkpoint's whole superblock copy (128 bytes), u64.
+    pub const SUPERBLOCK_CRC: usize = 24;
+    /// The data file's length when it was taken, u64.
+    pub const FILE_LEN: usize = 32;
+    /// Live entries, u64.
+    pub const ENTRIES: usize = 40;
+    /// Bytes of their blocks, u64.
+    pub const USED_BYTES: usize = 48;
+    /// Index slots in use (entries and tombstones), u64.
+    pub const USED_SLOTS: usize = 56;
+    /// Tombstone slots, u64.
+    pub const TOMBSTONES: usize = 64;
+    /// 1 when blocks are waiting for a checkpoint that no list names (pending overflow), u64.
+    pub const PENDING_OVERFLOW: usize = 72;
+    /// The head of each class's free list (0: empty), `CLASSES` u64s.
+    pub const FREE_HEADS: usize = 80;
+}
+
+/// Where the snapshot describing checkpoint `epoch` lives: in the page of the *other* superblock
+/// copy, the one the next checkpoint overwrites. The page of the newest superblock is never
+/// written again before a newer superblock is durable (a torn write there could lose it).
+pub fn snapshot_offset(epoch: u64) -> u64 {
+    SUPERBLOCK_OFFSETS[((epoch + 1) % 2) as usize] + SNAPSHOT_IN_PAGE
+}
+
+/// What a first opener would otherwise rebuild by walking the whole index (SPEC.md §7.2): the
+/// free lists' heads and the usage counters, as the last process to close left them after its
+/// final checkpoint. Trusted only for that checkpoint (epoch and superblock checksum) and that
+/// file length, and only until the first write lock after the open (which erases it durably).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateSnapshot {
+    /// Epoch of the checkpoint described.
+    pub epoch: u64,
+    /// CRC-32C of that checkpoint's superblock copy, as encoded.
+    pub superblock_crc: u64,
+    /// The data file's length.
+    pub file_len: u64,
+    /// Live entries.
+    pub entries: u64,
+    /// Bytes of their blocks.
+    pub used_bytes: u64,
+    /// Slots in use (entries and tombstones).
+    pub used_slots: u64,
+    /// Tombstone slots.
+    pub tombstones: u64,
+    /// Whether blocks wait for a checkpoint that no list names.
+    pub pending_overflow: bool,
+    /// Head of each class's free list.
+    pub free_heads: [u64; CLASSES],
+}
+
+impl StateSnapshot {
+    /// The snapshot's bytes, checksum included.
+    pub fn encode(&self) -> [u8; SNAPSHOT_LEN] {
+        use snapshot_at as at;
+        let mut b = [0u8; SNAPSHOT_LEN];
+        put_u64(&mut b, at::MAGIC, SNAPSHOT_MAGIC);
+        for (field, value) in [
+            (at::EPOCH, self.epoch),
+            (at::SUPERBLOCK_CRC, self.superblock_crc),
+            (at::FILE_LEN, self.file_len),
+            (at::ENTRIES, self.entries),
+            (at::USED_BYTES, self.used_bytes),
+            (at::USED_SLOTS, self.used_slots),
+            (at::TOMBSTONES, self.tombstones),
+            (at::PENDING_OVERFLOW, self.pending_overflow as u64),
+        ] {
+            put_u64(&mut b, field, value);
+        }
+        for (c, &head) in self.free_heads.iter().enumerate() {
+            put_u64(&mut b, at::FREE_HEADS + 8 * c, head);
+        }
+        let crc = crc32c::crc32c(&b[at::CHECKSUMMED..]);
+        b[at::CRC..at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes a snapshot; None when there is none or it is damaged (magic or checksum).
+    pub fn decode(b: &[u8]) -> Option<StateSnapshot> {
+        use snapshot_at as at;
+        if b.len() < SNAPSHOT_LEN
+            || u64_at(b, at::MAGIC) != SNAPSHOT_MAGIC
+            || crc32c::crc32c(&b[at::CHECKSUMMED..SNAPSHOT_LEN]) != u32_at(b, at::CRC)
+            || u32_at(b, at::CRC + 4) != 0
+        {
+            return None;
+        }
+        let f = |field| u64_at(b, field);
+        Some(StateSnapshot {
+            epoch: f(at::EPOCH),
+            superblock_crc: f(at::SUPERBLOCK_CRC),
+            file_len: f(at::FILE_LEN),
+            entries: f(at::ENTRIES),
+            used_bytes: f(at::USED_BYTES),
+            used_slots: f(at::USED_SLOTS),
+            tombstones: f(at::TOMBSTONES),
+            pending_overflow: f(at::PENDING_OVERFLOW) != 0,
+            free_heads: std::array::from_fn(|c| f(at::FREE_HEADS + 8 * c)),
+        })
+    }
+
+    /// Whether it describes `sb` (the newest superblock, whose encoded copy has checksum
+    /// `sb_crc`) in a data file of `file_len` bytes, with values that stay inside it: only then
+    /// may an opener use it instead of rebuilding.
+    pub fn describes(&self, sb: &Superblock, sb_crc: u64, file_len: u64) -> bool {
+        let head_ok = |h: u64| {
+            h == 0 || (h >= HEAP_START && h < sb.heap_end && h.is_multiple_of(BLOCK_ALIGN))
+        };
+        self.epoch == sb.epoch
+            && self.superblock_crc == sb_crc
+            && self.file_len == file_len
+            && self.entries <= sb.index_slots
+            && self.used_slots <= sb.index_slots
+            && self.tombstones <= self.used_slots
+            && self.used_bytes <= sb.heap_end
+            && self.free_heads.iter().all(|&h| head_ok(h))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Limits and index slots.
 
 /// The format's limits (SPEC.md §9). A slot keeps 36 bits of block offset in 64-byte units, so no
@@ -462,6 +614,9 @@ pub const MAX_INDEX_SLOTS: u64 = 1 << 28;
 pub const MIN_INDEX_SLOTS: u64 = 16;
 /// The smallest journal a superblock may name.
 pub const MIN_JOURNAL_SIZE: u64 = 64 << 10;
+/// The largest journal a new store is created with (`Options::journal_size`): replaying a full
+/// one must stay a matter of seconds, and a scan may hold it in memory.
+pub const MAX_JOURNAL_SIZE: u64 = 1 << 30;
 const _: () =
     assert!(MAX_INDEX_SLOTS * SLOT_LEN / PAGE == crate::lock_file::DIRTY_WORDS as u64 * 64);
 
@@ -872,9 +1027,22 @@ impl fmt::Display for RecordProblem {
 /// Reads the records of cycle `epoch` from a whole journal's bytes, starting with LSN
 /// `first_lsn`, up to the first record that is torn, fails its checksum, belongs to another cycle
 /// (a leftover: the end of this one), or breaks the LSN sequence.
+#[cfg(test)]
 pub(crate) fn scan_records(journal: &[u8], epoch: u64, first_lsn: u64) -> Scan {
-    let (mut pos, mut lsn) = (0usize, first_lsn);
-    let mut records = Vec::new();
+    let mut scan = Scan {
+        records: Vec::new(),
+        end: 0,
+        stopped: None,
+    };
+    continue_scan(journal, epoch, first_lsn, &mut scan);
+    scan
+}
+
+/// Goes on with `scan` from its end over `journal`, a longer prefix of the same journal than the
+/// one it ran over (which ended it for lack of bytes), so no record is decoded twice.
+pub(crate) fn continue_scan(journal: &[u8], epoch: u64, first_lsn: u64, scan: &mut Scan) {
+    let (mut pos, mut lsn) = (scan.end as usize, first_lsn + scan.records.len() as u64);
+    let records = &mut scan.records;
     let stopped = loop {
         if pos + RECORD_HEADER > journal.len() {
             break None;
@@ -902,11 +1070,8 @@ pub(crate) fn scan_records(journal: &[u8], epoch: u64, first_lsn: u64) -> Scan {
         lsn += 1;
         pos = end.next_multiple_of(RECORD_ALIGN);
     };
-    Scan {
-        records,
-        end: pos as u64,
-        stopped,
-    }
+    scan.end = pos as u64;
+    scan.stopped = stopped;
 }
 
 /// The effects of replaying a record, one method each. The engine's live index and the
@@ -1045,7 +1210,7 @@ mod tests {
         };
         assert_eq!(
             hex(&sb.encode()),
-            "41504344426461740100000007057081030000000000000022110000000000000000100000000000\
+            "41504344426461740200000007057081030000000000000022110000000000000000100000000000\
              000000400000000000900000000000000020000000000000005000000000000000040000000000\
              000100000000000000070000000000000000000100000000000504030201000000efbeadde0000\
              00000000000000000000"
@@ -1123,9 +1288,11 @@ mod tests {
             Err(SuperblockError::Short)
         );
         let mut v = sane().encode();
-        v[superblock_at::VERSION] = 2;
+        v[superblock_at::VERSION] = 3;
         let e = UncheckedSuperblock::decode(&v).unwrap_err();
-        assert_eq!(e.to_string(), "format version 2, this build reads 1");
+        assert_eq!(e.to_string(), "format version 3, this build reads 1 to 2");
+        v[superblock_at::VERSION] = 0;
+        assert!(UncheckedSuperblock::decode(&v).is_err());
     }
 
     /// A superblock as `create_data_file` writes it for a 1 MiB store of 4096 slots.

@@ -14,6 +14,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
+/// The journal prefix a scan reads first (most cycles a crash leaves are far shorter).
+const SCAN_FIRST_READ: usize = 256 << 10;
+
 pub struct Journal {
     file: File,
     pub path: PathBuf,
@@ -121,12 +124,36 @@ impl Journal {
 
     /// Reads the records of cycle `epoch`, starting with LSN `first_lsn`, up to the first record
     /// that is torn, fails its checksum, belongs to another cycle, or breaks the LSN sequence.
+    ///
+    /// Reads only as far as the cycle goes (plus at most as much again): a prefix of the file,
+    /// doubled while the scan runs off its end (resuming where it stopped), never the whole
+    /// journal for a short cycle.
     pub fn scan(&self, epoch: u64, first_lsn: u64) -> Result<Scan> {
-        let mut buf = vec![0u8; self.size as usize];
-        self.file
-            .read_exact_at(&mut buf, 0)
-            .map_err(|e| self.io_err("read", e))?;
-        Ok(crate::format::scan_records(&buf, epoch, first_lsn))
+        let mut buf = Vec::new();
+        let mut len = SCAN_FIRST_READ.min(self.size as usize);
+        let mut scan = Scan {
+            records: Vec::new(),
+            end: 0,
+            stopped: None,
+        };
+        loop {
+            let have = buf.len();
+            buf.resize(len, 0);
+            self.file
+                .read_exact_at(&mut buf[have..], have as u64)
+                .map_err(|e| self.io_err("read", e))?;
+            crate::format::continue_scan(&buf, epoch, first_lsn, &mut scan);
+            // The prefix ended the scan, not the records: read more and scan again.
+            let cut_short = match scan.stopped {
+                None => scan.end as usize + crate::format::RECORD_HEADER > len,
+                Some(crate::format::RecordProblem::RunsPastEnd { .. }) => true,
+                Some(_) => false,
+            };
+            if !cut_short || len == self.size as usize {
+                return Ok(scan);
+            }
+            len = (len * 2).min(self.size as usize);
+        }
     }
 }
 
@@ -179,6 +206,45 @@ mod tests {
         let s = j.scan(3, 10).unwrap();
         assert_eq!(s.records.len(), 1);
         assert!(s.stopped.unwrap().to_string().contains("checksum"));
+    }
+
+    /// A cycle longer than the first read: the scan reads on, resuming where it stopped, across
+    /// records that straddle each read's end, and still stops at the first torn record.
+    #[test]
+    fn a_cycle_longer_than_the_first_read_is_scanned_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let j = Journal::new(f, path, 2 << 20, std::sync::Arc::new(crate::io::RealIo));
+        j.format(false).unwrap();
+        // 1,000-byte values: records of 1,048 bytes, which never end on a 256 KiB boundary.
+        let records: Vec<_> = (0..900u64)
+            .map(|i| encode_record(2, 1 + i, &[put(&format!("k{i}"), &"v".repeat(1000))]))
+            .collect();
+        let at = write_all(&j, &records);
+        assert!(at[899] > 3 * SCAN_FIRST_READ as u64);
+        let s = j.scan(2, 1).unwrap();
+        assert_eq!(s.records.len(), 900);
+        assert_eq!(s.records[600].0, 601);
+        assert_eq!(s.records[899].1, vec![put("k899", &"v".repeat(1000))]);
+        assert_eq!(s.end, at[899] + records[899].len() as u64);
+        assert_eq!(s.stopped, None);
+        // Torn past the second read's end: everything before it, nothing after.
+        let torn = at
+            .iter()
+            .position(|&a| a > 2 * SCAN_FIRST_READ as u64)
+            .unwrap();
+        let mut bad = records[torn].clone();
+        bad[40] ^= 1;
+        j.write_at(&LockHeld::for_tests(), at[torn], &bad).unwrap();
+        let s = j.scan(2, 1).unwrap();
+        assert_eq!((s.records.len(), s.end), (torn, at[torn]));
+        assert!(s.stopped.is_some());
     }
 
     fn journal(dir: &tempfile::TempDir) -> Journal {

@@ -136,4 +136,8 @@ pub struct Stats {
     pub recovered_records: u64,
     /// Number of recoveries run (at first open and after a process died holding the lock).
     pub recoveries: u64,
+    /// Whether the first process to open the store (since every process last closed it) rebuilt
+    /// the free lists and counters by walking the index, instead of loading the snapshot a clean
+    /// close leaves (SPEC.md §7.2): true after a crash or with a damaged or outdated snapshot.
+    pub rebuilt_at_open: bool,
 }

@@ -2,7 +2,8 @@
 //! store open. It holds the robust write mutex, the group-commit mutex, the live positions
 //! (journal tail, LSNs, live index, heap end), the allocator's free lists, and counters.
 //! None of it needs to survive a reboot: the first opener rebuilds it from the data file and
-//! the journal (SPEC.md, "Locking" and "Recovery").
+//! the journal, or loads the part that a walk of the index would give from the snapshot a clean
+//! close left in the data file (SPEC.md, "Locking" and "Recovery", §7.2).
 //!
 //! Two byte-range locks (open-file-description locks, dropped by the kernel when a process dies)
 //! elect that first opener: byte 0 serialises opening and closing, byte 1 is held shared by
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
+/// 2: the early checkpoint's claim, the live maximum size, the snapshot fields (`snapshot_armed`,
+/// `rebuilt_at_open`).
 pub const LOCK_FILE_VERSION: u64 = 2;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
@@ -138,6 +141,11 @@ pub struct LockState {
     pub recoveries: AtomicU64,
     pub recovered_records: AtomicU64,
     pub created_ms: AtomicU64,
+    /// 1 while the data file holds a closing snapshot that this shared state was restored from:
+    /// the next write-lock holder erases it durably before anything is written (SPEC.md §7.2).
+    pub snapshot_armed: AtomicU64,
+    /// 1 when the first opener rebuilt the live state by walking the index (no usable snapshot).
+    pub rebuilt_at_open: AtomicU64,
     pending_count: AtomicU64,
     /// Set when more blocks were freed than `pending` holds: the next checkpoint rebuilds the
     /// free lists from the index instead.

@@ -93,7 +93,12 @@ impl Options {
         self.initial_size = bytes;
         self
     }
-    /// The journal's fixed size; it bounds the largest single write (a quarter of it).
+    /// The journal's size for a new store (default 16 MiB, from 64 KiB to 1 GiB, rounded up to
+    /// 4 KiB; outside that range `open` fails with [`crate::Error::Incompatible`]). It bounds the
+    /// largest single write (a quarter of it) and trades write throughput against recovery time:
+    /// a larger journal checkpoints less often, but a crash leaves more of it to replay at the
+    /// next open (SPEC.md §3 gives measured numbers). An existing store keeps the size it was
+    /// created with.
     pub fn journal_size(mut self, bytes: u64) -> Self {
         self.journal_size = bytes;
         self

@@ -12,6 +12,11 @@
 //!    corrupt or out-of-sequence record;
 //! 5. if anything was replayed, checkpoint, so the journal starts empty.
 //!
+//! After a clean close the first opener skips all of it: the last closer left a snapshot of the
+//! free lists and counters next to the superblocks (`save_snapshot`), which `open_state` loads
+//! when it describes the newest checkpoint; the first write lock after that erases it
+//! (`disarm_snapshot`, SPEC.md §7.2).
+//!
 //! Entered from `Inner::open_elected` (`store.rs`, the first opener) and from `Inner::lock`
 //! (`write.rs`, when the previous holder died or left the state half made); in both the caller
 //! holds the write lock, so these are methods of the `WriteTxn`.
@@ -22,6 +27,167 @@ use crate::write::WriteTxn;
 use std::sync::atomic::Ordering::*;
 
 impl WriteTxn<'_> {
+    /// The first opener's live state: from the closing snapshot when it describes the newest
+    /// checkpoint (no walk of the index, no read of the journal), else by recovery. Returns the
+    /// number of journal records replayed.
+    pub(crate) fn open_state(&self) -> Result<u64> {
+        let h = self.lock_file.state();
+        if self.restore_snapshot()? {
+            h.rebuilt_at_open.store(0, Relaxed);
+            return Ok(0);
+        }
+        h.rebuilt_at_open.store(1, Relaxed);
+        self.recover()
+    }
+
+    /// The shared positions a superblock fixes, taken by both ways of opening (the snapshot and a
+    /// rebuild): the index copies and which one is live, the heap end, the checkpoint's epoch and
+    /// LSN, the generation, and the size limit (never below the file, so the store can always
+    /// checkpoint).
+    fn adopt_superblock(&self, sb: &Superblock, live: u64, file_len: u64) {
+        let h = self.lock_file.state();
+        h.index[0].store(sb.index[0], Relaxed);
+        h.index[1].store(sb.index[1], Relaxed);
+        h.index_slots.store(sb.index_slots, Relaxed);
+        h.durable_copy.store(sb.durable_copy, Relaxed);
+        h.live_index.store(live, Release);
+        h.set_heap_end(self.held(), sb.heap_end);
+        h.epoch.store(sb.epoch, Relaxed);
+        h.ckpt_lsn.store(sb.ckpt_lsn, Relaxed);
+        h.generation.store(sb.generation, Relaxed);
+        h.created_ms.store(sb.created_ms, Relaxed);
+        h.max_size.store(sb.max_size.max(file_len), Release);
+    }
+
+    /// Loads the shared state from the snapshot the last closer left, if it is there, intact, and
+    /// describes the newest superblock and the file as it is. Such a snapshot implies an empty
+    /// journal cycle: the closer wrote it after its final checkpoint, and whoever takes the write
+    /// lock after an open that used it erases it durably before writing anything.
+    fn restore_snapshot(&self) -> Result<bool> {
+        if self.ephemeral {
+            return Ok(false);
+        }
+        let h = self.lock_file.state();
+        let file_len = self.map.refresh_len()?;
+        let sb = read_superblock(&self.map.path, file_len, |at, b| self.map.read(at, b))?;
+        let mut copy = [0u8; SUPERBLOCK_LEN];
+        self.map
+            .read(SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize], &mut copy)?;
+        let mut b = [0u8; SNAPSHOT_LEN];
+        self.map.read(snapshot_offset(sb.epoch), &mut b)?;
+        let Some(snap) = StateSnapshot::decode(&b) else {
+            return Ok(false);
+        };
+        if !snap.describes(&sb, crc32c::crc32c(&copy) as u64, file_len) {
+            return Ok(false);
+        }
+        // The closer left the live copy equal to the durable one, so it must match the durable
+        // copy's checksum: readers use it from now on, and recovery would have rebuilt it from
+        // the durable copy. One sequential pass (no per-slot work); a damaged copy means a
+        // rebuild, which heals it.
+        let live = sb.index[1 - sb.durable_copy as usize];
+        if self.index_crc(live, sb.index_slots)? != sb.index_crc {
+            return Ok(false);
+        }
+        h.file_size.store(file_len, Release);
+        // Every index page counts as changed, so the next checkpoint brings the whole other copy
+        // up to date from this verified one (nothing read it at this open).
+        let pages = index_len(sb.index_slots).div_ceil(PAGE);
+        for (i, w) in h.dirty.iter().enumerate() {
+            let first = i as u64 * 64;
+            let bits = pages.saturating_sub(first).min(64);
+            w.store(
+                if bits == 64 {
+                    u64::MAX
+                } else {
+                    (1 << bits) - 1
+                },
+                Relaxed,
+            );
+        }
+        self.adopt_superblock(&sb, live, file_len);
+        for (class, &head) in snap.free_heads.iter().enumerate() {
+            h.set_free_head(self.held(), class as u8, head);
+        }
+        h.reset_pending(self.held(), snap.pending_overflow);
+        h.entries.store(snap.entries, Relaxed);
+        h.used_bytes.store(snap.used_bytes, Relaxed);
+        h.tombstones.store(snap.tombstones, Relaxed);
+        h.used_slots.store(snap.used_slots, Relaxed);
+        h.next_lsn.store(sb.ckpt_lsn + 1, Relaxed);
+        h.written_lsn.store(sb.ckpt_lsn, Relaxed);
+        h.durable_lsn.store(sb.ckpt_lsn, Relaxed);
+        h.journal_pos.store(0, Relaxed);
+        h.recovered_records.store(0, Relaxed);
+        self.journal_is_new.store(false, Relaxed);
+        h.snapshot_armed.store(1, SeqCst);
+        Ok(true)
+    }
+
+    /// Erases the snapshot this shared state was restored from, durably, before the first write
+    /// after that open: from then on the free lists and counters change without it.
+    pub(crate) fn disarm_snapshot(&self) -> Result<()> {
+        let h = self.lock_file.state();
+        let at = snapshot_offset(h.epoch.load(Relaxed));
+        self.map
+            .write(self.held(), at, &[0u8; snapshot_at::CHECKSUMMED])?;
+        self.flush(at, snapshot_at::CHECKSUMMED as u64)?;
+        h.snapshot_armed.store(0, SeqCst);
+        Ok(())
+    }
+
+    /// The last closer, right after its final checkpoint: records what the next first opener
+    /// would rebuild. Does nothing unless that checkpoint left the state it describes (empty
+    /// journal cycle, live copy equal to the durable one, no block waiting in the pending list).
+    pub(crate) fn save_snapshot(&self) -> Result<()> {
+        let h = self.lock_file.state();
+        let epoch = h.epoch.load(Relaxed);
+        let settled = !self.ephemeral
+            && h.needs_recovery.load(SeqCst) == 0
+            && h.snapshot_armed.load(SeqCst) == 0
+            && h.journal_pos.load(Relaxed) == 0
+            && h.next_lsn.load(Relaxed) == h.ckpt_lsn.load(Relaxed) + 1
+            && h.pending_count() == 0
+            && h.dirty.iter().all(|w| w.load(Relaxed) == 0);
+        if !settled {
+            return Ok(());
+        }
+        let file_len = self.map.refresh_len()?;
+        let mut copy = [0u8; SUPERBLOCK_LEN];
+        self.map
+            .read(SUPERBLOCK_OFFSETS[(epoch % 2) as usize], &mut copy)?;
+        let Ok(sb) = UncheckedSuperblock::decode(&copy).and_then(|sb| sb.validate(file_len)) else {
+            return Ok(());
+        };
+        let live = h.live_index.load(Relaxed);
+        if sb.epoch != epoch
+            || sb.heap_end != h.heap_end()
+            || sb.index_slots != h.index_slots.load(Relaxed)
+            || sb.index != [h.index[0].load(Relaxed), h.index[1].load(Relaxed)]
+            || live != sb.index[1 - sb.durable_copy as usize]
+        {
+            return Ok(());
+        }
+        // The checkpoint's flush came before it brought the new live copy up to date and linked
+        // the reclaimed blocks into the free lists: those pages must be on disk before a
+        // snapshot that relies on them.
+        self.flush(0, file_len)?;
+        let snap = StateSnapshot {
+            epoch,
+            superblock_crc: crc32c::crc32c(&copy) as u64,
+            file_len,
+            entries: h.entries.load(Relaxed),
+            used_bytes: h.used_bytes.load(Relaxed),
+            used_slots: h.used_slots.load(Relaxed),
+            tombstones: h.tombstones.load(Relaxed),
+            pending_overflow: h.pending_overflowed(),
+            free_heads: std::array::from_fn(|c| h.free_head(c as u8)),
+        };
+        let at = snapshot_offset(epoch);
+        self.map.write(self.held(), at, &snap.encode())?;
+        self.flush(at, SNAPSHOT_LEN as u64)
+    }
+
     /// Runs recovery; the caller holds the write lock. Returns the number of records replayed.
     pub(crate) fn recover(&self) -> Result<u64> {
         let replayed = self.exclude_readers(|| self.rebuild_live_state())?;
@@ -54,18 +220,7 @@ impl WriteTxn<'_> {
         for w in &h.dirty {
             w.store(0, Relaxed);
         }
-        h.index[0].store(sb.index[0], Relaxed);
-        h.index[1].store(sb.index[1], Relaxed);
-        h.index_slots.store(sb.index_slots, Relaxed);
-        h.durable_copy.store(sb.durable_copy, Relaxed);
-        h.live_index.store(live, Release);
-        h.set_heap_end(self.held(), sb.heap_end);
-        h.epoch.store(sb.epoch, Relaxed);
-        h.ckpt_lsn.store(sb.ckpt_lsn, Relaxed);
-        h.generation.store(sb.generation, Relaxed);
-        h.created_ms.store(sb.created_ms, Relaxed);
-        // The durable limit; never below the file (a store must stay able to checkpoint).
-        h.max_size.store(sb.max_size.max(file_size), Release);
+        self.adopt_superblock(&sb, live, file_size);
         self.rebuild_free_lists()?;
 
         let scan = if self.journal_is_new.swap(false, Relaxed) {
@@ -231,5 +386,306 @@ mod tests {
         assert_eq!(h.index_slots.load(Relaxed), 256);
         assert_eq!(store.get(b"k0").unwrap(), None);
         assert_eq!(store.get(b"k20").unwrap(), Some(b"v".to_vec()));
+    }
+    // ---- The closing snapshot (SPEC.md §7.2).
+
+    fn newest_superblock(path: &std::path::Path) -> Superblock {
+        let bytes = std::fs::read(path).unwrap();
+        let read = |at: u64, b: &mut [u8]| {
+            b.copy_from_slice(&bytes[at as usize..at as usize + b.len()]);
+            Ok(())
+        };
+        read_superblock(path, bytes.len() as u64, read).unwrap()
+    }
+
+    fn patch(path: &std::path::Path, at: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(bytes, at).unwrap();
+    }
+
+    fn snapshot_in(path: &std::path::Path) -> Option<StateSnapshot> {
+        let sb = newest_superblock(path);
+        let bytes = std::fs::read(path).unwrap();
+        let at = snapshot_offset(sb.epoch) as usize;
+        StateSnapshot::decode(&bytes[at..at + SNAPSHOT_LEN])
+    }
+
+    /// A store with puts, overwrites of other sizes and deletes (so the free lists are not
+    /// empty), closed cleanly.
+    fn closed_store(path: &std::path::Path) {
+        let store = Store::open(path, Options::default().index_slots(64)).unwrap();
+        for i in 0..400u32 {
+            store
+                .put(
+                    format!("k{i}").as_bytes(),
+                    &vec![b'a'; (i % 7) as usize * 90],
+                )
+                .unwrap();
+        }
+        store.checkpoint().unwrap();
+        for i in 0..400u32 {
+            if i % 3 == 0 {
+                store.delete(format!("k{i}").as_bytes()).unwrap();
+            } else if i % 3 == 1 {
+                store.put(format!("k{i}").as_bytes(), b"short").unwrap();
+            }
+        }
+        assert!(store.stats().unwrap().rebuilt_at_open);
+        drop(store);
+    }
+
+    fn check_contents(store: &Store) {
+        for i in 0..400u32 {
+            let want = match i % 3 {
+                0 => None,
+                1 => Some(b"short".to_vec()),
+                _ => Some(vec![b'a'; (i % 7) as usize * 90]),
+            };
+            assert_eq!(store.get(format!("k{i}").as_bytes()).unwrap(), want, "k{i}");
+        }
+    }
+
+    /// The counters a walk of the index computes, for comparison with restored ones.
+    fn rebuilt_counters(store: &Store) -> [u64; 4] {
+        let inner = store.inner();
+        let txn = inner.lock().unwrap();
+        txn.rebuild_free_lists().unwrap();
+        drop(txn);
+        let h = inner.lock_file.state();
+        [
+            h.entries.load(Relaxed),
+            h.used_bytes.load(Relaxed),
+            h.used_slots.load(Relaxed),
+            h.tombstones.load(Relaxed),
+        ]
+    }
+
+    #[test]
+    fn an_open_after_a_clean_close_loads_the_snapshot_instead_of_rebuilding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        closed_store(&path);
+        let snap = snapshot_in(&path).expect("a clean close leaves a snapshot");
+        assert!(snap.free_heads.iter().any(|&h| h != 0), "free lists saved");
+        let store = Store::open(&path, Options::default()).unwrap();
+        let stats = store.stats().unwrap();
+        assert!(!stats.rebuilt_at_open, "the snapshot was used");
+        assert_eq!(stats.entries, snap.entries);
+        assert_eq!(stats.entries, 266);
+        check_contents(&store);
+        let h = store.inner().lock_file.state();
+        let restored = [
+            h.entries.load(Relaxed),
+            h.used_bytes.load(Relaxed),
+            h.used_slots.load(Relaxed),
+            h.tombstones.load(Relaxed),
+        ];
+        // Taking the lock erased the snapshot; the counters are those a rebuild finds.
+        assert_eq!(rebuilt_counters(&store), restored);
+        assert_eq!(snapshot_in(&path), None);
+        // The restored free lists hand out blocks that hold: write through them, then check.
+        for i in 0..400u32 {
+            store
+                .put(
+                    format!("n{i}").as_bytes(),
+                    &vec![b'b'; (i % 5) as usize * 70],
+                )
+                .unwrap();
+        }
+        check_contents(&store);
+        drop(store);
+        let report = crate::verify::check(&path).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let store = Store::open(&path, Options::default()).unwrap();
+        assert!(!store.stats().unwrap().rebuilt_at_open);
+        check_contents(&store);
+    }
+
+    /// The first write lock after an open that used the snapshot erases it, and the erasure is
+    /// flushed before anything else reaches the data file or the journal: a crash after that
+    /// write must not find a snapshot that no longer describes the store.
+    #[test]
+    fn the_first_write_erases_the_snapshot_durably_before_writing() {
+        use crate::{FileKind, MappedRange, RealIo, StorageIo};
+        use std::sync::{Arc, Mutex};
+        #[derive(Default)]
+        struct Rec(Mutex<Vec<(char, u64, u64)>>);
+        impl StorageIo for Rec {
+            fn wants_mapped_writes(&self) -> bool {
+                true
+            }
+            fn data_written(&self, off: u64, len: u64) {
+                self.0.lock().unwrap().push(('w', off, len));
+            }
+            fn journal_copied(&self, off: u64, r: &[u8]) {
+                self.0.lock().unwrap().push(('j', off, r.len() as u64));
+            }
+            fn write_at(
+                &self,
+                kind: FileKind,
+                f: &std::fs::File,
+                off: u64,
+                b: &[u8],
+            ) -> std::io::Result<usize> {
+                if kind == FileKind::Journal {
+                    self.0.lock().unwrap().push(('j', off, b.len() as u64));
+                }
+                RealIo.write_at(kind, f, off, b)
+            }
+            fn sync_map(&self, kind: FileKind, r: &MappedRange<'_>) -> std::io::Result<()> {
+                RealIo.sync_map(kind, r)?;
+                if kind == FileKind::Data {
+                    self.0.lock().unwrap().push(('s', r.offset(), r.len()));
+                }
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        closed_store(&path);
+        let at = snapshot_offset(newest_superblock(&path).epoch);
+        let rec = Arc::new(Rec::default());
+        let store = Store::open(&path, Options::default().io(rec.clone())).unwrap();
+        assert!(!store.stats().unwrap().rebuilt_at_open);
+        check_contents(&store);
+        assert!(rec.0.lock().unwrap().is_empty(), "reads write nothing");
+        store.put(b"x", b"y").unwrap();
+        let events = rec.0.lock().unwrap().clone();
+        assert_eq!(events[0], ('w', at, 16), "{events:?}");
+        assert_eq!(events[1].0, 's', "{events:?}");
+        assert!(events[1].1 <= at && events[1].1 + events[1].2 >= at + 16);
+        assert!(events.len() > 2, "then the put itself: {events:?}");
+        assert_eq!(snapshot_in(&path), None);
+        drop(store);
+    }
+
+    #[test]
+    fn a_damaged_or_outdated_snapshot_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        closed_store(&path);
+        let reopen = |expect_rebuilt: bool| {
+            let store = Store::open(&path, Options::default()).unwrap();
+            assert_eq!(store.stats().unwrap().rebuilt_at_open, expect_rebuilt);
+            check_contents(&store);
+            assert_eq!(store.stats().unwrap().entries, 266);
+            drop(store);
+            let report = crate::verify::check(&path).unwrap();
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+        };
+        // One flipped bit: the checksum fails.
+        let at = snapshot_offset(newest_superblock(&path).epoch);
+        let mut b = std::fs::read(&path).unwrap()[at as usize..at as usize + SNAPSHOT_LEN].to_vec();
+        b[snapshot_at::FREE_HEADS + 3] ^= 0x10;
+        patch(&path, at, &b);
+        reopen(true);
+        reopen(false);
+
+        // A checksummed snapshot whose free-list head leaves the heap.
+        let sb = newest_superblock(&path);
+        let mut snap = snapshot_in(&path).unwrap();
+        snap.free_heads[5] = sb.heap_end;
+        patch(&path, snapshot_offset(sb.epoch), &snap.encode());
+        reopen(true);
+
+        // The closer died after writing its checkpoint's superblock, before the snapshot: the
+        // page holds the previous close's snapshot, intact but for an older epoch.
+        let old = snapshot_in(&path).unwrap();
+        rewrite_superblock(&path, |sb| sb.epoch += 1);
+        let sb = newest_superblock(&path);
+        assert_eq!(snapshot_offset(sb.epoch), snapshot_offset(old.epoch) ^ PAGE);
+        patch(&path, snapshot_offset(sb.epoch), &old.encode());
+        reopen(true);
+
+        // A snapshot for a newer epoch than the newest superblock (its superblock never landed).
+        let sb = newest_superblock(&path);
+        let mut ahead = snapshot_in(&path).unwrap();
+        ahead.epoch += 1;
+        patch(&path, snapshot_offset(sb.epoch), &ahead.encode());
+        reopen(true);
+
+        // Same epoch, another superblock (a restored or rebuilt data file): the superblock's
+        // checksum tells them apart.
+        let snap = snapshot_in(&path).unwrap();
+        rewrite_superblock(&path, |sb| sb.created_ms += 1);
+        let sb = newest_superblock(&path);
+        assert_eq!(sb.epoch, snap.epoch);
+        reopen(true);
+
+        // A damaged live index copy (the one readers would use): its checksum no longer matches,
+        // and the rebuild copies the durable one over it.
+        let sb = newest_superblock(&path);
+        let live = sb.index[1 - sb.durable_copy as usize];
+        let slot = live + 8 * 13;
+        let mut b = std::fs::read(&path).unwrap()[slot as usize..slot as usize + 8].to_vec();
+        b[4] ^= 0x21;
+        patch(&path, slot, &b);
+        reopen(true);
+
+        // A damaged durable copy: the snapshot is used, and the next checkpoint rewrites the
+        // whole copy from the verified live one (every page counts as changed).
+        let sb = newest_superblock(&path);
+        let durable = sb.index[sb.durable_copy as usize];
+        let at = durable + 8 * 21;
+        let mut b = std::fs::read(&path).unwrap()[at as usize..at as usize + 8].to_vec();
+        b[3] ^= 0x44;
+        patch(&path, at, &b);
+        assert!(!crate::verify::check(&path).unwrap().problems.is_empty());
+        reopen(false);
+        // That copy is the live one now, and whole again: the next open uses the snapshot too.
+        reopen(false);
+
+        // The file grew after the snapshot was taken.
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len + PAGE)
+            .unwrap();
+        reopen(true);
+        reopen(false);
+    }
+
+    /// Files of format version 1 (no snapshot) still open, and become version 2.
+    #[test]
+    fn a_version_1_file_opens_and_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        closed_store(&path);
+        let sb = newest_superblock(&path);
+        let at = SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize];
+        let mut b = sb.encode();
+        b[superblock_at::VERSION..superblock_at::VERSION + 4].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32c::crc32c(&b[superblock_at::CHECKSUMMED..]);
+        b[superblock_at::CRC..superblock_at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        patch(&path, at, &b);
+        // Version 1 had no snapshot: zeros where it lives now.
+        patch(&path, snapshot_offset(sb.epoch), &[0u8; SNAPSHOT_LEN]);
+        let store = Store::open(&path, Options::default()).unwrap();
+        assert!(store.stats().unwrap().rebuilt_at_open);
+        check_contents(&store);
+        drop(store);
+        let sb = newest_superblock(&path);
+        let bytes = std::fs::read(&path).unwrap();
+        let at = SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize] as usize + superblock_at::VERSION;
+        assert_eq!(u32_at(&bytes, at), FORMAT_VERSION);
+        b[superblock_at::VERSION..superblock_at::VERSION + 4].copy_from_slice(&3u32.to_le_bytes());
+        assert!(matches!(
+            UncheckedSuperblock::decode(&b),
+            Err(SuperblockError::Version { found: 3 })
+        ));
+    }
+
+    /// Rewrites the newest superblock copy of a closed store, with a valid checksum.
+    fn rewrite_superblock(path: &std::path::Path, change: impl FnOnce(&mut Superblock)) {
+        let mut sb = newest_superblock(path);
+        change(&mut sb);
+        patch(
+            path,
+            SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize],
+            &sb.encode(),
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! Open: `Store::open` → `Inner::open` (option checks, the election of SPEC.md §6.1 on both
 //! files) → `Inner::open_elected` (the lock file's state reset or checked, the superblock read,
 //! the journal and the data file's mapping) → for the first opener, the lock and
-//! `WriteTxn::recover` (`recover.rs`, which ends with a checkpoint when it replayed anything).
+//! `WriteTxn::open_state` (`recover.rs`: the closing snapshot when it is valid, else `recover`,
+//! which ends with a checkpoint when it replayed anything). The last closer checkpoints and
+//! writes that snapshot (`Drop for Inner`).
 //!
 //! Reads take no lock: `Inner::read` validates them with the readers' sequence number. Writes
 //! (`Store::put` and the others) end in `Store::write` or `Store::update`, which run the write
@@ -276,15 +278,19 @@ impl Drop for Store {
 
 impl Inner {
     fn open(paths: &Paths, opts: &Options) -> Result<Inner> {
-        if opts.journal_size < MIN_JOURNAL_SIZE
-            || opts.max_size < opts.initial_size
-            || opts.initial_size < 64 << 10
-        {
+        if !(MIN_JOURNAL_SIZE..=MAX_JOURNAL_SIZE).contains(&opts.journal_size) {
             return Err(Error::Incompatible {
                 path: paths.data.clone(),
-                detail:
-                    "options need journal_size >= 64 KiB and 64 KiB <= initial_size <= max_size"
-                        .into(),
+                detail: format!(
+                    "journal_size {} bytes is outside 64 KiB ..= 1 GiB",
+                    opts.journal_size
+                ),
+            });
+        }
+        if opts.max_size < opts.initial_size || opts.initial_size < 64 << 10 {
+            return Err(Error::Incompatible {
+                path: paths.data.clone(),
+                detail: "options need 64 KiB <= initial_size <= max_size".into(),
             });
         }
         if !opts.create {
@@ -440,7 +446,7 @@ impl Inner {
         };
         if first {
             let txn = inner.lock()?;
-            let replayed = txn.recover()?;
+            let replayed = txn.open_state()?;
             drop(txn);
             inner.recovered_at_open = replayed > 0;
         }
@@ -617,7 +623,8 @@ impl Drop for Inner {
                     ),
                 ) {
                     if let Ok(txn) = self.lock() {
-                        let _ = txn.checkpoint();
+                        // And leaves what the next opener would rebuild (SPEC.md §7.2).
+                        let _ = txn.checkpoint().and_then(|()| txn.save_snapshot());
                         drop(txn);
                     }
                 }
@@ -1247,6 +1254,7 @@ impl Store {
             index_tombstones: l(&h.tombstones),
             recovered_records: l(&h.recovered_records),
             recoveries: l(&h.recoveries),
+            rebuilt_at_open: l(&h.rebuilt_at_open) != 0,
         })
     }
 
@@ -1307,6 +1315,32 @@ mod tests {
         change(&mut sb);
         f.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize])
             .unwrap();
+    }
+
+    /// `journal_size` outside 64 KiB ..= 1 GiB is refused with a message naming it, before any
+    /// file is made; inside, it sizes a new store's journal, and an existing store keeps its own.
+    #[test]
+    fn journal_size_is_validated_and_applies_at_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        for bad in [0, (64 << 10) - 1, (1 << 30) + 1, u64::MAX] {
+            let e = Store::open(&path, Options::default().journal_size(bad))
+                .err()
+                .unwrap();
+            assert!(
+                matches!(&e, Error::Incompatible { detail, .. } if detail.contains("journal_size")),
+                "{bad}: {e}"
+            );
+            assert!(!path.exists(), "nothing created for {bad}");
+        }
+        let store = Store::open(&path, Options::default().journal_size(100_000)).unwrap();
+        // Rounded up to whole pages.
+        assert_eq!(store.stats().unwrap().journal_size, 100 << 10);
+        drop(store);
+        let store = Store::open(&path, Options::default().journal_size(1 << 30)).unwrap();
+        assert_eq!(store.stats().unwrap().journal_size, 100 << 10);
+        let journal = Paths::new(&path).journal;
+        assert_eq!(std::fs::metadata(journal).unwrap().len(), 100 << 10);
     }
 
     /// A superblock with a correct checksum and 2^29 index slots (more than

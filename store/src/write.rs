@@ -131,6 +131,10 @@ impl Inner {
             h.needs_recovery.store(1, SeqCst);
             h.write_mutex.consistent();
         }
+        if h.snapshot_armed.load(SeqCst) != 0 {
+            // Nothing may change the store while a snapshot describes it (SPEC.md §7.2).
+            txn.disarm_snapshot()?;
+        }
         if h.needs_recovery.load(SeqCst) != 0 {
             txn.recover()?;
             h.needs_recovery.store(0, SeqCst);

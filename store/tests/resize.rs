@@ -280,3 +280,29 @@ fn a_process_that_reserved_less_than_a_raised_limit_gets_clear_errors() {
     expect_line(&mut out, "done");
     assert!(child.wait().unwrap().success());
 }
+
+/// An open that loads the closing snapshot (no rebuild) must take the limit from the superblock
+/// just as a rebuild does: the store grows up to it, and no further.
+#[test]
+fn an_open_from_the_closing_snapshot_keeps_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path, opts(2 * MIB)).unwrap();
+    store.put(b"first", b"1").unwrap();
+    drop(store);
+
+    let store = Store::open(&path, Options::default().durability(Durability::None)).unwrap();
+    let stats = store.stats().unwrap();
+    assert!(
+        !stats.rebuilt_at_open,
+        "a clean close leaves a snapshot to open from"
+    );
+    assert_eq!(stats.max_size, 2 * MIB);
+    let fitted = fill(&store, "b");
+    assert!(
+        fitted > 16,
+        "the store grows up to its limit after such an open ({fitted} fitted)"
+    );
+    assert!(store.stats().unwrap().file_size <= 2 * MIB);
+    assert_eq!(store.get(b"first").unwrap(), Some(b"1".to_vec()));
+}
