@@ -797,6 +797,8 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
             Err(e) if e.is_full() => return Err(format!("the simulated store filled up: {e}")),
             Err(e) => return Err(format!("operation {seq} failed: {e}")),
         }
+        // A resize to the size the store already has changes nothing, so it checkpoints nothing.
+        let resized = matches!(op, Op::Resize(n) if n != model.max_size);
         model = next;
         let mut r = shared.recorder();
         for (k, v) in std::mem::take(&mut r.raced) {
@@ -809,7 +811,7 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
         }
         r.allowed.racing.clear();
         r.allowed.pre = model.state();
-        if matches!(op, Op::Sync | Op::Checkpoint | Op::Resize(_)) {
+        if matches!(op, Op::Sync | Op::Checkpoint) || resized {
             // Everything before is durable now: older states are no longer acceptable.
             r.allowed.history = HashSet::from([model.state()]);
         }
