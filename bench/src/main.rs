@@ -13,7 +13,7 @@ mod report;
 
 use engines::{config_label, open, Engine, Family, Handle, Mode, OpenArgs, Res, FAMILIES};
 use pauses::{pause_targets, pauses_round, tail_cap, TAIL_MIN_CHECKPOINTS};
-use report::{fmt, fmt_ns, thousands, Metric, Section, Unit};
+use report::{fmt, fmt_ns, thousands, verdict, Metric, Section, Unit};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -1450,11 +1450,6 @@ fn targets(secs: &[Section]) -> String {
     let apc_sync = config_label(Family::Apcdb, Mode::Durable);
     let apc_none = config_label(Family::Apcdb, Mode::Fast);
     let lmdb_ns = config_label(Family::Lmdb, Mode::Fast);
-    let verdict = |ok: Option<bool>| match ok {
-        Some(true) => "met",
-        Some(false) => "**not met**",
-        None => "not measured",
-    };
     // 1. point read time vs LMDB. Judged on the median latency, which other tenants of a shared
     //    machine disturb far less than the mean; the mean ratio is shown beside it.
     for row in ["1 thread", "2 threads", "2 processes"] {

@@ -3,7 +3,7 @@
 //! read. Means and rates over short rows hide both; these rows are there to show them.
 
 use crate::engines::{config_label, open, Engine, Family, Mode, OpenArgs, Res};
-use crate::report::{fmt, Section, Unit};
+use crate::report::{fmt, verdict, Section, Unit};
 use crate::{
     batched, key, kill_full_writer, thousands, timed_open, value_pool, Args, ChildSpec, Ctx, Rng,
     KEY_LEN, S_FOPEN, S_TAIL, VALUE_LEN,
@@ -351,11 +351,6 @@ pub fn pause_targets(secs: &[Section]) -> String {
     let apc_du = config_label(Family::Apcdb, Mode::Durable);
     let lmdb_nd = config_label(Family::Lmdb, Mode::Fast);
     let lmdb_du = config_label(Family::Lmdb, Mode::Durable);
-    let verdict = |ok: Option<bool>| match ok {
-        Some(true) => "met",
-        Some(false) => "**not met**",
-        None => "not measured",
-    };
     // A tail verdict counts only on a row that held enough checkpoints.
     let tail_verdict = |row: &str, cfg: &str, ok: Option<bool>| match tail.median(row, cfg, T_CKPT)
     {

@@ -231,6 +231,15 @@ fn small_ratio(r: f64) -> String {
     format!("{r:.decimals$}")
 }
 
+/// A target's verdict in the targets tables.
+pub fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "**not met**",
+        None => "not measured",
+    }
+}
+
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;

@@ -164,15 +164,7 @@ mod tests {
     #[test]
     fn records_roundtrip_and_reject_other_cycles() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j");
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .unwrap();
-        let j = Journal::new(f, path, 4096, std::sync::Arc::new(crate::io::RealIo));
-        j.format(false).unwrap();
+        let j = journal(&dir);
         let ops = vec![
             Op::Put {
                 key: b"k".as_slice().into(),
@@ -213,15 +205,7 @@ mod tests {
     #[test]
     fn a_cycle_longer_than_the_first_read_is_scanned_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big");
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .unwrap();
-        let j = Journal::new(f, path, 2 << 20, std::sync::Arc::new(crate::io::RealIo));
-        j.format(false).unwrap();
+        let j = journal_of(&dir, 2 << 20);
         // 1,000-byte values: records of 1,048 bytes, which never end on a 256 KiB boundary.
         let records: Vec<_> = (0..900u64)
             .map(|i| encode_record(2, 1 + i, &[put(&format!("k{i}"), &"v".repeat(1000))]))
@@ -247,7 +231,13 @@ mod tests {
         assert!(s.stopped.is_some());
     }
 
+    /// A formatted 4 KiB journal in `dir`.
     fn journal(dir: &tempfile::TempDir) -> Journal {
+        journal_of(dir, 4096)
+    }
+
+    /// A formatted journal of `size` bytes in `dir`, on the real files.
+    fn journal_of(dir: &tempfile::TempDir, size: u64) -> Journal {
         let path = dir.path().join("j");
         let f = std::fs::OpenOptions::new()
             .read(true)
@@ -255,7 +245,7 @@ mod tests {
             .create_new(true)
             .open(&path)
             .unwrap();
-        let j = Journal::new(f, path, 4096, std::sync::Arc::new(crate::io::RealIo));
+        let j = Journal::new(f, path, size, std::sync::Arc::new(crate::io::RealIo));
         j.format(false).unwrap();
         j
     }

@@ -2,28 +2,18 @@
 //! public API and real processes. Each names the crash-test seed that first showed it; all were
 //! fixed in the engine and stay here as regression tests.
 //!
-//! The other process is this test binary run again: `helper` below is an ignored test that, when
-//! `APCDB_HELPER` names a role, plays it (`grow`, `hold-lock`, `churn`, `die-in-checkpoint`,
-//! `max-size`) on
-//! the store at `APCDB_HELPER_STORE`. `spawn_helper` starts it with
-//! `--exact helper --ignored --nocapture`; a role that must be reached before the test goes on
-//! prints a ready line on stdout. Run by hand the same way to watch one role.
+//! The other process is this test binary run again (see `common`): `helper` below plays the roles
+//! `grow`, `hold-lock`, `churn`, `die-in-checkpoint` and `max-size`. A role that must be reached
+//! before the test goes on prints a ready line on stdout, which `spawn_helper` waits for.
+
+mod common;
 
 use apcdb::{Options, Store, Update};
-use std::io::{BufRead, Write};
+use common::{expect_line, helper_command, helper_role, say};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// The test binary itself, set to run only the helper in the given role.
-fn helper_command(role: &str, path: &Path) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "helper", "--ignored", "--nocapture", "--quiet"])
-        .env("APCDB_HELPER", role)
-        .env("APCDB_HELPER_STORE", path);
-    cmd
-}
 
 /// Starts the helper in `role` and returns once it printed `ready` (the test harness prints its
 /// own lines on the same stdout, so other lines are skipped).
@@ -34,31 +24,17 @@ fn spawn_helper(role: &str, path: &Path, ready: &str, grow: u64) -> Child {
         .spawn()
         .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while line.trim_end() != ready {
-        line.clear();
-        if out.read_line(&mut line).unwrap() == 0 {
-            let status = child.wait().unwrap();
-            panic!("helper {role} ended ({status}) before printing {ready:?}");
-        }
-    }
+    expect_line(&mut out, ready);
     child
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// The other process of the tests below; does nothing when run without `APCDB_HELPER`.
 #[test]
 #[ignore = "a helper process the other tests start; not a test"]
 fn helper() {
-    let Ok(role) = std::env::var("APCDB_HELPER") else {
+    let Some((role, path)) = helper_role() else {
         return;
     };
-    let path = std::path::PathBuf::from(std::env::var_os("APCDB_HELPER_STORE").unwrap());
     let grow: u64 = std::env::var("APCDB_HELPER_GROW")
         .ok()
         .and_then(|g| g.parse().ok())

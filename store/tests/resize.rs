@@ -2,8 +2,11 @@
 //! `Options::max_size` at open or by `Store::set_max_size`, seen by other processes without
 //! reopening; lowering below the file refused; a kill during a resize leaves old or new.
 
+mod common;
+
 use apcdb::{Durability, Error, Options, Store};
-use std::io::{BufRead, Write};
+use common::{expect_line, helper_role, say};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -87,45 +90,20 @@ fn lowering_below_the_file_is_refused_and_changes_nothing() {
     assert_eq!(store.get(b"k99").unwrap(), Some(vec![1u8; 10_000]));
 }
 
+/// The helper in `role`, with pipes to talk to it.
 fn helper_command(role: &str, path: &Path) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "helper", "--ignored", "--nocapture", "--quiet"])
-        .env("APCDB_RESIZE_HELPER", role)
-        .env("APCDB_RESIZE_STORE", path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
+    let mut cmd = common::helper_command(role, path);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
     cmd
 }
 
-/// Reads the child's lines until one starts with `prefix`; returns it.
-fn expect_line(out: &mut impl BufRead, prefix: &str) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "helper ended before printing {prefix:?}"
-        );
-        if line.starts_with(prefix) {
-            return line.trim_end().to_string();
-        }
-    }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// The other process of the tests below; does nothing when run without its variable.
+/// The other process of the tests below (see `common`); does nothing in an ordinary test run.
 #[test]
 #[ignore = "a helper process the other tests start; not a test"]
 fn helper() {
-    let Ok(role) = std::env::var("APCDB_RESIZE_HELPER") else {
+    let Some((role, path)) = helper_role() else {
         return;
     };
-    let path = std::path::PathBuf::from(std::env::var_os("APCDB_RESIZE_STORE").unwrap());
     match role.as_str() {
         // Opens with the old (small) size, finds the store full, waits to be told, fills more.
         "grow-when-told" => {
