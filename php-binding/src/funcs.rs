@@ -324,8 +324,19 @@ fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
     // Taken out while in use: decoding runs user code (__wakeup) that may fetch again, and that
     // nested fetch then gets an empty buffer of its own.
     let mut buf = FETCH_BUF.take();
-    let r = match store.get_into(key, &mut buf) {
-        Ok(Some(_)) => decode_or_warn(&buf),
+    // Strings and scalars are built from the mapped bytes (one copy, into the PHP string);
+    // anything that runs user code to decode is copied out first and decoded after the read.
+    // The closure may run more than once (a read overtaken by a writer): a value it built on a
+    // discarded run is simply dropped.
+    let read = store.get_with(key, |v| {
+        codec::decode_plain(v).ok_or_else(|| {
+            buf.clear();
+            buf.extend_from_slice(v);
+        })
+    });
+    let r = match read {
+        Ok(Some(Ok(z))) => Some(z),
+        Ok(Some(Err(()))) => decode_or_warn(&buf),
         Ok(None) => None,
         Err(e) => {
             report(&e);

@@ -761,6 +761,22 @@ impl Inner {
     /// bytes are checked against the entry checksum like every other read; a read overtaken by a
     /// writer retries and overwrites `buf` again.
     fn lookup_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        self.lookup_with(key, |v, meta| {
+            buf.clear();
+            buf.extend_from_slice(v);
+            *meta
+        })
+    }
+
+    /// The live entry of `key` handed to `f` as the value's bytes in the mapping and the
+    /// metadata, without copying the value. The checksum is verified in place before `f` runs;
+    /// the sequence number is checked after `f` returned, so a result computed while a writer
+    /// reused the block is dropped and `f` runs again on the new state.
+    fn lookup_with<R>(
+        &self,
+        key: &[u8],
+        mut f: impl FnMut(&[u8], &EntryMeta) -> R,
+    ) -> Result<Option<R>> {
         let hash = hash_key(key);
         let h = self.lock_file.state();
         let found = self.read(|| {
@@ -775,29 +791,31 @@ impl Inner {
                 let kind = CorruptKind::EntryKeyMismatch { at: off };
                 return Err(Error::corrupt(&self.path, kind));
             }
-            buf.clear();
-            buf.resize(eh.val_len as usize, 0);
-            self.map
-                .read(off + (ENTRY_HEADER + key.len()) as u64, buf)?;
-            // The probe matched `key`: checksumming with it proves the block still holds it.
-            let crc = crc32c::crc32c_append(
-                crc32c::crc32c_append(crc32c::crc32c(&raw[entry_at::CHECKSUMMED..]), key),
-                buf,
-            );
-            if crc != eh.crc {
-                let kind = CorruptKind::EntryChecksum { at: off };
-                return Err(Error::corrupt(&self.path, kind));
-            }
-            Ok(Some(EntryMeta {
+            let meta = EntryMeta {
                 value_len: eh.val_len as u64,
                 expires_at_ms: eh.expires_ms,
                 modified_at_ms: eh.modified_ms,
                 version: eh.version,
-            }))
+            };
+            if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
+                return Ok(None);
+            }
+            let at = off + (ENTRY_HEADER + key.len()) as u64;
+            self.map.with_slice(at, eh.val_len as usize, |v| {
+                // The probe matched `key`: checksumming with it proves the block still holds it.
+                let crc = crc32c::crc32c_append(
+                    crc32c::crc32c_append(crc32c::crc32c(&raw[entry_at::CHECKSUMMED..]), key),
+                    v,
+                );
+                if crc != eh.crc {
+                    let kind = CorruptKind::EntryChecksum { at: off };
+                    return Err(Error::corrupt(&self.path, kind));
+                }
+                Ok(Some(f(v, &meta)))
+            })?
         })?;
-        let live = found.filter(|m| m.expires_at_ms == 0 || m.expires_at_ms > now_ms());
-        self.count_read(live.is_some());
-        Ok(live)
+        self.count_read(found.is_some());
+        Ok(found)
     }
 }
 
@@ -918,6 +936,34 @@ impl Store {
     pub fn get_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
         check_key(key)?;
         self.inner.lookup_into(key, buf)
+    }
+
+    /// Runs `f` on the value of `key` where it lies in the shared mapping, without allocating
+    /// or copying it, and returns what `f` returned; `None` if the key is absent or expired.
+    /// The bytes `f` sees have passed the entry's checksum, like every read.
+    ///
+    /// Reads take no lock, so a writer in another process may reorganise the store while `f`
+    /// runs (a block is handed out again only inside a reorganisation, SPEC.md §6.3). The
+    /// readers' sequence number is checked after `f` returned: if it moved, `f`'s result is
+    /// dropped and `f` runs again. So `f` **may run more than once** (and once, in a rare
+    /// race, on bytes that are being rewritten, whose result is then discarded): it should only
+    /// compute from the slice, with no effect that depends on how often it ran, and must not
+    /// call back into this store. A read overtaken three times runs `f` under the write lock,
+    /// where nothing moves: keep `f` short.
+    ///
+    /// ```no_run
+    /// # fn main() -> apcdb::Result<()> {
+    /// let store = apcdb::Store::open("/tmp/example.db", apcdb::Options::default())?;
+    /// let len = store.get_with(b"key", |v| v.len())?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get_entry`](Self::get_entry).
+    pub fn get_with<R>(&self, key: &[u8], mut f: impl FnMut(&[u8]) -> R) -> Result<Option<R>> {
+        check_key(key)?;
+        self.inner.lookup_with(key, |v, _| f(v))
     }
 
     /// As [`get_entry`](Self::get_entry), but not counted in the hit/miss statistics: for
