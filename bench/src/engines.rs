@@ -223,8 +223,19 @@ impl Engine for ApcEngine {
     }
 }
 
+/// `APCDB_BENCH_READ=get_with` makes apcdb's point reads use `Store::get_with` (the value read
+/// in place, as LMDB's slice is) instead of `get` (an owned copy); children inherit it.
+fn reads_in_place() -> bool {
+    static IN_PLACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN_PLACE.get_or_init(|| std::env::var("APCDB_BENCH_READ").is_ok_and(|v| v == "get_with"))
+}
+
 impl Handle for ApcHandle<'_> {
     fn get(&mut self, k: &[u8]) -> Res<bool> {
+        if reads_in_place() {
+            let r = self.0.get_with(k, |v| black_box(v).len());
+            return Ok(black_box(r.map_err(e("apcdb get_with"))?).is_some());
+        }
         Ok(black_box(self.0.get(k).map_err(e("apcdb get"))?).is_some())
     }
     fn put(&mut self, k: &[u8], v: &[u8]) -> Res<()> {
