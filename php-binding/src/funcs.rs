@@ -727,24 +727,27 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         // Keys and metadata only: the values are never copied. The PHP arrays built from them
         // count against memory_limit: building stops once PHP reports it exceeded (PHP raises
         // the error when this call returns), and a bailout frees the Rust list first.
-        let entries = match store.scan_prefix_with(b"", |_, _| Visit::Meta) {
-            Ok(entries) => entries,
-            Err(e) => {
-                report(&e);
-                Vec::new()
-            }
-        };
-        let list = bailout_safe(entries, |entries| {
+        // The scan streams: the Rust side holds one chunk of keys at a time.
+        let scan = std::cell::RefCell::new(store.scan_with(b"", |_, _| Visit::Meta));
+        let (list, failed) = bailout_safe(scan, |scan| {
             let mut list = ZendHashTable::new();
-            for e in entries {
+            for e in &mut *scan.borrow_mut() {
+                let e = match e {
+                    Ok(e) => e,
+                    Err(err) => return (ZendHashTable::new(), Some(err)),
+                };
                 if util::has_oom() {
                     break; // PHP raises its memory_limit error when we return
                 }
                 let fields = EntryInfo::new(e.key.len(), &e.meta).cache_list_fields();
                 let _ = list.push(info_array(fields, &mut |_| bytes_zval(&e.key)));
             }
-            list
+            (list, None)
         });
+        if let Some(e) = failed {
+            // As before the scan streamed: an error gives an empty list and a warning.
+            report(&e);
+        }
         z.set_hashtable(list);
         z
     });

@@ -50,6 +50,7 @@ mod map;
 mod options;
 mod recover;
 mod resize;
+mod scan;
 mod sigbus;
 mod store;
 pub mod verify;
@@ -61,6 +62,7 @@ pub use files::Paths;
 pub use format::{Superblock, SuperblockError, UncheckedSuperblock};
 pub use io::{FileKind, MappedRange, RealIo, StorageIo, SyncKind};
 pub use options::{Durability, Options};
+pub use scan::{Scan, ScanWith};
 pub use store::{Batch, EntryMeta, Scanned, Store, Visit};
 
 /// Largest key accepted, in bytes.

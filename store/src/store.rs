@@ -677,7 +677,7 @@ impl Inner {
     // Reads: no lock. The sequence number is odd while the index is reorganised or freed blocks
     // are handed out again; a read that saw it change retries.
 
-    fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
         let h = self.lock_file.state();
         let mut invalidated = 0;
         for attempt in 0u32.. {
@@ -1119,41 +1119,67 @@ impl Store {
         })
     }
 
-    /// Every live entry whose key starts with `prefix`, in no particular order.
+    /// Every live entry whose key starts with `prefix`, in no particular order: a convenience
+    /// that collects [`scan`](Self::scan).
     ///
     /// # Errors
     ///
-    /// As [`scan_prefix_with`](Self::scan_prefix_with).
+    /// As [`scan`](Self::scan); nothing is returned then.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
-        let inner = &self.inner;
-        let h = inner.lock_file.state();
-        inner.read(|| {
-            let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
-            let mut out = Vec::new();
-            for i in 0..slots {
-                let s = inner.map.load_u64(slot_at(idx, i))?;
-                if slot_is_entry(s) && index::key_at(&inner.map, s)?.starts_with(prefix) {
-                    let (k, e) = index::entry_at(&inner.map, s)?;
-                    if index::is_live(&e) {
-                        out.push((k, e));
-                    }
-                }
-            }
-            Ok(out)
-        })
+        self.scan(prefix).collect()
     }
 
-    /// Streams over every live entry whose key starts with `prefix`, in no particular order, and
-    /// lets `select` decide from the key and the metadata what to copy out: nothing
-    /// ([`Visit::Skip`]), the key and metadata ([`Visit::Meta`]), or also the value
-    /// ([`Visit::Value`]). Values that are not selected are never read, so a caller that filters
-    /// (a key search, a listing without values) uses memory for what it keeps only.
+    /// An iterator over every live entry whose key starts with `prefix` (`b""`: all of them),
+    /// with its value, in no particular order. It holds one chunk of entries at a time (about
+    /// 256, or 1 MiB of keys and values), however large the store, and reads the next chunk
+    /// when that one is used up.
     ///
-    /// The scan reads without a lock under the readers' sequence number, as
-    /// [`scan_prefix`](Self::scan_prefix) does, and starts over when a writer reorganised the
-    /// index meanwhile (after a few such restarts it reads under the write lock). `select` may
-    /// therefore see an entry more than once: it must be a plain choice, with no effect that
-    /// depends on how often it ran. It must not call back into this store.
+    /// Consistency: each chunk is read without a lock under the readers' sequence number (SPEC.md
+    /// §6.3), so every entry returned is whole and was live at some moment during the scan, and
+    /// every value passed its checksum. Writers carry on between chunks: an entry written, changed
+    /// or deleted during the scan may or may not appear (in its old or its new version), but an
+    /// entry that is there, unchanged, for the whole scan is returned exactly once, also when the
+    /// index is rebuilt meanwhile (the walk follows the keys' hash, not slot positions; SPEC.md
+    /// §6.3). The one exception: after a writer died, recovery may give the index back its
+    /// smaller durable size, and an entry can then come a second time.
+    ///
+    /// ```no_run
+    /// # fn main() -> apcdb::Result<()> {
+    /// let store = apcdb::Store::open("/tmp/example.db", apcdb::Options::default())?;
+    /// let mut bytes = 0;
+    /// for item in store.scan(b"session:") {
+    ///     let (_key, entry) = item?;
+    ///     bytes += entry.value.len();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The first error ends the iteration (it is returned as the last item): a corrupt index or
+    /// entry ([`Error::Corrupt`]), or the errors of a read that falls back to the write lock, as
+    /// for [`get_entry`](Self::get_entry).
+    pub fn scan(&self, prefix: &[u8]) -> crate::scan::Scan<'_> {
+        crate::scan::Scan::new(&self.inner, prefix)
+    }
+
+    /// As [`scan`](Self::scan), but `select` decides from each entry's key and metadata what to
+    /// copy out: nothing ([`Visit::Skip`]), the key and metadata ([`Visit::Meta`]), or also the
+    /// value ([`Visit::Value`]). Values that are not selected are never read.
+    ///
+    /// A chunk overtaken by a writer is read again, so `select` may see an entry more than once:
+    /// it must be a plain choice, with no effect that depends on how often it ran, and must not
+    /// call back into this store.
+    pub fn scan_with<F: FnMut(&[u8], &EntryMeta) -> Visit>(
+        &self,
+        prefix: &[u8],
+        select: F,
+    ) -> crate::scan::ScanWith<'_, F> {
+        crate::scan::ScanWith::new(&self.inner, prefix, select)
+    }
+
+    /// Every live entry whose key starts with `prefix`, in no particular order, with what
+    /// `select` asks for: a convenience that collects [`scan_with`](Self::scan_with), whose
+    /// rules apply. A caller that filters (a key search, a listing without values) uses memory
+    /// for what it keeps only.
     ///
     /// A selected value is checked against the entry's checksum; metadata alone is not (the
     /// checksum covers the value, which is not read), but a torn read is still caught by the
@@ -1166,57 +1192,9 @@ impl Store {
     pub fn scan_prefix_with(
         &self,
         prefix: &[u8],
-        mut select: impl FnMut(&[u8], &EntryMeta) -> Visit,
+        select: impl FnMut(&[u8], &EntryMeta) -> Visit,
     ) -> Result<Vec<Scanned>> {
-        let inner = &self.inner;
-        let h = inner.lock_file.state();
-        inner.read(|| {
-            let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
-            let mut out = Vec::new();
-            for i in 0..slots {
-                let s = inner.map.load_u64(slot_at(idx, i))?;
-                if !slot_is_entry(s) {
-                    continue;
-                }
-                let hd = index::header_at(&inner.map, s)?;
-                let meta = EntryMeta {
-                    value_len: u64::from(hd.val_len),
-                    expires_at_ms: hd.expires_ms,
-                    modified_at_ms: hd.modified_ms,
-                    version: hd.version,
-                };
-                if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
-                    continue;
-                }
-                let key = index::key_at(&inner.map, s)?;
-                if !key.starts_with(prefix) {
-                    continue;
-                }
-                match select(&key, &meta) {
-                    Visit::Skip => {}
-                    Visit::Meta => out.push(Scanned {
-                        key,
-                        meta,
-                        value: None,
-                    }),
-                    Visit::Value => {
-                        let (key, e) = index::entry_at(&inner.map, s)?;
-                        let meta = EntryMeta {
-                            value_len: e.value.len() as u64,
-                            expires_at_ms: e.expires_at_ms,
-                            modified_at_ms: e.modified_at_ms,
-                            version: e.version,
-                        };
-                        out.push(Scanned {
-                            key,
-                            meta,
-                            value: Some(e.value),
-                        });
-                    }
-                }
-            }
-            Ok(out)
-        })
+        self.scan_with(prefix, select).collect()
     }
 
     /// Removes every entry, as one journaled change.
