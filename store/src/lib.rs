@@ -37,6 +37,7 @@
 //   replaced), `verify` (offline check and salvage, for tools).
 mod alloc;
 mod apply;
+mod backup;
 mod checkpoint;
 mod error;
 mod exclusive;
@@ -56,6 +57,7 @@ mod store;
 pub mod verify;
 mod write;
 
+pub use backup::BackupReport;
 pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;
 pub use files::Paths;

@@ -69,9 +69,9 @@ pub struct Store {
     flusher: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
 }
 
-#[cfg(test)]
 impl Store {
-    /// The engine behind the handle, for the unit tests of its stages.
+    /// The engine behind the handle (for the unit tests of its stages, and the modules that
+    /// build on the read path: backup).
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }
@@ -890,6 +890,11 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// Commits `ops` as one transaction (for the crate's own writers of whole records: backup).
+    pub(crate) fn write_ops(&self, ops: &[Op]) -> Result<()> {
+        self.write(ops)
     }
 
     fn write(&self, ops: &[Op]) -> Result<()> {
