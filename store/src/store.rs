@@ -69,6 +69,16 @@ pub struct Store {
     flusher: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("durability", &self.inner.durability)
+            .field("poisoned", &self.is_poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Store {
     /// The engine behind the handle (for the unit tests of its stages, and the modules that
     /// build on the read path: backup).
@@ -143,7 +153,7 @@ fn ttl_to_expiry(ttl: Duration) -> u64 {
 }
 
 /// A group of changes applied all or nothing by [`Store::batch`].
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Batch {
     ops: Vec<Op<'static>>,
 }
@@ -1403,8 +1413,7 @@ mod tests {
         f.set_len(HEAP_START + 2 * copy).unwrap();
         drop(f);
         let e = Store::open(&path, Options::default())
-            .err()
-            .expect("a store with 2^29 index slots must not open");
+            .expect_err("a store with 2^29 index slots must not open");
         assert!(
             e.to_string().contains("index of 536870912 slots"),
             "unclear error: {e}"
@@ -1419,9 +1428,7 @@ mod tests {
         let path = dir.path().join("m.db");
         drop(Store::open(&path, Options::default()).unwrap());
         rewrite_superblock(&path, |sb| sb.max_size = 5 << 40);
-        let e = Store::open(&path, Options::default())
-            .err()
-            .expect("max_size 5 TiB must be refused");
+        let e = Store::open(&path, Options::default()).expect_err("max_size 5 TiB must be refused");
         assert!(e.to_string().contains("exceeds the format's limit"), "{e}");
     }
 
@@ -1432,9 +1439,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.db");
         for size in [9_999_999u64 << 30, (4 << 40) + 1] {
-            let e = Store::open(&path, Options::default().max_size(size))
-                .err()
-                .expect("must be refused");
+            let e =
+                Store::open(&path, Options::default().max_size(size)).expect_err("must be refused");
             assert!(e.to_string().contains("exceeds the format's limit"), "{e}");
             let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
             assert!(made.is_empty(), "files were created: {made:?}");
