@@ -41,6 +41,7 @@ impl Command {
             Command::Recover(_) => "recover",
             Command::Resize(_) => "resize",
             Command::Backup(_) => "backup",
+            Command::Compact(_) => "compact",
             Command::CrashTest(_) => "crash-test",
             Command::Powercut(_) => "powercut",
             Command::Fuzz(_) => "fuzz",
@@ -146,6 +147,32 @@ fn command(cmd: Command) -> Result<i32, String> {
                     r.longest_lock.as_micros(),
                     r.attempts,
                     if r.attempts == 1 { "" } else { "s" }
+                );
+            }
+            Ok(0)
+        }
+        Command::Compact(a) => {
+            let store = apcdb::Store::open(&a.file, apcdb::Options::default().create(false))
+                .map_err(|e| e.to_string())?;
+            let r = store.compact().map_err(|e| e.to_string())?;
+            if a.json {
+                let obj = json::Ordered(vec![
+                    ("file", json!(a.file)),
+                    ("entries", json!(r.entries)),
+                    ("lsn", json!(r.lsn)),
+                    ("bytes_before", json!(r.bytes_before)),
+                    ("bytes_after", json!(r.bytes_after)),
+                    ("longest_lock_us", json!(r.longest_lock.as_micros() as u64)),
+                ]);
+                print!("{}", obj.line());
+            } else {
+                let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+                println!(
+                    "compact: {}: {} entries; data file and journal {:.1} MiB -> {:.1} MiB",
+                    a.file,
+                    r.entries,
+                    mib(r.bytes_before),
+                    mib(r.bytes_after)
                 );
             }
             Ok(0)

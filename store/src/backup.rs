@@ -106,10 +106,10 @@ impl Inner {
     }
 }
 
-/// The temporary name the copy is built under.
-fn temp_name(out: &Path) -> PathBuf {
+/// The temporary name a copy is built under.
+fn temp_name(out: &Path, suffix: &str) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
-    s.push(".backup-partial");
+    s.push(suffix);
     PathBuf::from(s)
 }
 
@@ -176,7 +176,15 @@ impl Store {
                 ));
             }
         }
-        let tmp = temp_name(out);
+        let tmp = temp_name(out, ".backup-partial");
+        let report = self.consistent_copy(&tmp)?;
+        finish(&tmp, out)?;
+        Ok(report)
+    }
+
+    /// Builds the consistent copy as a closed, checked store at `tmp` (leftovers there are
+    /// removed first; on failure nothing is left there).
+    fn consistent_copy(&self, tmp: &Path) -> Result<BackupReport> {
         // The pin, on a descriptor of our own (released with it, or by the kernel if this
         // process dies): taken before any consistent point, so every checkpoint after the point
         // keeps the blocks it named. Without it (an anonymous store has no lock file to open)
@@ -184,13 +192,16 @@ impl Store {
         let _pin = self.pin_blocks();
         let mut longest_lock = Duration::ZERO;
         for attempt in 1..=ATTEMPTS {
-            // Leftovers of an interrupted backup to the same name, or of the last attempt.
-            remove_store_files(&tmp)?;
+            // Leftovers of an interrupted run to the same name, or of the last attempt.
+            remove_store_files(tmp)?;
             let point = self.inner().consistent_point(attempt > 1)?;
             longest_lock = longest_lock.max(point.held);
-            match self.copy_point(&point, &tmp) {
+            let copied = self.copy_point(&point, tmp).and_then(|entries| {
+                check_copy(tmp)?;
+                Ok(entries)
+            });
+            match copied {
                 Ok(entries) => {
-                    finish(&tmp, out)?;
                     return Ok(BackupReport {
                         entries,
                         lsn: point.lsn,
@@ -200,17 +211,17 @@ impl Store {
                 }
                 Err(Failed::Overtaken) => {}
                 Err(Failed::Error(e)) => {
-                    let _ = remove_store_files(&tmp);
+                    let _ = remove_store_files(tmp);
                     return Err(e);
                 }
             }
         }
-        let _ = remove_store_files(&tmp);
+        let _ = remove_store_files(tmp);
         Err(Error::Busy {
             path: self.path().into(),
             detail: format!(
-                "backup: writers reused blocks before they were copied in {ATTEMPTS} attempts \
-                 in a row; try again when writes are fewer"
+                "writers reused blocks before they were copied in {ATTEMPTS} attempts in a row; \
+                 try again when writes are fewer"
             ),
         })
     }
@@ -229,11 +240,22 @@ impl Store {
         let inner = self.inner();
         let live = point.slots.iter().filter(|&&s| slot_is_entry(s)).count() as u64;
         // Room for the entries at the index's load after a growth, so the copy never rebuilds.
+        // Sized for what it will hold (both index copies and every live block), so it never
+        // grows by a step it does not fill: the copy is as small as the live data allow.
+        let slots = (live * 2).clamp(16, 1 << 28).next_power_of_two();
+        let blocks: u64 = point
+            .slots
+            .iter()
+            .filter(|&&s| slot_is_entry(s))
+            .map(|&s| class_size(slot_class(s)))
+            .sum();
+        let size = HEAP_START + 2 * index_block_len(slots) + blocks;
         let opts = Options::default()
             .durability(Durability::None)
-            .max_size(point.max_size)
+            .max_size(point.max_size.max(size))
+            .initial_size(size.max(64 << 10))
             .journal_size(point.journal_size)
-            .index_slots((live * 2).max(16));
+            .index_slots(slots);
         let copy = Store::open(tmp, opts)?;
         let mut ops: Vec<Op> = Vec::new();
         if point.generation != 0 {
@@ -289,18 +311,189 @@ impl Store {
     }
 }
 
-/// Checks the closed copy and moves it to its final name: journal first, data file last (the
-/// data file's presence is the backup's), then makes the renames durable.
-fn finish(tmp: &Path, out: &Path) -> Result<()> {
+/// What [`Store::compact`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Live entries kept.
+    pub entries: u64,
+    /// The last write the compacted store holds (every write up to it, as before).
+    pub lsn: u64,
+    /// Bytes of the data file and journal before (on disk, as allocated).
+    pub bytes_before: u64,
+    /// Bytes of the data file and journal after.
+    pub bytes_after: u64,
+    /// The longest time the compaction held the write lock while other processes used the
+    /// store (copying the index).
+    pub longest_lock: Duration,
+}
+
+/// Bytes the store's data file and journal take on disk.
+fn disk_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    Paths::new(path)
+        .durable()
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+impl Store {
+    /// Rewrites the store into files that hold only its live entries, and returns how much
+    /// room that gave back. Consumes the handle: files that shrink must not stay mapped.
+    ///
+    /// The live entries are copied exactly as [`backup_to`](Self::backup_to) copies them (other
+    /// processes may keep reading and writing meanwhile; writers wait only while the index is
+    /// copied), into a new store beside this one (`PATH.compact-partial`). Then this handle is
+    /// closed, and the new files replace the old ones only if, by then, no other process has
+    /// the store open and nothing was written since the copy was taken (otherwise the copy is
+    /// removed and nothing changes). While the files are swapped, a process opening the store
+    /// waits. The swap is safe against a crash at any point: the old journal is removed first
+    /// (the store was closed cleanly, so it holds nothing), then the new data file replaces
+    /// the old one in one rename, then the new journal takes its name; a missing journal is
+    /// recreated empty at the next open (SPEC.md §7.4).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Busy`]: another process has the store open, or wrote to it after the copy was
+    ///   taken; nothing changed.
+    /// - As [`backup_to`](Self::backup_to) for the copy, and [`Error::Io`] for the swap.
+    pub fn compact(self) -> Result<CompactReport> {
+        let path = self.path().to_path_buf();
+        let tmp = temp_name(&path, ".compact-partial");
+        let bytes_before = disk_bytes(&path);
+        let copy = self.consistent_copy(&tmp)?;
+        drop(self);
+        match swap_compacted(&path, &tmp, copy.lsn) {
+            Ok(()) => Ok(CompactReport {
+                entries: copy.entries,
+                lsn: copy.lsn,
+                bytes_before,
+                bytes_after: disk_bytes(&path),
+                longest_lock: copy.longest_lock,
+            }),
+            Err(e) => {
+                let _ = remove_store_files(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Puts the compacted copy at `tmp` in the place of the store at `path`, if no process has it
+/// open and nothing was written after `lsn`.
+fn swap_compacted(path: &Path, tmp: &Path, lsn: u64) -> Result<()> {
+    let exclusive = crate::Exclusive::acquire(path)?;
+    // Closed by everyone: the last closer checkpointed, so a store nobody wrote to since the
+    // copy's point has its checkpoint exactly there and an empty journal cycle.
+    let now = crate::verify::check(path)?;
+    let written_since = match &now.superblock {
+        Some(sb) => sb.ckpt_lsn != lsn || now.journal_records != 0,
+        None => true,
+    };
+    if written_since || !now.problems.is_empty() {
+        return Err(Error::Busy {
+            path: path.into(),
+            detail: "compact: the store was written (or changed) after the copy was taken; \
+                     nothing was changed, run it again"
+                .into(),
+        });
+    }
+    swap_steps(path, tmp, usize::MAX)?;
+    drop(exclusive);
+    Ok(())
+}
+
+/// The swap itself, one durable step at a time; `steps` stops it early (a test's crash).
+fn swap_steps(path: &Path, tmp: &Path, steps: usize) -> Result<()> {
+    let (old, new) = (Paths::new(path), Paths::new(tmp));
+    let sync = || crate::files::sync_parent_dir(&crate::RealIo, path);
+    // 1. The old journal: its cycle is empty (checked by the caller), so the old data file
+    //    alone is the whole store until step 2.
+    match std::fs::remove_file(&old.journal) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&old.journal, "unlink", e)),
+    }
+    sync()?;
+    if steps == 1 {
+        return Ok(());
+    }
+    // 2. The new data file, in one rename: closed cleanly too, it is the whole new store.
+    std::fs::rename(&new.data, &old.data).map_err(|e| Error::io(&new.data, "rename", e))?;
+    sync()?;
+    if steps == 2 {
+        return Ok(());
+    }
+    // 3. Its journal (else the next open would create an empty one).
+    std::fs::rename(&new.journal, &old.journal)
+        .map_err(|e| Error::io(&new.journal, "rename", e))?;
+    sync()?;
+    // The lock file stays: processes waiting to open hold it; the copy's own is not needed.
+    let _ = std::fs::remove_file(&new.lock);
+    Ok(())
+}
+
+/// Checks the closed copy like `apcdb check`.
+fn check_copy(tmp: &Path) -> Result<()> {
     let report = crate::verify::check(tmp)?;
     if !report.problems.is_empty() {
         let problems = report.problems.join("; ");
         return Err(Error::io(tmp, "check", std::io::Error::other(problems)));
     }
+    Ok(())
+}
+
+/// Moves the checked copy to its final name: journal first, data file last (the data file's
+/// presence is the backup's), then makes the renames durable.
+fn finish(tmp: &Path, out: &Path) -> Result<()> {
     let (from, to) = (Paths::new(tmp), Paths::new(out));
     std::fs::rename(&from.journal, &to.journal)
         .map_err(|e| Error::io(&from.journal, "rename", e))?;
     std::fs::rename(&from.data, &to.data).map_err(|e| Error::io(&from.data, "rename", e))?;
     let _ = std::fs::remove_file(&from.lock);
     crate::files::sync_parent_dir(&crate::RealIo, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crash after each step of the swap leaves files that open as the whole store (the old
+    /// one or the compacted one, which hold the same entries).
+    #[test]
+    fn every_step_of_the_swap_leaves_a_whole_store() {
+        for steps in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, tmp) = (
+                dir.path().join("s.db"),
+                dir.path().join("s.db.compact-partial"),
+            );
+            let opts = || Options::default().journal_size(256 << 10);
+            {
+                let s = Store::open(&path, opts()).unwrap();
+                for i in 0..2000u32 {
+                    s.put(format!("k{i}").as_bytes(), &[i as u8; 200]).unwrap();
+                }
+                for i in (0..2000u32).step_by(2) {
+                    s.delete(format!("k{i}").as_bytes()).unwrap();
+                }
+                s.consistent_copy(&tmp).unwrap();
+            }
+            swap_steps(&path, &tmp, steps).unwrap();
+            let s = Store::open(&path, opts().create(false)).unwrap();
+            assert_eq!(s.stats().unwrap().entries, 1000, "after step {steps}");
+            for i in 0..2000u32 {
+                let want = (i % 2 == 1).then(|| vec![i as u8; 200]);
+                assert_eq!(
+                    s.get(format!("k{i}").as_bytes()).unwrap(),
+                    want,
+                    "step {steps}"
+                );
+            }
+            drop(s);
+            let r = crate::verify::check(&path).unwrap();
+            assert!(r.problems.is_empty(), "step {steps}: {:?}", r.problems);
+        }
+    }
 }

@@ -72,7 +72,7 @@ mod store;
 pub mod verify;
 mod write;
 
-pub use backup::BackupReport;
+pub use backup::{BackupReport, CompactReport};
 pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;
 pub use files::Paths;
@@ -94,6 +94,7 @@ const _: () = {
     send_sync::<Entry>();
     send_sync::<Stats>();
     send_sync::<BackupReport>();
+    send_sync::<CompactReport>();
     send_sync::<Batch>();
     send_sync::<Paths>();
 };
