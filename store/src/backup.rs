@@ -11,7 +11,7 @@
 //! forced by a full store, or a recovery, still reuses blocks: so each entry is checked as it is
 //! copied (checksum, version ≤ `L`, the key's hash tag equal to its slot's), and if the
 //! readers' sequence number moved (a reorganisation ran) and any entry fails, the attempt
-//! starts over from a new point, after a checkpoint of its own. The copy is written as a new
+//! starts over from a new point. The copy is written as a new
 //! store under a temporary name, closed cleanly (checkpoint and snapshot), checked, and renamed
 //! into place, journal first, data file last: a backup killed at any point leaves no data file
 //! under the final name (at most its journal, which the next backup refuses to overwrite).
@@ -46,7 +46,8 @@ pub struct BackupReport {
     pub longest_lock: Duration,
 }
 
-/// Attempts before giving up: each one after the first starts right after a checkpoint.
+/// Attempts before giving up (only a free-list rebuild forced by a full store, or a recovery,
+/// reuses blocks under a pinned backup).
 const ATTEMPTS: u32 = 6;
 /// Journal bytes one batch written into the copy may take (a quarter of its journal at most).
 const BATCH_BYTES: usize = 1 << 20;
@@ -66,13 +67,10 @@ struct Point {
 }
 
 impl Inner {
-    /// Takes the write lock, optionally checkpoints first, and records the consistent point:
-    /// the last LSN and a copy of the live index.
-    fn consistent_point(&self, checkpoint_first: bool) -> Result<Point> {
+    /// Takes the write lock and records the consistent point: the last LSN and a copy of the
+    /// live index.
+    fn consistent_point(&self) -> Result<Point> {
         let txn = self.lock()?;
-        if checkpoint_first {
-            txn.checkpoint()?;
-        }
         let locked = Instant::now();
         let h = self.lock_file.state();
         let (idx, n) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
@@ -147,9 +145,11 @@ impl Store {
     ///
     /// Writers are stopped only while the live index is copied (8 bytes a slot: a few
     /// milliseconds at a million keys; the report gives the time). The entries are copied
-    /// afterwards, each checked against its checksum; if writers checkpointed and reused the
-    /// block of an entry not yet copied, the backup starts over from a new moment, up to six
-    /// times. The copy is built under `out.backup-partial`, closed cleanly, checked
+    /// afterwards, each checked against its checksum. Meanwhile checkpoints hand no freed block
+    /// out again (the data file grows by what is written during the backup, and gets the room
+    /// back at the first checkpoint after it); a writer that reaches the maximum size still
+    /// rebuilds its free lists, and if that reused the block of an entry not yet copied, the
+    /// backup starts over from a new moment, up to six times. The copy is built under `out.backup-partial`, closed cleanly, checked
     /// ([`verify::check`](crate::verify::check)) and renamed into place, so a backup that
     /// fails or is killed never leaves a data file at `out`.
     ///
@@ -194,7 +194,7 @@ impl Store {
         for attempt in 1..=ATTEMPTS {
             // Leftovers of an interrupted run to the same name, or of the last attempt.
             remove_store_files(tmp)?;
-            let point = self.inner().consistent_point(attempt > 1)?;
+            let point = self.inner().consistent_point()?;
             longest_lock = longest_lock.max(point.held);
             let copied = self.copy_point(&point, tmp).and_then(|entries| {
                 check_copy(tmp)?;
