@@ -964,7 +964,8 @@ impl Store {
     /// race, on bytes that are being rewritten, whose result is then discarded): it should only
     /// compute from the slice, with no effect that depends on how often it ran, and must not
     /// call back into this store. A read overtaken three times runs `f` under the write lock,
-    /// where nothing moves: keep `f` short.
+    /// where nothing moves: keep `f` short. A panic in `f` propagates; if it unwinds through that
+    /// locked read, the next writer repairs the store first (SPEC.md §6.2), which costs time.
     ///
     /// ```no_run
     /// # fn main() -> apcdb::Result<()> {
