@@ -324,8 +324,19 @@ fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
     // Taken out while in use: decoding runs user code (__wakeup) that may fetch again, and that
     // nested fetch then gets an empty buffer of its own.
     let mut buf = FETCH_BUF.take();
-    let r = match store.get_into(key, &mut buf) {
-        Ok(Some(_)) => decode_or_warn(&buf),
+    // Strings and scalars are built from the mapped bytes (one copy, into the PHP string);
+    // anything that runs user code to decode is copied out first and decoded after the read.
+    // The closure may run more than once (a read overtaken by a writer): a value it built on a
+    // discarded run is simply dropped.
+    let read = store.get_with(key, |v| {
+        codec::decode_plain(v).ok_or_else(|| {
+            buf.clear();
+            buf.extend_from_slice(v);
+        })
+    });
+    let r = match read {
+        Ok(Some(Ok(z))) => Some(z),
+        Ok(Some(Err(()))) => decode_or_warn(&buf),
         Ok(None) => None,
         Err(e) => {
             report(&e);
@@ -716,24 +727,27 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         // Keys and metadata only: the values are never copied. The PHP arrays built from them
         // count against memory_limit: building stops once PHP reports it exceeded (PHP raises
         // the error when this call returns), and a bailout frees the Rust list first.
-        let entries = match store.scan_prefix_with(b"", |_, _| Visit::Meta) {
-            Ok(entries) => entries,
-            Err(e) => {
-                report(&e);
-                Vec::new()
-            }
-        };
-        let list = bailout_safe(entries, |entries| {
+        // The scan streams: the Rust side holds one chunk of keys at a time.
+        let scan = std::cell::RefCell::new(store.scan_with(b"", |_, _| Visit::Meta));
+        let (list, failed) = bailout_safe(scan, |scan| {
             let mut list = ZendHashTable::new();
-            for e in entries {
+            for e in &mut *scan.borrow_mut() {
+                let e = match e {
+                    Ok(e) => e,
+                    Err(err) => return (ZendHashTable::new(), Some(err)),
+                };
                 if util::has_oom() {
                     break; // PHP raises its memory_limit error when we return
                 }
                 let fields = EntryInfo::new(e.key.len(), &e.meta).cache_list_fields();
                 let _ = list.push(info_array(fields, &mut |_| bytes_zval(&e.key)));
             }
-            list
+            (list, None)
         });
+        if let Some(e) = failed {
+            // As before the scan streamed: an error gives an empty list and a warning.
+            report(&e);
+        }
         z.set_hashtable(list);
         z
     });

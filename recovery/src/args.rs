@@ -36,6 +36,17 @@ pub enum Command {
     /// Takes effect at once for every process that has the store open (each can use it up to
     /// the address space it reserved at open), and durably. Run it as the files' owner.
     Resize(ResizeArgs),
+    /// A consistent copy of a store while other processes keep writing it
+    ///
+    /// Writers are stopped only while the live index is copied; the copy holds exactly the writes
+    /// up to one moment, is checked, and opens as a normal store. COPY must not exist.
+    Backup(BackupArgs),
+    /// Rewrite a store into files that hold only its live entries
+    ///
+    /// The live entries are copied while other processes keep using the store; the files are
+    /// then replaced only once no process has the store open and nothing was written since the
+    /// copy (otherwise nothing changes: exit 2). Safe against a crash at any point.
+    Compact(CompactArgs),
     /// The kill -9 harness: workers killed at random, every acknowledged write verified
     ///
     /// Runs worker processes doing random writes on one store, SIGKILLs them at random moments,
@@ -100,6 +111,27 @@ pub struct RecoverArgs {
     /// (refused while any process has FILE open)
     #[arg(long)]
     pub replace: bool,
+    /// Print the result as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// The store's data file (opened as by any process using it)
+    pub file: String,
+    /// Where to write the copy (its data file; the journal goes beside it); must not exist
+    #[arg(long, value_name = "COPY")]
+    pub out: String,
+    /// Print the result as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CompactArgs {
+    /// The store's data file
+    pub file: String,
     /// Print the result as one JSON object
     #[arg(long)]
     pub json: bool,

@@ -144,6 +144,14 @@ impl WriteTxn<'_> {
     /// After a durable checkpoint: the pending blocks join the free lists.
     pub(crate) fn reclaim(&self) -> Result<()> {
         let h = self.lock_file.state();
+        if self.lock_file.backup_pinned() {
+            // A backup is copying the entries its consistent point named (SPEC.md §7.3): hand
+            // none out again. The list is dropped as if it had overflowed, so writes do not keep
+            // checkpointing for room in it, and the first reclaim after the backup rebuilds the
+            // free lists from the index, which finds these blocks again.
+            h.reset_pending(self.held(), true);
+            return Ok(());
+        }
         if h.pending_overflowed() {
             return self.rebuild_free_lists();
         }

@@ -15,8 +15,23 @@
 //!
 //! The contract (file layout, journal format, recovery, locking, guarantees) is SPEC.md at the
 //! repository root; the byte layouts themselves are defined once, in [`format`](mod@format).
+//!
+//! Beyond point reads and writes: [`Store::get_with`] reads a value where it lies in the map,
+//! without copying it; [`Store::scan`] streams over a prefix holding one chunk at a time;
+//! [`Store::backup_to`] copies a store that other processes keep writing. Each has an example
+//! under `store/examples/`.
+//!
+//! **Linux only.** The engine relies on open-file-description locks (`F_OFD_SETLK`), robust
+//! process-shared mutexes, `fallocate` and `MADV_RANDOM`; other targets fail to compile.
 
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "apcdb supports Linux only: it needs open-file-description locks (F_OFD_SETLK), robust \
+     process-shared pthread mutexes, fallocate and MADV_RANDOM"
+);
 
 // The modules, in the order of the data path:
 //
@@ -37,6 +52,7 @@
 //   replaced), `verify` (offline check and salvage, for tools).
 mod alloc;
 mod apply;
+mod backup;
 mod checkpoint;
 mod error;
 mod exclusive;
@@ -50,18 +66,38 @@ mod map;
 mod options;
 mod recover;
 mod resize;
+mod scan;
 mod sigbus;
 mod store;
 pub mod verify;
 mod write;
 
+pub use backup::{BackupReport, CompactReport};
 pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;
 pub use files::Paths;
 pub use format::{Superblock, SuperblockError, UncheckedSuperblock};
 pub use io::{FileKind, MappedRange, RealIo, StorageIo, SyncKind};
 pub use options::{Durability, Options};
+pub use scan::{Scan, ScanWith};
 pub use store::{Batch, EntryMeta, Scanned, Store, Visit};
+
+// Handles and results may be shared with and sent to other threads: checked at compile time so
+// that a field added later cannot silently take that away.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+    send_sync::<Scan<'static>>();
+    send_sync::<Options>();
+    send_sync::<Error>();
+    send_sync::<Exclusive>();
+    send_sync::<Entry>();
+    send_sync::<Stats>();
+    send_sync::<BackupReport>();
+    send_sync::<CompactReport>();
+    send_sync::<Batch>();
+    send_sync::<Paths>();
+};
 
 /// Largest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 65_535;

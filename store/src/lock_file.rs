@@ -229,6 +229,9 @@ unsafe impl Sync for LockFile {}
 
 pub const INIT_BYTE: i64 = 0;
 pub const PRESENCE_BYTE: i64 = 1;
+/// Held shared by every backup in progress (SPEC.md §7.3), on a descriptor of its own: while
+/// any is held, checkpoints hand no freed block out again.
+pub const BACKUP_BYTE: i64 = 2;
 
 impl LockFile {
     /// Maps the lock file (growing it to `LOCK_FILE_LEN` through `io` when `first` says we may).
@@ -312,6 +315,22 @@ impl LockFile {
     /// election bytes. With `wait` false, returns Ok(false) when another process holds it.
     pub fn range_lock(&self, byte: i64, mode: Option<bool>, wait: bool) -> Result<bool> {
         range_lock(&self.file, &self.path, byte, mode, wait)
+    }
+
+    /// Whether a backup holds its pin on `BACKUP_BYTE` (through any other open file
+    /// description; the kernel drops it when the backup's process dies). An error reads as
+    /// "pinned": that only keeps freed blocks out of use a little longer.
+    pub fn backup_pinned(&self) -> bool {
+        // SAFETY: flock is plain data; zeroed is a valid starting value (l_pid 0, as
+        // F_OFD_GETLK requires).
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        fl.l_start = BACKUP_BYTE;
+        fl.l_len = 1;
+        // SAFETY: valid fd and a properly initialised flock struct, which the call fills in.
+        let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+        rc != 0 || fl.l_type != libc::F_UNLCK as libc::c_short
     }
 }
 

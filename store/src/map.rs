@@ -202,6 +202,23 @@ impl Map {
         Ok(v)
     }
 
+    /// Runs `f` on the file's bytes `[off, off+len)` in place, without copying them. Another
+    /// process may rewrite them meanwhile (a block handed out again after a checkpoint): callers
+    /// validate with the readers' sequence number after `f` returned and discard its result when
+    /// it moved. A SIGBUS inside `f` (the file shrank from outside) becomes an error.
+    pub fn with_slice<R>(&self, off: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.check(off, len as u64)?;
+        self.guarded(|| {
+            // SAFETY: `check` proved the range lies inside the mapping and the file as last seen
+            // (a shrink since is caught by `guarded`); the mapping outlives the borrow, which
+            // ends with `f`. The bytes are shared memory that only change when a reorganisation
+            // reuses the block: that bumps the sequence number the caller checks afterwards, so a
+            // result computed from changing bytes is never used.
+            let here = unsafe { std::slice::from_raw_parts(self.base.add(off as usize), len) };
+            f(here)
+        })
+    }
+
     fn word(&self, off: u64) -> Result<&AtomicU64> {
         if !off.is_multiple_of(8) {
             return Err(Error::corrupt(

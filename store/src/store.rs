@@ -69,9 +69,19 @@ pub struct Store {
     flusher: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
 }
 
-#[cfg(test)]
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("durability", &self.inner.durability)
+            .field("poisoned", &self.is_poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Store {
-    /// The engine behind the handle, for the unit tests of its stages.
+    /// The engine behind the handle (for the unit tests of its stages, and the modules that
+    /// build on the read path: backup).
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }
@@ -143,7 +153,7 @@ fn ttl_to_expiry(ttl: Duration) -> u64 {
 }
 
 /// A group of changes applied all or nothing by [`Store::batch`].
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Batch {
     ops: Vec<Op<'static>>,
 }
@@ -677,7 +687,7 @@ impl Inner {
     // Reads: no lock. The sequence number is odd while the index is reorganised or freed blocks
     // are handed out again; a read that saw it change retries.
 
-    fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
         let h = self.lock_file.state();
         let mut invalidated = 0;
         for attempt in 0u32.. {
@@ -761,6 +771,22 @@ impl Inner {
     /// bytes are checked against the entry checksum like every other read; a read overtaken by a
     /// writer retries and overwrites `buf` again.
     fn lookup_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        self.lookup_with(key, |v, meta| {
+            buf.clear();
+            buf.extend_from_slice(v);
+            *meta
+        })
+    }
+
+    /// The live entry of `key` handed to `f` as the value's bytes in the mapping and the
+    /// metadata, without copying the value. The checksum is verified in place before `f` runs;
+    /// the sequence number is checked after `f` returned, so a result computed while a writer
+    /// reused the block is dropped and `f` runs again on the new state.
+    fn lookup_with<R>(
+        &self,
+        key: &[u8],
+        mut f: impl FnMut(&[u8], &EntryMeta) -> R,
+    ) -> Result<Option<R>> {
         let hash = hash_key(key);
         let h = self.lock_file.state();
         let found = self.read(|| {
@@ -775,29 +801,31 @@ impl Inner {
                 let kind = CorruptKind::EntryKeyMismatch { at: off };
                 return Err(Error::corrupt(&self.path, kind));
             }
-            buf.clear();
-            buf.resize(eh.val_len as usize, 0);
-            self.map
-                .read(off + (ENTRY_HEADER + key.len()) as u64, buf)?;
-            // The probe matched `key`: checksumming with it proves the block still holds it.
-            let crc = crc32c::crc32c_append(
-                crc32c::crc32c_append(crc32c::crc32c(&raw[entry_at::CHECKSUMMED..]), key),
-                buf,
-            );
-            if crc != eh.crc {
-                let kind = CorruptKind::EntryChecksum { at: off };
-                return Err(Error::corrupt(&self.path, kind));
-            }
-            Ok(Some(EntryMeta {
+            let meta = EntryMeta {
                 value_len: eh.val_len as u64,
                 expires_at_ms: eh.expires_ms,
                 modified_at_ms: eh.modified_ms,
                 version: eh.version,
-            }))
+            };
+            if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
+                return Ok(None);
+            }
+            let at = off + (ENTRY_HEADER + key.len()) as u64;
+            self.map.with_slice(at, eh.val_len as usize, |v| {
+                // The probe matched `key`: checksumming with it proves the block still holds it.
+                let crc = crc32c::crc32c_append(
+                    crc32c::crc32c_append(crc32c::crc32c(&raw[entry_at::CHECKSUMMED..]), key),
+                    v,
+                );
+                if crc != eh.crc {
+                    let kind = CorruptKind::EntryChecksum { at: off };
+                    return Err(Error::corrupt(&self.path, kind));
+                }
+                Ok(Some(f(v, &meta)))
+            })?
         })?;
-        let live = found.filter(|m| m.expires_at_ms == 0 || m.expires_at_ms > now_ms());
-        self.count_read(live.is_some());
-        Ok(live)
+        self.count_read(found.is_some());
+        Ok(found)
     }
 }
 
@@ -874,6 +902,11 @@ impl Store {
         Ok(())
     }
 
+    /// Commits `ops` as one transaction (for the crate's own writers of whole records: backup).
+    pub(crate) fn write_ops(&self, ops: &[Op]) -> Result<()> {
+        self.write(ops)
+    }
+
     fn write(&self, ops: &[Op]) -> Result<()> {
         let lsn = {
             let txn = self.inner.lock()?;
@@ -918,6 +951,35 @@ impl Store {
     pub fn get_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
         check_key(key)?;
         self.inner.lookup_into(key, buf)
+    }
+
+    /// Runs `f` on the value of `key` where it lies in the shared mapping, without allocating
+    /// or copying it, and returns what `f` returned; `None` if the key is absent or expired.
+    /// The bytes `f` sees have passed the entry's checksum, like every read.
+    ///
+    /// Reads take no lock, so a writer in another process may reorganise the store while `f`
+    /// runs (a block is handed out again only inside a reorganisation, SPEC.md §6.3). The
+    /// readers' sequence number is checked after `f` returned: if it moved, `f`'s result is
+    /// dropped and `f` runs again. So `f` **may run more than once** (and once, in a rare
+    /// race, on bytes that are being rewritten, whose result is then discarded): it should only
+    /// compute from the slice, with no effect that depends on how often it ran, and must not
+    /// call back into this store. A read overtaken three times runs `f` under the write lock,
+    /// where nothing moves: keep `f` short. A panic in `f` propagates; if it unwinds through that
+    /// locked read, the next writer repairs the store first (SPEC.md §6.2), which costs time.
+    ///
+    /// ```no_run
+    /// # fn main() -> apcdb::Result<()> {
+    /// let store = apcdb::Store::open("/tmp/example.db", apcdb::Options::default())?;
+    /// let len = store.get_with(b"key", |v| v.len())?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get_entry`](Self::get_entry).
+    pub fn get_with<R>(&self, key: &[u8], mut f: impl FnMut(&[u8]) -> R) -> Result<Option<R>> {
+        check_key(key)?;
+        self.inner.lookup_with(key, |v, _| f(v))
     }
 
     /// As [`get_entry`](Self::get_entry), but not counted in the hit/miss statistics: for
@@ -1073,41 +1135,67 @@ impl Store {
         })
     }
 
-    /// Every live entry whose key starts with `prefix`, in no particular order.
+    /// Every live entry whose key starts with `prefix`, in no particular order: a convenience
+    /// that collects [`scan`](Self::scan).
     ///
     /// # Errors
     ///
-    /// As [`scan_prefix_with`](Self::scan_prefix_with).
+    /// As [`scan`](Self::scan); nothing is returned then.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
-        let inner = &self.inner;
-        let h = inner.lock_file.state();
-        inner.read(|| {
-            let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
-            let mut out = Vec::new();
-            for i in 0..slots {
-                let s = inner.map.load_u64(slot_at(idx, i))?;
-                if slot_is_entry(s) && index::key_at(&inner.map, s)?.starts_with(prefix) {
-                    let (k, e) = index::entry_at(&inner.map, s)?;
-                    if index::is_live(&e) {
-                        out.push((k, e));
-                    }
-                }
-            }
-            Ok(out)
-        })
+        self.scan(prefix).collect()
     }
 
-    /// Streams over every live entry whose key starts with `prefix`, in no particular order, and
-    /// lets `select` decide from the key and the metadata what to copy out: nothing
-    /// ([`Visit::Skip`]), the key and metadata ([`Visit::Meta`]), or also the value
-    /// ([`Visit::Value`]). Values that are not selected are never read, so a caller that filters
-    /// (a key search, a listing without values) uses memory for what it keeps only.
+    /// An iterator over every live entry whose key starts with `prefix` (`b""`: all of them),
+    /// with its value, in no particular order. It holds one chunk of entries at a time (about
+    /// 256, or 1 MiB of keys and values), however large the store, and reads the next chunk
+    /// when that one is used up.
     ///
-    /// The scan reads without a lock under the readers' sequence number, as
-    /// [`scan_prefix`](Self::scan_prefix) does, and starts over when a writer reorganised the
-    /// index meanwhile (after a few such restarts it reads under the write lock). `select` may
-    /// therefore see an entry more than once: it must be a plain choice, with no effect that
-    /// depends on how often it ran. It must not call back into this store.
+    /// Consistency: each chunk is read without a lock under the readers' sequence number (SPEC.md
+    /// §6.3), so every entry returned is whole and was live at some moment during the scan, and
+    /// every value passed its checksum. Writers carry on between chunks: an entry written, changed
+    /// or deleted during the scan may or may not appear (in its old or its new version), but an
+    /// entry that is there, unchanged, for the whole scan is returned exactly once, also when the
+    /// index is rebuilt meanwhile (the walk follows the keys' hash, not slot positions; SPEC.md
+    /// §6.3). The one exception: after a writer died, recovery may give the index back its
+    /// smaller durable size, and an entry can then come a second time.
+    ///
+    /// ```no_run
+    /// # fn main() -> apcdb::Result<()> {
+    /// let store = apcdb::Store::open("/tmp/example.db", apcdb::Options::default())?;
+    /// let mut bytes = 0;
+    /// for item in store.scan(b"session:") {
+    ///     let (_key, entry) = item?;
+    ///     bytes += entry.value.len();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The first error ends the iteration (it is returned as the last item): a corrupt index or
+    /// entry ([`Error::Corrupt`]), or the errors of a read that falls back to the write lock, as
+    /// for [`get_entry`](Self::get_entry).
+    pub fn scan(&self, prefix: &[u8]) -> crate::scan::Scan<'_> {
+        crate::scan::Scan::new(&self.inner, prefix)
+    }
+
+    /// As [`scan`](Self::scan), but `select` decides from each entry's key and metadata what to
+    /// copy out: nothing ([`Visit::Skip`]), the key and metadata ([`Visit::Meta`]), or also the
+    /// value ([`Visit::Value`]). Values that are not selected are never read.
+    ///
+    /// A chunk overtaken by a writer is read again, so `select` may see an entry more than once:
+    /// it must be a plain choice, with no effect that depends on how often it ran, and must not
+    /// call back into this store.
+    pub fn scan_with<F: FnMut(&[u8], &EntryMeta) -> Visit>(
+        &self,
+        prefix: &[u8],
+        select: F,
+    ) -> crate::scan::ScanWith<'_, F> {
+        crate::scan::ScanWith::new(&self.inner, prefix, select)
+    }
+
+    /// Every live entry whose key starts with `prefix`, in no particular order, with what
+    /// `select` asks for: a convenience that collects [`scan_with`](Self::scan_with), whose
+    /// rules apply. A caller that filters (a key search, a listing without values) uses memory
+    /// for what it keeps only.
     ///
     /// A selected value is checked against the entry's checksum; metadata alone is not (the
     /// checksum covers the value, which is not read), but a torn read is still caught by the
@@ -1120,57 +1208,9 @@ impl Store {
     pub fn scan_prefix_with(
         &self,
         prefix: &[u8],
-        mut select: impl FnMut(&[u8], &EntryMeta) -> Visit,
+        select: impl FnMut(&[u8], &EntryMeta) -> Visit,
     ) -> Result<Vec<Scanned>> {
-        let inner = &self.inner;
-        let h = inner.lock_file.state();
-        inner.read(|| {
-            let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
-            let mut out = Vec::new();
-            for i in 0..slots {
-                let s = inner.map.load_u64(slot_at(idx, i))?;
-                if !slot_is_entry(s) {
-                    continue;
-                }
-                let hd = index::header_at(&inner.map, s)?;
-                let meta = EntryMeta {
-                    value_len: u64::from(hd.val_len),
-                    expires_at_ms: hd.expires_ms,
-                    modified_at_ms: hd.modified_ms,
-                    version: hd.version,
-                };
-                if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
-                    continue;
-                }
-                let key = index::key_at(&inner.map, s)?;
-                if !key.starts_with(prefix) {
-                    continue;
-                }
-                match select(&key, &meta) {
-                    Visit::Skip => {}
-                    Visit::Meta => out.push(Scanned {
-                        key,
-                        meta,
-                        value: None,
-                    }),
-                    Visit::Value => {
-                        let (key, e) = index::entry_at(&inner.map, s)?;
-                        let meta = EntryMeta {
-                            value_len: e.value.len() as u64,
-                            expires_at_ms: e.expires_at_ms,
-                            modified_at_ms: e.modified_at_ms,
-                            version: e.version,
-                        };
-                        out.push(Scanned {
-                            key,
-                            meta,
-                            value: Some(e.value),
-                        });
-                    }
-                }
-            }
-            Ok(out)
-        })
+        self.scan_with(prefix, select).collect()
     }
 
     /// Removes every entry, as one journaled change.
@@ -1374,8 +1414,7 @@ mod tests {
         f.set_len(HEAP_START + 2 * copy).unwrap();
         drop(f);
         let e = Store::open(&path, Options::default())
-            .err()
-            .expect("a store with 2^29 index slots must not open");
+            .expect_err("a store with 2^29 index slots must not open");
         assert!(
             e.to_string().contains("index of 536870912 slots"),
             "unclear error: {e}"
@@ -1390,9 +1429,7 @@ mod tests {
         let path = dir.path().join("m.db");
         drop(Store::open(&path, Options::default()).unwrap());
         rewrite_superblock(&path, |sb| sb.max_size = 5 << 40);
-        let e = Store::open(&path, Options::default())
-            .err()
-            .expect("max_size 5 TiB must be refused");
+        let e = Store::open(&path, Options::default()).expect_err("max_size 5 TiB must be refused");
         assert!(e.to_string().contains("exceeds the format's limit"), "{e}");
     }
 
@@ -1403,9 +1440,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.db");
         for size in [9_999_999u64 << 30, (4 << 40) + 1] {
-            let e = Store::open(&path, Options::default().max_size(size))
-                .err()
-                .expect("must be refused");
+            let e =
+                Store::open(&path, Options::default().max_size(size)).expect_err("must be refused");
             assert!(e.to_string().contains("exceeds the format's limit"), "{e}");
             let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
             assert!(made.is_empty(), "files were created: {made:?}");

@@ -97,7 +97,7 @@ fn no_valid_superblock_says_why_for_each_copy() {
     f.write_all_at(&[0xff; 8], SUPERBLOCK_OFFSETS[1] + 40)
         .unwrap();
     drop(f);
-    let e = Store::open(&path, opts()).err().expect("must not open");
+    let e = Store::open(&path, opts()).expect_err("must not open");
     match &e {
         Error::Corrupt {
             kind: CorruptKind::NoValidSuperblock { refused },
@@ -130,7 +130,7 @@ fn a_checksummed_superblock_out_of_range_names_the_field() {
     f.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize])
         .unwrap();
     drop(f);
-    let e = Store::open(&path, opts()).err().expect("must not open");
+    let e = Store::open(&path, opts()).expect_err("must not open");
     match &e {
         Error::Corrupt {
             kind: CorruptKind::Superblock { epoch, problem },
