@@ -197,6 +197,15 @@ pub fn request_startup() {
 }
 
 pub fn request_shutdown() {
+    // A bailout that skipped an apc_entry() frame would have skipped its generator-lock guard
+    // too; the request's end must not leave other processes waiting for that key.
+    let store = req()
+        .try_borrow()
+        .ok()
+        .and_then(|b| b.as_ref().and_then(|q| q.store.clone()));
+    if let Some(s) = store {
+        s.release_entry_locks();
+    }
     set_request(None);
 }
 

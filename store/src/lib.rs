@@ -38,6 +38,7 @@
 mod alloc;
 mod apply;
 mod checkpoint;
+mod entry_lock;
 mod error;
 mod exclusive;
 mod files;
@@ -55,6 +56,7 @@ mod store;
 pub mod verify;
 mod write;
 
+pub use entry_lock::{EntryGuard, ENTRY_LOCK_BASE, ENTRY_LOCK_BUCKETS};
 pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;
 pub use files::Paths;

@@ -308,6 +308,11 @@ impl LockFile {
         Ok(())
     }
 
+    /// The descriptor the lock file was opened with (per-key locks reopen it per process).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+
     /// Takes (`Some(true)` exclusive, `Some(false)` shared) or releases (`None`) one of the two
     /// election bytes. With `wait` false, returns Ok(false) when another process holds it.
     pub fn range_lock(&self, byte: i64, mode: Option<bool>, wait: bool) -> Result<bool> {

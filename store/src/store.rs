@@ -13,6 +13,7 @@
 //! path of `write.rs`; `Store::checkpoint` takes the lock and runs `WriteTxn::checkpoint`
 //! (`checkpoint.rs`).
 
+use crate::entry_lock::{EntryGuard, EntryLocks};
 use crate::error::{CorruptKind, Error, Result};
 use crate::files::{self, Paths};
 use crate::format::*;
@@ -67,6 +68,7 @@ pub struct Scanned {
 pub struct Store {
     inner: Arc<Inner>,
     flusher: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
+    entry_locks: EntryLocks,
 }
 
 #[cfg(test)]
@@ -253,7 +255,12 @@ impl Store {
             }
             _ => None,
         };
-        Store { inner, flusher }
+        let entry_locks = EntryLocks::new(inner.lock_file.raw_fd(), &inner.lock_file.path);
+        Store {
+            inner,
+            flusher,
+            entry_locks,
+        }
     }
 }
 
@@ -1205,6 +1212,22 @@ impl Store {
         txn.checkpoint()?;
         drop(txn);
         Ok(())
+    }
+
+    /// Waits until no other caller, in any process, holds `key`'s generator lock, and takes it:
+    /// callers that compute a missing value (PHP's `apc_entry`) hold it while they compute, so
+    /// that one computes and the others then read its result. It locks nothing else: reads and
+    /// writes of every key, this one included, go on. Dropping the guard releases it; so does the
+    /// death of the process. `Ok(None)`: this thread already holds it (a nested call), so waiting
+    /// would deadlock. Keys sharing one of 65536 hash buckets wait for each other (SPEC.md §6.5).
+    pub fn lock_entry(&self, key: &[u8]) -> Result<Option<EntryGuard<'_>>> {
+        self.entry_locks.lock(key)
+    }
+
+    /// Releases every generator lock this process holds, for a caller whose guards were skipped
+    /// (PHP's request shutdown after a bailout); the guards become no-ops.
+    pub fn release_entry_locks(&self) {
+        self.entry_locks.release_all()
     }
 
     /// Changes the store's maximum size (SPEC.md §9). Every process that has the store open

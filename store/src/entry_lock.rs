@@ -1,0 +1,232 @@
+//! Per-key generator locks: "compute once" callers (PHP's `apc_entry`) of the same key wait for
+//! each other while everything else, including writes, goes on (SPEC.md §6.5).
+//!
+//! A key stands for one byte of the lock file in a range far past its mapped length
+//! ([`ENTRY_LOCK_BASE`] + a bucket of the key's hash). Holding the key means holding an
+//! open-file-description write lock on that byte, which the kernel drops when the process dies
+//! however it dies, so a killed generator never leaves its waiters stuck. Two keys that share a
+//! bucket only make each other wait.
+//!
+//! OFD locks belong to an open file description, not to a process, and forked processes (PHP-FPM
+//! workers) share the descriptions their parent opened: each process therefore opens the lock file
+//! again for itself on first use. Threads of one process share that description too, so the
+//! buckets this process holds are also tracked here, and a second thread waits on a condition
+//! variable instead of the kernel.
+
+use crate::error::{Error, Result};
+use crate::format::hash_key;
+use crate::lock_file::range_lock;
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
+
+/// First byte of the range; far beyond anything the lock file maps or the election uses.
+pub const ENTRY_LOCK_BASE: i64 = 1 << 40;
+/// Buckets in the range (the byte of a key is `BASE + (hash >> 48)`).
+pub const ENTRY_LOCK_BUCKETS: u64 = 1 << 16;
+
+pub(crate) struct EntryLocks {
+    /// The lock file, as this handle's opener has it: reopened per process through
+    /// `/proc/self/fd` (works for the unlinked files of an anonymous store too), else by path.
+    lock_fd: std::os::fd::RawFd,
+    lock_path: PathBuf,
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// The process `file` and `buckets` describe; another value means we were forked since.
+    pid: u32,
+    /// This process's own open file description of the lock file.
+    file: Option<Arc<File>>,
+    buckets: HashMap<u64, Bucket>,
+}
+
+struct Bucket {
+    owner: ThreadId,
+    /// The keys whose generators hold the bucket (a nested call for another key of the same
+    /// bucket shares it instead of waiting for itself).
+    keys: Vec<Vec<u8>>,
+    /// Locked through this process's description (false: inherited from the parent by a fork;
+    /// unlocking it here would release the parent's lock, so it is only forgotten).
+    ours: bool,
+    /// The kernel lock is still being waited for.
+    waiting: bool,
+}
+
+/// Holds a key's generator lock; dropping it releases the lock (or the key's share of its bucket).
+pub struct EntryGuard<'a> {
+    locks: &'a EntryLocks,
+    bucket: u64,
+    key: Vec<u8>,
+}
+
+impl Drop for EntryGuard<'_> {
+    fn drop(&mut self) {
+        self.locks.release(self.bucket, &self.key);
+    }
+}
+
+fn bucket_of(key: &[u8]) -> u64 {
+    hash_key(key) >> 48
+}
+
+impl EntryLocks {
+    pub(crate) fn new(lock_fd: std::os::fd::RawFd, lock_path: &Path) -> EntryLocks {
+        EntryLocks {
+            lock_fd,
+            lock_path: lock_path.to_path_buf(),
+            state: Mutex::new(State::default()),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // The state is consistent between statements; a panic elsewhere does not break it.
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = std::process::id();
+        if st.pid != pid {
+            // Forked (or first use): the parent's buckets are the parent's. Those it held while
+            // this thread forked stay known, so that a generator's nested call still sees them.
+            st.pid = pid;
+            st.file = None;
+            let me = std::thread::current().id();
+            st.buckets.retain(|_, b| !b.waiting);
+            for b in st.buckets.values_mut() {
+                b.ours = false;
+                b.owner = me;
+            }
+        }
+        st
+    }
+
+    fn own_file(&self, st: &mut State) -> Result<Arc<File>> {
+        if let Some(f) = &st.file {
+            return Ok(f.clone());
+        }
+        let rw = |p: &Path| File::options().read(true).write(true).open(p);
+        let f = rw(Path::new(&format!("/proc/self/fd/{}", self.lock_fd)))
+            .or_else(|_| rw(&self.lock_path))
+            .map_err(|e| Error::io(&self.lock_path, "open", e))?;
+        let f = Arc::new(f);
+        st.file = Some(f.clone());
+        Ok(f)
+    }
+
+    /// Waits for `key`'s generator lock. `None`: this thread already holds it (a nested call).
+    pub(crate) fn lock(&self, key: &[u8]) -> Result<Option<EntryGuard<'_>>> {
+        let bucket = bucket_of(key);
+        let me = std::thread::current().id();
+        let mut st = self.state();
+        loop {
+            match st.buckets.get_mut(&bucket) {
+                None => break,
+                Some(b) if b.owner == me => {
+                    if b.keys.iter().any(|k| k == key) {
+                        return Ok(None);
+                    }
+                    b.keys.push(key.to_vec());
+                    return Ok(Some(self.guard(bucket, key)));
+                }
+                Some(_) => st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+        let file = self.own_file(&mut st)?;
+        st.buckets.insert(
+            bucket,
+            Bucket {
+                owner: me,
+                keys: vec![key.to_vec()],
+                ours: true,
+                waiting: true,
+            },
+        );
+        drop(st);
+        // Without the mutex: other keys' callers in this process go on meanwhile.
+        let r = range_lock(
+            &file,
+            &self.lock_path,
+            ENTRY_LOCK_BASE + bucket as i64,
+            Some(true),
+            true,
+        );
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match r {
+            Ok(_) => {
+                if let Some(b) = st.buckets.get_mut(&bucket) {
+                    b.waiting = false;
+                }
+                Ok(Some(self.guard(bucket, key)))
+            }
+            Err(e) => {
+                st.buckets.remove(&bucket);
+                self.freed.notify_all();
+                Err(e)
+            }
+        }
+    }
+
+    fn guard(&self, bucket: u64, key: &[u8]) -> EntryGuard<'_> {
+        EntryGuard {
+            locks: self,
+            bucket,
+            key: key.to_vec(),
+        }
+    }
+
+    fn release(&self, bucket: u64, key: &[u8]) {
+        let mut st = self.state();
+        let Some(b) = st.buckets.get_mut(&bucket) else {
+            return;
+        };
+        let Some(i) = b.keys.iter().position(|k| k == key) else {
+            return;
+        };
+        b.keys.swap_remove(i);
+        if !b.keys.is_empty() {
+            return;
+        }
+        let ours = b.ours;
+        st.buckets.remove(&bucket);
+        if ours {
+            if let Some(f) = &st.file {
+                // Unlocking cannot fail on a valid description; if it did, closing it (the
+                // handle) or the process exiting releases the byte anyway.
+                let _ = range_lock(
+                    f,
+                    &self.lock_path,
+                    ENTRY_LOCK_BASE + bucket as i64,
+                    None,
+                    false,
+                );
+            }
+        }
+        self.freed.notify_all();
+    }
+
+    /// Releases every generator lock this process holds (PHP's request shutdown, after a bailout
+    /// skipped the frames that owned the guards). Guards still alive become no-ops.
+    pub(crate) fn release_all(&self) {
+        let mut st = self.state();
+        let held: Vec<(u64, bool)> = st.buckets.iter().map(|(k, b)| (*k, b.ours)).collect();
+        // A thread still waiting in the kernel keeps its bucket: it will own it.
+        st.buckets.retain(|_, b| b.waiting);
+        if let Some(f) = st.file.clone() {
+            for (bucket, ours) in held {
+                if ours && !st.buckets.contains_key(&bucket) {
+                    let _ = range_lock(
+                        &f,
+                        &self.lock_path,
+                        ENTRY_LOCK_BASE + bucket as i64,
+                        None,
+                        false,
+                    );
+                }
+            }
+        }
+        self.freed.notify_all();
+    }
+}
