@@ -1,5 +1,5 @@
 //! Per-key generator locks: "compute once" callers (PHP's `apc_entry`) of the same key wait for
-//! each other while everything else, including writes, goes on (SPEC.md §6.5).
+//! each other while everything else, including writes, goes on (SPEC.md §6.6).
 //!
 //! A key stands for one byte of the lock file in a range far past its mapped length
 //! ([`ENTRY_LOCK_BASE`] + a bucket of the key's hash). Holding the key means holding an
@@ -9,9 +9,16 @@
 //!
 //! OFD locks belong to an open file description, not to a process, and forked processes (PHP-FPM
 //! workers) share the descriptions their parent opened: each process therefore opens the lock file
-//! again for itself on first use. Threads of one process share that description too, so the
-//! buckets this process holds are also tracked here, and a second thread waits on a condition
-//! variable instead of the kernel.
+//! again for itself on first use. Where it cannot (a worker that changed its user after the fork
+//! may not open a file its master made), it takes classic POSIX record locks on the shared
+//! descriptor instead: those belong to the process (so forked siblings exclude each other), are
+//! not inherited by fork and are also dropped at death; they conflict with OFD locks, so both
+//! kinds of process exclude each other. Threads of one process share either kind, so the buckets
+//! this process holds are also tracked here, and a second thread waits on a condition variable
+//! instead of the kernel.
+//!
+//! A caller that already holds a bucket never waits for another one (it could wait for a process
+//! that waits for it): the nested call then runs without the lock.
 
 use crate::error::{Error, Result};
 use crate::format::hash_key;
@@ -40,9 +47,17 @@ pub(crate) struct EntryLocks {
 struct State {
     /// The process `file` and `buckets` describe; another value means we were forked since.
     pid: u32,
-    /// This process's own open file description of the lock file.
-    file: Option<Arc<File>>,
+    /// How this process locks (decided on first use).
+    how: Option<How>,
     buckets: HashMap<u64, Bucket>,
+}
+
+#[derive(Clone)]
+enum How {
+    /// OFD locks on this process's own description of the lock file.
+    Own(Arc<File>),
+    /// POSIX record locks on the handle's descriptor (shared with forked relatives).
+    Posix,
 }
 
 struct Bucket {
@@ -92,7 +107,7 @@ impl EntryLocks {
             // Forked (or first use): the parent's buckets are the parent's. Those it held while
             // this thread forked stay known, so that a generator's nested call still sees them.
             st.pid = pid;
-            st.file = None;
+            st.how = None;
             let me = std::thread::current().id();
             st.buckets.retain(|_, b| !b.waiting);
             for b in st.buckets.values_mut() {
@@ -103,20 +118,38 @@ impl EntryLocks {
         st
     }
 
-    fn own_file(&self, st: &mut State) -> Result<Arc<File>> {
-        if let Some(f) = &st.file {
-            return Ok(f.clone());
+    fn how(&self, st: &mut State) -> How {
+        if let Some(h) = &st.how {
+            return h.clone();
         }
         let rw = |p: &Path| File::options().read(true).write(true).open(p);
-        let f = rw(Path::new(&format!("/proc/self/fd/{}", self.lock_fd)))
+        let h = match rw(Path::new(&format!("/proc/self/fd/{}", self.lock_fd)))
             .or_else(|_| rw(&self.lock_path))
-            .map_err(|e| Error::io(&self.lock_path, "open", e))?;
-        let f = Arc::new(f);
-        st.file = Some(f.clone());
-        Ok(f)
+        {
+            Ok(f) => How::Own(Arc::new(f)),
+            Err(_) => How::Posix,
+        };
+        st.how = Some(h.clone());
+        h
     }
 
-    /// Waits for `key`'s generator lock. `None`: this thread already holds it (a nested call).
+    /// Takes (`Some(wait)`) or releases (`None`) the byte of `bucket`. Ok(false): busy.
+    fn set(&self, how: &How, bucket: u64, take: Option<bool>) -> Result<bool> {
+        let byte = ENTRY_LOCK_BASE + bucket as i64;
+        match how {
+            How::Own(f) => range_lock(
+                f,
+                &self.lock_path,
+                byte,
+                take.map(|_| true),
+                take.unwrap_or(false),
+            ),
+            How::Posix => posix_lock(self.lock_fd, &self.lock_path, byte, take),
+        }
+    }
+
+    /// Waits for `key`'s generator lock. `None`: not taken, because this thread holds it already
+    /// (a nested call) or holds another bucket and this one is busy (waiting could deadlock).
     pub(crate) fn lock(&self, key: &[u8]) -> Result<Option<EntryGuard<'_>>> {
         let bucket = bucket_of(key);
         let me = std::thread::current().id();
@@ -134,7 +167,8 @@ impl EntryLocks {
                 Some(_) => st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner()),
             }
         }
-        let file = self.own_file(&mut st)?;
+        let nested = st.buckets.values().any(|b| b.owner == me);
+        let how = self.how(&mut st);
         st.buckets.insert(
             bucket,
             Bucket {
@@ -146,25 +180,19 @@ impl EntryLocks {
         );
         drop(st);
         // Without the mutex: other keys' callers in this process go on meanwhile.
-        let r = range_lock(
-            &file,
-            &self.lock_path,
-            ENTRY_LOCK_BASE + bucket as i64,
-            Some(true),
-            true,
-        );
+        let r = self.set(&how, bucket, Some(!nested));
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match r {
-            Ok(_) => {
+            Ok(true) => {
                 if let Some(b) = st.buckets.get_mut(&bucket) {
                     b.waiting = false;
                 }
                 Ok(Some(self.guard(bucket, key)))
             }
-            Err(e) => {
+            other => {
                 st.buckets.remove(&bucket);
                 self.freed.notify_all();
-                Err(e)
+                other.map(|_| None)
             }
         }
     }
@@ -192,16 +220,10 @@ impl EntryLocks {
         let ours = b.ours;
         st.buckets.remove(&bucket);
         if ours {
-            if let Some(f) = &st.file {
-                // Unlocking cannot fail on a valid description; if it did, closing it (the
-                // handle) or the process exiting releases the byte anyway.
-                let _ = range_lock(
-                    f,
-                    &self.lock_path,
-                    ENTRY_LOCK_BASE + bucket as i64,
-                    None,
-                    false,
-                );
+            if let Some(how) = st.how.clone() {
+                // Unlocking cannot fail on a valid descriptor; if it did, closing the handle or
+                // the process exiting releases the byte anyway.
+                let _ = self.set(&how, bucket, None);
             }
         }
         self.freed.notify_all();
@@ -214,19 +236,47 @@ impl EntryLocks {
         let held: Vec<(u64, bool)> = st.buckets.iter().map(|(k, b)| (*k, b.ours)).collect();
         // A thread still waiting in the kernel keeps its bucket: it will own it.
         st.buckets.retain(|_, b| b.waiting);
-        if let Some(f) = st.file.clone() {
+        if let Some(how) = st.how.clone() {
             for (bucket, ours) in held {
                 if ours && !st.buckets.contains_key(&bucket) {
-                    let _ = range_lock(
-                        &f,
-                        &self.lock_path,
-                        ENTRY_LOCK_BASE + bucket as i64,
-                        None,
-                        false,
-                    );
+                    let _ = self.set(&how, bucket, None);
                 }
             }
         }
         self.freed.notify_all();
+    }
+}
+
+/// A classic (process-owned) record lock on one byte: `Some(wait)` takes it exclusively, `None`
+/// releases it. Ok(false): another process holds it and `wait` was false.
+fn posix_lock(fd: std::os::fd::RawFd, path: &Path, byte: i64, take: Option<bool>) -> Result<bool> {
+    // SAFETY: flock is plain data; zeroed is a valid starting value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = if take.is_some() {
+        libc::F_WRLCK
+    } else {
+        libc::F_UNLCK
+    } as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    let cmd = if take == Some(true) {
+        libc::F_SETLKW
+    } else {
+        libc::F_SETLK
+    };
+    loop {
+        // SAFETY: `fd` is the lock file's descriptor, open as long as the handle that owns these
+        // locks; `fl` is initialised above.
+        let rc = unsafe { libc::fcntl(fd, cmd, &fl) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) if take == Some(false) => return Ok(false),
+            _ => return Err(Error::io(path, "fcntl(F_SETLK)", e)),
+        }
     }
 }

@@ -1218,8 +1218,13 @@ impl Store {
     /// callers that compute a missing value (PHP's `apc_entry`) hold it while they compute, so
     /// that one computes and the others then read its result. It locks nothing else: reads and
     /// writes of every key, this one included, go on. Dropping the guard releases it; so does the
-    /// death of the process. `Ok(None)`: this thread already holds it (a nested call), so waiting
-    /// would deadlock. Keys sharing one of 65536 hash buckets wait for each other (SPEC.md §6.5).
+    /// death of the process. Keys sharing one of 65536 hash buckets wait for each other
+    /// (SPEC.md §6.6).
+    ///
+    /// `Ok(None)`: not taken; the caller computes without it. That is the answer when this thread
+    /// already holds `key`'s lock (a nested call), and when it holds another key's lock and this
+    /// one is busy: a holder never waits, since the process it would wait for may be waiting for
+    /// it. Locks are per process: two handles of one process on the same store share them.
     pub fn lock_entry(&self, key: &[u8]) -> Result<Option<EntryGuard<'_>>> {
         self.entry_locks.lock(key)
     }

@@ -1,4 +1,4 @@
-//! Per-key generator locks (`Store::lock_entry`, SPEC.md §6.5): callers of the same key wait for
+//! Per-key generator locks (`Store::lock_entry`, SPEC.md §6.6): callers of the same key wait for
 //! each other across processes, nothing else waits, and the death of the holder releases it.
 
 mod common;
@@ -192,4 +192,22 @@ fn processes_forked_from_one_opener_exclude_each_other() {
     // SAFETY: waits for the child we just forked; status is a valid out-pointer.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+}
+
+/// A holder that needs another key held elsewhere does not wait (the other holder might be
+/// waiting for it): it gets `None` and computes without the lock.
+#[test]
+fn a_holder_does_not_wait_for_a_second_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.db");
+    let s = Store::open(&p, options()).unwrap();
+    let (mut child, _out) = holder(&p);
+    let mine = s.lock_entry(b"mine").unwrap().expect("not nested");
+    let t = Instant::now();
+    assert!(s.lock_entry(b"k").unwrap().is_none());
+    assert!(t.elapsed() < Duration::from_millis(500));
+    drop(mine);
+    use std::io::Write;
+    writeln!(child.stdin.as_mut().unwrap()).unwrap();
+    assert!(child.wait().unwrap().success());
 }
