@@ -40,6 +40,7 @@ mod apply;
 mod checkpoint;
 mod entry_lock;
 mod error;
+mod evict;
 mod exclusive;
 mod files;
 pub mod format;
@@ -62,7 +63,7 @@ pub use exclusive::Exclusive;
 pub use files::Paths;
 pub use format::{Superblock, SuperblockError, UncheckedSuperblock};
 pub use io::{FileKind, MappedRange, RealIo, StorageIo, SyncKind};
-pub use options::{Durability, Options};
+pub use options::{Durability, Options, WhenFull};
 pub use store::{Batch, EntryMeta, Scanned, Store, Visit};
 
 /// Largest key accepted, in bytes.
@@ -142,4 +143,7 @@ pub struct Stats {
     /// the free lists and counters by walking the index, instead of loading the snapshot a clean
     /// close leaves (SPEC.md §7.2): true after a crash or with a damaged or outdated snapshot.
     pub rebuilt_at_open: bool,
+    /// Entries evicted to make room for writes (`WhenFull::Evict`), since the lock file's
+    /// shared state was built.
+    pub expunges: u64,
 }

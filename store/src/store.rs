@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     /// The journal was created (zeroed) by this open and holds no record yet, so the first
     /// recovery need not read it (16 MiB by default); cleared by that recovery.
     pub(crate) journal_is_new: AtomicBool,
+    /// What a write that does not fit does (`Options::when_full`).
+    pub(crate) when_full: crate::WhenFull,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
@@ -449,6 +451,7 @@ impl Inner {
             opened: false,
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
+            when_full: opts.when_full,
             reads: Default::default(),
         };
         if first {
@@ -745,6 +748,9 @@ impl Inner {
     fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
         let live = self.lookup_uncounted(key)?;
         self.count_read(live.is_some());
+        if live.is_some() {
+            self.touch(hash_key(key));
+        }
         Ok(live)
     }
 
@@ -804,7 +810,19 @@ impl Inner {
         })?;
         let live = found.filter(|m| m.expires_at_ms == 0 || m.expires_at_ms > now_ms());
         self.count_read(live.is_some());
+        if live.is_some() {
+            self.touch(hash);
+        }
         Ok(live)
+    }
+
+    /// A hit on the key of `hash`: referenced for the eviction hand, counted in its bucket's
+    /// hits and access time (lock file only: a read never writes the data file).
+    fn touch(&self, hash: u64) {
+        let now_s = (now_ms() / 1000) as u32;
+        self.lock_file
+            .state()
+            .touch(crate::lock_file::access_bucket(hash), now_s);
     }
 }
 
@@ -1256,6 +1274,14 @@ impl Store {
         Ok(())
     }
 
+    /// How often `key` was read (hits) and when last (Unix seconds; 0: not since the shared
+    /// state was built), from the lock file's access table. Keys sharing one of its 262144
+    /// buckets share these numbers; a write of the key resets them (SPEC.md §6.7).
+    pub fn access(&self, key: &[u8]) -> (u64, u64) {
+        let b = crate::lock_file::access_bucket(hash_key(key));
+        self.inner.lock_file.state().access(b)
+    }
+
     /// The store's counters, as this process sees them now.
     ///
     /// # Errors
@@ -1283,6 +1309,7 @@ impl Store {
             recovered_records: l(&h.recovered_records),
             recoveries: l(&h.recoveries),
             rebuilt_at_open: l(&h.rebuilt_at_open) != 0,
+            expunges: l(&h.expunges),
         })
     }
 
