@@ -775,7 +775,9 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
                 if util::has_oom() {
                     break; // PHP raises its memory_limit error when we return
                 }
-                let fields = EntryInfo::new(e.key.len(), &e.meta).cache_list_fields();
+                let fields = EntryInfo::new(e.key.len(), &e.meta)
+                    .with_access(store.access(&e.key))
+                    .cache_list_fields();
                 let _ = list.push(info_array(fields, &mut |_| bytes_zval(&e.key)));
             }
             list
@@ -807,9 +809,12 @@ fn key_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     }
     let Ok(Some(key)) = a.string(0) else { return };
     let Some(store) = open_store(rv) else { return };
-    match store.get_entry(&key) {
+    // Not a read of the value: not counted as a hit.
+    match store.peek_entry(&key) {
         Ok(Some(e)) => {
-            let fields = EntryInfo::new(key.len(), &info::meta_of(&e)).key_info_fields();
+            let fields = EntryInfo::new(key.len(), &info::meta_of(&e))
+                .with_access(store.access(&key))
+                .key_info_fields();
             rv.set_hashtable(info_array(fields, &mut |_| Zval::new()));
         }
         Ok(None) => rv.set_null(),

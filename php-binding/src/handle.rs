@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-type HandleKey = (String, u64, DurabilityMode, u64, bool);
+type HandleKey = (String, u64, DurabilityMode, u64, bool, apcdb::WhenFull);
 
 /// Handles opened by this process, by path and options.
 static FILE_STORES: Mutex<Option<HashMap<HandleKey, Arc<Store>>>> = Mutex::new(None);

@@ -19,7 +19,7 @@ pub enum Durability {
 
 /// What a write that does not fit does (see [`Options::when_full`]).
 #[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum WhenFull {
     /// It fails with [`crate::Error::Full`] and nothing is changed. The default.
     #[default]
