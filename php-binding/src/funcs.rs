@@ -62,6 +62,10 @@ pub fn guard(rv: &mut Zval, f: impl FnOnce(&mut Zval)) {
 pub fn report(e: &StoreError) {
     if matches!(e, StoreError::Reentrant) {
         warn("apcdb: cannot write to the store from inside an apc_entry() generator (it runs under the store's write lock)");
+    } else if e.is_full() && handle::config().when_full == apcdb::WhenFull::Evict {
+        warn(&format!(
+            "apcdb: unable to store the value: {e} (even after evicting other entries)"
+        ));
     } else if e.is_full() {
         warn(&format!(
             "apcdb: unable to store the value: {e} (no other entry was removed)"
