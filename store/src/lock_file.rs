@@ -298,6 +298,10 @@ impl LockFile {
     ) -> Result<LockFile> {
         let len = crate::files::file_len(&path, &file)?;
         if len < LOCK_FILE_LEN {
+            if !first && written_by_other_version(&file) {
+                // Processes of an older version (a shorter state) still use it.
+                return Err(incompatible(&path));
+            }
             if !first {
                 return Err(Error::corrupt(
                     &path,
@@ -358,10 +362,7 @@ impl LockFile {
         if h.magic.load(Ordering::Acquire) != LOCK_FILE_MAGIC
             || h.version.load(Ordering::Relaxed) != LOCK_FILE_VERSION
         {
-            return Err(Error::Incompatible {
-                path: self.path.clone(),
-                detail: "lock file state written by a different version; close every process using the store".into(),
-            });
+            return Err(incompatible(&self.path));
         }
         Ok(())
     }
@@ -376,6 +377,24 @@ impl LockFile {
     pub fn range_lock(&self, byte: i64, mode: Option<bool>, wait: bool) -> Result<bool> {
         range_lock(&self.file, &self.path, byte, mode, wait)
     }
+}
+
+fn incompatible(path: &Path) -> Error {
+    Error::Incompatible {
+        path: path.to_path_buf(),
+        detail:
+            "lock file state written by a different version; close every process using the store"
+                .into(),
+    }
+}
+
+/// Whether the file starts with the lock file's magic and another version's number.
+fn written_by_other_version(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 16];
+    file.read_exact_at(&mut head, 0).is_ok()
+        && u64::from_le_bytes(head[..8].try_into().unwrap()) == LOCK_FILE_MAGIC
+        && u64::from_le_bytes(head[8..].try_into().unwrap()) != LOCK_FILE_VERSION
 }
 
 pub fn range_lock(
