@@ -29,7 +29,7 @@ pub const PENDING_CAP: usize = 1 << 18;
 
 /// Buckets of the access table: a key's bucket is the low bits of its index slot's tag, so the
 /// eviction hand finds it from the slot alone, without reading the entry.
-pub const ACCESS_BUCKETS: usize = 1 << 18;
+pub const ACCESS_BUCKETS: usize = 1 << 16;
 /// An access word: the reference bit (set by reads and writes, cleared by the eviction hand),
 /// 31 bits of hits, 32 bits of last access time in Unix seconds.
 const ACCESS_REF: u64 = 1 << 63;

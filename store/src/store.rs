@@ -1275,7 +1275,7 @@ impl Store {
     }
 
     /// How often `key` was read (hits) and when last (Unix seconds; 0: not since the shared
-    /// state was built), from the lock file's access table. Keys sharing one of its 262144
+    /// state was built), from the lock file's access table. Keys sharing one of its 65536
     /// buckets share these numbers; a write of the key resets them (SPEC.md §6.7).
     pub fn access(&self, key: &[u8]) -> (u64, u64) {
         let b = crate::lock_file::access_bucket(hash_key(key));
