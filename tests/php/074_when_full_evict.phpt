@@ -19,10 +19,16 @@ echo "last key there: ", var_export(apc_fetch("k5999") === str_repeat("x", 1000)
 echo "evicted some: ", var_export($info["expunges"] > 1000, true), ", kept many: ", var_export($left > 300, true), "\n";
 ';
 echo apcdb_run(['apcdb.file' => $db, 'apcdb.size' => '1M', 'apcdb.when_full' => 'evict'], $code);
+// The anonymous store (no apcdb.file) evicts by default.
+echo apcdb_run(['apcdb.size' => '1M'],
+    '$ok = true; for ($i = 0; $i < 4000; $i++) $ok = apc_store("k$i", str_repeat("x", 1000)) && $ok;
+     echo "anonymous: all writes ok: ", var_export($ok, true), "\n";');
 // The default for a file is to refuse.
 apcdb_unlink($db);
 echo apcdb_run(['apcdb.file' => $db, 'apcdb.size' => '1M'],
     'for ($i = 0; $i < 6000 && @apc_store("k$i", str_repeat("x", 1000)); $i++); echo "refused after $i writes\n";');
+// An unknown value is reported, and the file's default used.
+echo apcdb_run(['apcdb.file' => $db, 'apcdb.when_full' => 'sometimes'], 'var_dump(apc_store("x", 1));');
 // Hits and access time per key; hits start again at a write.
 apcdb_unlink($db);
 echo apcdb_run(['apcdb.file' => $db], '
@@ -43,7 +49,11 @@ var_dump(apc_cache_info("user", true)["expunges"]);
 all writes ok: true
 last key there: true
 evicted some: true, kept many: true
+anonymous: all writes ok: true
 refused after %d writes
+
+Warning: apc_store(): apcdb: apcdb.when_full="sometimes" is not one of refuse, evict; using refuse in Command line code on line 1
+bool(true)
 float(3)
 float(1)
 bool(true)
