@@ -155,6 +155,7 @@ impl EntryLocks {
         let me = std::thread::current().id();
         let mut st = self.state();
         loop {
+            let holds_any = st.buckets.values().any(|b| b.owner == me);
             match st.buckets.get_mut(&bucket) {
                 None => break,
                 Some(b) if b.owner == me => {
@@ -164,6 +165,9 @@ impl EntryLocks {
                     b.keys.push(key.to_vec());
                     return Ok(Some(self.guard(bucket, key)));
                 }
+                // Another thread holds it: wait, unless this one holds a bucket itself (the
+                // same rule as for other processes, below).
+                Some(_) if holds_any => return Ok(None),
                 Some(_) => st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner()),
             }
         }

@@ -211,3 +211,27 @@ fn a_holder_does_not_wait_for_a_second_key() {
     writeln!(child.stdin.as_mut().unwrap()).unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// The same between threads of one process: a holder does not wait for another thread's key.
+#[test]
+fn a_holder_does_not_wait_for_another_threads_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(Store::open(dir.path().join("s.db"), options()).unwrap());
+    let (held_tx, held_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let s2 = s.clone();
+    let t = std::thread::spawn(move || {
+        let g = s2.lock_entry(b"k").unwrap().expect("not nested");
+        held_tx.send(()).unwrap();
+        let _ = go_rx.recv();
+        drop(g);
+    });
+    held_rx.recv().unwrap();
+    let mine = s.lock_entry(b"mine").unwrap().expect("not nested");
+    let t0 = Instant::now();
+    assert!(s.lock_entry(b"k").unwrap().is_none());
+    assert!(t0.elapsed() < Duration::from_millis(500));
+    drop(mine);
+    go_tx.send(()).unwrap();
+    t.join().unwrap();
+}
