@@ -71,33 +71,41 @@ impl WriteTxn<'_> {
         self.plan_blocks(ops)
     }
 
-    /// Makes room in the index for `puts` more keys (`ensure_index_room`), evicting while a
-    /// larger index copy does not fit.
+    /// Makes room in the index for `puts` more keys (`ensure_index_room`), evicting while the
+    /// rebuilt copies do not fit. A rebuild keeps both old copies until the next checkpoint and
+    /// never shrinks the index, so a store full of small entries may have no room for it at
+    /// all: entries are evicted first, and the index is then rebuilt at the size the remaining
+    /// ones need, which may be smaller than now.
     pub(crate) fn index_room_evicting(&self, ops: &[Op], puts: u64) -> Result<()> {
+        let h = self.lock_file.state();
         let mut round = 0;
         loop {
-            match self.ensure_index_room(puts) {
+            let e = match self.ensure_index_room(puts) {
                 Err(e)
                     if e.is_full() && self.when_full == WhenFull::Evict && round < MAX_ROUNDS =>
                 {
-                    // Room for the two copies a rebuild writes (the old pair stays until the
-                    // next checkpoint), or for this write, whichever is more.
-                    // The two copies come from contiguous space: clear a run for them (and
-                    // a little more, so that the next rebuild is not due at once).
-                    let slots = self.lock_file.state().index_slots.load(Relaxed);
-                    let protect = protected(ops);
-                    let mut cleared = self.evict_region(&protect, 2 * index_block_len(slots))?;
-                    if round > 0 {
-                        cleared += self.evict_round(&protect, self.target(ops))?;
-                    }
-                    if cleared == 0 {
-                        return Err(e);
-                    }
-                    self.checkpoint()?;
-                    self.exclude_readers(|| self.rebuild_free_lists())?;
-                    round += 1;
+                    e
                 }
                 r => return r,
+            };
+            round += 1;
+            let protect = protected(ops);
+            let mut cleared = self.evict_round(&protect, self.target(ops))?;
+            let slots = h.index_slots.load(Relaxed);
+            let need = (h.entries.load(Relaxed) + puts) * 100 / crate::apply::MAX_LOAD_PERCENT + 1;
+            let want = (need + need / 8).next_power_of_two().max(MIN_INDEX_SLOTS);
+            // The two new copies come from contiguous space.
+            cleared += self.evict_region(&protect, 2 * index_block_len(want.max(slots)))?;
+            if cleared == 0 {
+                return Err(e);
+            }
+            self.checkpoint()?;
+            self.exclude_readers(|| self.rebuild_free_lists())?;
+            if want < slots {
+                match self.rebuild_index(want) {
+                    Err(e) if e.is_full() => {}
+                    r => r?,
+                }
             }
         }
     }
@@ -195,6 +203,10 @@ impl WriteTxn<'_> {
     /// It lists the index's entries (as `rebuild_free_lists`, which this path runs anyway).
     fn evict_region(&self, protect: &[&[u8]], len: u64) -> Result<usize> {
         let h = self.lock_file.state();
+        if len > self.max_size() / 2 {
+            // Clearing most of the store for one block is a wipe in all but name.
+            return Ok(0);
+        }
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         // (offset, bytes, slot or 0 for a block that must stay)
         let mut blocks: Vec<(u64, u64, u64)> = Vec::new();

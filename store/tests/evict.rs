@@ -193,3 +193,22 @@ fn a_crash_while_evicting_loses_nothing_else() {
         );
     }
 }
+
+/// Many tiny entries: the index, not the values, runs out of room, and its rebuild needs
+/// contiguous space in a full store.
+#[test]
+fn tiny_entries_keep_succeeding_when_the_index_needs_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.db");
+    let s = Store::open(&p, small(WhenFull::Evict)).unwrap();
+    for i in 0..40_000 {
+        let k = format!("t{i}");
+        s.put(k.as_bytes(), b"x")
+            .unwrap_or_else(|e| panic!("write {i}: {e}"));
+    }
+    let st = s.stats().unwrap();
+    assert!(st.expunges > 0 && st.entries > 1000, "{st:?}");
+    assert!(s.contains(b"t39999").unwrap());
+    drop(s);
+    assert!(apcdb::verify::check(&p).unwrap().problems.is_empty());
+}
