@@ -640,7 +640,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     // generator directly. Otherwise another process may have generated it while we waited.
     let held = if let Some(g) = { held } {
         // Decoding can run user code (which may call apc_entry() of this key): not under the lock.
-        let hit = store.get_entry(&key);
+        let hit = store.peek_entry(&key); // the miss was counted above
         if let Ok(Some(_)) | Err(_) = hit {
             drop(g);
             entry_hit(rv, &store, &key);
