@@ -636,8 +636,9 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             return;
         }
     };
-    // `None`: a nested apc_entry() of the same key inside its own generator: it runs the
-    // generator directly. Otherwise another process may have generated it while we waited.
+    // `None`: not taken (a nested apc_entry() of the key whose generator is running, or one
+    // that would have to wait while this process holds another key's lock): the generator runs
+    // directly. Otherwise another process may have generated it while we waited.
     let held = if let Some(g) = { held } {
         // Decoding can run user code (which may call apc_entry() of this key): not under the lock.
         let hit = store.peek_entry(&key); // the miss was counted above
