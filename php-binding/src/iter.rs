@@ -341,8 +341,18 @@ impl IterState {
             return Err(invalid_position("current"));
         };
         let f = self.format;
+        let wants_access = f & (apc::filter::APC_ITER_NUM_HITS | apc::filter::APC_ITER_ATIME) != 0;
+        let access = if wants_access {
+            handle::store().map(|s| s.access(&it.key))
+        } else {
+            None
+        };
         bailout_safe(it, |it| {
-            let fields = EntryInfo::new(it.key.len(), &it.meta).iterator_fields(f);
+            let mut info = EntryInfo::new(it.key.len(), &it.meta);
+            if let Some(a) = access {
+                info = info.with_access(a);
+            }
+            let fields = info.iterator_fields(f);
             let h = info_array(fields, &mut |slot| match slot {
                 Slot::Key => bytes_zval(&it.key),
                 Slot::Value => it

@@ -54,7 +54,9 @@ mod alloc;
 mod apply;
 mod backup;
 mod checkpoint;
+mod entry_lock;
 mod error;
+mod evict;
 mod exclusive;
 mod files;
 pub mod format;
@@ -73,12 +75,13 @@ pub mod verify;
 mod write;
 
 pub use backup::{BackupReport, CompactReport};
+pub use entry_lock::{EntryGuard, ENTRY_LOCK_BASE, ENTRY_LOCK_BUCKETS};
 pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;
 pub use files::Paths;
 pub use format::{Superblock, SuperblockError, UncheckedSuperblock};
 pub use io::{FileKind, MappedRange, RealIo, StorageIo, SyncKind};
-pub use options::{Durability, Options};
+pub use options::{Durability, Options, WhenFull};
 pub use scan::{Scan, ScanWith};
 pub use store::{Batch, EntryMeta, Scanned, Store, Visit};
 
@@ -176,4 +179,7 @@ pub struct Stats {
     /// the free lists and counters by walking the index, instead of loading the snapshot a clean
     /// close leaves (SPEC.md §7.2): true after a crash or with a damaged or outdated snapshot.
     pub rebuilt_at_open: bool,
+    /// Entries evicted to make room for writes (`WhenFull::Evict`), since the lock file's
+    /// shared state was built.
+    pub expunges: u64,
 }

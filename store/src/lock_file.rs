@@ -20,12 +20,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// 2: the early checkpoint's claim, the live maximum size, the snapshot fields (`snapshot_armed`,
-/// `rebuilt_at_open`).
-pub const LOCK_FILE_VERSION: u64 = 2;
+/// `rebuilt_at_open`). 3: the access table, the eviction clock hand and `expunges`.
+pub const LOCK_FILE_VERSION: u64 = 3;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed since the last checkpoint, waiting until it is durable before reuse.
 pub const PENDING_CAP: usize = 1 << 18;
+
+/// Buckets of the access table: a key's bucket is the low bits of its index slot's tag, so the
+/// eviction hand finds it from the slot alone, without reading the entry.
+pub const ACCESS_BUCKETS: usize = 1 << 16;
+/// An access word: the reference bit (set by reads and writes, cleared by the eviction hand),
+/// 31 bits of hits, 32 bits of last access time in Unix seconds.
+const ACCESS_REF: u64 = 1 << 63;
+const ACCESS_HITS_SHIFT: u32 = 32;
+const ACCESS_HITS_MAX: u64 = (1 << 31) - 1;
+
+/// The access-table bucket of a key hash.
+pub fn access_bucket(hash: u64) -> usize {
+    crate::format::slot_tag(hash) as usize & (ACCESS_BUCKETS - 1)
+}
 
 /// A process-shared robust mutex living in the lock file.
 #[repr(C, align(64))]
@@ -153,6 +167,50 @@ pub struct LockState {
     free_heads: [AtomicU64; CLASSES],
     pub dirty: [AtomicU64; DIRTY_WORDS],
     pending: [AtomicU64; PENDING_CAP],
+    /// Entries removed to make room (`WhenFull::Evict`), since the shared state was built.
+    pub expunges: AtomicU64,
+    /// Where the eviction hand stands in the live index (a slot number; reduced modulo the
+    /// index's size when used, so an index rebuild needs no reset).
+    pub clock_hand: AtomicU64,
+    /// Per bucket of keys: reference bit, hits, last access (see `ACCESS_REF`). Not durable:
+    /// rebuilt as zeros with the rest of the shared state.
+    access: [AtomicU64; ACCESS_BUCKETS],
+}
+
+/// The access table: written by lock-free readers (never the data file) and by writers.
+impl LockState {
+    /// A read found a live entry in `bucket` at `now_s`: reference it, count the hit.
+    pub fn touch(&self, bucket: usize, now_s: u32) {
+        let w = &self.access[bucket];
+        let _ = w.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+            let hits = ((old >> ACCESS_HITS_SHIFT) & ACCESS_HITS_MAX) + 1;
+            Some(ACCESS_REF | (hits.min(ACCESS_HITS_MAX) << ACCESS_HITS_SHIFT) | now_s as u64)
+        });
+    }
+
+    /// A new version was written in `bucket` at `now_s`: referenced, no hits yet.
+    pub fn written(&self, bucket: usize, now_s: u32) {
+        self.access[bucket].store(ACCESS_REF | now_s as u64, Ordering::Relaxed);
+    }
+
+    /// Hits and last access (Unix seconds, 0 = never) of `bucket`.
+    pub fn access(&self, bucket: usize) -> (u64, u64) {
+        let w = self.access[bucket].load(Ordering::Relaxed);
+        ((w >> ACCESS_HITS_SHIFT) & ACCESS_HITS_MAX, w & 0xffff_ffff)
+    }
+
+    /// Whether `bucket` was referenced since the eviction hand last passed it.
+    pub fn is_referenced(&self, bucket: usize) -> bool {
+        self.access[bucket].load(Ordering::Relaxed) & ACCESS_REF != 0
+    }
+
+    /// The eviction hand passes `bucket`: clears its reference bit and says whether it was set.
+    pub fn clear_ref(&self, bucket: usize) -> bool {
+        let w = &self.access[bucket];
+        // Reading first: a bucket the hand passes twice without reads is not written again.
+        w.load(Ordering::Relaxed) & ACCESS_REF != 0
+            && w.fetch_and(!ACCESS_REF, Ordering::Relaxed) & ACCESS_REF != 0
+    }
 }
 
 /// The allocator's part of the state (heap end, free lists, blocks waiting for a checkpoint):
@@ -243,6 +301,10 @@ impl LockFile {
     ) -> Result<LockFile> {
         let len = crate::files::file_len(&path, &file)?;
         if len < LOCK_FILE_LEN {
+            if !first && written_by_other_version(&file) {
+                // Processes of an older version (a shorter state) still use it.
+                return Err(incompatible(&path));
+            }
             if !first {
                 return Err(Error::corrupt(
                     &path,
@@ -303,12 +365,14 @@ impl LockFile {
         if h.magic.load(Ordering::Acquire) != LOCK_FILE_MAGIC
             || h.version.load(Ordering::Relaxed) != LOCK_FILE_VERSION
         {
-            return Err(Error::Incompatible {
-                path: self.path.clone(),
-                detail: "lock file state written by a different version; close every process using the store".into(),
-            });
+            return Err(incompatible(&self.path));
         }
         Ok(())
+    }
+
+    /// The descriptor the lock file was opened with (per-key locks reopen it per process).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
     }
 
     /// Takes (`Some(true)` exclusive, `Some(false)` shared) or releases (`None`) one of the two
@@ -332,6 +396,24 @@ impl LockFile {
         let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
         rc != 0 || fl.l_type != libc::F_UNLCK as libc::c_short
     }
+}
+
+fn incompatible(path: &Path) -> Error {
+    Error::Incompatible {
+        path: path.to_path_buf(),
+        detail:
+            "lock file state written by a different version; close every process using the store"
+                .into(),
+    }
+}
+
+/// Whether the file starts with the lock file's magic and another version's number.
+fn written_by_other_version(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 16];
+    file.read_exact_at(&mut head, 0).is_ok()
+        && u64::from_le_bytes(head[..8].try_into().unwrap()) == LOCK_FILE_MAGIC
+        && u64::from_le_bytes(head[8..].try_into().unwrap()) != LOCK_FILE_VERSION
 }
 
 pub fn range_lock(

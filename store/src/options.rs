@@ -17,6 +17,18 @@ pub enum Durability {
     None,
 }
 
+/// What a write that does not fit does (see [`Options::when_full`]).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum WhenFull {
+    /// It fails with [`crate::Error::Full`] and nothing is changed. The default.
+    #[default]
+    Refuse,
+    /// Other entries are evicted until it fits: expired ones first, then the least recently
+    /// used in an approximate (CLOCK) order, never one the write itself names (SPEC.md §4.1).
+    Evict,
+}
+
 /// Options for [`crate::Store::open`]. Sizes apply when the store is created; an existing store
 /// keeps the sizes it was created with, except that a larger [`max_size`](Self::max_size)
 /// raises its limit.
@@ -36,6 +48,7 @@ pub struct Options {
     pub(crate) ephemeral: bool,
     pub(crate) index_slots: u64,
     pub(crate) io: crate::io::SharedIo,
+    pub(crate) when_full: WhenFull,
 }
 
 impl std::fmt::Debug for Options {
@@ -49,6 +62,7 @@ impl std::fmt::Debug for Options {
             .field("reset_generation", &self.reset_generation)
             .field("create", &self.create)
             .field("index_slots", &self.index_slots)
+            .field("when_full", &self.when_full)
             .field("io_wants_mapped_writes", &self.io.wants_mapped_writes())
             .finish()
     }
@@ -67,6 +81,7 @@ impl Default for Options {
             ephemeral: false,
             index_slots: 4096,
             io: std::sync::Arc::new(crate::io::RealIo),
+            when_full: WhenFull::Refuse,
         }
     }
 }
@@ -122,6 +137,12 @@ impl Options {
     /// for stores whose size is known in advance.
     pub fn index_slots(mut self, slots: u64) -> Self {
         self.index_slots = slots.clamp(16, 1 << 28).next_power_of_two();
+        self
+    }
+    /// What this handle's writes do when the store is full (default [`WhenFull::Refuse`]).
+    /// Chosen per handle, like durability.
+    pub fn when_full(mut self, w: WhenFull) -> Self {
+        self.when_full = w;
         self
     }
     /// Whether a missing store is created (default true).

@@ -13,6 +13,7 @@
 //! path of `write.rs`; `Store::checkpoint` takes the lock and runs `WriteTxn::checkpoint`
 //! (`checkpoint.rs`).
 
+use crate::entry_lock::{EntryGuard, EntryLocks};
 use crate::error::{CorruptKind, Error, Result};
 use crate::files::{self, Paths};
 use crate::format::*;
@@ -67,6 +68,7 @@ pub struct Scanned {
 pub struct Store {
     inner: Arc<Inner>,
     flusher: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
+    entry_locks: EntryLocks,
 }
 
 impl std::fmt::Debug for Store {
@@ -108,6 +110,8 @@ pub(crate) struct Inner {
     /// The journal was created (zeroed) by this open and holds no record yet, so the first
     /// recovery need not read it (16 MiB by default); cleared by that recovery.
     pub(crate) journal_is_new: AtomicBool,
+    /// What a write that does not fit does (`Options::when_full`).
+    pub(crate) when_full: crate::WhenFull,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
@@ -263,7 +267,12 @@ impl Store {
             }
             _ => None,
         };
-        Store { inner, flusher }
+        let entry_locks = EntryLocks::new(inner.lock_file.raw_fd(), &inner.lock_file.path);
+        Store {
+            inner,
+            flusher,
+            entry_locks,
+        }
     }
 }
 
@@ -452,6 +461,7 @@ impl Inner {
             opened: false,
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
+            when_full: opts.when_full,
             reads: Default::default(),
         };
         if first {
@@ -748,6 +758,9 @@ impl Inner {
     fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
         let live = self.lookup_uncounted(key)?;
         self.count_read(live.is_some());
+        if live.is_some() {
+            self.touch(hash_key(key));
+        }
         Ok(live)
     }
 
@@ -825,7 +838,19 @@ impl Inner {
             })?
         })?;
         self.count_read(found.is_some());
+        if found.is_some() {
+            self.touch(hash);
+        }
         Ok(found)
+    }
+
+    /// A hit on the key of `hash`: referenced for the eviction hand, counted in its bucket's
+    /// hits and access time (lock file only: a read never writes the data file).
+    fn touch(&self, hash: u64) {
+        let now_s = (now_ms() / 1000) as u32;
+        self.lock_file
+            .state()
+            .touch(crate::lock_file::access_bucket(hash), now_s);
     }
 }
 
@@ -1247,6 +1272,27 @@ impl Store {
         Ok(())
     }
 
+    /// Waits until no other caller, in any process, holds `key`'s generator lock, and takes it:
+    /// callers that compute a missing value (PHP's `apc_entry`) hold it while they compute, so
+    /// that one computes and the others then read its result. It locks nothing else: reads and
+    /// writes of every key, this one included, go on. Dropping the guard releases it; so does the
+    /// death of the process. Keys sharing one of 65536 hash buckets wait for each other
+    /// (SPEC.md §6.6).
+    ///
+    /// `Ok(None)`: not taken; the caller computes without it. That is the answer when this thread
+    /// already holds `key`'s lock (a nested call), and when it holds another key's lock and this
+    /// one is busy: a holder never waits, since the process it would wait for may be waiting for
+    /// it. Locks are per process: two handles of one process on the same store share them.
+    pub fn lock_entry(&self, key: &[u8]) -> Result<Option<EntryGuard<'_>>> {
+        self.entry_locks.lock(key)
+    }
+
+    /// Releases every generator lock this process holds, for a caller whose guards were skipped
+    /// (PHP's request shutdown after a bailout); the guards become no-ops.
+    pub fn release_entry_locks(&self) {
+        self.entry_locks.release_all()
+    }
+
     /// Changes the store's maximum size (SPEC.md §9). Every process that has the store open
     /// can grow the file up to the new size at once, without reopening; the change is durable
     /// (in a checkpoint) when this returns, and a crash during it leaves the old or the new size.
@@ -1266,6 +1312,14 @@ impl Store {
         txn.set_max_size(bytes)?;
         drop(txn);
         Ok(())
+    }
+
+    /// How often `key` was read (hits) and when last (Unix seconds; 0: not since the shared
+    /// state was built), from the lock file's access table. Keys sharing one of its 65536
+    /// buckets share these numbers; a write of the key resets them (SPEC.md §6.7).
+    pub fn access(&self, key: &[u8]) -> (u64, u64) {
+        let b = crate::lock_file::access_bucket(hash_key(key));
+        self.inner.lock_file.state().access(b)
     }
 
     /// The store's counters, as this process sees them now.
@@ -1295,6 +1349,7 @@ impl Store {
             recovered_records: l(&h.recovered_records),
             recoveries: l(&h.recoveries),
             rebuilt_at_open: l(&h.rebuilt_at_open) != 0,
+            expunges: l(&h.expunges),
         })
     }
 

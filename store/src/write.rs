@@ -178,7 +178,7 @@ impl WriteTxn<'_> {
         if h.pending_count() as usize + ops.len() > lock_file::PENDING_CAP {
             self.checkpoint()?;
         }
-        self.ensure_index_room(puts)?;
+        self.index_room_evicting(ops, puts)?;
         // 3.2 Plan blocks, before anything is journaled: a store without room changes nothing.
         let blocks = self.plan_with_room(ops)?;
         // 3.3 Journal append; if it fails, the blocks go back and nothing was applied.
@@ -195,6 +195,7 @@ impl WriteTxn<'_> {
         h.next_lsn.store(lsn + 1, Relaxed);
         // 3.4 Apply into the planned blocks and the live index.
         self.apply(lsn, ops, &blocks)?;
+        self.note_written(ops);
         // 3.5 Publish as written: the next group commit flushes up to here.
         h.written_lsn.store(lsn, Release);
         Ok(lsn)
@@ -207,6 +208,13 @@ impl WriteTxn<'_> {
         for attempt in 0..3 {
             if let Some(blocks) = self.plan_blocks(ops)? {
                 return Ok(blocks);
+            }
+            if self.when_full == crate::WhenFull::Evict {
+                // Evicting others instead (`evict.rs`); `None`: nothing more could go.
+                match self.plan_evicting(ops)? {
+                    Some(blocks) => return Ok(blocks),
+                    None => break,
+                }
             }
             match attempt {
                 0 => {

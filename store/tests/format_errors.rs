@@ -166,3 +166,49 @@ fn a_store_is_the_files_paths_names() {
     named.sort();
     assert_eq!(made, named);
 }
+
+/// A lock file in use by processes of an older version (a shorter shared state) is refused as
+/// incompatible, naming the fix, not reported as damage.
+#[test]
+fn lock_file_of_an_older_version_in_use_is_incompatible() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.db");
+    drop(apcdb::Store::open(&p, apcdb::Options::default()).unwrap());
+    let lock = apcdb::Paths::new(&p).lock.clone();
+    let mut head = Vec::new();
+    head.extend_from_slice(&u64::from_le_bytes(*b"APCDBshm").to_le_bytes());
+    head.extend_from_slice(&2u64.to_le_bytes());
+    head.resize(4096, 0);
+    std::fs::write(&lock, &head).unwrap();
+    // Another "process" has the store open: its presence byte, on a description of its own.
+    let other = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock)
+        .unwrap();
+    // SAFETY: flock is plain data; zeroed is a valid starting value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_RDLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 1;
+    fl.l_len = 1;
+    // SAFETY: a valid descriptor and an initialised flock.
+    assert_eq!(
+        unsafe { libc::fcntl(other.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
+        0
+    );
+    // ... and on the data file, as every opener holds it.
+    let data = std::fs::File::open(&p).unwrap();
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::fcntl(data.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
+        0
+    );
+    match apcdb::Store::open(&p, apcdb::Options::default()) {
+        Err(apcdb::Error::Incompatible { detail, .. }) => {
+            assert!(detail.contains("different version"), "{detail}")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
