@@ -190,14 +190,42 @@ impl WriteTxn<'_> {
 
     /// Runs recovery; the caller holds the write lock. Returns the number of records replayed.
     pub(crate) fn recover(&self) -> Result<u64> {
-        let replayed = self.exclude_readers(|| self.rebuild_live_state())?;
-        if replayed > 0 || self.lock_file.state().pending_count() > 0 {
+        let mut phases = Phases::new();
+        let h = self.lock_file.state();
+        self.hold_free_lists();
+        let rebuilt = self.exclude_readers(|| self.rebuild_live_state(&mut phases));
+        let held = self.held_free.borrow_mut().take();
+        let replayed = rebuilt?;
+        // An overflowed pending list makes the checkpoint's reclaim rebuild the shared lists
+        // from the index, which finds the held blocks too: they must not be linked twice.
+        let held = held.filter(|_| !h.pending_overflowed());
+        if replayed > 0 || h.pending_count() > 0 {
+            // The blocks replay freed stay pending through this checkpoint and join the free
+            // lists at the next one: linking them now would write into as many scattered pages
+            // as replay overwrote keys, on the opener's path. Waiting a checkpoint longer is
+            // always safe. (An overflowed list is left to the checkpoint's rebuild.)
+            let keep: Vec<u64> = match h.pending_overflowed() {
+                true => Vec::new(),
+                false => (0..h.pending_count()).map(|i| h.pending(i)).collect(),
+            };
+            if !keep.is_empty() {
+                h.reset_pending(self.held(), false);
+            }
             self.checkpoint()?;
+            for &slot in &keep {
+                h.add_pending(self.held(), slot);
+            }
+            phases.done("checkpoint");
         }
+        if let Some(held) = held {
+            self.link_held_free(held)?;
+            phases.done("free-list links");
+        }
+        phases.report(&self.map.path, replayed);
         Ok(replayed)
     }
 
-    fn rebuild_live_state(&self) -> Result<u64> {
+    fn rebuild_live_state(&self, phases: &mut Phases) -> Result<u64> {
         let h = self.lock_file.state();
         let file_size = self.map.refresh_len()?;
         h.file_size.store(file_size, Release);
@@ -211,6 +239,7 @@ impl WriteTxn<'_> {
                 CorruptKind::IndexChecksum { epoch: sb.epoch },
             ));
         }
+        phases.done("durable index checksum");
         for page in 0..bytes.div_ceil(PAGE) {
             let (off, len) = (page * PAGE, PAGE.min(bytes - page * PAGE));
             if !self.map.equal(durable + off, live + off, len)? {
@@ -220,8 +249,10 @@ impl WriteTxn<'_> {
         for w in &h.dirty {
             w.store(0, Relaxed);
         }
+        phases.done("index compare and copy");
         self.adopt_superblock(&sb, live, file_size);
         self.rebuild_free_lists()?;
+        phases.done("free-list rebuild");
 
         let scan = if self.journal_is_new.swap(false, Relaxed) {
             crate::journal::Scan {
@@ -232,6 +263,7 @@ impl WriteTxn<'_> {
         } else {
             self.journal.scan(sb.epoch, sb.ckpt_lsn + 1)?
         };
+        phases.done("journal scan");
         let replayed = scan.records.len() as u64;
         for (lsn, ops) in &scan.records {
             // Room for the keys the record adds, as the write path counted it.
@@ -249,6 +281,7 @@ impl WriteTxn<'_> {
             };
             self.apply(*lsn, ops, &blocks)?;
         }
+        phases.done("replay");
         let last = sb.ckpt_lsn + replayed;
         h.next_lsn.store(last + 1, Relaxed);
         h.written_lsn.store(last, Relaxed);
@@ -257,6 +290,48 @@ impl WriteTxn<'_> {
         h.recoveries.fetch_add(1, Relaxed);
         h.recovered_records.store(replayed, Relaxed);
         Ok(replayed)
+    }
+}
+
+/// Wall-clock time of each recovery phase, printed to stderr when `APCDB_RECOVERY_TIMING` is set
+/// (a measuring aid: `cargo run --release -p apcdb --example journal_trade` sets it).
+struct Phases {
+    on: bool,
+    last: std::time::Instant,
+    done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        Phases {
+            on: std::env::var_os("APCDB_RECOVERY_TIMING").is_some(),
+            last: std::time::Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    fn done(&mut self, phase: &'static str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            self.done.push((phase, now - self.last));
+            self.last = now;
+        }
+    }
+
+    fn report(&self, path: &std::path::Path, replayed: u64) {
+        if !self.on {
+            return;
+        }
+        let parts: Vec<String> = self
+            .done
+            .iter()
+            .map(|(p, d)| format!("{p} {:.1} ms", d.as_secs_f64() * 1e3))
+            .collect();
+        eprintln!(
+            "apcdb recovery of {} ({replayed} records): {}",
+            path.display(),
+            parts.join(", ")
+        );
     }
 }
 
@@ -339,7 +414,9 @@ mod tests {
         let inner = store.inner();
         let replay = || {
             let txn = inner.lock().unwrap();
-            let n = txn.exclude_readers(|| txn.rebuild_live_state()).unwrap();
+            let n = txn
+                .exclude_readers(|| txn.rebuild_live_state(&mut Phases::new()))
+                .unwrap();
             drop(txn);
             n
         };
@@ -381,7 +458,11 @@ mod tests {
         let h = inner.lock_file.state();
         assert_eq!(h.index_slots.load(Relaxed), 256);
         let txn = inner.lock().unwrap();
-        assert_eq!(txn.exclude_readers(|| txn.rebuild_live_state()).unwrap(), 1);
+        assert_eq!(
+            txn.exclude_readers(|| txn.rebuild_live_state(&mut Phases::new()))
+                .unwrap(),
+            1
+        );
         drop(txn);
         assert_eq!(h.index_slots.load(Relaxed), 256);
         assert_eq!(store.get(b"k0").unwrap(), None);

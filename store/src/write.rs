@@ -75,6 +75,10 @@ pub(crate) struct WriteTxn<'a> {
     exclude_readers_depth: Cell<u32>,
     /// The disk refused to grow the data file (ENOSPC) while this transaction looked for room.
     pub(crate) growth_refused: Cell<bool>,
+    /// Set only during recovery: free lists kept in this process instead of linked through the
+    /// free blocks (`alloc.rs`, `HeldFree`), so that recovery's checkpoint does not have to flush
+    /// a link written into nearly every page of the heap.
+    pub(crate) held_free: std::cell::RefCell<Option<crate::alloc::HeldFree>>,
 }
 
 impl std::ops::Deref for WriteTxn<'_> {
@@ -120,6 +124,7 @@ impl Inner {
             unwinding_at_lock: std::thread::panicking(),
             exclude_readers_depth: Cell::new(0),
             growth_refused: Cell::new(false),
+            held_free: Default::default(),
         };
         // A file shrunk under us while we waited: nothing in the shared state can be trusted.
         self.check_mappings()?;
