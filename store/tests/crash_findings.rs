@@ -215,7 +215,7 @@ fn crashed_store(path: &Path) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
             x ^= x >> 7;
             x ^= x << 17;
             let key = format!("key{}", x % 400).into_bytes();
-            if x % 7 == 0 {
+            if x.is_multiple_of(7) {
                 store.delete(&key).unwrap();
                 model.remove(&key);
             } else {
