@@ -1343,6 +1343,39 @@ mod tests {
         assert_eq!(std::fs::metadata(journal).unwrap().len(), 100 << 10);
     }
 
+    /// A journal cycle holds at most `journal_size / REPLAY_COST_BYTES` records, however small
+    /// they are, so the replay after a crash follows the journal's size (SPEC.md §3).
+    #[test]
+    fn a_journal_cycle_is_bounded_by_its_record_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = Store::open(
+            &path,
+            Options::default()
+                .durability(crate::Durability::None)
+                .journal_size(64 << 10),
+        )
+        .unwrap();
+        let cap = (64 << 10) / crate::write::REPLAY_COST_BYTES;
+        let mut most = 0;
+        for i in 0..3000u32 {
+            // 56-byte records: 1,170 would fit in the journal's bytes.
+            store.put(&(i % 50).to_le_bytes()[..1], b"").unwrap();
+            let inner = store.inner();
+            most = most.max(inner.cycle_records());
+            assert!(inner.lock_file.state().journal_pos.load(Relaxed) <= 64 << 10);
+        }
+        assert!(
+            most <= cap,
+            "{most} records in a cycle, at most {cap} allowed"
+        );
+        assert!(
+            most > cap / 2,
+            "{most}: the cap, not something else, ended the cycles"
+        );
+        assert!(store.stats().unwrap().checkpoints >= 3000 / cap);
+    }
+
     /// A superblock with a correct checksum and 2^29 index slots (more than
     /// the lock file tracks), backed by a big enough sparse file, used to pass validation; a
     /// checkpoint then panicked indexing the dirty-page table and readers of other handles spun.
