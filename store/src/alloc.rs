@@ -190,15 +190,24 @@ impl WriteTxn<'_> {
             used.mark(c.load(Relaxed), index_len, &self.map.path)?;
         }
         let (mut entries, mut bytes, mut tombstones) = (0u64, 0u64, 0u64);
-        for i in 0..slots {
-            let s = self.map.load_u64(slot_at(live, i))?;
-            tombstones += (s == SLOT_TOMBSTONE) as u64;
-            if slot_is_entry(s) {
-                let len = class_size(slot_class(s));
-                used.mark(slot_offset(s), len, &self.map.path)?;
-                entries += 1;
-                bytes += len;
+        // The index read a chunk at a time: one bounds check and copy per 64 KiB, not per slot.
+        let mut chunk = vec![0u8; 64 << 10];
+        let mut first = 0;
+        while first < slots {
+            let n = (slots - first).min(chunk.len() as u64 / 8);
+            let buf = &mut chunk[..n as usize * 8];
+            self.map.read(slot_at(live, first), buf)?;
+            for word in buf.chunks_exact(8) {
+                let s = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+                tombstones += (s == SLOT_TOMBSTONE) as u64;
+                if slot_is_entry(s) {
+                    let len = class_size(slot_class(s));
+                    used.mark(slot_offset(s), len, &self.map.path)?;
+                    entries += 1;
+                    bytes += len;
+                }
             }
+            first += n;
         }
         let kept = self.mark_durable(&mut used)?;
         for class in 0..CLASSES as u8 {
@@ -409,33 +418,39 @@ impl UnitMap {
     fn clear_runs(&self) -> Vec<(u64, u64)> {
         let mut runs = Vec::new();
         let mut start = None;
-        let mut u = 0;
-        while u < self.units {
-            let w = self.words[(u / 64) as usize];
-            // Whole words at once when they are all used or all free.
-            if u % 64 == 0 && u + 64 <= self.units && (w == u64::MAX || w == 0) {
-                match (w == 0, start) {
-                    (true, None) => start = Some(u),
-                    (false, Some(s)) => {
-                        runs.push((s, u - s));
-                        start = None;
-                    }
-                    _ => {}
+        for (i, &word) in self.words.iter().enumerate() {
+            let base = i as u64 * 64;
+            // Units past the end count as used, which closes a run that reaches the end.
+            let valid = (self.units - base).min(64);
+            let w = if valid == 64 {
+                word
+            } else {
+                word | (!0 << valid)
+            };
+            // Jump from one change between free and used to the next within the word.
+            let mut pos = 0;
+            while pos < 64 {
+                let above = !0u64 << pos;
+                match start {
+                    None => match (!w & above).trailing_zeros() {
+                        64 => pos = 64,
+                        free => {
+                            start = Some(base + free as u64);
+                            pos = free;
+                        }
+                    },
+                    Some(s) => match (w & above).trailing_zeros() {
+                        64 => pos = 64,
+                        used => {
+                            runs.push((s, base + used as u64 - s));
+                            start = None;
+                            pos = used;
+                        }
+                    },
                 }
-                u += 64;
-                continue;
             }
-            let free = w & (1 << (u % 64)) == 0;
-            match (free, start) {
-                (true, None) => start = Some(u),
-                (false, Some(s)) => {
-                    runs.push((s, u - s));
-                    start = None;
-                }
-                _ => {}
-            }
-            u += 1;
         }
+        // A run that reaches an end falling on a word boundary.
         if let Some(s) = start {
             runs.push((s, self.units - s));
         }
@@ -467,5 +482,12 @@ mod tests {
             "before the heap must be reported"
         );
         assert_eq!(UnitMap::new(70).clear_runs(), vec![(0, 70)]);
+        // Ends on a word boundary, free or used; runs across words and inside one.
+        assert_eq!(UnitMap::new(128).clear_runs(), vec![(0, 128)]);
+        let mut m = UnitMap::new(192);
+        m.mark(at(5), 64 * 2, p).unwrap(); // units 5, 6
+        m.mark(at(9), 64, p).unwrap();
+        m.mark(at(100), 64 * 92, p).unwrap(); // units 100..192
+        assert_eq!(m.clear_runs(), vec![(0, 5), (7, 2), (10, 90)]);
     }
 }
