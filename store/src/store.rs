@@ -1243,6 +1243,7 @@ impl Store {
             max_size: self.inner.max_size().min(self.inner.map.reserved()),
             journal_size: self.inner.journal.size,
             journal_used: l(&h.journal_pos),
+            journal_records: self.inner.cycle_records(),
             hits: l(&h.hits) + self.inner.reads.iter().map(|r| l(&r.hits)).sum::<u64>(),
             misses: l(&h.misses) + self.inner.reads.iter().map(|r| l(&r.misses)).sum::<u64>(),
             inserts: l(&h.inserts),
