@@ -214,10 +214,13 @@ impl WriteTxn<'_> {
             if !keep.is_empty() {
                 h.reset_pending(self.held(), false);
             }
-            self.checkpoint()?;
+            let done = self.checkpoint();
+            // Back on the list whatever happened: a block freed by replay may be reused only
+            // after a checkpoint that follows its freeing is durable.
             for &slot in &keep {
                 h.add_pending(self.held(), slot);
             }
+            done?;
             phases.done("checkpoint");
         }
         if let Some(held) = held {
