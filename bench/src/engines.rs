@@ -236,7 +236,8 @@ impl Engine for ApcEngine {
         self.store
             .stats()
             .ok()
-            .map(|s| (s.journal_used, s.journal_size))
+            // The journal's fill: each record counts for at least 256 bytes (SPEC.md §3).
+            .map(|s| (s.journal_used.max(s.journal_records * 256), s.journal_size))
     }
 }
 

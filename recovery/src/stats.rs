@@ -83,6 +83,13 @@ pub fn metrics(store: &Store) -> Result<Vec<Metric>, String> {
             s.journal_used,
         ),
         m(
+            "journal_records",
+            "journal_records",
+            Gauge,
+            "Journal records written since the last checkpoint (each counts for at least 256 bytes of the journal).",
+            s.journal_records,
+        ),
+        m(
             "checkpoints",
             "checkpoints_total",
             Counter,
@@ -245,7 +252,11 @@ fn text(path: &str, fields: &[Metric]) -> String {
     ));
     out.push_str(&format!(
         "journal fill: {:.1}%\n",
-        pct(get("journal_used"), get("journal_size"))
+        // Bytes, or 256 per record if more: what the journal is full by (SPEC.md §3).
+        pct(
+            get("journal_used").max(get("journal_records") * 256),
+            get("journal_size")
+        )
     ));
     out.push_str(&format!(
         "index: {} slots, {:.1}% tombstones\n",

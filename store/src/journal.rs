@@ -129,13 +129,18 @@ impl Journal {
     /// doubled while the scan runs off its end (resuming where it stopped), never the whole
     /// journal for a short cycle.
     pub fn scan(&self, epoch: u64, first_lsn: u64) -> Result<Scan> {
-        let mut buf = Vec::new();
+        let (bytes, mut scan) = self.scan_spans(epoch, first_lsn)?;
+        scan.decode_records(&bytes);
+        Ok(scan)
+    }
+
+    /// `scan` without decoding: the bytes read and where each record's payload lies in them,
+    /// so recovery decodes each record once, borrowing its keys and values from these bytes.
+    pub fn scan_spans(&self, epoch: u64, first_lsn: u64) -> Result<(Vec<u8>, Scan)> {
+        // The capacity is only address space until read into; it spares the copies of growing.
+        let mut buf = Vec::with_capacity(self.size as usize);
         let mut len = SCAN_FIRST_READ.min(self.size as usize);
-        let mut scan = Scan {
-            records: Vec::new(),
-            end: 0,
-            stopped: None,
-        };
+        let mut scan = Scan::default();
         loop {
             let have = buf.len();
             buf.resize(len, 0);
@@ -150,7 +155,7 @@ impl Journal {
                 Some(_) => false,
             };
             if !cut_short || len == self.size as usize {
-                return Ok(scan);
+                return Ok((buf, scan));
             }
             len = (len * 2).min(self.size as usize);
         }

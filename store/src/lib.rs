@@ -152,6 +152,10 @@ pub struct Stats {
     pub journal_size: u64,
     /// Bytes of the journal written since the last checkpoint.
     pub journal_used: u64,
+    /// Records written to the journal since the last checkpoint. Each counts for at least 256
+    /// bytes of the journal (SPEC.md §3): the journal is full when `journal_used`, or 256 times
+    /// this, reaches `journal_size`.
+    pub journal_records: u64,
     /// Lookups that found a live entry, by every process (this handle's not yet published
     /// counts included).
     pub hits: u64,

@@ -112,8 +112,9 @@ impl Options {
     /// 4 KiB; outside that range `open` fails with [`crate::Error::Incompatible`]). It bounds the
     /// largest single write (a quarter of it) and trades write throughput against recovery time:
     /// a larger journal checkpoints less often, but a crash leaves more of it to replay at the
-    /// next open (SPEC.md §3 gives measured numbers). An existing store keeps the size it was
-    /// created with.
+    /// next open. Each record counts for at least 256 bytes of it, so a cycle holds at most
+    /// `bytes / 256` records however small they are (SPEC.md §3 gives measured numbers). An
+    /// existing store keeps the size it was created with.
     pub fn journal_size(mut self, bytes: u64) -> Self {
         self.journal_size = bytes;
         self

@@ -1337,6 +1337,7 @@ impl Store {
             max_size: self.inner.max_size().min(self.inner.map.reserved()),
             journal_size: self.inner.journal.size,
             journal_used: l(&h.journal_pos),
+            journal_records: self.inner.cycle_records(),
             hits: l(&h.hits) + self.inner.reads.iter().map(|r| l(&r.hits)).sum::<u64>(),
             misses: l(&h.misses) + self.inner.reads.iter().map(|r| l(&r.misses)).sum::<u64>(),
             inserts: l(&h.inserts),
@@ -1436,6 +1437,39 @@ mod tests {
         assert_eq!(store.stats().unwrap().journal_size, 100 << 10);
         let journal = Paths::new(&path).journal;
         assert_eq!(std::fs::metadata(journal).unwrap().len(), 100 << 10);
+    }
+
+    /// A journal cycle holds at most `journal_size / REPLAY_COST_BYTES` records, however small
+    /// they are, so the replay after a crash follows the journal's size (SPEC.md §3).
+    #[test]
+    fn a_journal_cycle_is_bounded_by_its_record_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = Store::open(
+            &path,
+            Options::default()
+                .durability(crate::Durability::None)
+                .journal_size(64 << 10),
+        )
+        .unwrap();
+        let cap = (64 << 10) / crate::write::REPLAY_COST_BYTES;
+        let mut most = 0;
+        for i in 0..3000u32 {
+            // 56-byte records: 1,170 would fit in the journal's bytes.
+            store.put(&(i % 50).to_le_bytes()[..1], b"").unwrap();
+            let inner = store.inner();
+            most = most.max(inner.cycle_records());
+            assert!(inner.lock_file.state().journal_pos.load(Relaxed) <= 64 << 10);
+        }
+        assert!(
+            most <= cap,
+            "{most} records in a cycle, at most {cap} allowed"
+        );
+        assert!(
+            most > cap / 2,
+            "{most}: the cap, not something else, ended the cycles"
+        );
+        assert!(store.stats().unwrap().checkpoints >= 3000 / cap);
     }
 
     /// A superblock with a correct checksum and 2^29 index slots (more than
