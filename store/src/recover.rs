@@ -230,7 +230,7 @@ impl WriteTxn<'_> {
                 stopped: None,
             }
         } else {
-            self.journal.scan(sb.epoch, sb.ckpt_lsn + 1)?
+            self.journal.chain(&sb)?
         };
         let replayed = scan.records.len() as u64;
         for (lsn, ops) in &scan.records {

@@ -102,6 +102,9 @@ pub(crate) struct Inner {
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
     reads: [ReadCounter; READ_STRIPES],
+    /// Set for a read-only handle (`Options::read_only`, `readonly.rs`): its view, and the
+    /// reason `lock` refuses.
+    pub(crate) ro: Option<Box<crate::readonly::ReadOnly>>,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -202,7 +205,12 @@ impl Store {
     /// - [`Error::Io`]: a system call failed (a missing file with `create(false)`, say).
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let inner = Arc::new(Inner::open(&Paths::new(path.as_ref()), &opts)?);
-        Ok(Store::start(inner, opts.durability))
+        // A read-only handle has nothing to flush: no flusher thread.
+        let durability = match opts.read_only {
+            true => Durability::None,
+            false => opts.durability,
+        };
+        Ok(Store::start(inner, durability))
     }
 
     /// A store in unlinked temporary files: not durable, shared with children forked after this
@@ -278,6 +286,9 @@ impl Drop for Store {
 
 impl Inner {
     fn open(paths: &Paths, opts: &Options) -> Result<Inner> {
+        if opts.read_only {
+            return Inner::open_read_only(paths, opts);
+        }
         if !(MIN_JOURNAL_SIZE..=MAX_JOURNAL_SIZE).contains(&opts.journal_size) {
             return Err(Error::Incompatible {
                 path: paths.data.clone(),
@@ -443,6 +454,7 @@ impl Inner {
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
             reads: Default::default(),
+            ro: None,
         };
         if first {
             let txn = inner.lock()?;
@@ -471,6 +483,72 @@ impl Inner {
             }
         }
         inner.opened = true;
+        Ok(inner)
+    }
+}
+
+impl Inner {
+    /// A read-only handle (SPEC.md §6.6): the data file and journal opened `O_RDONLY`, the data
+    /// file mapped `PROT_READ`, a private in-memory state instead of the lock file, no election
+    /// byte, no recovery; then the first view (`readonly.rs`).
+    fn open_read_only(paths: &Paths, opts: &Options) -> Result<Inner> {
+        let data_file = files::open_read_only(&paths.data)?;
+        let len = files::file_len(&paths.data, &data_file)?;
+        if len == 0 {
+            return Err(Error::corrupt(&paths.data, CorruptKind::EmptyDataFile));
+        }
+        // Validated before it sizes the mapping.
+        let sb = read_superblock(&paths.data, len, |at, b| {
+            use std::os::unix::fs::FileExt;
+            data_file
+                .read_exact_at(b, at)
+                .map_err(|e| Error::io(&paths.data, "read", e))
+        })?;
+        // A missing journal (only the data file copied) shows the checkpoint alone, as the next
+        // read-write open would; its stand-in is never read.
+        let (journal_file, journal_missing) = match files::open_read_only(&paths.journal) {
+            Ok(f) => (f, false),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let null = std::fs::File::open("/dev/null")
+                    .map_err(|e| Error::io("/dev/null", "open", e))?;
+                (null, true)
+            }
+            Err(e) => return Err(e),
+        };
+        if !journal_missing {
+            let jlen = files::file_len(&paths.journal, &journal_file)?;
+            if jlen != sb.journal_size {
+                let kind = CorruptKind::JournalSize {
+                    len: jlen,
+                    expected: sb.journal_size,
+                };
+                return Err(Error::corrupt(&paths.journal, kind));
+            }
+        }
+        let journal = Journal::new(
+            journal_file,
+            paths.journal.clone(),
+            sb.journal_size,
+            opts.io.clone(),
+        );
+        let inner = Inner {
+            map: map_data_file(paths, data_file, &sb, opts)?,
+            lock_file: LockFile::private(paths.lock.clone())?,
+            journal,
+            path: paths.data.clone(),
+            durability: Durability::None,
+            poisoned: AtomicBool::new(false),
+            recovered_at_open: false,
+            pid: std::process::id(),
+            opened: true,
+            ephemeral: false,
+            journal_is_new: AtomicBool::new(false),
+            reads: Default::default(),
+            ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),
+        };
+        if let Some(ro) = &inner.ro {
+            ro.refresh(&inner)?;
+        }
         Ok(inner)
     }
 }
@@ -596,7 +674,7 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.pid != std::process::id() || !self.opened || self.ephemeral {
+        if self.pid != std::process::id() || !self.opened || self.ephemeral || self.ro.is_some() {
             return;
         }
         let h = self.lock_file.state();
@@ -678,6 +756,9 @@ impl Inner {
     // are handed out again; a read that saw it change retries.
 
     fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        if let Some(ro) = &self.ro {
+            return ro.read(self, f);
+        }
         let h = self.lock_file.state();
         let mut invalidated = 0;
         for attempt in 0u32.. {
@@ -721,11 +802,19 @@ impl Inner {
         Ok(())
     }
 
+    /// A read-only handle's current view (its overlay), consulted by reads before the index.
+    fn ro_view(&self) -> Option<Arc<crate::readonly::View>> {
+        self.ro.as_ref().map(|ro| ro.current())
+    }
+
     /// The live entry of `key`, without touching the hit/miss counters.
     fn lookup_uncounted(&self, key: &[u8]) -> Result<Option<Entry>> {
         let hash = hash_key(key);
         let h = self.lock_file.state();
         let found = self.read(|| {
+            if let Some(decided) = self.ro_view().and_then(|v| v.lookup(key)) {
+                return Ok(decided);
+            }
             let idx = h.live_index.load(Acquire);
             let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
             p.found
@@ -764,6 +853,18 @@ impl Inner {
         let hash = hash_key(key);
         let h = self.lock_file.state();
         let found = self.read(|| {
+            if let Some(decided) = self.ro_view().and_then(|v| v.lookup(key)) {
+                return Ok(decided.map(|e| {
+                    buf.clear();
+                    buf.extend_from_slice(&e.value);
+                    EntryMeta {
+                        value_len: e.value.len() as u64,
+                        expires_at_ms: e.expires_at_ms,
+                        modified_at_ms: e.modified_at_ms,
+                        version: e.version,
+                    }
+                }));
+            }
             let idx = h.live_index.load(Acquire);
             let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
             let Some((_, slot)) = p.found else {
@@ -1084,13 +1185,25 @@ impl Store {
         inner.read(|| {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
+            // A read-only handle: the overlay's keys replace the mapped index's (readonly.rs).
+            let view = inner.ro_view();
+            let slots = if view.as_ref().is_some_and(|v| v.base_cleared()) {
+                0
+            } else {
+                slots
+            };
             for i in 0..slots {
                 let s = inner.map.load_u64(slot_at(idx, i))?;
                 if slot_is_entry(s) && index::key_at(&inner.map, s)?.starts_with(prefix) {
                     let (k, e) = index::entry_at(&inner.map, s)?;
-                    if index::is_live(&e) {
+                    if index::is_live(&e) && !view.as_ref().is_some_and(|v| v.hides(&k)) {
                         out.push((k, e));
                     }
+                }
+            }
+            for (k, e) in view.iter().flat_map(|v| v.entries(prefix)) {
+                if index::is_live(e) {
+                    out.push((k.to_vec(), e.clone()));
                 }
             }
             Ok(out)
@@ -1127,6 +1240,33 @@ impl Store {
         inner.read(|| {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
+            // A read-only handle: the overlay's keys replace the mapped index's (readonly.rs).
+            let view = inner.ro_view();
+            if let Some(v) = &view {
+                for (key, e) in v.entries(prefix) {
+                    if !index::is_live(e) {
+                        continue;
+                    }
+                    let meta = EntryMeta {
+                        value_len: e.value.len() as u64,
+                        expires_at_ms: e.expires_at_ms,
+                        modified_at_ms: e.modified_at_ms,
+                        version: e.version,
+                    };
+                    let value = match select(key, &meta) {
+                        Visit::Skip => continue,
+                        Visit::Meta => None,
+                        Visit::Value => Some(e.value.clone()),
+                    };
+                    let key = key.to_vec();
+                    out.push(Scanned { key, meta, value });
+                }
+            }
+            let slots = if view.as_ref().is_some_and(|v| v.base_cleared()) {
+                0
+            } else {
+                slots
+            };
             for i in 0..slots {
                 let s = inner.map.load_u64(slot_at(idx, i))?;
                 if !slot_is_entry(s) {
@@ -1143,7 +1283,7 @@ impl Store {
                     continue;
                 }
                 let key = index::key_at(&inner.map, s)?;
-                if !key.starts_with(prefix) {
+                if !key.starts_with(prefix) || view.as_ref().is_some_and(|v| v.hides(&key)) {
                     continue;
                 }
                 match select(&key, &meta) {
@@ -1236,7 +1376,7 @@ impl Store {
     pub fn stats(&self) -> Result<Stats> {
         let h = self.inner.lock_file.state();
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
-        Ok(Stats {
+        let mut s = Stats {
             entries: l(&h.entries),
             used_bytes: l(&h.used_bytes),
             file_size: self.inner.map.len(),
@@ -1255,7 +1395,12 @@ impl Store {
             recovered_records: l(&h.recovered_records),
             recoveries: l(&h.recoveries),
             rebuilt_at_open: l(&h.rebuilt_at_open) != 0,
-        })
+        };
+        if let Some(ro) = &self.inner.ro {
+            // No shared counters: the usage is counted from the view (SPEC.md §6.6).
+            (s.entries, s.used_bytes, s.index_tombstones) = ro.usage(&self.inner)?;
+        }
+        Ok(s)
     }
 
     /// True once a flush of this handle failed: it refuses every write with
@@ -1263,6 +1408,13 @@ impl Store {
     /// is dropped) recovers the store from its journal.
     pub fn is_poisoned(&self) -> bool {
         self.inner.check_poison().is_err()
+    }
+
+    /// For a handle opened with [`Options::read_only`]: what its view holds (the checkpoint it
+    /// starts from, the journal records replayed in memory, whether the store is in use or
+    /// would need recovery). `None` for a read-write handle.
+    pub fn read_only_view(&self) -> Option<crate::ReadOnlyView> {
+        self.inner.ro.as_ref().map(|ro| ro.info())
     }
 
     /// True if opening this handle ran recovery that replayed journal records.

@@ -1,0 +1,369 @@
+//! Read-only handles (`Options::read_only`, SPEC.md §6.6): a view of the store that needs only
+//! read permission and never creates, locks or writes anything.
+//!
+//! The view is the newest durable checkpoint (its superblock and durable index copy, read through
+//! a `PROT_READ` mapping of the data file) plus the valid journal records after it, replayed into
+//! an in-memory overlay (key → entry or deletion) that lookups and scans consult before the
+//! mapped index. That is what recovery would build, without running it.
+//!
+//! Why the mapped part stays valid while other processes write (SPEC.md §7.1): nothing that the
+//! durable checkpoint references is written before a newer superblock is written — the durable
+//! index copy is not touched, its entries are immutable, and blocks freed since are not reused.
+//! A newer checkpoint writes its superblock into the other slot (changing the epoch word there)
+//! before it reuses the old copy or its freed blocks, with an `msync` (a system call) between.
+//! So a read validated by "both superblock slots' epoch words unchanged before and after" saw
+//! only bytes of the checkpoint it started from. When a writer checkpoints, the handle takes a
+//! new view (re-reads the superblock and the journal) and the read runs again.
+//!
+//! Within the process, the private shared state (`LockFile::private`) holds the view's index
+//! position; its sequence number is odd while a new view is installed, so threads of the same
+//! handle never combine one view's overlay with another's index.
+
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::*;
+use crate::lock_file::{self, PRESENCE_BYTE};
+use crate::map::Map;
+use crate::store::Inner;
+use crate::Entry;
+use std::collections::HashMap;
+use std::sync::atomic::{fence, AtomicU64, Ordering::*};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// What a read-only handle ([`crate::Options::read_only`]) is showing, from
+/// [`crate::Store::read_only_view`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadOnlyView {
+    /// Epoch of the durable checkpoint the view starts from.
+    pub epoch: u64,
+    /// Journal records after that checkpoint, replayed into memory on top of it (0: the
+    /// checkpoint is the newest state).
+    pub journal_records: u64,
+    /// The last process to close the store left a valid closing snapshot for this checkpoint
+    /// (SPEC.md §7.2): the next open will not walk the index or replay anything.
+    pub closed_cleanly: bool,
+    /// Other processes had the store open when the view was taken (they may have written
+    /// since; a later checkpoint of theirs gives this handle a new view).
+    pub in_use: bool,
+    /// Views taken: 1 at open, one more each time a writer's checkpoint moved the durable
+    /// state on while this handle was reading.
+    pub views: u64,
+}
+
+impl ReadOnlyView {
+    /// Whether the next read-write open would have to recover (replay the journal, rebuild the
+    /// free space): nobody has the store open and it was not closed cleanly. The view already
+    /// shows what that recovery will produce.
+    pub fn needs_recovery(&self) -> bool {
+        !self.in_use && !self.closed_cleanly
+    }
+}
+
+/// The journal's records after the checkpoint, as the keys they leave.
+#[derive(Default)]
+struct Overlay {
+    /// Each key a record wrote: its newest entry, or None when deleted.
+    keys: HashMap<Vec<u8>, Option<Entry>>,
+    /// A `CLEAR` or `RESET` record: the mapped index is hidden entirely.
+    cleared: bool,
+    generation: Option<u64>,
+}
+
+impl Replay for Overlay {
+    type Error = std::convert::Infallible;
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expires_ms: u64,
+        modified_ms: u64,
+        version: u64,
+    ) -> std::result::Result<(), Self::Error> {
+        let e = Entry {
+            value: value.to_vec(),
+            expires_at_ms: expires_ms,
+            modified_at_ms: modified_ms,
+            version,
+        };
+        self.keys.insert(key.to_vec(), Some(e));
+        Ok(())
+    }
+    fn delete(&mut self, key: &[u8]) -> std::result::Result<(), Self::Error> {
+        self.keys.insert(key.to_vec(), None);
+        Ok(())
+    }
+    fn clear(&mut self) -> std::result::Result<(), Self::Error> {
+        self.keys.clear();
+        self.cleared = true;
+        Ok(())
+    }
+    fn set_generation(&mut self, generation: u64) -> std::result::Result<(), Self::Error> {
+        self.generation = Some(generation);
+        Ok(())
+    }
+}
+
+/// One view: the checkpoint it was read from and the overlay on top.
+pub(crate) struct View {
+    /// The epoch words of both superblock slots when the view was taken; any change means a
+    /// checkpoint ran since.
+    words: [u64; 2],
+    overlay: Overlay,
+    info: ReadOnlyView,
+}
+
+impl View {
+    /// What the overlay says about `key`: `Some(entry or None)` when it decides (the key was
+    /// written or deleted after the checkpoint, or everything was cleared), `None` when the
+    /// mapped index does.
+    pub fn lookup(&self, key: &[u8]) -> Option<Option<Entry>> {
+        match self.overlay.keys.get(key) {
+            Some(e) => Some(e.clone()),
+            None if self.overlay.cleared => Some(None),
+            None => None,
+        }
+    }
+
+    /// Whether a key found in the mapped index is hidden by the overlay.
+    pub fn hides(&self, key: &[u8]) -> bool {
+        self.overlay.cleared || self.overlay.keys.contains_key(key)
+    }
+
+    /// Whether the mapped index is hidden entirely (a clear after the checkpoint).
+    pub fn base_cleared(&self) -> bool {
+        self.overlay.cleared
+    }
+
+    /// The overlay's entries (not deletions) whose key starts with `prefix`, expired ones too.
+    pub fn entries<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a Entry)> {
+        self.overlay
+            .keys
+            .iter()
+            .filter(move |(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, e)| e.as_ref().map(|e| (k.as_slice(), e)))
+    }
+}
+
+/// A read-only handle's state beside `Inner`.
+pub(crate) struct ReadOnly {
+    view: RwLock<Arc<View>>,
+    /// One thread takes a new view at a time.
+    refreshing: Mutex<()>,
+    /// The journal file does not exist: the view is the checkpoint alone.
+    journal_missing: bool,
+    views: AtomicU64,
+}
+
+/// Attempts at taking a view, and reads overtaken by checkpoints, before giving up with
+/// `Error::Busy`: writers checkpointing faster than this handle can read.
+const ATTEMPTS: u32 = 200;
+
+fn epoch_words(map: &Map) -> Result<[u64; 2]> {
+    let word = |i: usize| map.load_u64(SUPERBLOCK_OFFSETS[i] + superblock_at::EPOCH as u64);
+    Ok([word(0)?, word(1)?])
+}
+
+fn busy(map: &Map, what: &str) -> Error {
+    Error::Busy {
+        path: map.path.clone(),
+        detail: format!(
+            "writers checkpointed {ATTEMPTS} times while this read-only handle was {what}; \
+             try again when the store is quieter"
+        ),
+    }
+}
+
+impl ReadOnly {
+    pub fn new(journal_missing: bool) -> ReadOnly {
+        ReadOnly {
+            // Words no superblock has: the first `refresh` always takes a view.
+            view: RwLock::new(Arc::new(View {
+                words: [u64::MAX; 2],
+                overlay: Overlay::default(),
+                info: ReadOnlyView::default(),
+            })),
+            refreshing: Mutex::new(()),
+            journal_missing,
+            views: AtomicU64::new(0),
+        }
+    }
+
+    /// The view reads use now.
+    pub fn current(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn info(&self) -> ReadOnlyView {
+        self.current().info.clone()
+    }
+
+    /// Takes a new view if a checkpoint ran since the current one was taken.
+    pub fn refresh(&self, inner: &Inner) -> Result<()> {
+        let _one = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+        if epoch_words(&inner.map)? == self.current().words {
+            return Ok(());
+        }
+        let (view, sb, journal_end) = self.take_view(inner)?;
+        // Installed with the private sequence number odd: this handle's other threads never
+        // combine the new overlay with the old index position, or the reverse.
+        let h = inner.lock_file.state();
+        h.seq.fetch_add(1, SeqCst);
+        h.index[0].store(sb.index[0], Relaxed);
+        h.index[1].store(sb.index[1], Relaxed);
+        h.durable_copy.store(sb.durable_copy, Relaxed);
+        h.index_slots.store(sb.index_slots, Relaxed);
+        h.live_index
+            .store(sb.index[sb.durable_copy as usize], Relaxed);
+        h.epoch.store(sb.epoch, Relaxed);
+        h.ckpt_lsn.store(sb.ckpt_lsn, Relaxed);
+        h.generation
+            .store(view.overlay.generation.unwrap_or(sb.generation), Relaxed);
+        h.created_ms.store(sb.created_ms, Relaxed);
+        h.max_size.store(sb.max_size.max(inner.map.len()), Relaxed);
+        h.file_size.store(inner.map.len(), Relaxed);
+        h.journal_pos.store(journal_end, Relaxed);
+        h.recovered_records
+            .store(view.info.journal_records, Relaxed);
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+        h.seq.fetch_add(1, SeqCst);
+        Ok(())
+    }
+
+    /// Reads the newest checkpoint and the journal after it, again if a checkpoint overtook.
+    fn take_view(&self, inner: &Inner) -> Result<(View, Superblock, u64)> {
+        let map = &inner.map;
+        for _ in 0..ATTEMPTS {
+            let words = epoch_words(map)?;
+            fence(Acquire);
+            let taken = self.read_checkpoint(inner);
+            fence(Acquire);
+            if epoch_words(map)? != words {
+                continue;
+            }
+            let (sb, overlay, records, journal_end, closed_cleanly) = taken?;
+            let in_use = lock_file::held_by_others(map.file(), &map.path, PRESENCE_BYTE)?;
+            let info = ReadOnlyView {
+                epoch: sb.epoch,
+                journal_records: records,
+                closed_cleanly,
+                in_use,
+                views: self.views.fetch_add(1, Relaxed) + 1,
+            };
+            let view = View {
+                words,
+                overlay,
+                info,
+            };
+            return Ok((view, sb, journal_end));
+        }
+        Err(busy(map, "reading the checkpoint"))
+    }
+
+    /// The newest valid superblock, its durable index checked, the journal chain after it as an
+    /// overlay, and whether a valid closing snapshot describes it.
+    #[allow(clippy::type_complexity)]
+    fn read_checkpoint(&self, inner: &Inner) -> Result<(Superblock, Overlay, u64, u64, bool)> {
+        let map = &inner.map;
+        let len = map.refresh_len()?;
+        let sb = read_superblock(&map.path, len, |at, b| map.read(at, b))?;
+        let durable = sb.index[sb.durable_copy as usize];
+        if index_crc(map, durable, sb.index_slots)? != sb.index_crc {
+            let kind = CorruptKind::IndexChecksum { epoch: sb.epoch };
+            return Err(Error::corrupt(&map.path, kind));
+        }
+        let mut overlay = Overlay::default();
+        let (mut records, mut end) = (0, 0);
+        if !self.journal_missing {
+            let scan = inner.journal.chain(&sb)?;
+            for (lsn, ops) in &scan.records {
+                let Ok(()) = replay(*lsn, ops, &mut overlay);
+            }
+            (records, end) = (scan.records.len() as u64, scan.end);
+        }
+        let mut copy = [0u8; SUPERBLOCK_LEN];
+        map.read(SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize], &mut copy)?;
+        let mut snap = [0u8; SNAPSHOT_LEN];
+        map.read(snapshot_offset(sb.epoch), &mut snap)?;
+        let closed_cleanly = records == 0
+            && StateSnapshot::decode(&snap)
+                .is_some_and(|s| s.describes(&sb, crc32c::crc32c(&copy) as u64, len));
+        Ok((sb, overlay, records, end, closed_cleanly))
+    }
+
+    /// Runs `f` (which reads the mapped index at the position in the private state, and the
+    /// current view's overlay) until it ran entirely within one checkpoint and one view.
+    pub fn read<T>(&self, inner: &Inner, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        let h = inner.lock_file.state();
+        let mut overtaken = 0;
+        loop {
+            let seq = h.seq.load(Acquire);
+            if seq % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let words = self.current().words;
+            if epoch_words(&inner.map)? == words {
+                let r = f();
+                fence(Acquire);
+                if h.seq.load(Relaxed) == seq && epoch_words(&inner.map)? == words {
+                    return r;
+                }
+                overtaken += 1;
+                if overtaken > ATTEMPTS {
+                    return Err(busy(&inner.map, "reading"));
+                }
+            }
+            self.refresh(inner)?;
+        }
+    }
+
+    /// Entries, bytes of their blocks and tombstones as the view shows them: the mapped index
+    /// walked once, corrected by the overlay (a read-only handle has no shared counters).
+    pub fn usage(&self, inner: &Inner) -> Result<(u64, u64, u64)> {
+        let h = inner.lock_file.state();
+        let map = &inner.map;
+        self.read(inner, || {
+            let view = self.current();
+            let (idx, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
+            let (mut entries, mut used, mut tombstones) = (0u64, 0u64, 0u64);
+            if !view.base_cleared() {
+                for i in 0..slots {
+                    match map.load_u64(slot_at(idx, i))? {
+                        SLOT_EMPTY => {}
+                        SLOT_TOMBSTONE => tombstones += 1,
+                        s => {
+                            entries += 1;
+                            used += class_size(slot_class(s));
+                        }
+                    }
+                }
+                for key in view.overlay.keys.keys() {
+                    let p = crate::index::probe(map, idx, slots, key, hash_key(key))?;
+                    if let Some((_, s)) = p.found {
+                        entries = entries.saturating_sub(1);
+                        used = used.saturating_sub(class_size(slot_class(s)));
+                    }
+                }
+            }
+            for (key, e) in view.entries(b"") {
+                let len = ENTRY_HEADER as u64 + key.len() as u64 + e.value.len() as u64;
+                entries += 1;
+                used += class_size(class_for(len));
+            }
+            Ok((entries, used, tombstones))
+        })
+    }
+}
+
+/// The checksum of an index copy, read through the mapping a megabyte at a time.
+fn index_crc(map: &Map, copy: u64, slots: u64) -> Result<u64> {
+    let total = index_len(slots);
+    let mut buf = vec![0u8; (1u64 << 20).min(total) as usize];
+    let (mut crc, mut at) = (0, 0);
+    while at < total {
+        let n = (total - at).min(buf.len() as u64) as usize;
+        map.read(copy + at, &mut buf[..n])?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        at += n as u64;
+    }
+    Ok(crc as u64)
+}
