@@ -354,6 +354,40 @@ impl ReadOnly {
     }
 }
 
+/// The shared counters (hits, misses, inserts, deletes, checkpoints, recoveries, records
+/// replayed by the last recovery, whether the first opener rebuilt the state) of the processes
+/// that have the store open, read from the lock file with one `pread` when it is readable and
+/// belongs to this build (magic and version). None when nobody has the store open (the counters
+/// there are a past session's, which the next opener resets) or the file cannot be read.
+pub(crate) fn shared_counters(inner: &Inner) -> Option<[u64; 8]> {
+    use crate::lock_file::{LockState, LOCK_FILE_MAGIC, LOCK_FILE_VERSION};
+    use std::mem::offset_of;
+    use std::os::unix::fs::FileExt;
+    let map = &inner.map;
+    if !lock_file::held_by_others(map.file(), &map.path, PRESENCE_BYTE).ok()? {
+        return None;
+    }
+    let file = crate::files::open_read_only(&inner.lock_file.path).ok()?;
+    let mut b = vec![0u8; offset_of!(LockState, dirty)];
+    file.read_exact_at(&mut b, 0).ok()?;
+    let at = |off: usize| u64_at(&b, off);
+    if at(offset_of!(LockState, magic)) != LOCK_FILE_MAGIC
+        || at(offset_of!(LockState, version)) != LOCK_FILE_VERSION
+    {
+        return None;
+    }
+    Some([
+        at(offset_of!(LockState, hits)),
+        at(offset_of!(LockState, misses)),
+        at(offset_of!(LockState, inserts)),
+        at(offset_of!(LockState, deletes)),
+        at(offset_of!(LockState, checkpoints)),
+        at(offset_of!(LockState, recoveries)),
+        at(offset_of!(LockState, recovered_records)),
+        at(offset_of!(LockState, rebuilt_at_open)),
+    ])
+}
+
 /// The checksum of an index copy, read through the mapping a megabyte at a time.
 fn index_crc(map: &Map, copy: u64, slots: u64) -> Result<u64> {
     let total = index_len(slots);

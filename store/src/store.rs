@@ -1399,6 +1399,14 @@ impl Store {
         if let Some(ro) = &self.inner.ro {
             // No shared counters: the usage is counted from the view (SPEC.md §6.6).
             (s.entries, s.used_bytes, s.index_tombstones) = ro.usage(&self.inner)?;
+            // The counters of the processes using the store, when it is in use and its lock file
+            // readable: hits and misses are theirs (plus this handle's own).
+            if let Some(c) = crate::readonly::shared_counters(&self.inner) {
+                s.hits += c[0];
+                s.misses += c[1];
+                (s.inserts, s.deletes, s.checkpoints, s.recoveries) = (c[2], c[3], c[4], c[5]);
+                (s.recovered_records, s.rebuilt_at_open) = (c[6], c[7] != 0);
+            }
         }
         Ok(s)
     }

@@ -230,6 +230,13 @@ fn the_view_moves_on_at_a_writers_checkpoint() {
     assert_eq!(ro.get(b"c").unwrap(), Some(b"journal".to_vec()));
     assert_eq!(ro.get(b"expired").unwrap(), None);
     assert_eq!(ro.scan_prefix(b"").unwrap().len(), 2);
+    // The shared counters of the processes using the store, read from their lock file.
+    let (r, w) = (ro.stats().unwrap(), rw.stats().unwrap());
+    assert_eq!(
+        (r.inserts, r.deletes, r.checkpoints),
+        (w.inserts, w.deletes, w.checkpoints)
+    );
+    assert!(r.inserts >= 4, "{r:?}");
 
     rw.put(b"d", b"after the view").unwrap();
     assert_eq!(ro.get(b"d").unwrap(), None, "the view is taken at open");
