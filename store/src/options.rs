@@ -137,8 +137,10 @@ impl Options {
     /// written: no lock file is made or mapped (it may be missing or unwritable), no election
     /// byte is taken (no writer or opener ever waits for this handle), no recovery, checkpoint or
     /// flush runs, and only read permission on the data file and the journal is needed (both are
-    /// opened `O_RDONLY`, the data file mapped `PROT_READ`). The directory and files are checked
-    /// as for any open except ownership: the reader need not own them.
+    /// opened `O_RDONLY`, the data file mapped `PROT_READ`). The files must be regular files
+    /// reached without a symlink, but need not be the reader's own (their mode and links are the
+    /// writers' concern); the directory is checked as for any open (SPEC.md §1.1), except that it
+    /// may also belong to the files' owner.
     ///
     /// The handle shows the newest durable checkpoint plus every valid journal record after it,
     /// replayed into memory (an overlay consulted before the mapped index), so it sees a store
