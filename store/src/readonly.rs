@@ -307,10 +307,12 @@ impl ReadOnly {
                 if h.seq.load(Relaxed) == seq && epoch_words(&inner.map)? == words {
                     return r;
                 }
-                overtaken += 1;
-                if overtaken > ATTEMPTS {
-                    return Err(busy(&inner.map, "reading"));
-                }
+            }
+            // Overtaken by a checkpoint (before or during the read), or by another thread's
+            // new view: read again, on a new view if needed, a bounded number of times.
+            overtaken += 1;
+            if overtaken > ATTEMPTS {
+                return Err(busy(&inner.map, "reading"));
             }
             self.refresh(inner)?;
         }
