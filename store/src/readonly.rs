@@ -24,7 +24,7 @@ use crate::format::*;
 use crate::lock_file::{self, PRESENCE_BYTE};
 use crate::map::Map;
 use crate::store::Inner;
-use crate::Entry;
+use crate::{Entry, EntryMeta, Scanned, Visit};
 use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicU64, Ordering::*};
 use std::sync::{Arc, Mutex, RwLock};
@@ -318,6 +318,78 @@ impl ReadOnly {
         }
     }
 
+    /// The entries whose key starts with `prefix`, as `Store::scan_prefix_with` returns them.
+    ///
+    /// A large store may take longer to walk than writers take between checkpoints, so the walk
+    /// is not one validated read: it goes through the index a chunk of slots at a time, each
+    /// chunk validated like any read. When a checkpoint overtakes a chunk, the chunk is read
+    /// again on the new view, from where the walk was: a key keeps its slot from one checkpoint
+    /// to the next (the two index copies have one layout) unless it was written meanwhile or
+    /// the index was rebuilt (other copies or size: the walk starts over, keeping what it
+    /// found). Keys that an earlier view's overlay held are kept from that overlay, because the
+    /// checkpoint may have put them in slots the walk had passed. So every entry that existed
+    /// throughout the scan is returned once, whole; entries written during it may or may not
+    /// appear, with either value.
+    pub fn scan(
+        &self,
+        inner: &Inner,
+        prefix: &[u8],
+        select: &mut dyn FnMut(&[u8], &EntryMeta) -> Visit,
+    ) -> Result<Vec<Scanned>> {
+        let h = inner.lock_file.state();
+        let map = &inner.map;
+        let mut found = Found::default();
+        let layout = || {
+            let l = |a: &AtomicU64| a.load(Relaxed);
+            (l(&h.index_slots), l(&h.index[0]), l(&h.index[1]))
+        };
+        let (mut view, mut shape) = (self.current(), layout());
+        let (mut pos, mut chunk, mut overtaken) = (0u64, SCAN_CHUNK, 0u32);
+        loop {
+            let seq = h.seq.load(Acquire);
+            if seq % 2 == 1 {
+                std::thread::yield_now();
+                continue;
+            }
+            let now = self.current();
+            if !Arc::ptr_eq(&now, &view) {
+                // A new view: what the old overlay held stays found (see above).
+                found.overlay(&view, prefix, select);
+                if layout() != shape {
+                    pos = 0;
+                }
+                (view, shape) = (now, layout());
+            }
+            let words = view.words;
+            if epoch_words(map)? == words {
+                let (idx, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
+                if pos >= slots || view.base_cleared() {
+                    found.overlay(&view, prefix, select);
+                    return Ok(found.out);
+                }
+                let end = (pos + chunk).min(slots);
+                let mut got = Vec::new();
+                let r = (pos..end).try_for_each(|i| {
+                    walk_slot(map, slot_at(idx, i), prefix, &view, select, &mut got)
+                });
+                fence(Acquire);
+                if h.seq.load(Relaxed) == seq && epoch_words(map)? == words {
+                    r?;
+                    got.into_iter().for_each(|s| found.keep(s));
+                    pos = end;
+                    chunk = (chunk * 2).min(SCAN_CHUNK);
+                    continue;
+                }
+                chunk = (chunk / 2).max(SCAN_MIN_CHUNK);
+            }
+            overtaken += 1;
+            if overtaken > SCAN_ATTEMPTS {
+                return Err(busy(map, "scanning"));
+            }
+            self.refresh(inner)?;
+        }
+    }
+
     /// Entries, bytes of their blocks and tombstones as the view shows them: the mapped index
     /// walked once, corrected by the overlay (a read-only handle has no shared counters).
     pub fn usage(&self, inner: &Inner) -> Result<(u64, u64, u64)> {
@@ -388,6 +460,97 @@ pub(crate) fn shared_counters(inner: &Inner) -> Option<[u64; 8]> {
         at(offset_of!(LockState, recovered_records)),
         at(offset_of!(LockState, rebuilt_at_open)),
     ])
+}
+
+/// Slots a scan reads between two validations, at most and at least (it halves the chunk each
+/// time a checkpoint overtakes one, and doubles it back after each that succeeds).
+const SCAN_CHUNK: u64 = 4096;
+const SCAN_MIN_CHUNK: u64 = 64;
+/// Chunks overtaken by checkpoints before a scan gives up with `Error::Busy`.
+const SCAN_ATTEMPTS: u32 = 20_000;
+
+/// What a scan found so far: each key once, the latest version read.
+#[derive(Default)]
+struct Found {
+    out: Vec<Scanned>,
+    at: HashMap<Vec<u8>, usize>,
+}
+
+impl Found {
+    fn keep(&mut self, s: Scanned) {
+        match self.at.get(&s.key) {
+            Some(&i) => self.out[i] = s,
+            None => {
+                self.at.insert(s.key.clone(), self.out.len());
+                self.out.push(s);
+            }
+        }
+    }
+
+    /// The live entries of `view`'s overlay under `prefix`, as `select` asks.
+    fn overlay(
+        &mut self,
+        view: &View,
+        prefix: &[u8],
+        select: &mut dyn FnMut(&[u8], &EntryMeta) -> Visit,
+    ) {
+        for (key, e) in view.entries(prefix) {
+            if !crate::index::is_live(e) {
+                continue;
+            }
+            let meta = EntryMeta {
+                value_len: e.value.len() as u64,
+                expires_at_ms: e.expires_at_ms,
+                modified_at_ms: e.modified_at_ms,
+                version: e.version,
+            };
+            let value = match select(key, &meta) {
+                Visit::Skip => continue,
+                Visit::Meta => None,
+                Visit::Value => Some(e.value.clone()),
+            };
+            let key = key.to_vec();
+            self.keep(Scanned { key, meta, value });
+        }
+    }
+}
+
+/// One slot of a scan: its entry, if live, under `prefix`, not hidden by the overlay, and
+/// selected, into `got`. Read without validation: the caller validates the chunk.
+fn walk_slot(
+    map: &Map,
+    at: u64,
+    prefix: &[u8],
+    view: &View,
+    select: &mut dyn FnMut(&[u8], &EntryMeta) -> Visit,
+    got: &mut Vec<Scanned>,
+) -> Result<()> {
+    let s = map.load_u64(at)?;
+    if !slot_is_entry(s) {
+        return Ok(());
+    }
+    let hd = crate::index::header_at(map, s)?;
+    let meta = EntryMeta {
+        value_len: u64::from(hd.val_len),
+        expires_at_ms: hd.expires_ms,
+        modified_at_ms: hd.modified_ms,
+        version: hd.version,
+    };
+    if meta.expires_at_ms != 0 && meta.expires_at_ms <= crate::store::now_ms() {
+        return Ok(());
+    }
+    let key = crate::index::key_at(map, s)?;
+    if !key.starts_with(prefix) || view.hides(&key) {
+        return Ok(());
+    }
+    let value = match select(&key, &meta) {
+        Visit::Skip => return Ok(()),
+        Visit::Meta => None,
+        // Read whole and checksum-verified.
+        Visit::Value => Some(crate::index::entry_at(map, s)?.1.value),
+    };
+    got.push(Scanned { key, meta, value });
+    Ok(())
 }
 
 /// The checksum of an index copy, read through the mapping a megabyte at a time.

@@ -1180,30 +1180,34 @@ impl Store {
     ///
     /// As [`scan_prefix_with`](Self::scan_prefix_with).
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
+        if let Some(ro) = &self.inner.ro {
+            // A read-only handle walks in validated chunks (readonly.rs).
+            let found = ro.scan(&self.inner, prefix, &mut |_, _| Visit::Value)?;
+            return Ok(found
+                .into_iter()
+                .map(|s| {
+                    let e = Entry {
+                        value: s.value.unwrap_or_default(),
+                        expires_at_ms: s.meta.expires_at_ms,
+                        modified_at_ms: s.meta.modified_at_ms,
+                        version: s.meta.version,
+                    };
+                    (s.key, e)
+                })
+                .collect());
+        }
         let inner = &self.inner;
         let h = inner.lock_file.state();
         inner.read(|| {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
-            // A read-only handle: the overlay's keys replace the mapped index's (readonly.rs).
-            let view = inner.ro_view();
-            let slots = if view.as_ref().is_some_and(|v| v.base_cleared()) {
-                0
-            } else {
-                slots
-            };
             for i in 0..slots {
                 let s = inner.map.load_u64(slot_at(idx, i))?;
                 if slot_is_entry(s) && index::key_at(&inner.map, s)?.starts_with(prefix) {
                     let (k, e) = index::entry_at(&inner.map, s)?;
-                    if index::is_live(&e) && !view.as_ref().is_some_and(|v| v.hides(&k)) {
+                    if index::is_live(&e) {
                         out.push((k, e));
                     }
-                }
-            }
-            for (k, e) in view.iter().flat_map(|v| v.entries(prefix)) {
-                if index::is_live(e) {
-                    out.push((k.to_vec(), e.clone()));
                 }
             }
             Ok(out)
@@ -1235,38 +1239,15 @@ impl Store {
         prefix: &[u8],
         mut select: impl FnMut(&[u8], &EntryMeta) -> Visit,
     ) -> Result<Vec<Scanned>> {
+        if let Some(ro) = &self.inner.ro {
+            // A read-only handle walks in validated chunks (readonly.rs).
+            return ro.scan(&self.inner, prefix, &mut select);
+        }
         let inner = &self.inner;
         let h = inner.lock_file.state();
         inner.read(|| {
             let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
             let mut out = Vec::new();
-            // A read-only handle: the overlay's keys replace the mapped index's (readonly.rs).
-            let view = inner.ro_view();
-            if let Some(v) = &view {
-                for (key, e) in v.entries(prefix) {
-                    if !index::is_live(e) {
-                        continue;
-                    }
-                    let meta = EntryMeta {
-                        value_len: e.value.len() as u64,
-                        expires_at_ms: e.expires_at_ms,
-                        modified_at_ms: e.modified_at_ms,
-                        version: e.version,
-                    };
-                    let value = match select(key, &meta) {
-                        Visit::Skip => continue,
-                        Visit::Meta => None,
-                        Visit::Value => Some(e.value.clone()),
-                    };
-                    let key = key.to_vec();
-                    out.push(Scanned { key, meta, value });
-                }
-            }
-            let slots = if view.as_ref().is_some_and(|v| v.base_cleared()) {
-                0
-            } else {
-                slots
-            };
             for i in 0..slots {
                 let s = inner.map.load_u64(slot_at(idx, i))?;
                 if !slot_is_entry(s) {
@@ -1283,7 +1264,7 @@ impl Store {
                     continue;
                 }
                 let key = index::key_at(&inner.map, s)?;
-                if !key.starts_with(prefix) || view.as_ref().is_some_and(|v| v.hides(&key)) {
+                if !key.starts_with(prefix) {
                     continue;
                 }
                 match select(&key, &meta) {

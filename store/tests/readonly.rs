@@ -102,11 +102,12 @@ fn helper() {
             say("writing");
             // Counters go on from where a killed predecessor stopped (roughly: from the clock).
             let mut n: u64 = std::env::var("APCDB_RO_START").map_or(0, |v| v.parse().unwrap());
+            let every: u64 = std::env::var("APCDB_RO_CKPT").map_or(400, |v| v.parse().unwrap());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 n += 1;
                 let key = format!("k{}", n % 50);
                 s.put(key.as_bytes(), &value_of(&key, n)).unwrap();
-                if n.is_multiple_of(400) {
+                if n.is_multiple_of(every) {
                     s.checkpoint().unwrap();
                 }
             }
@@ -313,6 +314,99 @@ fn reads_stay_whole_and_monotonic_while_another_process_writes() {
         "the writer's checkpoints were not followed: {views} views"
     );
     assert!(last.iter().any(|&n| n > 0));
+}
+
+/// A scan that takes longer than the writer takes between checkpoints (a checkpoint every few
+/// writes, 20,000 entries to walk) still finishes, and returns every entry that existed
+/// throughout exactly once, whole, and the keys being overwritten with whole values.
+#[test]
+fn a_scan_longer_than_the_writers_checkpoints_finds_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let s = Store::open(&path, small()).unwrap();
+        s.batch(|b| {
+            for i in 0..50 {
+                let key = format!("k{i}");
+                b.put(key.as_bytes(), &value_of(&key, 0));
+            }
+        })
+        .unwrap();
+        for i in 0..20_000 {
+            let key = format!("s{i}");
+            s.put(key.as_bytes(), &value_of(&key, 7)).unwrap();
+        }
+    }
+    let mut child = helper_command("writer", &path)
+        .env("APCDB_RO_CKPT", "5")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "writing");
+    let ro = Store::open(&path, Options::default().read_only()).unwrap();
+    let started = Instant::now();
+    let mut scans = 0;
+    while started.elapsed() < Duration::from_secs(3) || scans < 3 {
+        let all = ro.scan_prefix(b"").unwrap();
+        let mut keys = std::collections::HashSet::new();
+        for (k, e) in &all {
+            let key = std::str::from_utf8(k).unwrap();
+            let n = check_value(key, &e.value);
+            if key.starts_with('s') {
+                assert_eq!(n, 7);
+            }
+            assert!(keys.insert(k.clone()), "{key} returned twice");
+        }
+        assert_eq!(all.len(), 20_050, "entries missing");
+        let metas = ro.scan_prefix_with(b"s1", |_, _| Visit::Meta).unwrap();
+        assert_eq!(metas.len(), 11_111);
+        scans += 1;
+    }
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap()).unwrap();
+    expect_line(&mut out, "wrote ");
+    assert!(child.wait().unwrap().success());
+    let views = ro.read_only_view().unwrap().views;
+    eprintln!("{scans} scans of 20,050 entries, {views} views");
+    assert!(views > scans, "the scans were not overtaken: {views} views");
+}
+
+/// A checkpoint in the middle of a scan moves the keys that were only in the journal (the
+/// overlay) into index slots the scan may have passed: they must still be returned, once.
+#[test]
+fn keys_checkpointed_behind_a_scan_are_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let rw = Store::open(&path, small().index_slots(16384)).unwrap();
+    for i in 0..2000 {
+        rw.put(format!("b{i}").as_bytes(), b"base").unwrap();
+    }
+    rw.checkpoint().unwrap();
+    for i in 0..2000 {
+        rw.put(format!("n{i}").as_bytes(), b"journal").unwrap();
+    }
+    let ro = Store::open(&path, Options::default().read_only()).unwrap();
+    assert_eq!(ro.read_only_view().unwrap().journal_records, 2000);
+    let mut seen_base = 0;
+    let got = ro
+        .scan_prefix_with(b"", |k, _| {
+            if k[0] == b'b' {
+                seen_base += 1;
+                // Three quarters through the index: checkpoint the journal's keys into it.
+                if seen_base == 1500 {
+                    rw.checkpoint().unwrap();
+                }
+            }
+            Visit::Meta
+        })
+        .unwrap();
+    assert!(seen_base > 1500);
+    assert_eq!(ro.read_only_view().unwrap().views, 2);
+    let keys: std::collections::HashSet<_> = got.iter().map(|s| s.key.clone()).collect();
+    assert_eq!(keys.len(), got.len(), "a key was returned twice");
+    assert_eq!(got.len(), 4000, "keys were lost");
 }
 
 /// Writers are SIGKILLed at random moments (inside writes, checkpoints, recoveries) and replaced
