@@ -246,6 +246,105 @@ fn inspecting_a_live_store_as_root_while_its_owner_writes() {
     }
 }
 
+/// PHP CLI workers running as the files' owner store in a loop (sync durability: their writes
+/// sit in the journal between checkpoints) into a store of 20,000 entries, while root runs
+/// `stats`, `dump` and `check --open`: each succeeds and sees the workers' journaled writes
+/// (replayed in memory); stopped, the workers keep the store open and an inspection changes none
+/// of its files. Skipped without root, `php` or the built extension.
+#[test]
+fn inspecting_a_store_php_workers_write() {
+    let ext = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/libapcdb.so");
+    if !is_root() || !ext.exists() || Command::new("php").arg("-v").output().is_err() {
+        eprintln!("skipped: needs root, php and {}", ext.display());
+        return;
+    }
+    let dir = nobody_dir();
+    let path = dir.path().join("site.db");
+    let s = Store::open(&path, Options::default().max_size(128 << 20)).unwrap();
+    s.batch(|b| (0..20_000).for_each(|i| b.put(format!("static/{i}").as_bytes(), b"x")))
+        .unwrap();
+    drop(s);
+    give_to_nobody(&path);
+    let script = "$i = 0; while (true) { apc_store('php/' . ($i++ % 100), str_repeat('w', 64)); }";
+    let workers = Children(
+        (0..2)
+            .map(|_| {
+                Command::new("setpriv")
+                    .args([
+                        "--reuid=65534",
+                        "--regid=65534",
+                        "--clear-groups",
+                        "php",
+                        "-n",
+                    ])
+                    .arg(format!("-dextension={}", ext.display()))
+                    .arg(format!("-dapcdb.file={}", path.display()))
+                    .args(["-r", script])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let count = |out: &str| -> u64 {
+        out.split("dumped ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let mut seen = 0;
+    while started.elapsed() < Duration::from_secs(3) || seen <= 20_000 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the workers wrote nothing"
+        );
+        let stats = ok(&apcdb(&["stats"], &path, b""));
+        // (Once the workers have written, they have the store open.)
+        assert!(
+            seen <= 20_000 || stats.contains("in use by other processes"),
+            "{stats}"
+        );
+        seen = count(&ok(&apcdb(&["dump"], &path, b"")));
+        assert!((20_000..=20_100).contains(&seen), "{seen}");
+        let check = ok(&apcdb(&["check", "--open"], &path, b""));
+        assert!(!check.contains("problem"), "{check}");
+    }
+    for w in &workers.0 {
+        // SAFETY: signals to our own children, not yet waited for.
+        unsafe { libc::kill(w.id() as i32, libc::SIGSTOP) };
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let before = fingerprint(&path);
+    let dump = ok(&apcdb(&["dump"], &path, b""));
+    assert!(
+        dump.contains("journal records replayed in memory"),
+        "{dump}"
+    );
+    ok(&apcdb(&["stats"], &path, b""));
+    ok(&apcdb(&["check", "--open"], &path, b""));
+    assert_eq!(fingerprint(&path), before, "an inspection changed a file");
+    drop(workers);
+    for (name, uid, gid, _) in owners(dir.path()) {
+        assert_eq!((uid, gid), (NOBODY, NOGROUP), "{name} changed owner");
+    }
+}
+
+/// Child processes killed (and reaped) when the test ends, also when it fails.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// load, clear, resize and recover --replace, started as root, leave every file the owner's;
 /// recover --replace keeps owner, group, mode and maximum size; a new store made by load in the
 /// owner's directory is the owner's too.
