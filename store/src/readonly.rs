@@ -13,7 +13,9 @@
 //! before it reuses the old copy or its freed blocks, with an `msync` (a system call) between.
 //! So a read validated by "both superblock slots' epoch words unchanged before and after" saw
 //! only bytes of the checkpoint it started from. When a writer checkpoints, the handle takes a
-//! new view (re-reads the superblock and the journal) and the read runs again.
+//! new view (re-reads the superblock and the journal) and the read runs again. Scans, which may
+//! take longer than writers take between checkpoints, are validated a chunk of slots at a time
+//! and go on across views (`ReadOnly::scan`).
 //!
 //! Within the process, the private shared state (`LockFile::private`) holds the view's index
 //! position; its sequence number is odd while a new view is installed, so threads of the same
