@@ -7,6 +7,7 @@ mod clock;
 mod crash;
 mod fuzz;
 mod json;
+mod owner;
 mod powercut;
 mod rng;
 mod stats;
@@ -37,6 +38,7 @@ impl Command {
             Command::Stats(_) => "stats",
             Command::Dump(_) => "dump",
             Command::Load(_) => "load",
+            Command::Clear(_) => "clear",
             Command::Check(_) => "check",
             Command::Recover(_) => "recover",
             Command::Resize(_) => "resize",
@@ -58,11 +60,12 @@ fn command(cmd: Command) -> Result<i32, String> {
         }
         Command::Dump(a) => {
             let stdout = std::io::stdout();
-            let n = transfer::dump(&a.file, &mut std::io::BufWriter::new(stdout.lock()))?;
-            eprintln!("dumped {n} entries");
+            let (n, note) = transfer::dump(&a.file, &mut std::io::BufWriter::new(stdout.lock()))?;
+            eprintln!("dumped {n} entries; the store was {note}");
             Ok(0)
         }
         Command::Load(a) => {
+            owner::become_owner(std::path::Path::new(&a.file))?;
             let l = transfer::load(&a.file, std::io::stdin().lock())?;
             eprintln!(
                 "loaded {} entries ({} already expired, skipped)",
@@ -109,7 +112,17 @@ fn command(cmd: Command) -> Result<i32, String> {
             }
             Ok(code)
         }
+        Command::Clear(a) => {
+            owner::become_owner(std::path::Path::new(&a.file))?;
+            let store = apcdb::Store::open(&a.file, apcdb::Options::default().create(false))
+                .map_err(|e| e.to_string())?;
+            let before = store.stats().map_err(|e| e.to_string())?.entries;
+            store.clear().map_err(|e| e.to_string())?;
+            println!("clear: {} entries removed from {}", before, a.file);
+            Ok(0)
+        }
         Command::Resize(a) => {
+            owner::become_owner(std::path::Path::new(&a.file))?;
             // Options without a size: the open itself changes nothing; set_max_size does.
             let store = apcdb::Store::open(&a.file, apcdb::Options::default().create(false))
                 .map_err(|e| e.to_string())?;
@@ -179,6 +192,9 @@ fn command(cmd: Command) -> Result<i32, String> {
         }
         Command::Recover(a) => {
             let (file, out) = (a.file.as_str(), a.out.as_str());
+            if a.replace {
+                owner::become_owner(std::path::Path::new(file))?;
+            }
             let r = check::recover(file, out, a.replace)?;
             let code = if r.lost.is_empty() { 0 } else { 1 };
             if a.json {

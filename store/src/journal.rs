@@ -122,6 +122,20 @@ impl Journal {
             .map_err(|e| self.io_err("fdatasync", e))
     }
 
+    /// The valid records that follow the checkpoint `sb` describes: what recovery replays into
+    /// the index, and what a read-only handle replays into memory (SPEC.md §6.8). The one place
+    /// that knows where the chain after a checkpoint lives in the journal.
+    pub fn chain(&self, sb: &crate::format::Superblock) -> Result<Scan> {
+        let (bytes, mut scan) = self.chain_spans(sb)?;
+        scan.decode_records(&bytes);
+        Ok(scan)
+    }
+
+    /// `chain` without decoding (see `scan_spans`): what recovery replays.
+    pub fn chain_spans(&self, sb: &crate::format::Superblock) -> Result<(Vec<u8>, Scan)> {
+        self.scan_spans(sb.epoch, sb.ckpt_lsn + 1)
+    }
+
     /// Reads the records of cycle `epoch`, starting with LSN `first_lsn`, up to the first record
     /// that is torn, fails its checksum, belongs to another cycle, or breaks the LSN sequence.
     ///

@@ -49,7 +49,8 @@ compile_error!(
 //   `resize` (the maximum size changed while open: live in the lock file, durable by checkpoint).
 // - Around: `format` (byte layouts), `io` (the one seam every byte and flush to disk passes
 //   through), `error`, `options`, `exclusive` (keeping every other process out while files are
-//   replaced), `verify` (offline check and salvage, for tools).
+//   replaced), `verify` (offline check and salvage, for tools), `readonly` (a handle that only
+//   reads: the checkpoint plus the journal replayed in memory).
 mod alloc;
 mod apply;
 mod backup;
@@ -66,6 +67,7 @@ mod journal;
 mod lock_file;
 mod map;
 mod options;
+mod readonly;
 mod recover;
 mod resize;
 mod scan;
@@ -82,6 +84,7 @@ pub use files::Paths;
 pub use format::{Superblock, SuperblockError, UncheckedSuperblock};
 pub use io::{FileKind, MappedRange, RealIo, StorageIo, SyncKind};
 pub use options::{Durability, Options, WhenFull};
+pub use readonly::ReadOnlyView;
 pub use scan::{Scan, ScanWith};
 pub use store::{Batch, EntryMeta, Scanned, Store, Visit};
 

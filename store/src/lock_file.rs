@@ -273,7 +273,8 @@ pub const LOCK_FILE_LEN: u64 = (std::mem::size_of::<LockState>() as u64).div_cei
 /// The mapped lock file.
 pub struct LockFile {
     base: *mut LockState,
-    file: File,
+    /// None for a read-only handle's private state (`LockFile::private`), which has no file.
+    file: Option<File>,
     pub path: PathBuf,
     /// Registered with the SIGBUS handler: a lock file truncated from outside breaks this
     /// mapping (checked at every lock and read) instead of killing the process.
@@ -324,7 +325,40 @@ impl LockFile {
         };
         Ok(LockFile {
             base: base.cast::<LockState>(),
-            file,
+            file: Some(file),
+            path,
+            region,
+        })
+    }
+
+    /// A private, zeroed state in anonymous memory, for a read-only handle (SPEC.md §6.8): it
+    /// shares nothing with other processes and no file backs it, so its mutexes are never
+    /// taken (a read-only handle refuses every write before locking) and the election bytes are
+    /// never asked for.
+    pub fn private(path: PathBuf) -> Result<LockFile> {
+        // SAFETY: a new anonymous private mapping; it aliases no Rust memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                LOCK_FILE_LEN as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::io(&path, "mmap", std::io::Error::last_os_error()));
+        }
+        let base = base as *mut u8;
+        let Some(region) = crate::sigbus::Region::register(base, LOCK_FILE_LEN as usize) else {
+            // SAFETY: just mapped above; nothing refers to it yet.
+            unsafe { crate::map::unmap(base, LOCK_FILE_LEN) };
+            return Err(crate::map::too_many_mappings(&path));
+        };
+        Ok(LockFile {
+            base: base.cast::<LockState>(),
+            file: None,
             path,
             region,
         })
@@ -370,21 +404,30 @@ impl LockFile {
         Ok(())
     }
 
-    /// The descriptor the lock file was opened with (per-key locks reopen it per process).
+    /// The descriptor the lock file was opened with (per-key locks reopen it per process); -1
+    /// for a read-only handle, which has none and takes no per-key lock.
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        self.file.as_raw_fd()
+        self.file.as_ref().map_or(-1, |f| f.as_raw_fd())
     }
 
     /// Takes (`Some(true)` exclusive, `Some(false)` shared) or releases (`None`) one of the two
     /// election bytes. With `wait` false, returns Ok(false) when another process holds it.
     pub fn range_lock(&self, byte: i64, mode: Option<bool>, wait: bool) -> Result<bool> {
-        range_lock(&self.file, &self.path, byte, mode, wait)
+        match &self.file {
+            Some(file) => range_lock(file, &self.path, byte, mode, wait),
+            None => Err(Error::ReadOnly {
+                path: self.path.clone(),
+            }),
+        }
     }
 
     /// Whether a backup holds its pin on `BACKUP_BYTE` (through any other open file
     /// description; the kernel drops it when the backup's process dies). An error reads as
     /// "pinned": that only keeps freed blocks out of use a little longer.
     pub fn backup_pinned(&self) -> bool {
+        let Some(file) = &self.file else {
+            return true; // a read-only handle never reuses blocks anyway
+        };
         // SAFETY: flock is plain data; zeroed is a valid starting value (l_pid 0, as
         // F_OFD_GETLK requires).
         let mut fl: libc::flock = unsafe { std::mem::zeroed() };
@@ -393,7 +436,7 @@ impl LockFile {
         fl.l_start = BACKUP_BYTE;
         fl.l_len = 1;
         // SAFETY: valid fd and a properly initialised flock struct, which the call fills in.
-        let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
         rc != 0 || fl.l_type != libc::F_UNLCK as libc::c_short
     }
 }
@@ -452,6 +495,24 @@ pub fn range_lock(
             _ => return Err(Error::io(path, "fcntl(F_OFD_SETLK)", e)),
         }
     }
+}
+
+/// Whether another process holds `byte` of `file` (shared or exclusive), asked without taking
+/// anything (`F_OFD_GETLK`): how a read-only handle learns that the store is open elsewhere.
+pub fn held_by_others(file: &File, path: &Path, byte: i64) -> Result<bool> {
+    // SAFETY: flock is plain data; zeroed is a valid starting value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    // SAFETY: valid fd and a properly initialised flock struct, which the call fills in.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::io(path, "fcntl(F_OFD_GETLK)", e));
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 impl Drop for LockFile {

@@ -400,15 +400,25 @@ pub fn too_many_mappings(path: &std::path::Path) -> Error {
     }
 }
 
-/// Maps `len` bytes of `file` shared and writable, at an address the kernel chooses. Touching a
+/// Maps `len` bytes of `file` shared (writable unless the file was opened read-only), at an
+/// address the kernel chooses. Touching a
 /// page past the end of the file would be SIGBUS: callers check offsets against the file length.
+/// A file opened read-only (a read-only handle, SPEC.md §6.8) is mapped `PROT_READ`: nothing
+/// can write through it.
 pub fn map_shared(path: &std::path::Path, file: &File, len: u64) -> Result<*mut u8> {
+    // SAFETY: F_GETFL on an open descriptor only reads its flags.
+    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    let prot = if flags != -1 && flags & libc::O_ACCMODE == libc::O_RDONLY {
+        libc::PROT_READ
+    } else {
+        libc::PROT_READ | libc::PROT_WRITE
+    };
     // SAFETY: a new mapping of an open file descriptor; it aliases no Rust memory.
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
+            prot,
             libc::MAP_SHARED,
             file.as_raw_fd(),
             0,

@@ -47,6 +47,8 @@ pub struct Options {
     /// them, so nothing is flushed to disk (no fsync, no msync, no closing checkpoint).
     pub(crate) ephemeral: bool,
     pub(crate) index_slots: u64,
+    /// `Options::read_only`: no file is created, locked or written (SPEC.md §6.8).
+    pub(crate) read_only: bool,
     pub(crate) io: crate::io::SharedIo,
     pub(crate) when_full: WhenFull,
 }
@@ -63,6 +65,7 @@ impl std::fmt::Debug for Options {
             .field("create", &self.create)
             .field("index_slots", &self.index_slots)
             .field("when_full", &self.when_full)
+            .field("read_only", &self.read_only)
             .field("io_wants_mapped_writes", &self.io.wants_mapped_writes())
             .finish()
     }
@@ -80,6 +83,7 @@ impl Default for Options {
             create: true,
             ephemeral: false,
             index_slots: 4096,
+            read_only: false,
             io: std::sync::Arc::new(crate::io::RealIo),
             when_full: WhenFull::Refuse,
         }
@@ -149,6 +153,31 @@ impl Options {
     /// Whether a missing store is created (default true).
     pub fn create(mut self, yes: bool) -> Self {
         self.create = yes;
+        self
+    }
+    /// Opens an existing store for reading only (SPEC.md §6.8). Nothing is created, locked or
+    /// written: no lock file is made or mapped (it may be missing or unwritable), no election
+    /// byte is taken (no writer or opener ever waits for this handle), no recovery, checkpoint or
+    /// flush runs, and only read permission on the data file and the journal is needed (both are
+    /// opened `O_RDONLY`, the data file mapped `PROT_READ`). The files must be regular files
+    /// reached without a symlink, but need not be the reader's own (their mode and links are the
+    /// writers' concern); the directory is checked as for any open (SPEC.md §1.1), except that it
+    /// may also belong to the files' owner.
+    ///
+    /// The handle shows the newest durable checkpoint plus every valid journal record after it,
+    /// replayed into memory (an overlay consulted before the mapped index), so it sees a store
+    /// that was not closed cleanly, or that other processes are writing, as recovery would
+    /// leave it, without running recovery. That view is taken at open; writes made after it
+    /// are not seen until a checkpoint by a writer moves the durable state on, when the handle
+    /// takes a new view (the old one's blocks may then be reused). Every read is whole (checksum
+    /// verified, validated against checkpoints). Writes, [`checkpoint`](crate::Store::checkpoint),
+    /// [`sync`](crate::Store::sync) and [`set_max_size`](crate::Store::set_max_size) return
+    /// [`crate::Error::ReadOnly`]. [`crate::Store::read_only_view`] says what the view holds.
+    /// Other options are ignored, except `max_size`, which only sizes the address space
+    /// reserved to follow the file's growth.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self.create = false;
         self
     }
 }

@@ -267,7 +267,7 @@ impl WriteTxn<'_> {
         let (bytes, scan) = if self.journal_is_new.swap(false, Relaxed) {
             Default::default()
         } else {
-            self.journal.scan_spans(sb.epoch, sb.ckpt_lsn + 1)?
+            self.journal.chain_spans(&sb)?
         };
         phases.done("journal scan");
         let replayed = scan.spans.len() as u64;

@@ -178,6 +178,17 @@ impl<F: FnMut(&[u8], &EntryMeta) -> Visit> Iterator for ScanWith<'_, F> {
                 return Some(Ok(e));
             }
             let cursor = self.cursor?;
+            if let Some(ro) = &self.inner.ro {
+                // A read-only handle sees the journal through its in-memory overlay, which a walk
+                // of the mapped index alone would miss: it reads through its own validated,
+                // chunked walk (SPEC.md §6.8), collected at once.
+                self.cursor = None;
+                match ro.scan(self.inner, &self.prefix, &mut self.select) {
+                    Ok(all) => self.chunk = all.into(),
+                    Err(e) => return Some(Err(e)),
+                }
+                continue;
+            }
             match self.read_chunk(cursor) {
                 Ok(c) => {
                     self.cursor = c.next;

@@ -116,6 +116,9 @@ pub(crate) struct Inner {
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
     reads: [ReadCounter; READ_STRIPES],
+    /// Set for a read-only handle (`Options::read_only`, `readonly.rs`): its view, and the
+    /// reason `lock` refuses.
+    pub(crate) ro: Option<Box<crate::readonly::ReadOnly>>,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -216,7 +219,12 @@ impl Store {
     /// - [`Error::Io`]: a system call failed (a missing file with `create(false)`, say).
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let inner = Arc::new(Inner::open(&Paths::new(path.as_ref()), &opts)?);
-        Ok(Store::start(inner, opts.durability))
+        // A read-only handle has nothing to flush: no flusher thread.
+        let durability = match opts.read_only {
+            true => Durability::None,
+            false => opts.durability,
+        };
+        Ok(Store::start(inner, durability))
     }
 
     /// A store in unlinked temporary files: not durable, shared with children forked after this
@@ -297,6 +305,9 @@ impl Drop for Store {
 
 impl Inner {
     fn open(paths: &Paths, opts: &Options) -> Result<Inner> {
+        if opts.read_only {
+            return Inner::open_read_only(paths, opts);
+        }
         if !(MIN_JOURNAL_SIZE..=MAX_JOURNAL_SIZE).contains(&opts.journal_size) {
             return Err(Error::Incompatible {
                 path: paths.data.clone(),
@@ -463,6 +474,7 @@ impl Inner {
             journal_is_new: AtomicBool::new(is_new),
             when_full: opts.when_full,
             reads: Default::default(),
+            ro: None,
         };
         if first {
             let txn = inner.lock()?;
@@ -491,6 +503,73 @@ impl Inner {
             }
         }
         inner.opened = true;
+        Ok(inner)
+    }
+}
+
+impl Inner {
+    /// A read-only handle (SPEC.md §6.8): the data file and journal opened `O_RDONLY`, the data
+    /// file mapped `PROT_READ`, a private in-memory state instead of the lock file, no election
+    /// byte, no recovery; then the first view (`readonly.rs`).
+    fn open_read_only(paths: &Paths, opts: &Options) -> Result<Inner> {
+        let data_file = files::open_read_only(&paths.data)?;
+        let len = files::file_len(&paths.data, &data_file)?;
+        if len == 0 {
+            return Err(Error::corrupt(&paths.data, CorruptKind::EmptyDataFile));
+        }
+        // Validated before it sizes the mapping.
+        let sb = read_superblock(&paths.data, len, |at, b| {
+            use std::os::unix::fs::FileExt;
+            data_file
+                .read_exact_at(b, at)
+                .map_err(|e| Error::io(&paths.data, "read", e))
+        })?;
+        // A missing journal (only the data file copied) shows the checkpoint alone, as the next
+        // read-write open would; its stand-in is never read.
+        let (journal_file, journal_missing) = match files::open_read_only(&paths.journal) {
+            Ok(f) => (f, false),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let null = std::fs::File::open("/dev/null")
+                    .map_err(|e| Error::io("/dev/null", "open", e))?;
+                (null, true)
+            }
+            Err(e) => return Err(e),
+        };
+        if !journal_missing {
+            let jlen = files::file_len(&paths.journal, &journal_file)?;
+            if jlen != sb.journal_size {
+                let kind = CorruptKind::JournalSize {
+                    len: jlen,
+                    expected: sb.journal_size,
+                };
+                return Err(Error::corrupt(&paths.journal, kind));
+            }
+        }
+        let journal = Journal::new(
+            journal_file,
+            paths.journal.clone(),
+            sb.journal_size,
+            opts.io.clone(),
+        );
+        let inner = Inner {
+            map: map_data_file(paths, data_file, &sb, opts)?,
+            lock_file: LockFile::private(paths.lock.clone())?,
+            journal,
+            path: paths.data.clone(),
+            durability: Durability::None,
+            poisoned: AtomicBool::new(false),
+            recovered_at_open: false,
+            pid: std::process::id(),
+            opened: true,
+            ephemeral: false,
+            journal_is_new: AtomicBool::new(false),
+            when_full: opts.when_full,
+            reads: Default::default(),
+            ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),
+        };
+        if let Some(ro) = &inner.ro {
+            ro.refresh(&inner)?;
+        }
         Ok(inner)
     }
 }
@@ -616,7 +695,7 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.pid != std::process::id() || !self.opened || self.ephemeral {
+        if self.pid != std::process::id() || !self.opened || self.ephemeral || self.ro.is_some() {
             return;
         }
         let h = self.lock_file.state();
@@ -698,6 +777,9 @@ impl Inner {
     // are handed out again; a read that saw it change retries.
 
     pub(crate) fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        if let Some(ro) = &self.ro {
+            return ro.read(self, f);
+        }
         let h = self.lock_file.state();
         let mut invalidated = 0;
         for attempt in 0u32.. {
@@ -741,11 +823,19 @@ impl Inner {
         Ok(())
     }
 
+    /// A read-only handle's current view (its overlay), consulted by reads before the index.
+    fn ro_view(&self) -> Option<Arc<crate::readonly::View>> {
+        self.ro.as_ref().map(|ro| ro.current())
+    }
+
     /// The live entry of `key`, without touching the hit/miss counters.
     fn lookup_uncounted(&self, key: &[u8]) -> Result<Option<Entry>> {
         let hash = hash_key(key);
         let h = self.lock_file.state();
         let found = self.read(|| {
+            if let Some(decided) = self.ro_view().and_then(|v| v.lookup(key)) {
+                return Ok(decided);
+            }
             let idx = h.live_index.load(Acquire);
             let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
             p.found
@@ -803,6 +893,18 @@ impl Inner {
         let hash = hash_key(key);
         let h = self.lock_file.state();
         let found = self.read(|| {
+            // A read-only handle: the journal's writes, replayed in memory, come first.
+            if let Some(decided) = self.ro_view().and_then(|v| v.lookup(key)) {
+                return Ok(decided.filter(index::is_live).map(|e| {
+                    let meta = EntryMeta {
+                        value_len: e.value.len() as u64,
+                        expires_at_ms: e.expires_at_ms,
+                        modified_at_ms: e.modified_at_ms,
+                        version: e.version,
+                    };
+                    f(&e.value, &meta)
+                }));
+            }
             let idx = h.live_index.load(Acquire);
             let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
             let Some((_, slot)) = p.found else {
@@ -1284,6 +1386,11 @@ impl Store {
     /// one is busy: a holder never waits, since the process it would wait for may be waiting for
     /// it. Locks are per process: two handles of one process on the same store share them.
     pub fn lock_entry(&self, key: &[u8]) -> Result<Option<EntryGuard<'_>>> {
+        if self.inner.ro.is_some() {
+            return Err(Error::ReadOnly {
+                path: self.inner.path.clone(),
+            });
+        }
         self.entry_locks.lock(key)
     }
 
@@ -1330,7 +1437,7 @@ impl Store {
     pub fn stats(&self) -> Result<Stats> {
         let h = self.inner.lock_file.state();
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
-        Ok(Stats {
+        let mut s = Stats {
             entries: l(&h.entries),
             used_bytes: l(&h.used_bytes),
             file_size: self.inner.map.len(),
@@ -1351,7 +1458,20 @@ impl Store {
             recoveries: l(&h.recoveries),
             rebuilt_at_open: l(&h.rebuilt_at_open) != 0,
             expunges: l(&h.expunges),
-        })
+        };
+        if let Some(ro) = &self.inner.ro {
+            // No shared counters: the usage is counted from the view (SPEC.md §6.8).
+            (s.entries, s.used_bytes, s.index_tombstones) = ro.usage(&self.inner)?;
+            // The counters of the processes using the store, when it is in use and its lock file
+            // readable: hits and misses are theirs (plus this handle's own).
+            if let Some(c) = crate::readonly::shared_counters(&self.inner) {
+                s.hits += c[0];
+                s.misses += c[1];
+                (s.inserts, s.deletes, s.checkpoints, s.recoveries) = (c[2], c[3], c[4], c[5]);
+                (s.recovered_records, s.rebuilt_at_open) = (c[6], c[7] != 0);
+            }
+        }
+        Ok(s)
     }
 
     /// True once a flush of this handle failed: it refuses every write with
@@ -1359,6 +1479,13 @@ impl Store {
     /// is dropped) recovers the store from its journal.
     pub fn is_poisoned(&self) -> bool {
         self.inner.check_poison().is_err()
+    }
+
+    /// For a handle opened with [`Options::read_only`]: what its view holds (the checkpoint it
+    /// starts from, the journal records replayed in memory, whether the store is in use or
+    /// would need recovery). `None` for a read-write handle.
+    pub fn read_only_view(&self) -> Option<crate::ReadOnlyView> {
+        self.inner.ro.as_ref().map(|ro| ro.info())
     }
 
     /// True if opening this handle ran recovery that replayed journal records.

@@ -110,6 +110,7 @@ impl WriteTxn<'_> {
 impl Inner {
     /// Takes the write lock; if its previous holder died, repairs the shared state first.
     pub(crate) fn lock(&self) -> Result<WriteTxn<'_>> {
+        self.refuse_if_read_only()?;
         let me = self as *const Inner as usize;
         if HELD.with(|h| h.borrow().contains(&me)) {
             return Err(Error::Reentrant);
@@ -416,7 +417,20 @@ impl Inner {
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
+        self.refuse_if_read_only()?;
         self.wait_durable(self.lock_file.state().written_lsn.load(Acquire))
+    }
+}
+
+impl Inner {
+    /// A read-only handle (`Options::read_only`) takes no lock and writes nothing.
+    fn refuse_if_read_only(&self) -> Result<()> {
+        match self.ro {
+            Some(_) => Err(crate::Error::ReadOnly {
+                path: self.path.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
