@@ -382,7 +382,8 @@ fn a_scan_longer_than_the_writers_checkpoints_finds_every_entry() {
 fn keys_checkpointed_behind_a_scan_are_not_lost() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
-    let rw = Store::open(&path, small().index_slots(16384)).unwrap();
+    // A journal with room for every record (a cycle holds at most journal_size / 256 records).
+    let rw = Store::open(&path, small().journal_size(4 << 20).index_slots(16384)).unwrap();
     for i in 0..2000 {
         rw.put(format!("b{i}").as_bytes(), b"base").unwrap();
     }
