@@ -348,7 +348,7 @@ $now = time();
 if (is_array($stats)) {
     $search = $q === '' ? null : '/' . preg_quote($q, '/') . '/i';
     [, $listMsgs] = status_quiet(function () use ($search, $page, &$entries, &$matching, &$hist) {
-        $it = new APCIterator('user', $search, APC_ITER_KEY | APC_ITER_MTIME | APC_ITER_TTL | APC_ITER_MEM_SIZE, 100);
+        $it = new APCIterator('user', $search, APC_ITER_KEY | APC_ITER_MTIME | APC_ITER_ATIME | APC_ITER_NUM_HITS | APC_ITER_TTL | APC_ITER_MEM_SIZE, 100);
         $first = ($page - 1) * STATUS_PAGE_SIZE;
         foreach ($it as $e) {
             $size = (int) $e['mem_size'];
@@ -518,7 +518,7 @@ td form { margin: 0; }
     <?php foreach ($listMsgs as $m): ?><div class="notice err"><?= h($m) ?></div><?php endforeach; ?>
     <p class="muted" id="match-count"><?= $matching ?> <?= $matching === 1 ? 'entry' : 'entries' ?><?= $q !== '' ? ' match' : '' ?>; page <?= min($page, $pages) ?> of <?= $pages ?>.</p>
     <table>
-      <thead><tr><th>key</th><th class="num">size</th><th class="num">TTL</th><th title="apcdb keeps no per-entry access time: the last write is the last change">last write</th><th></th></tr></thead>
+      <thead><tr><th>key</th><th class="num">size</th><th class="num">TTL</th><th class="num" title="hits since the store was last opened, per bucket of keys (SPEC §6.7)">hits</th><th title="the last read or write since the store was last opened">last access</th><th>last write</th><th></th></tr></thead>
       <tbody>
 <?php foreach ($entries as $e):
     $ttl = (int) $e['ttl'];
@@ -529,6 +529,8 @@ td form { margin: 0; }
           <td class="key"><?= h($e['key']) ?></td>
           <td class="num"><?= h(fmt_bytes((int) $e['mem_size'])) ?></td>
           <td class="num"><?= $left === null ? '∞' : h(fmt_duration(max(0, $left)) . ' left of ' . fmt_duration($ttl)) ?></td>
+          <td class="num"><?= (int) $e['num_hits'] ?></td>
+          <td><?= (int) $e['access_time'] > 0 ? h(date('Y-m-d H:i:s', (int) $e['access_time'])) : '—' ?></td>
           <td><?= h(date('Y-m-d H:i:s', (int) $e['mtime'])) ?></td>
           <td><form method="post" action="<?= h(status_self()) ?>">
             <input type="hidden" name="token" value="<?= h($token) ?>">
@@ -541,7 +543,7 @@ td form { margin: 0; }
         </tr>
 <?php endforeach; ?>
 <?php if ($entries === []): ?>
-        <tr><td colspan="5" class="muted">No entries<?= $q !== '' ? ' match' : '' ?>.</td></tr>
+        <tr><td colspan="7" class="muted">No entries<?= $q !== '' ? ' match' : '' ?>.</td></tr>
 <?php endif; ?>
       </tbody>
     </table>
