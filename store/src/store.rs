@@ -236,7 +236,7 @@ impl Store {
     /// directory cannot hold the files.
     pub fn open_anonymous(opts: Options) -> Result<Store> {
         let dir = std::env::temp_dir();
-        let name = format!("apcdb-anon-{}-{}", std::process::id(), now_ms());
+        let name = format!("apcdb-anon-{}-{}", crate::pid::current(), now_ms());
         let paths = Paths::new(dir.join(name));
         let mut opts = opts.durability(Durability::None).create(true);
         opts.ephemeral = true;
@@ -468,7 +468,7 @@ impl Inner {
             durability: opts.durability,
             poisoned: AtomicBool::new(false),
             recovered_at_open: false,
-            pid: std::process::id(),
+            pid: crate::pid::current(),
             opened: false,
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
@@ -559,7 +559,7 @@ impl Inner {
             durability: Durability::None,
             poisoned: AtomicBool::new(false),
             recovered_at_open: false,
-            pid: std::process::id(),
+            pid: crate::pid::current(),
             opened: true,
             ephemeral: false,
             journal_is_new: AtomicBool::new(false),
@@ -695,7 +695,8 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.pid != std::process::id() || !self.opened || self.ephemeral || self.ro.is_some() {
+        if self.pid != crate::pid::current() || !self.opened || self.ephemeral || self.ro.is_some()
+        {
             return;
         }
         let h = self.lock_file.state();
