@@ -929,32 +929,46 @@ impl Inner {
                 return Ok(None);
             };
             let off = slot_offset(slot);
-            let (eh, raw) = entry_header(&self.map, slot)?;
-            if eh.key_len as usize != key.len() {
-                let kind = CorruptKind::EntryKeyMismatch { at: off };
-                return Err(Error::corrupt(&self.path, kind));
-            }
-            let meta = EntryMeta {
-                value_len: eh.val_len as u64,
-                expires_at_ms: eh.expires_ms,
-                modified_at_ms: eh.modified_ms,
-                version: eh.version,
-            };
-            if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
-                return Ok(None);
-            }
-            let at = off + (ENTRY_HEADER + key.len()) as u64;
-            self.map.with_slice(at, eh.val_len as usize, |v| {
-                // The probe matched `key`: checksumming with it proves the block still holds it.
-                let crc = crc32c::crc32c_append(
-                    crc32c::crc32c_append(crc32c::crc32c(&raw[entry_at::CHECKSUMMED..]), key),
-                    v,
-                );
+            // The whole block in place: the header, key and value are read from it directly
+            // (no copy of the header, no second bounds check) and checksummed in one pass.
+            let block = class_size(slot_class(slot));
+            self.map.with_slice(off, block as usize, |b| {
+                let eh = EntryHeader::decode(&b[..ENTRY_HEADER]);
+                if eh.total_len() > block {
+                    let kind = CorruptKind::EntryTooLong {
+                        at: off,
+                        claims: eh.total_len(),
+                        block,
+                    };
+                    return Err(Error::corrupt(&self.path, kind));
+                }
+                if eh.key_len as usize != key.len() {
+                    let kind = CorruptKind::EntryKeyMismatch { at: off };
+                    return Err(Error::corrupt(&self.path, kind));
+                }
+                let meta = EntryMeta {
+                    value_len: eh.val_len as u64,
+                    expires_at_ms: eh.expires_ms,
+                    modified_at_ms: eh.modified_ms,
+                    version: eh.version,
+                };
+                if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
+                    return Ok(None);
+                }
+                let value_at = ENTRY_HEADER + key.len();
+                let end = value_at + eh.val_len as usize;
+                // The checksum proves the bytes belong together; the key comparison that they
+                // are still `key`'s (the probe matched it before this read).
+                let crc = crc32c::crc32c(&b[entry_at::CHECKSUMMED..end]);
                 if crc != eh.crc {
                     let kind = CorruptKind::EntryChecksum { at: off };
                     return Err(Error::corrupt(&self.path, kind));
                 }
-                Ok(Some(f(v, &meta)))
+                if &b[ENTRY_HEADER..value_at] != key {
+                    let kind = CorruptKind::EntryKeyMismatch { at: off };
+                    return Err(Error::corrupt(&self.path, kind));
+                }
+                Ok(Some(f(&b[value_at..end], &meta)))
             })?
         })?;
         self.count_read(found.is_some());
