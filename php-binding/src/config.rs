@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<13> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -27,6 +27,9 @@ pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.journal_size", c"16M", IniEntryPermission::System),
     // Empty: evict for the anonymous store (a cache, as APCu), refuse for a file.
     IniEntryDef::new(c"apcdb.when_full", c"", IniEntryPermission::System),
+    // Only read when apcdb.file is a redis:// URL (SPEC §10, "Redis backend").
+    IniEntryDef::new(c"apcdb.redis_prefix", c"apcdb:", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.redis_timeout", c"1", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
 
@@ -58,6 +61,8 @@ fn apcdb_default(name: &CStr) -> &'static str {
         b"apcdb.size" => "128M",
         b"apcdb.serializer" => "php",
         b"apcdb.journal_size" => "16M",
+        b"apcdb.redis_prefix" => "apcdb:",
+        b"apcdb.redis_timeout" => "1",
         _ => "",
     }
 }
@@ -164,6 +169,10 @@ pub struct Config {
     pub preload_path: String,
     /// How arrays and objects are written (`apcdb.serializer`, or `apc.serializer`).
     pub serializer: apc::ini::Serializer,
+    /// `apcdb.redis_prefix`: every key of this pool lives under it on a Redis server.
+    pub redis_prefix: Vec<u8>,
+    /// `apcdb.redis_timeout` in milliseconds: connect, read and write timeout of a Redis server.
+    pub redis_timeout_ms: u64,
     /// Messages about invalid settings (reported once, defaults used instead).
     pub problems: Vec<String>,
 }
@@ -311,8 +320,20 @@ impl Config {
                 100
             }
         };
+        let tv = ini_str(c"apcdb.redis_timeout");
+        let redis_timeout_ms = match tv.trim().parse::<f64>() {
+            Ok(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => ((t * 1000.0) as u64).max(1),
+            _ => {
+                problems.push(format!(
+                    "apcdb.redis_timeout=\"{tv}\" is not a number of seconds in (0, 3600]; using 1"
+                ));
+                1000
+            }
+        };
         Config {
             enabled,
+            redis_prefix: ini_str(c"apcdb.redis_prefix").into_bytes(),
+            redis_timeout_ms,
             file,
             size,
             journal_size,

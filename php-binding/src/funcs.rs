@@ -3,6 +3,7 @@
 //! becomes a warning and `false`, a PHP bailout (fatal error, `exit()` in a callback) is re-raised
 //! only after every Rust frame and store lock below it is gone.
 
+use crate::backend::{Backend, BackendError};
 use crate::codec::{self, EncodeError};
 use crate::handle;
 use crate::iter;
@@ -98,6 +99,44 @@ fn open_store(rv: &mut Zval) -> Option<Arc<Store>> {
     store
 }
 
+/// Report a backend error: the local store's as [`report`], a Redis server's failure once per
+/// request (later calls of the request get [`BackendError::Down`] and say nothing more).
+pub fn report_backend(e: &BackendError) {
+    match e {
+        BackendError::Store(e) => report(e),
+        BackendError::Remote(m) => warn(m),
+        BackendError::Down => {}
+    }
+}
+
+/// The request's backend (a Redis server if `apcdb.file` names one, else the store), or `None`
+/// after setting the return value to `false`.
+fn open_backend(rv: &mut Zval) -> Option<Arc<dyn Backend>> {
+    if let Some(r) = handle::redis() {
+        return Some(Arc::new(r));
+    }
+    open_store(rv).map(|s| s as Arc<dyn Backend>)
+}
+
+/// The value of a backend call, or `None` after reporting its error and returning `false`.
+fn be_or_false<T>(rv: &mut Zval, r: Result<T, BackendError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            report_backend(&e);
+            rv.set_bool(false);
+            None
+        }
+    }
+}
+
+/// Return a backend call's bool, or `false` after reporting its error.
+fn set_be_bool(rv: &mut Zval, r: Result<bool, BackendError>) {
+    if let Some(b) = be_or_false(rv, r) {
+        rv.set_bool(b);
+    }
+}
+
 /// The value of a store call, or `None` after reporting its error and returning `false`.
 fn ok_or_false<T>(rv: &mut Zval, r: Result<T, StoreError>) -> Option<T> {
     match r {
@@ -107,13 +146,6 @@ fn ok_or_false<T>(rv: &mut Zval, r: Result<T, StoreError>) -> Option<T> {
             rv.set_bool(false);
             None
         }
-    }
-}
-
-/// Return a store call's bool, or `false` after reporting its error.
-fn set_bool_result(rv: &mut Zval, r: Result<bool, StoreError>) {
-    if let Some(b) = ok_or_false(rv, r) {
-        rv.set_bool(b);
     }
 }
 
@@ -146,7 +178,7 @@ enum OwnedKey {
 
 /// Store one value; `Ok(stored)`, or `Err(())` when an exception is pending.
 fn put_one(
-    store: &Store,
+    store: &dyn Backend,
     mode: Mode,
     key: &[u8],
     val: &Zval,
@@ -169,15 +201,10 @@ fn put_one(
         }
     };
     let exp = expiry_for_ttl(ttl);
-    let r = if exclusive {
-        store.add_with_expiry(key, &bytes, exp)
-    } else {
-        store.put_with_expiry(key, &bytes, exp).map(|()| true)
-    };
-    match r {
+    match store.put(key, &bytes, exp, exclusive) {
         Ok(b) => Ok(b),
         Err(e) => {
-            report(&e);
+            report_backend(&e);
             Ok(false)
         }
     }
@@ -207,14 +234,16 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
                 (k, v.dereference().shallow_clone())
             })
             .collect();
-        let Some(store) = open_store(rv) else { return };
+        let Some(store) = open_backend(rv) else {
+            return;
+        };
         let mut failed = ZendHashTable::new();
         for (k, v) in pairs {
             let kb = match &k {
                 OwnedKey::Long(l) => l.to_string().into_bytes(),
                 OwnedKey::Bytes(b) => b.clone(),
             };
-            match put_one(&store, mode, &kb, &v, ttl, exclusive) {
+            match put_one(&*store, mode, &kb, &v, ttl, exclusive) {
                 Ok(true) => {}
                 Ok(false) => match k {
                     OwnedKey::Long(l) => {
@@ -240,10 +269,12 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
             rv.set_bool(false);
             return;
         }
-        let Some(store) = open_store(rv) else { return };
+        let Some(store) = open_backend(rv) else {
+            return;
+        };
         // An owned copy (one more reference): serialize() may run code that changes the argument.
         let v = a.get(1).unwrap().shallow_clone();
-        match put_one(&store, mode, kb, &v, ttl, exclusive) {
+        match put_one(&*store, mode, kb, &v, ttl, exclusive) {
             Ok(b) => rv.set_bool(b),
             Err(()) => rv.set_bool(false),
         }
@@ -324,7 +355,7 @@ thread_local! {
 const FETCH_BUF_KEEP: usize = 64 << 10;
 
 /// Fetch one key and decode it (outside the store's lock). `None` on a miss or failure.
-fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
+fn fetch_one(store: &dyn Backend, key: &[u8]) -> Option<Zval> {
     // Taken out while in use: decoding runs user code (__wakeup) that may fetch again, and that
     // nested fetch then gets an empty buffer of its own.
     let mut buf = FETCH_BUF.take();
@@ -332,18 +363,22 @@ fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
     // anything that runs user code to decode is copied out first and decoded after the read.
     // The closure may run more than once (a read overtaken by a writer): a value it built on a
     // discarded run is simply dropped.
-    let read = store.get_with(key, |v| {
-        codec::decode_plain(v).ok_or_else(|| {
+    let mut plain = None;
+    let read = store.get_with(key, &mut |v| {
+        plain = Some(codec::decode_plain(v).ok_or_else(|| {
             buf.clear();
             buf.extend_from_slice(v);
-        })
+        }));
     });
     let r = match read {
-        Ok(Some(Ok(z))) => Some(z),
-        Ok(Some(Err(()))) => decode_or_warn(&buf),
-        Ok(None) => None,
+        Ok(true) => match plain {
+            Some(Ok(z)) => Some(z),
+            Some(Err(())) => decode_or_warn(&buf),
+            None => None,
+        },
+        Ok(false) => None,
         Err(e) => {
-            report(&e);
+            report_backend(&e);
             None
         }
     };
@@ -400,14 +435,16 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
         }
     };
     set_ref_bool(a.raw(1), false);
-    let Some(store) = open_store(rv) else { return };
+    let Some(store) = open_backend(rv) else {
+        return;
+    };
     match keys {
         FetchKeys::Many(list) => {
             let mut out = ZendHashTable::new();
             for k in list {
                 match k {
                     Some(kb) => {
-                        if let Some(z) = fetch_one(&store, &kb) {
+                        if let Some(z) = fetch_one(&*store, &kb) {
                             insert_bytes_key(&mut out, &kb, z);
                         }
                         if util::has_exception() || util::has_oom() {
@@ -425,7 +462,7 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
             warn("apc_fetch() expects a string or array of strings.");
             rv.set_bool(false);
         }
-        FetchKeys::One(Some(kb)) => match fetch_one(&store, kb.bytes()) {
+        FetchKeys::One(Some(kb)) => match fetch_one(&*store, kb.bytes()) {
             Some(z) => {
                 *rv = z;
                 set_ref_bool(a.raw(1), true);
@@ -444,7 +481,9 @@ fn exists_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     if let Some(ht) = key.array() {
         // Copied first: a warning runs the user's error handler, which may change the keys.
         let list = key_list(ht);
-        let Some(store) = open_store(rv) else { return };
+        let Some(store) = open_backend(rv) else {
+            return;
+        };
         let mut out = ZendHashTable::new();
         for k in list {
             if util::has_oom() {
@@ -454,15 +493,17 @@ fn exists_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
                 Some(kb) => match store.contains(&kb) {
                     Ok(true) => insert_bytes_key(&mut out, &kb, bool_zval(true)),
                     Ok(false) => {}
-                    Err(e) => report(&e),
+                    Err(e) => report_backend(&e),
                 },
                 None => warn("apc_exists() expects a string or array of strings."),
             }
         }
         rv.set_hashtable(out);
     } else if let Some(s) = key.zend_str() {
-        let Some(store) = open_store(rv) else { return };
-        set_bool_result(rv, store.contains(s.as_bytes()));
+        let Some(store) = open_backend(rv) else {
+            return;
+        };
+        set_be_bool(rv, store.contains(s.as_bytes()));
     } else {
         rv.set_bool(false);
     }
@@ -475,15 +516,19 @@ fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     }
     let key = a.get(0).unwrap();
     if let Some(s) = key.zend_str() {
-        let Some(store) = open_store(rv) else { return };
-        set_bool_result(rv, store.delete(s.as_bytes()));
+        let Some(store) = open_backend(rv) else {
+            return;
+        };
+        set_be_bool(rv, store.delete(s.as_bytes()));
     } else if let Some(ht) = key.array() {
         // Owned copies (one more reference each) before a warning can run the error handler.
         let list: Vec<Zval> = ht
             .values()
             .map(|v| v.dereference().shallow_clone())
             .collect();
-        let Some(store) = open_store(rv) else { return };
+        let Some(store) = open_backend(rv) else {
+            return;
+        };
         let mut failed = ZendHashTable::new();
         for v in list {
             let kb = v.zend_str().map(|s| s.as_bytes().to_vec());
@@ -491,7 +536,7 @@ fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
                 Some(kb) => match store.delete(&kb) {
                     Ok(b) => b,
                     Err(e) => {
-                        report(&e);
+                        report_backend(&e);
                         false
                     }
                 },
@@ -557,7 +602,9 @@ fn incdec_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, dec: bool) {
     };
     let mut success = a.raw(2);
     set_ref_bool(success.as_deref_mut(), false);
-    let Some(store) = open_store(rv) else { return };
+    let Some(store) = open_backend(rv) else {
+        return;
+    };
     let on_missing = match mode {
         Mode::Apc => OnMissing::Fail,
         Mode::Apcu => OnMissing::Create {
@@ -565,15 +612,22 @@ fn incdec_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, dec: bool) {
         },
     };
     let dir = if dec { Direction::Dec } else { Direction::Inc };
-    let r = store.update(&key, |cur| counter::step(cur, dir, step, on_missing));
+    let mut out = None;
+    let r = store.update(&key, &mut |cur| {
+        let (u, n) = counter::step(cur, dir, step, on_missing);
+        out = n;
+        u
+    });
     match r {
-        Ok(Some(n)) => {
-            rv.set_long(n);
-            set_ref_bool(success, true);
-        }
-        Ok(None) => rv.set_bool(false),
+        Ok(()) => match out {
+            Some(n) => {
+                rv.set_long(n);
+                set_ref_bool(success, true);
+            }
+            None => rv.set_bool(false),
+        },
         Err(e) => {
-            report(&e);
+            report_backend(&e);
             rv.set_bool(false)
         }
     }
@@ -587,9 +641,16 @@ fn cas_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let Ok(Some(key)) = a.string(0) else { return };
     let Ok(Some(old)) = a.long(1) else { return };
     let Ok(Some(new)) = a.long(2) else { return };
-    let Some(store) = open_store(rv) else { return };
-    let r = store.update(&key, |cur| counter::cas(cur, old, new));
-    set_bool_result(rv, r);
+    let Some(store) = open_backend(rv) else {
+        return;
+    };
+    let mut swapped = false;
+    let r = store.update(&key, &mut |cur| {
+        let (u, b) = counter::cas(cur, old, new);
+        swapped = b;
+        u
+    });
+    set_be_bool(rv, r.map(|()| swapped));
 }
 
 enum EntryOutcome {
@@ -750,8 +811,10 @@ fn clear_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
             return;
         }
     }
-    let Some(store) = open_store(rv) else { return };
-    set_bool_result(rv, store.clear().map(|()| true));
+    let Some(store) = open_backend(rv) else {
+        return;
+    };
+    set_be_bool(rv, store.clear().map(|()| true));
 }
 
 fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
@@ -849,7 +912,7 @@ fn enabled_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     if !a.check_count(0, 0) {
         return;
     }
-    rv.set_bool(handle::enabled() && handle::store().is_some());
+    rv.set_bool(handle::enabled() && (handle::redis().is_some() || handle::store().is_some()));
 }
 
 /// `apcdb_stats(): array|false`: the store's counters (see [`info::apcdb_stats_fields`]); false,

@@ -193,6 +193,7 @@ fn server_generation() -> u64 {
 }
 
 pub fn request_startup() {
+    crate::backend::request_startup();
     set_request(Some(Request::new(Config::read())));
 }
 
@@ -218,11 +219,32 @@ pub fn config() -> Config {
         .unwrap_or_else(Config::read)
 }
 
+/// The Redis backend of this request when `apcdb.file` names a Redis server (and apcdb is
+/// enabled), else `None`.
+pub fn redis() -> Option<crate::backend::Redis> {
+    let pick = |cfg: &Config| {
+        (cfg.enabled && crate::backend::is_redis_url(&cfg.file))
+            .then(|| crate::backend::Redis::new(cfg))
+    };
+    match req().try_borrow() {
+        Ok(b) => match b.as_ref() {
+            Some(q) => pick(&q.cfg),
+            None => pick(&Config::read()),
+        },
+        Err(_) => None,
+    }
+}
+
 /// What `store()` decided under the borrow, to act on after releasing it.
 enum Step {
     Ready(Arc<Store>),
     Unavailable,
-    Open { cfg: Config, problems: Vec<String> },
+    /// `apcdb.file` names a Redis server, which this function does not support yet.
+    RemoteUnsupported,
+    Open {
+        cfg: Config,
+        problems: Vec<String>,
+    },
 }
 
 /// The store for this request, opening it on first use. `None` after reporting why (once per
@@ -240,6 +262,8 @@ pub fn store() -> Option<Arc<Store>> {
         }
         if let Some(s) = &q.store {
             Step::Ready(s.clone())
+        } else if q.cfg.enabled && crate::backend::is_redis_url(&q.cfg.file) {
+            Step::RemoteUnsupported
         } else if q.failed || !q.cfg.enabled {
             Step::Unavailable
         } else {
@@ -258,6 +282,10 @@ pub fn store() -> Option<Arc<Store>> {
     let (cfg, problems) = match step {
         Step::Ready(s) => return Some(s),
         Step::Unavailable => return None,
+        Step::RemoteUnsupported => {
+            warn(REMOTE_UNSUPPORTED);
+            return None;
+        }
         Step::Open { cfg, problems } => (cfg, problems),
     };
     // Opening runs no PHP code; record the outcome before any warning can re-enter.
@@ -314,7 +342,15 @@ pub fn enabled() -> bool {
         .unwrap_or_else(|| Config::read().enabled)
 }
 
+/// What a function the Redis backend does not offer yet says (SPEC §10, "Redis backend").
+const REMOTE_UNSUPPORTED: &str =
+    "apcdb: this function is not supported yet when apcdb.file names a Redis server";
+
 fn open_for(cfg: &Config) -> Result<Arc<Store>, String> {
+    if crate::backend::is_redis_url(&cfg.file) {
+        // Never a path: "redis://..." must not become a directory and a store file.
+        return Err(REMOTE_UNSUPPORTED.to_string());
+    }
     if cfg.file.is_empty() {
         // Made at module start in a server SAPI; made here in the CLI (on first use), or if
         // module start saw the extension disabled.

@@ -9,6 +9,7 @@
 //!   in the `apc` crate (`php-binding/apc-semantics`, tested by `cargo test`): this crate only
 //!   converts between PHP values and them.
 
+mod backend;
 mod codec;
 mod config;
 mod ffi;

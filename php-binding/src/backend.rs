@@ -1,0 +1,385 @@
+//! The seam between the user-cache functions and where entries live: [`Backend`], implemented by
+//! the local apcdb [`Store`] and by [`Redis`], a Redis-protocol server named by
+//! `apcdb.file = redis://...` (SPEC §10, "Redis backend").
+//!
+//! Values are the bytes of the codec (SPEC §10, "Value encoding") on both, so what PHP reads back
+//! does not depend on the backend.
+
+use crate::config::Config;
+use apcdb::{Entry, Error as StoreError, Store, Update};
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Why a backend call failed.
+pub enum BackendError {
+    /// The local store's error (reported as before the seam existed).
+    Store(StoreError),
+    /// A Redis server could not be reached or answered with an error; the message is reported
+    /// once per request.
+    Remote(String),
+    /// The server already failed in this request: already reported, and not retried until the
+    /// next request so that a dead server costs at most one timeout per request.
+    Down,
+}
+
+impl From<StoreError> for BackendError {
+    fn from(e: StoreError) -> Self {
+        BackendError::Store(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// What the `apc_*` functions need from a place that holds entries. Expiries are Unix
+/// milliseconds, 0 meaning never, as in the engine.
+pub trait Backend {
+    /// Calls `f` with the live value of `key`, if there is one; whether there was. `f` may run
+    /// more than once (the local store retries a read overtaken by a writer): the last run counts.
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool>;
+    /// Stores `value`; with `only_if_absent`, only where no live entry exists. Whether it stored.
+    fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: u64,
+        only_if_absent: bool,
+    ) -> Result<bool>;
+    fn contains(&self, key: &[u8]) -> Result<bool>;
+    /// Whether a live entry was removed.
+    fn delete(&self, key: &[u8]) -> Result<bool>;
+    /// One atomic read-modify-write: `f` sees the live entry and decides (it may run more than
+    /// once when another writer got in between; the last run is the one applied).
+    fn update(&self, key: &[u8], f: &mut dyn FnMut(Option<&Entry>) -> Update) -> Result<()>;
+    /// Removes every entry of this pool.
+    fn clear(&self) -> Result<()>;
+}
+
+impl Backend for Store {
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        Ok(Store::get_with(self, key, |v| f(v))?.is_some())
+    }
+
+    fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: u64,
+        only_if_absent: bool,
+    ) -> Result<bool> {
+        Ok(if only_if_absent {
+            self.add_with_expiry(key, value, expires_at_ms)?
+        } else {
+            self.put_with_expiry(key, value, expires_at_ms)?;
+            true
+        })
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(Store::contains(self, key)?)
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<bool> {
+        Ok(Store::delete(self, key)?)
+    }
+
+    fn update(&self, key: &[u8], f: &mut dyn FnMut(Option<&Entry>) -> Update) -> Result<()> {
+        Store::update(self, key, |cur| (f(cur), ()))?;
+        Ok(())
+    }
+
+    fn clear(&self) -> Result<()> {
+        Ok(Store::clear(self)?)
+    }
+}
+
+/// Whether `apcdb.file` names a Redis-protocol server rather than a file.
+pub fn is_redis_url(file: &str) -> bool {
+    ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|p| file.starts_with(p))
+}
+
+/// The worker's connection, kept across requests (opened on first use), with the URL it was
+/// opened for.
+struct Conn {
+    url: String,
+    con: redis::Connection,
+}
+
+thread_local! {
+    static CONN: RefCell<Option<Conn>> = const { RefCell::new(None) };
+    /// Set when a call of this request failed to reach the server: later calls of the request
+    /// fail at once (no second timeout, no second warning).
+    static DOWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Forgets the failure of the previous request: the next call tries the server again.
+pub fn request_startup() {
+    DOWN.set(false);
+}
+
+/// A pool on a Redis-protocol server: the URL, the key prefix and the timeout of `cfg`.
+pub struct Redis {
+    url: String,
+    prefix: Vec<u8>,
+    timeout: Duration,
+}
+
+/// Runs one `WATCH`ed read-modify-write: `EXEC` fails if another client wrote the key meanwhile,
+/// and the decision is taken again on what that writer left. Bounded so a key written without
+/// pause cannot hold a worker forever.
+const UPDATE_ATTEMPTS: usize = 1000;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `pattern` with Redis glob characters escaped, so that the prefix matches only itself.
+fn glob_escape(pattern: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pattern.len() + 1);
+    for &b in pattern {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
+}
+
+impl Redis {
+    pub fn new(cfg: &Config) -> Redis {
+        Redis {
+            url: cfg.file.clone(),
+            prefix: cfg.redis_prefix.clone(),
+            timeout: Duration::from_millis(cfg.redis_timeout_ms),
+        }
+    }
+
+    fn key(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(key);
+        k
+    }
+
+    fn connect(&self) -> std::result::Result<redis::Connection, String> {
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| format!("apcdb: invalid Redis URL in apcdb.file: {e}"))?;
+        let con = client
+            .get_connection_with_timeout(self.timeout)
+            .map_err(|e| format!("apcdb: cannot connect to the Redis server: {e}"))?;
+        con.set_read_timeout(Some(self.timeout))
+            .and_then(|()| con.set_write_timeout(Some(self.timeout)))
+            .map_err(|e| format!("apcdb: cannot set the Redis timeout: {e}"))?;
+        Ok(con)
+    }
+
+    /// Runs `f` on the worker's connection, opening it if need be. A failure of the connection
+    /// drops it (the next request reconnects) and marks the server down for this request; a
+    /// server's error reply (a command it refused) leaves the connection as it is.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        if DOWN.get() {
+            return Err(BackendError::Down);
+        }
+        CONN.with(|c| {
+            let mut slot = c.borrow_mut();
+            if slot.as_ref().is_some_and(|c| c.url != self.url) {
+                *slot = None;
+            }
+            if slot.is_none() {
+                match self.connect() {
+                    Ok(con) => {
+                        *slot = Some(Conn {
+                            url: self.url.clone(),
+                            con,
+                        })
+                    }
+                    Err(m) => {
+                        DOWN.set(true);
+                        return Err(BackendError::Remote(m));
+                    }
+                }
+            }
+            let conn = slot.as_mut().expect("connected above");
+            match f(&mut conn.con) {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    let broken = e.is_io_error()
+                        || e.is_timeout()
+                        || e.is_connection_dropped()
+                        || e.is_unrecoverable_error();
+                    if broken {
+                        *slot = None;
+                        DOWN.set(true);
+                        Err(BackendError::Remote(format!(
+                            "apcdb: the Redis server failed: {e}"
+                        )))
+                    } else {
+                        // A refused command (e.g. EXEC after an error) may leave a transaction
+                        // open: reset the connection's state before it serves another call.
+                        let _ = redis::cmd("DISCARD").query::<redis::Value>(&mut conn.con);
+                        Err(BackendError::Remote(format!(
+                            "apcdb: the Redis server refused a command: {e}"
+                        )))
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// `SET`'s expiry arguments for an engine expiry (none for "never").
+fn with_expiry(cmd: &mut redis::Cmd, expires_at_ms: u64) {
+    if expires_at_ms != 0 {
+        // PXAT: the same absolute millisecond the local store would use, so an entry lives
+        // exactly as long on either backend.
+        cmd.arg("PXAT").arg(expires_at_ms);
+    }
+}
+
+impl Backend for Redis {
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        let k = self.key(key);
+        let v: Option<Vec<u8>> = self.with(|c| redis::cmd("GET").arg(&k).query(c))?;
+        Ok(match v {
+            Some(v) => {
+                f(&v);
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: u64,
+        only_if_absent: bool,
+    ) -> Result<bool> {
+        let k = self.key(key);
+        if expires_at_ms != 0 && expires_at_ms <= now_ms() {
+            // Already expired (a negative TTL): the key reads as absent afterwards, as on the
+            // local store; Redis refuses to SET with such an expiry on some versions.
+            return self.with(|c| {
+                if only_if_absent {
+                    let n: i64 = redis::cmd("EXISTS").arg(&k).query(c)?;
+                    Ok(n == 0)
+                } else {
+                    redis::cmd("UNLINK").arg(&k).query::<i64>(c)?;
+                    Ok(true)
+                }
+            });
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&k).arg(value);
+        with_expiry(&mut cmd, expires_at_ms);
+        if only_if_absent {
+            cmd.arg("NX");
+        }
+        let r: redis::Value = self.with(|c| cmd.query(c))?;
+        Ok(!matches!(r, redis::Value::Nil))
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool> {
+        let k = self.key(key);
+        let n: i64 = self.with(|c| redis::cmd("EXISTS").arg(&k).query(c))?;
+        Ok(n > 0)
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<bool> {
+        let k = self.key(key);
+        let n: i64 = self.with(|c| redis::cmd("UNLINK").arg(&k).query(c))?;
+        Ok(n > 0)
+    }
+
+    fn update(&self, key: &[u8], f: &mut dyn FnMut(Option<&Entry>) -> Update) -> Result<()> {
+        let k = self.key(key);
+        self.with(|c| {
+            for _ in 0..UPDATE_ATTEMPTS {
+                redis::cmd("WATCH").arg(&k).query::<()>(c)?;
+                // One round trip for the value and its absolute expiry (PEXPIRETIME: -1 none).
+                let (v, exp): (Option<Vec<u8>>, i64) = redis::pipe()
+                    .cmd("GET")
+                    .arg(&k)
+                    .cmd("PEXPIRETIME")
+                    .arg(&k)
+                    .query(c)?;
+                let cur = v.map(|value| Entry {
+                    value,
+                    expires_at_ms: u64::try_from(exp).unwrap_or(0),
+                    modified_at_ms: 0,
+                    version: 0,
+                });
+                let decision = f(cur.as_ref());
+                let mut tx = redis::pipe();
+                tx.atomic();
+                match decision {
+                    Update::Keep => {
+                        redis::cmd("UNWATCH").query::<()>(c)?;
+                        return Ok(());
+                    }
+                    Update::Put {
+                        value,
+                        expires_at_ms,
+                    } => {
+                        let mut set = redis::cmd("SET");
+                        set.arg(&k).arg(value);
+                        with_expiry(&mut set, expires_at_ms);
+                        tx.add_command(set).ignore();
+                    }
+                    Update::Delete => {
+                        tx.cmd("UNLINK").arg(&k).ignore();
+                    }
+                    // Update is non_exhaustive: a decision this backend does not know changes
+                    // nothing.
+                    _ => {
+                        redis::cmd("UNWATCH").query::<()>(c)?;
+                        return Ok(());
+                    }
+                }
+                // EXEC answers nil when the watched key changed: decide again.
+                let done: Option<()> = tx.query(c)?;
+                if done.is_some() {
+                    return Ok(());
+                }
+            }
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the key kept changing",
+                format!("gave up after {UPDATE_ATTEMPTS} attempts"),
+            )))
+        })
+    }
+
+    fn clear(&self) -> Result<()> {
+        let mut pattern = glob_escape(&self.prefix);
+        pattern.push(b'*');
+        self.with(|c| {
+            // SCAN + UNLINK of this pool's keys only: other pools (and other data) on the same
+            // database are left alone, which FLUSHDB would not do.
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)?;
+                if !keys.is_empty() {
+                    redis::cmd("UNLINK").arg(&keys).query::<i64>(c)?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        })
+    }
+}
