@@ -6,7 +6,8 @@
 #   php-binding/run-phpt.sh tests/php/013_durable_across_processes.phpt
 #
 # Environment: PHP (the php binary, default: php on PATH), PHPT_JOBS (parallel workers, default 2),
-# CARGO_PROFILE (release|dev, default release).
+# CARGO_PROFILE (release|dev, default release), PHPT_INI (extra space-separated key=value INI
+# settings for every test, e.g. "apcdb.file=redis://127.0.0.1:6379/0": tests/redis/run.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,8 +36,11 @@ LOG=$(mktemp /tmp/apcdb-phpt.XXXXXX)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=(tests/php)
 
+INI_ARGS=()
+for kv in ${PHPT_INI:-}; do INI_ARGS+=(-d "$kv"); done
+
 # -n: no php.ini (so a system-wide APCu is not loaded unless a test asks for it).
-"$PHP" -n "$RUN_TESTS" -n -p "$PHP" -d "extension=$EXT" -q --no-color --show-diff -j"$JOBS" \
+"$PHP" -n "$RUN_TESTS" -n -p "$PHP" -d "extension=$EXT" "${INI_ARGS[@]}" -q --no-color --show-diff -j"$JOBS" \
     "${TARGETS[@]}" 2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}
 
