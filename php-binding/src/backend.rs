@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use apcdb::{Entry, Error as StoreError, Store, Update};
+use redis::IntoConnectionInfo;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -164,12 +165,34 @@ impl Redis {
         k
     }
 
+    /// An error in words; a timeout names the setting that bounds it (the OS says "resource
+    /// temporarily unavailable").
+    fn why(&self, e: &redis::RedisError) -> String {
+        if e.is_timeout() {
+            format!(
+                "no answer within apcdb.redis_timeout ({} s)",
+                self.timeout.as_secs_f64()
+            )
+        } else {
+            e.to_string()
+        }
+    }
+
     fn connect(&self) -> std::result::Result<redis::Connection, String> {
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| format!("apcdb: invalid Redis URL in apcdb.file: {e}"))?;
+        let bad = |e: redis::RedisError| format!("apcdb: invalid Redis URL in apcdb.file: {e}");
+        let info = self.url.as_str().into_connection_info().map_err(bad)?;
+        // No CLIENT SETINFO at connect: one reply fewer to wait for, so a server that accepts
+        // connections but never answers costs one timeout, not one per setup command.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(bad)?;
         let con = client
             .get_connection_with_timeout(self.timeout)
-            .map_err(|e| format!("apcdb: cannot connect to the Redis server: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "apcdb: cannot connect to the Redis server: {}",
+                    self.why(&e)
+                )
+            })?;
         con.set_read_timeout(Some(self.timeout))
             .and_then(|()| con.set_write_timeout(Some(self.timeout)))
             .map_err(|e| format!("apcdb: cannot set the Redis timeout: {e}"))?;
@@ -217,7 +240,8 @@ impl Redis {
                         *slot = None;
                         DOWN.set(true);
                         Err(BackendError::Remote(format!(
-                            "apcdb: the Redis server failed: {e}"
+                            "apcdb: the Redis server failed: {}",
+                            self.why(&e)
                         )))
                     } else {
                         // A refused command (e.g. EXEC after an error) may leave a transaction
