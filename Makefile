@@ -1,10 +1,10 @@
 # Every target installs what it needs first, so `make run` and `make test` work on a fresh Debian 12
 # machine with Rust (as root: the tests mount a small tmpfs, chown files and start php-fpm).
 SHELL := /bin/bash
-PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-igbinary php8.2-sqlite3 php8.2-dba valgrind chromium php8.2-gd
+PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-igbinary php8.2-sqlite3 php8.2-dba valgrind chromium php8.2-gd redis-server
 
 .PHONY: setup build run test lint test-rust test-php test-crash php-ext bench bench-smoke \
-	install uninstall test-install deb test-deb test-status
+	install uninstall test-install deb test-deb test-status test-redis
 PREFIX ?= /usr/local
 DESTDIR ?=
 PHP_CONFIG ?= php-config
@@ -24,12 +24,12 @@ run: build
 	cargo run --release -p apcdb --example demo
 	php-binding/demo.sh
 
-# Every test: the lint gate, Rust (unit, model, multi-process, crash, safety, harness tests), the .phpt suite,
+# Every test: the lint gate, Rust (unit, model, multi-process, crash, safety, harness tests), the .phpt suite (and the part of it that applies to the Redis backend),
 # the status page in headless Chromium,
 # short runs of the kill -9 harness, the power-cut simulator and the corruption fuzzer, `make
 # install` staged and the .deb installed and purged, and the benchmarks in smoke mode (they assert
 # no timings).
-test: setup lint test-rust test-php test-status test-crash test-install test-deb bench-smoke
+test: setup lint test-rust test-php test-redis test-status test-crash test-install test-deb bench-smoke
 
 # Zero warnings: clippy (which includes every rustc warning) on every target, denied; rustfmt; and
 # the metadata of every publishable crate.
@@ -46,6 +46,11 @@ php-ext: setup
 
 test-php: setup
 	php-binding/run-phpt.sh
+
+# The Redis backend (apcdb.file=redis://...): the .phpt files that apply to it run against a
+# redis-server of their own (tests/redis/run.sh; phpt 090-099 run in test-php and start their own).
+test-redis: setup
+	tests/redis/run.sh
 
 # The status page (php-binding/status/) served by `php -S`: its protection over HTTP, then Debian's
 # Chromium in headless mode takes a screenshot, reads the DOM and deletes and clears by clicking.
