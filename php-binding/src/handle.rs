@@ -220,19 +220,29 @@ pub fn config() -> Config {
 }
 
 /// The Redis backend of this request when `apcdb.file` names a Redis server (and apcdb is
-/// enabled), else `None`.
+/// enabled), else `None`. Invalid settings are reported once per request, as for a file.
 pub fn redis() -> Option<crate::backend::Redis> {
-    let pick = |cfg: &Config| {
-        (cfg.enabled && crate::backend::is_redis_url(&cfg.file))
-            .then(|| crate::backend::Redis::new(cfg))
+    let (r, problems) = {
+        let Ok(mut b) = req().try_borrow_mut() else {
+            return None;
+        };
+        let q = b.get_or_insert_with(|| Request::new(Config::read()));
+        if !(q.cfg.enabled && crate::backend::is_redis_url(&q.cfg.file)) {
+            return None;
+        }
+        let problems = if q.problems_reported {
+            Vec::new()
+        } else {
+            q.problems_reported = true;
+            q.cfg.problems.clone()
+        };
+        (crate::backend::Redis::new(&q.cfg), problems)
     };
-    match req().try_borrow() {
-        Ok(b) => match b.as_ref() {
-            Some(q) => pick(&q.cfg),
-            None => pick(&Config::read()),
-        },
-        Err(_) => None,
+    // After the borrow: a warning runs the user's error handler, which may call apc_* again.
+    for p in &problems {
+        warn(&format!("apcdb: {p}"));
     }
+    Some(r)
 }
 
 /// What `store()` decided under the borrow, to act on after releasing it.

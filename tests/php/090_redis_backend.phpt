@@ -67,6 +67,8 @@ $keys = apcdb_redis_cmd($port, ['KEYS', '*']);
 sort($keys);
 echo implode(' ', $keys), "\n";
 echo apcdb_run($b, 'var_dump(apc_fetch("int"));');
+// An invalid setting: one warning per request, the default used.
+echo apcdb_run($a + ['apcdb.redis_timeout' => 'abc'], 'var_dump(apc_fetch("x"), apc_store("x", 1), apc_fetch("x"));');
 // Functions the backend does not offer yet say so and return false; nothing becomes a file.
 echo apcdb_run($a, 'var_dump(apc_cache_info());');
 var_dump(file_exists('redis:'));
@@ -136,6 +138,11 @@ bool(false)
 bool(false)
 gX:k site-b:int unrelated
 string(7) "b-value"
+
+Warning: apc_fetch(): apcdb: apcdb.redis_timeout="abc" is not a number of seconds in (0, 3600]; using 1 in Command line code on line 1
+bool(false)
+bool(true)
+int(1)
 
 Warning: apc_cache_info(): apcdb: this function is not supported yet when apcdb.file names a Redis server in Command line code on line 1
 bool(false)
