@@ -67,6 +67,12 @@ $keys = apcdb_redis_cmd($port, ['KEYS', '*']);
 sort($keys);
 echo implode(' ', $keys), "\n";
 echo apcdb_run($b, 'var_dump(apc_fetch("int"));');
+// A unix socket, and a database chosen in the URL (quoted in INI: it holds '?' and '=').
+$sock = sys_get_temp_dir() . '/apcdb-phpt-redis-' . getmypid() . '.sock';
+[$uport] = apcdb_redis_start(0, $sock);
+register_shutdown_function(fn() => @unlink($sock));
+echo apcdb_run(['apcdb.file' => "\"redis+unix://$sock?db=2\""], 'var_dump(apc_store("u", "via socket"), apc_fetch("u"));');
+echo "db 0 of that server: ", json_encode(apcdb_redis_cmd($uport, ['KEYS', '*'])), "\n";
 // An invalid setting: one warning per request, the default used.
 echo apcdb_run($a + ['apcdb.redis_timeout' => 'abc'], 'var_dump(apc_fetch("x"), apc_store("x", 1), apc_fetch("x"));');
 // Functions the backend does not offer yet say so and return false; nothing becomes a file.
@@ -138,6 +144,9 @@ bool(false)
 bool(false)
 gX:k site-b:int unrelated
 string(7) "b-value"
+bool(true)
+string(10) "via socket"
+db 0 of that server: []
 
 Warning: apc_fetch(): apcdb: apcdb.redis_timeout="abc" is not a number of seconds in (0, 3600]; using 1 in Command line code on line 1
 bool(false)
