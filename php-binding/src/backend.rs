@@ -101,9 +101,10 @@ pub fn is_redis_url(file: &str) -> bool {
 }
 
 /// The worker's connection, kept across requests (opened on first use), with the URL it was
-/// opened for.
+/// opened for and the process that opened it.
 struct Conn {
     url: String,
+    pid: u32,
     con: redis::Connection,
 }
 
@@ -211,7 +212,14 @@ impl Redis {
         }
         CONN.with(|c| {
             let mut slot = c.borrow_mut();
-            if slot.as_ref().is_some_and(|c| c.url != self.url) {
+            // A child forked after the connection was opened must not talk on its parent's
+            // socket (their replies would interleave): it drops its copy of the descriptor, which
+            // leaves the parent's open, and connects anew.
+            let pid = std::process::id();
+            if slot
+                .as_ref()
+                .is_some_and(|c| c.url != self.url || c.pid != pid)
+            {
                 *slot = None;
             }
             if slot.is_none() {
@@ -219,6 +227,7 @@ impl Redis {
                     Ok(con) => {
                         *slot = Some(Conn {
                             url: self.url.clone(),
+                            pid,
                             con,
                         })
                     }
