@@ -253,9 +253,11 @@ impl Redis {
                             self.why(&e)
                         )))
                     } else {
-                        // A refused command (e.g. EXEC after an error) may leave a transaction
-                        // open: reset the connection's state before it serves another call.
+                        // A refused command (e.g. GET of a key another client made a list) may
+                        // leave a transaction or a WATCH open: reset the connection's state
+                        // before it serves another call.
                         let _ = redis::cmd("DISCARD").query::<redis::Value>(&mut conn.con);
+                        let _ = redis::cmd("UNWATCH").query::<redis::Value>(&mut conn.con);
                         Err(BackendError::Remote(format!(
                             "apcdb: the Redis server refused a command: {e}"
                         )))

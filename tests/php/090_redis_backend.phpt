@@ -73,6 +73,9 @@ $sock = sys_get_temp_dir() . '/apcdb-phpt-redis-' . getmypid() . '.sock';
 register_shutdown_function(fn() => @unlink($sock));
 echo apcdb_run(['apcdb.file' => "\"redis+unix://$sock?db=2\""], 'var_dump(apc_store("u", "via socket"), apc_fetch("u"));');
 echo "db 0 of that server: ", json_encode(apcdb_redis_cmd($uport, ['KEYS', '*'])), "\n";
+// A key of this pool that another client made a list: a warning and false for that call only.
+apcdb_redis_cmd($port, ['RPUSH', 'site-b:list', '1']);
+echo apcdb_run($b, 'var_dump(apc_fetch("list"), apc_inc("list"), apc_store("x", 3), apc_inc("x"));');
 // An invalid setting: one warning per request, the default used.
 echo apcdb_run($a + ['apcdb.redis_timeout' => 'abc'], 'var_dump(apc_fetch("x"), apc_store("x", 1), apc_fetch("x"));');
 // Functions the backend does not offer yet say so and return false; nothing becomes a file.
@@ -147,6 +150,14 @@ string(7) "b-value"
 bool(true)
 string(10) "via socket"
 db 0 of that server: []
+
+Warning: apc_fetch(): apcdb: the Redis server refused a command: "WRONGTYPE": %s in Command line code on line 1
+
+Warning: apc_inc(): apcdb: the Redis server refused a command: %sWRONGTYPE%s in Command line code on line 1
+bool(false)
+bool(false)
+bool(true)
+int(4)
 
 Warning: apc_fetch(): apcdb: apcdb.redis_timeout="abc" is not a number of seconds in (0, 3600]; using 1 in Command line code on line 1
 bool(false)
