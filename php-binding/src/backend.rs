@@ -337,9 +337,12 @@ impl Backend for Redis {
         let k = self.key(key);
         self.with(|c| {
             for _ in 0..UPDATE_ATTEMPTS {
-                redis::cmd("WATCH").arg(&k).query::<()>(c)?;
-                // One round trip for the value and its absolute expiry (PEXPIRETIME: -1 none).
+                // One round trip: WATCH (executed first, so any write after it aborts the EXEC),
+                // the value and its absolute expiry (PEXPIRETIME: -1 for none).
                 let (v, exp): (Option<Vec<u8>>, i64) = redis::pipe()
+                    .cmd("WATCH")
+                    .arg(&k)
+                    .ignore()
                     .cmd("GET")
                     .arg(&k)
                     .cmd("PEXPIRETIME")
