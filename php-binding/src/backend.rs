@@ -100,6 +100,31 @@ pub fn is_redis_url(file: &str) -> bool {
         .any(|p| file.starts_with(p))
 }
 
+/// `url` with its password replaced by `***` (for phpinfo(): a status page may be public).
+pub fn redacted(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let end = url[start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| start + i);
+    let mut out = match url[start..end].rfind('@') {
+        Some(at) => {
+            let user = &url[start..start + at];
+            let user = user.split_once(':').map_or("", |(u, _)| u);
+            format!("{}{user}:***{}", &url[..start], &url[start + at..])
+        }
+        None => url.to_string(),
+    };
+    // redis+unix:// carries the password as a query parameter.
+    if let Some(p) = out.find("pass=") {
+        let v = p + "pass=".len();
+        let e = out[v..].find('&').map_or(out.len(), |i| v + i);
+        out.replace_range(v..e, "***");
+    }
+    out
+}
+
 /// The worker's connection, kept across requests (opened on first use), with the URL it was
 /// opened for and the process that opened it.
 struct Conn {

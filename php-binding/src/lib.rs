@@ -199,7 +199,7 @@ extern "C" fn info(module: *mut ModuleEntry) {
             if cfg.file.is_empty() {
                 "(anonymous, not durable)".to_string()
             } else {
-                cfg.file.clone()
+                backend::redacted(&cfg.file)
             }
         );
         info_table_row!("Size", format_size(cfg.size));
@@ -219,30 +219,42 @@ extern "C" fn info(module: *mut ModuleEntry) {
         );
         // phpinfo() is where an operator looks first: open the store as a call would, but show
         // why it cannot be opened in the table rather than as a warning.
-        match if cfg.enabled {
-            handle::open_quiet()
+        if cfg.enabled && backend::is_redis_url(&cfg.file) {
+            // Not connected from here: phpinfo() must not wait for a server that is down.
+            info_table_row!(
+                "Store",
+                format!(
+                    "a Redis server, connected on first use (keys under \"{}\", timeout {} ms)",
+                    String::from_utf8_lossy(&cfg.redis_prefix),
+                    cfg.redis_timeout_ms
+                )
+            );
         } else {
-            Err("disabled (apcdb.enabled=0)".into())
-        } {
-            Ok(s) => {
-                match s.stats() {
-                    Ok(st) => {
-                        info_table_row!("Entries", st.entries.to_string());
-                        info_table_row!("Hits", st.hits.to_string());
-                        info_table_row!("Misses", st.misses.to_string());
-                        info_table_row!(
-                            "Used",
-                            format!("{} of {} bytes", st.used_bytes, st.max_size)
-                        );
+            match if cfg.enabled {
+                handle::open_quiet()
+            } else {
+                Err("disabled (apcdb.enabled=0)".into())
+            } {
+                Ok(s) => {
+                    match s.stats() {
+                        Ok(st) => {
+                            info_table_row!("Entries", st.entries.to_string());
+                            info_table_row!("Hits", st.hits.to_string());
+                            info_table_row!("Misses", st.misses.to_string());
+                            info_table_row!(
+                                "Used",
+                                format!("{} of {} bytes", st.used_bytes, st.max_size)
+                            );
+                        }
+                        Err(e) => info_table_row!("Store", format!("stats unavailable: {e}")),
                     }
-                    Err(e) => info_table_row!("Store", format!("stats unavailable: {e}")),
+                    info_table_row!(
+                        "Recovered at open",
+                        if s.recovered_at_open() { "yes" } else { "no" }
+                    );
                 }
-                info_table_row!(
-                    "Recovered at open",
-                    if s.recovered_at_open() { "yes" } else { "no" }
-                );
+                Err(e) => info_table_row!("Store", format!("not available: {e}")),
             }
-            Err(e) => info_table_row!("Store", format!("not available: {e}")),
         }
         info_table_end!();
         // SAFETY: `module` is the live module entry the engine passed to this phpinfo() callback.

@@ -78,6 +78,9 @@ apcdb_redis_cmd($port, ['RPUSH', 'site-b:list', '1']);
 echo apcdb_run($b, 'var_dump(apc_fetch("list"), apc_inc("list"), apc_store("x", 3), apc_inc("x"));');
 // An invalid setting: one warning per request, the default used.
 echo apcdb_run($a + ['apcdb.redis_timeout' => 'abc'], 'var_dump(apc_fetch("x"), apc_store("x", 1), apc_fetch("x"));');
+// phpinfo(): the password is not shown in apcdb's own rows, and nothing is connected.
+echo apcdb_run(['apcdb.file' => '"redis://bob:s3cret@127.0.0.1:1/0"'],
+    'ob_start(); phpinfo(INFO_MODULES); preg_match_all("/^(File|Store) => .*$/m", ob_get_clean(), $m); echo implode("\n", $m[0]), "\n";');
 // Functions the backend does not offer yet say so and return false; nothing becomes a file.
 echo apcdb_run($a, 'var_dump(apc_cache_info());');
 var_dump(file_exists('redis:'));
@@ -163,6 +166,8 @@ Warning: apc_fetch(): apcdb: apcdb.redis_timeout="abc" is not a number of second
 bool(false)
 bool(true)
 int(1)
+File => redis://bob:***@127.0.0.1:1/0
+Store => a Redis server, connected on first use (keys under "apcdb:", timeout 1000 ms)
 
 Warning: apc_cache_info(): apcdb: this function is not supported yet when apcdb.file names a Redis server in Command line code on line 1
 bool(false)
