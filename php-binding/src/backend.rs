@@ -184,11 +184,19 @@ impl Redis {
         }
     }
 
-    fn key(&self, key: &[u8]) -> Vec<u8> {
+    /// The server's name of `key`; keys are limited as on the local store, so that a pool
+    /// accepts the same keys on either backend.
+    fn key(&self, key: &[u8]) -> Result<Vec<u8>> {
+        if key.len() > apcdb::MAX_KEY_LEN {
+            return Err(BackendError::Store(StoreError::KeyTooLarge {
+                len: key.len(),
+                max: apcdb::MAX_KEY_LEN,
+            }));
+        }
         let mut k = Vec::with_capacity(self.prefix.len() + key.len());
         k.extend_from_slice(&self.prefix);
         k.extend_from_slice(key);
-        k
+        Ok(k)
     }
 
     /// An error in words; a timeout names the setting that bounds it (the OS says "resource
@@ -304,7 +312,7 @@ fn with_expiry(cmd: &mut redis::Cmd, expires_at_ms: u64) {
 
 impl Backend for Redis {
     fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool> {
-        let k = self.key(key);
+        let k = self.key(key)?;
         let v: Option<Vec<u8>> = self.with(|c| redis::cmd("GET").arg(&k).query(c))?;
         Ok(match v {
             Some(v) => {
@@ -322,7 +330,7 @@ impl Backend for Redis {
         expires_at_ms: u64,
         only_if_absent: bool,
     ) -> Result<bool> {
-        let k = self.key(key);
+        let k = self.key(key)?;
         if expires_at_ms != 0 && expires_at_ms <= now_ms() {
             // Already expired (a negative TTL): the key reads as absent afterwards, as on the
             // local store; Redis refuses to SET with such an expiry on some versions.
@@ -347,19 +355,19 @@ impl Backend for Redis {
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool> {
-        let k = self.key(key);
+        let k = self.key(key)?;
         let n: i64 = self.with(|c| redis::cmd("EXISTS").arg(&k).query(c))?;
         Ok(n > 0)
     }
 
     fn delete(&self, key: &[u8]) -> Result<bool> {
-        let k = self.key(key);
+        let k = self.key(key)?;
         let n: i64 = self.with(|c| redis::cmd("UNLINK").arg(&k).query(c))?;
         Ok(n > 0)
     }
 
     fn update(&self, key: &[u8], f: &mut dyn FnMut(Option<&Entry>) -> Update) -> Result<()> {
-        let k = self.key(key);
+        let k = self.key(key)?;
         self.with(|c| {
             for _ in 0..UPDATE_ATTEMPTS {
                 // One round trip: WATCH (executed first, so any write after it aborts the EXEC),

@@ -73,6 +73,8 @@ $sock = sys_get_temp_dir() . '/apcdb-phpt-redis-' . getmypid() . '.sock';
 register_shutdown_function(fn() => @unlink($sock));
 echo apcdb_run(['apcdb.file' => "\"redis+unix://$sock?db=2\""], 'var_dump(apc_store("u", "via socket"), apc_fetch("u"));');
 echo "db 0 of that server: ", json_encode(apcdb_redis_cmd($uport, ['KEYS', '*'])), "\n";
+// Keys are limited as on the local store (65535 bytes).
+echo apcdb_run($b, 'var_dump(apc_store(str_repeat("k", 65536), 1), apc_store(str_repeat("k", 65535), 2), apc_fetch(str_repeat("k", 65535)));');
 // A key of this pool that another client made a list: a warning and false for that call only.
 apcdb_redis_cmd($port, ['RPUSH', 'site-b:list', '1']);
 echo apcdb_run($b, 'var_dump(apc_fetch("list"), apc_inc("list"), apc_store("x", 3), apc_inc("x"));');
@@ -153,6 +155,11 @@ string(7) "b-value"
 bool(true)
 string(10) "via socket"
 db 0 of that server: []
+
+Warning: apc_store(): apcdb: key of 65536 bytes exceeds the limit of 65535 bytes in Command line code on line 1
+bool(false)
+bool(true)
+int(2)
 
 Warning: apc_fetch(): apcdb: the Redis server refused a command: "WRONGTYPE": %s in Command line code on line 1
 
