@@ -29,6 +29,24 @@ fclose($hole);
 echo apcdb_run(['apcdb.file' => 'redis://127.0.0.1:' . apcdb_free_port() . '/0'], 'var_dump(apc_fetch("k"), apc_delete("k"));');
 echo apcdb_run(['apcdb.file' => 'redis://no:such:url'], 'var_dump(apc_fetch("k"));');
 
+// The server killed in the middle of a request: from then on the request's calls return false,
+// with one warning in all, at once.
+[$mport, $mserver] = apcdb_redis_start();
+$cmd = apcdb_cmd(['apcdb.file' => "redis://127.0.0.1:$mport/0", 'apcdb.redis_timeout' => '0.5']);
+$cmd[] = '-r';
+$cmd[] = '$w = 0; set_error_handler(function ($n, $m) use (&$w) { $w++; echo "warning: $m\n"; return true; });
+    apc_store("k", "v"); echo "ready\n";
+    $t = microtime(true); while (apc_fetch("k") === "v") { if (microtime(true) - $t > 20) { echo "server never went away\n"; break; } usleep(2000); }
+    $t = microtime(true); $r = [];
+    for ($i = 0; $i < 50; $i++) { $r[] = apc_fetch("k"); $r[] = apc_store("k", "v"); $r[] = apc_inc("n"); }
+    echo "after the kill: ", count(array_filter($r)), " calls succeeded, $w warning(s), ", microtime(true) - $t < 0.5 ? "no wait" : "waited", "\n";';
+$child = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['pipe', 'w'], 2 => ['redirect', 1]], $cp);
+echo fgets($cp[1]);
+usleep(100000);
+apcdb_redis_kill($mserver);
+echo preg_replace('/^warning: \w+\(\): apcdb: the Redis server failed: .*$/m', 'warning: apcdb: the Redis server failed: ...', stream_get_contents($cp[1]));
+proc_close($child);
+
 // php-fpm: one worker, one connection for all its requests.
 [$port, $server] = apcdb_redis_start();
 $dir = sys_get_temp_dir() . '/apcdb-phpt-redis-fpm-' . getmypid();
@@ -95,6 +113,9 @@ bool(false)
 
 Warning: apc_fetch(): apcdb: invalid Redis URL in apcdb.file: %s in Command line code on line 1
 bool(false)
+ready
+warning: apcdb: the Redis server failed: ...
+after the kill: 0 calls succeeded, 1 warning(s), no wait
 bool(true)
 string(3) "one"
 connections from the worker after 6 requests: 1
