@@ -50,8 +50,16 @@ impl WriteTxn<'_> {
         if let Some(off) = self.pop(class)? {
             return Ok(Some(off));
         }
-        let size = class_size(class);
+        // Blocks already reusable but not yet in a free list (they join a few per commit) come
+        // before new space.
         let h = self.lock_file.state();
+        while let Some(s) = h.take_reclaimable(self.held()) {
+            self.push(BlockOffset::of_slot(s), slot_class(s))?;
+            if slot_class(s) == class {
+                return self.pop(class);
+            }
+        }
+        let size = class_size(class);
         let end = h.heap_end();
         if end + size <= self.map.len() {
             h.set_heap_end(self.held(), end + size);
@@ -136,23 +144,10 @@ impl WriteTxn<'_> {
         Ok(())
     }
 
-    /// Frees a block the last checkpoint may reference: it becomes reusable after the next one.
+    /// Frees a block a checkpoint may reference: it becomes reusable once a checkpoint frozen
+    /// after now is durable.
     pub(crate) fn free_later(&self, slot: u64) {
         self.lock_file.state().add_pending(self.held(), slot);
-    }
-
-    /// After a durable checkpoint: the pending blocks join the free lists.
-    pub(crate) fn reclaim(&self) -> Result<()> {
-        let h = self.lock_file.state();
-        if h.pending_overflowed() {
-            return self.rebuild_free_lists();
-        }
-        for i in 0..h.pending_count() {
-            let s = h.pending(i);
-            self.push(BlockOffset::of_slot(s), slot_class(s))?;
-        }
-        h.reset_pending(self.held(), false);
-        Ok(())
     }
 
     /// Recomputes free space as everything in the heap not used by a live entry or an index
@@ -168,8 +163,8 @@ impl WriteTxn<'_> {
         // scanning for clear runs is linear, where sorting the blocks was not.
         let mut used = UnitMap::new((heap_end - HEAP_START) / BLOCK_ALIGN);
         let index_len = index_block_len(slots);
-        for c in &h.index {
-            used.mark(c.load(Relaxed), index_len, &self.map.path)?;
+        for c in [h.index[0].load(Relaxed), h.index[1].load(Relaxed), live] {
+            used.mark(c, index_len, &self.map.path)?;
         }
         let (mut entries, mut bytes, mut tombstones) = (0u64, 0u64, 0u64);
         for i in 0..slots {
@@ -230,13 +225,14 @@ impl WriteTxn<'_> {
         let unchanged = sb.index_slots == h.index_slots.load(Relaxed)
             && sb.index[0] == h.index[0].load(Relaxed)
             && sb.index[1] == h.index[1].load(Relaxed)
+            && sb.live == h.live_index.load(Relaxed)
             && h.dirty.iter().all(|w| w.load(Relaxed) == 0);
         if unchanged {
             return Ok(false);
         }
         let before = used.count();
         let copy_len = index_block_len(sb.index_slots);
-        for off in sb.index {
+        for off in [sb.index[0], sb.index[1], sb.live] {
             used.mark_shared(off, copy_len, &self.map.path)?;
         }
         let durable = sb.index[sb.durable_copy as usize];

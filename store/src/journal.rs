@@ -122,25 +122,48 @@ impl Journal {
             .map_err(|e| self.io_err("fdatasync", e))
     }
 
-    /// Reads the records of cycle `epoch`, starting with LSN `first_lsn`, up to the first record
-    /// that is torn, fails its checksum, belongs to another cycle, or breaks the LSN sequence.
-    ///
-    /// Reads only as far as the cycle goes (plus at most as much again): a prefix of the file,
-    /// doubled while the scan runs off its end (resuming where it stopped), never the whole
-    /// journal for a short cycle.
+    /// The valid records of the chain that starts with LSN `first_lsn` in the half of cycle
+    /// `epoch` (the durable superblock's): that half's records, then, while the LSNs go on, the
+    /// records of cycle `epoch + 1` in the other half (a checkpoint that froze at the end of the
+    /// first half and whose superblock was not yet durable). A record that is torn, fails its
+    /// checksum, belongs to another cycle or breaks the LSN sequence ends each half.
     pub fn scan(&self, epoch: u64, first_lsn: u64) -> Result<Scan> {
+        let mut first = self.scan_half(epoch, first_lsn)?;
+        let next = first_lsn + first.records.len() as u64;
+        let second = self.scan_half(epoch + 1, next)?;
+        if second.records.is_empty() {
+            return Ok(first);
+        }
+        first.records.extend(second.records);
+        first.end = second.end;
+        first.epoch = second.epoch;
+        first.stopped = second.stopped;
+        Ok(first)
+    }
+
+    /// The records of cycle `epoch` in its half, from LSN `first_lsn` on (see `scan`).
+    ///
+    /// Reads only as far as the cycle goes (plus at most as much again): a prefix of the half,
+    /// doubled while the scan runs off its end (resuming where it stopped), never the whole
+    /// half for a short cycle.
+    fn scan_half(&self, epoch: u64, first_lsn: u64) -> Result<Scan> {
+        let (base, half) = (
+            crate::format::journal_half_base(self.size, epoch),
+            crate::format::journal_half(self.size) as usize,
+        );
         let mut buf = Vec::new();
-        let mut len = SCAN_FIRST_READ.min(self.size as usize);
+        let mut len = SCAN_FIRST_READ.min(half);
         let mut scan = Scan {
             records: Vec::new(),
             end: 0,
+            epoch,
             stopped: None,
         };
         loop {
             let have = buf.len();
             buf.resize(len, 0);
             self.file
-                .read_exact_at(&mut buf[have..], have as u64)
+                .read_exact_at(&mut buf[have..], base + have as u64)
                 .map_err(|e| self.io_err("read", e))?;
             crate::format::continue_scan(&buf, epoch, first_lsn, &mut scan);
             // The prefix ended the scan, not the records: read more and scan again.
@@ -149,10 +172,10 @@ impl Journal {
                 Some(crate::format::RecordProblem::RunsPastEnd { .. }) => true,
                 Some(_) => false,
             };
-            if !cut_short || len == self.size as usize {
+            if !cut_short || len == half {
                 return Ok(scan);
             }
-            len = (len * 2).min(self.size as usize);
+            len = (len * 2).min(half);
         }
     }
 }
@@ -178,24 +201,24 @@ mod tests {
             Op::Clear,
             Op::Reset { generation: 9 },
         ];
-        let r1 = encode_record(3, 10, &ops);
-        let r2 = encode_record(3, 11, &ops[..1]);
+        let r1 = encode_record(2, 10, &ops);
+        let r2 = encode_record(2, 11, &ops[..1]);
         j.write_at(&LockHeld::for_tests(), 0, &r1).unwrap();
         j.write_at(&LockHeld::for_tests(), r1.len() as u64, &r2)
             .unwrap();
-        let s = j.scan(3, 10).unwrap();
+        let s = j.scan(2, 10).unwrap();
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.records[0].1, ops);
         assert_eq!(s.end, (r1.len() + r2.len()) as u64);
         // Another cycle's epoch or a gap in LSNs ends the scan.
         assert_eq!(j.scan(4, 10).unwrap().records.len(), 0);
-        assert_eq!(j.scan(3, 11).unwrap().records.len(), 0);
+        assert_eq!(j.scan(2, 11).unwrap().records.len(), 0);
         // A flipped byte in the second record keeps only the first.
         let mut bad = r2.clone();
         bad[30] ^= 0x40;
         j.write_at(&LockHeld::for_tests(), r1.len() as u64, &bad)
             .unwrap();
-        let s = j.scan(3, 10).unwrap();
+        let s = j.scan(2, 10).unwrap();
         assert_eq!(s.records.len(), 1);
         assert!(s.stopped.unwrap().to_string().contains("checksum"));
     }
@@ -275,19 +298,19 @@ mod tests {
     fn records_left_from_an_older_cycle_end_the_scan() {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(&dir);
-        // Cycle 3 wrote three records (LSNs 10-12); its checkpoint started cycle 4 at LSN 13,
-        // which overwrote only the first. The next one is intact, checksum and all, and follows
-        // in place, but it belongs to cycle 3: it must not be replayed.
+        // Cycle 2 wrote three records (LSNs 10-12) in the first half; cycle 4, two checkpoints
+        // later, started there again at LSN 13 and overwrote only the first. The next one is intact, checksum and all, and follows
+        // in place, but it belongs to cycle 2: it must not be replayed.
         write_all(
             &j,
             &[
-                encode_record(3, 10, &[put("a", "old")]),
-                encode_record(3, 11, &[put("b", "old")]),
-                encode_record(3, 12, &[put("c", "old")]),
+                encode_record(2, 10, &[put("a", "old")]),
+                encode_record(2, 11, &[put("b", "old")]),
+                encode_record(2, 12, &[put("c", "old")]),
             ],
         );
         let new = encode_record(4, 13, &[put("a", "new")]);
-        assert_eq!(new.len(), encode_record(3, 10, &[put("a", "old")]).len());
+        assert_eq!(new.len(), encode_record(2, 10, &[put("a", "old")]).len());
         j.write_at(&LockHeld::for_tests(), 0, &new).unwrap();
         let s = j.scan(4, 13).unwrap();
         assert_eq!(s.records, vec![(13, vec![put("a", "new")])]);
@@ -301,7 +324,7 @@ mod tests {
             &j2,
             &[
                 encode_record(4, 13, &[put("a", "new")]),
-                encode_record(3, 14, &[put("b", "old")]),
+                encode_record(2, 14, &[put("b", "old")]),
             ],
         );
         assert_eq!(j2.scan(4, 13).unwrap().records.len(), 1);
@@ -312,17 +335,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(&dir);
         let records: Vec<_> = (0..4u64)
-            .map(|i| encode_record(7, 1 + i, &[put(&format!("k{i}"), &"v".repeat(100))]))
+            .map(|i| encode_record(6, 1 + i, &[put(&format!("k{i}"), &"v".repeat(100))]))
             .collect();
         let at = write_all(&j, &records);
-        assert_eq!(j.scan(7, 1).unwrap().records.len(), 4);
+        assert_eq!(j.scan(6, 1).unwrap().records.len(), 4);
         // The third record reached the disk only in part (the rest is still zeros): the scan
         // keeps the two before it and stops there; the fourth, intact, is never reached.
         let torn = &records[2][..records[2].len() / 2];
         let zeros = vec![0u8; records[2].len()];
         j.write_at(&LockHeld::for_tests(), at[2], &zeros).unwrap();
         j.write_at(&LockHeld::for_tests(), at[2], torn).unwrap();
-        let s = j.scan(7, 1).unwrap();
+        let s = j.scan(6, 1).unwrap();
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.end, at[2]);
         assert!(s.stopped.unwrap().to_string().contains("checksum"));
@@ -330,7 +353,7 @@ mod tests {
         j.write_at(&LockHeld::for_tests(), at[2], &zeros).unwrap();
         j.write_at(&LockHeld::for_tests(), at[2], &records[2][..8])
             .unwrap();
-        let s = j.scan(7, 1).unwrap();
+        let s = j.scan(6, 1).unwrap();
         assert_eq!((s.records.len(), s.end), (2, at[2]));
         assert!(s.stopped.is_some());
     }

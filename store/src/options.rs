@@ -36,6 +36,7 @@ pub struct Options {
     pub(crate) ephemeral: bool,
     pub(crate) index_slots: u64,
     pub(crate) io: crate::io::SharedIo,
+    pub(crate) background_checkpoints: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -49,6 +50,7 @@ impl std::fmt::Debug for Options {
             .field("reset_generation", &self.reset_generation)
             .field("create", &self.create)
             .field("index_slots", &self.index_slots)
+            .field("background_checkpoints", &self.background_checkpoints)
             .field("io_wants_mapped_writes", &self.io.wants_mapped_writes())
             .finish()
     }
@@ -67,11 +69,22 @@ impl Default for Options {
             ephemeral: false,
             index_slots: 4096,
             io: std::sync::Arc::new(crate::io::RealIo),
+            background_checkpoints: false,
         }
     }
 }
 
 impl Options {
+    /// Whether a thread of this handle flushes checkpoints (default false). A checkpoint's flush
+    /// (an `msync` of the data file, SPEC.md §5) never runs under the write lock; without this
+    /// thread the writer that froze the checkpoint runs it after releasing the lock, so that one
+    /// write takes as long as the flush. With it, no write waits for a flush unless the
+    /// journal's half fills before the flush is done.
+    pub fn background_checkpoints(mut self, yes: bool) -> Self {
+        self.background_checkpoints = yes;
+        self
+    }
+
     /// When writes become durable (default [`Durability::Sync`]). Chosen per handle: processes
     /// sharing a store may use different modes.
     pub fn durability(mut self, d: Durability) -> Self {
