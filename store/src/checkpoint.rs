@@ -18,7 +18,7 @@
 //!    few per commit (`reclaim_some`).
 //!
 //! The flush runs in the background thread (`Options::background_checkpoints`) or, without one
-//! (PHP), in the writer that froze, after it released the write lock (`write.rs`). Only a writer
+//! (PHP), in the next write, before it takes the write lock (`flush_before_write`). Only a writer
 //! that finds the new half full before the flush is done waits for it (`settle`).
 //! `checkpoint` runs all three at once under the lock: `Store::checkpoint`, the last close,
 //! recovery, a resize, and a store without room.
@@ -90,6 +90,9 @@ impl WriteTxn<'_> {
     pub(crate) fn freeze(&self) -> Result<()> {
         debug_assert!(!self.in_flight());
         let h = self.lock_file.state();
+        // The one step that can fail, before anything changes: a failed freeze leaves the
+        // bitmaps as they were.
+        let file_size = self.map.whole_len()?;
         let pages = index_len(h.index_slots.load(Relaxed)).div_ceil(PAGE);
         let words = DIRTY_WORDS.min(pages.div_ceil(64) as usize);
         let mut left = 0;
@@ -116,7 +119,7 @@ impl WriteTxn<'_> {
         h.frozen_generation
             .store(h.generation.load(Relaxed), Relaxed);
         h.frozen_max_size.store(h.max_size.load(Relaxed), Relaxed);
-        h.frozen_file_size.store(self.map.whole_len()?, Relaxed);
+        h.frozen_file_size.store(file_size, Relaxed);
         h.freeze_pending(self.held());
         h.journal_pos.store(0, Relaxed);
         // Last: the flusher reads the fields above once it sees the new epoch.
@@ -227,18 +230,25 @@ pub(crate) struct CkptClaim<'a> {
 
 impl Drop for CkptClaim<'_> {
     fn drop(&mut self) {
-        CLAIMED.with(|c| c.set(false));
+        let me = self.inner as *const Inner as usize;
+        CLAIMED.with(|c| c.borrow_mut().retain(|&x| x != me));
         self.inner.lock_file.state().ckpt_mutex.unlock();
     }
 }
 
 thread_local! {
-    /// Whether this thread holds the checkpoint mutex: a write made from inside a flush (a test's
-    /// storage seam can do that) must be refused, not wait for the mutex it holds.
-    static CLAIMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Stores whose checkpoint mutex this thread holds: a write made from inside a flush (a
+    /// test's storage seam can do that) must be refused, not wait for the mutex it holds.
+    static CLAIMED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Inner {
+    /// Whether this thread holds this store's checkpoint mutex.
+    fn claimed_here(&self) -> bool {
+        let me = self as *const Inner as usize;
+        CLAIMED.with(|c| c.borrow().contains(&me))
+    }
+
     /// Whether a checkpoint is frozen and not yet completed.
     pub(crate) fn in_flight(&self) -> bool {
         let h = self.lock_file.state();
@@ -275,7 +285,7 @@ impl Inner {
     /// Takes the checkpoint mutex; with `wait` false, None when someone else holds it. A holder
     /// that died left nothing half done that matters: the flush is run again from the start.
     pub(crate) fn claim_checkpoint(&self, wait: bool) -> Result<Option<CkptClaim<'_>>> {
-        if CLAIMED.with(|c| c.get()) {
+        if self.claimed_here() {
             return Err(crate::Error::Reentrant);
         }
         let m = &self.lock_file.state().ckpt_mutex;
@@ -288,7 +298,7 @@ impl Inner {
             if let Locked::OwnerDied = state {
                 m.consistent();
             }
-            CLAIMED.with(|c| c.set(true));
+            CLAIMED.with(|c| c.borrow_mut().push(self as *const Inner as usize));
             CkptClaim {
                 inner: self,
                 held: LockHeld::for_checkpoint(),
@@ -361,19 +371,23 @@ impl Inner {
         Ok(())
     }
 
-    /// Outside the write lock, after a commit: flushes a frozen checkpoint unless someone else
-    /// is (or the background thread will). Errors are not returned: the write is committed, a
-    /// failed flush poisons the handle (reported by the next write), and the flush is run again
-    /// by whoever needs it.
+    /// Outside the write lock, after a commit: wakes the background thread when a frozen
+    /// checkpoint waits for its flush.
     pub(crate) fn maybe_flush(&self) {
-        if !self.flush_due() {
-            return;
-        }
-        if let Some(t) = self.checkpointer.get() {
+        if let (Some(t), true) = (self.checkpointer.get(), self.flush_due()) {
             t.unpark();
-            return;
         }
-        let _ = self.copy_and_flush(false);
+    }
+
+    /// Before a write takes the write lock, on a handle without a background thread: flushes a
+    /// frozen checkpoint unless someone else is (or this thread is, from inside that flush). Here,
+    /// before anything is written, a failed flush is this write's error (and poisons the
+    /// handle); the write that froze the checkpoint had already committed.
+    pub(crate) fn flush_before_write(&self) -> Result<()> {
+        if self.checkpointer.get().is_some() || !self.flush_due() || self.claimed_here() {
+            return Ok(());
+        }
+        self.copy_and_flush(false)
     }
 
     pub(crate) fn index_crc(&self, copy: u64, slots: u64) -> Result<u64> {

@@ -77,8 +77,8 @@ impl Default for Options {
 impl Options {
     /// Whether a thread of this handle flushes checkpoints (default false). A checkpoint's flush
     /// (an `msync` of the data file, SPEC.md §5) never runs under the write lock; without this
-    /// thread the writer that froze the checkpoint runs it after releasing the lock, so that one
-    /// write takes as long as the flush. With it, no write waits for a flush unless the
+    /// thread the next write after a checkpoint was frozen runs it before taking the lock, so
+    /// that one write takes as long as the flush. With it, no write waits for a flush unless the
     /// journal's half fills before the flush is done.
     pub fn background_checkpoints(mut self, yes: bool) -> Self {
         self.background_checkpoints = yes;

@@ -916,6 +916,7 @@ impl Store {
     }
 
     fn write(&self, ops: &[Op]) -> Result<()> {
+        self.inner.flush_before_write()?;
         let lsn = {
             let txn = self.inner.lock()?;
             txn.commit(ops)?
@@ -1058,6 +1059,7 @@ impl Store {
         f: impl FnOnce(Option<&Entry>) -> (Update, R),
     ) -> Result<R> {
         check_key(key)?;
+        self.inner.flush_before_write()?;
         let (lsn, r) = {
             let txn = self.inner.lock()?;
             let cur = txn.current(key)?;

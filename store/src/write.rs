@@ -23,7 +23,8 @@
 //! 4. **Release** (`Drop for WriteTxn`, here): unlocks.
 //! 5. **Durability wait** ([`Inner::after_commit`], here): as the handle's `Durability` asks,
 //!    one `fdatasync` of the journal shared by every writer waiting (group commit); then the
-//!    flush of a frozen checkpoint, unless the background thread or another writer runs it.
+//!    background thread is woken if a checkpoint was frozen. (Without that thread, the next
+//!    write flushes it before step 2: `Inner::flush_before_write`, `checkpoint.rs`.)
 //!
 //! The types: [`Inner`] is the handle's read view. It looks entries up and scans under the
 //! readers' sequence number and has no way to change the data file or the lock file's allocator.
@@ -309,7 +310,7 @@ impl Drop for WriteTxn<'_> {
 
 impl Inner {
     /// After the lock is released: wait until the write is as durable as the mode promises,
-    /// then flush a frozen checkpoint if no one else does (`checkpoint.rs`).
+    /// then wake the background checkpoint thread if a checkpoint waits for its flush.
     pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
         self.wait_as_asked(lsn)?;
         self.maybe_flush();
