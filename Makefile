@@ -1,10 +1,10 @@
 # Every target installs what it needs first, so `make run` and `make test` work on a fresh Debian 12
 # machine with Rust (as root: the tests mount a small tmpfs, chown files and start php-fpm).
 SHELL := /bin/bash
-PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-igbinary php8.2-sqlite3 php8.2-dba valgrind
+PHP_PACKAGES := php8.2-cli php8.2-dev php8.2-fpm libclang-dev clang php8.2-apcu php8.2-igbinary php8.2-sqlite3 php8.2-dba valgrind chromium php8.2-gd
 
 .PHONY: setup build run test lint test-rust test-php test-crash php-ext bench bench-smoke \
-	install uninstall test-install deb test-deb
+	install uninstall test-install deb test-deb test-status
 PREFIX ?= /usr/local
 DESTDIR ?=
 PHP_CONFIG ?= php-config
@@ -25,10 +25,11 @@ run: build
 	php-binding/demo.sh
 
 # Every test: the lint gate, Rust (unit, model, multi-process, crash, safety, harness tests), the .phpt suite,
+# the status page in headless Chromium,
 # short runs of the kill -9 harness, the power-cut simulator and the corruption fuzzer, `make
 # install` staged and the .deb installed and purged, and the benchmarks in smoke mode (they assert
 # no timings).
-test: setup lint test-rust test-php test-crash test-install test-deb bench-smoke
+test: setup lint test-rust test-php test-status test-crash test-install test-deb bench-smoke
 
 # Zero warnings: clippy (which includes every rustc warning) on every target, denied; rustfmt; and
 # the metadata of every publishable crate.
@@ -45,6 +46,12 @@ php-ext: setup
 
 test-php: setup
 	php-binding/run-phpt.sh
+
+# The status page (php-binding/status/) served by `php -S`: its protection over HTTP, then Debian's
+# Chromium in headless mode takes a screenshot, reads the DOM and deletes and clears by clicking.
+test-status: setup
+	cargo build --release -p apcdb-php -p apcdb-recovery
+	tests/status/run.sh
 
 test-crash: setup
 	cargo build --release -p apcdb-recovery -p apcdb-php
@@ -72,6 +79,7 @@ test-install: setup
 	$(MAKE) --no-print-directory install DESTDIR="$$d" PREFIX=/usr/local; \
 	ext="$$d$$($(PHP_CONFIG) --extension-dir)/apcdb.so"; test -f "$$ext"; \
 	test -x "$$d/usr/local/bin/apcdb"; "$$d/usr/local/bin/apcdb" --version; \
+	test -f "$$d/usr/local/share/apcdb/status/index.php"; \
 	confd=$$(dirname "$$($(PHP_CONFIG) --ini-dir)"); root=$$(dirname "$$confd"); \
 	for s in "$$root"/*/conf.d; do \
 		if [ -d "$$root/mods-available" ]; then test -L "$$d$$s/20-apcdb.ini" || { echo "no ini for $$s"; exit 1; }; fi; \
@@ -96,9 +104,10 @@ test-deb: deb
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ./target/debian/*.deb; \
 	info=$$(php --ri apcdb); grep -q 'apcdb support => enabled' <<<"$$info"; echo "$$info" | head -4; \
 	test -L /etc/php/8.2/cli/conf.d/20-apcdb.ini; \
+	test -f /usr/share/apcdb/status/index.php; \
 	/usr/bin/apcdb --version; \
 	DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq php8.2-apcdb; trap - EXIT; \
-	mods=$$(php -m); ! grep -qx apcdb <<<"$$mods"; test ! -e /etc/php/8.2/cli/conf.d/20-apcdb.ini; \
+	mods=$$(php -m); ! grep -qx apcdb <<<"$$mods"; test ! -e /etc/php/8.2/cli/conf.d/20-apcdb.ini; test ! -e /usr/share/apcdb/status/index.php; \
 	echo "test-deb: passed"
 
 bench: setup

@@ -26,8 +26,9 @@ if [ "${1:-}" = --uninstall ]; then
         phpdismod -v "$(basename "$verdir")" -s ALL apcdb || true
     fi
     rm -fv "$DESTDIR$extdir/apcdb.so" "$DESTDIR$PREFIX/bin/apcdb" \
-        "$DESTDIR$PREFIX/share/apcdb/apcdb.stub.php" "$DESTDIR$verdir/mods-available/apcdb.ini" \
+        "$DESTDIR$PREFIX/share/apcdb/apcdb.stub.php" "$DESTDIR$PREFIX/share/apcdb/status/index.php" "$DESTDIR$verdir/mods-available/apcdb.ini" \
         "$DESTDIR$inidir/apcdb.ini" "$DESTDIR$verdir"/*/conf.d/20-apcdb.ini
+    rmdir "$DESTDIR$PREFIX/share/apcdb/status" 2>/dev/null || true
     exit 0
 fi
 
@@ -37,6 +38,8 @@ done
 install -D -m 0644 "$T/libapcdb.so" "$DESTDIR$extdir/apcdb.so"
 install -D -m 0755 "$T/apcdb" "$DESTDIR$PREFIX/bin/apcdb"
 install -D -m 0644 php-binding/apcdb.stub.php "$DESTDIR$PREFIX/share/apcdb/apcdb.stub.php"
+# The status page (README "Status page"): served only where a web server is pointed at it.
+install -D -m 0644 php-binding/status/index.php "$DESTDIR$PREFIX/share/apcdb/status/index.php"
 echo "installed $DESTDIR$extdir/apcdb.so, $DESTDIR$PREFIX/bin/apcdb"
 
 if [ $debian = no ]; then

@@ -125,6 +125,14 @@ pub trait Engine: Send + Sync {
     fn checkpoints(&self) -> Option<u64> {
         None
     }
+    /// Writes a compacted copy of the store into the empty directory `dst`, the way the engine's
+    /// own tool does it (apcdb: `backup_to`, which builds exactly the files `Store::compact`
+    /// swaps in; LMDB: `mdb_copy -c`; SQLite: `VACUUM INTO`). Returns bytes the compacted store
+    /// would also have beside the copy (apcdb: its lock file), or None if the engine has no such
+    /// copy.
+    fn compacted_copy(&self, _dst: &Path) -> Res<Option<u64>> {
+        Ok(None)
+    }
     /// Close, waiting until the files are released so the same process may reopen them.
     fn close(self: Box<Self>) {}
 }
@@ -217,16 +225,37 @@ impl Engine for ApcEngine {
     fn checkpoints(&self) -> Option<u64> {
         self.store.stats().ok().map(|s| s.checkpoints)
     }
+    fn compacted_copy(&self, dst: &Path) -> Res<Option<u64>> {
+        self.store
+            .backup_to(dst.join("store.apcdb"))
+            .map_err(e("apcdb backup_to"))?;
+        let lock = apcdb::Paths::new(self.store.path()).lock;
+        Ok(Some(
+            std::fs::metadata(lock).map_err(e("apcdb lock file"))?.len(),
+        ))
+    }
     fn journal_fill(&self) -> Option<(u64, u64)> {
         self.store
             .stats()
             .ok()
-            .map(|s| (s.journal_used, s.journal_size))
+            // The journal's fill: each record counts for at least 256 bytes (SPEC.md §3).
+            .map(|s| (s.journal_used.max(s.journal_records * 256), s.journal_size))
     }
+}
+
+/// `APCDB_BENCH_READ=get_with` makes apcdb's point reads use `Store::get_with` (the value read
+/// in place, as LMDB's slice is) instead of `get` (an owned copy); children inherit it.
+fn reads_in_place() -> bool {
+    static IN_PLACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN_PLACE.get_or_init(|| std::env::var("APCDB_BENCH_READ").is_ok_and(|v| v == "get_with"))
 }
 
 impl Handle for ApcHandle<'_> {
     fn get(&mut self, k: &[u8]) -> Res<bool> {
+        if reads_in_place() {
+            let r = self.0.get_with(k, |v| black_box(v).len());
+            return Ok(black_box(r.map_err(e("apcdb get_with"))?).is_some());
+        }
         Ok(black_box(self.0.get(k).map_err(e("apcdb get"))?).is_some())
     }
     fn put(&mut self, k: &[u8], v: &[u8]) -> Res<()> {
@@ -290,6 +319,12 @@ impl LmdbEngine {
 struct LmdbHandle<'a>(&'a LmdbEngine);
 
 impl Engine for LmdbEngine {
+    fn compacted_copy(&self, dst: &Path) -> Res<Option<u64>> {
+        self.env
+            .copy_to_path(dst.join("data.mdb"), heed::CompactionOption::Enabled)
+            .map_err(e("lmdb copy -c"))?;
+        Ok(Some(0))
+    }
     fn handle(&self) -> Res<Box<dyn Handle + '_>> {
         Ok(Box::new(LmdbHandle(self)))
     }
@@ -455,6 +490,16 @@ struct SqliteHandle {
 }
 
 impl Engine for SqliteEngine {
+    fn compacted_copy(&self, dst: &Path) -> Res<Option<u64>> {
+        let to = dst.join("store.sqlite");
+        let c = self
+            .keeper
+            .lock()
+            .map_err(|_| "sqlite keeper poisoned".to_string())?;
+        c.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+            .map_err(e("sqlite vacuum into"))?;
+        Ok(Some(0))
+    }
     fn handle(&self) -> Res<Box<dyn Handle + '_>> {
         Ok(Box::new(SqliteHandle {
             c: Self::connect(&self.path, self.synchronous)?,

@@ -177,6 +177,21 @@ fn encode_by_name(v: &Zval, func: &str, tag: u8) -> Result<Encoded, EncodeError>
     }
 }
 
+/// The PHP value of stored bytes that decode without running PHP code (null, booleans,
+/// numbers, strings), built straight from `b`: a string is copied once, into its PHP string.
+/// `None` for everything else (serialized values, arrays, damaged bytes), which the caller
+/// copies out and hands to [`decode`] once no store read is in progress. Safe to call on bytes
+/// in the store's mapping: it runs no user code and, with this PHP's delayed `memory_limit`
+/// error, cannot bail out.
+pub fn decode_plain(b: &[u8]) -> Option<Zval> {
+    match b.split_first() {
+        Some((&(TAG_NULL | TAG_FALSE | TAG_TRUE), [])) => decode(b).ok(),
+        Some((&(TAG_LONG | TAG_DOUBLE), p)) if p.len() == 8 => decode(b).ok(),
+        Some((&TAG_STRING, payload)) => Some(bytes_zval(payload)),
+        _ => None,
+    }
+}
+
 /// Decode stored bytes into a PHP value. `Err` carries a message when the bytes are not a value
 /// this extension wrote (or `unserialize()` threw: then the exception is pending).
 pub fn decode(b: &[u8]) -> Result<Zval, String> {

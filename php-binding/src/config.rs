@@ -1,7 +1,7 @@
 //! The `apcdb.*` INI settings: their table, and parsing the current values into a [`Config`].
 
 use crate::ffi;
-use apcdb::{Durability, Options};
+use apcdb::{Durability, Options, WhenFull};
 use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::zend::{IniEntryDef, IniEntryDefs};
 use std::ffi::CStr;
@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<10> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<11> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -25,6 +25,8 @@ pub static INI_ENTRIES: IniEntryDefs<10> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.apcu_compat", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.serializer", c"php", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.journal_size", c"16M", IniEntryPermission::System),
+    // Empty: evict for the anonymous store (a cache, as APCu), refuse for a file.
+    IniEntryDef::new(c"apcdb.when_full", c"", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
 
@@ -152,6 +154,8 @@ pub struct Config {
     /// `Options::journal_size` of a new store (an existing one keeps its own).
     pub journal_size: u64,
     pub durability: DurabilityMode,
+    /// `apcdb.when_full`, resolved (its empty default depends on `file`).
+    pub when_full: WhenFull,
     pub sync_interval_ms: u64,
     pub reset_on_start: bool,
     /// Index slots of a new store (`apc.entries_hint`), if given.
@@ -278,6 +282,25 @@ impl Config {
                 DurabilityMode::Sync
             }
         };
+        let file = ini_str(c"apcdb.file").trim().to_string();
+        let wv = ini_str(c"apcdb.when_full");
+        let when_full = match wv.trim().to_ascii_lowercase().as_str() {
+            "refuse" => WhenFull::Refuse,
+            "evict" => WhenFull::Evict,
+            "" if file.is_empty() => WhenFull::Evict,
+            "" => WhenFull::Refuse,
+            other => {
+                problems.push(format!(
+                    "apcdb.when_full=\"{other}\" is not one of refuse, evict; using {}",
+                    if file.is_empty() { "evict" } else { "refuse" }
+                ));
+                if file.is_empty() {
+                    WhenFull::Evict
+                } else {
+                    WhenFull::Refuse
+                }
+            }
+        };
         let iv = ini_str(c"apcdb.sync_interval_ms");
         let sync_interval_ms = match iv.trim().parse::<u64>() {
             Ok(n) if n > 0 => n,
@@ -290,10 +313,11 @@ impl Config {
         };
         Config {
             enabled,
-            file: ini_str(c"apcdb.file").trim().to_string(),
+            file,
             size,
             journal_size,
             durability,
+            when_full,
             sync_interval_ms,
             reset_on_start: parse_bool(&ini_str(c"apcdb.reset_on_start")),
             index_slots,
@@ -319,7 +343,8 @@ impl Config {
         let mut o = Options::default()
             .durability(self.engine_durability())
             .max_size(self.size)
-            .journal_size(self.journal_size);
+            .journal_size(self.journal_size)
+            .when_full(self.when_full);
         if self.reset_on_start {
             o = o.reset_on_start(generation);
         }
@@ -330,13 +355,14 @@ impl Config {
     }
 
     /// Identifies the engine options that matter when choosing a cached handle.
-    pub fn handle_key(&self) -> (String, u64, DurabilityMode, u64, bool) {
+    pub fn handle_key(&self) -> (String, u64, DurabilityMode, u64, bool, WhenFull) {
         (
             self.file.clone(),
             self.size,
             self.durability,
             self.sync_interval_ms,
             self.reset_on_start,
+            self.when_full,
         )
     }
 }

@@ -12,7 +12,7 @@ use crate::util::{
 };
 use apc::counter::{self, Direction, OnMissing};
 use apc::info::{self, EntryInfo, Slot};
-use apcdb::{Error as StoreError, Store, Update, Visit};
+use apcdb::{Error as StoreError, Store, Visit};
 use ext_php_rs::args::Arg;
 use ext_php_rs::builders::FunctionBuilder;
 use ext_php_rs::flags::DataType;
@@ -62,6 +62,10 @@ pub fn guard(rv: &mut Zval, f: impl FnOnce(&mut Zval)) {
 pub fn report(e: &StoreError) {
     if matches!(e, StoreError::Reentrant) {
         warn("apcdb: cannot write to the store from inside an apc_entry() generator (it runs under the store's write lock)");
+    } else if e.is_full() && handle::config().when_full == apcdb::WhenFull::Evict {
+        warn(&format!(
+            "apcdb: unable to store the value: {e} (even after evicting other entries)"
+        ));
     } else if e.is_full() {
         warn(&format!(
             "apcdb: unable to store the value: {e} (no other entry was removed)"
@@ -324,8 +328,19 @@ fn fetch_one(store: &Store, key: &[u8]) -> Option<Zval> {
     // Taken out while in use: decoding runs user code (__wakeup) that may fetch again, and that
     // nested fetch then gets an empty buffer of its own.
     let mut buf = FETCH_BUF.take();
-    let r = match store.get_into(key, &mut buf) {
-        Ok(Some(_)) => decode_or_warn(&buf),
+    // Strings and scalars are built from the mapped bytes (one copy, into the PHP string);
+    // anything that runs user code to decode is copied out first and decoded after the read.
+    // The closure may run more than once (a read overtaken by a writer): a value it built on a
+    // discarded run is simply dropped.
+    let read = store.get_with(key, |v| {
+        codec::decode_plain(v).ok_or_else(|| {
+            buf.clear();
+            buf.extend_from_slice(v);
+        })
+    });
+    let r = match read {
+        Ok(Some(Ok(z))) => Some(z),
+        Ok(Some(Err(()))) => decode_or_warn(&buf),
         Ok(None) => None,
         Err(e) => {
             report(&e);
@@ -578,12 +593,31 @@ fn cas_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
 }
 
 enum EntryOutcome {
-    Hit(Vec<u8>),
     Generated(Zval),
     GeneratedNotStored(Zval, String),
     Threw,
     Bailout,
     Panicked(String),
+}
+
+/// A live value of `key` decoded into the return value; `false` when there is none (or it
+/// cannot be read: reported).
+fn entry_hit(rv: &mut Zval, store: &Store, key: &[u8]) -> bool {
+    match store.get_entry(key) {
+        Ok(Some(e)) => {
+            match decode_or_warn(&e.value) {
+                Some(z) => *rv = z,
+                None => rv.set_bool(false),
+            }
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false);
+            true
+        }
+    }
 }
 
 fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
@@ -599,77 +633,105 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     let Ok(ttl) = a.long(2) else { return };
     let exp = expiry_for_ttl(ttl.unwrap_or(0));
     let Some(store) = open_store(rv) else { return };
-    let cb: &Zval = &callback;
+    if entry_hit(rv, &store, &key) {
+        return;
+    }
+    // A miss: wait for this key's generator lock (SPEC.md §10, "apc_entry"), which only other
+    // apc_entry() callers of the same key (or of its hash bucket) wait for; the store itself is
+    // not locked while the generator runs, so it may read and write the cache.
+    let held = match store.lock_entry(&key) {
+        Ok(h) => h,
+        Err(e) => {
+            report(&e);
+            rv.set_bool(false);
+            return;
+        }
+    };
+    // `None`: not taken (a nested apc_entry() of the key whose generator is running, or one
+    // that would have to wait while this process holds another key's lock): the generator runs
+    // directly. Otherwise another process may have generated it while we waited.
+    let held = if let Some(g) = { held } {
+        // Decoding can run user code (which may call apc_entry() of this key): not under the lock.
+        let hit = store.peek_entry(&key); // the miss was counted above
+        if let Ok(Some(_)) | Err(_) = hit {
+            drop(g);
+            entry_hit(rv, &store, &key);
+            return;
+        }
+        Some(g)
+    } else {
+        None
+    };
+    if run_generator(rv, mode, &store, &key, &callback, exp, held) {
+        // Nothing owned may be left in this frame when the jump skips it.
+        drop((store, key, callback));
+        // SAFETY: the key's generator lock is released (run_generator dropped it) and this
+        // frame now owns nothing; the jump lands in guard's try_catch, which re-raises it past
+        // the handler.
+        unsafe { ext_php_rs::zend::bailout() }
+    }
+}
+
+/// Calls the generator (holding `g`, the key's generator lock, unless nested) and stores its
+/// result unless a live value appeared meanwhile (APCu's rule: the generated value is returned
+/// either way). A bailout inside it is caught here and the lock released; `true` then: the
+/// caller re-raises it.
+fn run_generator(
+    rv: &mut Zval,
+    mode: Mode,
+    store: &Arc<Store>,
+    key: &[u8],
+    cb: &Zval,
+    exp: u64,
+    g: Option<apcdb::EntryGuard<'_>>,
+) -> bool {
     let ser = handle::serializer();
-    // The generator runs under the store's write lock, so it runs at most once per miss across all
-    // processes. A bailout inside it is caught here, the lock released, and re-raised below.
-    let r = store.update(&key, |cur| {
-        if let Some(e) = cur {
-            return (Update::Keep, EntryOutcome::Hit(e.value.clone()));
+    let called = try_catch(AssertUnwindSafe(|| {
+        let kz = bytes_zval(key);
+        let f = ZendCallable::new(cb).ok()?;
+        let v = f.try_call(vec![&kz]).ok()?;
+        if util::has_exception() {
+            return None;
         }
-        let called = try_catch(AssertUnwindSafe(|| {
-            let kz = bytes_zval(&key);
-            let f = ZendCallable::new(cb).ok()?;
-            let v = f.try_call(vec![&kz]).ok()?;
-            if util::has_exception() {
-                return None;
+        let enc = codec::encode(&v, ser).map(codec::Encoded::into_vec);
+        Some((v, enc))
+    }));
+    let outcome = match called {
+        Ok(Some((v, Ok(bytes)))) => match store.add_with_expiry(key, &bytes, exp) {
+            Ok(_) => EntryOutcome::Generated(v),
+            Err(e) => {
+                drop(g);
+                report(&e);
+                *rv = v;
+                return false;
             }
-            let enc = codec::encode(&v, ser).map(codec::Encoded::into_vec);
-            Some((v, enc))
-        }));
-        match called {
-            Ok(Some((v, Ok(bytes)))) => (
-                Update::Put {
-                    value: bytes,
-                    expires_at_ms: exp,
-                },
-                EntryOutcome::Generated(v),
-            ),
-            Ok(Some((v, Err(EncodeError::Resource)))) => (
-                Update::Keep,
-                EntryOutcome::GeneratedNotStored(
-                    v,
-                    format!("Cannot store resources in {} cache", mode.cache_word()),
-                ),
-            ),
-            Ok(Some((_, Err(EncodeError::Exception)))) | Ok(None) => {
-                (Update::Keep, EntryOutcome::Threw)
-            }
-            Ok(Some((v, Err(EncodeError::Other(m))))) => {
-                (Update::Keep, EntryOutcome::GeneratedNotStored(v, m))
-            }
-            Err(CatchError::Bailout) => (Update::Keep, EntryOutcome::Bailout),
-            Err(CatchError::Panic(m)) => (Update::Keep, EntryOutcome::Panicked(m)),
-            Err(_) => (Update::Keep, EntryOutcome::Panicked("no result".into())),
-        }
-    });
-    match r {
-        Ok(EntryOutcome::Hit(b)) => match decode_or_warn(&b) {
-            Some(z) => *rv = z,
-            None => rv.set_bool(false),
         },
-        Ok(EntryOutcome::Generated(v)) => *rv = v,
-        Ok(EntryOutcome::GeneratedNotStored(v, m)) => {
+        Ok(Some((v, Err(EncodeError::Resource)))) => EntryOutcome::GeneratedNotStored(
+            v,
+            format!("Cannot store resources in {} cache", mode.cache_word()),
+        ),
+        Ok(Some((_, Err(EncodeError::Exception)))) | Ok(None) => EntryOutcome::Threw,
+        Ok(Some((v, Err(EncodeError::Other(m))))) => EntryOutcome::GeneratedNotStored(v, m),
+        Err(CatchError::Bailout) => EntryOutcome::Bailout,
+        Err(CatchError::Panic(m)) => EntryOutcome::Panicked(m),
+        Err(_) => EntryOutcome::Panicked("no result".into()),
+    };
+    // Released before anything below can run user code (a warning's error handler).
+    drop(g);
+    match outcome {
+        EntryOutcome::Generated(v) => *rv = v,
+        EntryOutcome::GeneratedNotStored(v, m) => {
             warn(&m);
             *rv = v;
         }
-        Ok(EntryOutcome::Threw) => rv.set_null(),
-        Ok(EntryOutcome::Bailout) => {
-            // Nothing owned may be left in this frame when the jump skips it.
-            drop((store, key, callback));
-            // SAFETY: the store's lock is released (update returned) and this frame now owns
-            // nothing; the jump lands in guard's try_catch, which re-raises it past the handler.
-            unsafe { ext_php_rs::zend::bailout() }
-        }
-        Ok(EntryOutcome::Panicked(m)) => {
+        EntryOutcome::Threw => rv.set_null(),
+        EntryOutcome::Bailout => return true,
+        EntryOutcome::Panicked(m) => {
             warn(&format!("apcdb: internal error ({m}); nothing was stored"));
             rv.set_bool(false);
         }
-        Err(e) => {
-            report(&e);
-            rv.set_bool(false)
-        }
     }
+    false
 }
 
 fn clear_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
@@ -716,24 +778,29 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         // Keys and metadata only: the values are never copied. The PHP arrays built from them
         // count against memory_limit: building stops once PHP reports it exceeded (PHP raises
         // the error when this call returns), and a bailout frees the Rust list first.
-        let entries = match store.scan_prefix_with(b"", |_, _| Visit::Meta) {
-            Ok(entries) => entries,
-            Err(e) => {
-                report(&e);
-                Vec::new()
-            }
-        };
-        let list = bailout_safe(entries, |entries| {
+        // The scan streams: the Rust side holds one chunk of keys at a time.
+        let scan = std::cell::RefCell::new(store.scan_with(b"", |_, _| Visit::Meta));
+        let (list, failed) = bailout_safe(scan, |scan| {
             let mut list = ZendHashTable::new();
-            for e in entries {
+            for e in &mut *scan.borrow_mut() {
+                let e = match e {
+                    Ok(e) => e,
+                    Err(err) => return (ZendHashTable::new(), Some(err)),
+                };
                 if util::has_oom() {
                     break; // PHP raises its memory_limit error when we return
                 }
-                let fields = EntryInfo::new(e.key.len(), &e.meta).cache_list_fields();
+                let fields = EntryInfo::new(e.key.len(), &e.meta)
+                    .with_access(store.access(&e.key))
+                    .cache_list_fields();
                 let _ = list.push(info_array(fields, &mut |_| bytes_zval(&e.key)));
             }
-            list
+            (list, None)
         });
+        if let Some(e) = failed {
+            // As before the scan streamed: an error gives an empty list and a warning.
+            report(&e);
+        }
         z.set_hashtable(list);
         z
     });
@@ -761,9 +828,12 @@ fn key_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     }
     let Ok(Some(key)) = a.string(0) else { return };
     let Some(store) = open_store(rv) else { return };
-    match store.get_entry(&key) {
+    // Not a read of the value: not counted as a hit.
+    match store.peek_entry(&key) {
         Ok(Some(e)) => {
-            let fields = EntryInfo::new(key.len(), &info::meta_of(&e)).key_info_fields();
+            let fields = EntryInfo::new(key.len(), &info::meta_of(&e))
+                .with_access(store.access(&key))
+                .key_info_fields();
             rv.set_hashtable(info_array(fields, &mut |_| Zval::new()));
         }
         Ok(None) => rv.set_null(),

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-type HandleKey = (String, u64, DurabilityMode, u64, bool);
+type HandleKey = (String, u64, DurabilityMode, u64, bool, apcdb::WhenFull);
 
 /// Handles opened by this process, by path and options.
 static FILE_STORES: Mutex<Option<HashMap<HandleKey, Arc<Store>>>> = Mutex::new(None);
@@ -197,6 +197,15 @@ pub fn request_startup() {
 }
 
 pub fn request_shutdown() {
+    // A bailout that skipped an apc_entry() frame would have skipped its generator-lock guard
+    // too; the request's end must not leave other processes waiting for that key.
+    let store = req()
+        .try_borrow()
+        .ok()
+        .and_then(|b| b.as_ref().and_then(|q| q.store.clone()));
+    if let Some(s) = store {
+        s.release_entry_locks();
+    }
     set_request(None);
 }
 

@@ -93,14 +93,20 @@ fn matching(search: &Search, list: i64) -> Vec<Listed> {
         return Vec::new();
     };
     // Only keys and metadata are copied: the values stay in the store until a page needs them.
-    let scanned = store.scan_prefix_with(b"", |k, _| search.visit(k));
-    let mut all: Vec<Listed> = match scanned {
-        Ok(v) => v.into_iter().map(|e| (Rc::from(e.key), e.meta)).collect(),
-        Err(e) => {
-            report(&e);
-            return Vec::new();
+    // The scan streams, so only the list kept here grows with the store.
+    let mut all: Vec<Listed> = Vec::new();
+    let mut failed = None;
+    for r in store.scan_with(b"", |k, _| search.visit(k)) {
+        match r {
+            Ok(e) => all.push((Rc::from(e.key), e.meta)),
+            Err(e) => failed = Some(e),
         }
-    };
+    }
+    if let Some(e) = failed {
+        // Reported once the scan is over: a warning runs the user's error handler.
+        report(&e);
+        return Vec::new();
+    }
     filter::sort_in_write_order(&mut all);
     let Some(p) = search.pattern() else {
         return all;
@@ -335,8 +341,18 @@ impl IterState {
             return Err(invalid_position("current"));
         };
         let f = self.format;
+        let wants_access = f & (apc::filter::APC_ITER_NUM_HITS | apc::filter::APC_ITER_ATIME) != 0;
+        let access = if wants_access {
+            handle::store().map(|s| s.access(&it.key))
+        } else {
+            None
+        };
         bailout_safe(it, |it| {
-            let fields = EntryInfo::new(it.key.len(), &it.meta).iterator_fields(f);
+            let mut info = EntryInfo::new(it.key.len(), &it.meta);
+            if let Some(a) = access {
+                info = info.with_access(a);
+            }
+            let fields = info.iterator_fields(f);
             let h = info_array(fields, &mut |slot| match slot {
                 Slot::Key => bytes_zval(&it.key),
                 Slot::Value => it

@@ -22,11 +22,22 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Entries, bytes, fill, journal fill, checkpoint epoch, generation, hits and misses
+    ///
+    /// Reads through a read-only handle: changes no file, takes no lock, works on a live store
+    /// and for root or anyone who may read the files. Journal records not yet checkpointed are
+    /// replayed in memory (the output says so when the store needs recovery).
     Stats(StatsArgs),
     /// Every entry as JSON lines on stdout: {"key":"<base64>","value":"<base64>","expires_at_ms":N}
+    ///
+    /// Reads through a read-only handle, like stats: changes no file, works on a live store.
     Dump(FileArg),
     /// Read such JSON lines from stdin into FILE (created if missing); a bad line changes nothing
+    ///
+    /// Started as root on another user's store (or in another user's directory), it runs as
+    /// that user, so the files stay theirs.
     Load(FileArg),
+    /// Remove every entry (one journaled change); run as the files' owner like load
+    Clear(FileArg),
     /// Verify every checksum and structural invariant without changing anything
     Check(CheckArgs),
     /// Salvage every entry whose checksum holds into a fresh store
@@ -34,8 +45,20 @@ pub enum Command {
     /// Raise (or lower, down to the data file's length) the store's maximum size
     ///
     /// Takes effect at once for every process that has the store open (each can use it up to
-    /// the address space it reserved at open), and durably. Run it as the files' owner.
+    /// the address space it reserved at open), and durably. Started as root on another user's
+    /// store, it runs as that user.
     Resize(ResizeArgs),
+    /// A consistent copy of a store while other processes keep writing it
+    ///
+    /// Writers are stopped only while the live index is copied; the copy holds exactly the writes
+    /// up to one moment, is checked, and opens as a normal store. COPY must not exist.
+    Backup(BackupArgs),
+    /// Rewrite a store into files that hold only its live entries
+    ///
+    /// The live entries are copied while other processes keep using the store; the files are
+    /// then replaced only once no process has the store open and nothing was written since the
+    /// copy (otherwise nothing changes: exit 2). Safe against a crash at any point.
+    Compact(CompactArgs),
     /// The kill -9 harness: workers killed at random, every acknowledged write verified
     ///
     /// Runs worker processes doing random writes on one store, SIGKILLs them at random moments,
@@ -81,7 +104,8 @@ pub struct StatsArgs {
 pub struct CheckArgs {
     /// The store's data file
     pub file: String,
-    /// Also open the store (runs recovery, so files may change) and cross-check every entry
+    /// Also read the store through a read-only handle (the journal replayed in memory, nothing
+    /// changed) and cross-check every entry
     #[arg(long)]
     pub open: bool,
     /// Print the report as one JSON object
@@ -97,9 +121,31 @@ pub struct RecoverArgs {
     #[arg(long, value_name = "NEW")]
     pub out: String,
     /// Then put the salvaged store in FILE's place, keeping the originals as FILE.damaged*
-    /// (refused while any process has FILE open)
+    /// (refused while any process has FILE open). The new files keep the originals' owner,
+    /// group, mode and maximum size (started as root, it runs as their owner)
     #[arg(long)]
     pub replace: bool,
+    /// Print the result as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// The store's data file (opened as by any process using it)
+    pub file: String,
+    /// Where to write the copy (its data file; the journal goes beside it); must not exist
+    #[arg(long, value_name = "COPY")]
+    pub out: String,
+    /// Print the result as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CompactArgs {
+    /// The store's data file
+    pub file: String,
     /// Print the result as one JSON object
     #[arg(long)]
     pub json: bool,

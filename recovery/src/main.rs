@@ -7,6 +7,7 @@ mod clock;
 mod crash;
 mod fuzz;
 mod json;
+mod owner;
 mod powercut;
 mod rng;
 mod stats;
@@ -37,9 +38,12 @@ impl Command {
             Command::Stats(_) => "stats",
             Command::Dump(_) => "dump",
             Command::Load(_) => "load",
+            Command::Clear(_) => "clear",
             Command::Check(_) => "check",
             Command::Recover(_) => "recover",
             Command::Resize(_) => "resize",
+            Command::Backup(_) => "backup",
+            Command::Compact(_) => "compact",
             Command::CrashTest(_) => "crash-test",
             Command::Powercut(_) => "powercut",
             Command::Fuzz(_) => "fuzz",
@@ -56,11 +60,12 @@ fn command(cmd: Command) -> Result<i32, String> {
         }
         Command::Dump(a) => {
             let stdout = std::io::stdout();
-            let n = transfer::dump(&a.file, &mut std::io::BufWriter::new(stdout.lock()))?;
-            eprintln!("dumped {n} entries");
+            let (n, note) = transfer::dump(&a.file, &mut std::io::BufWriter::new(stdout.lock()))?;
+            eprintln!("dumped {n} entries; the store was {note}");
             Ok(0)
         }
         Command::Load(a) => {
+            owner::become_owner(std::path::Path::new(&a.file))?;
             let l = transfer::load(&a.file, std::io::stdin().lock())?;
             eprintln!(
                 "loaded {} entries ({} already expired, skipped)",
@@ -107,7 +112,17 @@ fn command(cmd: Command) -> Result<i32, String> {
             }
             Ok(code)
         }
+        Command::Clear(a) => {
+            owner::become_owner(std::path::Path::new(&a.file))?;
+            let store = apcdb::Store::open(&a.file, apcdb::Options::default().create(false))
+                .map_err(|e| e.to_string())?;
+            let before = store.stats().map_err(|e| e.to_string())?.entries;
+            store.clear().map_err(|e| e.to_string())?;
+            println!("clear: {} entries removed from {}", before, a.file);
+            Ok(0)
+        }
         Command::Resize(a) => {
+            owner::become_owner(std::path::Path::new(&a.file))?;
             // Options without a size: the open itself changes nothing; set_max_size does.
             let store = apcdb::Store::open(&a.file, apcdb::Options::default().create(false))
                 .map_err(|e| e.to_string())?;
@@ -116,8 +131,70 @@ fn command(cmd: Command) -> Result<i32, String> {
             println!("max_size: {old} -> {} bytes", a.max_size);
             Ok(0)
         }
+        Command::Backup(a) => {
+            let store = apcdb::Store::open(&a.file, apcdb::Options::default().create(false))
+                .map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let r = store.backup_to(&a.out).map_err(|e| e.to_string())?;
+            let took = started.elapsed();
+            if a.json {
+                let obj = json::Ordered(vec![
+                    ("file", json!(a.file)),
+                    ("out", json!(a.out)),
+                    ("entries", json!(r.entries)),
+                    ("lsn", json!(r.lsn)),
+                    ("attempts", json!(r.attempts)),
+                    ("longest_lock_us", json!(r.longest_lock.as_micros() as u64)),
+                    ("seconds", json!(took.as_secs_f64())),
+                ]);
+                print!("{}", obj.line());
+            } else {
+                println!(
+                    "backup: {} -> {}: {} entries, every write up to LSN {} and none after; \
+                     {:.2} s, writers stopped at most {} µs ({} attempt{}); the copy checks clean",
+                    a.file,
+                    a.out,
+                    r.entries,
+                    r.lsn,
+                    took.as_secs_f64(),
+                    r.longest_lock.as_micros(),
+                    r.attempts,
+                    if r.attempts == 1 { "" } else { "s" }
+                );
+            }
+            Ok(0)
+        }
+        Command::Compact(a) => {
+            let store = apcdb::Store::open(&a.file, apcdb::Options::default().create(false))
+                .map_err(|e| e.to_string())?;
+            let r = store.compact().map_err(|e| e.to_string())?;
+            if a.json {
+                let obj = json::Ordered(vec![
+                    ("file", json!(a.file)),
+                    ("entries", json!(r.entries)),
+                    ("lsn", json!(r.lsn)),
+                    ("bytes_before", json!(r.bytes_before)),
+                    ("bytes_after", json!(r.bytes_after)),
+                    ("longest_lock_us", json!(r.longest_lock.as_micros() as u64)),
+                ]);
+                print!("{}", obj.line());
+            } else {
+                let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+                println!(
+                    "compact: {}: {} entries; data file and journal {:.1} MiB -> {:.1} MiB",
+                    a.file,
+                    r.entries,
+                    mib(r.bytes_before),
+                    mib(r.bytes_after)
+                );
+            }
+            Ok(0)
+        }
         Command::Recover(a) => {
             let (file, out) = (a.file.as_str(), a.out.as_str());
+            if a.replace {
+                owner::become_owner(std::path::Path::new(file))?;
+            }
             let r = check::recover(file, out, a.replace)?;
             let code = if r.lost.is_empty() { 0 } else { 1 };
             if a.json {

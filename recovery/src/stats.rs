@@ -83,6 +83,13 @@ pub fn metrics(store: &Store) -> Result<Vec<Metric>, String> {
             s.journal_used,
         ),
         m(
+            "journal_records",
+            "journal_records",
+            Gauge,
+            "Journal records written since the last checkpoint (each counts for at least 256 bytes of the journal).",
+            s.journal_records,
+        ),
+        m(
             "checkpoints",
             "checkpoints_total",
             Counter,
@@ -176,13 +183,39 @@ pub fn metrics(store: &Store) -> Result<Vec<Metric>, String> {
     ])
 }
 
+/// Opens the store read-only (SPEC.md §6.8): nothing is created, locked or written, so it works
+/// on a live store and for root on another user's files.
+pub fn open_read_only(path: &str) -> Result<Store, String> {
+    Store::open(path, Options::default().read_only()).map_err(|e| e.to_string())
+}
+
+/// What the read-only view holds, for people: whether the store is in use, closed cleanly, or
+/// needs recovery (whose result the view shows by replaying the journal in memory).
+pub fn view_note(store: &Store) -> String {
+    let Some(v) = store.read_only_view() else {
+        return String::new();
+    };
+    let replayed = match v.journal_records {
+        0 => String::new(),
+        n => format!(", plus {n} journal records replayed in memory"),
+    };
+    let state = if v.in_use {
+        "in use by other processes; read as of their last checkpoint"
+    } else if v.closed_cleanly {
+        "closed cleanly"
+    } else {
+        "not closed cleanly: the next read-write open will run recovery; shown as recovery will leave it"
+    };
+    format!("{state} (checkpoint {}{replayed})", v.epoch)
+}
+
 pub fn run(path: &str, format: StatsFormat) -> Result<String, String> {
-    let store = Store::open(path, Options::default().create(false)).map_err(|e| e.to_string())?;
+    let store = open_read_only(path)?;
     let fields = metrics(&store)?;
     Ok(match format {
         StatsFormat::Json => json(path, &fields),
         StatsFormat::Prometheus => prometheus(path, &fields),
-        StatsFormat::Text => text(path, &fields),
+        StatsFormat::Text => text(path, &fields) + &format!("state: {}\n", view_note(&store)),
     })
 }
 
@@ -245,7 +278,11 @@ fn text(path: &str, fields: &[Metric]) -> String {
     ));
     out.push_str(&format!(
         "journal fill: {:.1}%\n",
-        pct(get("journal_used"), get("journal_size"))
+        // Bytes, or 256 per record if more: what the journal is full by (SPEC.md §3).
+        pct(
+            get("journal_used").max(get("journal_records") * 256),
+            get("journal_size")
+        )
     ));
     out.push_str(&format!(
         "index: {} slots, {:.1}% tombstones\n",

@@ -9,8 +9,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use std::io::{BufRead, Write};
 
-pub fn dump(path: &str, out: &mut impl Write) -> Result<u64, String> {
-    let store = Store::open(path, Options::default().create(false)).map_err(|e| e.to_string())?;
+/// Writes every entry; returns how many, and what the read-only view held (`stats::view_note`).
+pub fn dump(path: &str, out: &mut impl Write) -> Result<(u64, String), String> {
+    let store = crate::stats::open_read_only(path)?;
     let mut entries = store.scan_prefix(b"").map_err(|e| e.to_string())?;
     // Sorted, so two dumps of the same data are byte-identical.
     entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -24,7 +25,7 @@ pub fn dump(path: &str, out: &mut impl Write) -> Result<u64, String> {
         writeln!(out).map_err(|e| format!("writing the dump: {e}"))?;
     }
     out.flush().map_err(|e| format!("writing the dump: {e}"))?;
-    Ok(entries.len() as u64)
+    Ok((entries.len() as u64, crate::stats::view_note(&store)))
 }
 
 pub struct Loaded {

@@ -47,6 +47,10 @@ fn class_within(len: u64) -> u8 {
 impl WriteTxn<'_> {
     /// A block of `class`, or None when the store has no room for it.
     pub(crate) fn alloc(&self, class: u8) -> Result<Option<BlockOffset>> {
+        let size = class_size(class);
+        if let Some(off) = self.take_held(size, HELD_BIG_RUN) {
+            return Ok(Some(off));
+        }
         if let Some(off) = self.pop(class)? {
             return Ok(Some(off));
         }
@@ -65,6 +69,9 @@ impl WriteTxn<'_> {
             h.set_heap_end(self.held(), end + size);
             return Ok(Some(BlockOffset(end)));
         }
+        if let Some(off) = self.take_held(size, 0) {
+            return Ok(Some(off));
+        }
         for bigger in class + 1..CLASSES as u8 {
             if let Some(off) = self.pop(bigger)? {
                 self.carve(BlockOffset(off.0 + size), class_size(bigger) - size)?;
@@ -82,10 +89,15 @@ impl WriteTxn<'_> {
             let want = (len + (len / 4).clamp(1 << 20, 64 << 20))
                 .max(end + size)
                 .min(cap);
-            match self
+            let mut grown = self
                 .map
-                .grow(self.held(), want.next_multiple_of(PAGE).min(cap))
-            {
+                .grow(self.held(), want.next_multiple_of(PAGE).min(cap));
+            if grown.as_ref().is_err_and(|e| e.is_full()) && want > end + size {
+                // A nearly full disk may still hold this block without the margin.
+                let exact = (end + size).next_multiple_of(PAGE).min(cap);
+                grown = self.map.grow(self.held(), exact);
+            }
+            match grown {
                 Ok(()) => {
                     h.file_size.fetch_max(self.map.len(), Release);
                     h.set_heap_end(self.held(), end + size);
@@ -103,6 +115,9 @@ impl WriteTxn<'_> {
     }
 
     fn pop(&self, class: u8) -> Result<Option<BlockOffset>> {
+        if self.held_free.borrow().is_some() {
+            return Ok(None);
+        }
         let h = self.lock_file.state();
         let off = h.free_head(class);
         if off == 0 {
@@ -125,6 +140,10 @@ impl WriteTxn<'_> {
 
     /// Returns a block that no durable state references (it was free before this transaction).
     pub(crate) fn push(&self, block: BlockOffset, class: u8) -> Result<()> {
+        if let Some(held) = self.held_free.borrow_mut().as_mut() {
+            held.freed.push((block.0, class));
+            return Ok(());
+        }
         let h = self.lock_file.state();
         self.map
             .store_u64(self.held(), block.0, h.free_head(class))?;
@@ -134,6 +153,11 @@ impl WriteTxn<'_> {
 
     /// Cuts `[off, off+len)` into the largest blocks that fit and frees them.
     fn carve(&self, start: BlockOffset, mut len: u64) -> Result<()> {
+        if let Some(held) = self.held_free.borrow_mut().as_mut() {
+            held.runs.push((start.0, start.0 + len));
+            held.sorted = false;
+            return Ok(());
+        }
         let mut off = start.0;
         while len >= BLOCK_ALIGN {
             let c = class_within(len);
@@ -167,19 +191,31 @@ impl WriteTxn<'_> {
             used.mark(c, index_len, &self.map.path)?;
         }
         let (mut entries, mut bytes, mut tombstones) = (0u64, 0u64, 0u64);
-        for i in 0..slots {
-            let s = self.map.load_u64(slot_at(live, i))?;
-            tombstones += (s == SLOT_TOMBSTONE) as u64;
-            if slot_is_entry(s) {
-                let len = class_size(slot_class(s));
-                used.mark(slot_offset(s), len, &self.map.path)?;
-                entries += 1;
-                bytes += len;
+        // The index read a chunk at a time: one bounds check and copy per 64 KiB, not per slot.
+        let mut chunk = vec![0u8; 64 << 10];
+        let mut first = 0;
+        while first < slots {
+            let n = (slots - first).min(chunk.len() as u64 / 8);
+            let buf = &mut chunk[..n as usize * 8];
+            self.map.read(slot_at(live, first), buf)?;
+            for word in buf.chunks_exact(8) {
+                let s = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+                tombstones += (s == SLOT_TOMBSTONE) as u64;
+                if slot_is_entry(s) {
+                    let len = class_size(slot_class(s));
+                    used.mark(slot_offset(s), len, &self.map.path)?;
+                    entries += 1;
+                    bytes += len;
+                }
             }
+            first += n;
         }
         let kept = self.mark_durable(&mut used)?;
         for class in 0..CLASSES as u8 {
             h.set_free_head(self.held(), class, 0);
+        }
+        if let Some(held) = self.held_free.borrow_mut().as_mut() {
+            *held = HeldFree::default();
         }
         for (unit, units) in used.clear_runs() {
             self.carve(
@@ -226,7 +262,10 @@ impl WriteTxn<'_> {
             && sb.index[0] == h.index[0].load(Relaxed)
             && sb.index[1] == h.index[1].load(Relaxed)
             && sb.live == h.live_index.load(Relaxed)
-            && h.dirty.iter().all(|w| w.load(Relaxed) == 0);
+            // The live copy changed since the durable state: pages marked since the last freeze,
+            // and, while a checkpoint is in flight (its freeze moved them), the cycle before.
+            && h.dirty.iter().all(|w| w.load(Relaxed) == 0)
+            && (!self.in_flight() || h.dirty_prev.iter().all(|w| w.load(Relaxed) == 0));
         if unchanged {
             return Ok(false);
         }
@@ -243,6 +282,85 @@ impl WriteTxn<'_> {
             }
         }
         Ok(used.count() > before)
+    }
+}
+
+/// Free space held in the recovering process while recovery replays the journal, as runs rather
+/// than linked blocks. Rebuilding the shared free lists writes a link into every free block,
+/// which after a crash means nearly every page of the heap, and replay taking blocks from those
+/// lists scatters its entries over as many pages: recovery's checkpoint then flushes them all.
+/// Held here, replay cuts its blocks one after another from the largest runs first, and the rest
+/// is linked only after that checkpoint (`link_held_free`), whose flush then covers a few
+/// contiguous runs; the next checkpoint flushes the links, off the opener's path. Nothing is
+/// written into held space meanwhile, so a recovery that dies leaves nothing to undo.
+#[derive(Default)]
+pub(crate) struct HeldFree {
+    /// Free runs `[start, end)`, sorted by length (largest last) when `sorted`.
+    runs: Vec<(u64, u64)>,
+    sorted: bool,
+    /// The run blocks are being cut from, front first.
+    cur: (u64, u64),
+    /// Runs left with too little room for a block asked for.
+    rest: Vec<(u64, u64)>,
+    /// Blocks given back (a transaction that did not fit), by class.
+    freed: Vec<(u64, u8)>,
+}
+
+/// Runs at least this long are used before the heap grows into the file's unused tail; shorter
+/// holes only after, so replay writes into few, contiguous pages.
+const HELD_BIG_RUN: u64 = 64 << 10;
+
+impl HeldFree {
+    /// A block of `size` bytes cut from the current run, or from the largest run if that one is
+    /// at least `min_run` long.
+    fn take(&mut self, size: u64, min_run: u64) -> Option<u64> {
+        if self.cur.1 - self.cur.0 < size {
+            if !self.sorted {
+                self.runs.sort_unstable_by_key(|&(a, b)| b - a);
+                self.sorted = true;
+            }
+            let &(a, b) = self.runs.last()?;
+            if b - a < size.max(min_run) {
+                return None;
+            }
+            self.runs.pop();
+            let cur = std::mem::replace(&mut self.cur, (a, b));
+            if cur.1 > cur.0 {
+                self.rest.push(cur);
+            }
+        }
+        let at = self.cur.0;
+        self.cur.0 += size;
+        Some(at)
+    }
+}
+
+impl WriteTxn<'_> {
+    /// From here until the held space is taken back (`held_free.take()`), free space is kept
+    /// in this process. Only recovery does this, under the write lock.
+    pub(crate) fn hold_free_lists(&self) {
+        *self.held_free.borrow_mut() = Some(HeldFree::default());
+    }
+
+    fn take_held(&self, size: u64, min_run: u64) -> Option<BlockOffset> {
+        let mut held = self.held_free.borrow_mut();
+        held.as_mut()?.take(size, min_run).map(BlockOffset)
+    }
+
+    /// Links held space into the shared free lists. Only for space no durable state
+    /// references: it was free in the checkpoint recovery started from, replay left it alone,
+    /// and the only later checkpoint is recovery's own.
+    pub(crate) fn link_held_free(&self, held: HeldFree) -> Result<()> {
+        self.exclude_readers(|| {
+            let runs = held.runs.iter().chain(&held.rest).chain([&held.cur]);
+            for &(a, b) in runs.filter(|(a, b)| b > a) {
+                self.carve(BlockOffset(a), b - a)?;
+            }
+            for &(at, class) in &held.freed {
+                self.push(BlockOffset(at), class)?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -305,33 +423,39 @@ impl UnitMap {
     fn clear_runs(&self) -> Vec<(u64, u64)> {
         let mut runs = Vec::new();
         let mut start = None;
-        let mut u = 0;
-        while u < self.units {
-            let w = self.words[(u / 64) as usize];
-            // Whole words at once when they are all used or all free.
-            if u % 64 == 0 && u + 64 <= self.units && (w == u64::MAX || w == 0) {
-                match (w == 0, start) {
-                    (true, None) => start = Some(u),
-                    (false, Some(s)) => {
-                        runs.push((s, u - s));
-                        start = None;
-                    }
-                    _ => {}
+        for (i, &word) in self.words.iter().enumerate() {
+            let base = i as u64 * 64;
+            // Units past the end count as used, which closes a run that reaches the end.
+            let valid = (self.units - base).min(64);
+            let w = if valid == 64 {
+                word
+            } else {
+                word | (!0 << valid)
+            };
+            // Jump from one change between free and used to the next within the word.
+            let mut pos = 0;
+            while pos < 64 {
+                let above = !0u64 << pos;
+                match start {
+                    None => match (!w & above).trailing_zeros() {
+                        64 => pos = 64,
+                        free => {
+                            start = Some(base + free as u64);
+                            pos = free;
+                        }
+                    },
+                    Some(s) => match (w & above).trailing_zeros() {
+                        64 => pos = 64,
+                        used => {
+                            runs.push((s, base + used as u64 - s));
+                            start = None;
+                            pos = used;
+                        }
+                    },
                 }
-                u += 64;
-                continue;
             }
-            let free = w & (1 << (u % 64)) == 0;
-            match (free, start) {
-                (true, None) => start = Some(u),
-                (false, Some(s)) => {
-                    runs.push((s, u - s));
-                    start = None;
-                }
-                _ => {}
-            }
-            u += 1;
         }
+        // A run that reaches an end falling on a word boundary.
         if let Some(s) = start {
             runs.push((s, self.units - s));
         }
@@ -363,5 +487,12 @@ mod tests {
             "before the heap must be reported"
         );
         assert_eq!(UnitMap::new(70).clear_runs(), vec![(0, 70)]);
+        // Ends on a word boundary, free or used; runs across words and inside one.
+        assert_eq!(UnitMap::new(128).clear_runs(), vec![(0, 128)]);
+        let mut m = UnitMap::new(192);
+        m.mark(at(5), 64 * 2, p).unwrap(); // units 5, 6
+        m.mark(at(9), 64, p).unwrap();
+        m.mark(at(100), 64 * 92, p).unwrap(); // units 100..192
+        assert_eq!(m.clear_runs(), vec![(0, 5), (7, 2), (10, 90)]);
     }
 }

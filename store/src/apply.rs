@@ -52,7 +52,7 @@ impl Replay for LiveIndex<'_> {
 }
 
 /// Index load (entries plus tombstones) above which the index is rebuilt before an insert.
-const MAX_LOAD_PERCENT: u64 = 70;
+pub(crate) const MAX_LOAD_PERCENT: u64 = 70;
 
 impl WriteTxn<'_> {
     /// Makes sure `new_keys` more keys fit in the index, rebuilding it (bigger, or just without

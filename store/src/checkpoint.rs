@@ -76,13 +76,28 @@ impl WriteTxn<'_> {
         h.durable_lsn.fetch_max(lsn, AcqRel);
         h.durable_copy
             .store(1 - h.durable_copy.load(Relaxed), Relaxed);
-        h.release_frozen_pending(self.held());
         h.checkpoints.fetch_add(1, Relaxed);
-        if h.pending_overflowed() {
-            // Some freed blocks are in no list: find them by walking the index (rare).
-            self.exclude_readers(|| self.rebuild_free_lists())?;
+        if self.lock_file.backup_pinned() {
+            // A backup is copying the entries its consistent point named (SPEC.md §7.3): hand
+            // none of the blocks freed since out again. The ring is dropped as if it had
+            // overflowed, so writes do not keep checkpointing for room in it, and the first
+            // completion after the backup rebuilds the free lists from the index, which finds
+            // these blocks again.
+            h.reset_pending(self.held(), true);
+            return Ok(true);
         }
-        Ok(true)
+        // From here the blocks freed before the freeze may be handed out again. A lock-free
+        // reader that found one of them before it was freed must notice (SPEC.md §6.3): the
+        // release moves `seq`, so a read that spans it starts over. A read that starts after it
+        // cannot reach these blocks through the live index any more.
+        self.exclude_readers(|| {
+            h.release_frozen_pending(self.held());
+            if h.pending_overflowed() {
+                // Some freed blocks are in no list: find them by walking the index (rare).
+                self.rebuild_free_lists()?;
+            }
+            Ok(true)
+        })
     }
 
     /// Freezes the state at the last LSN for a checkpoint (none may be in flight): marks the

@@ -84,6 +84,12 @@ pub enum Error {
     /// [`crate::Store::update`]. The child does not own the lock, so it may not commit; the
     /// parent's transaction is unaffected.
     ForkedLockHolder,
+    /// A write, checkpoint, flush or resize through a handle opened with
+    /// [`crate::Options::read_only`].
+    ReadOnly {
+        /// The store's data file.
+        path: PathBuf,
+    },
 }
 
 /// The result of every fallible apcdb call.
@@ -305,6 +311,12 @@ impl fmt::Display for Error {
                 f,
                 "this process was forked while its parent held the store's write lock; \
                  the child does not own the lock and cannot write through it"
+            ),
+            Error::ReadOnly { path } => write!(
+                f,
+                "{} was opened read-only: writes, checkpoints, flushes and resizes are refused \
+                 (open it without Options::read_only, as the files' owner, to change it)",
+                path.display()
             ),
         }
     }

@@ -26,6 +26,14 @@ pub struct Exclusive {
     path: PathBuf,
 }
 
+impl std::fmt::Debug for Exclusive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exclusive")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
 /// How long an open or close in progress may delay `acquire` before it gives up.
 const INIT_WAIT: Duration = Duration::from_secs(5);
 
@@ -91,7 +99,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.db");
         let s = Store::open(&path, Options::default()).unwrap();
-        let e = Exclusive::acquire(&path).err().expect("store is open");
+        let e = Exclusive::acquire(&path).expect_err("store is open");
         assert!(matches!(e, Error::Busy { .. }), "{e}");
         assert!(e.to_string().contains("has it open"), "{e}");
         drop(s);
@@ -119,7 +127,7 @@ mod tests {
         let path = dir.path().join("x.db");
         let s = Store::open(&path, Options::default()).unwrap();
         std::fs::remove_file(Paths::new(&path).lock).unwrap();
-        let e = Exclusive::acquire(&path).err().expect("store is open");
+        let e = Exclusive::acquire(&path).expect_err("store is open");
         assert!(matches!(e, Error::Busy { .. }), "{e}");
         drop(s);
     }

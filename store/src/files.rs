@@ -115,6 +115,27 @@ pub fn open_for_inspection(path: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Opens an existing store file for a read-only handle (`Options::read_only`, SPEC.md §6.8):
+/// `O_RDONLY`, never through a symlink, a regular file only. Ownership is not required (reading
+/// needs only read permission), but the directory must not let a user other than us, root or the
+/// file's owner plant files in it (the checks of `check_directory`, widened to that owner).
+pub fn open_read_only(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| open_error(path, e))?;
+    let md = file.metadata().map_err(|e| Error::io(path, "fstat", e))?;
+    if !md.file_type().is_file() {
+        return Err(Error::Permission {
+            path: path.into(),
+            detail: "not a regular file".into(),
+        });
+    }
+    check_directory_for(path, Some(md.uid()))?;
+    Ok(file)
+}
+
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -126,6 +147,12 @@ fn parent_dir(path: &Path) -> &Path {
 /// files in it: it belongs to us or to root, and if group or others may write it, it is sticky
 /// (like /tmp), so they can remove or rename only their own files (SPEC.md §1.1).
 pub fn check_directory(path: &Path) -> Result<()> {
+    check_directory_for(path, None)
+}
+
+/// `check_directory`, also accepting a directory owned by `file_owner` (a reader of another
+/// user's store).
+fn check_directory_for(path: &Path, file_owner: Option<u32>) -> Result<()> {
     let dir = parent_dir(path);
     let md = match std::fs::metadata(dir) {
         Ok(md) => md,
@@ -135,7 +162,7 @@ pub fn check_directory(path: &Path) -> Result<()> {
     };
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    if md.uid() != euid && md.uid() != 0 {
+    if md.uid() != euid && md.uid() != 0 && Some(md.uid()) != file_owner {
         return Err(Error::Permission {
             path: dir.into(),
             detail: format!(

@@ -902,6 +902,30 @@ pub(crate) enum Op<'a> {
     },
 }
 
+impl Op<'_> {
+    /// The same operation, owning its key and value.
+    pub(crate) fn into_owned(self) -> Op<'static> {
+        match self {
+            Op::Put {
+                key,
+                value,
+                expires_ms,
+                modified_ms,
+            } => Op::Put {
+                key: Cow::Owned(key.into_owned()),
+                value: Cow::Owned(value.into_owned()),
+                expires_ms,
+                modified_ms,
+            },
+            Op::Delete { key } => Op::Delete {
+                key: Cow::Owned(key.into_owned()),
+            },
+            Op::Clear => Op::Clear,
+            Op::Reset { generation } => Op::Reset { generation },
+        }
+    }
+}
+
 const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;
 const OP_CLEAR: u8 = 3;
@@ -972,7 +996,8 @@ pub(crate) fn encode_record(epoch: u64, lsn: u64, ops: &[Op]) -> Vec<u8> {
     b
 }
 
-fn decode_ops(mut p: &[u8]) -> Option<Vec<Op<'static>>> {
+/// The operations of a record's payload, borrowing keys and values from it.
+pub(crate) fn decode_ops(mut p: &[u8]) -> Option<Vec<Op<'_>>> {
     fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         if p.len() < n {
             return None;
@@ -988,8 +1013,8 @@ fn decode_ops(mut p: &[u8]) -> Option<Vec<Op<'static>>> {
             OP_PUT => {
                 let h = take(&mut p, PUT_FIXED)?;
                 let (klen, vlen) = (u32_at(h, 0) as usize, u32_at(h, 4) as usize);
-                let key = take(&mut p, klen)?.to_vec();
-                let value = take(&mut p, vlen)?.to_vec();
+                let key = take(&mut p, klen)?;
+                let value = take(&mut p, vlen)?;
                 Op::Put {
                     key: key.into(),
                     value: value.into(),
@@ -1000,7 +1025,7 @@ fn decode_ops(mut p: &[u8]) -> Option<Vec<Op<'static>>> {
             OP_DELETE => {
                 let klen = u32_at(take(&mut p, 4)?, 0) as usize;
                 Op::Delete {
-                    key: take(&mut p, klen)?.to_vec().into(),
+                    key: take(&mut p, klen)?.into(),
                 }
             }
             OP_CLEAR => Op::Clear,
@@ -1025,9 +1050,13 @@ pub const fn journal_half_base(journal_size: u64, epoch: u64) -> u64 {
 }
 
 /// The valid prefix of a journal chain (one half, or a half and the next epoch's half).
+#[derive(Default)]
 pub(crate) struct Scan {
-    /// The records in LSN order, with their LSNs.
+    /// The records in LSN order, with their LSNs: filled by `Journal::scan` and `scan_records`,
+    /// left empty where only `spans` are wanted (recovery decodes each payload as it replays).
     pub records: Vec<(u64, Vec<Op<'static>>)>,
+    /// Each valid record's LSN and where its payload lies in the bytes scanned.
+    pub spans: Vec<(u64, std::ops::Range<usize>)>,
     /// Offset just past the last valid record, inside the half of `epoch`: where the next record
     /// goes.
     pub end: u64,
@@ -1064,20 +1093,33 @@ impl fmt::Display for RecordProblem {
 #[cfg(test)]
 pub(crate) fn scan_records(journal: &[u8], epoch: u64, first_lsn: u64) -> Scan {
     let mut scan = Scan {
-        records: Vec::new(),
-        end: 0,
         epoch,
-        stopped: None,
+        ..Scan::default()
     };
     continue_scan(journal, epoch, first_lsn, &mut scan);
+    scan.decode_records(journal);
     scan
+}
+
+impl Scan {
+    /// Fills `records` from `spans` over the same bytes.
+    pub(crate) fn decode_records(&mut self, journal: &[u8]) {
+        self.records = self
+            .spans
+            .iter()
+            .map(|(lsn, r)| {
+                let ops = decode_ops(&journal[r.clone()]).expect("checked by the scan");
+                (*lsn, ops.into_iter().map(Op::into_owned).collect())
+            })
+            .collect();
+    }
 }
 
 /// Goes on with `scan` from its end over `journal`, a longer prefix of the same journal than the
 /// one it ran over (which ended it for lack of bytes), so no record is decoded twice.
 pub(crate) fn continue_scan(journal: &[u8], epoch: u64, first_lsn: u64, scan: &mut Scan) {
-    let (mut pos, mut lsn) = (scan.end as usize, first_lsn + scan.records.len() as u64);
-    let records = &mut scan.records;
+    let (mut pos, mut lsn) = (scan.end as usize, first_lsn + scan.spans.len() as u64);
+    let spans = &mut scan.spans;
     let stopped = loop {
         if pos + RECORD_HEADER > journal.len() {
             break None;
@@ -1098,10 +1140,10 @@ pub(crate) fn continue_scan(journal: &[u8], epoch: u64, first_lsn: u64, scan: &m
         if u64_at(h, record_at::EPOCH) != epoch || u64_at(h, record_at::LSN) != lsn {
             break None;
         }
-        let Some(ops) = decode_ops(&journal[pos + RECORD_HEADER..end]) else {
+        if decode_ops(&journal[pos + RECORD_HEADER..end]).is_none() {
             break Some(RecordProblem::Undecodable { at });
-        };
-        records.push((lsn, ops));
+        }
+        spans.push((lsn, pos + RECORD_HEADER..end));
         lsn += 1;
         pos = end.next_multiple_of(RECORD_ALIGN);
     };

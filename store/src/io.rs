@@ -58,6 +58,15 @@ pub struct MappedRange<'a> {
     _mapping: PhantomData<&'a ()>,
 }
 
+impl std::fmt::Debug for MappedRange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedRange")
+            .field("off", &self.off)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 impl<'a> MappedRange<'a> {
     /// # Safety
     /// `base` is the start of a mapping that stays mapped for `'a`, and `[off, off + len)` lies

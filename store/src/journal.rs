@@ -122,42 +122,72 @@ impl Journal {
             .map_err(|e| self.io_err("fdatasync", e))
     }
 
+    /// The valid records that follow the checkpoint `sb` describes: what recovery replays into
+    /// the index, and what a read-only handle replays into memory (SPEC.md §6.8). The one place
+    /// that knows where the chain after a checkpoint lives in the journal.
+    pub fn chain(&self, sb: &crate::format::Superblock) -> Result<Scan> {
+        let (bytes, mut scan) = self.chain_spans(sb)?;
+        scan.decode_records(&bytes);
+        Ok(scan)
+    }
+
+    /// `chain` without decoding (see `scan_spans`): what recovery replays.
+    pub fn chain_spans(&self, sb: &crate::format::Superblock) -> Result<(Vec<u8>, Scan)> {
+        self.scan_spans(sb.epoch, sb.ckpt_lsn + 1)
+    }
+
     /// The valid records of the chain that starts with LSN `first_lsn` in the half of cycle
     /// `epoch` (the durable superblock's): that half's records, then, while the LSNs go on, the
     /// records of cycle `epoch + 1` in the other half (a checkpoint that froze at the end of the
     /// first half and whose superblock was not yet durable). A record that is torn, fails its
     /// checksum, belongs to another cycle or breaks the LSN sequence ends each half.
     pub fn scan(&self, epoch: u64, first_lsn: u64) -> Result<Scan> {
-        let mut first = self.scan_half(epoch, first_lsn)?;
-        let next = first_lsn + first.records.len() as u64;
-        let second = self.scan_half(epoch + 1, next)?;
-        if second.records.is_empty() {
-            return Ok(first);
+        let (bytes, mut scan) = self.scan_spans(epoch, first_lsn)?;
+        scan.decode_records(&bytes);
+        Ok(scan)
+    }
+
+    /// `scan` without decoding: the bytes read (both halves' prefixes, one after the other) and
+    /// where each record's payload lies in them, so recovery decodes each record once,
+    /// borrowing its keys and values from these bytes. `end` and `epoch` are the last half's.
+    pub fn scan_spans(&self, epoch: u64, first_lsn: u64) -> Result<(Vec<u8>, Scan)> {
+        let (mut bytes, mut first) = self.scan_half(epoch, first_lsn)?;
+        let next = first_lsn + first.spans.len() as u64;
+        let (more, second) = self.scan_half(epoch + 1, next)?;
+        if second.spans.is_empty() {
+            return Ok((bytes, first));
         }
-        first.records.extend(second.records);
+        let shift = bytes.len();
+        bytes.extend_from_slice(&more);
+        first.spans.extend(
+            second
+                .spans
+                .into_iter()
+                .map(|(lsn, r)| (lsn, r.start + shift..r.end + shift)),
+        );
         first.end = second.end;
         first.epoch = second.epoch;
         first.stopped = second.stopped;
-        Ok(first)
+        Ok((bytes, first))
     }
 
-    /// The records of cycle `epoch` in its half, from LSN `first_lsn` on (see `scan`).
+    /// The records of cycle `epoch` in its half, from LSN `first_lsn` on (see `scan`), and the
+    /// bytes of the half they were found in.
     ///
     /// Reads only as far as the cycle goes (plus at most as much again): a prefix of the half,
     /// doubled while the scan runs off its end (resuming where it stopped), never the whole
     /// half for a short cycle.
-    fn scan_half(&self, epoch: u64, first_lsn: u64) -> Result<Scan> {
+    fn scan_half(&self, epoch: u64, first_lsn: u64) -> Result<(Vec<u8>, Scan)> {
         let (base, half) = (
             crate::format::journal_half_base(self.size, epoch),
             crate::format::journal_half(self.size) as usize,
         );
-        let mut buf = Vec::new();
+        // The capacity is only address space until read into; it spares the copies of growing.
+        let mut buf = Vec::with_capacity(half);
         let mut len = SCAN_FIRST_READ.min(half);
         let mut scan = Scan {
-            records: Vec::new(),
-            end: 0,
             epoch,
-            stopped: None,
+            ..Scan::default()
         };
         loop {
             let have = buf.len();
@@ -173,7 +203,7 @@ impl Journal {
                 Some(_) => false,
             };
             if !cut_short || len == half {
-                return Ok(scan);
+                return Ok((buf, scan));
             }
             len = (len * 2).min(half);
         }

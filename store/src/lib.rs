@@ -15,8 +15,23 @@
 //!
 //! The contract (file layout, journal format, recovery, locking, guarantees) is SPEC.md at the
 //! repository root; the byte layouts themselves are defined once, in [`format`](mod@format).
+//!
+//! Beyond point reads and writes: [`Store::get_with`] reads a value where it lies in the map,
+//! without copying it; [`Store::scan`] streams over a prefix holding one chunk at a time;
+//! [`Store::backup_to`] copies a store that other processes keep writing. Each has an example
+//! under `store/examples/`.
+//!
+//! **Linux only.** The engine relies on open-file-description locks (`F_OFD_SETLK`), robust
+//! process-shared mutexes, `fallocate` and `MADV_RANDOM`; other targets fail to compile.
 
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "apcdb supports Linux only: it needs open-file-description locks (F_OFD_SETLK), robust \
+     process-shared pthread mutexes, fallocate and MADV_RANDOM"
+);
 
 // The modules, in the order of the data path:
 //
@@ -34,11 +49,15 @@
 //   `resize` (the maximum size changed while open: live in the lock file, durable by checkpoint).
 // - Around: `format` (byte layouts), `io` (the one seam every byte and flush to disk passes
 //   through), `error`, `options`, `exclusive` (keeping every other process out while files are
-//   replaced), `verify` (offline check and salvage, for tools).
+//   replaced), `verify` (offline check and salvage, for tools), `readonly` (a handle that only
+//   reads: the checkpoint plus the journal replayed in memory).
 mod alloc;
 mod apply;
+mod backup;
 mod checkpoint;
+mod entry_lock;
 mod error;
+mod evict;
 mod exclusive;
 mod files;
 pub mod format;
@@ -48,20 +67,43 @@ mod journal;
 mod lock_file;
 mod map;
 mod options;
+mod readonly;
 mod recover;
 mod resize;
+mod scan;
 mod sigbus;
 mod store;
 pub mod verify;
 mod write;
 
+pub use backup::{BackupReport, CompactReport};
+pub use entry_lock::{EntryGuard, ENTRY_LOCK_BASE, ENTRY_LOCK_BUCKETS};
 pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;
 pub use files::Paths;
 pub use format::{Superblock, SuperblockError, UncheckedSuperblock};
 pub use io::{FileKind, MappedRange, RealIo, StorageIo, SyncKind};
-pub use options::{Durability, Options};
+pub use options::{Durability, Options, WhenFull};
+pub use readonly::ReadOnlyView;
+pub use scan::{Scan, ScanWith};
 pub use store::{Batch, EntryMeta, Scanned, Store, Visit};
+
+// Handles and results may be shared with and sent to other threads: checked at compile time so
+// that a field added later cannot silently take that away.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+    send_sync::<Scan<'static>>();
+    send_sync::<Options>();
+    send_sync::<Error>();
+    send_sync::<Exclusive>();
+    send_sync::<Entry>();
+    send_sync::<Stats>();
+    send_sync::<BackupReport>();
+    send_sync::<CompactReport>();
+    send_sync::<Batch>();
+    send_sync::<Paths>();
+};
 
 /// Largest key accepted, in bytes.
 pub const MAX_KEY_LEN: usize = 65_535;
@@ -113,6 +155,10 @@ pub struct Stats {
     pub journal_size: u64,
     /// Bytes of the journal written since the last checkpoint.
     pub journal_used: u64,
+    /// Records written to the journal since the last checkpoint. Each counts for at least 256
+    /// bytes of the journal (SPEC.md §3): the journal is full when `journal_used`, or 256 times
+    /// this, reaches `journal_size`.
+    pub journal_records: u64,
     /// Lookups that found a live entry, by every process (this handle's not yet published
     /// counts included).
     pub hits: u64,
@@ -140,4 +186,7 @@ pub struct Stats {
     /// the free lists and counters by walking the index, instead of loading the snapshot a clean
     /// close leaves (SPEC.md §7.2): true after a crash or with a damaged or outdated snapshot.
     pub rebuilt_at_open: bool,
+    /// Entries evicted to make room for writes (`WhenFull::Evict`), since the lock file's
+    /// shared state was built.
+    pub expunges: u64,
 }

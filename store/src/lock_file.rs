@@ -20,14 +20,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// 2: the early checkpoint's claim, the live maximum size, the snapshot fields (`snapshot_armed`,
-/// `rebuilt_at_open`). 3: the checkpoint that flushes without the write lock (its mutex, the
-/// frozen state, the journal half's epoch, a second dirty bitmap, the pending ring).
-pub const LOCK_FILE_VERSION: u64 = 3;
+/// `rebuilt_at_open`). 3: the access table, the eviction clock hand and `expunges`. 4: the
+/// checkpoint that flushes without the write lock (its mutex, the frozen state, the journal
+/// half's epoch, a second dirty bitmap, the pending ring).
+pub const LOCK_FILE_VERSION: u64 = 4;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed and not yet reusable: a ring, oldest first, waiting until a checkpoint that no
 /// longer references them is durable.
 pub const PENDING_CAP: usize = 1 << 18;
+
+/// Buckets of the access table: a key's bucket is the low bits of its index slot's tag, so the
+/// eviction hand finds it from the slot alone, without reading the entry.
+pub const ACCESS_BUCKETS: usize = 1 << 16;
+/// An access word: the reference bit (set by reads and writes, cleared by the eviction hand),
+/// 31 bits of hits, 32 bits of last access time in Unix seconds.
+const ACCESS_REF: u64 = 1 << 63;
+const ACCESS_HITS_SHIFT: u32 = 32;
+const ACCESS_HITS_MAX: u64 = (1 << 31) - 1;
+
+/// The access-table bucket of a key hash.
+pub fn access_bucket(hash: u64) -> usize {
+    crate::format::slot_tag(hash) as usize & (ACCESS_BUCKETS - 1)
+}
 
 /// A process-shared robust mutex living in the lock file.
 #[repr(C, align(64))]
@@ -201,6 +216,50 @@ pub struct LockState {
     pub copy_left: AtomicU64,
     pub copy_cursor: AtomicU64,
     pending: [AtomicU64; PENDING_CAP],
+    /// Entries removed to make room (`WhenFull::Evict`), since the shared state was built.
+    pub expunges: AtomicU64,
+    /// Where the eviction hand stands in the live index (a slot number; reduced modulo the
+    /// index's size when used, so an index rebuild needs no reset).
+    pub clock_hand: AtomicU64,
+    /// Per bucket of keys: reference bit, hits, last access (see `ACCESS_REF`). Not durable:
+    /// rebuilt as zeros with the rest of the shared state.
+    access: [AtomicU64; ACCESS_BUCKETS],
+}
+
+/// The access table: written by lock-free readers (never the data file) and by writers.
+impl LockState {
+    /// A read found a live entry in `bucket` at `now_s`: reference it, count the hit.
+    pub fn touch(&self, bucket: usize, now_s: u32) {
+        let w = &self.access[bucket];
+        let _ = w.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+            let hits = ((old >> ACCESS_HITS_SHIFT) & ACCESS_HITS_MAX) + 1;
+            Some(ACCESS_REF | (hits.min(ACCESS_HITS_MAX) << ACCESS_HITS_SHIFT) | now_s as u64)
+        });
+    }
+
+    /// A new version was written in `bucket` at `now_s`: referenced, no hits yet.
+    pub fn written(&self, bucket: usize, now_s: u32) {
+        self.access[bucket].store(ACCESS_REF | now_s as u64, Ordering::Relaxed);
+    }
+
+    /// Hits and last access (Unix seconds, 0 = never) of `bucket`.
+    pub fn access(&self, bucket: usize) -> (u64, u64) {
+        let w = self.access[bucket].load(Ordering::Relaxed);
+        ((w >> ACCESS_HITS_SHIFT) & ACCESS_HITS_MAX, w & 0xffff_ffff)
+    }
+
+    /// Whether `bucket` was referenced since the eviction hand last passed it.
+    pub fn is_referenced(&self, bucket: usize) -> bool {
+        self.access[bucket].load(Ordering::Relaxed) & ACCESS_REF != 0
+    }
+
+    /// The eviction hand passes `bucket`: clears its reference bit and says whether it was set.
+    pub fn clear_ref(&self, bucket: usize) -> bool {
+        let w = &self.access[bucket];
+        // Reading first: a bucket the hand passes twice without reads is not written again.
+        w.load(Ordering::Relaxed) & ACCESS_REF != 0
+            && w.fetch_and(!ACCESS_REF, Ordering::Relaxed) & ACCESS_REF != 0
+    }
 }
 
 /// The allocator's part of the state (heap end, free lists, blocks waiting for a checkpoint):
@@ -227,6 +286,12 @@ impl LockState {
     /// Blocks freed and not yet back in a free list.
     pub fn pending_count(&self) -> u64 {
         self.pending_tail.load(Ordering::Relaxed) - self.pending_head.load(Ordering::Relaxed)
+    }
+
+    /// The `i`-th block in the ring, oldest first (`i < pending_count()`).
+    pub fn pending(&self, i: u64) -> u64 {
+        let head = self.pending_head.load(Ordering::Relaxed);
+        self.pending[((head + i) % PENDING_CAP as u64) as usize].load(Ordering::Relaxed)
     }
 
     /// Blocks freed since the last freeze (they wait for the checkpoint after the one in flight).
@@ -293,7 +358,8 @@ pub const LOCK_FILE_LEN: u64 = (std::mem::size_of::<LockState>() as u64).div_cei
 /// The mapped lock file.
 pub struct LockFile {
     base: *mut LockState,
-    file: File,
+    /// None for a read-only handle's private state (`LockFile::private`), which has no file.
+    file: Option<File>,
     pub path: PathBuf,
     /// Registered with the SIGBUS handler: a lock file truncated from outside breaks this
     /// mapping (checked at every lock and read) instead of killing the process.
@@ -307,6 +373,9 @@ unsafe impl Sync for LockFile {}
 
 pub const INIT_BYTE: i64 = 0;
 pub const PRESENCE_BYTE: i64 = 1;
+/// Held shared by every backup in progress (SPEC.md §7.3), on a descriptor of its own: while
+/// any is held, checkpoints hand no freed block out again.
+pub const BACKUP_BYTE: i64 = 2;
 
 impl LockFile {
     /// Maps the lock file (growing it to `LOCK_FILE_LEN` through `io` when `first` says we may).
@@ -318,6 +387,10 @@ impl LockFile {
     ) -> Result<LockFile> {
         let len = crate::files::file_len(&path, &file)?;
         if len < LOCK_FILE_LEN {
+            if !first && written_by_other_version(&file) {
+                // Processes of an older version (a shorter state) still use it.
+                return Err(incompatible(&path));
+            }
             if !first {
                 return Err(Error::corrupt(
                     &path,
@@ -337,7 +410,40 @@ impl LockFile {
         };
         Ok(LockFile {
             base: base.cast::<LockState>(),
-            file,
+            file: Some(file),
+            path,
+            region,
+        })
+    }
+
+    /// A private, zeroed state in anonymous memory, for a read-only handle (SPEC.md §6.8): it
+    /// shares nothing with other processes and no file backs it, so its mutexes are never
+    /// taken (a read-only handle refuses every write before locking) and the election bytes are
+    /// never asked for.
+    pub fn private(path: PathBuf) -> Result<LockFile> {
+        // SAFETY: a new anonymous private mapping; it aliases no Rust memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                LOCK_FILE_LEN as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::io(&path, "mmap", std::io::Error::last_os_error()));
+        }
+        let base = base as *mut u8;
+        let Some(region) = crate::sigbus::Region::register(base, LOCK_FILE_LEN as usize) else {
+            // SAFETY: just mapped above; nothing refers to it yet.
+            unsafe { crate::map::unmap(base, LOCK_FILE_LEN) };
+            return Err(crate::map::too_many_mappings(&path));
+        };
+        Ok(LockFile {
+            base: base.cast::<LockState>(),
+            file: None,
             path,
             region,
         })
@@ -381,19 +487,64 @@ impl LockFile {
         if h.magic.load(Ordering::Acquire) != LOCK_FILE_MAGIC
             || h.version.load(Ordering::Relaxed) != LOCK_FILE_VERSION
         {
-            return Err(Error::Incompatible {
-                path: self.path.clone(),
-                detail: "lock file state written by a different version; close every process using the store".into(),
-            });
+            return Err(incompatible(&self.path));
         }
         Ok(())
+    }
+
+    /// The descriptor the lock file was opened with (per-key locks reopen it per process); -1
+    /// for a read-only handle, which has none and takes no per-key lock.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_ref().map_or(-1, |f| f.as_raw_fd())
     }
 
     /// Takes (`Some(true)` exclusive, `Some(false)` shared) or releases (`None`) one of the two
     /// election bytes. With `wait` false, returns Ok(false) when another process holds it.
     pub fn range_lock(&self, byte: i64, mode: Option<bool>, wait: bool) -> Result<bool> {
-        range_lock(&self.file, &self.path, byte, mode, wait)
+        match &self.file {
+            Some(file) => range_lock(file, &self.path, byte, mode, wait),
+            None => Err(Error::ReadOnly {
+                path: self.path.clone(),
+            }),
+        }
     }
+
+    /// Whether a backup holds its pin on `BACKUP_BYTE` (through any other open file
+    /// description; the kernel drops it when the backup's process dies). An error reads as
+    /// "pinned": that only keeps freed blocks out of use a little longer.
+    pub fn backup_pinned(&self) -> bool {
+        let Some(file) = &self.file else {
+            return true; // a read-only handle never reuses blocks anyway
+        };
+        // SAFETY: flock is plain data; zeroed is a valid starting value (l_pid 0, as
+        // F_OFD_GETLK requires).
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        fl.l_start = BACKUP_BYTE;
+        fl.l_len = 1;
+        // SAFETY: valid fd and a properly initialised flock struct, which the call fills in.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+        rc != 0 || fl.l_type != libc::F_UNLCK as libc::c_short
+    }
+}
+
+fn incompatible(path: &Path) -> Error {
+    Error::Incompatible {
+        path: path.to_path_buf(),
+        detail:
+            "lock file state written by a different version; close every process using the store"
+                .into(),
+    }
+}
+
+/// Whether the file starts with the lock file's magic and another version's number.
+fn written_by_other_version(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 16];
+    file.read_exact_at(&mut head, 0).is_ok()
+        && u64::from_le_bytes(head[..8].try_into().unwrap()) == LOCK_FILE_MAGIC
+        && u64::from_le_bytes(head[8..].try_into().unwrap()) != LOCK_FILE_VERSION
 }
 
 pub fn range_lock(
@@ -432,6 +583,24 @@ pub fn range_lock(
             _ => return Err(Error::io(path, "fcntl(F_OFD_SETLK)", e)),
         }
     }
+}
+
+/// Whether another process holds `byte` of `file` (shared or exclusive), asked without taking
+/// anything (`F_OFD_GETLK`): how a read-only handle learns that the store is open elsewhere.
+pub fn held_by_others(file: &File, path: &Path, byte: i64) -> Result<bool> {
+    // SAFETY: flock is plain data; zeroed is a valid starting value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    // SAFETY: valid fd and a properly initialised flock struct, which the call fills in.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Error::io(path, "fcntl(F_OFD_GETLK)", e));
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 impl Drop for LockFile {

@@ -202,6 +202,23 @@ impl Map {
         Ok(v)
     }
 
+    /// Runs `f` on the file's bytes `[off, off+len)` in place, without copying them. Another
+    /// process may rewrite them meanwhile (a block handed out again after a checkpoint): callers
+    /// validate with the readers' sequence number after `f` returned and discard its result when
+    /// it moved. A SIGBUS inside `f` (the file shrank from outside) becomes an error.
+    pub fn with_slice<R>(&self, off: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.check(off, len as u64)?;
+        self.guarded(|| {
+            // SAFETY: `check` proved the range lies inside the mapping and the file as last seen
+            // (a shrink since is caught by `guarded`); the mapping outlives the borrow, which
+            // ends with `f`. The bytes are shared memory that only change when a reorganisation
+            // reuses the block: that bumps the sequence number the caller checks afterwards, so a
+            // result computed from changing bytes is never used.
+            let here = unsafe { std::slice::from_raw_parts(self.base.add(off as usize), len) };
+            f(here)
+        })
+    }
+
     fn word(&self, off: u64) -> Result<&AtomicU64> {
         if !off.is_multiple_of(8) {
             return Err(Error::corrupt(
@@ -256,6 +273,28 @@ impl Map {
         })?;
         self.observed(dst, len);
         Ok(())
+    }
+
+    /// Maps `[off, off+len)` (clamped to the file) into the page tables in one call, readable,
+    /// where touching it page by page would take a fault per page (fault-around is off under
+    /// `MADV_RANDOM`). Reads nothing into this process and writes nothing; on a kernel without
+    /// `MADV_POPULATE_READ` (before 5.14) it does nothing.
+    pub fn prefault(&self, off: u64, len: u64) {
+        let end = (off + len).min(self.len());
+        let start = off - off % 4096;
+        if end <= start || self.broken() {
+            return;
+        }
+        // SAFETY: the range lies inside the mapping and below the file's length as last seen;
+        // the kernel populates it and reports a failure (a file shrunk meanwhile: EFAULT) as an
+        // error rather than a signal, which only loses the optimisation.
+        unsafe {
+            libc::madvise(
+                self.base.add(start as usize) as *mut libc::c_void,
+                (end - start) as usize,
+                libc::MADV_POPULATE_READ,
+            )
+        };
     }
 
     /// Whether the file holds exactly `bytes` at `off` (compared in place, no copy).
@@ -361,15 +400,25 @@ pub fn too_many_mappings(path: &std::path::Path) -> Error {
     }
 }
 
-/// Maps `len` bytes of `file` shared and writable, at an address the kernel chooses. Touching a
+/// Maps `len` bytes of `file` shared (writable unless the file was opened read-only), at an
+/// address the kernel chooses. Touching a
 /// page past the end of the file would be SIGBUS: callers check offsets against the file length.
+/// A file opened read-only (a read-only handle, SPEC.md §6.8) is mapped `PROT_READ`: nothing
+/// can write through it.
 pub fn map_shared(path: &std::path::Path, file: &File, len: u64) -> Result<*mut u8> {
+    // SAFETY: F_GETFL on an open descriptor only reads its flags.
+    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    let prot = if flags != -1 && flags & libc::O_ACCMODE == libc::O_RDONLY {
+        libc::PROT_READ
+    } else {
+        libc::PROT_READ | libc::PROT_WRITE
+    };
     // SAFETY: a new mapping of an open file descriptor; it aliases no Rust memory.
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
+            prot,
             libc::MAP_SHARED,
             file.as_raw_fd(),
             0,

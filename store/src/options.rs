@@ -17,6 +17,18 @@ pub enum Durability {
     None,
 }
 
+/// What a write that does not fit does (see [`Options::when_full`]).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum WhenFull {
+    /// It fails with [`crate::Error::Full`] and nothing is changed. The default.
+    #[default]
+    Refuse,
+    /// Other entries are evicted until it fits: expired ones first, then the least recently
+    /// used in an approximate (CLOCK) order, never one the write itself names (SPEC.md §4.1).
+    Evict,
+}
+
 /// Options for [`crate::Store::open`]. Sizes apply when the store is created; an existing store
 /// keeps the sizes it was created with, except that a larger [`max_size`](Self::max_size)
 /// raises its limit.
@@ -35,8 +47,11 @@ pub struct Options {
     /// them, so nothing is flushed to disk (no fsync, no msync, no closing checkpoint).
     pub(crate) ephemeral: bool,
     pub(crate) index_slots: u64,
+    /// `Options::read_only`: no file is created, locked or written (SPEC.md §6.8).
+    pub(crate) read_only: bool,
     pub(crate) io: crate::io::SharedIo,
     pub(crate) background_checkpoints: bool,
+    pub(crate) when_full: WhenFull,
 }
 
 impl std::fmt::Debug for Options {
@@ -51,6 +66,8 @@ impl std::fmt::Debug for Options {
             .field("create", &self.create)
             .field("index_slots", &self.index_slots)
             .field("background_checkpoints", &self.background_checkpoints)
+            .field("when_full", &self.when_full)
+            .field("read_only", &self.read_only)
             .field("io_wants_mapped_writes", &self.io.wants_mapped_writes())
             .finish()
     }
@@ -68,8 +85,10 @@ impl Default for Options {
             create: true,
             ephemeral: false,
             index_slots: 4096,
+            read_only: false,
             io: std::sync::Arc::new(crate::io::RealIo),
             background_checkpoints: false,
+            when_full: WhenFull::Refuse,
         }
     }
 }
@@ -110,8 +129,9 @@ impl Options {
     /// 4 KiB; outside that range `open` fails with [`crate::Error::Incompatible`]). It bounds the
     /// largest single write (a quarter of it) and trades write throughput against recovery time:
     /// a larger journal checkpoints less often, but a crash leaves more of it to replay at the
-    /// next open (SPEC.md §3 gives measured numbers). An existing store keeps the size it was
-    /// created with.
+    /// next open. Each record counts for at least 256 bytes of it, so a cycle holds at most
+    /// `bytes / 256` records however small they are (SPEC.md §3 gives measured numbers). An
+    /// existing store keeps the size it was created with.
     pub fn journal_size(mut self, bytes: u64) -> Self {
         self.journal_size = bytes;
         self
@@ -137,9 +157,40 @@ impl Options {
         self.index_slots = slots.clamp(16, 1 << 28).next_power_of_two();
         self
     }
+    /// What this handle's writes do when the store is full (default [`WhenFull::Refuse`]).
+    /// Chosen per handle, like durability.
+    pub fn when_full(mut self, w: WhenFull) -> Self {
+        self.when_full = w;
+        self
+    }
     /// Whether a missing store is created (default true).
     pub fn create(mut self, yes: bool) -> Self {
         self.create = yes;
+        self
+    }
+    /// Opens an existing store for reading only (SPEC.md §6.8). Nothing is created, locked or
+    /// written: no lock file is made or mapped (it may be missing or unwritable), no election
+    /// byte is taken (no writer or opener ever waits for this handle), no recovery, checkpoint or
+    /// flush runs, and only read permission on the data file and the journal is needed (both are
+    /// opened `O_RDONLY`, the data file mapped `PROT_READ`). The files must be regular files
+    /// reached without a symlink, but need not be the reader's own (their mode and links are the
+    /// writers' concern); the directory is checked as for any open (SPEC.md §1.1), except that it
+    /// may also belong to the files' owner.
+    ///
+    /// The handle shows the newest durable checkpoint plus every valid journal record after it,
+    /// replayed into memory (an overlay consulted before the mapped index), so it sees a store
+    /// that was not closed cleanly, or that other processes are writing, as recovery would
+    /// leave it, without running recovery. That view is taken at open; writes made after it
+    /// are not seen until a checkpoint by a writer moves the durable state on, when the handle
+    /// takes a new view (the old one's blocks may then be reused). Every read is whole (checksum
+    /// verified, validated against checkpoints). Writes, [`checkpoint`](crate::Store::checkpoint),
+    /// [`sync`](crate::Store::sync) and [`set_max_size`](crate::Store::set_max_size) return
+    /// [`crate::Error::ReadOnly`]. [`crate::Store::read_only_view`] says what the view holds.
+    /// Other options are ignored, except `max_size`, which only sizes the address space
+    /// reserved to follow the file's growth.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self.create = false;
         self
     }
 }

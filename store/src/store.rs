@@ -13,6 +13,7 @@
 //! path of `write.rs`; `Store::checkpoint` takes the lock and runs `WriteTxn::checkpoint`
 //! (`checkpoint.rs`).
 
+use crate::entry_lock::{EntryGuard, EntryLocks};
 use crate::error::{CorruptKind, Error, Result};
 use crate::files::{self, Paths};
 use crate::format::*;
@@ -68,11 +69,22 @@ pub struct Store {
     inner: Arc<Inner>,
     flusher: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
     checkpointer: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
+    entry_locks: EntryLocks,
 }
 
-#[cfg(test)]
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("durability", &self.inner.durability)
+            .field("poisoned", &self.is_poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Store {
-    /// The engine behind the handle, for the unit tests of its stages.
+    /// The engine behind the handle (for the unit tests of its stages, and the modules that
+    /// build on the read path: backup).
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }
@@ -102,10 +114,15 @@ pub(crate) struct Inner {
     /// The handle's checkpoint thread, if it has one (`Options::background_checkpoints`):
     /// writers wake it instead of flushing a frozen checkpoint themselves.
     pub(crate) checkpointer: std::sync::OnceLock<std::thread::Thread>,
+    /// What a write that does not fit does (`Options::when_full`).
+    pub(crate) when_full: crate::WhenFull,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
     /// atomic bumped by every read of every process would bounce its cache line between cores.
     /// Per-thread stripes, so that two threads reading do not bounce one cache line either.
     reads: [ReadCounter; READ_STRIPES],
+    /// Set for a read-only handle (`Options::read_only`, `readonly.rs`): its view, and the
+    /// reason `lock` refuses.
+    pub(crate) ro: Option<Box<crate::readonly::ReadOnly>>,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -147,7 +164,7 @@ fn ttl_to_expiry(ttl: Duration) -> u64 {
 }
 
 /// A group of changes applied all or nothing by [`Store::batch`].
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Batch {
     ops: Vec<Op<'static>>,
 }
@@ -206,11 +223,13 @@ impl Store {
     /// - [`Error::Io`]: a system call failed (a missing file with `create(false)`, say).
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let inner = Arc::new(Inner::open(&Paths::new(path.as_ref()), &opts)?);
-        Ok(Store::start(
-            inner,
-            opts.durability,
-            opts.background_checkpoints,
-        ))
+        // A read-only handle has nothing to flush: no flusher thread, no checkpoint thread.
+        let durability = match opts.read_only {
+            true => Durability::None,
+            false => opts.durability,
+        };
+        let background = opts.background_checkpoints && !opts.read_only;
+        Ok(Store::start(inner, durability, background))
     }
 
     /// A store in unlinked temporary files: not durable, shared with children forked after this
@@ -273,10 +292,12 @@ impl Store {
                 Some((t, stop))
             })
             .flatten();
+        let entry_locks = EntryLocks::new(inner.lock_file.raw_fd(), &inner.lock_file.path);
         Store {
             inner,
             flusher,
             checkpointer,
+            entry_locks,
         }
     }
 }
@@ -317,6 +338,9 @@ impl Drop for Store {
 
 impl Inner {
     fn open(paths: &Paths, opts: &Options) -> Result<Inner> {
+        if opts.read_only {
+            return Inner::open_read_only(paths, opts);
+        }
         if !(MIN_JOURNAL_SIZE..=MAX_JOURNAL_SIZE).contains(&opts.journal_size) {
             return Err(Error::Incompatible {
                 path: paths.data.clone(),
@@ -482,7 +506,9 @@ impl Inner {
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
             checkpointer: std::sync::OnceLock::new(),
+            when_full: opts.when_full,
             reads: Default::default(),
+            ro: None,
         };
         if first {
             let txn = inner.lock()?;
@@ -511,6 +537,74 @@ impl Inner {
             }
         }
         inner.opened = true;
+        Ok(inner)
+    }
+}
+
+impl Inner {
+    /// A read-only handle (SPEC.md §6.8): the data file and journal opened `O_RDONLY`, the data
+    /// file mapped `PROT_READ`, a private in-memory state instead of the lock file, no election
+    /// byte, no recovery; then the first view (`readonly.rs`).
+    fn open_read_only(paths: &Paths, opts: &Options) -> Result<Inner> {
+        let data_file = files::open_read_only(&paths.data)?;
+        let len = files::file_len(&paths.data, &data_file)?;
+        if len == 0 {
+            return Err(Error::corrupt(&paths.data, CorruptKind::EmptyDataFile));
+        }
+        // Validated before it sizes the mapping.
+        let sb = read_superblock(&paths.data, len, |at, b| {
+            use std::os::unix::fs::FileExt;
+            data_file
+                .read_exact_at(b, at)
+                .map_err(|e| Error::io(&paths.data, "read", e))
+        })?;
+        // A missing journal (only the data file copied) shows the checkpoint alone, as the next
+        // read-write open would; its stand-in is never read.
+        let (journal_file, journal_missing) = match files::open_read_only(&paths.journal) {
+            Ok(f) => (f, false),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let null = std::fs::File::open("/dev/null")
+                    .map_err(|e| Error::io("/dev/null", "open", e))?;
+                (null, true)
+            }
+            Err(e) => return Err(e),
+        };
+        if !journal_missing {
+            let jlen = files::file_len(&paths.journal, &journal_file)?;
+            if jlen != sb.journal_size {
+                let kind = CorruptKind::JournalSize {
+                    len: jlen,
+                    expected: sb.journal_size,
+                };
+                return Err(Error::corrupt(&paths.journal, kind));
+            }
+        }
+        let journal = Journal::new(
+            journal_file,
+            paths.journal.clone(),
+            sb.journal_size,
+            opts.io.clone(),
+        );
+        let inner = Inner {
+            map: map_data_file(paths, data_file, &sb, opts)?,
+            lock_file: LockFile::private(paths.lock.clone())?,
+            journal,
+            path: paths.data.clone(),
+            durability: Durability::None,
+            poisoned: AtomicBool::new(false),
+            recovered_at_open: false,
+            pid: std::process::id(),
+            opened: true,
+            ephemeral: false,
+            journal_is_new: AtomicBool::new(false),
+            checkpointer: std::sync::OnceLock::new(),
+            when_full: opts.when_full,
+            reads: Default::default(),
+            ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),
+        };
+        if let Some(ro) = &inner.ro {
+            ro.refresh(&inner)?;
+        }
         Ok(inner)
     }
 }
@@ -637,7 +731,7 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.pid != std::process::id() || !self.opened || self.ephemeral {
+        if self.pid != std::process::id() || !self.opened || self.ephemeral || self.ro.is_some() {
             return;
         }
         let h = self.lock_file.state();
@@ -718,7 +812,10 @@ impl Inner {
     // Reads: no lock. The sequence number is odd while the index is reorganised or freed blocks
     // are handed out again; a read that saw it change retries.
 
-    fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        if let Some(ro) = &self.ro {
+            return ro.read(self, f);
+        }
         let h = self.lock_file.state();
         let mut invalidated = 0;
         for attempt in 0u32.. {
@@ -762,11 +859,19 @@ impl Inner {
         Ok(())
     }
 
+    /// A read-only handle's current view (its overlay), consulted by reads before the index.
+    fn ro_view(&self) -> Option<Arc<crate::readonly::View>> {
+        self.ro.as_ref().map(|ro| ro.current())
+    }
+
     /// The live entry of `key`, without touching the hit/miss counters.
     fn lookup_uncounted(&self, key: &[u8]) -> Result<Option<Entry>> {
         let hash = hash_key(key);
         let h = self.lock_file.state();
         let found = self.read(|| {
+            if let Some(decided) = self.ro_view().and_then(|v| v.lookup(key)) {
+                return Ok(decided);
+            }
             let idx = h.live_index.load(Acquire);
             let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
             p.found
@@ -779,6 +884,9 @@ impl Inner {
     fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
         let live = self.lookup_uncounted(key)?;
         self.count_read(live.is_some());
+        if live.is_some() {
+            self.touch(hash_key(key));
+        }
         Ok(live)
     }
 
@@ -802,9 +910,37 @@ impl Inner {
     /// bytes are checked against the entry checksum like every other read; a read overtaken by a
     /// writer retries and overwrites `buf` again.
     fn lookup_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        self.lookup_with(key, |v, meta| {
+            buf.clear();
+            buf.extend_from_slice(v);
+            *meta
+        })
+    }
+
+    /// The live entry of `key` handed to `f` as the value's bytes in the mapping and the
+    /// metadata, without copying the value. The checksum is verified in place before `f` runs;
+    /// the sequence number is checked after `f` returned, so a result computed while a writer
+    /// reused the block is dropped and `f` runs again on the new state.
+    fn lookup_with<R>(
+        &self,
+        key: &[u8],
+        mut f: impl FnMut(&[u8], &EntryMeta) -> R,
+    ) -> Result<Option<R>> {
         let hash = hash_key(key);
         let h = self.lock_file.state();
         let found = self.read(|| {
+            // A read-only handle: the journal's writes, replayed in memory, come first.
+            if let Some(decided) = self.ro_view().and_then(|v| v.lookup(key)) {
+                return Ok(decided.filter(index::is_live).map(|e| {
+                    let meta = EntryMeta {
+                        value_len: e.value.len() as u64,
+                        expires_at_ms: e.expires_at_ms,
+                        modified_at_ms: e.modified_at_ms,
+                        version: e.version,
+                    };
+                    f(&e.value, &meta)
+                }));
+            }
             let idx = h.live_index.load(Acquire);
             let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
             let Some((_, slot)) = p.found else {
@@ -816,29 +952,43 @@ impl Inner {
                 let kind = CorruptKind::EntryKeyMismatch { at: off };
                 return Err(Error::corrupt(&self.path, kind));
             }
-            buf.clear();
-            buf.resize(eh.val_len as usize, 0);
-            self.map
-                .read(off + (ENTRY_HEADER + key.len()) as u64, buf)?;
-            // The probe matched `key`: checksumming with it proves the block still holds it.
-            let crc = crc32c::crc32c_append(
-                crc32c::crc32c_append(crc32c::crc32c(&raw[entry_at::CHECKSUMMED..]), key),
-                buf,
-            );
-            if crc != eh.crc {
-                let kind = CorruptKind::EntryChecksum { at: off };
-                return Err(Error::corrupt(&self.path, kind));
-            }
-            Ok(Some(EntryMeta {
+            let meta = EntryMeta {
                 value_len: eh.val_len as u64,
                 expires_at_ms: eh.expires_ms,
                 modified_at_ms: eh.modified_ms,
                 version: eh.version,
-            }))
+            };
+            if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
+                return Ok(None);
+            }
+            let at = off + (ENTRY_HEADER + key.len()) as u64;
+            self.map.with_slice(at, eh.val_len as usize, |v| {
+                // The probe matched `key`: checksumming with it proves the block still holds it.
+                let crc = crc32c::crc32c_append(
+                    crc32c::crc32c_append(crc32c::crc32c(&raw[entry_at::CHECKSUMMED..]), key),
+                    v,
+                );
+                if crc != eh.crc {
+                    let kind = CorruptKind::EntryChecksum { at: off };
+                    return Err(Error::corrupt(&self.path, kind));
+                }
+                Ok(Some(f(v, &meta)))
+            })?
         })?;
-        let live = found.filter(|m| m.expires_at_ms == 0 || m.expires_at_ms > now_ms());
-        self.count_read(live.is_some());
-        Ok(live)
+        self.count_read(found.is_some());
+        if found.is_some() {
+            self.touch(hash);
+        }
+        Ok(found)
+    }
+
+    /// A hit on the key of `hash`: referenced for the eviction hand, counted in its bucket's
+    /// hits and access time (lock file only: a read never writes the data file).
+    fn touch(&self, hash: u64) {
+        let now_s = (now_ms() / 1000) as u32;
+        self.lock_file
+            .state()
+            .touch(crate::lock_file::access_bucket(hash), now_s);
     }
 }
 
@@ -915,6 +1065,11 @@ impl Store {
         Ok(())
     }
 
+    /// Commits `ops` as one transaction (for the crate's own writers of whole records: backup).
+    pub(crate) fn write_ops(&self, ops: &[Op]) -> Result<()> {
+        self.write(ops)
+    }
+
     fn write(&self, ops: &[Op]) -> Result<()> {
         self.inner.flush_before_write()?;
         let lsn = {
@@ -960,6 +1115,35 @@ impl Store {
     pub fn get_into(&self, key: &[u8], buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
         check_key(key)?;
         self.inner.lookup_into(key, buf)
+    }
+
+    /// Runs `f` on the value of `key` where it lies in the shared mapping, without allocating
+    /// or copying it, and returns what `f` returned; `None` if the key is absent or expired.
+    /// The bytes `f` sees have passed the entry's checksum, like every read.
+    ///
+    /// Reads take no lock, so a writer in another process may reorganise the store while `f`
+    /// runs (a block is handed out again only inside a reorganisation, SPEC.md §6.3). The
+    /// readers' sequence number is checked after `f` returned: if it moved, `f`'s result is
+    /// dropped and `f` runs again. So `f` **may run more than once** (and once, in a rare
+    /// race, on bytes that are being rewritten, whose result is then discarded): it should only
+    /// compute from the slice, with no effect that depends on how often it ran, and must not
+    /// call back into this store. A read overtaken three times runs `f` under the write lock,
+    /// where nothing moves: keep `f` short. A panic in `f` propagates; if it unwinds through that
+    /// locked read, the next writer repairs the store first (SPEC.md §6.2), which costs time.
+    ///
+    /// ```no_run
+    /// # fn main() -> apcdb::Result<()> {
+    /// let store = apcdb::Store::open("/tmp/example.db", apcdb::Options::default())?;
+    /// let len = store.get_with(b"key", |v| v.len())?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`get_entry`](Self::get_entry).
+    pub fn get_with<R>(&self, key: &[u8], mut f: impl FnMut(&[u8]) -> R) -> Result<Option<R>> {
+        check_key(key)?;
+        self.inner.lookup_with(key, |v, _| f(v))
     }
 
     /// As [`get_entry`](Self::get_entry), but not counted in the hit/miss statistics: for
@@ -1116,41 +1300,67 @@ impl Store {
         })
     }
 
-    /// Every live entry whose key starts with `prefix`, in no particular order.
+    /// Every live entry whose key starts with `prefix`, in no particular order: a convenience
+    /// that collects [`scan`](Self::scan).
     ///
     /// # Errors
     ///
-    /// As [`scan_prefix_with`](Self::scan_prefix_with).
+    /// As [`scan`](Self::scan); nothing is returned then.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>> {
-        let inner = &self.inner;
-        let h = inner.lock_file.state();
-        inner.read(|| {
-            let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
-            let mut out = Vec::new();
-            for i in 0..slots {
-                let s = inner.map.load_u64(slot_at(idx, i))?;
-                if slot_is_entry(s) && index::key_at(&inner.map, s)?.starts_with(prefix) {
-                    let (k, e) = index::entry_at(&inner.map, s)?;
-                    if index::is_live(&e) {
-                        out.push((k, e));
-                    }
-                }
-            }
-            Ok(out)
-        })
+        self.scan(prefix).collect()
     }
 
-    /// Streams over every live entry whose key starts with `prefix`, in no particular order, and
-    /// lets `select` decide from the key and the metadata what to copy out: nothing
-    /// ([`Visit::Skip`]), the key and metadata ([`Visit::Meta`]), or also the value
-    /// ([`Visit::Value`]). Values that are not selected are never read, so a caller that filters
-    /// (a key search, a listing without values) uses memory for what it keeps only.
+    /// An iterator over every live entry whose key starts with `prefix` (`b""`: all of them),
+    /// with its value, in no particular order. It holds one chunk of entries at a time (about
+    /// 256, or 1 MiB of keys and values), however large the store, and reads the next chunk
+    /// when that one is used up.
     ///
-    /// The scan reads without a lock under the readers' sequence number, as
-    /// [`scan_prefix`](Self::scan_prefix) does, and starts over when a writer reorganised the
-    /// index meanwhile (after a few such restarts it reads under the write lock). `select` may
-    /// therefore see an entry more than once: it must be a plain choice, with no effect that
-    /// depends on how often it ran. It must not call back into this store.
+    /// Consistency: each chunk is read without a lock under the readers' sequence number (SPEC.md
+    /// §6.3), so every entry returned is whole and was live at some moment during the scan, and
+    /// every value passed its checksum. Writers carry on between chunks: an entry written, changed
+    /// or deleted during the scan may or may not appear (in its old or its new version), but an
+    /// entry that is there, unchanged, for the whole scan is returned exactly once, also when the
+    /// index is rebuilt meanwhile (the walk follows the keys' hash, not slot positions; SPEC.md
+    /// §6.3). The one exception: after a writer died, recovery may give the index back its
+    /// smaller durable size, and an entry can then come a second time.
+    ///
+    /// ```no_run
+    /// # fn main() -> apcdb::Result<()> {
+    /// let store = apcdb::Store::open("/tmp/example.db", apcdb::Options::default())?;
+    /// let mut bytes = 0;
+    /// for item in store.scan(b"session:") {
+    ///     let (_key, entry) = item?;
+    ///     bytes += entry.value.len();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The first error ends the iteration (it is returned as the last item): a corrupt index or
+    /// entry ([`Error::Corrupt`]), or the errors of a read that falls back to the write lock, as
+    /// for [`get_entry`](Self::get_entry).
+    pub fn scan(&self, prefix: &[u8]) -> crate::scan::Scan<'_> {
+        crate::scan::Scan::new(&self.inner, prefix)
+    }
+
+    /// As [`scan`](Self::scan), but `select` decides from each entry's key and metadata what to
+    /// copy out: nothing ([`Visit::Skip`]), the key and metadata ([`Visit::Meta`]), or also the
+    /// value ([`Visit::Value`]). Values that are not selected are never read.
+    ///
+    /// A chunk overtaken by a writer is read again, so `select` may see an entry more than once:
+    /// it must be a plain choice, with no effect that depends on how often it ran, and must not
+    /// call back into this store.
+    pub fn scan_with<F: FnMut(&[u8], &EntryMeta) -> Visit>(
+        &self,
+        prefix: &[u8],
+        select: F,
+    ) -> crate::scan::ScanWith<'_, F> {
+        crate::scan::ScanWith::new(&self.inner, prefix, select)
+    }
+
+    /// Every live entry whose key starts with `prefix`, in no particular order, with what
+    /// `select` asks for: a convenience that collects [`scan_with`](Self::scan_with), whose
+    /// rules apply. A caller that filters (a key search, a listing without values) uses memory
+    /// for what it keeps only.
     ///
     /// A selected value is checked against the entry's checksum; metadata alone is not (the
     /// checksum covers the value, which is not read), but a torn read is still caught by the
@@ -1163,57 +1373,9 @@ impl Store {
     pub fn scan_prefix_with(
         &self,
         prefix: &[u8],
-        mut select: impl FnMut(&[u8], &EntryMeta) -> Visit,
+        select: impl FnMut(&[u8], &EntryMeta) -> Visit,
     ) -> Result<Vec<Scanned>> {
-        let inner = &self.inner;
-        let h = inner.lock_file.state();
-        inner.read(|| {
-            let (idx, slots) = (h.live_index.load(Acquire), h.index_slots.load(Acquire));
-            let mut out = Vec::new();
-            for i in 0..slots {
-                let s = inner.map.load_u64(slot_at(idx, i))?;
-                if !slot_is_entry(s) {
-                    continue;
-                }
-                let hd = index::header_at(&inner.map, s)?;
-                let meta = EntryMeta {
-                    value_len: u64::from(hd.val_len),
-                    expires_at_ms: hd.expires_ms,
-                    modified_at_ms: hd.modified_ms,
-                    version: hd.version,
-                };
-                if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
-                    continue;
-                }
-                let key = index::key_at(&inner.map, s)?;
-                if !key.starts_with(prefix) {
-                    continue;
-                }
-                match select(&key, &meta) {
-                    Visit::Skip => {}
-                    Visit::Meta => out.push(Scanned {
-                        key,
-                        meta,
-                        value: None,
-                    }),
-                    Visit::Value => {
-                        let (key, e) = index::entry_at(&inner.map, s)?;
-                        let meta = EntryMeta {
-                            value_len: e.value.len() as u64,
-                            expires_at_ms: e.expires_at_ms,
-                            modified_at_ms: e.modified_at_ms,
-                            version: e.version,
-                        };
-                        out.push(Scanned {
-                            key,
-                            meta,
-                            value: Some(e.value),
-                        });
-                    }
-                }
-            }
-            Ok(out)
-        })
+        self.scan_with(prefix, select).collect()
     }
 
     /// Removes every entry, as one journaled change.
@@ -1250,6 +1412,32 @@ impl Store {
         Ok(())
     }
 
+    /// Waits until no other caller, in any process, holds `key`'s generator lock, and takes it:
+    /// callers that compute a missing value (PHP's `apc_entry`) hold it while they compute, so
+    /// that one computes and the others then read its result. It locks nothing else: reads and
+    /// writes of every key, this one included, go on. Dropping the guard releases it; so does the
+    /// death of the process. Keys sharing one of 65536 hash buckets wait for each other
+    /// (SPEC.md §6.6).
+    ///
+    /// `Ok(None)`: not taken; the caller computes without it. That is the answer when this thread
+    /// already holds `key`'s lock (a nested call), and when it holds another key's lock and this
+    /// one is busy: a holder never waits, since the process it would wait for may be waiting for
+    /// it. Locks are per process: two handles of one process on the same store share them.
+    pub fn lock_entry(&self, key: &[u8]) -> Result<Option<EntryGuard<'_>>> {
+        if self.inner.ro.is_some() {
+            return Err(Error::ReadOnly {
+                path: self.inner.path.clone(),
+            });
+        }
+        self.entry_locks.lock(key)
+    }
+
+    /// Releases every generator lock this process holds, for a caller whose guards were skipped
+    /// (PHP's request shutdown after a bailout); the guards become no-ops.
+    pub fn release_entry_locks(&self) {
+        self.entry_locks.release_all()
+    }
+
     /// Changes the store's maximum size (SPEC.md §9). Every process that has the store open
     /// can grow the file up to the new size at once, without reopening; the change is durable
     /// (in a checkpoint) when this returns, and a crash during it leaves the old or the new size.
@@ -1271,6 +1459,14 @@ impl Store {
         Ok(())
     }
 
+    /// How often `key` was read (hits) and when last (Unix seconds; 0: not since the shared
+    /// state was built), from the lock file's access table. Keys sharing one of its 65536
+    /// buckets share these numbers; a write of the key resets them (SPEC.md §6.7).
+    pub fn access(&self, key: &[u8]) -> (u64, u64) {
+        let b = crate::lock_file::access_bucket(hash_key(key));
+        self.inner.lock_file.state().access(b)
+    }
+
     /// The store's counters, as this process sees them now.
     ///
     /// # Errors
@@ -1279,13 +1475,14 @@ impl Store {
     pub fn stats(&self) -> Result<Stats> {
         let h = self.inner.lock_file.state();
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
-        Ok(Stats {
+        let mut s = Stats {
             entries: l(&h.entries),
             used_bytes: l(&h.used_bytes),
             file_size: self.inner.map.len(),
             max_size: self.inner.max_size().min(self.inner.map.reserved()),
             journal_size: self.inner.journal.size,
             journal_used: l(&h.journal_pos),
+            journal_records: self.inner.cycle_records(),
             hits: l(&h.hits) + self.inner.reads.iter().map(|r| l(&r.hits)).sum::<u64>(),
             misses: l(&h.misses) + self.inner.reads.iter().map(|r| l(&r.misses)).sum::<u64>(),
             inserts: l(&h.inserts),
@@ -1298,7 +1495,21 @@ impl Store {
             recovered_records: l(&h.recovered_records),
             recoveries: l(&h.recoveries),
             rebuilt_at_open: l(&h.rebuilt_at_open) != 0,
-        })
+            expunges: l(&h.expunges),
+        };
+        if let Some(ro) = &self.inner.ro {
+            // No shared counters: the usage is counted from the view (SPEC.md §6.8).
+            (s.entries, s.used_bytes, s.index_tombstones) = ro.usage(&self.inner)?;
+            // The counters of the processes using the store, when it is in use and its lock file
+            // readable: hits and misses are theirs (plus this handle's own).
+            if let Some(c) = crate::readonly::shared_counters(&self.inner) {
+                s.hits += c[0];
+                s.misses += c[1];
+                (s.inserts, s.deletes, s.checkpoints, s.recoveries) = (c[2], c[3], c[4], c[5]);
+                (s.recovered_records, s.rebuilt_at_open) = (c[6], c[7] != 0);
+            }
+        }
+        Ok(s)
     }
 
     /// True once a flush of this handle failed: it refuses every write with
@@ -1306,6 +1517,13 @@ impl Store {
     /// is dropped) recovers the store from its journal.
     pub fn is_poisoned(&self) -> bool {
         self.inner.check_poison().is_err()
+    }
+
+    /// For a handle opened with [`Options::read_only`]: what its view holds (the checkpoint it
+    /// starts from, the journal records replayed in memory, whether the store is in use or
+    /// would need recovery). `None` for a read-write handle.
+    pub fn read_only_view(&self) -> Option<crate::ReadOnlyView> {
+        self.inner.ro.as_ref().map(|ro| ro.info())
     }
 
     /// True if opening this handle ran recovery that replayed journal records.
@@ -1386,6 +1604,46 @@ mod tests {
         assert_eq!(std::fs::metadata(journal).unwrap().len(), 100 << 10);
     }
 
+    /// A journal chain (at most both halves) holds at most `journal_size / REPLAY_COST_BYTES`
+    /// records, however small they are, so the replay after a crash follows the journal's size
+    /// (SPEC.md §3): each half holds at most half of them.
+    #[test]
+    fn a_journal_cycle_is_bounded_by_its_record_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = Store::open(
+            &path,
+            Options::default()
+                .durability(crate::Durability::None)
+                .journal_size(64 << 10),
+        )
+        .unwrap();
+        let cap = (64 << 10) / crate::write::REPLAY_COST_BYTES;
+        let (mut chain, mut half) = (0, 0);
+        for i in 0..3000u32 {
+            // 56-byte records: 585 would fit in a half's bytes (a freeze at 438).
+            store.put(&(i % 50).to_le_bytes()[..1], b"").unwrap();
+            let inner = store.inner();
+            chain = chain.max(inner.cycle_records());
+            half = half.max(inner.half_records());
+            assert!(inner.lock_file.state().journal_pos.load(Relaxed) <= 32 << 10);
+        }
+        assert!(
+            chain <= cap,
+            "{chain} records to replay, at most {cap} allowed"
+        );
+        assert!(
+            half <= cap / 2,
+            "{half} records in a half, at most {} allowed",
+            cap / 2
+        );
+        assert!(
+            half > cap / 4,
+            "{half}: the cap, not something else, ended the halves"
+        );
+        assert!(store.stats().unwrap().checkpoints >= 3000 / cap);
+    }
+
     /// A superblock with a correct checksum and 2^29 index slots (more than
     /// the lock file tracks), backed by a big enough sparse file, used to pass validation; a
     /// checkpoint then panicked indexing the dirty-page table and readers of other handles spun.
@@ -1417,8 +1675,7 @@ mod tests {
         f.set_len(HEAP_START + 2 * copy).unwrap();
         drop(f);
         let e = Store::open(&path, Options::default())
-            .err()
-            .expect("a store with 2^29 index slots must not open");
+            .expect_err("a store with 2^29 index slots must not open");
         assert!(
             e.to_string().contains("index of 536870912 slots"),
             "unclear error: {e}"
@@ -1433,9 +1690,7 @@ mod tests {
         let path = dir.path().join("m.db");
         drop(Store::open(&path, Options::default()).unwrap());
         rewrite_superblock(&path, |sb| sb.max_size = 5 << 40);
-        let e = Store::open(&path, Options::default())
-            .err()
-            .expect("max_size 5 TiB must be refused");
+        let e = Store::open(&path, Options::default()).expect_err("max_size 5 TiB must be refused");
         assert!(e.to_string().contains("exceeds the format's limit"), "{e}");
     }
 
@@ -1446,9 +1701,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.db");
         for size in [9_999_999u64 << 30, (4 << 40) + 1] {
-            let e = Store::open(&path, Options::default().max_size(size))
-                .err()
-                .expect("must be refused");
+            let e =
+                Store::open(&path, Options::default().max_size(size)).expect_err("must be refused");
             assert!(e.to_string().contains("exceeds the format's limit"), "{e}");
             let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
             assert!(made.is_empty(), "files were created: {made:?}");

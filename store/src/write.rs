@@ -87,6 +87,10 @@ pub(crate) struct WriteTxn<'a> {
     exclude_readers_depth: Cell<u32>,
     /// The disk refused to grow the data file (ENOSPC) while this transaction looked for room.
     pub(crate) growth_refused: Cell<bool>,
+    /// Set only during recovery: free lists kept in this process instead of linked through the
+    /// free blocks (`alloc.rs`, `HeldFree`), so that recovery's checkpoint does not have to flush
+    /// a link written into nearly every page of the heap.
+    pub(crate) held_free: std::cell::RefCell<Option<crate::alloc::HeldFree>>,
 }
 
 impl std::ops::Deref for WriteTxn<'_> {
@@ -118,6 +122,7 @@ impl WriteTxn<'_> {
 impl Inner {
     /// Takes the write lock; if its previous holder died, repairs the shared state first.
     pub(crate) fn lock(&self) -> Result<WriteTxn<'_>> {
+        self.refuse_if_read_only()?;
         let me = self as *const Inner as usize;
         if HELD.with(|h| h.borrow().contains(&me)) {
             return Err(Error::Reentrant);
@@ -132,6 +137,7 @@ impl Inner {
             unwinding_at_lock: std::thread::panicking(),
             exclude_readers_depth: Cell::new(0),
             growth_refused: Cell::new(false),
+            held_free: Default::default(),
         };
         // A file shrunk under us while we waited: nothing in the shared state can be trusted.
         self.check_mappings()?;
@@ -185,7 +191,10 @@ impl WriteTxn<'_> {
         }
         self.complete()?;
         let half = journal_half(self.journal.size);
-        if h.journal_pos.load(Relaxed) + len as u64 > half {
+        // Full in bytes, or in records (each counts for at least `REPLAY_COST_BYTES`).
+        if h.journal_pos.load(Relaxed) + len as u64 > half
+            || (self.half_records() + 1) * REPLAY_COST_BYTES > half
+        {
             // The half is full: only now does a writer wait for the checkpoint in flight
             // (back-pressure), before the next one frees the other half.
             self.settle()?;
@@ -195,7 +204,7 @@ impl WriteTxn<'_> {
         if h.pending_count() as usize + ops.len() > lock_file::PENDING_CAP {
             self.checkpoint()?;
         }
-        self.ensure_index_room(puts)?;
+        self.index_room_evicting(ops, puts)?;
         // 3.2 Plan blocks, before anything is journaled: a store without room changes nothing.
         let blocks = self.plan_with_room(ops)?;
         // 3.3 Journal append; if it fails, the blocks go back and nothing was applied.
@@ -214,6 +223,7 @@ impl WriteTxn<'_> {
         h.next_lsn.store(lsn + 1, Relaxed);
         // 3.4 Apply into the planned blocks and the live index.
         self.apply(lsn, ops, &blocks)?;
+        self.note_written(ops);
         // 3.5 Publish as written: the next group commit flushes up to here.
         h.written_lsn.store(lsn, Release);
         // 3.6 Bounded housekeeping: a few reclaimed blocks, and a freeze when the half is three
@@ -227,7 +237,7 @@ impl WriteTxn<'_> {
             let _ = self.copy_some(crate::checkpoint::COPY_PER_COMMIT);
         }
         if !self.in_flight()
-            && (h.journal_pos.load(Relaxed) * 4 >= half * 3
+            && (self.half_fill() * 4 >= half * 3
                 || h.pending_since_freeze() as usize * 4 >= lock_file::PENDING_CAP)
         {
             let _ = self.freeze();
@@ -242,6 +252,13 @@ impl WriteTxn<'_> {
         for attempt in 0..3 {
             if let Some(blocks) = self.plan_blocks(ops)? {
                 return Ok(blocks);
+            }
+            if self.when_full == crate::WhenFull::Evict {
+                // Evicting others instead (`evict.rs`); `None`: nothing more could go.
+                match self.plan_evicting(ops)? {
+                    Some(blocks) => return Ok(blocks),
+                    None => break,
+                }
             }
             match attempt {
                 0 => {
@@ -308,7 +325,41 @@ impl Drop for WriteTxn<'_> {
 
 // 5. Durability wait, after the lock is released.
 
+/// The journal bytes a record counts for at least (SPEC.md §3). Replay costs about the same per
+/// record whatever its size (lookups and a block, then a copy that is cheap for small records),
+/// so a cycle is bounded by its record count too: a journal of `n` bytes holds at most
+/// `n / REPLAY_COST_BYTES` records before it checkpoints, and the time to recover after a crash
+/// follows the journal's size even when the records are small.
+pub(crate) const REPLAY_COST_BYTES: u64 = 256;
+
 impl Inner {
+    /// Records a recovery would replay now: those since the durable checkpoint (both halves'
+    /// while a checkpoint is in flight).
+    pub(crate) fn cycle_records(&self) -> u64 {
+        let h = self.lock_file.state();
+        (h.next_lsn.load(Relaxed) - 1).saturating_sub(h.ckpt_lsn.load(Relaxed))
+    }
+
+    /// Records in the journal half being written: since the frozen LSN while a checkpoint is in
+    /// flight, since the durable one otherwise. Bounding each half by its record budget bounds
+    /// the chain a recovery replays (at most both halves) by the journal's size.
+    pub(crate) fn half_records(&self) -> u64 {
+        let h = self.lock_file.state();
+        let start = if self.in_flight() {
+            h.frozen_lsn.load(Relaxed)
+        } else {
+            h.ckpt_lsn.load(Relaxed)
+        };
+        (h.next_lsn.load(Relaxed) - 1).saturating_sub(start)
+    }
+
+    /// How full the current half is, in bytes, each record counting for at least
+    /// `REPLAY_COST_BYTES`: what the freeze goes by.
+    fn half_fill(&self) -> u64 {
+        let pos = self.lock_file.state().journal_pos.load(Relaxed);
+        pos.max(self.half_records() * REPLAY_COST_BYTES)
+    }
+
     /// After the lock is released: wait until the write is as durable as the mode promises,
     /// then wake the background checkpoint thread if a checkpoint waits for its flush.
     pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
@@ -363,7 +414,20 @@ impl Inner {
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
+        self.refuse_if_read_only()?;
         self.wait_durable(self.lock_file.state().written_lsn.load(Acquire))
+    }
+}
+
+impl Inner {
+    /// A read-only handle (`Options::read_only`) takes no lock and writes nothing.
+    fn refuse_if_read_only(&self) -> Result<()> {
+        match self.ro {
+            Some(_) => Err(crate::Error::ReadOnly {
+                path: self.path.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 

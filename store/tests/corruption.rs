@@ -170,9 +170,7 @@ fn an_open_refused_for_its_superblocks_creates_no_journal() {
     let journal = dir.path().join("s.db.journal");
     std::fs::remove_file(&journal).unwrap();
     let before = std::fs::read(&path).unwrap();
-    let e = Store::open(&path, opts())
-        .err()
-        .expect("no valid superblock");
+    let e = Store::open(&path, opts()).expect_err("no valid superblock");
     assert!(e.to_string().contains("superblock"), "{e}");
     assert!(!journal.exists(), "the refused open created the journal");
     assert_eq!(std::fs::read(&path).unwrap(), before);

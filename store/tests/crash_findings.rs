@@ -3,7 +3,7 @@
 //! fixed in the engine and stay here as regression tests.
 //!
 //! The other process is this test binary run again (see `common`): `helper` below plays the roles
-//! `grow`, `hold-lock`, `churn`, `die-in-checkpoint` and `max-size`. A role that must be reached
+//! `grow`, `hold-lock`, `churn`, `die-in-checkpoint`, `die-in-recovery` and `max-size`. A role that must be reached
 //! before the test goes on prints a ready line on stdout, which `spawn_helper` waits for.
 
 mod common;
@@ -12,6 +12,7 @@ use apcdb::{Options, Store, Update};
 use common::{expect_line, helper_command, helper_role, say};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Starts the helper in `role` and returns once it printed `ready` (the test harness prints its
@@ -43,6 +44,7 @@ fn helper() {
         "hold-lock" => hold_lock(&path, grow),
         "churn" => churn(&path),
         "die-in-checkpoint" => die_in_checkpoint(&path),
+        "die-in-recovery" => die_in_recovery(&path),
         "max-size" => {
             let store = Store::open(&path, Options::default()).unwrap();
             say(&format!("max_size {}", store.stats().unwrap().max_size));
@@ -129,6 +131,157 @@ fn die_in_checkpoint(path: &Path) {
         store.put(format!("dier/{i}").as_bytes(), b"x").unwrap();
     }
     panic!("the index did not grow: nothing to die in");
+}
+
+/// Counts the data file's writes and flushes (each an event), and aborts the process (no
+/// cleanup, like `kill -9`) at event `die_at` (0: never).
+struct DieAtEvent {
+    events: std::sync::atomic::AtomicU64,
+    die_at: u64,
+}
+
+impl DieAtEvent {
+    fn event(&self) {
+        let n = self.events.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.die_at {
+            std::process::abort();
+        }
+    }
+}
+
+impl apcdb::StorageIo for DieAtEvent {
+    fn sync_map(
+        &self,
+        kind: apcdb::FileKind,
+        range: &apcdb::MappedRange<'_>,
+    ) -> std::io::Result<()> {
+        if kind == apcdb::FileKind::Data {
+            self.event();
+        }
+        apcdb::RealIo.sync_map(kind, range)
+    }
+    fn wants_mapped_writes(&self) -> bool {
+        true
+    }
+    fn data_written(&self, _off: u64, _len: u64) {
+        self.event();
+    }
+}
+
+fn die_in_recovery(path: &Path) {
+    let die_at = std::env::var("APCDB_DIE_AT").unwrap().parse().unwrap();
+    let io = Arc::new(DieAtEvent {
+        events: Default::default(),
+        die_at,
+    });
+    let _store = Store::open(path, recovery_options().io(io)).unwrap();
+    say("recovered without dying");
+}
+
+fn recovery_options() -> Options {
+    Options::default()
+        .durability(apcdb::Durability::None)
+        .index_slots(256)
+}
+
+/// A store as a `kill -9` of its only writer leaves it (the files copied while it is open):
+/// puts, overwrites and deletes over a checkpoint, a long free run in the heap, and hundreds of
+/// records in the journal. Returns what it must hold.
+fn crashed_store(path: &Path) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut model = std::collections::BTreeMap::new();
+    let live = path.with_extension("live");
+    let store = Store::open(&live, recovery_options()).unwrap();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut churn = |store: &Store, n: u32, model: &mut std::collections::BTreeMap<_, _>| {
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = format!("key{}", x % 400).into_bytes();
+            if x.is_multiple_of(7) {
+                store.delete(&key).unwrap();
+                model.remove(&key);
+            } else {
+                let value = vec![(x >> 8) as u8; (x >> 16) as usize % 1200];
+                store.put(&key, &value).unwrap();
+                model.insert(key, value);
+            }
+        }
+    };
+    churn(&store, 600, &mut model);
+    for i in 0..100u32 {
+        store.put(format!("run{i}").as_bytes(), &[7; 1400]).unwrap();
+    }
+    store.checkpoint().unwrap();
+    for i in 0..100u32 {
+        store.delete(format!("run{i}").as_bytes()).unwrap();
+    }
+    store.checkpoint().unwrap();
+    churn(&store, 700, &mut model);
+    for suffix in ["", ".journal"] {
+        let name = |p: &Path| format!("{}{suffix}", p.display());
+        std::fs::copy(name(&live), name(path)).unwrap();
+    }
+    drop(store);
+    model
+}
+
+/// Recovery killed at any of its writes or flushes (replaying, checkpointing, linking the free
+/// space it held back) leaves a store that the next open recovers whole: every key as the
+/// crashed writer left it, and a clean check.
+#[test]
+fn recovery_killed_anywhere_recovers_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = dir.path().join("crashed.db");
+    let model = crashed_store(&crashed);
+    let copy = |to: &Path| {
+        for suffix in ["", ".journal"] {
+            let name = |p: &Path| format!("{}{suffix}", p.display());
+            std::fs::copy(name(&crashed), name(to)).unwrap();
+        }
+        let _ = std::fs::remove_file(format!("{}.lock", to.display()));
+    };
+    let check = |path: &Path, what: &str| {
+        let store = Store::open(path, recovery_options()).unwrap();
+        let got: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = store
+            .scan_prefix(b"")
+            .unwrap()
+            .into_iter()
+            .map(|(k, e)| (k, e.value))
+            .collect();
+        assert!(got == model, "{what}: contents differ");
+        drop(store);
+        let report = apcdb::verify::check(path).unwrap();
+        assert!(report.problems.is_empty(), "{what}: {:?}", report.problems);
+    };
+    // How many events a whole recovery has.
+    let path = dir.path().join("count.db");
+    copy(&path);
+    let io = Arc::new(DieAtEvent {
+        events: Default::default(),
+        die_at: 0,
+    });
+    let store = Store::open(&path, recovery_options().io(io.clone())).unwrap();
+    let total = io.events.load(Ordering::SeqCst);
+    assert!(store.stats().unwrap().recovered_records > 500);
+    drop(store);
+    assert!(total > 1000, "{total} events");
+    // Early and late in replay, around the checkpoint, and in the linking after it.
+    let mut points: Vec<u64> = (1..=12).map(|i| total * i / 13).collect();
+    points.extend((1..=6).map(|back| total - back));
+    for die_at in points {
+        let path = dir.path().join(format!("die{die_at}.db"));
+        copy(&path);
+        let out = helper_command("die-in-recovery", &path)
+            .env("APCDB_DIE_AT", die_at.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "event {die_at} of {total}: the helper did not die: {out:?}"
+        );
+        check(&path, &format!("killed at event {die_at} of {total}"));
+    }
 }
 
 /// crash-test --seed 2 --durability sync: after a kill the store no longer opened ("heap end ...

@@ -99,7 +99,7 @@ fn no_valid_superblock_says_why_for_each_copy() {
     f.write_all_at(&[0xff; 8], SUPERBLOCK_OFFSETS[0] + 40)
         .unwrap();
     drop(f);
-    let e = Store::open(&path, opts()).err().expect("must not open");
+    let e = Store::open(&path, opts()).expect_err("must not open");
     match &e {
         Error::Corrupt {
             kind: CorruptKind::NoValidSuperblock { refused },
@@ -132,7 +132,7 @@ fn a_checksummed_superblock_out_of_range_names_the_field() {
     f.write_all_at(&sb.encode(), SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize])
         .unwrap();
     drop(f);
-    let e = Store::open(&path, opts()).err().expect("must not open");
+    let e = Store::open(&path, opts()).expect_err("must not open");
     match &e {
         Error::Corrupt {
             kind: CorruptKind::Superblock { epoch, problem },
@@ -167,4 +167,50 @@ fn a_store_is_the_files_paths_names() {
     let mut named: Vec<_> = paths.all().map(Path::to_path_buf).to_vec();
     named.sort();
     assert_eq!(made, named);
+}
+
+/// A lock file in use by processes of an older version (a shorter shared state) is refused as
+/// incompatible, naming the fix, not reported as damage.
+#[test]
+fn lock_file_of_an_older_version_in_use_is_incompatible() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.db");
+    drop(apcdb::Store::open(&p, apcdb::Options::default()).unwrap());
+    let lock = apcdb::Paths::new(&p).lock.clone();
+    let mut head = Vec::new();
+    head.extend_from_slice(&u64::from_le_bytes(*b"APCDBshm").to_le_bytes());
+    head.extend_from_slice(&2u64.to_le_bytes());
+    head.resize(4096, 0);
+    std::fs::write(&lock, &head).unwrap();
+    // Another "process" has the store open: its presence byte, on a description of its own.
+    let other = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock)
+        .unwrap();
+    // SAFETY: flock is plain data; zeroed is a valid starting value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_RDLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 1;
+    fl.l_len = 1;
+    // SAFETY: a valid descriptor and an initialised flock.
+    assert_eq!(
+        unsafe { libc::fcntl(other.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
+        0
+    );
+    // ... and on the data file, as every opener holds it.
+    let data = std::fs::File::open(&p).unwrap();
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::fcntl(data.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
+        0
+    );
+    match apcdb::Store::open(&p, apcdb::Options::default()) {
+        Err(apcdb::Error::Incompatible { detail, .. }) => {
+            assert!(detail.contains("different version"), "{detail}")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
 }

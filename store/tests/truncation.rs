@@ -61,9 +61,7 @@ fn data_file_truncated_under_an_open_store() {
     drop(other);
     drop(s);
     // A new open sees a file shorter than its superblock says: a clear error, not a crash.
-    let e = Store::open(&path, options())
-        .err()
-        .expect("a truncated store must not open");
+    let e = Store::open(&path, options()).expect_err("a truncated store must not open");
     assert!(e.to_string().contains("bytes"), "{e}");
     let report = apcdb::verify::check(&path).unwrap();
     assert!(

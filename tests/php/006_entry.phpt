@@ -22,10 +22,10 @@ try {
     echo get_class($e), ': ', $e->getMessage(), "\n";
 }
 var_dump(apc_exists('clo'));
-// Inside the generator reads work; writes fail (the store's write lock is held).
+// Inside the generator the cache is usable: reads and writes (no store lock is held).
 apc_store('other', 'O');
 var_dump(apc_entry('nested', function ($k) { return [apc_fetch('other'), apc_store('w', 1)]; }));
-var_dump(apc_exists('w'));
+var_dump(apc_fetch('w'));
 try {
     apc_entry('x', 'no_such_function');
 } catch (TypeError $e) {
@@ -51,13 +51,11 @@ array(1) {
 int(100)
 Exception: Serialization of 'Closure' is not allowed
 bool(false)
-
-Warning: apc_store(): apcdb: cannot write to the store from inside an apc_entry() generator (it runs under the store's write lock) in %s on line %d
 array(2) {
   [0]=>
   string(1) "O"
   [1]=>
-  bool(false)
+  bool(true)
 }
-bool(false)
+int(1)
 apc_entry(): Argument #2 ($callback) must be a valid callback, function "no_such_function" not found or invalid function name

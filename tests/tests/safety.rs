@@ -37,8 +37,7 @@ fn refuses_group_writable_files_and_symlinks() {
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
     let e = Store::open(&path, apcdb_tests::options())
-        .err()
-        .expect("group-writable file must be refused");
+        .expect_err("group-writable file must be refused");
     assert!(
         e.to_string()
             .contains("lets group or others read or write it"),
@@ -48,9 +47,7 @@ fn refuses_group_writable_files_and_symlinks() {
 
     let link = dir.path().join("link.db");
     std::os::unix::fs::symlink(&path, &link).unwrap();
-    let e = Store::open(&link, apcdb_tests::options())
-        .err()
-        .expect("symlink must be refused");
+    let e = Store::open(&link, apcdb_tests::options()).expect_err("symlink must be refused");
     assert!(
         matches!(e, Error::Permission { .. }) && e.to_string().contains("symbolic link"),
         "{e}"

@@ -16,9 +16,7 @@ fn corrupt_superblocks_are_reported_not_wiped() {
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.write_all_at(&[0xff; 64], 0).unwrap();
     f.write_all_at(&[0xff; 64], 4096).unwrap();
-    let e = Store::open(&path, apcdb_tests::options())
-        .err()
-        .expect("corrupt store must not open");
+    let e = Store::open(&path, apcdb_tests::options()).expect_err("corrupt store must not open");
     assert!(e.to_string().contains("no valid superblock"), "{e}");
     assert!(
         std::fs::metadata(&path).unwrap().len() > 8192,
@@ -50,8 +48,6 @@ fn damaged_newest_superblock_is_reported_not_guessed() {
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.write_all_at(&[0xaa; 16], 4096 * ((epoch + 1) % 2) + 40)
         .unwrap();
-    let e = Store::open(&path, apcdb_tests::options())
-        .err()
-        .expect("must not open a mixed state");
+    let e = Store::open(&path, apcdb_tests::options()).expect_err("must not open a mixed state");
     assert!(e.to_string().contains("no valid superblock"), "{e}");
 }

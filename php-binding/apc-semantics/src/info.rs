@@ -3,8 +3,9 @@
 //! extension turns a [`Fields`] list into a PHP array in one place, filling the [`Slot`]s (the
 //! key, the decoded value, the list of entries) that need PHP.
 //!
-//! apcdb keeps no per-key hit counts, access times or reference counts: those are 0, and
-//! `access_time`/`creation_time` equal `mtime` (the time of the last write).
+//! Hit counts and access times come from the store's access table (`Store::access`, per bucket
+//! of keys, not durable); without them hits are 0 and `access_time` is `mtime`. apcdb keeps no
+//! reference counts (0) and `creation_time` equals `mtime` (the time of the last write).
 
 use crate::filter::{
     APC_ITER_ATIME, APC_ITER_CTIME, APC_ITER_DTIME, APC_ITER_KEY, APC_ITER_MEM_SIZE,
@@ -66,15 +67,31 @@ pub struct EntryInfo {
     /// The TTL as [`reported_ttl`] recovers it.
     pub ttl: i64,
     pub mem_size: i64,
+    /// Reads since the last write.
+    pub hits: i64,
+    /// Second of the last read or write.
+    pub atime: i64,
 }
 
 impl EntryInfo {
     pub fn new(key_len: usize, meta: &EntryMeta) -> EntryInfo {
+        let mtime = (meta.modified_at_ms / 1000) as i64;
         EntryInfo {
-            mtime: (meta.modified_at_ms / 1000) as i64,
+            mtime,
             ttl: reported_ttl(meta.expires_at_ms, meta.modified_at_ms),
             mem_size: mem_size(key_len, meta.value_len) as i64,
+            hits: 0,
+            atime: mtime,
         }
+    }
+
+    /// With the hits and last access (Unix seconds, 0 = unknown) that `Store::access` gives.
+    pub fn with_access(mut self, (hits, atime): (u64, u64)) -> EntryInfo {
+        self.hits = hits as i64;
+        // The table is not durable: after a restart it knows nothing, and the write is the
+        // last access known.
+        self.atime = self.mtime.max(atime as i64);
+        self
     }
 
     /// An element of `apc_cache_info()['cache_list']` (APCu gives `num_hits` as a float here).
@@ -82,11 +99,11 @@ impl EntryInfo {
         vec![
             ("info", Field::Slot(Slot::Key)),
             ("ttl", Field::Int(self.ttl)),
-            ("num_hits", Field::Float(0.0)),
+            ("num_hits", Field::Float(self.hits as f64)),
             ("mtime", Field::Int(self.mtime)),
             ("creation_time", Field::Int(self.mtime)),
             ("deletion_time", Field::Int(0)),
-            ("access_time", Field::Int(self.mtime)),
+            ("access_time", Field::Int(self.atime)),
             ("ref_count", Field::Int(0)),
             ("mem_size", Field::Int(self.mem_size)),
         ]
@@ -95,8 +112,8 @@ impl EntryInfo {
     /// `apc_key_info()`.
     pub fn key_info_fields(&self) -> Fields {
         vec![
-            ("hits", Field::Int(0)),
-            ("access_time", Field::Int(self.mtime)),
+            ("hits", Field::Int(self.hits)),
+            ("access_time", Field::Int(self.atime)),
             ("mtime", Field::Int(self.mtime)),
             ("creation_time", Field::Int(self.mtime)),
             ("deletion_time", Field::Int(0)),
@@ -112,11 +129,11 @@ impl EntryInfo {
             (APC_ITER_TYPE, "type", Field::Str("user")),
             (APC_ITER_KEY, "key", Field::Slot(Slot::Key)),
             (APC_ITER_VALUE, "value", Field::Slot(Slot::Value)),
-            (APC_ITER_NUM_HITS, "num_hits", Field::Int(0)),
+            (APC_ITER_NUM_HITS, "num_hits", Field::Int(self.hits)),
             (APC_ITER_MTIME, "mtime", Field::Int(self.mtime)),
             (APC_ITER_CTIME, "creation_time", Field::Int(self.mtime)),
             (APC_ITER_DTIME, "deletion_time", Field::Int(0)),
-            (APC_ITER_ATIME, "access_time", Field::Int(self.mtime)),
+            (APC_ITER_ATIME, "access_time", Field::Int(self.atime)),
             (APC_ITER_REFCOUNT, "ref_count", Field::Int(0)),
             (APC_ITER_MEM_SIZE, "mem_size", Field::Int(self.mem_size)),
             (APC_ITER_TTL, "ttl", Field::Int(self.ttl)),
@@ -138,7 +155,7 @@ pub fn cache_info_fields(st: &Stats, start_time_ms: u64, limited: bool) -> Field
         ("num_misses", Field::Float(st.misses as f64)),
         ("num_inserts", Field::Float(st.inserts as f64)),
         ("num_entries", Field::Int(st.entries as i64)),
-        ("expunges", Field::Float(0.0)),
+        ("expunges", Field::Float(st.expunges as f64)),
         ("start_time", Field::Int((start_time_ms / 1000) as i64)),
         ("mem_size", Field::Float(st.used_bytes as f64)),
         ("memory_type", Field::Str("mmap")),
@@ -272,9 +289,20 @@ mod tests {
             EntryInfo {
                 mtime: 1_700_000_000,
                 ttl: 60,
-                mem_size: 13
+                mem_size: 13,
+                hits: 0,
+                atime: 1_700_000_000,
             }
         );
+        // The access table's numbers; an access before the write (a table rebuilt since) is
+        // not reported as later than the write.
+        let a = e.with_access((4, 1_700_000_010));
+        assert_eq!((a.hits, a.atime), (4, 1_700_000_010));
+        let a = e.with_access((0, 0));
+        assert_eq!((a.hits, a.atime), (0, 1_700_000_000));
+        let list = a.with_access((2, 1_700_000_020)).cache_list_fields();
+        assert_eq!(get(&list, "num_hits"), &Field::Float(2.0));
+        assert_eq!(get(&list, "access_time"), &Field::Int(1_700_000_020));
         assert_eq!(EntryInfo::new(0, &meta(0, 0, 999)).ttl, 0);
         assert_eq!(EntryInfo::new(0, &meta(0, 0, 999)).mtime, 0);
     }

@@ -36,6 +36,8 @@ pub struct HarnessConfig {
     pub fresh_every: u64,
     /// The store's maximum size; small enough and writes get refused as full.
     pub max_size: u64,
+    /// PHP workers evict when full (`apcdb.when_full=evict`): any key may be absent.
+    pub evict: bool,
 }
 
 pub struct Totals {
@@ -105,7 +107,7 @@ pub fn run(cfg: HarnessConfig) -> Result<Totals, String> {
         store,
         php_script,
         rng: Rng::new(cfg.seed),
-        model: Model::new(cfg.workers, cfg.keys, cfg.counters),
+        model: Model::new(cfg.workers, cfg.keys, cfg.counters, cfg.evict),
         tx,
         rx,
         slots: (0..cfg.workers).map(|_| None).collect(),
@@ -154,7 +156,12 @@ impl Harness {
                 for p in apcdb::Paths::new(&self.store).all() {
                     std::fs::remove_file(p).map_err(|e| format!("removing {p:?}: {e}"))?;
                 }
-                self.model = Model::new(self.cfg.workers, self.cfg.keys, self.cfg.counters);
+                self.model = Model::new(
+                    self.cfg.workers,
+                    self.cfg.keys,
+                    self.cfg.counters,
+                    self.cfg.evict,
+                );
             }
             for slot in 0..self.cfg.workers {
                 self.start(slot)?;
@@ -222,6 +229,8 @@ impl Harness {
                 self.cfg.seed,
                 self.cfg.keys,
                 self.cfg.counters,
+                self.cfg.max_size,
+                self.cfg.evict,
             ),
             _ => {
                 let mut c = Command::new(&self.exe);

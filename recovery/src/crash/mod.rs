@@ -87,9 +87,13 @@ struct HarnessArgs {
     /// Start over from an empty store every N rounds
     #[arg(long, default_value_t = 4)]
     fresh_store_every: u64,
-    /// The store's maximum size (Rust workers only)
+    /// The store's maximum size (Rust workers, or PHP workers with --evict)
     #[arg(long, value_name = "BYTES")]
     max_size: Option<u64>,
+    /// PHP workers on a small store (--max-size, default 16 MiB) with apcdb.when_full=evict:
+    /// their writes evict others, and any key may be absent (never wrong) after a round
+    #[arg(long)]
+    evict: bool,
 }
 
 #[derive(Args)]
@@ -177,10 +181,13 @@ fn harness_main(a: HarnessArgs) -> Result<i32, String> {
     } else {
         None
     };
-    if php_ext.is_some() && a.max_size.is_some() {
+    if php_ext.is_some() && a.max_size.is_some() && !a.evict {
         return Err(
-            "--max-size applies to Rust workers only (PHP workers use apcdb.size=1G)".into(),
+            "--max-size applies to Rust workers, or PHP workers with --evict (PHP workers use apcdb.size=1G)".into(),
         );
+    }
+    if a.evict && php_ext.is_none() {
+        return Err("--evict needs --php".into());
     }
     let dir_given = a.dir.is_some();
     let dir = a.dir.unwrap_or_else(|| harness::default_dir(seed));
@@ -200,9 +207,15 @@ fn harness_main(a: HarnessArgs) -> Result<i32, String> {
         hang: a.hang,
         max_gap: a.max_gap,
         fresh_every: a.fresh_store_every,
-        max_size: a.max_size.unwrap_or(config::DEFAULT_MAX_SIZE),
+        max_size: a.max_size.unwrap_or(if a.evict {
+            16 << 20
+        } else {
+            config::DEFAULT_MAX_SIZE
+        }),
+        evict: a.evict,
     };
     let keep = cfg.keep;
+    let evict = cfg.evict;
     eprintln!(
         "crash-test: seed {seed}, {workers} {} workers, durability {durability}, store in {}",
         if php_ext.is_some() { "PHP" } else { "Rust" },
@@ -226,8 +239,9 @@ fn harness_main(a: HarnessArgs) -> Result<i32, String> {
             dir.display()
         );
         println!(
-            "reproduce the same choices with: apcdb crash-test --seed {seed} --workers {workers} --durability {durability}{}",
-            if php_ext.is_some() { " --php" } else { "" }
+            "reproduce the same choices with: apcdb crash-test --seed {seed} --workers {workers} --durability {durability}{}{}",
+            if php_ext.is_some() { " --php" } else { "" },
+            if evict { " --evict" } else { "" }
         );
     } else {
         if !keep && !dir_given {
@@ -327,25 +341,30 @@ fn verify_inner(a: VerifyArgs) -> Result<bool, String> {
                 .cloned()
                 .collect();
             let read_from_ms = crate::clock::unix_ms();
-            php::observe(std::path::Path::new(ext), &store, durability_text, &names).map(|keys| {
-                verify::Snapshot {
-                    read_from_ms,
-                    read_to_ms: crate::clock::unix_ms(),
-                    keys: keys
-                        .into_iter()
-                        .map(|(k, v)| {
-                            (
-                                k,
-                                verify::Found {
-                                    value: v,
-                                    exp: None,
-                                },
-                            )
-                        })
-                        .collect(),
-                    complete: false,
-                    problems: vec![],
-                }
+            php::observe(
+                std::path::Path::new(ext),
+                &store,
+                durability_text,
+                max_size,
+                &names,
+            )
+            .map(|keys| verify::Snapshot {
+                read_from_ms,
+                read_to_ms: crate::clock::unix_ms(),
+                keys: keys
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k,
+                            verify::Found {
+                                value: v,
+                                exp: None,
+                            },
+                        )
+                    })
+                    .collect(),
+                complete: false,
+                problems: vec![],
             })
         }
         None => verify::snapshot_rust(&store, durability, max_size, &exp),

@@ -48,10 +48,13 @@ pub struct Model {
     counters: BTreeMap<String, CounterModel>,
     clears: Vec<Span>,
     maybe_batches: Vec<(WriteId, Vec<String>)>,
+    /// The writers evict when the store is full: any key may have been evicted (absent, or a
+    /// counter restarted from zero), but what is there must still be a value it could hold.
+    evicting: bool,
 }
 
 impl Model {
-    pub fn new(slots: u32, keys_per_slot: u32, counters: u32) -> Model {
+    pub fn new(slots: u32, keys_per_slot: u32, counters: u32, evicting: bool) -> Model {
         let mut keys = BTreeMap::new();
         for slot in 0..slots {
             for idx in 0..keys_per_slot {
@@ -73,6 +76,7 @@ impl Model {
             counters,
             clears: Vec::new(),
             maybe_batches: Vec::new(),
+            evicting,
         }
     }
 
@@ -156,7 +160,9 @@ impl Model {
         exp.batches = self.maybe_batches.clone();
         for (name, c) in &self.counters {
             let total = c.acked.len() as u64;
-            let lo = if self.clears.is_empty() {
+            let lo = if self.evicting {
+                0
+            } else if self.clears.is_empty() {
                 c.base + total
             } else {
                 // Only increments that began after every clear (even a maybe one) ended must count.
@@ -199,7 +205,7 @@ impl Model {
             !all.iter()
                 .any(|ev| ev.span.definite && ev.span.start > c.end)
         });
-        if clear_may_be_last {
+        if clear_may_be_last || self.evicting {
             out.push(KState::Absent);
         }
         out.sort();
@@ -245,7 +251,7 @@ mod tests {
 
     #[test]
     fn last_acknowledged_write_wins_and_maybe_adds_an_option() {
-        let mut m = Model::new(1, 2, 1);
+        let mut m = Model::new(1, 2, 1, false);
         m.record(0, 1, 1, &put(0), 10, 20, true, None);
         m.record(0, 1, 2, &put(0), 30, 40, true, None);
         m.record(0, 1, 3, &put(0), 50, 90, false, None);
@@ -256,7 +262,7 @@ mod tests {
 
     #[test]
     fn clear_ordering_by_time() {
-        let mut m = Model::new(2, 1, 1);
+        let mut m = Model::new(2, 1, 1, false);
         m.record(0, 1, 1, &put(0), 10, 20, true, None);
         m.record(1, 2, 1, &Op::Clear, 30, 40, true, None);
         // Surely after the clear: must be there.
@@ -264,7 +270,7 @@ mod tests {
         assert_eq!(m.expectations().keys["w0/0"], vec![KState::Absent]);
         assert_eq!(m.expectations().keys["w1/0"], vec![v(2, 2)]);
         // Overlapping the clear: either.
-        let mut m = Model::new(2, 1, 1);
+        let mut m = Model::new(2, 1, 1, false);
         m.record(0, 1, 1, &put(0), 10, 35, true, None);
         m.record(1, 2, 1, &Op::Clear, 30, 40, false, None);
         assert_eq!(m.expectations().keys["w0/0"], vec![KState::Absent, v(1, 1)]);
@@ -272,7 +278,7 @@ mod tests {
 
     #[test]
     fn counters_and_results() {
-        let mut m = Model::new(1, 1, 1);
+        let mut m = Model::new(1, 1, 1, false);
         let inc = Op::Inc { counter: 0 };
         m.record(0, 1, 1, &inc, 1, 2, true, None);
         m.record(0, 1, 2, &inc, 3, 4, true, None);
@@ -286,5 +292,16 @@ mod tests {
         m.record(0, 2, 1, &Op::Clear, 10, 11, true, None);
         m.record(0, 2, 2, &inc, 12, 13, true, None);
         assert_eq!(m.expectations().counters["ctr/0"], (1, 4));
+    }
+
+    #[test]
+    fn evicting_allows_absence_and_restarted_counters_only() {
+        let mut m = Model::new(1, 2, 1, true);
+        m.record(0, 1, 1, &put(0), 10, 20, true, None);
+        m.record(0, 1, 2, &Op::Inc { counter: 0 }, 30, 40, true, None);
+        let e = m.expectations();
+        assert_eq!(e.keys["w0/0"], vec![KState::Absent, v(1, 1)]);
+        assert_eq!(e.keys["w0/1"], vec![KState::Absent]);
+        assert_eq!(e.counters["ctr/0"], (0, 1));
     }
 }

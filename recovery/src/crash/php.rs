@@ -35,7 +35,9 @@ pub fn find_extension(explicit: Option<&str>) -> Result<PathBuf, String> {
         .into())
 }
 
-fn php(ext: &Path, store: &Path, durability: &str) -> Command {
+/// `max_size` is `apcdb.size`; `evict` sets `apcdb.when_full=evict` (the workers' writes then
+/// evict others when the store is full).
+fn php(ext: &Path, store: &Path, durability: &str, max_size: u64, evict: bool) -> Command {
     let (mode, interval) = match durability.split_once(':') {
         Some((m, i)) => (
             m,
@@ -50,14 +52,14 @@ fn php(ext: &Path, store: &Path, durability: &str) -> Command {
         .arg(format!("extension={}", ext.display()))
         .arg("-d")
         .arg(format!("apcdb.file={}", store.display()))
-        .args([
-            "-d",
-            "apcdb.enabled=1",
-            "-d",
-            "apcdb.size=1G",
-            "-d",
-            "display_errors=stderr",
-        ])
+        .args(["-d", "apcdb.enabled=1", "-d", "display_errors=stderr"])
+        .arg("-d")
+        .arg(format!("apcdb.size={max_size}"))
+        .arg("-d")
+        .arg(format!(
+            "apcdb.when_full={}",
+            if evict { "evict" } else { "refuse" }
+        ))
         .arg("-d")
         .arg(format!("apcdb.durability={mode}"))
         .arg("-d")
@@ -77,8 +79,10 @@ pub fn worker_command(
     seed: u64,
     keys: u32,
     counters: u32,
+    max_size: u64,
+    evict: bool,
 ) -> Command {
-    let mut cmd = php(ext, store, durability);
+    let mut cmd = php(ext, store, durability, max_size, evict);
     cmd.arg(script).args([
         slot.to_string(),
         inc.to_string(),
@@ -94,6 +98,7 @@ pub fn observe(
     ext: &Path,
     store: &Path,
     durability: &str,
+    max_size: u64,
     names: &[String],
 ) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let dir = store.parent().unwrap_or(Path::new("."));
@@ -103,7 +108,7 @@ pub fn observe(
         .map_err(|e| format!("writing {}: {e}", script.display()))?;
     std::fs::write(&list, names.join("\n") + "\n")
         .map_err(|e| format!("writing {}: {e}", list.display()))?;
-    let out = php(ext, store, durability)
+    let out = php(ext, store, durability, max_size, false)
         .arg(&script)
         .arg(&list)
         .stderr(Stdio::inherit())
@@ -154,6 +159,9 @@ function filler() {
     if ($r < 996) return mt_rand(16384, 262143);
     return mt_rand(262144, 1048000);
 }
+// A write refused because even evicting could not make room (a value about as large as the
+// store): reported as refused, which the model takes as "nothing changed".
+function full() { return str_contains(error_get_last()['message'] ?? '', ' is full: '); }
 if (!function_exists('apc_store')) { out("X the apcdb extension did not load (no apc_store)"); exit(3); }
 out("R " . hrtime(true));
 for ($seq = 1; ; $seq++) {
@@ -166,8 +174,31 @@ for ($seq = 1; ; $seq++) {
         $v = $f < 0 ? '' : val($key, $inc, $seq, $f);
         $add = $r >= 400;
         out("I $seq $t " . ($add ? 'add' : 'put') . " $i " . ($f < 0 ? '-' : $f) . " 0");
+        if ($r >= 450) {
+            // apc_entry is an add: its generator runs (and its value is stored) only when the
+            // key is absent. The generator uses the cache: reads, and on odd steps a nested
+            // apc_entry of its own key (run directly, storing the same value first).
+            $ran = false;
+            error_clear_last();
+            $got = apc_entry($key, function ($k) use (&$ran, $v, $seq) {
+                $ran = true;
+                apc_fetch("ctr/0");
+                apc_exists($k);
+                if ($seq % 2) { apc_entry($k, fn($k2) => $v); }
+                return $v;
+            });
+            if (error_get_last() !== null) {
+                if (full()) { out("F $seq " . hrtime(true) . " full"); continue; }
+                out("X apc_entry: " . error_get_last()['message']); exit(3);
+            }
+            if ($ran && $got !== $v) { out("X apc_entry returned another value than its generator's"); exit(3); }
+            out("K $seq " . hrtime(true) . ($ran ? " 1" : " 0"));
+            continue;
+        }
+        error_clear_last();
         $ok = $add ? apc_add($key, $v) : apc_store($key, $v);
-        if ($add) { out("K $seq " . hrtime(true) . ($ok ? " 1" : " 0")); }
+        if (!$ok && full()) { out("F $seq " . hrtime(true) . " full"); }
+        elseif ($add) { out("K $seq " . hrtime(true) . ($ok ? " 1" : " 0")); }
         elseif ($ok === true) { out("K $seq " . hrtime(true) . " -"); }
         else { out("X apc_store failed: " . (error_get_last()['message'] ?? 'returned false')); exit(3); }
     } elseif ($r < 650) {
