@@ -59,6 +59,7 @@ test-crash: setup
 	target/release/apcdb crash-test --duration 10s --durability periodic --seed 2
 	target/release/apcdb crash-test --duration 10s --durability none --max-size 1500000 --seed 3
 	target/release/apcdb crash-test --duration 10s --php --seed 4
+	target/release/apcdb crash-test --duration 10s --php --evict --max-size 2000000 --seed 8
 	target/release/apcdb powercut --images 3000 --durability sync --seed 5
 	target/release/apcdb powercut --images 1500 --durability none --seed 6
 	target/release/apcdb fuzz --iterations 300 --seed 7

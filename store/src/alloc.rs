@@ -154,8 +154,7 @@ impl WriteTxn<'_> {
     /// Cuts `[off, off+len)` into the largest blocks that fit and frees them.
     fn carve(&self, start: BlockOffset, mut len: u64) -> Result<()> {
         if let Some(held) = self.held_free.borrow_mut().as_mut() {
-            held.runs.push((start.0, start.0 + len));
-            held.sorted = false;
+            held.add(start.0, start.0 + len);
             return Ok(());
         }
         let mut off = start.0;
@@ -215,7 +214,10 @@ impl WriteTxn<'_> {
             h.set_free_head(self.held(), class, 0);
         }
         if let Some(held) = self.held_free.borrow_mut().as_mut() {
-            *held = HeldFree::default();
+            *held = HeldFree {
+                best_fit: held.best_fit,
+                ..HeldFree::default()
+            };
         }
         for (unit, units) in used.clear_runs() {
             self.carve(
@@ -293,17 +295,22 @@ impl WriteTxn<'_> {
 /// is linked only after that checkpoint (`link_held_free`), whose flush then covers a few
 /// contiguous runs; the next checkpoint flushes the links, off the opener's path. Nothing is
 /// written into held space meanwhile, so a recovery that dies leaves nothing to undo.
+///
+/// Once no long run is left, blocks come from the smallest run that holds them (best fit), not
+/// the largest: the writer took them from exact-size free blocks, and replay of a full store
+/// must fit the same entries into the same free space (cutting every block from the largest run
+/// left slivers no later block fitted in, and recovery failed with "no room").
 #[derive(Default)]
 pub(crate) struct HeldFree {
-    /// Free runs `[start, end)`, sorted by length (largest last) when `sorted`.
-    runs: Vec<(u64, u64)>,
-    sorted: bool,
-    /// The run blocks are being cut from, front first.
+    /// Free runs other than `cur`, as (length, start).
+    by_len: std::collections::BTreeSet<(u64, u64)>,
+    /// The long run blocks are being cut from, front first.
     cur: (u64, u64),
-    /// Runs left with too little room for a block asked for.
-    rest: Vec<(u64, u64)>,
     /// Blocks given back (a transaction that did not fit), by class.
     freed: Vec<(u64, u8)>,
+    /// Every block from the best-fitting run, long runs first no more: recovery's second
+    /// replay, after the first found no room.
+    best_fit: bool,
 }
 
 /// Runs at least this long are used before the heap grows into the file's unused tail; shorter
@@ -311,35 +318,54 @@ pub(crate) struct HeldFree {
 const HELD_BIG_RUN: u64 = 64 << 10;
 
 impl HeldFree {
-    /// A block of `size` bytes cut from the current run, or from the largest run if that one is
-    /// at least `min_run` long.
+    fn add(&mut self, start: u64, end: u64) {
+        if end > start {
+            self.by_len.insert((end - start, start));
+        }
+    }
+
+    /// A block of `size` bytes: with `min_run`, cut from the current run, or from the largest
+    /// run if that one is at least `min_run` long; with none (or `best_fit`), from the smallest
+    /// run it fits.
     fn take(&mut self, size: u64, min_run: u64) -> Option<u64> {
+        if min_run == 0 || self.best_fit {
+            let cur = std::mem::take(&mut self.cur);
+            self.add(cur.0, cur.1);
+            let &(len, at) = self.by_len.range((size, 0)..).next()?;
+            self.by_len.remove(&(len, at));
+            self.add(at + size, at + len);
+            return Some(at);
+        }
         if self.cur.1 - self.cur.0 < size {
-            if !self.sorted {
-                self.runs.sort_unstable_by_key(|&(a, b)| b - a);
-                self.sorted = true;
-            }
-            let &(a, b) = self.runs.last()?;
-            if b - a < size.max(min_run) {
+            let &(len, at) = self.by_len.last()?;
+            if len < size.max(min_run) {
                 return None;
             }
-            self.runs.pop();
-            let cur = std::mem::replace(&mut self.cur, (a, b));
-            if cur.1 > cur.0 {
-                self.rest.push(cur);
-            }
+            self.by_len.remove(&(len, at));
+            let cur = std::mem::replace(&mut self.cur, (at, at + len));
+            self.add(cur.0, cur.1);
         }
         let at = self.cur.0;
         self.cur.0 += size;
         Some(at)
     }
+
+    /// The free runs, in no particular order.
+    fn runs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let runs = self.by_len.iter().map(|&(len, at)| (at, at + len));
+        runs.chain([self.cur]).filter(|(a, b)| b > a)
+    }
 }
 
 impl WriteTxn<'_> {
     /// From here until the held space is taken back (`held_free.take()`), free space is kept
-    /// in this process. Only recovery does this, under the write lock.
-    pub(crate) fn hold_free_lists(&self) {
-        *self.held_free.borrow_mut() = Some(HeldFree::default());
+    /// in this process. Only recovery does this, under the write lock. `best_fit`: every block
+    /// from the smallest run that holds it, as the writer took blocks of the right size first.
+    pub(crate) fn hold_free_lists(&self, best_fit: bool) {
+        *self.held_free.borrow_mut() = Some(HeldFree {
+            best_fit,
+            ..HeldFree::default()
+        });
     }
 
     fn take_held(&self, size: u64, min_run: u64) -> Option<BlockOffset> {
@@ -352,8 +378,7 @@ impl WriteTxn<'_> {
     /// and the only later checkpoint is recovery's own.
     pub(crate) fn link_held_free(&self, held: HeldFree) -> Result<()> {
         self.exclude_readers(|| {
-            let runs = held.runs.iter().chain(&held.rest).chain([&held.cur]);
-            for &(a, b) in runs.filter(|(a, b)| b > a) {
+            for (a, b) in held.runs() {
                 self.carve(BlockOffset(a), b - a)?;
             }
             for &(at, class) in &held.freed {
@@ -466,6 +491,31 @@ impl UnitMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without a long run, a block comes from the smallest run that holds it: taking the 1024
+    /// bytes from the largest (1280) run would leave no run for the 1280 bytes after it.
+    #[test]
+    fn held_space_gives_the_best_fitting_run_once_no_long_run_is_left() {
+        let mut held = HeldFree::default();
+        held.add(HEAP_START, HEAP_START + 1024);
+        held.add(HEAP_START + 4096, HEAP_START + 4096 + 1280);
+        assert_eq!(held.take(1024, HELD_BIG_RUN), None, "no long run");
+        assert_eq!(held.take(1024, 0), Some(HEAP_START));
+        assert_eq!(held.take(1280, 0), Some(HEAP_START + 4096));
+        assert_eq!(held.take(64, 0), None);
+        // A long run is cut front first; what is left of it still serves small blocks.
+        held.add(HEAP_START + 8192, HEAP_START + 8192 + HELD_BIG_RUN);
+        held.add(HEAP_START + (100 << 10), (HEAP_START + (100 << 10)) + 128);
+        assert_eq!(held.take(1024, HELD_BIG_RUN), Some(HEAP_START + 8192));
+        assert_eq!(
+            held.take(1024, HELD_BIG_RUN),
+            Some(HEAP_START + 8192 + 1024)
+        );
+        assert_eq!(held.take(128, 0), Some(HEAP_START + (100 << 10)));
+        assert_eq!(held.take(1024, 0), Some(HEAP_START + 8192 + 2048));
+        let left: u64 = held.runs().map(|(a, b)| b - a).sum();
+        assert_eq!(left, HELD_BIG_RUN - 3 * 1024);
+    }
 
     #[test]
     fn unit_map_finds_every_free_run_and_overlaps() {

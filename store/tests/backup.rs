@@ -5,10 +5,9 @@
 mod common;
 
 use apcdb::{Durability, Options, Store};
-use common::{expect_line, helper_role, say};
+use common::{expect_line, helper_piped, helper_role, say, Killed};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,7 +99,7 @@ fn ovalue(i: u64) -> Vec<u8> {
 
 /// Starts the writer helper and a thread that keeps the last acknowledged write number.
 fn start_writer(path: &Path) -> (Killed, Arc<AtomicU64>) {
-    let mut child = Killed(helper_command("history-writer", path).spawn().unwrap());
+    let mut child = Killed(helper_piped("history-writer", path).spawn().unwrap());
     let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
     expect_line(&mut out, "ready");
     let acked = Arc::new(AtomicU64::new(0));
@@ -186,7 +185,7 @@ fn a_backup_killed_at_any_moment_leaves_the_source_whole_and_no_half_copy() {
     let (mut done, mut killed) = (0, 0);
     for round in 0..12 {
         let _ = round;
-        let child = Killed(helper_command("backup-once", &src).spawn().unwrap());
+        let child = Killed(helper_piped("backup-once", &src).spawn().unwrap());
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
@@ -231,22 +230,6 @@ fn a_backup_killed_at_any_moment_leaves_the_source_whole_and_no_half_copy() {
     drop(s);
     check_clean(&src);
     eprintln!("{done} backups finished, {killed} killed, {whole} copies");
-}
-
-/// A helper process, killed when the test ends, also when it fails.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn helper_command(role: &str, path: &Path) -> Command {
-    let mut cmd = common::helper_command(role, path);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-    cmd
 }
 
 /// The other process of the tests above (see `common`); does nothing in an ordinary test run.

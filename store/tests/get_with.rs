@@ -5,11 +5,9 @@
 mod common;
 
 use apcdb::{Durability, Options, Store};
-use common::{expect_line, helper_role, say};
+use common::{expect_line, helper_piped, helper_role, say, Killed};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Counts the allocations of each thread, so a test can see that a call allocated nothing.
@@ -120,7 +118,7 @@ fn a_value_is_never_torn_while_another_process_overwrites_it() {
     for k in 0..4u8 {
         s.put(&[k], &value(0)).unwrap();
     }
-    let mut child = Killed(helper_command("overwriter", &path).spawn().unwrap());
+    let mut child = Killed(helper_piped("overwriter", &path).spawn().unwrap());
     let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
     expect_line(&mut out, "ready");
     let ckpt0 = s.stats().unwrap().checkpoints;
@@ -157,22 +155,6 @@ fn a_value_is_never_torn_while_another_process_overwrites_it() {
     assert!(seen.len() > 100, "only {} values seen", seen.len());
     eprintln!("{reads} reads, {runs} closure runs, {ckpts} checkpoints");
     assert!(runs > reads, "no read was retried ({reads} reads)");
-}
-
-/// The helper, killed when the test ends, also when it fails.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn helper_command(role: &str, path: &Path) -> Command {
-    let mut cmd = common::helper_command(role, path);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-    cmd
 }
 
 /// The other process of the tests above (see `common`); does nothing in an ordinary test run.

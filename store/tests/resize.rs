@@ -5,9 +5,8 @@
 mod common;
 
 use apcdb::{Durability, Error, Options, Store};
-use common::{expect_line, helper_role, say};
+use common::{expect_line, helper_piped, helper_role, say};
 use std::io::Write;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 const MIB: u64 = 1 << 20;
@@ -90,13 +89,6 @@ fn lowering_below_the_file_is_refused_and_changes_nothing() {
     assert_eq!(store.get(b"k99").unwrap(), Some(vec![1u8; 10_000]));
 }
 
-/// The helper in `role`, with pipes to talk to it.
-fn helper_command(role: &str, path: &Path) -> Command {
-    let mut cmd = common::helper_command(role, path);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-    cmd
-}
-
 /// The other process of the tests below (see `common`); does nothing in an ordinary test run.
 #[test]
 #[ignore = "a helper process the other tests start; not a test"]
@@ -158,7 +150,7 @@ fn a_limit_raised_in_one_process_is_used_by_another_without_reopening() {
     let path = dir.path().join("p.db");
     let store = Store::open(&path, opts(MIB)).unwrap();
     fill(&store, "a");
-    let mut child: Child = helper_command("grow-when-told", &path).spawn().unwrap();
+    let mut child: Child = helper_piped("grow-when-told", &path).spawn().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     expect_line(&mut out, "full");
 
@@ -198,7 +190,7 @@ fn a_kill_during_a_resize_leaves_the_old_or_the_new_size() {
     drop(store);
     let mut seen = std::collections::BTreeSet::new();
     for round in 0..12u64 {
-        let mut child = helper_command("resize-loop", &path).spawn().unwrap();
+        let mut child = helper_piped("resize-loop", &path).spawn().unwrap();
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         expect_line(&mut out, "ready");
         std::thread::sleep(std::time::Duration::from_millis(1 + round * 7 % 40));
@@ -229,7 +221,7 @@ fn a_process_that_reserved_less_than_a_raised_limit_gets_clear_errors() {
     let path = dir.path().join("s.db");
     let store = Store::open(&path, opts(MIB)).unwrap();
     fill(&store, "a");
-    let helper = helper_command("small-reservation", &path);
+    let helper = helper_piped("small-reservation", &path);
     // 4 GiB of address space: not enough for the 64 GiB a process reserves when it can.
     let mut child = Command::new("sh")
         .arg("-c")

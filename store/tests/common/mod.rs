@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 /// The test binary itself, set to run only the helper in `role` on the store at `path`.
 pub fn helper_command(role: &str, path: &Path) -> Command {
@@ -14,6 +14,25 @@ pub fn helper_command(role: &str, path: &Path) -> Command {
         .env("APCDB_HELPER", role)
         .env("APCDB_HELPER_STORE", path);
     cmd
+}
+
+/// `helper_command` with stdin and stdout piped, for a test that talks to the helper.
+#[allow(dead_code)] // not every test binary that includes this module starts one this way
+pub fn helper_piped(role: &str, path: &Path) -> Command {
+    let mut cmd = helper_command(role, path);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    cmd
+}
+
+/// A helper process, killed when the test ends, also when it fails.
+#[allow(dead_code)] // as above
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// In the helper: its role and store, or None when this run is the ordinary test run.
