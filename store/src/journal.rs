@@ -387,4 +387,48 @@ mod tests {
         assert_eq!((s.records.len(), s.end), (2, at[2]));
         assert!(s.stopped.is_some());
     }
+
+    /// A chain that goes on into the next epoch's half: the records of both halves, in LSN
+    /// order, each decoded from its own bytes (the second half's spans lie past the first
+    /// half's bytes in the buffer the scan returns), ending where the second half ends.
+    #[test]
+    fn a_chain_continues_into_the_next_epochs_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir);
+        let half = crate::format::journal_half(j.size);
+        let first: Vec<_> = (0..3u64)
+            .map(|i| {
+                encode_record(
+                    6,
+                    1 + i,
+                    &[put(&format!("a{i}"), &"x".repeat(50 + i as usize))],
+                )
+            })
+            .collect();
+        write_all(&j, &first);
+        let mut pos = crate::format::journal_half_base(j.size, 7);
+        assert_eq!(pos, half);
+        for i in 0..2u64 {
+            let r = encode_record(
+                7,
+                4 + i,
+                &[put(&format!("b{i}"), &"y".repeat(70 + i as usize))],
+            );
+            j.write_at(&LockHeld::for_tests(), pos, &r).unwrap();
+            pos += r.len() as u64;
+        }
+        let s = j.scan(6, 1).unwrap();
+        let lsns: Vec<u64> = s.records.iter().map(|r| r.0).collect();
+        assert_eq!(lsns, [1, 2, 3, 4, 5]);
+        assert_eq!(s.records[1].1, [put("a1", &"x".repeat(51))]);
+        assert_eq!(s.records[4].1, [put("b1", &"y".repeat(71))]);
+        assert_eq!((s.epoch, s.end), (7, pos - half));
+        // The next half's records continue the chain only while the LSNs go on.
+        let (_, gap) = j.scan_spans(6, 2).unwrap();
+        assert_eq!((gap.spans.len(), gap.epoch), (0, 6));
+        let r = encode_record(7, 9, &[put("c", "z")]);
+        j.write_at(&LockHeld::for_tests(), half, &r).unwrap();
+        let s = j.scan(6, 1).unwrap();
+        assert_eq!((s.records.len(), s.epoch), (3, 6));
+    }
 }
