@@ -111,7 +111,7 @@ impl EntryLocks {
     fn state(&self) -> MutexGuard<'_, State> {
         // The state is consistent between statements; a panic elsewhere does not break it.
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = std::process::id();
+        let pid = crate::pid::current();
         if st.pid != pid {
             // Forked (or first use): the parent's buckets are the parent's. Those it held while
             // this thread forked stay known, so that a generator's nested call still sees them.

@@ -352,9 +352,14 @@ impl WriteTxn<'_> {
     /// and start with no hits.
     pub(crate) fn note_written(&self, ops: &[Op]) {
         let h = self.lock_file.state();
-        let now_s = (now_ms() / 1000) as u32;
         for o in ops {
-            if let Op::Put { key, .. } = o {
+            // The Put's own time, read once when it was built: a second clock read per write
+            // would only say the same second.
+            if let Op::Put {
+                key, modified_ms, ..
+            } = o
+            {
+                let now_s = (modified_ms / 1000) as u32;
                 h.written(crate::lock_file::access_bucket(hash_key(key)), now_s);
             }
         }

@@ -67,6 +67,7 @@ mod journal;
 mod lock_file;
 mod map;
 mod options;
+mod pid;
 mod readonly;
 mod recover;
 mod resize;

@@ -233,7 +233,9 @@ impl LockState {
         let w = &self.access[bucket];
         let _ = w.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
             let hits = ((old >> ACCESS_HITS_SHIFT) & ACCESS_HITS_MAX) + 1;
-            Some(ACCESS_REF | (hits.min(ACCESS_HITS_MAX) << ACCESS_HITS_SHIFT) | now_s as u64)
+            // Readers pass a coarse clock that may be a tick behind a writer's: never go back.
+            let at = (old & 0xffff_ffff).max(now_s as u64);
+            Some(ACCESS_REF | (hits.min(ACCESS_HITS_MAX) << ACCESS_HITS_SHIFT) | at)
         });
     }
 
@@ -608,5 +610,24 @@ impl Drop for LockFile {
         self.region.unregister();
         // SAFETY: exactly what `map` mapped; no references into it outlive self.
         unsafe { crate::map::unmap(self.base.cast(), LOCK_FILE_LEN) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader's coarse clock may be a tick behind the writer's precise one: a hit never moves
+    /// a bucket's last access back.
+    #[test]
+    fn a_hit_never_moves_last_access_back() {
+        // SAFETY: every field of LockState is an atomic or a mutex's plain bytes, for which all
+        // zeros is a valid value; the mutexes are never locked here.
+        let state: Box<LockState> = unsafe { Box::new_zeroed().assume_init() };
+        state.written(7, 1_000);
+        state.touch(7, 999);
+        assert_eq!(state.access(7), (1, 1_000));
+        state.touch(7, 1_001);
+        assert_eq!(state.access(7), (2, 1_001));
     }
 }

@@ -110,7 +110,7 @@ impl WriteTxn<'_> {
 
     /// Refuses to write unless this process is the one that took the lock.
     pub(crate) fn check_owner(&self) -> Result<()> {
-        if self.pid != std::process::id() {
+        if self.pid != crate::pid::current() {
             return Err(Error::ForkedLockHolder);
         }
         Ok(())
@@ -133,7 +133,7 @@ impl Inner {
         let txn = WriteTxn {
             inner: self,
             held: LockHeld(()),
-            pid: std::process::id(),
+            pid: crate::pid::current(),
             unwinding_at_lock: std::thread::panicking(),
             exclude_readers_depth: Cell::new(0),
             growth_refused: Cell::new(false),
@@ -308,7 +308,7 @@ impl WriteTxn<'_> {
 
 impl Drop for WriteTxn<'_> {
     fn drop(&mut self) {
-        if self.pid == std::process::id() {
+        if self.pid == crate::pid::current() {
             let h = self.inner.lock_file.state();
             if std::thread::panicking() && !self.unwinding_at_lock {
                 // A panic unwound through a change: the live state may be half made, and unlike a
