@@ -190,8 +190,10 @@ impl ApcEngine {
         };
         // Default journal size (8 MiB); the data file may grow to hold the 1.5x key count that the
         // re-insert step reaches.
+        // A checkpoint thread: writers then never wait for a checkpoint's flush (SPEC.md §5).
         let mut opts = apcdb::Options::default()
             .durability(d)
+            .background_checkpoints(true)
             .max_size(map_size(a.keys));
         if let Some(j) = a.journal_size {
             opts = opts.journal_size(j);

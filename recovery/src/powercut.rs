@@ -24,15 +24,15 @@
 //! after a later one of the same page keeps the later one's bytes.
 //!
 //! **Writes racing a flush.** The workload is single-threaded (the checker's model of acceptable
-//! states assumes one operation at a time), but a flush that runs without the write lock (the
-//! early flush and the early checkpoint's, after a commit) lets other writers commit. To put
+//! states assumes one operation at a time), but a flush that runs without the write lock (a
+//! checkpoint's, which a write runs before it takes the lock) lets other writers commit. To put
 //! writes there, the recorder itself, between a data flush's start and its end, sometimes runs a
 //! put of a racer key (`r/…`) on the store, outside the lock, as another thread would: its pages
 //! and journal record land while the flush is in progress and are not covered by it. A racer
 //! attempted while the write lock is held (a flush inside a checkpoint) is refused as re-entrant
-//! and changes nothing. The states a racer adds are acceptable from its start (sync mode: with
-//! the operation in flight's before and after), and once it returns in sync mode only the state
-//! with it is.
+//! and changes nothing. The states a racer adds are acceptable from its start (with the operation
+//! in flight's before and after: the racer may land before that operation commits), and once it
+//! returns in sync mode only the states with it are. No racer runs during a clear.
 //!
 //! A growth of the data file (`fallocate`) is lost or kept at random until a data flush follows it
 //! (`msync` persists the file size like `fdatasync`). The lock file holds no durable state: images
@@ -121,6 +121,10 @@ struct Recorder {
     durable_serial: BTreeMap<u64, u64>,
     /// A racer is in progress (no racer inside it).
     racing: bool,
+    /// No racer during this operation (a clear: a racer before its commit would be cleared).
+    no_race: bool,
+    /// What the racers of the operation in flight changed, not yet in `allowed.pre`.
+    raced_before: u64,
     race_seq: u64,
     /// The racer keys' values in the store, and the racer puts made during the operation in
     /// flight (the workload adds them to its model when the operation returns).
@@ -182,7 +186,7 @@ impl Shared {
         };
         let (key, value, after) = {
             let mut r = self.recorder();
-            if !r.armed || r.racing || !r.rng.chance(RACE_PER_MILLE) {
+            if !r.armed || r.racing || r.no_race || !r.rng.chance(RACE_PER_MILLE) {
                 return;
             }
             r.racing = true;
@@ -196,19 +200,29 @@ impl Shared {
             let value = value::make(&key, id, filler);
             let key = key.into_bytes();
             let old = r.race_model.get(&key).map_or(0, |v| entry_hash(&key, v, 0));
-            let after = r.allowed.post ^ old ^ entry_hash(&key, &value, 0);
-            r.allowed.racing.push(after);
-            r.allowed.history.insert(after);
-            (key, value, after)
+            // The racer may land before the operation in flight commits (a checkpoint's flush
+            // runs before a write takes the lock) or after it: both are states it passes through.
+            let change = old ^ entry_hash(&key, &value, 0);
+            let before = r.allowed.pre ^ r.raced_before ^ change;
+            let after = r.allowed.post ^ change;
+            for s in [before, after] {
+                r.allowed.racing.push(s);
+                r.allowed.history.insert(s);
+            }
+            (key, value, (before, after))
         };
         let result = store.put(&key, &value);
         let mut r = self.recorder();
         r.racing = false;
         match result {
             Ok(()) => {
+                let (before, after) = after;
                 if r.strict {
-                    // Acknowledged in sync mode: the state without it is no longer acceptable.
-                    r.allowed.pre = after;
+                    // Acknowledged in sync mode: the states without it are no longer acceptable.
+                    r.allowed.pre = before;
+                } else {
+                    // The states without it stay acceptable; a later racer's "before" has it.
+                    r.raced_before = before ^ r.allowed.pre;
                 }
                 r.allowed.post = after;
                 r.allowed.racing.clear();
@@ -222,9 +236,12 @@ impl Shared {
             }
             Err(apcdb::Error::Reentrant) => {
                 // The flush runs under this thread's write lock: nothing was changed.
-                r.allowed.racing.pop();
-                if after != r.allowed.pre && after != r.allowed.post {
-                    r.allowed.history.remove(&after);
+                let (before, after) = after;
+                r.allowed.racing.clear();
+                for s in [before, after] {
+                    if s != r.allowed.pre && s != r.allowed.post {
+                        r.allowed.history.remove(&s);
+                    }
                 }
             }
             Err(e) => r.totals.failures.push(format!("racing write failed: {e}")),
@@ -734,6 +751,8 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
             durable_serial: BTreeMap::new(),
             racing: false,
             race_seq: 0,
+            no_race: false,
+            raced_before: 0,
             race_model: BTreeMap::new(),
             raced: Vec::new(),
         }),
@@ -788,9 +807,11 @@ pub fn run(cfg: &PowercutConfig) -> Result<PowercutTotals, String> {
             r.allowed.racing.clear();
             r.allowed.history.insert(next.state());
             if matches!(op, Op::Clear) {
-                // Racers only run after a commit (outside the lock), so after the clear.
+                // No racer runs during a clear (it could land before or after it).
                 r.race_model.clear();
             }
+            r.no_race = matches!(op, Op::Clear);
+            r.raced_before = 0;
         }
         match execute(&store, &op) {
             Ok(()) => {}

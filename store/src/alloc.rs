@@ -54,7 +54,16 @@ impl WriteTxn<'_> {
         if let Some(off) = self.pop(class)? {
             return Ok(Some(off));
         }
+        // Blocks already reusable but not yet in a free list (they join a few per commit) come
+        // before new space.
         let h = self.lock_file.state();
+        while let Some(s) = h.take_reclaimable(self.held()) {
+            self.push(BlockOffset::of_slot(s), slot_class(s))?;
+            if slot_class(s) == class {
+                return self.pop(class);
+            }
+        }
+        let size = class_size(class);
         let end = h.heap_end();
         if end + size <= self.map.len() {
             h.set_heap_end(self.held(), end + size);
@@ -80,10 +89,15 @@ impl WriteTxn<'_> {
             let want = (len + (len / 4).clamp(1 << 20, 64 << 20))
                 .max(end + size)
                 .min(cap);
-            match self
+            let mut grown = self
                 .map
-                .grow(self.held(), want.next_multiple_of(PAGE).min(cap))
-            {
+                .grow(self.held(), want.next_multiple_of(PAGE).min(cap));
+            if grown.as_ref().is_err_and(|e| e.is_full()) && want > end + size {
+                // A nearly full disk may still hold this block without the margin.
+                let exact = (end + size).next_multiple_of(PAGE).min(cap);
+                grown = self.map.grow(self.held(), exact);
+            }
+            match grown {
                 Ok(()) => {
                     h.file_size.fetch_max(self.map.len(), Release);
                     h.set_heap_end(self.held(), end + size);
@@ -153,31 +167,10 @@ impl WriteTxn<'_> {
         Ok(())
     }
 
-    /// Frees a block the last checkpoint may reference: it becomes reusable after the next one.
+    /// Frees a block a checkpoint may reference: it becomes reusable once a checkpoint frozen
+    /// after now is durable.
     pub(crate) fn free_later(&self, slot: u64) {
         self.lock_file.state().add_pending(self.held(), slot);
-    }
-
-    /// After a durable checkpoint: the pending blocks join the free lists.
-    pub(crate) fn reclaim(&self) -> Result<()> {
-        let h = self.lock_file.state();
-        if self.lock_file.backup_pinned() {
-            // A backup is copying the entries its consistent point named (SPEC.md §7.3): hand
-            // none out again. The list is dropped as if it had overflowed, so writes do not keep
-            // checkpointing for room in it, and the first reclaim after the backup rebuilds the
-            // free lists from the index, which finds these blocks again.
-            h.reset_pending(self.held(), true);
-            return Ok(());
-        }
-        if h.pending_overflowed() {
-            return self.rebuild_free_lists();
-        }
-        for i in 0..h.pending_count() {
-            let s = h.pending(i);
-            self.push(BlockOffset::of_slot(s), slot_class(s))?;
-        }
-        h.reset_pending(self.held(), false);
-        Ok(())
     }
 
     /// Recomputes free space as everything in the heap not used by a live entry or an index
@@ -193,8 +186,8 @@ impl WriteTxn<'_> {
         // scanning for clear runs is linear, where sorting the blocks was not.
         let mut used = UnitMap::new((heap_end - HEAP_START) / BLOCK_ALIGN);
         let index_len = index_block_len(slots);
-        for c in &h.index {
-            used.mark(c.load(Relaxed), index_len, &self.map.path)?;
+        for c in [h.index[0].load(Relaxed), h.index[1].load(Relaxed), live] {
+            used.mark(c, index_len, &self.map.path)?;
         }
         let (mut entries, mut bytes, mut tombstones) = (0u64, 0u64, 0u64);
         // The index read a chunk at a time: one bounds check and copy per 64 KiB, not per slot.
@@ -270,13 +263,17 @@ impl WriteTxn<'_> {
         let unchanged = sb.index_slots == h.index_slots.load(Relaxed)
             && sb.index[0] == h.index[0].load(Relaxed)
             && sb.index[1] == h.index[1].load(Relaxed)
-            && h.dirty.iter().all(|w| w.load(Relaxed) == 0);
+            && sb.live == h.live_index.load(Relaxed)
+            // The live copy changed since the durable state: pages marked since the last freeze,
+            // and, while a checkpoint is in flight (its freeze moved them), the cycle before.
+            && h.dirty.iter().all(|w| w.load(Relaxed) == 0)
+            && (!self.in_flight() || h.dirty_prev.iter().all(|w| w.load(Relaxed) == 0));
         if unchanged {
             return Ok(false);
         }
         let before = used.count();
         let copy_len = index_block_len(sb.index_slots);
-        for off in sb.index {
+        for off in [sb.index[0], sb.index[1], sb.live] {
             used.mark_shared(off, copy_len, &self.map.path)?;
         }
         let durable = sb.index[sb.durable_copy as usize];

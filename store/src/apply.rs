@@ -156,6 +156,7 @@ impl WriteTxn<'_> {
 
     /// One aligned 8-byte store into the live index, remembered for the next checkpoint.
     fn publish(&self, pos: u64, slot: u64) -> Result<()> {
+        self.before_index_write(pos)?;
         self.map.store_u64(self.held(), pos, slot)?;
         let h = self.lock_file.state();
         let page = (pos - h.live_index.load(Relaxed)) / PAGE;
@@ -181,8 +182,8 @@ impl WriteTxn<'_> {
         Ok(())
     }
 
-    /// Moves every live entry into a fresh pair of index copies of `slots` slots. The old pair
-    /// stays intact until the next checkpoint, which names the new pair.
+    /// Moves every live entry into three fresh index copies of `slots` slots. The old ones stay
+    /// intact until the next checkpoint, which names the new ones.
     pub(crate) fn rebuild_index(&self, slots: u64) -> Result<()> {
         if slots > MAX_INDEX_SLOTS {
             return Err(crate::Error::Full {
@@ -190,19 +191,32 @@ impl WriteTxn<'_> {
                 detail: format!("index would need {slots} slots (limit {MAX_INDEX_SLOTS})"),
             });
         }
+        // A checkpoint in flight names the current copies: it completes first.
+        self.settle()?;
         let class = index_block_class(slots);
-        let Some(a) = self.alloc(class)? else {
-            return Err(self.full_error("no room to grow the index"));
-        };
-        let Some(b) = self.alloc(class)? else {
-            self.push(a, class)?;
-            return Err(self.full_error("no room to grow the index"));
-        };
-        self.exclude_readers(|| self.fill_new_index(a, b, slots))
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            match self.alloc(class)? {
+                Some(at) => got.push(at),
+                None => {
+                    for at in got {
+                        self.push(at, class)?;
+                    }
+                    return Err(self.full_error("no room to grow the index"));
+                }
+            }
+        }
+        self.exclude_readers(|| self.fill_new_index(got[0], got[1], got[2], slots))
     }
 
-    fn fill_new_index(&self, a: BlockOffset, b: BlockOffset, slots: u64) -> Result<()> {
-        let (a, b) = (a.get(), b.get());
+    fn fill_new_index(
+        &self,
+        a: BlockOffset,
+        b: BlockOffset,
+        c: BlockOffset,
+        slots: u64,
+    ) -> Result<()> {
+        let (a, b, c) = (a.get(), b.get(), c.get());
         let h = self.lock_file.state();
         let (old_live, old_slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         self.map
@@ -229,18 +243,17 @@ impl WriteTxn<'_> {
             bytes += class_size(slot_class(s));
         }
         let old_class = index_block_class(old_slots);
-        for c in &h.index {
-            self.free_later(slot_pack(c.load(Relaxed), old_class, 0));
+        for old in [h.index[0].load(Relaxed), h.index[1].load(Relaxed), old_live] {
+            self.free_later(slot_pack(old, old_class, 0));
         }
-        h.index[0].store(a, Relaxed);
-        h.index[1].store(b, Relaxed);
+        h.index[0].store(b, Relaxed);
+        h.index[1].store(c, Relaxed);
         h.index_slots.store(slots, Relaxed);
-        // Copy 1 is named durable for now; the next checkpoint copies every page into it.
+        // Copy 1 is named durable for now; the next checkpoint copies every page into copy 0,
+        // and the one after into copy 1.
         h.durable_copy.store(1, Relaxed);
         h.live_index.store(a, Release);
-        for w in &h.dirty {
-            w.store(u64::MAX, Relaxed);
-        }
+        crate::checkpoint::mark_whole_index(h, slots);
         h.entries.store(entries, Relaxed);
         h.used_bytes.store(bytes, Relaxed);
         h.used_slots.store(entries, Relaxed);

@@ -240,7 +240,7 @@ impl Store {
         let inner = self.inner();
         let live = point.slots.iter().filter(|&&s| slot_is_entry(s)).count() as u64;
         // Room for the entries at the index's load after a growth, so the copy never rebuilds.
-        // Sized for what it will hold (both index copies and every live block), so it never
+        // Sized for what it will hold (the three index copies and every live block), so it never
         // grows by a step it does not fill: the copy is as small as the live data allow.
         let slots = (live * 2).clamp(16, 1 << 28).next_power_of_two();
         let blocks: u64 = point
@@ -249,7 +249,7 @@ impl Store {
             .filter(|&&s| slot_is_entry(s))
             .map(|&s| class_size(slot_class(s)))
             .sum();
-        let size = HEAP_START + 2 * index_block_len(slots) + blocks;
+        let size = HEAP_START + 3 * index_block_len(slots) + blocks;
         let opts = Options::default()
             .durability(Durability::None)
             .max_size(point.max_size.max(size))

@@ -1,52 +1,363 @@
-//! The checkpoint: make the live index and every entry it references durable, publish them with a
-//! new superblock, then let the journal and the blocks freed since the last checkpoint be reused.
+//! The checkpoint: make the index state at one LSN and every entry it references durable,
+//! publish them with a new superblock, then let the journal half and the blocks freed before that
+//! LSN be reused. Writers do not wait for the flush (SPEC.md §5):
 //!
-//! Order matters (SPEC.md, "Checkpoint"):
-//! 1. `msync` the data file: the live index copy and all new entries reach the disk.
-//! 2. Write the other superblock slot (epoch + 1, naming the live copy as durable) and `msync` it.
-//! 3. Only now: the journal restarts at offset 0 under the new epoch; pending blocks are freed;
-//!    the old durable copy is brought up to date and becomes the live copy.
+//! 1. **Freeze** (`freeze`, under the write lock, O(bitmap words), no I/O): record L, the last
+//!    LSN; mark the pages the target index copy (the one the durable superblock does not name)
+//!    lacks of the live copy's state (the pages changed since the target's own state: two dirty
+//!    bitmaps); switch the journal to the other half (epoch + 1). Writers go on at once in the
+//!    new half and the live copy, which never moves. The marked pages are copied under the
+//!    write lock in bounded slices: by a writer about to change one (copy before write), a few
+//!    by each commit, and the rest by the flusher, which takes the lock for a slice at a time.
+//! 2. **Flush** (`Inner::flush_frozen`, under the checkpoint mutex only): `msync` the heap (not
+//!    the live copy), then write the superblock copy of epoch + 1 (ckpt_lsn = L, the target as
+//!    durable) and `msync` it: the commit point. Idempotent, so whoever takes the mutex after a
+//!    flusher died simply runs it again.
+//! 3. **Complete** (`complete`, under the write lock, O(1)): the superblock is durable; adopt it
+//!    (epoch, ckpt_lsn, durable copy) and let the blocks freed before L join the free lists, a
+//!    few per commit (`reclaim_some`).
 //!
-//! Entered from `Store::checkpoint`, from a writer past seven eighths of the journal after it
-//! released the lock and flushed the heap without it (`maybe_checkpoint_early`, `write.rs`), from
-//! a commit that finds the journal or the pending list full
-//! or the store without room (`write.rs`), after a recovery that replayed records, and when the
-//! last process closes the store (`Drop for Inner`, `store.rs`).
+//! The flush runs in the background thread (`Options::background_checkpoints`) or, without one
+//! (PHP), in the next write, before it takes the write lock (`flush_before_write`). Only a writer
+//! that finds the new half full before the flush is done waits for it (`settle`).
+//! `checkpoint` runs all three at once under the lock: `Store::checkpoint`, the last close,
+//! recovery, a resize, and a store without room.
 
 use crate::error::Result;
 use crate::format::*;
-use crate::write::WriteTxn;
+use crate::lock_file::{Locked, DIRTY_WORDS};
+use crate::store::Inner;
+use crate::write::{LockHeld, WriteTxn};
 use std::sync::atomic::Ordering::*;
 
+/// Blocks moved from the pending ring into the free lists by each commit: more than one put frees.
+const RECLAIM_PER_COMMIT: usize = 8;
+/// Index pages a commit copies into a frozen checkpoint's target copy.
+pub(crate) const COPY_PER_COMMIT: usize = 8;
+/// Index pages the flusher copies per hold of the write lock.
+const COPY_PER_SLICE: usize = 64;
+
 impl WriteTxn<'_> {
-    /// Runs a checkpoint. The caller holds the write lock.
+    /// A whole checkpoint of the current state, synchronously. The caller holds the write lock.
     pub(crate) fn checkpoint(&self) -> Result<()> {
         self.check_poison()?;
         self.check_data_file_identity()?;
+        self.settle()?;
+        self.freeze()?;
+        self.settle()?;
+        self.reclaim()
+    }
+
+    /// Finishes the checkpoint in flight, if any: waits for its flush (or runs it, when no one
+    /// is), then completes it.
+    pub(crate) fn settle(&self) -> Result<()> {
+        if !self.in_flight() {
+            return Ok(());
+        }
         let h = self.lock_file.state();
-        // The real length: another process may have grown the file, and its pages must be
-        // flushed and recorded too.
-        // (`whole_len`: a file grown past this process's reservation cannot be flushed here.)
+        if h.flushed_epoch.load(Acquire) < h.journal_epoch.load(Relaxed) {
+            while self.copy_some(usize::MAX)? {}
+            let claim = self.claim_checkpoint(true)?.expect("a waiting claim");
+            self.flush_frozen(&claim)?;
+        }
+        self.complete().map(|_| ())
+    }
+
+    /// Adopts the checkpoint in flight once its superblock is durable. Returns whether it did.
+    pub(crate) fn complete(&self) -> Result<bool> {
+        let h = self.lock_file.state();
+        let target = h.journal_epoch.load(Relaxed);
+        if !self.in_flight() || h.flushed_epoch.load(Acquire) < target {
+            return Ok(false);
+        }
+        let lsn = h.frozen_lsn.load(Relaxed);
+        h.epoch.store(target, Relaxed);
+        h.ckpt_lsn.store(lsn, Relaxed);
+        h.durable_lsn.fetch_max(lsn, AcqRel);
+        h.durable_copy
+            .store(1 - h.durable_copy.load(Relaxed), Relaxed);
+        h.checkpoints.fetch_add(1, Relaxed);
+        if self.lock_file.backup_pinned() {
+            // A backup is copying the entries its consistent point named (SPEC.md §7.3): hand
+            // none of the blocks freed since out again. The ring is dropped as if it had
+            // overflowed, so writes do not keep checkpointing for room in it, and the first
+            // completion after the backup rebuilds the free lists from the index, which finds
+            // these blocks again.
+            h.reset_pending(self.held(), true);
+            return Ok(true);
+        }
+        // From here the blocks freed before the freeze may be handed out again. A lock-free
+        // reader that found one of them before it was freed must notice (SPEC.md §6.3): the
+        // release moves `seq`, so a read that spans it starts over. A read that starts after it
+        // cannot reach these blocks through the live index any more.
+        self.exclude_readers(|| {
+            h.release_frozen_pending(self.held());
+            if h.pending_overflowed() {
+                // Some freed blocks are in no list: find them by walking the index (rare).
+                self.rebuild_free_lists()?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Freezes the state at the last LSN for a checkpoint (none may be in flight): marks the
+    /// pages the target copy lacks, and moves the journal on to the other half.
+    pub(crate) fn freeze(&self) -> Result<()> {
+        debug_assert!(!self.in_flight());
+        let h = self.lock_file.state();
+        // The one step that can fail, before anything changes: a failed freeze leaves the
+        // bitmaps as they were.
         let file_size = self.map.whole_len()?;
-        self.flush(0, file_size)?;
-        let live_copy = 1 - h.durable_copy.load(Relaxed);
-        let index_crc = self.index_crc(
-            h.index[live_copy as usize].load(Relaxed),
-            h.index_slots.load(Relaxed),
-        )?;
-        let epoch = h.epoch.load(Relaxed) + 1;
-        let ckpt_lsn = h.next_lsn.load(Relaxed) - 1;
+        let pages = index_len(h.index_slots.load(Relaxed)).div_ceil(PAGE);
+        let words = DIRTY_WORDS.min(pages.div_ceil(64) as usize);
+        let mut left = 0;
+        for w in 0..words {
+            let now = h.dirty[w].load(Relaxed);
+            // Only pages the index has (a rebuild marks whole words).
+            let valid = pages - w as u64 * 64;
+            let mask = if valid >= 64 {
+                u64::MAX
+            } else {
+                (1 << valid) - 1
+            };
+            let bits = (now | h.dirty_prev[w].load(Relaxed)) & mask;
+            h.to_copy[w].store(bits, Relaxed);
+            left += bits.count_ones() as u64;
+            h.dirty_prev[w].store(now, Relaxed);
+            h.dirty[w].store(0, Relaxed);
+        }
+        h.copy_left.store(left, Release);
+        h.copy_cursor.store(0, Relaxed);
+        let epoch = h.epoch.load(Relaxed);
+        h.frozen_lsn.store(h.next_lsn.load(Relaxed) - 1, Relaxed);
+        h.frozen_heap_end.store(h.heap_end(), Relaxed);
+        h.frozen_generation
+            .store(h.generation.load(Relaxed), Relaxed);
+        h.frozen_max_size.store(h.max_size.load(Relaxed), Relaxed);
+        h.frozen_file_size.store(file_size, Relaxed);
+        h.freeze_pending(self.held());
+        h.journal_pos.store(0, Relaxed);
+        // Last: the flusher reads the fields above once it sees the new epoch.
+        h.journal_epoch.store(epoch + 1, Release);
+        Ok(())
+    }
+
+    /// Before the live index page at `pos` changes: if the frozen checkpoint's target still
+    /// lacks it, copies it now (copy before write).
+    #[inline]
+    pub(crate) fn before_index_write(&self, pos: u64) -> Result<()> {
+        let h = self.lock_file.state();
+        if h.copy_left.load(Relaxed) == 0 {
+            return Ok(());
+        }
+        let page = (pos - h.live_index.load(Relaxed)) / PAGE;
+        self.copy_page(page)
+    }
+
+    /// Copies `page` of the live copy into the target copy if it is still marked.
+    fn copy_page(&self, page: u64) -> Result<()> {
+        let h = self.lock_file.state();
+        let (word, bit) = ((page / 64) as usize, 1u64 << (page % 64));
+        if h.to_copy[word].load(Relaxed) & bit == 0 {
+            return Ok(());
+        }
+        let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
+        let target = h.index[1 - h.durable_copy.load(Relaxed) as usize].load(Relaxed);
+        let bytes = index_len(slots);
+        debug_assert!(page * PAGE < bytes, "page {page} past the index");
+        let len = PAGE.min(bytes.saturating_sub(page * PAGE));
+        self.map
+            .copy(self.held(), live + page * PAGE, target + page * PAGE, len)?;
+        h.to_copy[word].fetch_and(!bit, Relaxed);
+        // Release: a flusher that reads 0 sees every copied byte.
+        h.copy_left.fetch_sub(1, Release);
+        Ok(())
+    }
+
+    /// Copies up to `n` marked pages; returns whether some are left.
+    pub(crate) fn copy_some(&self, n: usize) -> Result<bool> {
+        let h = self.lock_file.state();
+        let mut done = 0;
+        let mut w = h.copy_cursor.load(Relaxed) as usize;
+        while done < n && h.copy_left.load(Relaxed) > 0 && w < DIRTY_WORDS {
+            let bits = h.to_copy[w].load(Relaxed);
+            if bits == 0 {
+                w += 1;
+                continue;
+            }
+            self.copy_page(w as u64 * 64 + bits.trailing_zeros() as u64)?;
+            done += 1;
+        }
+        h.copy_cursor.store(w as u64, Relaxed);
+        Ok(h.copy_left.load(Relaxed) > 0)
+    }
+
+    /// Moves every block no durable checkpoint references any more into the free lists.
+    pub(crate) fn reclaim(&self) -> Result<()> {
+        while self.reclaim_one()? {}
+        Ok(())
+    }
+
+    /// A few of them: the bounded share of each commit.
+    pub(crate) fn reclaim_some(&self) -> Result<()> {
+        for _ in 0..RECLAIM_PER_COMMIT {
+            if !self.reclaim_one()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One of them; false when there is none.
+    pub(crate) fn reclaim_one(&self) -> Result<bool> {
+        let h = self.lock_file.state();
+        match h.take_reclaimable(self.held()) {
+            Some(s) => {
+                self.push(crate::alloc::BlockOffset::of_slot(s), slot_class(s))?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// Marks every page of an index of `slots` slots as changed in both dirty bitmaps (and no other
+/// bit): the next two checkpoints then copy each checkpoint copy whole.
+pub(crate) fn mark_whole_index(h: &crate::lock_file::LockState, slots: u64) {
+    let pages = index_len(slots).div_ceil(PAGE);
+    for (i, (w, p)) in h.dirty.iter().zip(&h.dirty_prev).enumerate() {
+        let valid = pages.saturating_sub(i as u64 * 64).min(64);
+        let v = if valid == 64 {
+            u64::MAX
+        } else {
+            (1 << valid) - 1
+        };
+        w.store(v, Relaxed);
+        p.store(v, Relaxed);
+    }
+}
+
+/// The checkpoint mutex, held: the right to flush a frozen checkpoint and write its superblock.
+pub(crate) struct CkptClaim<'a> {
+    inner: &'a Inner,
+    held: LockHeld,
+}
+
+impl Drop for CkptClaim<'_> {
+    fn drop(&mut self) {
+        let me = self.inner as *const Inner as usize;
+        CLAIMED.with(|c| c.borrow_mut().retain(|&x| x != me));
+        self.inner.lock_file.state().ckpt_mutex.unlock();
+    }
+}
+
+thread_local! {
+    /// Stores whose checkpoint mutex this thread holds: a write made from inside a flush (a
+    /// test's storage seam can do that) must be refused, not wait for the mutex it holds.
+    static CLAIMED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Inner {
+    /// Whether this thread holds this store's checkpoint mutex.
+    fn claimed_here(&self) -> bool {
+        let me = self as *const Inner as usize;
+        CLAIMED.with(|c| c.borrow().contains(&me))
+    }
+
+    /// Whether a checkpoint is frozen and not yet completed.
+    pub(crate) fn in_flight(&self) -> bool {
+        let h = self.lock_file.state();
+        h.journal_epoch.load(Acquire) != h.epoch.load(Relaxed)
+    }
+
+    /// Whether the frozen checkpoint's target copy still lacks pages.
+    pub(crate) fn copy_pending(&self) -> bool {
+        self.lock_file.state().copy_left.load(Acquire) > 0
+    }
+
+    /// Without the write lock: completes the frozen checkpoint's copy, a slice per hold of the
+    /// lock, then flushes it (unless someone else is; with `wait`, after them).
+    pub(crate) fn copy_and_flush(&self, wait: bool) -> Result<()> {
+        while self.flush_due() && self.copy_pending() {
+            let txn = self.lock()?;
+            if txn.in_flight() {
+                txn.copy_some(COPY_PER_SLICE)?;
+            }
+        }
+        if let Some(claim) = self.claim_checkpoint(wait)? {
+            self.flush_frozen(&claim)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a frozen checkpoint still waits for its flush.
+    pub(crate) fn flush_due(&self) -> bool {
+        let h = self.lock_file.state();
+        let target = h.journal_epoch.load(Acquire);
+        target == h.epoch.load(Relaxed) + 1 && h.flushed_epoch.load(Acquire) < target
+    }
+
+    /// Takes the checkpoint mutex; with `wait` false, None when someone else holds it. A holder
+    /// that died left nothing half done that matters: the flush is run again from the start.
+    pub(crate) fn claim_checkpoint(&self, wait: bool) -> Result<Option<CkptClaim<'_>>> {
+        if self.claimed_here() {
+            return Err(crate::Error::Reentrant);
+        }
+        let m = &self.lock_file.state().ckpt_mutex;
+        let got = if wait {
+            Some(m.lock(&self.path)?)
+        } else {
+            m.try_lock(&self.path)?
+        };
+        Ok(got.map(|state| {
+            if let Locked::OwnerDied = state {
+                m.consistent();
+            }
+            CLAIMED.with(|c| c.borrow_mut().push(self as *const Inner as usize));
+            CkptClaim {
+                inner: self,
+                held: LockHeld::for_checkpoint(),
+            }
+        }))
+    }
+
+    /// Step 2: makes the frozen checkpoint durable, if one waits for it. Writers keep
+    /// committing meanwhile: nothing they write is needed (they append to the other journal
+    /// half, change only the live index copy, and write only blocks no checkpoint references).
+    pub(crate) fn flush_frozen(&self, claim: &CkptClaim<'_>) -> Result<()> {
+        // Not before the target copy is complete (its last pages are copied under the lock).
+        if !self.flush_due() || self.copy_pending() {
+            return Ok(());
+        }
+        self.check_poison()?;
+        let h = self.lock_file.state();
+        let target = h.journal_epoch.load(Acquire);
+        // Fixed until this flush is done: `complete` waits for it, and whatever changes the
+        // index copies settles the checkpoint in flight first.
+        let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
+        let durable_copy = 1 - h.durable_copy.load(Relaxed);
+        let index = [h.index[0].load(Relaxed), h.index[1].load(Relaxed)];
+        let file_size = h.frozen_file_size.load(Relaxed);
+        if self.map.len() < file_size {
+            self.map.refresh_len()?;
+        }
+        // The heap but the live copy: it changes all the time and no checkpoint names it.
+        let live_end = live + index_block_len(slots);
+        self.flush(HEAP_START, live - HEAP_START)?;
+        self.flush(live_end, file_size.saturating_sub(live_end))?;
+        let index_crc = self.index_crc(index[durable_copy as usize], slots)?;
         let sb = Superblock {
-            epoch,
-            ckpt_lsn,
+            epoch: target,
+            ckpt_lsn: h.frozen_lsn.load(Relaxed),
             file_size,
-            // The live limit: a resize becomes durable here (SPEC.md §9).
-            max_size: h.max_size.load(Relaxed),
-            heap_end: h.heap_end(),
-            index: [h.index[0].load(Relaxed), h.index[1].load(Relaxed)],
-            index_slots: h.index_slots.load(Relaxed),
-            durable_copy: live_copy,
-            generation: h.generation.load(Relaxed),
+            // The live limit as frozen: a resize becomes durable in a checkpoint (SPEC.md §9).
+            max_size: h.frozen_max_size.load(Relaxed),
+            heap_end: h.frozen_heap_end.load(Relaxed),
+            index,
+            live,
+            index_slots: slots,
+            durable_copy,
+            generation: h.frozen_generation.load(Relaxed),
             journal_size: self.journal.size,
             created_ms: h.created_ms.load(Relaxed),
             index_crc,
@@ -56,44 +367,42 @@ impl WriteTxn<'_> {
         sb.check(file_size).map_err(|problem| {
             crate::Error::corrupt(
                 &self.map.path,
-                crate::CorruptKind::RefusedSuperblock { epoch, problem },
+                crate::CorruptKind::RefusedSuperblock {
+                    epoch: target,
+                    problem,
+                },
             )
         })?;
-        let at = SUPERBLOCK_OFFSETS[(epoch % 2) as usize];
-        self.map.write(self.held(), at, &sb.encode())?;
+        let at = SUPERBLOCK_OFFSETS[(target % 2) as usize];
+        self.map.write(&claim.held, at, &sb.encode())?;
         self.flush(at, SUPERBLOCK_LEN as u64)?;
-
-        // The checkpoint is durable: everything up to ckpt_lsn is safe without the journal.
-        h.epoch.store(epoch, Relaxed);
-        h.ckpt_lsn.store(ckpt_lsn, Relaxed);
-        h.durable_lsn.fetch_max(ckpt_lsn, AcqRel);
-        h.journal_pos.store(0, Relaxed);
-        h.durable_copy.store(live_copy, Relaxed);
-        h.checkpoints.fetch_add(1, Relaxed);
-
-        self.exclude_readers(|| self.swap_copies(live_copy).and_then(|()| self.reclaim()))
+        h.flushed_epoch.store(target, Release);
+        // The older superblock no longer describes a whole store once blocks freed in this
+        // cycle are reused; only media damage to the newer copy could make an open fall back to
+        // it, and then the open must report, not guess. Zeros, unflushed: the newer copy is
+        // durable already, so whether they reach the disk does not matter for a crash.
+        let older = SUPERBLOCK_OFFSETS[((target + 1) % 2) as usize];
+        self.map.write(&claim.held, older, &[0u8; SUPERBLOCK_LEN])?;
+        Ok(())
     }
 
-    /// Brings the copy that was durable until now up to date with the live one (only the pages
-    /// changed since the last checkpoint) and makes it the live copy.
-    fn swap_copies(&self, now_durable: u64) -> Result<()> {
-        let h = self.lock_file.state();
-        let from = h.index[now_durable as usize].load(Relaxed);
-        let to = h.index[1 - now_durable as usize].load(Relaxed);
-        let bytes = index_len(h.index_slots.load(Relaxed));
-        for page in 0..bytes.div_ceil(PAGE) {
-            let word = &h.dirty[(page / 64) as usize];
-            if word.load(Relaxed) & (1 << (page % 64)) != 0 {
-                let len = PAGE.min(bytes - page * PAGE);
-                self.map
-                    .copy(self.held(), from + page * PAGE, to + page * PAGE, len)?;
-            }
+    /// Outside the write lock, after a commit: wakes the background thread when a frozen
+    /// checkpoint waits for its flush.
+    pub(crate) fn maybe_flush(&self) {
+        if let (Some(t), true) = (self.checkpointer.get(), self.flush_due()) {
+            t.unpark();
         }
-        for w in &h.dirty {
-            w.store(0, Relaxed);
+    }
+
+    /// Before a write takes the write lock, on a handle without a background thread: flushes a
+    /// frozen checkpoint unless someone else is (or this thread is, from inside that flush). Here,
+    /// before anything is written, a failed flush is this write's error (and poisons the
+    /// handle); the write that froze the checkpoint had already committed.
+    pub(crate) fn flush_before_write(&self) -> Result<()> {
+        if self.checkpointer.get().is_some() || !self.flush_due() || self.claimed_here() {
+            return Ok(());
         }
-        h.live_index.store(to, Release);
-        Ok(())
+        self.copy_and_flush(false)
     }
 
     pub(crate) fn index_crc(&self, copy: u64, slots: u64) -> Result<u64> {
@@ -106,13 +415,11 @@ impl WriteTxn<'_> {
         }
         Ok(crc as u64)
     }
-}
 
-impl crate::store::Inner {
     /// msync that poisons the store on failure: after a failed flush the kernel may have marked
     /// the dirty pages clean without writing them, so a retry that succeeds proves nothing.
     pub(crate) fn flush(&self, off: u64, len: u64) -> Result<()> {
-        if self.ephemeral {
+        if self.ephemeral || len == 0 {
             return Ok(());
         }
         self.map.sync(off, len).inspect_err(|_| self.poison())
@@ -161,12 +468,14 @@ mod tests {
             .unwrap()
     }
 
-    /// One checkpoint after a write; returns what it did to the data file and the superblock it
-    /// wrote, and checks the order: whole-file flush, then the superblock, then its flush.
+    /// One checkpoint after a write; returns the superblock it wrote, and checks the order:
+    /// index pages copied into the target copy, the heap flushed around the live copy, then the
+    /// superblock and its flush.
     fn checkpoint_once(store: &Store, rec: &Recorder, path: &std::path::Path) -> Superblock {
         let h = store.inner().lock_file.state();
         let before = h.epoch.load(Relaxed);
         let live = h.live_index.load(Relaxed);
+        let target = h.index[1 - h.durable_copy.load(Relaxed) as usize].load(Relaxed);
         store.put(format!("k{before}").as_bytes(), b"v").unwrap();
         rec.0.lock().unwrap().clear();
         store.checkpoint().unwrap();
@@ -179,26 +488,44 @@ mod tests {
             .position(|e| *e == Event::Written(at, SUPERBLOCK_LEN as u64))
             .expect("the checkpoint writes the superblock copy its epoch selects");
         let file_len = std::fs::metadata(path).unwrap().len();
+        let slots = h.index_slots.load(Relaxed);
+        let live_end = live + index_block_len(slots);
+        let first_sync = events
+            .iter()
+            .position(|e| matches!(e, Event::Synced(..)))
+            .unwrap();
+        assert!(
+            events[..first_sync].iter().all(|e| matches!(e,
+                Event::Written(off, _) if *off >= target && *off < target + index_len(slots))),
+            "only copies into the target index copy come before the flush: {events:?}"
+        );
         assert_eq!(
-            events[..sb_write],
-            [Event::Synced(0, file_len)],
-            "only a flush of the whole data file comes before the superblock: {events:?}"
+            events[first_sync..sb_write],
+            [
+                Event::Synced(HEAP_START, live - HEAP_START),
+                Event::Synced(live_end, file_len - live_end)
+            ],
+            "the heap but the live copy is flushed before the superblock: {events:?}"
         );
         assert_eq!(
             events[sb_write + 1],
             Event::Synced(at, SUPERBLOCK_LEN as u64),
             "the superblock is flushed before anything else is written: {events:?}"
         );
+        let older = SUPERBLOCK_OFFSETS[((epoch + 1) % 2) as usize];
+        assert_eq!(
+            events[sb_write + 2],
+            Event::Written(older, SUPERBLOCK_LEN as u64),
+            "then the older superblock is blanked: {events:?}"
+        );
         let sb = superblock_in(path, (epoch % 2) as usize);
         assert_eq!(sb.epoch, epoch);
-        // It names as durable the copy that was live (and just flushed)...
-        assert_eq!(sb.index[sb.durable_copy as usize], live);
-        // ...and the other copy becomes the live one.
-        assert_eq!(
-            h.live_index.load(Relaxed),
-            sb.index[1 - sb.durable_copy as usize]
-        );
+        // It names the target copy as durable; the live copy did not move.
+        assert_eq!(sb.index[sb.durable_copy as usize], target);
+        assert_eq!(sb.live, live);
+        assert_eq!(h.live_index.load(Relaxed), live);
         assert_eq!(h.epoch.load(Relaxed), epoch);
+        assert_eq!(h.journal_epoch.load(Relaxed), epoch);
         assert_eq!(h.journal_pos.load(Relaxed), 0);
         sb
     }
@@ -214,12 +541,13 @@ mod tests {
         let third = checkpoint_once(&store, &rec, &path);
         assert_eq!(second.epoch, first.epoch + 1);
         assert_eq!(third.epoch, second.epoch + 1);
-        // Each checkpoint names the other index copy as durable, and leaves the superblock copy
-        // the previous one wrote intact.
+        // Each checkpoint names the other index copy as durable, and blanks the superblock copy
+        // the previous one wrote, once its own is durable.
         assert_ne!(first.durable_copy, second.durable_copy);
         assert_eq!(first.durable_copy, third.durable_copy);
-        let older = superblock_in(&path, (second.epoch % 2) as usize);
-        assert_eq!(older, second);
+        let at = SUPERBLOCK_OFFSETS[(second.epoch % 2) as usize] as usize;
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes[at..at + SUPERBLOCK_LEN].iter().all(|&b| b == 0));
         // The newest copy is the one recovery starts from.
         let bytes = std::fs::read(&path).unwrap();
         let read = |at: u64, b: &mut [u8]| {
@@ -236,100 +564,241 @@ mod tests {
         assert_eq!(store.get(last_key.as_bytes()).unwrap(), Some(b"v".to_vec()));
     }
 
-    /// Holds the second flush of the heap alone (the first is the early flush at half a journal,
-    /// the second the early checkpoint's) until the test lets it go.
+    /// Holds the flush of a superblock (the commit point of a checkpoint) until the test lets it
+    /// go, after telling the test it started.
     struct Gate {
-        heap_flushes: Mutex<u32>,
+        armed: std::sync::atomic::AtomicBool,
         started: Mutex<std::sync::mpsc::Sender<()>>,
         go: Mutex<std::sync::mpsc::Receiver<()>>,
     }
 
     impl StorageIo for Gate {
         fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
-            if kind == FileKind::Data && range.offset() == HEAP_START {
-                let n = {
-                    let mut n = self.heap_flushes.lock().unwrap();
-                    *n += 1;
-                    *n
-                };
-                if n == 2 {
-                    self.started.lock().unwrap().send(()).unwrap();
-                    let _ = self
-                        .go
-                        .lock()
-                        .unwrap()
-                        .recv_timeout(std::time::Duration::from_secs(30));
-                }
+            if kind == FileKind::Data
+                && range.offset() < HEAP_START
+                && range.len() == SUPERBLOCK_LEN as u64
+                && self.armed.swap(false, SeqCst)
+            {
+                self.started.lock().unwrap().send(()).unwrap();
+                let _ = self
+                    .go
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(std::time::Duration::from_secs(60));
             }
             RealIo.sync_map(kind, range)
         }
     }
 
-    /// The checkpoint's bulk flush runs without the write lock: while the writer that crossed
-    /// seven eighths of the journal is inside it, another writer commits; the checkpoint then
-    /// happens before any commit finds the journal full.
-    #[test]
-    fn writers_commit_while_the_early_checkpoint_flushes() {
-        use std::sync::mpsc::channel;
-        use std::time::Duration;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let (started_tx, started) = channel();
-        let (go, go_rx) = channel();
+    fn gated(
+        journal: u64,
+        path: &std::path::Path,
+    ) -> (
+        Arc<Store>,
+        Arc<Gate>,
+        std::sync::mpsc::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel();
         let gate = Arc::new(Gate {
-            heap_flushes: Mutex::new(0),
+            armed: false.into(),
             started: Mutex::new(started_tx),
             go: Mutex::new(go_rx),
         });
-        let opts = Options::default().journal_size(256 << 10).io(gate.clone());
-        let store = Arc::new(Store::open(&path, opts).unwrap());
+        let opts = Options::default()
+            .durability(crate::Durability::None)
+            .journal_size(journal)
+            .io(gate.clone());
+        (
+            Arc::new(Store::open(path, opts).unwrap()),
+            gate,
+            started,
+            go,
+        )
+    }
+
+    /// The flush of a checkpoint, up to its commit point, runs without the write lock: while the
+    /// writer that froze it is held inside the superblock's flush, other writers commit into the
+    /// journal's other half, until that half is full; only then does a writer wait, and it
+    /// goes on once the checkpoint is durable. Nothing is lost across a reopen.
+    #[test]
+    fn writers_commit_while_a_checkpoint_flushes_until_the_half_is_full() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (store, gate, started, go) = gated(256 << 10, &path);
         let h = store.inner().lock_file.state();
-        let (epoch, size) = (h.epoch.load(Relaxed), store.inner().journal.size);
-        let writer = {
+        let epoch = h.epoch.load(Relaxed);
+        gate.armed.store(true, SeqCst);
+        let freezer = {
             let store = store.clone();
             std::thread::spawn(move || {
-                let h = store.inner().lock_file.state();
                 let mut i = 0u64;
-                // The put that checkpoints leaves the journal empty: the highest position
-                // seen after a put is below 7/8 when the checkpoint came at 7/8, not when full.
-                let mut highest_pos = 0;
-                while h.epoch.load(Relaxed) == epoch {
+                // Until a put froze a checkpoint (and, after releasing the lock, flushed it).
+                while store.inner().lock_file.state().flushed_epoch.load(SeqCst) == epoch {
                     store
                         .put(format!("a{}", i % 100).as_bytes(), &[1; 100])
                         .unwrap();
-                    highest_pos = highest_pos.max(h.journal_pos.load(Relaxed));
                     i += 1;
                 }
-                highest_pos
             })
         };
         started
             .recv_timeout(Duration::from_secs(60))
-            .expect("the writer past 7/8 of the journal starts flushing the heap");
+            .expect("a writer flushes the frozen checkpoint");
+        assert_eq!(h.journal_epoch.load(SeqCst), epoch + 1);
         let other = {
             let store = store.clone();
-            std::thread::spawn(move || store.put(b"b", b"while flushing").unwrap())
+            std::thread::spawn(move || {
+                for i in 0..2000u64 {
+                    store.put(format!("b{i}").as_bytes(), &[2; 100]).unwrap();
+                }
+            })
         };
-        let mut committed = false;
-        for _ in 0..1000 {
-            if other.is_finished() {
-                committed = true;
+        // Commits go on meanwhile, in the new half, until it is full.
+        let half = journal_half(256 << 10);
+        let mut seen = 0;
+        for _ in 0..3000 {
+            seen = h.journal_pos.load(SeqCst);
+            if other.is_finished() || seen + 1000 > half {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        assert!(
+            seen * 2 > half,
+            "writers waited for the flush: {seen} of {half} bytes written meanwhile"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!other.is_finished(), "a writer went past the full half");
+        assert_eq!(h.epoch.load(SeqCst), epoch, "completed before its flush");
         go.send(()).unwrap();
         other.join().unwrap();
-        let highest_pos = writer.join().unwrap();
-        assert!(committed, "a commit waited for the checkpoint's bulk flush");
-        assert_eq!(h.epoch.load(Relaxed), epoch + 1);
-        assert!(
-            highest_pos > size / 2 && highest_pos * 8 < size * 7,
-            "checkpointed at {highest_pos} of {size} journal bytes"
-        );
-        assert_eq!(store.get(b"b").unwrap(), Some(b"while flushing".to_vec()));
+        freezer.join().unwrap();
+        assert!(h.epoch.load(SeqCst) > epoch);
         drop(store);
         let store = Store::open(&path, Options::default()).unwrap();
-        assert_eq!(store.get(b"b").unwrap(), Some(b"while flushing".to_vec()));
+        for i in 0..2000u64 {
+            assert_eq!(
+                store.get(format!("b{i}").as_bytes()).unwrap(),
+                Some(vec![2; 100])
+            );
+        }
+    }
+
+    /// A process killed at any step of a checkpoint (frozen, copying, flushing, its superblock
+    /// written but not adopted) leaves what a `kill -9` leaves: the files as they are in the page
+    /// cache. A copy of them taken at that moment opens with every acknowledged write and
+    /// verifies clean.
+    #[test]
+    fn a_crash_at_each_step_of_a_checkpoint_loses_nothing() {
+        use std::time::Duration;
+        for step in 0..4 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            let (store, gate, started, go) = gated(256 << 10, &path);
+            let h = store.inner().lock_file.state();
+            let epoch = h.epoch.load(Relaxed);
+            let mut acked = std::collections::BTreeMap::new();
+            let mut i = 0u64;
+            let mut put = |store: &Store, acked: &mut std::collections::BTreeMap<_, _>| {
+                let (k, v) = (format!("k{}", i % 700), i.to_le_bytes().repeat(12));
+                store.put(k.as_bytes(), &v).unwrap();
+                acked.insert(k, v);
+                i += 1;
+            };
+            // Steps 0 and 1: frozen, the target copy not complete (no flush yet): the writer
+            // that freezes flushes only after it releases the lock, so stop right at the freeze.
+            // Steps 2 and 3: in the flush (the superblock written, not flushed) and after it.
+            let mut flusher = None;
+            if step < 2 {
+                while h.journal_epoch.load(SeqCst) == epoch {
+                    let txn = store.inner().lock().unwrap();
+                    let (k, v) = (format!("k{}", i % 700), i.to_le_bytes().repeat(12));
+                    let op = crate::journal::Op::Put {
+                        key: k.as_bytes().into(),
+                        value: v.as_slice().into(),
+                        expires_ms: 0,
+                        modified_ms: 0,
+                    };
+                    txn.commit(&[op]).unwrap();
+                    acked.insert(k, v);
+                    i += 1;
+                }
+                assert!(store.inner().copy_pending() || step == 1);
+                if step == 1 {
+                    // Part of the copy done, and writes in the new half.
+                    let txn = store.inner().lock().unwrap();
+                    txn.copy_some(3).unwrap();
+                    drop(txn);
+                    for _ in 0..50 {
+                        let txn = store.inner().lock().unwrap();
+                        let (k, v) = (format!("k{}", i % 700), i.to_le_bytes().repeat(12));
+                        let op = crate::journal::Op::Put {
+                            key: k.as_bytes().into(),
+                            value: v.as_slice().into(),
+                            expires_ms: 0,
+                            modified_ms: 0,
+                        };
+                        txn.commit(&[op]).unwrap();
+                        acked.insert(k, v);
+                        i += 1;
+                    }
+                }
+            } else {
+                gate.armed.store(true, SeqCst);
+                let s2 = store.clone();
+                flusher = Some(std::thread::spawn(move || {
+                    let h = s2.inner().lock_file.state();
+                    let mut j = 0u64;
+                    while h.flushed_epoch.load(SeqCst) == epoch {
+                        s2.put(format!("f{j}").as_bytes(), b"x").unwrap();
+                        j += 1;
+                    }
+                    j
+                }));
+                started.recv_timeout(Duration::from_secs(60)).unwrap();
+                if step == 3 {
+                    go.send(()).unwrap();
+                    while h.flushed_epoch.load(SeqCst) == epoch {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                for _ in 0..50 {
+                    put(&store, &mut acked);
+                }
+            }
+            // The kill: what the page cache holds now.
+            let copy = dir.path().join("copy.db");
+            for (from, to) in [
+                (path.clone(), copy.clone()),
+                (
+                    crate::files::Paths::new(&path).journal,
+                    crate::files::Paths::new(&copy).journal,
+                ),
+            ] {
+                std::fs::copy(from, to).unwrap();
+            }
+            let _ = go.send(());
+            let flushed_keys = flusher.map(|t| t.join().unwrap()).unwrap_or(0);
+            drop(store);
+            let reopened = Store::open(&copy, Options::default()).unwrap();
+            for (k, v) in &acked {
+                assert_eq!(
+                    reopened.get(k.as_bytes()).unwrap().as_ref(),
+                    Some(v),
+                    "step {step}: {k}"
+                );
+            }
+            let _ = flushed_keys;
+            drop(reopened);
+            let report = crate::verify::check(&copy).unwrap();
+            assert!(
+                report.problems.is_empty(),
+                "step {step}: {:?}",
+                report.problems
+            );
+        }
     }
 }

@@ -89,13 +89,53 @@ impl WriteTxn<'_> {
                 r => return r,
             };
             round += 1;
-            let protect = protected(ops);
-            let mut cleared = self.evict_round(&protect, self.target(ops))?;
             let slots = h.index_slots.load(Relaxed);
-            let need = (h.entries.load(Relaxed) + puts) * 100 / crate::apply::MAX_LOAD_PERCENT + 1;
-            let want = (need + need / 8).next_power_of_two().max(MIN_INDEX_SLOTS);
-            // The two new copies come from contiguous space.
-            cleared += self.evict_region(&protect, 2 * index_block_len(want.max(slots)))?;
+            let need = |h: &crate::lock_file::LockState| {
+                let need =
+                    (h.entries.load(Relaxed) + puts) * 100 / crate::apply::MAX_LOAD_PERCENT + 1;
+                (need + need / 8).next_power_of_two().max(MIN_INDEX_SLOTS)
+            };
+            if round == 1 && need(h) < slots {
+                // An index mostly of tombstones: the smaller copies it needs (three of them,
+                // SPEC.md §2.2) may fit where copies of the current size do not. Tried before
+                // evicting anything.
+                self.checkpoint()?;
+                match self.rebuild_index(need(h)) {
+                    Err(e) if e.is_full() => {}
+                    r => {
+                        r?;
+                        continue;
+                    }
+                }
+            }
+            let protect = protected(ops);
+            let mut cleared = 0;
+            // The three new copies come from contiguous space. An index that need not grow
+            // (mostly tombstones) needs only that: a region chosen by the reference bits as
+            // readers left them, before a round clears them over most of the index.
+            if need(h) <= slots {
+                cleared = self.evict_region(&protect, 3 * index_block_len(slots))?;
+            }
+            if cleared == 0 {
+                // Fewer entries make the copies smaller; then the space for them. Copies of the
+                // current size or larger did not fit, so rounds go on until the entries fit an
+                // index of half the size, evicting at most half of them.
+                let (same_size, entries) = (need(h) <= slots, h.entries.load(Relaxed));
+                loop {
+                    let n = self.evict_round(&protect, self.target(ops))?;
+                    cleared += n;
+                    if n == 0
+                        || !same_size
+                        || need(h) < slots
+                        || h.entries.load(Relaxed) * 2 <= entries
+                    {
+                        break;
+                    }
+                }
+                // Room for the copies of the size rebuilt below (or by `ensure_index_room`).
+                cleared += self.evict_region(&protect, 3 * index_block_len(need(h)))?;
+            }
+            let want = need(h);
             if cleared == 0 {
                 return Err(e);
             }
@@ -210,8 +250,9 @@ impl WriteTxn<'_> {
         let (live, slots) = (h.live_index.load(Relaxed), h.index_slots.load(Relaxed));
         // (offset, bytes, slot or 0 for a block that must stay)
         let mut blocks: Vec<(u64, u64, u64)> = Vec::new();
-        for c in &h.index {
-            blocks.push((c.load(Relaxed), index_block_len(slots), 0));
+        // The three index copies (two checkpoint copies and the live one) stay.
+        for c in [h.index[0].load(Relaxed), h.index[1].load(Relaxed), live] {
+            blocks.push((c, index_block_len(slots), 0));
         }
         let mut pinned = Vec::new();
         for k in protect {

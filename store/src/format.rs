@@ -9,13 +9,13 @@
 //!   0      superblock copy 0 (SUPERBLOCK_LEN bytes, rest of the page zero)
 //!   4096   superblock copy 1
 //!   8192   heap (HEAP_START): blocks of BLOCK_ALIGN multiples, one size class each; holds the
-//!          two index copies and the entries
+//!          three index copies (two alternately durable, one live) and the entries
 //!
 //! Superblock (SUPERBLOCK_LEN = 128 bytes; the checksum covers bytes 16..128)
 //!   0 magic "APCDBdat"   8 version u32   12 crc32c u32
 //!   16 epoch         24 ckpt_lsn      32 file_size     40 max_size      48 heap_end
 //!   56 index copy 0  64 index copy 1  72 index_slots   80 durable_copy  88 generation
-//!   96 journal_size  104 created_ms   112 index_crc    120..128 zero
+//!   96 journal_size  104 created_ms   112 index_crc    120 live index copy
 //!
 //! Index slot (u64): 0 empty, 1 tombstone, otherwise
 //!   bits 0..36 block offset / 64 | bits 36..43 size class | bits 43..64 top 21 bits of the key hash
@@ -51,13 +51,14 @@ pub const BLOCK_ALIGN: u64 = 64;
 /// The first eight bytes of each superblock copy ("APCDBdat").
 pub const DATA_MAGIC: u64 = u64::from_le_bytes(*b"APCDBdat");
 /// The format this build writes. Version 2 added the closing snapshot of the allocator state
-/// (`StateSnapshot`) in the unused tail of the superblock pages; a version-1 file reads the same
-/// (its tails are zeros, so it simply has no snapshot) and becomes version 2 at its next
-/// checkpoint. Builds that read only version 1 refuse version 2, so they can never change a
-/// store behind a snapshot they do not know to invalidate.
-pub const FORMAT_VERSION: u32 = 2;
+/// (`StateSnapshot`) in the unused tail of the superblock pages. Version 3 splits the journal in
+/// two halves (a checkpoint's flush runs while writers append to the other half) and adds a third
+/// index copy, the live one, that never moves (SPEC.md §5): its offset is the superblock's last
+/// field. Versions 1 and 2 are refused with an error that says so (their journal cycle starts at
+/// offset 0 whatever the epoch, and they have no live copy to name).
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build still reads.
-pub const OLDEST_FORMAT_VERSION: u32 = 1;
+pub const OLDEST_FORMAT_VERSION: u32 = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Superblock.
@@ -98,7 +99,9 @@ pub mod superblock_at {
     pub const CREATED_MS: usize = 104;
     /// crc32c of the durable index copy.
     pub const INDEX_CRC: usize = 112;
-    const _: () = assert!(INDEX_CRC + 8 <= super::SUPERBLOCK_LEN);
+    /// The live index copy (offset of its block).
+    pub const LIVE: usize = 120;
+    const _: () = assert!(LIVE + 8 <= super::SUPERBLOCK_LEN);
 }
 
 /// A superblock that passed [`UncheckedSuperblock::validate`] (or that the engine built itself):
@@ -116,9 +119,12 @@ pub struct Superblock {
     pub max_size: u64,
     /// End of the allocated part of the heap (bump pointer).
     pub heap_end: u64,
-    /// The two index copies' block offsets; `durable_copy` (0 or 1) names the one that is
-    /// complete and unchanged since this checkpoint.
+    /// The two checkpoint index copies' block offsets; `durable_copy` (0 or 1) names the one
+    /// that is complete and unchanged since this checkpoint (the other is the next checkpoint's
+    /// target).
     pub index: [u64; 2],
+    /// The live index copy's block offset: what readers and writers use; never durable itself.
+    pub live: u64,
     /// Slots in each index copy (a power of two).
     pub index_slots: u64,
     /// Which of `index` is the durable copy.
@@ -208,6 +214,12 @@ impl fmt::Display for SuperblockError {
         match self {
             Short => write!(f, "short superblock"),
             BadMagic => write!(f, "bad magic"),
+            Version { found } if *found < OLDEST_FORMAT_VERSION => write!(
+                f,
+                "format version {found}, written by an older apcdb: this build reads only version \
+                 {FORMAT_VERSION} (a journal in two halves, three index copies); read the data \
+                 out with the build that wrote it"
+            ),
             Version { found } => write!(
                 f,
                 "format version {found}, this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
@@ -271,6 +283,7 @@ impl Superblock {
             (at::JOURNAL_SIZE, self.journal_size),
             (at::CREATED_MS, self.created_ms),
             (at::INDEX_CRC, self.index_crc),
+            (at::LIVE, self.live),
         ] {
             put_u64(&mut b, field, value);
         }
@@ -331,7 +344,7 @@ impl Superblock {
         // Each copy occupies a whole block of the class that holds it (that is how it was
         // allocated and how the free-space rebuild accounts for it).
         let copy_len = index_block_len(self.index_slots);
-        for &off in &self.index {
+        for &off in [self.index[0], self.index[1], self.live].iter() {
             if off < HEAP_START
                 || off % BLOCK_ALIGN != 0
                 || off.checked_add(copy_len).is_none_or(|e| e > self.heap_end)
@@ -339,8 +352,14 @@ impl Superblock {
                 return Err(E::IndexOutsideHeap(off));
             }
         }
-        if self.index[0].abs_diff(self.index[1]) < copy_len {
-            return Err(E::IndexOverlap(self.index[0], self.index[1]));
+        for (a, b) in [
+            (self.index[0], self.index[1]),
+            (self.index[0], self.live),
+            (self.index[1], self.live),
+        ] {
+            if a.abs_diff(b) < copy_len {
+                return Err(E::IndexOverlap(a, b));
+            }
         }
         Ok(())
     }
@@ -377,6 +396,7 @@ impl UncheckedSuperblock {
             journal_size: f(at::JOURNAL_SIZE),
             created_ms: f(at::CREATED_MS),
             index_crc: f(at::INDEX_CRC),
+            live: f(at::LIVE),
         }))
     }
 
@@ -1018,7 +1038,18 @@ pub(crate) fn decode_ops(mut p: &[u8]) -> Option<Vec<Op<'_>>> {
     Some(ops)
 }
 
-/// The valid prefix of a journal cycle.
+/// Bytes of one journal half. Records of epoch `e` go to half `e % 2` (SPEC.md §3), so a
+/// checkpoint's flush can run while writers append to the other half.
+pub const fn journal_half(journal_size: u64) -> u64 {
+    journal_size / 2
+}
+
+/// Where the half that holds epoch `epoch`'s records starts in the journal file.
+pub const fn journal_half_base(journal_size: u64, epoch: u64) -> u64 {
+    (epoch % 2) * journal_half(journal_size)
+}
+
+/// The valid prefix of a journal chain (one half, or a half and the next epoch's half).
 #[derive(Default)]
 pub(crate) struct Scan {
     /// The records in LSN order, with their LSNs: filled by `Journal::scan` and `scan_records`,
@@ -1026,8 +1057,11 @@ pub(crate) struct Scan {
     pub records: Vec<(u64, Vec<Op<'static>>)>,
     /// Each valid record's LSN and where its payload lies in the bytes scanned.
     pub spans: Vec<(u64, std::ops::Range<usize>)>,
-    /// Offset just past the last valid record: where the next record goes.
+    /// Offset just past the last valid record, inside the half of `epoch`: where the next record
+    /// goes.
     pub end: u64,
+    /// The epoch of the half the chain ends in.
+    pub epoch: u64,
     /// Why scanning stopped, if not at a clean end (for diagnostics).
     pub stopped: Option<RecordProblem>,
 }
@@ -1058,7 +1092,10 @@ impl fmt::Display for RecordProblem {
 /// (a leftover: the end of this one), or breaks the LSN sequence.
 #[cfg(test)]
 pub(crate) fn scan_records(journal: &[u8], epoch: u64, first_lsn: u64) -> Scan {
-    let mut scan = Scan::default();
+    let mut scan = Scan {
+        epoch,
+        ..Scan::default()
+    };
     continue_scan(journal, epoch, first_lsn, &mut scan);
     scan.decode_records(journal);
     scan
@@ -1247,13 +1284,14 @@ mod tests {
             journal_size: 65536,
             created_ms: 0x01_0203_0405,
             index_crc: 0xdead_beef,
+            live: 0x8000,
         };
         assert_eq!(
             hex(&sb.encode()),
-            "41504344426461740200000007057081030000000000000022110000000000000000100000000000\
+            "415043444264617403000000f30b1e74030000000000000022110000000000000000100000000000\
              000000400000000000900000000000000020000000000000005000000000000000040000000000\
              000100000000000000070000000000000000000100000000000504030201000000efbeadde0000\
-             00000000000000000000"
+             00000080000000000000"
         );
         assert_eq!(
             hex(&encode_entry(b"key", b"value!", 11, 22, 33)),
@@ -1328,9 +1366,13 @@ mod tests {
             Err(SuperblockError::Short)
         );
         let mut v = sane().encode();
-        v[superblock_at::VERSION] = 3;
+        v[superblock_at::VERSION] = 4;
         let e = UncheckedSuperblock::decode(&v).unwrap_err();
-        assert_eq!(e.to_string(), "format version 3, this build reads 1 to 2");
+        assert_eq!(e.to_string(), "format version 4, this build reads 3 to 3");
+        // An older file: refused, saying why.
+        v[superblock_at::VERSION] = 2;
+        let e = UncheckedSuperblock::decode(&v).unwrap_err();
+        assert!(e.to_string().contains("written by an older apcdb"), "{e}");
         v[superblock_at::VERSION] = 0;
         assert!(UncheckedSuperblock::decode(&v).is_err());
     }
@@ -1342,8 +1384,9 @@ mod tests {
             epoch: 1,
             file_size: 1 << 20,
             max_size: 1 << 30,
-            heap_end: HEAP_START + 2 * copy,
+            heap_end: HEAP_START + 3 * copy,
             index: [HEAP_START, HEAP_START + copy],
+            live: HEAP_START + 2 * copy,
             index_slots: 4096,
             journal_size: 16 << 20,
             ..Default::default()
@@ -1354,7 +1397,7 @@ mod tests {
     fn validation_refuses_every_out_of_range_field() {
         assert_eq!(sane().check(1 << 20), Ok(()));
         type Spoil = fn(&mut Superblock);
-        let bad: [(&str, Spoil); 15] = [
+        let bad: [(&str, Spoil); 16] = [
             ("index of", |s| s.index_slots = 1 << 29),
             ("index of", |s| s.index_slots = 4095),
             ("index of", |s| s.index_slots = 8),
@@ -1370,6 +1413,7 @@ mod tests {
             ("journal size", |s| s.journal_size = (16 << 20) + 1),
             ("outside the heap", |s| s.index[1] = s.heap_end - 64),
             ("overlap", |s| s.index[1] = s.index[0] + 64),
+            ("overlap", |s| s.live = s.index[1] + 64),
             ("epoch", |s| s.epoch = 0),
             ("checksum", |s| s.index_crc = 1 << 40),
         ];

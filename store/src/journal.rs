@@ -136,30 +136,64 @@ impl Journal {
         self.scan_spans(sb.epoch, sb.ckpt_lsn + 1)
     }
 
-    /// Reads the records of cycle `epoch`, starting with LSN `first_lsn`, up to the first record
-    /// that is torn, fails its checksum, belongs to another cycle, or breaks the LSN sequence.
-    ///
-    /// Reads only as far as the cycle goes (plus at most as much again): a prefix of the file,
-    /// doubled while the scan runs off its end (resuming where it stopped), never the whole
-    /// journal for a short cycle.
+    /// The valid records of the chain that starts with LSN `first_lsn` in the half of cycle
+    /// `epoch` (the durable superblock's): that half's records, then, while the LSNs go on, the
+    /// records of cycle `epoch + 1` in the other half (a checkpoint that froze at the end of the
+    /// first half and whose superblock was not yet durable). A record that is torn, fails its
+    /// checksum, belongs to another cycle or breaks the LSN sequence ends each half.
     pub fn scan(&self, epoch: u64, first_lsn: u64) -> Result<Scan> {
         let (bytes, mut scan) = self.scan_spans(epoch, first_lsn)?;
         scan.decode_records(&bytes);
         Ok(scan)
     }
 
-    /// `scan` without decoding: the bytes read and where each record's payload lies in them,
-    /// so recovery decodes each record once, borrowing its keys and values from these bytes.
+    /// `scan` without decoding: the bytes read (both halves' prefixes, one after the other) and
+    /// where each record's payload lies in them, so recovery decodes each record once,
+    /// borrowing its keys and values from these bytes. `end` and `epoch` are the last half's.
     pub fn scan_spans(&self, epoch: u64, first_lsn: u64) -> Result<(Vec<u8>, Scan)> {
+        let (mut bytes, mut first) = self.scan_half(epoch, first_lsn)?;
+        let next = first_lsn + first.spans.len() as u64;
+        let (more, second) = self.scan_half(epoch + 1, next)?;
+        if second.spans.is_empty() {
+            return Ok((bytes, first));
+        }
+        let shift = bytes.len();
+        bytes.extend_from_slice(&more);
+        first.spans.extend(
+            second
+                .spans
+                .into_iter()
+                .map(|(lsn, r)| (lsn, r.start + shift..r.end + shift)),
+        );
+        first.end = second.end;
+        first.epoch = second.epoch;
+        first.stopped = second.stopped;
+        Ok((bytes, first))
+    }
+
+    /// The records of cycle `epoch` in its half, from LSN `first_lsn` on (see `scan`), and the
+    /// bytes of the half they were found in.
+    ///
+    /// Reads only as far as the cycle goes (plus at most as much again): a prefix of the half,
+    /// doubled while the scan runs off its end (resuming where it stopped), never the whole
+    /// half for a short cycle.
+    fn scan_half(&self, epoch: u64, first_lsn: u64) -> Result<(Vec<u8>, Scan)> {
+        let (base, half) = (
+            crate::format::journal_half_base(self.size, epoch),
+            crate::format::journal_half(self.size) as usize,
+        );
         // The capacity is only address space until read into; it spares the copies of growing.
-        let mut buf = Vec::with_capacity(self.size as usize);
-        let mut len = SCAN_FIRST_READ.min(self.size as usize);
-        let mut scan = Scan::default();
+        let mut buf = Vec::with_capacity(half);
+        let mut len = SCAN_FIRST_READ.min(half);
+        let mut scan = Scan {
+            epoch,
+            ..Scan::default()
+        };
         loop {
             let have = buf.len();
             buf.resize(len, 0);
             self.file
-                .read_exact_at(&mut buf[have..], have as u64)
+                .read_exact_at(&mut buf[have..], base + have as u64)
                 .map_err(|e| self.io_err("read", e))?;
             crate::format::continue_scan(&buf, epoch, first_lsn, &mut scan);
             // The prefix ended the scan, not the records: read more and scan again.
@@ -168,10 +202,10 @@ impl Journal {
                 Some(crate::format::RecordProblem::RunsPastEnd { .. }) => true,
                 Some(_) => false,
             };
-            if !cut_short || len == self.size as usize {
+            if !cut_short || len == half {
                 return Ok((buf, scan));
             }
-            len = (len * 2).min(self.size as usize);
+            len = (len * 2).min(half);
         }
     }
 }
@@ -197,24 +231,24 @@ mod tests {
             Op::Clear,
             Op::Reset { generation: 9 },
         ];
-        let r1 = encode_record(3, 10, &ops);
-        let r2 = encode_record(3, 11, &ops[..1]);
+        let r1 = encode_record(2, 10, &ops);
+        let r2 = encode_record(2, 11, &ops[..1]);
         j.write_at(&LockHeld::for_tests(), 0, &r1).unwrap();
         j.write_at(&LockHeld::for_tests(), r1.len() as u64, &r2)
             .unwrap();
-        let s = j.scan(3, 10).unwrap();
+        let s = j.scan(2, 10).unwrap();
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.records[0].1, ops);
         assert_eq!(s.end, (r1.len() + r2.len()) as u64);
         // Another cycle's epoch or a gap in LSNs ends the scan.
         assert_eq!(j.scan(4, 10).unwrap().records.len(), 0);
-        assert_eq!(j.scan(3, 11).unwrap().records.len(), 0);
+        assert_eq!(j.scan(2, 11).unwrap().records.len(), 0);
         // A flipped byte in the second record keeps only the first.
         let mut bad = r2.clone();
         bad[30] ^= 0x40;
         j.write_at(&LockHeld::for_tests(), r1.len() as u64, &bad)
             .unwrap();
-        let s = j.scan(3, 10).unwrap();
+        let s = j.scan(2, 10).unwrap();
         assert_eq!(s.records.len(), 1);
         assert!(s.stopped.unwrap().to_string().contains("checksum"));
     }
@@ -294,19 +328,19 @@ mod tests {
     fn records_left_from_an_older_cycle_end_the_scan() {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(&dir);
-        // Cycle 3 wrote three records (LSNs 10-12); its checkpoint started cycle 4 at LSN 13,
-        // which overwrote only the first. The next one is intact, checksum and all, and follows
-        // in place, but it belongs to cycle 3: it must not be replayed.
+        // Cycle 2 wrote three records (LSNs 10-12) in the first half; cycle 4, two checkpoints
+        // later, started there again at LSN 13 and overwrote only the first. The next one is intact, checksum and all, and follows
+        // in place, but it belongs to cycle 2: it must not be replayed.
         write_all(
             &j,
             &[
-                encode_record(3, 10, &[put("a", "old")]),
-                encode_record(3, 11, &[put("b", "old")]),
-                encode_record(3, 12, &[put("c", "old")]),
+                encode_record(2, 10, &[put("a", "old")]),
+                encode_record(2, 11, &[put("b", "old")]),
+                encode_record(2, 12, &[put("c", "old")]),
             ],
         );
         let new = encode_record(4, 13, &[put("a", "new")]);
-        assert_eq!(new.len(), encode_record(3, 10, &[put("a", "old")]).len());
+        assert_eq!(new.len(), encode_record(2, 10, &[put("a", "old")]).len());
         j.write_at(&LockHeld::for_tests(), 0, &new).unwrap();
         let s = j.scan(4, 13).unwrap();
         assert_eq!(s.records, vec![(13, vec![put("a", "new")])]);
@@ -320,7 +354,7 @@ mod tests {
             &j2,
             &[
                 encode_record(4, 13, &[put("a", "new")]),
-                encode_record(3, 14, &[put("b", "old")]),
+                encode_record(2, 14, &[put("b", "old")]),
             ],
         );
         assert_eq!(j2.scan(4, 13).unwrap().records.len(), 1);
@@ -331,17 +365,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(&dir);
         let records: Vec<_> = (0..4u64)
-            .map(|i| encode_record(7, 1 + i, &[put(&format!("k{i}"), &"v".repeat(100))]))
+            .map(|i| encode_record(6, 1 + i, &[put(&format!("k{i}"), &"v".repeat(100))]))
             .collect();
         let at = write_all(&j, &records);
-        assert_eq!(j.scan(7, 1).unwrap().records.len(), 4);
+        assert_eq!(j.scan(6, 1).unwrap().records.len(), 4);
         // The third record reached the disk only in part (the rest is still zeros): the scan
         // keeps the two before it and stops there; the fourth, intact, is never reached.
         let torn = &records[2][..records[2].len() / 2];
         let zeros = vec![0u8; records[2].len()];
         j.write_at(&LockHeld::for_tests(), at[2], &zeros).unwrap();
         j.write_at(&LockHeld::for_tests(), at[2], torn).unwrap();
-        let s = j.scan(7, 1).unwrap();
+        let s = j.scan(6, 1).unwrap();
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.end, at[2]);
         assert!(s.stopped.unwrap().to_string().contains("checksum"));
@@ -349,8 +383,52 @@ mod tests {
         j.write_at(&LockHeld::for_tests(), at[2], &zeros).unwrap();
         j.write_at(&LockHeld::for_tests(), at[2], &records[2][..8])
             .unwrap();
-        let s = j.scan(7, 1).unwrap();
+        let s = j.scan(6, 1).unwrap();
         assert_eq!((s.records.len(), s.end), (2, at[2]));
         assert!(s.stopped.is_some());
+    }
+
+    /// A chain that goes on into the next epoch's half: the records of both halves, in LSN
+    /// order, each decoded from its own bytes (the second half's spans lie past the first
+    /// half's bytes in the buffer the scan returns), ending where the second half ends.
+    #[test]
+    fn a_chain_continues_into_the_next_epochs_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir);
+        let half = crate::format::journal_half(j.size);
+        let first: Vec<_> = (0..3u64)
+            .map(|i| {
+                encode_record(
+                    6,
+                    1 + i,
+                    &[put(&format!("a{i}"), &"x".repeat(50 + i as usize))],
+                )
+            })
+            .collect();
+        write_all(&j, &first);
+        let mut pos = crate::format::journal_half_base(j.size, 7);
+        assert_eq!(pos, half);
+        for i in 0..2u64 {
+            let r = encode_record(
+                7,
+                4 + i,
+                &[put(&format!("b{i}"), &"y".repeat(70 + i as usize))],
+            );
+            j.write_at(&LockHeld::for_tests(), pos, &r).unwrap();
+            pos += r.len() as u64;
+        }
+        let s = j.scan(6, 1).unwrap();
+        let lsns: Vec<u64> = s.records.iter().map(|r| r.0).collect();
+        assert_eq!(lsns, [1, 2, 3, 4, 5]);
+        assert_eq!(s.records[1].1, [put("a1", &"x".repeat(51))]);
+        assert_eq!(s.records[4].1, [put("b1", &"y".repeat(71))]);
+        assert_eq!((s.epoch, s.end), (7, pos - half));
+        // The next half's records continue the chain only while the LSNs go on.
+        let (_, gap) = j.scan_spans(6, 2).unwrap();
+        assert_eq!((gap.spans.len(), gap.epoch), (0, 6));
+        let r = encode_record(7, 9, &[put("c", "z")]);
+        j.write_at(&LockHeld::for_tests(), half, &r).unwrap();
+        let s = j.scan(6, 1).unwrap();
+        assert_eq!((s.records.len(), s.epoch), (3, 6));
     }
 }

@@ -20,11 +20,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// 2: the early checkpoint's claim, the live maximum size, the snapshot fields (`snapshot_armed`,
-/// `rebuilt_at_open`). 3: the access table, the eviction clock hand and `expunges`.
-pub const LOCK_FILE_VERSION: u64 = 3;
+/// `rebuilt_at_open`). 3: the access table, the eviction clock hand and `expunges`. 4: the
+/// checkpoint that flushes without the write lock (its mutex, the frozen state, the journal
+/// half's epoch, a second dirty bitmap, the pending ring).
+pub const LOCK_FILE_VERSION: u64 = 4;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
-/// Blocks freed since the last checkpoint, waiting until it is durable before reuse.
+/// Blocks freed and not yet reusable: a ring, oldest first, waiting until a checkpoint that no
+/// longer references them is durable.
 pub const PENDING_CAP: usize = 1 << 18;
 
 /// Buckets of the access table: a key's bucket is the low bits of its index slot's tag, so the
@@ -94,6 +97,23 @@ impl RobustMutex {
         unsafe { libc::pthread_mutex_consistent(self.0.get()) };
     }
 
+    /// Like `lock`, but None at once when another thread or process holds it.
+    pub fn try_lock(&self, path: &Path) -> Result<Option<Locked>> {
+        // SAFETY: as in `lock`.
+        let rc = unsafe { libc::pthread_mutex_trylock(self.0.get()) };
+        match rc {
+            0 => Ok(Some(Locked::Clean)),
+            libc::EBUSY => Ok(None),
+            libc::EOWNERDEAD => Ok(Some(Locked::OwnerDied)),
+            libc::ENOTRECOVERABLE => Err(Error::corrupt(path, CorruptKind::LockUnrecoverable)),
+            e => Err(Error::io(
+                path,
+                "pthread_mutex_trylock",
+                std::io::Error::from_raw_os_error(e),
+            )),
+        }
+    }
+
     pub fn unlock(&self) {
         // SAFETY: called only by the holder.
         unsafe { libc::pthread_mutex_unlock(self.0.get()) };
@@ -108,14 +128,20 @@ pub struct LockState {
     pub version: AtomicU64,
     pub write_mutex: RobustMutex,
     pub sync_mutex: RobustMutex,
+    /// Held by whoever flushes a frozen checkpoint (SPEC.md §5): one at a time, and a flusher
+    /// that dies leaves it to the next one. Taken after the write lock when both are needed,
+    /// never the other way round (the flusher does not take the write lock).
+    pub ckpt_mutex: RobustMutex,
     /// Readers' validation counter: odd while the live index may not be trusted (recovery,
     /// reuse of freed blocks, index rebuild). Readers retry when it changed under them.
     pub seq: AtomicU64,
-    /// Offset of the live index copy, and the copies' size in slots.
+    /// Offset of the live index copy (it never moves, except when the index is rebuilt), and
+    /// the copies' size in slots.
     pub live_index: AtomicU64,
     pub index_slots: AtomicU64,
+    /// The two checkpoint copies: the durable one and the next checkpoint's target.
     pub index: [AtomicU64; 2],
-    /// Which copy (0/1) the last durable checkpoint names; the live copy is the other one.
+    /// Which of `index` (0/1) the last durable checkpoint names.
     pub durable_copy: AtomicU64,
     heap_end: AtomicU64,
     /// The data file's length as last grown (processes refresh their own view when it is larger).
@@ -127,12 +153,20 @@ pub struct LockState {
     pub max_size: AtomicU64,
     /// Set while the live state must be rebuilt (a lock holder died; a recovery failed).
     pub needs_recovery: AtomicU64,
-    /// The journal cycle (epoch) for which a writer already started an early data flush.
-    pub preflush_epoch: AtomicU64,
-    /// One more than the journal cycle (epoch) for which a writer already claimed the early
-    /// checkpoint (0: none yet).
-    pub early_ckpt_claim: AtomicU64,
+    /// The epoch of the records being written, which picks their journal half: `epoch` when no
+    /// checkpoint is in flight, `epoch + 1` from a freeze until that checkpoint completes.
+    pub journal_epoch: AtomicU64,
+    /// What the frozen checkpoint describes (set by the freeze, before `journal_epoch`): its last
+    /// LSN, heap end, generation, maximum size and file length.
+    pub frozen_lsn: AtomicU64,
+    pub frozen_heap_end: AtomicU64,
+    pub frozen_generation: AtomicU64,
+    pub frozen_max_size: AtomicU64,
+    pub frozen_file_size: AtomicU64,
+    /// The highest epoch whose superblock a flusher made durable.
+    pub flushed_epoch: AtomicU64,
     pub next_lsn: AtomicU64,
+    /// Where the next record goes inside the half of `journal_epoch`.
     pub journal_pos: AtomicU64,
     /// Highest LSN whose journal record is completely written (page cache).
     pub written_lsn: AtomicU64,
@@ -160,12 +194,27 @@ pub struct LockState {
     pub snapshot_armed: AtomicU64,
     /// 1 when the first opener rebuilt the live state by walking the index (no usable snapshot).
     pub rebuilt_at_open: AtomicU64,
-    pending_count: AtomicU64,
+    /// The pending ring, as ever-growing counters (position `n` is `pending[n % PENDING_CAP]`):
+    /// `[head, free_to)` may join the free lists (a durable checkpoint no longer references
+    /// them), `[free_to, frozen)` wait for the checkpoint in flight, `[frozen, tail)` for the next.
+    pending_head: AtomicU64,
+    pending_free_to: AtomicU64,
+    pending_frozen: AtomicU64,
+    pending_tail: AtomicU64,
     /// Set when more blocks were freed than `pending` holds: the next checkpoint rebuilds the
     /// free lists from the index instead.
     pending_overflow: AtomicU64,
     free_heads: [AtomicU64; CLASSES],
+    /// Pages of the live index changed since the last freeze...
     pub dirty: [AtomicU64; DIRTY_WORDS],
+    /// ...and in the cycle before it: together, what the next target copy lacks.
+    pub dirty_prev: [AtomicU64; DIRTY_WORDS],
+    /// Pages the frozen checkpoint's target copy still lacks (set by the freeze, cleared as
+    /// writers copy them: before changing one, and a few more per commit), their number, and
+    /// the word where the next slice starts looking.
+    pub to_copy: [AtomicU64; DIRTY_WORDS],
+    pub copy_left: AtomicU64,
+    pub copy_cursor: AtomicU64,
     pending: [AtomicU64; PENDING_CAP],
     /// Entries removed to make room (`WhenFull::Evict`), since the shared state was built.
     pub expunges: AtomicU64,
@@ -236,14 +285,20 @@ impl LockState {
         self.free_heads[class as usize].store(off, Ordering::Relaxed);
     }
 
-    /// Blocks freed since the last checkpoint, waiting for the next one.
+    /// Blocks freed and not yet back in a free list.
     pub fn pending_count(&self) -> u64 {
-        self.pending_count.load(Ordering::Relaxed)
+        self.pending_tail.load(Ordering::Relaxed) - self.pending_head.load(Ordering::Relaxed)
     }
 
-    /// The `i`th of those (a slot value: offset and class).
+    /// The `i`-th block in the ring, oldest first (`i < pending_count()`).
     pub fn pending(&self, i: u64) -> u64 {
-        self.pending[i as usize].load(Ordering::Relaxed)
+        let head = self.pending_head.load(Ordering::Relaxed);
+        self.pending[((head + i) % PENDING_CAP as u64) as usize].load(Ordering::Relaxed)
+    }
+
+    /// Blocks freed since the last freeze (they wait for the checkpoint after the one in flight).
+    pub fn pending_since_freeze(&self) -> u64 {
+        self.pending_tail.load(Ordering::Relaxed) - self.pending_frozen.load(Ordering::Relaxed)
     }
 
     /// Whether more blocks were freed than the list holds (see `pending_overflow`).
@@ -251,20 +306,50 @@ impl LockState {
         self.pending_overflow.load(Ordering::Relaxed) != 0
     }
 
-    /// Adds a freed block to the list, or notes that it overflowed.
+    /// Adds a freed block to the ring, or notes that it overflowed.
     pub fn add_pending(&self, _: &LockHeld, slot: u64) {
-        let n = self.pending_count.load(Ordering::Relaxed) as usize;
-        if n < self.pending.len() {
-            self.pending[n].store(slot, Ordering::Relaxed);
-            self.pending_count.store(n as u64 + 1, Ordering::Relaxed);
+        let tail = self.pending_tail.load(Ordering::Relaxed);
+        if (tail - self.pending_head.load(Ordering::Relaxed)) < PENDING_CAP as u64 {
+            self.pending[tail as usize % PENDING_CAP].store(slot, Ordering::Relaxed);
+            self.pending_tail.store(tail + 1, Ordering::Relaxed);
         } else {
             self.pending_overflow.store(1, Ordering::Relaxed);
         }
     }
 
-    /// Empties the list; `overflowed` says whether blocks are waiting that it does not name.
+    /// The oldest block that may join a free list, taken out of the ring.
+    pub fn take_reclaimable(&self, _: &LockHeld) -> Option<u64> {
+        let head = self.pending_head.load(Ordering::Relaxed);
+        if head >= self.pending_free_to.load(Ordering::Relaxed) {
+            return None;
+        }
+        let slot = self.pending[head as usize % PENDING_CAP].load(Ordering::Relaxed);
+        self.pending_head.store(head + 1, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// At a freeze: the blocks freed so far wait for the checkpoint being frozen.
+    pub fn freeze_pending(&self, _: &LockHeld) {
+        let tail = self.pending_tail.load(Ordering::Relaxed);
+        self.pending_frozen.store(tail, Ordering::Relaxed);
+    }
+
+    /// When the frozen checkpoint is durable: the blocks it froze may be reused.
+    pub fn release_frozen_pending(&self, _: &LockHeld) {
+        let frozen = self.pending_frozen.load(Ordering::Relaxed);
+        self.pending_free_to.store(frozen, Ordering::Relaxed);
+    }
+
+    /// Empties the ring; `overflowed` says whether blocks are waiting that it does not name.
     pub fn reset_pending(&self, _: &LockHeld, overflowed: bool) {
-        self.pending_count.store(0, Ordering::Relaxed);
+        for c in [
+            &self.pending_head,
+            &self.pending_free_to,
+            &self.pending_frozen,
+            &self.pending_tail,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
         self.pending_overflow
             .store(overflowed as u64, Ordering::Relaxed);
     }
@@ -389,6 +474,9 @@ impl LockFile {
             .init()
             .map_err(|e| Error::io(&self.path, "pthread_mutex_init", e))?;
         h.sync_mutex
+            .init()
+            .map_err(|e| Error::io(&self.path, "pthread_mutex_init", e))?;
+        h.ckpt_mutex
             .init()
             .map_err(|e| Error::io(&self.path, "pthread_mutex_init", e))?;
         h.version.store(LOCK_FILE_VERSION, Ordering::Relaxed);

@@ -50,6 +50,7 @@ pub struct Options {
     /// `Options::read_only`: no file is created, locked or written (SPEC.md §6.8).
     pub(crate) read_only: bool,
     pub(crate) io: crate::io::SharedIo,
+    pub(crate) background_checkpoints: bool,
     pub(crate) when_full: WhenFull,
 }
 
@@ -64,6 +65,7 @@ impl std::fmt::Debug for Options {
             .field("reset_generation", &self.reset_generation)
             .field("create", &self.create)
             .field("index_slots", &self.index_slots)
+            .field("background_checkpoints", &self.background_checkpoints)
             .field("when_full", &self.when_full)
             .field("read_only", &self.read_only)
             .field("io_wants_mapped_writes", &self.io.wants_mapped_writes())
@@ -85,12 +87,23 @@ impl Default for Options {
             index_slots: 4096,
             read_only: false,
             io: std::sync::Arc::new(crate::io::RealIo),
+            background_checkpoints: false,
             when_full: WhenFull::Refuse,
         }
     }
 }
 
 impl Options {
+    /// Whether a thread of this handle flushes checkpoints (default false). A checkpoint's flush
+    /// (an `msync` of the data file, SPEC.md §5) never runs under the write lock; without this
+    /// thread the next write after a checkpoint was frozen runs it before taking the lock, so
+    /// that one write takes as long as the flush. With it, no write waits for a flush unless the
+    /// journal's half fills before the flush is done.
+    pub fn background_checkpoints(mut self, yes: bool) -> Self {
+        self.background_checkpoints = yes;
+        self
+    }
+
     /// When writes become durable (default [`Durability::Sync`]). Chosen per handle: processes
     /// sharing a store may use different modes.
     pub fn durability(mut self, d: Durability) -> Self {

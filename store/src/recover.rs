@@ -57,6 +57,16 @@ impl WriteTxn<'_> {
         h.generation.store(sb.generation, Relaxed);
         h.created_ms.store(sb.created_ms, Relaxed);
         h.max_size.store(sb.max_size.max(file_len), Release);
+        // No checkpoint in flight: nothing to copy, and records go to this epoch's half.
+        h.copy_left.store(0, Relaxed);
+        for w in &h.to_copy {
+            w.store(0, Relaxed);
+        }
+        h.journal_epoch.store(sb.epoch, Release);
+        h.flushed_epoch.store(sb.epoch, Release);
+        // Every index page counts as changed in both bitmaps: the next two checkpoints bring
+        // each checkpoint copy up to date whole (the target copy's state is not known).
+        crate::checkpoint::mark_whole_index(h, sb.index_slots);
     }
 
     /// Loads the shared state from the snapshot the last closer left, if it is there, intact, and
@@ -85,26 +95,11 @@ impl WriteTxn<'_> {
         // copy's checksum: readers use it from now on, and recovery would have rebuilt it from
         // the durable copy. One sequential pass (no per-slot work); a damaged copy means a
         // rebuild, which heals it.
-        let live = sb.index[1 - sb.durable_copy as usize];
+        let live = sb.live;
         if self.index_crc(live, sb.index_slots)? != sb.index_crc {
             return Ok(false);
         }
         h.file_size.store(file_len, Release);
-        // Every index page counts as changed, so the next checkpoint brings the whole other copy
-        // up to date from this verified one (nothing read it at this open).
-        let pages = index_len(sb.index_slots).div_ceil(PAGE);
-        for (i, w) in h.dirty.iter().enumerate() {
-            let first = i as u64 * 64;
-            let bits = pages.saturating_sub(first).min(64);
-            w.store(
-                if bits == 64 {
-                    u64::MAX
-                } else {
-                    (1 << bits) - 1
-                },
-                Relaxed,
-            );
-        }
         self.adopt_superblock(&sb, live, file_len);
         for (class, &head) in snap.free_heads.iter().enumerate() {
             h.set_free_head(self.held(), class as u8, head);
@@ -164,7 +159,7 @@ impl WriteTxn<'_> {
             || sb.heap_end != h.heap_end()
             || sb.index_slots != h.index_slots.load(Relaxed)
             || sb.index != [h.index[0].load(Relaxed), h.index[1].load(Relaxed)]
-            || live != sb.index[1 - sb.durable_copy as usize]
+            || live != sb.live
         {
             return Ok(());
         }
@@ -193,6 +188,10 @@ impl WriteTxn<'_> {
         let mut phases = Phases::new();
         let h = self.lock_file.state();
         let fast = fast_paths();
+        // No flusher may write a superblock while recovery picks one and rebuilds from it: wait
+        // for one that is running. The checkpoint it flushed (or not) is simply a checkpoint
+        // that reached the file (or did not), and recovery starts from the newest.
+        let claim = self.claim_checkpoint(true)?;
         if fast {
             self.hold_free_lists(false);
         }
@@ -209,6 +208,7 @@ impl WriteTxn<'_> {
             }
             r => r,
         });
+        drop(claim);
         let held = self.held_free.borrow_mut().take();
         let replayed = rebuilt?;
         // An overflowed pending list makes the checkpoint's reclaim rebuild the shared lists
@@ -253,7 +253,7 @@ impl WriteTxn<'_> {
         self.map.prefault(0, file_size);
         phases.done("prefault");
         let durable = sb.index[sb.durable_copy as usize];
-        let live = sb.index[1 - sb.durable_copy as usize];
+        let live = sb.live;
         let bytes = index_len(sb.index_slots);
         if self.index_crc(durable, sb.index_slots)? != sb.index_crc {
             return Err(Error::corrupt(
@@ -268,16 +268,24 @@ impl WriteTxn<'_> {
                 self.map.copy(self.held(), durable + off, live + off, len)?;
             }
         }
+        phases.done("index compare and copy");
+        self.adopt_superblock(&sb, live, file_size);
+        // The live copy is the durable one now: with no page marked changed, the free-list
+        // rebuild need not walk the durable copy as well. The marks `adopt_superblock` set for
+        // the next two checkpoints are put back after it.
         for w in &h.dirty {
             w.store(0, Relaxed);
         }
-        phases.done("index compare and copy");
-        self.adopt_superblock(&sb, live, file_size);
         self.rebuild_free_lists()?;
+        crate::checkpoint::mark_whole_index(h, sb.index_slots);
         phases.done("free-list rebuild");
 
         let (bytes, scan) = if self.journal_is_new.swap(false, Relaxed) {
-            Default::default()
+            let scan = crate::journal::Scan {
+                epoch: sb.epoch,
+                ..Default::default()
+            };
+            (Vec::new(), scan)
         } else {
             self.journal.chain_spans(&sb)?
         };
@@ -307,7 +315,16 @@ impl WriteTxn<'_> {
         h.next_lsn.store(last + 1, Relaxed);
         h.written_lsn.store(last, Relaxed);
         h.durable_lsn.store(sb.ckpt_lsn, Relaxed);
-        h.journal_pos.store(scan.end, Relaxed);
+        // A chain that went on into the next epoch's half (a checkpoint was frozen, its
+        // superblock never written) leaves this epoch's half full: nothing is written before the
+        // checkpoint `recover` runs next, which starts that half again at 0.
+        let half = journal_half(self.journal.size);
+        let pos = if scan.epoch == sb.epoch {
+            scan.end
+        } else {
+            half
+        };
+        h.journal_pos.store(pos, Relaxed);
         h.recoveries.fetch_add(1, Relaxed);
         h.recovered_records.store(replayed, Relaxed);
         Ok(replayed)
@@ -572,10 +589,10 @@ mod tests {
             }
         };
         let slots = h.index_slots.load(Relaxed);
-        for c in &h.index {
-            claim(c.load(Relaxed), index_block_len(slots), 1);
-        }
         let live = h.live_index.load(Relaxed);
+        for c in [h.index[0].load(Relaxed), h.index[1].load(Relaxed), live] {
+            claim(c, index_block_len(slots), 1);
+        }
         for i in 0..slots {
             let s = inner.map.load_u64(slot_at(live, i)).unwrap();
             if slot_is_entry(s) {
@@ -1082,8 +1099,7 @@ mod tests {
         // A damaged live index copy (the one readers would use): its checksum no longer matches,
         // and the rebuild copies the durable one over it.
         let sb = newest_superblock(&path);
-        let live = sb.index[1 - sb.durable_copy as usize];
-        let slot = live + 8 * 13;
+        let slot = sb.live + 8 * 13;
         let mut b = std::fs::read(&path).unwrap()[slot as usize..slot as usize + 8].to_vec();
         b[4] ^= 0x21;
         patch(&path, slot, &b);
@@ -1099,7 +1115,8 @@ mod tests {
         patch(&path, at, &b);
         assert!(!crate::verify::check(&path).unwrap().problems.is_empty());
         reopen(false);
-        // That copy is the live one now, and whole again: the next open uses the snapshot too.
+        // The close's checkpoint named the other copy durable: the next open uses the snapshot
+        // too.
         reopen(false);
 
         // The file grew after the snapshot was taken.
@@ -1114,34 +1131,44 @@ mod tests {
         reopen(false);
     }
 
-    /// Files of format version 1 (no snapshot) still open, and become version 2.
+    /// Files of format versions 1 and 2 (one journal cycle from offset 0, two index copies) are
+    /// refused at open with an error that says why, and left as they were.
     #[test]
-    fn a_version_1_file_opens_and_is_upgraded() {
+    fn a_version_2_file_is_refused_and_left_intact() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         closed_store(&path);
-        let sb = newest_superblock(&path);
-        let at = SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize];
-        let mut b = sb.encode();
-        b[superblock_at::VERSION..superblock_at::VERSION + 4].copy_from_slice(&1u32.to_le_bytes());
-        let crc = crc32c::crc32c(&b[superblock_at::CHECKSUMMED..]);
-        b[superblock_at::CRC..superblock_at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
-        patch(&path, at, &b);
-        // Version 1 had no snapshot: zeros where it lives now.
-        patch(&path, snapshot_offset(sb.epoch), &[0u8; SNAPSHOT_LEN]);
+        let original = std::fs::read(&path).unwrap();
+        for version in [1u32, 2] {
+            // Both copies, as an older build leaves them.
+            for at in SUPERBLOCK_OFFSETS {
+                let at = at as usize;
+                let mut b = original[at..at + SUPERBLOCK_LEN].to_vec();
+                b[superblock_at::VERSION..superblock_at::VERSION + 4]
+                    .copy_from_slice(&version.to_le_bytes());
+                let crc = crc32c::crc32c(&b[superblock_at::CHECKSUMMED..]);
+                b[superblock_at::CRC..superblock_at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+                patch(&path, at as u64, &b);
+            }
+            let before = std::fs::read(&path).unwrap();
+            let e = Store::open(&path, Options::default())
+                .expect_err("an older format must be refused");
+            assert!(
+                e.to_string().contains(&format!(
+                    "format version {version}, written by an older apcdb"
+                )),
+                "{e}"
+            );
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                before,
+                "the file was changed"
+            );
+        }
+        // Back to version 3: it opens with everything in it.
+        patch(&path, 0, &original[..HEAP_START as usize]);
         let store = Store::open(&path, Options::default()).unwrap();
-        assert!(store.stats().unwrap().rebuilt_at_open);
         check_contents(&store);
-        drop(store);
-        let sb = newest_superblock(&path);
-        let bytes = std::fs::read(&path).unwrap();
-        let at = SUPERBLOCK_OFFSETS[(sb.epoch % 2) as usize] as usize + superblock_at::VERSION;
-        assert_eq!(u32_at(&bytes, at), FORMAT_VERSION);
-        b[superblock_at::VERSION..superblock_at::VERSION + 4].copy_from_slice(&3u32.to_le_bytes());
-        assert!(matches!(
-            UncheckedSuperblock::decode(&b),
-            Err(SuperblockError::Version { found: 3 })
-        ));
     }
 
     /// Rewrites the newest superblock copy of a closed store, with a valid checksum.

@@ -170,8 +170,7 @@ pub fn check(path: &Path) -> Result<Report> {
         .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
         .collect();
     let index_block = index_block_len(sb.index_slots);
-    let mut blocks: Vec<(u64, u64, String)> = sb
-        .index
+    let mut blocks: Vec<(u64, u64, String)> = [sb.index[0], sb.index[1], sb.live]
         .iter()
         .map(|&o| (o, index_block, format!("index copy at {o}")))
         .collect();

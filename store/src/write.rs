@@ -8,8 +8,8 @@
 //!    [`WriteTxn`], the only thing that can change the store. A holder that died is repaired
 //!    first ([`WriteTxn::recover`], `recover.rs`).
 //! 3. **Commit** ([`WriteTxn::commit`], here):
-//!    1. room: a checkpoint first when the journal or the pending list is full
-//!       (`checkpoint.rs`), the index grown when the keys would not fit (`ensure_index_room`,
+//!    1. room: when the journal half is full, wait for the checkpoint in flight and freeze the
+//!       next (`checkpoint.rs`), the index grown when the keys would not fit (`ensure_index_room`,
 //!       `apply.rs`);
 //!    2. plan blocks: one block per Put, before anything is journaled, so a store without room
 //!       refuses the write with nothing changed (`plan_with_room` here, `plan_blocks` in
@@ -18,10 +18,13 @@
 //!       `journal.rs`);
 //!    4. apply: each entry written into its planned block, then published in the live index by
 //!       one aligned 8-byte store (`apply` → `apply_put` → `publish`, `apply.rs`);
-//!    5. publish the record as written (`written_lsn`), which group commit flushes up to.
+//!    5. publish the record as written (`written_lsn`), which group commit flushes up to;
+//!    6. a few freed blocks join the free lists, and a checkpoint is frozen when due.
 //! 4. **Release** (`Drop for WriteTxn`, here): unlocks.
 //! 5. **Durability wait** ([`Inner::after_commit`], here): as the handle's `Durability` asks,
-//!    one `fdatasync` of the journal shared by every writer waiting (group commit).
+//!    one `fdatasync` of the journal shared by every writer waiting (group commit); then the
+//!    background thread is woken if a checkpoint was frozen. (Without that thread, the next
+//!    write flushes it before step 2: `Inner::flush_before_write`, `checkpoint.rs`.)
 //!
 //! The types: [`Inner`] is the handle's read view. It looks entries up and scans under the
 //! readers' sequence number and has no way to change the data file or the lock file's allocator.
@@ -44,6 +47,15 @@ use std::sync::atomic::Ordering::*;
 /// data file, the journal or the allocator's shared state takes. Zero-sized; only a
 /// [`WriteTxn`] makes one, and lends it out no longer than it lives.
 pub(crate) struct LockHeld(());
+
+impl LockHeld {
+    /// For the holder of the checkpoint mutex, which writes one thing without the write lock:
+    /// the superblock copy of the checkpoint it flushes (`checkpoint.rs`), which no writer
+    /// touches.
+    pub(crate) fn for_checkpoint() -> LockHeld {
+        LockHeld(())
+    }
+}
 
 #[cfg(test)]
 impl LockHeld {
@@ -177,11 +189,16 @@ impl WriteTxn<'_> {
                 max: self.record_limit(),
             });
         }
+        self.complete()?;
+        let half = journal_half(self.journal.size);
         // Full in bytes, or in records (each counts for at least `REPLAY_COST_BYTES`).
-        if h.journal_pos.load(Relaxed) + len as u64 > self.journal.size
-            || (self.cycle_records() + 1) * REPLAY_COST_BYTES > self.journal.size
+        if h.journal_pos.load(Relaxed) + len as u64 > half
+            || (self.half_records() + 1) * REPLAY_COST_BYTES > half
         {
-            self.checkpoint()?;
+            // The half is full: only now does a writer wait for the checkpoint in flight
+            // (back-pressure), before the next one frees the other half.
+            self.settle()?;
+            self.freeze()?;
         }
         let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count() as u64;
         if h.pending_count() as usize + ops.len() > lock_file::PENDING_CAP {
@@ -192,9 +209,11 @@ impl WriteTxn<'_> {
         let blocks = self.plan_with_room(ops)?;
         // 3.3 Journal append; if it fails, the blocks go back and nothing was applied.
         let lsn = h.next_lsn.load(Relaxed);
-        let record = journal::encode_record(h.epoch.load(Relaxed), lsn, ops);
+        let epoch = h.journal_epoch.load(Relaxed);
+        let record = journal::encode_record(epoch, lsn, ops);
         let pos = h.journal_pos.load(Relaxed);
-        if let Err(e) = self.journal.write_at(self.held(), pos, &record) {
+        let at = journal_half_base(self.journal.size, epoch) + pos;
+        if let Err(e) = self.journal.write_at(self.held(), at, &record) {
             for b in blocks {
                 self.push(b.at, b.class)?;
             }
@@ -207,6 +226,22 @@ impl WriteTxn<'_> {
         self.note_written(ops);
         // 3.5 Publish as written: the next group commit flushes up to here.
         h.written_lsn.store(lsn, Release);
+        // 3.6 Bounded housekeeping: a few reclaimed blocks, and a freeze when the half is three
+        // quarters full (or many blocks wait) and no checkpoint is in flight. The flush runs
+        // after the lock is released (`after_commit`).
+        // Neither can undo the commit, so their errors are not its: a block that failed to
+        // join a free list is only lost space, and a freeze that failed is retried by the commit
+        // that finds the half full, under the same lock and before it changes anything.
+        let _ = self.reclaim_some();
+        if self.copy_pending() {
+            let _ = self.copy_some(crate::checkpoint::COPY_PER_COMMIT);
+        }
+        if !self.in_flight()
+            && (self.half_fill() * 4 >= half * 3
+                || h.pending_since_freeze() as usize * 4 >= lock_file::PENDING_CAP)
+        {
+            let _ = self.freeze();
+        }
         Ok(lsn)
     }
 
@@ -298,24 +333,38 @@ impl Drop for WriteTxn<'_> {
 pub(crate) const REPLAY_COST_BYTES: u64 = 256;
 
 impl Inner {
-    /// Records in the current journal cycle (written since the last checkpoint).
+    /// Records a recovery would replay now: those since the durable checkpoint (both halves'
+    /// while a checkpoint is in flight).
     pub(crate) fn cycle_records(&self) -> u64 {
         let h = self.lock_file.state();
         (h.next_lsn.load(Relaxed) - 1).saturating_sub(h.ckpt_lsn.load(Relaxed))
     }
 
-    /// How full the journal cycle is, in bytes, each record counting for at least
-    /// `REPLAY_COST_BYTES`: what the early flush and checkpoint go by.
-    fn journal_fill(&self) -> u64 {
-        let pos = self.lock_file.state().journal_pos.load(Relaxed);
-        pos.max(self.cycle_records() * REPLAY_COST_BYTES)
+    /// Records in the journal half being written: since the frozen LSN while a checkpoint is in
+    /// flight, since the durable one otherwise. Bounding each half by its record budget bounds
+    /// the chain a recovery replays (at most both halves) by the journal's size.
+    pub(crate) fn half_records(&self) -> u64 {
+        let h = self.lock_file.state();
+        let start = if self.in_flight() {
+            h.frozen_lsn.load(Relaxed)
+        } else {
+            h.ckpt_lsn.load(Relaxed)
+        };
+        (h.next_lsn.load(Relaxed) - 1).saturating_sub(start)
     }
 
-    /// After the lock is released: wait until the write is as durable as the mode promises.
+    /// How full the current half is, in bytes, each record counting for at least
+    /// `REPLAY_COST_BYTES`: what the freeze goes by.
+    fn half_fill(&self) -> u64 {
+        let pos = self.lock_file.state().journal_pos.load(Relaxed);
+        pos.max(self.half_records() * REPLAY_COST_BYTES)
+    }
+
+    /// After the lock is released: wait until the write is as durable as the mode promises,
+    /// then wake the background checkpoint thread if a checkpoint waits for its flush.
     pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
-        self.maybe_preflush()?;
         self.wait_as_asked(lsn)?;
-        self.maybe_checkpoint_early();
+        self.maybe_flush();
         Ok(())
     }
 
@@ -331,58 +380,6 @@ impl Inner {
             }
             Durability::None => Ok(()),
         }
-    }
-
-    /// Once per journal cycle, when the journal is half full, one writer flushes the data file's
-    /// dirty pages without holding the lock, so the checkpoint that follows (under the lock) has
-    /// little left to write. It changes no durability decision: pages are only written early.
-    fn maybe_preflush(&self) -> Result<()> {
-        let h = self.lock_file.state();
-        let epoch = h.epoch.load(Relaxed);
-        if self.journal_fill() * 2 < self.journal.size
-            || h.preflush_epoch.load(Relaxed) == epoch
-            || h.preflush_epoch.swap(epoch, AcqRel) == epoch
-        {
-            return Ok(());
-        }
-        let len = self.map.refresh_len()?;
-        self.flush(HEAP_START, len - HEAP_START)
-    }
-
-    /// Once per journal cycle, when the journal (or the pending list) is seven eighths full, one
-    /// writer checkpoints before a commit finds it full: it first flushes the data file without
-    /// the lock, while other writers keep committing, then takes the lock for a checkpoint whose
-    /// own flush only finds what was written during the first one. Nothing here is a commit
-    /// point (the checkpoint under the lock is unchanged), so a writer that dies anywhere in it
-    /// leaves only a claim for this cycle behind, and the commit that finds the journal full
-    /// checkpoints as before.
-    ///
-    /// Errors are not returned: this write is already committed (and as durable as asked), and
-    /// a failure here is reported by the next write, which finds the handle poisoned (a failed
-    /// flush) or runs the same checkpoint under the lock before changing anything.
-    fn maybe_checkpoint_early(&self) {
-        let h = self.lock_file.state();
-        let epoch = h.epoch.load(Relaxed);
-        let due = self.journal_fill() * 8 >= self.journal.size * 7
-            || h.pending_count() as usize * 8 >= lock_file::PENDING_CAP * 7;
-        if !due
-            || h.early_ckpt_claim.load(Relaxed) == epoch + 1
-            || h.early_ckpt_claim.swap(epoch + 1, AcqRel) == epoch + 1
-        {
-            return;
-        }
-        let _ = self.checkpoint_early(epoch);
-    }
-
-    fn checkpoint_early(&self, epoch: u64) -> Result<()> {
-        let len = self.map.refresh_len()?;
-        self.flush(HEAP_START, len - HEAP_START)?;
-        let txn = self.lock()?;
-        // A commit that found the journal full, or a close, may have checkpointed meanwhile.
-        if self.lock_file.state().epoch.load(Relaxed) == epoch {
-            txn.checkpoint()?;
-        }
-        Ok(())
     }
 
     /// Group commit: one `fdatasync` of the journal covers every record written before it

@@ -12,7 +12,7 @@ use apcdb::{Options, Store, Update};
 use common::{expect_line, helper_command, helper_role, say};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Starts the helper in `role` and returns once it printed `ready` (the test harness prints its
@@ -108,46 +108,29 @@ fn churn(path: &Path) {
     }
 }
 
-/// Aborts (no cleanup) inside a checkpoint, after the new superblock is on disk, at its next write
-/// to the data file: while it rewrites the other index copy with lock-free readers held out.
-struct DieAfterSuperblock {
-    superblock_flushed: AtomicBool,
-}
+/// Aborts (no cleanup) while lock-free readers are held out: at the first large write to the data
+/// file, the zero fill of a new, bigger index, which the rebuild makes with readers out. (It used
+/// to die in a checkpoint's copy between index copies; checkpoints no longer hold readers out.)
+struct DieInIndexRebuild;
 
-impl apcdb::StorageIo for DieAfterSuperblock {
-    fn sync_map(
-        &self,
-        kind: apcdb::FileKind,
-        range: &apcdb::MappedRange<'_>,
-    ) -> std::io::Result<()> {
-        apcdb::RealIo.sync_map(kind, range)?;
-        // The checkpoint flushes the whole file, then just the 128-byte superblock.
-        if kind == apcdb::FileKind::Data && range.len() == 128 {
-            self.superblock_flushed.store(true, Ordering::SeqCst);
-        }
-        Ok(())
-    }
+impl apcdb::StorageIo for DieInIndexRebuild {
     fn wants_mapped_writes(&self) -> bool {
         true
     }
-    fn data_written(&self, _off: u64, _len: u64) {
-        if self.superblock_flushed.load(Ordering::SeqCst) {
+    fn data_written(&self, _off: u64, len: u64) {
+        if len >= 32 << 10 {
             std::process::abort();
         }
     }
 }
 
 fn die_in_checkpoint(path: &Path) {
-    let io = Arc::new(DieAfterSuperblock {
-        superblock_flushed: AtomicBool::new(false),
-    });
-    let store = Store::open(path, helper_options().io(io)).unwrap();
-    // Dirty some index pages so the checkpoint has copying to do.
-    for i in 0..200u32 {
+    let store = Store::open(path, helper_options().io(Arc::new(DieInIndexRebuild))).unwrap();
+    // Enough keys for the default index of 4096 slots to grow.
+    for i in 0..5000u32 {
         store.put(format!("dier/{i}").as_bytes(), b"x").unwrap();
     }
-    store.checkpoint().unwrap();
-    panic!("the checkpoint finished without the expected write: nothing to die in");
+    panic!("the index did not grow: nothing to die in");
 }
 
 /// Counts the data file's writes and flushes (each an event), and aborts the process (no
@@ -416,7 +399,7 @@ fn reads_go_on_after_a_process_died_holding_readers_out() {
     assert_eq!(
         out.signal(),
         Some(libc::SIGABRT),
-        "the helper must die inside the checkpoint, not finish: {out}"
+        "the helper must die inside the index rebuild, not finish: {out}"
     );
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

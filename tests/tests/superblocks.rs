@@ -24,6 +24,9 @@ fn corrupt_superblocks_are_reported_not_wiped() {
     );
 }
 
+/// A damaged newest superblock (media damage: a crash cannot do this) after a clean close: the
+/// older copy cannot stand in (blocks freed since it are reused), so a checkpoint blanks it once
+/// the newer one is durable; open must report the damage instead of serving a mix of states.
 #[test]
 fn damaged_newest_superblock_is_reported_not_guessed() {
     use std::os::unix::fs::FileExt;
@@ -33,11 +36,9 @@ fn damaged_newest_superblock_is_reported_not_guessed() {
     s.put(b"k", b"v").unwrap();
     s.checkpoint().unwrap();
     s.put(b"k2", b"v2").unwrap();
+    s.put(b"k", b"v3").unwrap();
     let epoch = s.stats().unwrap().checkpoint_epoch;
-    drop(s); // the closing checkpoint writes superblock epoch+1, then reuses the older index copy
-             // Damage the newest copy after the fact (media damage; a crash cannot do this, as the older
-             // copy is only reused once the newer one is durable): the older superblock's index no longer
-             // matches its checksum, and open must say so instead of serving a mix of states.
+    drop(s); // the closing checkpoint writes superblock epoch+1
     let after = apcdb::verify::check(&path)
         .unwrap()
         .superblock
@@ -48,5 +49,5 @@ fn damaged_newest_superblock_is_reported_not_guessed() {
     f.write_all_at(&[0xaa; 16], 4096 * ((epoch + 1) % 2) + 40)
         .unwrap();
     let e = Store::open(&path, apcdb_tests::options()).expect_err("must not open a mixed state");
-    assert!(e.to_string().contains("fails its checksum"), "{e}");
+    assert!(e.to_string().contains("no valid superblock"), "{e}");
 }
