@@ -38,7 +38,9 @@ lint: setup
 	cargo clippy --workspace --all-targets --release -- -D warnings
 	cargo metadata --format-version 1 --no-deps | php packaging/check-metadata.php
 
-test-rust: setup
+# The extension first: the PHP crash-test among the Rust tests runs it (and skips when it is
+# missing), so it must be this tree's build, never a stale one.
+test-rust: setup php-ext
 	cargo test --workspace --release
 
 php-ext: setup
