@@ -38,19 +38,22 @@ compile_error!(
 // - Opening: `store` (the handle: `Store::open`, election, then recovery), `files` (safe file
 //   opening), `lock_file` (the lock file: shared state, robust mutexes, the election bytes),
 //   `map` (the data file's mapping), `sigbus` (a file shrunk under a mapping becomes an error).
-// - Reading: `store` (lookups and scans under the readers' sequence number), `index` (probing
-//   the hash index, reading entries).
+// - Reading: `store` (lookups under the readers' sequence number), `scan` (streaming scans, one
+//   validated chunk at a time), `index` (probing the hash index, reading entries).
 // - Writing: `write` (the put path top to bottom: lock, the write transaction, commit, release,
 //   durability wait; its module doc names the file of each step), then the stages it calls in
 //   that order: `journal` (the redo journal), `alloc` (blocks and free lists), `apply` (a
-//   journaled transaction into the live index; index rebuild).
+//   journaled transaction into the live index; index rebuild), and `evict` (room made in a full
+//   store by journaled deletes in CLOCK order, when `WhenFull::Evict`).
 // - After: `checkpoint` (the map made durable, the journal reusable), `recover` (the live state
 //   rebuilt from the newest superblock and the journal, at first open or after a dead holder),
 //   `resize` (the maximum size changed while open: live in the lock file, durable by checkpoint).
 // - Around: `format` (byte layouts), `io` (the one seam every byte and flush to disk passes
 //   through), `error`, `options`, `exclusive` (keeping every other process out while files are
 //   replaced), `verify` (offline check and salvage, for tools), `readonly` (a handle that only
-//   reads: the checkpoint plus the journal replayed in memory).
+//   reads: the checkpoint plus the journal replayed in memory), `backup` (a consistent copy of a
+//   live store, and compaction built on it), `entry_lock` (per-key generator locks for
+//   `apc_entry`), `pid` (the process id, cached across calls, reset in a forked child).
 mod alloc;
 mod apply;
 mod backup;
