@@ -44,6 +44,7 @@ pub fn helper_role() -> Option<(String, PathBuf)> {
 
 /// Reads the helper's lines until one starts with `prefix` and returns it (the test harness
 /// prints its own lines on the same stdout, so other lines are skipped).
+#[allow(dead_code)] // not every helper talks in lines
 pub fn expect_line(out: &mut impl BufRead, prefix: &str) -> String {
     let mut line = String::new();
     loop {
@@ -59,6 +60,7 @@ pub fn expect_line(out: &mut impl BufRead, prefix: &str) -> String {
 }
 
 /// In the helper: one line to the test, flushed at once.
+#[allow(dead_code)] // as above
 pub fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
