@@ -1,8 +1,9 @@
 //! `Store::get_into`: the same answers as `get_entry`, read into the caller's buffer, and a
 //! damaged value is refused rather than handed over.
 
+mod common;
+
 use apcdb::{Durability, Error, Options, Store};
-use std::os::unix::fs::FileExt;
 
 fn opts() -> Options {
     Options::default()
@@ -71,18 +72,7 @@ fn a_damaged_value_is_an_error_not_bytes() {
     s.get_into(b"victim", &mut buf).unwrap().unwrap();
 
     // The value sits in the shared mapping of the data file: change one of its bytes there.
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    let mut file = vec![0u8; f.metadata().unwrap().len() as usize];
-    f.read_exact_at(&mut file, 0).unwrap();
-    let at = file
-        .windows(value.len())
-        .position(|w| w == &value[..])
-        .expect("the value is in the data file") as u64;
-    f.write_all_at(&[value[100] ^ 0x40], at + 100).unwrap();
+    common::damage_value(&path, &value, 100);
 
     match s.get_into(b"victim", &mut buf) {
         Err(Error::Corrupt { .. }) => {}

@@ -2,6 +2,8 @@
 //! stays unchanged during the scan exactly once, even when writers grow and rebuild the index
 //! between its chunks.
 
+mod common;
+
 use apcdb::{Durability, Options, Store, Visit};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -149,7 +151,6 @@ fn an_entry_unchanged_during_the_scan_comes_exactly_once_across_index_rebuilds()
 
 #[test]
 fn an_error_ends_the_scan() {
-    use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");
     let s = Store::open(&path, opts()).unwrap();
@@ -158,18 +159,7 @@ fn an_error_ends_the_scan() {
     for i in 0..100u32 {
         s.put(format!("ok:{i}").as_bytes(), b"fine").unwrap();
     }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    let mut file = vec![0u8; f.metadata().unwrap().len() as usize];
-    f.read_exact_at(&mut file, 0).unwrap();
-    let at = file
-        .windows(value.len())
-        .position(|w| w == &value[..])
-        .unwrap() as u64;
-    f.write_all_at(&[value[10] ^ 1], at + 10).unwrap();
+    common::damage_value(&path, &value, 10);
 
     let items: Vec<_> = s.scan(b"").collect();
     let last = items.last().unwrap();

@@ -3,7 +3,11 @@
 //! `APCDB_HELPER_STORE` and talks to the test through lines on stdout (and stdin, where a role
 //! waits to be told). Run a role by hand the same way to watch it.
 
+// Each test binary that includes this module uses only a part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -17,7 +21,6 @@ pub fn helper_command(role: &str, path: &Path) -> Command {
 }
 
 /// `helper_command` with stdin and stdout piped, for a test that talks to the helper.
-#[allow(dead_code)] // not every test binary that includes this module starts one this way
 pub fn helper_piped(role: &str, path: &Path) -> Command {
     let mut cmd = helper_command(role, path);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
@@ -25,7 +28,6 @@ pub fn helper_piped(role: &str, path: &Path) -> Command {
 }
 
 /// A helper process, killed when the test ends, also when it fails.
-#[allow(dead_code)] // as above
 pub struct Killed(pub Child);
 
 impl Drop for Killed {
@@ -44,7 +46,6 @@ pub fn helper_role() -> Option<(String, PathBuf)> {
 
 /// Reads the helper's lines until one starts with `prefix` and returns it (the test harness
 /// prints its own lines on the same stdout, so other lines are skipped).
-#[allow(dead_code)] // not every helper talks in lines
 pub fn expect_line(out: &mut impl BufRead, prefix: &str) -> String {
     let mut line = String::new();
     loop {
@@ -60,9 +61,26 @@ pub fn expect_line(out: &mut impl BufRead, prefix: &str) -> String {
 }
 
 /// In the helper: one line to the test, flushed at once.
-#[allow(dead_code)] // as above
 pub fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+/// Flips bits of byte `i` of `value` where it lies in the data file at `path` (found by its
+/// bytes, so it must occur there once), as a damaged disk would: through the file, which the
+/// store's shared mapping shows at once.
+pub fn damage_value(path: &Path, value: &[u8], i: usize) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut file = vec![0u8; f.metadata().unwrap().len() as usize];
+    f.read_exact_at(&mut file, 0).unwrap();
+    let at = file
+        .windows(value.len())
+        .position(|w| w == value)
+        .expect("the value is in the data file");
+    f.write_all_at(&[value[i] ^ 0x40], (at + i) as u64).unwrap();
 }
