@@ -54,8 +54,8 @@ pub const DATA_MAGIC: u64 = u64::from_le_bytes(*b"APCDBdat");
 /// (`StateSnapshot`) in the unused tail of the superblock pages. Version 3 splits the journal in
 /// two halves (a checkpoint's flush runs while writers append to the other half) and adds a third
 /// index copy, the live one, that never moves (SPEC.md §5): its offset is the superblock's last
-/// field. Versions 1 and 2 are refused with an error that says so (their journal cycle starts at
-/// offset 0 whatever the epoch, and they have no live copy to name).
+/// field. A cleanly closed store of version 1 or 2 is converted by its first read-write open
+/// (`upgrade.rs`, SPEC.md §2.1); read-only handles and tools refuse it with an error that says so.
 pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build still reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 3;
@@ -214,11 +214,11 @@ impl fmt::Display for SuperblockError {
         match self {
             Short => write!(f, "short superblock"),
             BadMagic => write!(f, "bad magic"),
-            Version { found } if *found < OLDEST_FORMAT_VERSION => write!(
+            Version { found } if CONVERTIBLE_VERSIONS.contains(found) => write!(
                 f,
-                "format version {found}, written by an older apcdb: this build reads only version \
-                 {FORMAT_VERSION} (a journal in two halves, three index copies); read the data \
-                 out with the build that wrote it"
+                "format version {found}, written by an older apcdb: the first read-write open by \
+                 this build converts a store closed cleanly to version {FORMAT_VERSION} (a \
+                 journal in two halves, three index copies); read-only handles and tools do not"
             ),
             Version { found } => write!(
                 f,
@@ -417,6 +417,56 @@ impl UncheckedSuperblock {
         self.0.check(actual_file_size)?;
         Ok(self.0)
     }
+}
+
+/// The formats an open converts in place (SPEC.md §2.1): 1 and 2 share the superblock layout of
+/// version 3 except the live copy's field (zero), and their journal is one cycle from offset 0.
+pub const CONVERTIBLE_VERSIONS: std::ops::RangeInclusive<u32> = 1..=2;
+
+/// A superblock copy of a convertible older version: its version and fields (`live` is 0), when
+/// its magic and checksum hold. Not validated: the conversion checks the fields it will publish.
+pub(crate) fn decode_older_superblock(b: &[u8]) -> Option<(u32, Superblock)> {
+    use superblock_at as at;
+    if b.len() < SUPERBLOCK_LEN || u64_at(b, at::MAGIC) != DATA_MAGIC {
+        return None;
+    }
+    let version = u32_at(b, at::VERSION);
+    if !CONVERTIBLE_VERSIONS.contains(&version)
+        || crc32c::crc32c(&b[at::CHECKSUMMED..SUPERBLOCK_LEN]) != u32_at(b, at::CRC)
+    {
+        return None;
+    }
+    let mut same = b[..SUPERBLOCK_LEN].to_vec();
+    same[at::VERSION..at::VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let crc = crc32c::crc32c(&same[at::CHECKSUMMED..]);
+    same[at::CRC..at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    let UncheckedSuperblock(mut sb) = UncheckedSuperblock::decode(&same).ok()?;
+    sb.live = 0;
+    Some((version, sb))
+}
+
+/// Whether a version 1 or 2 journal, read through `read` (offset, buffer) and `len` bytes long,
+/// starts with a valid record of `epoch` with LSN `lsn`: its cycle starts at offset 0, so then the
+/// older build's recovery would replay it, and the store was not closed cleanly. The record
+/// header is version 3's (crc32c of bytes 4..end of payload, payload length, epoch, LSN).
+pub(crate) fn older_cycle_starts(
+    mut read: impl FnMut(u64, &mut [u8]) -> std::io::Result<()>,
+    len: u64,
+    epoch: u64,
+    lsn: u64,
+) -> std::io::Result<bool> {
+    let mut h = [0u8; RECORD_HEADER];
+    if len < RECORD_HEADER as u64 {
+        return Ok(false);
+    }
+    read(0, &mut h)?;
+    let end = RECORD_HEADER as u64 + u32_at(&h, 4) as u64;
+    if u64_at(&h, 8) != epoch || u64_at(&h, 16) != lsn || end > len {
+        return Ok(false);
+    }
+    let mut record = vec![0u8; end as usize];
+    read(0, &mut record)?;
+    Ok(crc32c::crc32c(&record[4..]) == u32_at(&record, 0))
 }
 
 /// Both superblock copies as read, and which one counts.

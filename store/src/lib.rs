@@ -37,7 +37,8 @@ compile_error!(
 //
 // - Opening: `store` (the handle: `Store::open`, election, then recovery), `files` (safe file
 //   opening), `lock_file` (the lock file: shared state, robust mutexes, the election bytes),
-//   `map` (the data file's mapping), `sigbus` (a file shrunk under a mapping becomes an error).
+//   `map` (the data file's mapping), `sigbus` (a file shrunk under a mapping becomes an error),
+//   `upgrade` (a store of an older format converted by its first opener).
 // - Reading: `store` (lookups under the readers' sequence number), `scan` (streaming scans, one
 //   validated chunk at a time), `index` (probing the hash index, reading entries).
 // - Writing: `write` (the put path top to bottom: lock, the write transaction, commit, release,
@@ -77,6 +78,7 @@ mod resize;
 mod scan;
 mod sigbus;
 mod store;
+mod upgrade;
 pub mod verify;
 mod write;
 

@@ -1132,14 +1132,16 @@ mod tests {
     }
 
     /// Files of format versions 1 and 2 (one journal cycle from offset 0, two index copies) are
-    /// refused at open with an error that says why, and left as they were.
+    /// refused by a read-only open, which leaves them as they were, and converted by the first
+    /// read-write open (store/tests/upgrade.rs has real version-2 files).
     #[test]
-    fn a_version_2_file_is_refused_and_left_intact() {
+    fn a_version_2_file_is_refused_read_only_and_converted_read_write() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         closed_store(&path);
         let original = std::fs::read(&path).unwrap();
         for version in [1u32, 2] {
+            patch(&path, 0, &original[..HEAP_START as usize]);
             // Both copies, as an older build leaves them.
             for at in SUPERBLOCK_OFFSETS {
                 let at = at as usize;
@@ -1151,8 +1153,8 @@ mod tests {
                 patch(&path, at as u64, &b);
             }
             let before = std::fs::read(&path).unwrap();
-            let e = Store::open(&path, Options::default())
-                .expect_err("an older format must be refused");
+            let e = Store::open(&path, Options::default().read_only())
+                .expect_err("a read-only handle does not convert");
             assert!(
                 e.to_string().contains(&format!(
                     "format version {version}, written by an older apcdb"
@@ -1164,11 +1166,23 @@ mod tests {
                 before,
                 "the file was changed"
             );
+            let store = Store::open(&path, Options::default()).unwrap();
+            check_contents(&store);
+            drop(store);
+            assert_eq!(newest_superblock(&path).epoch, sb_epoch(&before) + 2);
         }
-        // Back to version 3: it opens with everything in it.
-        patch(&path, 0, &original[..HEAP_START as usize]);
-        let store = Store::open(&path, Options::default()).unwrap();
-        check_contents(&store);
+    }
+
+    /// The newest epoch among the superblock copies in a data file's bytes.
+    fn sb_epoch(file: &[u8]) -> u64 {
+        SUPERBLOCK_OFFSETS
+            .iter()
+            .map(|&at| {
+                let at = (at as usize) + superblock_at::EPOCH;
+                u64::from_le_bytes(file[at..at + 8].try_into().unwrap())
+            })
+            .max()
+            .unwrap()
     }
 
     /// Rewrites the newest superblock copy of a closed store, with a valid checksum.

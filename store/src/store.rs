@@ -467,12 +467,23 @@ impl Inner {
             // Validated before any of its fields sizes a mapping or a loop (a later opener
             // trusts it too).
             let len = files::file_len(&paths.data, &data_file)?;
-            read_superblock(&paths.data, len, |at, b| {
+            let read = read_superblock(&paths.data, len, |at, b| {
                 use std::os::unix::fs::FileExt;
                 data_file
                     .read_exact_at(b, at)
                     .map_err(|e| Error::io(&paths.data, "read", e))
-            })?
+            });
+            match read {
+                // An older format is converted by the first opener, which is alone (SPEC.md §2.1).
+                Err(Error::Corrupt {
+                    kind: CorruptKind::NoValidSuperblock { .. },
+                    ..
+                }) if first => match crate::upgrade::convert(paths, &data_file, opts)? {
+                    Some(sb) => sb,
+                    None => read?,
+                },
+                r => r?,
+            }
         };
         // Only now, so that an open refused for its superblocks leaves the files as they were.
         let (journal_file, _) = files::open_checked(io, &paths.journal, true)?;
