@@ -9,6 +9,7 @@ use crate::config::Config;
 use apcdb::{Entry, Error as StoreError, Store, Update};
 use redis::IntoConnectionInfo;
 use std::cell::{Cell, RefCell};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Why a backend call failed.
@@ -145,11 +146,142 @@ pub fn request_startup() {
     DOWN.set(false);
 }
 
-/// A pool on a Redis-protocol server: the URL, the key prefix and the timeout of `cfg`.
+/// A pool on a Redis-protocol server: the URL, the key prefix, the timeout and the `apc_entry`
+/// lease of `cfg`.
+#[derive(Clone)]
 pub struct Redis {
     url: String,
     prefix: Vec<u8>,
     timeout: Duration,
+    lease_ms: u64,
+}
+
+/// Key names under a pool's prefix that start with these bytes are the extension's own (the
+/// `apc_entry` generator locks): user keys may not start with them, so no user key can take or
+/// break a lock, and iterators and `apc_clear_cache` can tell them apart.
+pub const RESERVED: &[u8] = b"\0apcdb:";
+
+/// What follows the prefix in the name of a key's generator lock (then the key).
+const LOCK_MARK: &[u8] = b"\0apcdb:lock:";
+
+/// Extends a lease that still holds this worker's token (a lease lost to expiry or to a clear is
+/// not taken back: another worker may hold the key's lock by now).
+const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+
+/// Removes a lock only if it still holds this worker's token.
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('DEL', KEYS[1]) end return 0";
+
+/// A generator lock this thread holds, with the thread that renews its lease.
+struct Held {
+    lock: Vec<u8>,
+    token: Vec<u8>,
+    /// The process that took it: a child forked inside the generator inherits this list but must
+    /// neither release nor renew its parent's lock.
+    pid: u32,
+    redis: Redis,
+    /// Dropped to stop the renewer.
+    stop: Option<mpsc::Sender<()>>,
+    renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+thread_local! {
+    static HELD: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A key's generator lock on the server, held until dropped (SPEC §10, "Redis backend").
+pub struct Lease {
+    lock: Vec<u8>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        release(&self.lock);
+    }
+}
+
+/// Stops the renewer of `lock` and deletes the lock if it still holds our token. A failure is
+/// not reported: the lease then expires by itself.
+fn release(lock: &[u8]) {
+    let held = HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        let i = h.iter().position(|x| x.lock == lock)?;
+        Some(h.remove(i))
+    });
+    let Some(mut held) = held else { return };
+    drop(held.stop.take());
+    if let Some(t) = held.renewer.take() {
+        let _ = t.join();
+    }
+    if held.pid == std::process::id() {
+        let _ = held.redis.with_quiet(|c| {
+            redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(&held.lock)
+                .arg(&held.token)
+                .query::<i64>(c)
+        });
+    }
+}
+
+/// Releases every generator lock left by this request (a bailout that skipped a [`Lease`]'s
+/// drop must not keep other workers waiting until the lease expires; its renewer would otherwise
+/// renew it for the worker's life).
+pub fn release_leases() {
+    while let Some(lock) = HELD.with(|h| h.borrow().first().map(|x| x.lock.clone())) {
+        release(&lock);
+    }
+}
+
+/// An unguessable token naming this holder of a lock.
+fn new_token() -> Vec<u8> {
+    let mut b = [0u8; 16];
+    // SAFETY: `b` is a writable buffer of exactly `b.len()` bytes; getrandom writes at most that.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // No entropy source: the pid and the clock still tell holders apart.
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b.copy_from_slice(&(t ^ (u128::from(std::process::id()) << 96)).to_le_bytes());
+    }
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Renews `lock` every third of the lease on a connection of its own (the worker's connection
+/// belongs to the PHP thread, which is busy running the generator), until told to stop or the
+/// lease turns out lost.
+fn renew_loop(r: Redis, lock: Vec<u8>, token: Vec<u8>, stop: mpsc::Receiver<()>) {
+    let every = Duration::from_millis((r.lease_ms / 3).max(1));
+    let mut con = r.connect().ok();
+    loop {
+        match stop.recv_timeout(every) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        if con.is_none() {
+            con = r.connect().ok();
+        }
+        let Some(c) = con.as_mut() else { continue };
+        let renewed: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(RENEW)
+            .arg(1)
+            .arg(&lock)
+            .arg(&token)
+            .arg(r.lease_ms)
+            .query(c);
+        match renewed {
+            Ok(0) => return,
+            Ok(_) => {}
+            // Try again with a new connection at the next tick; the lease outlives two misses.
+            Err(_) => con = None,
+        }
+    }
 }
 
 /// Runs one `WATCH`ed read-modify-write: `EXEC` fails if another client wrote the key meanwhile,
@@ -181,7 +313,85 @@ impl Redis {
             url: cfg.file.clone(),
             prefix: cfg.redis_prefix.clone(),
             timeout: Duration::from_millis(cfg.redis_timeout_ms),
+            lease_ms: cfg.redis_lease_ms,
         }
+    }
+
+    fn lock_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + LOCK_MARK.len() + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(LOCK_MARK);
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// Whether this thread holds `key`'s generator lock (a nested `apc_entry` of the key whose
+    /// generator is running, also in a child forked inside it).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        let lock = self.lock_key(key);
+        HELD.with(|h| h.borrow().iter().any(|x| x.lock == lock))
+    }
+
+    /// Whether this thread holds any generator lock: it then never waits for another key's,
+    /// since two workers each waiting for the other's key would wait for good.
+    pub fn holds_any(&self) -> bool {
+        HELD.with(|h| !h.borrow().is_empty())
+    }
+
+    /// Takes `key`'s generator lock if no one holds it (`SET NX PX`, the lease), and starts
+    /// renewing it; `None` if another worker holds it.
+    pub fn try_lease(&self, key: &[u8]) -> Result<Option<Lease>> {
+        self.key(key)?;
+        let lock = self.lock_key(key);
+        let token = new_token();
+        let set: redis::Value = self.with(|c| {
+            redis::cmd("SET")
+                .arg(&lock)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(self.lease_ms)
+                .query(c)
+        })?;
+        if matches!(set, redis::Value::Nil) {
+            return Ok(None);
+        }
+        let (tx, rx) = mpsc::channel();
+        let (r, l, t) = (self.clone(), lock.clone(), token.clone());
+        // Without a thread (a resource limit) the lease is not renewed: a generator that runs
+        // longer than it may then be run a second time by a waiter, which stores nothing over
+        // the first one's value (add semantics).
+        let renewer = std::thread::Builder::new()
+            .name("apcdb-lease".into())
+            .spawn(move || renew_loop(r, l, t, rx))
+            .ok();
+        HELD.with(|h| {
+            h.borrow_mut().push(Held {
+                lock: lock.clone(),
+                token,
+                pid: std::process::id(),
+                redis: self.clone(),
+                stop: Some(tx),
+                renewer,
+            })
+        });
+        Ok(Some(Lease { lock }))
+    }
+
+    /// For a worker waiting on `key`: its live value, if any, and whether its generator lock is
+    /// still held by someone (one round trip).
+    pub fn entry_state(&self, key: &[u8]) -> Result<(Option<Vec<u8>>, bool)> {
+        let k = self.key(key)?;
+        let lock = self.lock_key(key);
+        let (v, n): (Option<Vec<u8>>, i64) = self.with(|c| {
+            redis::pipe()
+                .cmd("GET")
+                .arg(&k)
+                .cmd("EXISTS")
+                .arg(&lock)
+                .query(c)
+        })?;
+        Ok((v, n > 0))
     }
 
     /// The server's name of `key`; keys are limited as on the local store, so that a pool
@@ -192,6 +402,12 @@ impl Redis {
                 len: key.len(),
                 max: apcdb::MAX_KEY_LEN,
             }));
+        }
+        if key.starts_with(RESERVED) {
+            return Err(BackendError::Remote(
+                "apcdb: keys beginning with \"\\0apcdb:\" are reserved on a Redis server (apc_entry's locks)"
+                    .to_string(),
+            ));
         }
         let mut k = Vec::with_capacity(self.prefix.len() + key.len());
         k.extend_from_slice(&self.prefix);
@@ -243,6 +459,20 @@ impl Redis {
         if DOWN.get() {
             return Err(BackendError::Down);
         }
+        let r = self.with_quiet(f);
+        if matches!(r, Err(BackendError::Remote(_))) && CONN.with(|c| c.borrow().is_none()) {
+            DOWN.set(true);
+        }
+        r
+    }
+
+    /// As [`Redis::with`], but a failure does not mark the server down for the request: for
+    /// work whose failure is not reported (releasing a lock that then expires by itself), so
+    /// that the next reported call still warns.
+    fn with_quiet<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         CONN.with(|c| {
             let mut slot = c.borrow_mut();
             // A child forked after the connection was opened must not talk on its parent's
@@ -264,10 +494,7 @@ impl Redis {
                             con,
                         })
                     }
-                    Err(m) => {
-                        DOWN.set(true);
-                        return Err(BackendError::Remote(m));
-                    }
+                    Err(m) => return Err(BackendError::Remote(m)),
                 }
             }
             let conn = slot.as_mut().expect("connected above");
@@ -280,7 +507,6 @@ impl Redis {
                         || e.is_unrecoverable_error();
                     if broken {
                         *slot = None;
-                        DOWN.set(true);
                         Err(BackendError::Remote(format!(
                             "apcdb: the Redis server failed: {}",
                             self.why(&e)
@@ -443,6 +669,11 @@ impl Backend for Redis {
                     .arg("COUNT")
                     .arg(1000)
                     .query(c)?;
+                // apc_entry's locks stay: a generator running now keeps its key's lock, so a
+                // waiter does not start a second one.
+                let mut ours = self.prefix.clone();
+                ours.extend_from_slice(RESERVED);
+                let keys: Vec<_> = keys.into_iter().filter(|k| !k.starts_with(&ours)).collect();
                 if !keys.is_empty() {
                     redis::cmd("UNLINK").arg(&keys).query::<i64>(c)?;
                 }

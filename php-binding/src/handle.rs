@@ -207,6 +207,7 @@ pub fn request_shutdown() {
     if let Some(s) = store {
         s.release_entry_locks();
     }
+    crate::backend::release_leases();
     set_request(None);
 }
 

@@ -20,9 +20,11 @@ TESTS=(
     tests/php/048_nested_unserialize.phpt
     tests/php/054_stub_matches_reflection.phpt
     tests/php/055_native_array_encoding.phpt
+    tests/php/070_entry_generator_uses_cache.phpt
 )
 # Not run, and why (each uses a function the backend does not offer yet, or a local file):
-#   004 (APCIterator in apc_delete), 005 and 007 (apc_key_info), 006/070/071-073 (apc_entry),
+#   004 (APCIterator in apc_delete), 005, 006 and 007 (apc_key_info), 071-073 (their own files;
+#   phpt 093 tests apc_entry across processes on a server),
 #   008/053 (apc_cache_info, apcdb_stats), 009/028/031/046/080 (APCIterator), 012 and 049
 #   (iterator, apcu_entry), and every test that names its own store file or runs the anonymous
 #   store's processes (013-026, 029-045, 050-052, 057-058, 065, 074).
