@@ -527,6 +527,112 @@ impl Redis {
     }
 }
 
+/// An entry of a pool as the info functions and iterators see it on a Redis server.
+pub struct RemoteEntry {
+    /// The key without the pool's prefix.
+    pub key: Vec<u8>,
+    pub value_len: u64,
+    /// Unix milliseconds, 0 = never.
+    pub expires_at_ms: u64,
+    /// Unix seconds of the last read or write the server remembers (`OBJECT IDLETIME`), 0 when
+    /// it does not say (an LFU eviction policy).
+    pub access_s: u64,
+    /// The value, when asked for.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Redis {
+    /// One step of a `SCAN` over this pool's string keys: the next cursor (0: done) and the
+    /// keys found, without the prefix, apc_entry's locks left out. A step may find none.
+    pub fn scan_step(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Vec<u8>>)> {
+        let mut pattern = glob_escape(&self.prefix);
+        pattern.push(b'*');
+        let (next, keys): (u64, Vec<Vec<u8>>) = self.with(|c| {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(count.max(1))
+                .arg("TYPE")
+                .arg("string")
+                .query(c)
+        })?;
+        let keys = keys
+            .into_iter()
+            .filter_map(|k| {
+                let k = k.strip_prefix(self.prefix.as_slice())?.to_vec();
+                (!k.starts_with(RESERVED)).then_some(k)
+            })
+            .collect();
+        Ok((next, keys))
+    }
+
+    /// The metadata (and with `values`, the values) of `keys` that are live, in their order, in
+    /// one round trip.
+    pub fn describe(&self, keys: &[Vec<u8>], values: bool) -> Result<Vec<RemoteEntry>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut names = Vec::with_capacity(keys.len());
+        for k in keys {
+            names.push(self.key(k)?);
+        }
+        let mut p = redis::pipe();
+        for k in &names {
+            p.cmd(if values { "GET" } else { "STRLEN" }).arg(k);
+            p.cmd("PEXPIRETIME").arg(k);
+            p.cmd("OBJECT").arg("IDLETIME").arg(k);
+        }
+        let replies: Vec<redis::Value> = self.with(|c| p.query(c))?;
+        let now_s = now_ms() / 1000;
+        let mut out = Vec::with_capacity(keys.len());
+        for (k, r) in keys.iter().zip(replies.chunks(3)) {
+            let [v, exp, idle] = r else { continue };
+            let exp: i64 = redis::from_redis_value_ref(exp).unwrap_or(-2);
+            if exp == -2 {
+                continue; // gone since it was listed
+            }
+            let (value_len, value) = if values {
+                match redis::from_redis_value_ref::<Option<Vec<u8>>>(v) {
+                    Ok(Some(v)) => (v.len() as u64, Some(v)),
+                    _ => continue,
+                }
+            } else {
+                (redis::from_redis_value_ref::<u64>(v).unwrap_or(0), None)
+            };
+            let idle: Option<u64> = redis::from_redis_value_ref(idle).unwrap_or(None);
+            out.push(RemoteEntry {
+                key: k.clone(),
+                value_len,
+                expires_at_ms: u64::try_from(exp).unwrap_or(0),
+                access_s: idle.map_or(0, |i| now_s.saturating_sub(i)),
+                value,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The server's `used_memory` and `maxmemory` (0: no limit), from `INFO memory`; zeros when
+    /// the server does not say (a user not allowed `INFO`).
+    pub fn memory(&self) -> Result<(u64, u64)> {
+        let info: String = match self.with(|c| redis::cmd("INFO").arg("memory").query(c)) {
+            Ok(s) => s,
+            Err(BackendError::Remote(_)) if CONN.with(|c| c.borrow().is_some()) => {
+                return Ok((0, 0));
+            }
+            Err(e) => return Err(e),
+        };
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("used_memory"), field("maxmemory")))
+    }
+}
+
 /// `SET`'s expiry arguments for an engine expiry (none for "never").
 fn with_expiry(cmd: &mut redis::Cmd, expires_at_ms: u64) {
     if expires_at_ms != 0 {

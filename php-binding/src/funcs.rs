@@ -557,12 +557,17 @@ fn delete_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         let obj = key.object().unwrap();
         match iter::keys_of(obj, mode) {
             Some(Ok(keys)) => {
-                let Some(store) = open_store(rv) else { return };
+                let Some(store) = open_backend(rv) else {
+                    return;
+                };
                 let mut ok = true;
                 for k in keys {
                     if let Err(e) = store.delete(&k) {
-                        report(&e);
+                        report_backend(&e);
                         ok = false;
+                        if matches!(e, BackendError::Down | BackendError::Remote(_)) {
+                            break; // the server is gone for this request (or refuses): stop
+                        }
                     }
                 }
                 rv.set_bool(ok);
@@ -914,6 +919,9 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     }
     let Ok(limited) = a.bool(li) else { return };
     let limited = limited.unwrap_or(false);
+    if let Some(r) = handle::redis() {
+        return cache_info_redis(rv, &r, limited);
+    }
     let Some(store) = open_store(rv) else { return };
     let Some(st) = ok_or_false(rv, store.stats()) else {
         return;
@@ -956,12 +964,87 @@ fn cache_info_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     rv.set_hashtable(h);
 }
 
+/// `apc_cache_info` on a Redis server: the pool's entries counted and listed by one streaming
+/// `SCAN` (the list is built as it goes, then the counts are known).
+fn cache_info_redis(rv: &mut Zval, r: &crate::backend::Redis, limited: bool) {
+    let mut st = apcdb::Stats::default();
+    let mut cursor = 0u64;
+    let mut err = None;
+    let list = bailout_safe((), |()| {
+        let mut list = ZendHashTable::new();
+        loop {
+            let step = r
+                .scan_step(cursor, 1000)
+                .and_then(|(next, keys)| Ok((next, r.describe(&keys, false)?)));
+            let (next, entries) = match step {
+                Ok(s) => s,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            };
+            for e in &entries {
+                let i = iter::remote_info(e);
+                st.entries += 1;
+                st.used_bytes += i.mem_size as u64;
+                if !limited && !util::has_oom() {
+                    let _ = list.push(info_array(i.cache_list_fields(), &mut |_| {
+                        bytes_zval(&e.key)
+                    }));
+                }
+            }
+            if next == 0 || util::has_oom() {
+                break;
+            }
+            cursor = next;
+        }
+        list
+    });
+    if let Some(e) = err {
+        report_backend(&e);
+        rv.set_bool(false);
+        return;
+    }
+    let mut fields = info::cache_info_fields(&st, handle::generation(), limited);
+    for (name, f) in &mut fields {
+        if *name == "memory_type" {
+            *f = apc::info::Field::Str("redis");
+        }
+    }
+    let mut list = Some(list);
+    let h = info_array(fields, &mut |slot| {
+        let mut z = Zval::new();
+        if slot == Slot::EntryList {
+            if let Some(l) = list.take() {
+                z.set_hashtable(l);
+            }
+        }
+        z
+    });
+    rv.set_hashtable(h);
+}
+
 fn sma_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let mut a = Args::new(ex);
     if !a.check_count(0, 1) {
         return;
     }
     let Ok(limited) = a.bool(0) else { return };
+    if let Some(r) = handle::redis() {
+        // The server's memory, as APCu's one segment: maxmemory (0 when unlimited) and what
+        // is left of it; not this pool's share.
+        let Some((used, max)) = be_or_false(rv, r.memory()) else {
+            return;
+        };
+        let st = apcdb::Stats {
+            used_bytes: used,
+            max_size: max,
+            ..Default::default()
+        };
+        let fields = info::sma_info_fields(&st, limited.unwrap_or(false));
+        rv.set_hashtable(info_array(fields, &mut |_| Zval::new()));
+        return;
+    }
     let Some(store) = open_store(rv) else { return };
     let Some(st) = ok_or_false(rv, store.stats()) else {
         return;
@@ -976,6 +1059,19 @@ fn key_info_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
         return;
     }
     let Ok(Some(key)) = a.string(0) else { return };
+    if let Some(r) = handle::redis() {
+        let Some(found) = be_or_false(rv, r.describe(std::slice::from_ref(&key), false)) else {
+            return;
+        };
+        match found.first() {
+            Some(e) => {
+                let fields = iter::remote_info(e).key_info_fields();
+                rv.set_hashtable(info_array(fields, &mut |_| Zval::new()));
+            }
+            None => rv.set_null(),
+        }
+        return;
+    }
     let Some(store) = open_store(rv) else { return };
     // Not a read of the value: not counted as a hit.
     match store.peek_entry(&key) {
