@@ -154,6 +154,7 @@ pub struct Redis {
     prefix: Vec<u8>,
     timeout: Duration,
     lease_ms: u64,
+    password_file: String,
 }
 
 /// Key names under a pool's prefix that start with these bytes are the extension's own (the
@@ -314,6 +315,7 @@ impl Redis {
             prefix: cfg.redis_prefix.clone(),
             timeout: Duration::from_millis(cfg.redis_timeout_ms),
             lease_ms: cfg.redis_lease_ms,
+            password_file: cfg.redis_password_file.clone(),
         }
     }
 
@@ -433,7 +435,16 @@ impl Redis {
         let info = self.url.as_str().into_connection_info().map_err(bad)?;
         // No CLIENT SETINFO at connect: one reply fewer to wait for, so a server that accepts
         // connections but never answers costs one timeout, not one per setup command.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
+        if !self.password_file.is_empty() {
+            settings = settings.set_password(read_password_file(&self.password_file)?);
+        }
+        if settings.username().is_some() && settings.password().is_none() {
+            // A user named without a password (none in the URL, no file): log in as that user
+            // with an empty one, which only a `nopass` user accepts, rather than silently as
+            // the default user (the client skips AUTH when it has no password).
+            settings = settings.set_password("");
+        }
         let client = redis::Client::open(info.set_redis_settings(settings)).map_err(bad)?;
         let con = client
             .get_connection_with_timeout(self.timeout)
@@ -631,6 +642,39 @@ impl Redis {
         };
         Ok((field("used_memory"), field("maxmemory")))
     }
+}
+
+/// The password in `path` (`apcdb.redis_password_file`), without its line end. Refused when the
+/// file is readable by other users than its owner and group: a password every local user can
+/// read protects nothing.
+fn read_password_file(path: &str) -> std::result::Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |why: String| format!("apcdb: apcdb.redis_password_file \"{path}\" {why}");
+    let f = std::fs::File::open(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    // The mode of the file opened, not of the path (which could be replaced in between).
+    let mode = f
+        .metadata()
+        .map_err(|e| bad(format!("cannot be read: {e}")))?
+        .permissions()
+        .mode();
+    if mode & 0o004 != 0 {
+        return Err(bad(format!(
+            "is readable by every user (mode {:o}): not used; make it readable by the pool's user \
+             only (chmod o-r)",
+            mode & 0o7777
+        )));
+    }
+    let mut pw = String::new();
+    // A password is short: a larger file is a mistake, not a password.
+    f.take(4096)
+        .read_to_string(&mut pw)
+        .map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let pw = pw.trim_end_matches(['\n', '\r']);
+    if pw.is_empty() {
+        return Err(bad("is empty".to_string()));
+    }
+    Ok(pw.to_string())
 }
 
 /// `SET`'s expiry arguments for an engine expiry (none for "never").

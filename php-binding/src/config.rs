@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<14> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<15> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -31,6 +31,11 @@ pub static INI_ENTRIES: IniEntryDefs<14> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.redis_prefix", c"apcdb:", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.redis_timeout", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.redis_lease", c"5", IniEntryPermission::System),
+    IniEntryDef::new(
+        c"apcdb.redis_password_file",
+        c"",
+        IniEntryPermission::System,
+    ),
     IniEntryDef::end(),
 ]);
 
@@ -178,6 +183,9 @@ pub struct Config {
     /// `apcdb.redis_lease` in milliseconds: how long an `apc_entry` generator lock on a Redis
     /// server outlives a worker that stopped renewing it (one killed while generating).
     pub redis_lease_ms: u64,
+    /// `apcdb.redis_password_file`: a file holding the password of the URL's user, read at each
+    /// connect (so php.ini need not hold it).
+    pub redis_password_file: String,
     /// Messages about invalid settings (reported once, defaults used instead).
     pub problems: Vec<String>,
 }
@@ -350,6 +358,7 @@ impl Config {
         Config {
             enabled,
             redis_lease_ms,
+            redis_password_file: ini_str(c"apcdb.redis_password_file"),
             redis_prefix: ini_str(c"apcdb.redis_prefix").into_bytes(),
             redis_timeout_ms,
             file,
