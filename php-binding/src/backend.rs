@@ -5,7 +5,7 @@
 //! Values are the bytes of the codec (SPEC §10, "Value encoding") on both, so what PHP reads back
 //! does not depend on the backend.
 
-use crate::config::Config;
+use crate::config::{Config, DurabilityMode};
 use apcdb::{Entry, Error as StoreError, Store, Update};
 use redis::IntoConnectionInfo;
 use std::cell::{Cell, RefCell};
@@ -139,6 +139,9 @@ thread_local! {
     /// Set when a call of this request failed to reach the server: later calls of the request
     /// fail at once (no second timeout, no second warning).
     static DOWN: Cell<bool> = const { Cell::new(false) };
+    /// What the check of a new connection found wrong, to report once the connection is no
+    /// longer borrowed.
+    static PENDING: Cell<Option<String>> = const { Cell::new(None) };
 }
 
 /// Forgets the failure of the previous request: the next call tries the server again.
@@ -155,6 +158,11 @@ pub struct Redis {
     timeout: Duration,
     lease_ms: u64,
     password_file: String,
+    durability: DurabilityMode,
+    /// Whether the pool asked for `durability` explicitly (then the server's settings are
+    /// checked at connect).
+    durability_set: bool,
+    replicas: u32,
 }
 
 /// Key names under a pool's prefix that start with these bytes are the extension's own (the
@@ -316,6 +324,9 @@ impl Redis {
             timeout: Duration::from_millis(cfg.redis_timeout_ms),
             lease_ms: cfg.redis_lease_ms,
             password_file: cfg.redis_password_file.clone(),
+            durability: cfg.durability,
+            durability_set: cfg.durability_set,
+            replicas: cfg.redis_replicas,
         }
     }
 
@@ -474,7 +485,73 @@ impl Redis {
         if matches!(r, Err(BackendError::Remote(_))) && CONN.with(|c| c.borrow().is_none()) {
             DOWN.set(true);
         }
+        if let Some(w) = PENDING.take() {
+            crate::util::warn(&w);
+        }
         r
+    }
+
+    /// After a write in `sync` with `apcdb.redis_replicas = n`: `WAIT` until n replicas have it.
+    /// Fewer within the time allowed: the write is not acknowledged (an error: it is on the
+    /// primary, and may still reach them, but a failover now could lose it).
+    fn replicated(&self) -> Result<()> {
+        if self.durability != DurabilityMode::Sync || self.replicas == 0 {
+            return Ok(());
+        }
+        // Less than the read timeout, so that the answer is read rather than timed out.
+        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
+        let n: i64 = self.with(|c| redis::cmd("WAIT").arg(self.replicas).arg(wait_ms).query(c))?;
+        if n < i64::from(self.replicas) {
+            return Err(BackendError::Remote(format!(
+                "apcdb: the write reached {n} of the {} replicas apcdb.redis_replicas asks for \
+                 within {wait_ms} ms: not acknowledged (the primary has it)",
+                self.replicas
+            )));
+        }
+        Ok(())
+    }
+
+    /// What is wrong with the server's persistence for this pool's `apcdb.durability`, if it
+    /// was set: `sync` needs the append-only file fsynced at every write (`appendonly yes`,
+    /// `appendfsync always`), `periodic` at least every second (`everysec`).
+    fn persistence_problem(&self, con: &mut redis::Connection) -> Option<String> {
+        let (want, fsync) = match self.durability {
+            _ if !self.durability_set => return None,
+            DurabilityMode::None => return None,
+            DurabilityMode::Periodic => ("periodic", "everysec or always"),
+            DurabilityMode::Sync => ("sync", "always"),
+        };
+        let got: redis::RedisResult<(Vec<String>, Vec<String>)> = redis::pipe()
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync")
+            .query(con);
+        let (ao, af) = match got {
+            Ok((ao, af)) => (
+                ao.get(1).cloned().unwrap_or_default(),
+                af.get(1).cloned().unwrap_or_default(),
+            ),
+            Err(e) => {
+                return Some(format!(
+                    "apcdb: cannot check that the Redis server gives apcdb.durability={want} \
+                     (CONFIG GET: {e}); an acknowledged write is as durable as the server's \
+                     configuration makes it"
+                ))
+            }
+        };
+        let ok = ao == "yes"
+            && (af == "always"
+                || (self.durability == DurabilityMode::Periodic && af == "everysec"));
+        (!ok).then(|| {
+            format!(
+                "apcdb: apcdb.durability={want} needs the Redis server to run with appendonly yes \
+                 and appendfsync {fsync}, but it has appendonly {ao}, appendfsync {af}: an \
+                 acknowledged write can be lost if the server or its machine stops"
+            )
+        })
     }
 
     /// As [`Redis::with`], but a failure does not mark the server down for the request: for
@@ -498,7 +575,10 @@ impl Redis {
             }
             if slot.is_none() {
                 match self.connect() {
-                    Ok(con) => {
+                    Ok(mut con) => {
+                        if let Some(w) = self.persistence_problem(&mut con) {
+                            PENDING.set(Some(w));
+                        }
                         *slot = Some(Conn {
                             url: self.url.clone(),
                             pid,
@@ -710,15 +790,19 @@ impl Backend for Redis {
         if expires_at_ms != 0 && expires_at_ms <= now_ms() {
             // Already expired (a negative TTL): the key reads as absent afterwards, as on the
             // local store; Redis refuses to SET with such an expiry on some versions.
-            return self.with(|c| {
+            let (ok, wrote) = self.with(|c| {
                 if only_if_absent {
                     let n: i64 = redis::cmd("EXISTS").arg(&k).query(c)?;
-                    Ok(n == 0)
+                    Ok((n == 0, false))
                 } else {
-                    redis::cmd("UNLINK").arg(&k).query::<i64>(c)?;
-                    Ok(true)
+                    let n: i64 = redis::cmd("UNLINK").arg(&k).query(c)?;
+                    Ok((true, n > 0))
                 }
-            });
+            })?;
+            if wrote {
+                self.replicated()?;
+            }
+            return Ok(ok);
         }
         let mut cmd = redis::cmd("SET");
         cmd.arg(&k).arg(value);
@@ -727,7 +811,11 @@ impl Backend for Redis {
             cmd.arg("NX");
         }
         let r: redis::Value = self.with(|c| cmd.query(c))?;
-        Ok(!matches!(r, redis::Value::Nil))
+        let stored = !matches!(r, redis::Value::Nil);
+        if stored {
+            self.replicated()?;
+        }
+        Ok(stored)
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool> {
@@ -739,12 +827,16 @@ impl Backend for Redis {
     fn delete(&self, key: &[u8]) -> Result<bool> {
         let k = self.key(key)?;
         let n: i64 = self.with(|c| redis::cmd("UNLINK").arg(&k).query(c))?;
+        if n > 0 {
+            self.replicated()?;
+        }
         Ok(n > 0)
     }
 
     fn update(&self, key: &[u8], f: &mut dyn FnMut(Option<&Entry>) -> Update) -> Result<()> {
         let k = self.key(key)?;
-        self.with(|c| {
+        // Whether a change was applied (then replicated in `sync`).
+        let wrote = self.with(|c| {
             for _ in 0..UPDATE_ATTEMPTS {
                 // One round trip: WATCH (executed first, so any write after it aborts the EXEC),
                 // the value and its absolute expiry (PEXPIRETIME: -1 for none).
@@ -769,7 +861,7 @@ impl Backend for Redis {
                 match decision {
                     Update::Keep => {
                         redis::cmd("UNWATCH").query::<()>(c)?;
-                        return Ok(());
+                        return Ok(false);
                     }
                     Update::Put {
                         value,
@@ -787,13 +879,13 @@ impl Backend for Redis {
                     // nothing.
                     _ => {
                         redis::cmd("UNWATCH").query::<()>(c)?;
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
                 // EXEC answers nil when the watched key changed: decide again.
                 let done: Option<()> = tx.query(c)?;
                 if done.is_some() {
-                    return Ok(());
+                    return Ok(true);
                 }
             }
             Err(redis::RedisError::from((
@@ -801,7 +893,11 @@ impl Backend for Redis {
                 "the key kept changing",
                 format!("gave up after {UPDATE_ATTEMPTS} attempts"),
             )))
-        })
+        })?;
+        if wrote {
+            self.replicated()?;
+        }
+        Ok(())
     }
 
     fn clear(&self) -> Result<()> {
@@ -832,6 +928,7 @@ impl Backend for Redis {
                 }
                 cursor = next;
             }
-        })
+        })?;
+        self.replicated()
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<15> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<16> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -31,6 +31,7 @@ pub static INI_ENTRIES: IniEntryDefs<15> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.redis_prefix", c"apcdb:", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.redis_timeout", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.redis_lease", c"5", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.redis_replicas", c"0", IniEntryPermission::System),
     IniEntryDef::new(
         c"apcdb.redis_password_file",
         c"",
@@ -70,6 +71,8 @@ fn apcdb_default(name: &CStr) -> &'static str {
         b"apcdb.redis_prefix" => "apcdb:",
         b"apcdb.redis_timeout" => "1",
         b"apcdb.redis_lease" => "5",
+        b"apcdb.redis_replicas" => "0",
+        b"apcdb.durability" => "sync",
         _ => "",
     }
 }
@@ -186,6 +189,12 @@ pub struct Config {
     /// `apcdb.redis_password_file`: a file holding the password of the URL's user, read at each
     /// connect (so php.ini need not hold it).
     pub redis_password_file: String,
+    /// `apcdb.redis_replicas`: with `apcdb.durability=sync`, the replicas that must have a
+    /// write (`WAIT`) before it is acknowledged.
+    pub redis_replicas: u32,
+    /// Whether `apcdb.durability` was set (php.ini, `-d`, or a value other than the default):
+    /// only then does a Redis pool check that the server can give it.
+    pub durability_set: bool,
     /// Messages about invalid settings (reported once, defaults used instead).
     pub problems: Vec<String>,
 }
@@ -355,8 +364,20 @@ impl Config {
                 5000
             }
         };
+        let rv = ini_str(c"apcdb.redis_replicas");
+        let redis_replicas = match rv.trim().parse::<u32>() {
+            Ok(n) if n <= 1000 => n,
+            _ => {
+                problems.push(format!(
+                    "apcdb.redis_replicas=\"{rv}\" is not a number of replicas from 0 to 1000; using 0"
+                ));
+                0
+            }
+        };
         Config {
             enabled,
+            durability_set: own_setting(c"apcdb.durability").is_some(),
+            redis_replicas,
             redis_lease_ms,
             redis_password_file: ini_str(c"apcdb.redis_password_file"),
             redis_prefix: ini_str(c"apcdb.redis_prefix").into_bytes(),
