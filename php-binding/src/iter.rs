@@ -60,10 +60,23 @@ struct Item {
 struct Remote {
     /// The `SCAN` cursor of the next step.
     scan: u64,
+    /// No more keys to list (the scan, or the list of keys, is through).
     done: bool,
     /// With a list of keys: those not looked up yet (no scan then).
     keys: Option<Vec<Vec<u8>>>,
+    /// Keys listed and selected but not read yet: a page stops at about PAGE_BYTES of values.
+    pending: std::collections::VecDeque<Vec<u8>>,
 }
+
+impl Remote {
+    fn finished(&self) -> bool {
+        self.done && self.pending.is_empty()
+    }
+}
+
+/// Keys read per round trip while a page with values fills up (so a page overshoots PAGE_BYTES
+/// by at most this many values).
+const VALUE_BATCH: usize = 8;
 
 /// Tells cursors apart: a method that ran PHP code checks that the cursor it worked on is
 /// still the iterator's (user code may have rewound or rebuilt it meanwhile).
@@ -139,6 +152,60 @@ fn remote_page(
         at.done = true;
         return (at, Vec::new(), None);
     }
+    if at.pending.is_empty() && !at.done {
+        let keys = match next_keys(r, search, &mut at, chunk) {
+            Ok(k) => k,
+            Err(e) => {
+                at.done = true;
+                return (at, Vec::new(), Some(e));
+            }
+        };
+        at.pending.extend(keys);
+    }
+    let mut page = Vec::new();
+    let mut bytes = 0u64;
+    while !at.pending.is_empty() && (page.is_empty() || bytes < PAGE_BYTES) {
+        let n = if values {
+            VALUE_BATCH.min(at.pending.len())
+        } else {
+            at.pending.len()
+        };
+        let batch: Vec<Vec<u8>> = at.pending.drain(..n).collect();
+        match r.describe(&batch, values) {
+            Ok(entries) => {
+                for e in entries {
+                    bytes += e.value_len;
+                    page.push(Item {
+                        remote: Some(remote_info(&e)),
+                        meta: EntryMeta {
+                            value_len: e.value_len,
+                            expires_at_ms: e.expires_at_ms,
+                            modified_at_ms: 0,
+                            version: 0,
+                        },
+                        value: e.value.map(Rc::new),
+                        key: Rc::from(e.key),
+                    });
+                }
+            }
+            Err(e) => {
+                at.done = true;
+                at.pending.clear();
+                return (at, page, Some(e));
+            }
+        }
+    }
+    (at, page, None)
+}
+
+/// The next keys `search` selects: a `SCAN` step (or the next `chunk` of a key list), filtered
+/// by the pattern. Runs PHP code (`preg_grep`).
+fn next_keys(
+    r: &Redis,
+    search: &Search,
+    at: &mut Remote,
+    chunk: usize,
+) -> Result<Vec<Vec<u8>>, BackendError> {
     let keys = match search {
         Search::Keys(set) => {
             let left = at.keys.get_or_insert_with(|| {
@@ -152,19 +219,14 @@ fn remote_page(
             at.done = left.is_empty();
             batch
         }
-        _ => match r.scan_step(at.scan, chunk) {
-            Ok((next, keys)) => {
-                at.scan = next;
-                at.done = next == 0;
-                keys
-            }
-            Err(e) => {
-                at.done = true;
-                return (at, Vec::new(), Some(e));
-            }
-        },
+        _ => {
+            let (next, keys) = r.scan_step(at.scan, chunk)?;
+            at.scan = next;
+            at.done = next == 0;
+            keys
+        }
     };
-    let keys = match search.pattern() {
+    Ok(match search.pattern() {
         Some(p) if !keys.is_empty() => bailout_safe(keys, |keys| {
             let subjects: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
             match preg_grep(p, &subjects) {
@@ -173,30 +235,7 @@ fn remote_page(
             }
         }),
         _ => keys,
-    };
-    match r.describe(&keys, values) {
-        Ok(entries) => {
-            let page = entries
-                .into_iter()
-                .map(|e| Item {
-                    remote: Some(remote_info(&e)),
-                    meta: EntryMeta {
-                        value_len: e.value_len,
-                        expires_at_ms: e.expires_at_ms,
-                        modified_at_ms: 0,
-                        version: 0,
-                    },
-                    value: e.value.map(Rc::new),
-                    key: Rc::from(e.key),
-                })
-                .collect();
-            (at, page, None)
-        }
-        Err(e) => {
-            at.done = true;
-            (at, Vec::new(), Some(e))
-        }
-    }
+    })
 }
 
 /// Every entry `search` selects on a Redis server, a page at a time, without values: `f` sees
@@ -210,7 +249,7 @@ fn remote_each(r: &Redis, search: &Search, list: i64, f: &mut dyn FnMut(Vec<Item
             return;
         }
         f(page);
-        if next.done {
+        if next.finished() {
             return;
         }
         at = next;
@@ -473,7 +512,7 @@ impl IterState {
                 if let Some(it) = c.page.get(c.pos) {
                     return Some(it.clone());
                 }
-                if c.remote.done {
+                if c.remote.finished() {
                     return None;
                 }
                 (c.id, c.remote.clone())

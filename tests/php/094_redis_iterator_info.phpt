@@ -66,6 +66,19 @@ echo apcdb_run($a, $scans . '
     echo "\n";
     var_dump(apc_delete(new APCUIterator("/^many/")), iterator_count(new APCUIterator("/^many/")), apc_cache_info("user", true)["num_entries"]);
 ');
+echo "-- a page holds about 1 MiB of values, however large \$chunk_size\n";
+echo apcdb_run($a, str_replace('cmdstat_scan', 'cmdstat_get', $scans) . '
+    for ($i = 0; $i < 40; $i++) apc_store("big$i", str_repeat("b", 100000));
+    $before = scans();
+    // A list of keys: all 40 are known at once (a SCAN step may list fewer).
+    $it = new APCUIterator(array_map(fn($i) => "big$i", range(0, 39)), APC_ITER_VALUE, 100);
+    $it->rewind();
+    $it->current();
+    $first = scans() - $before;
+    echo "values read for the first page: ", ($first >= 8 && $first <= 16) ? "8 to 16" : $first, "\n";
+    echo "all: ", iterator_count($it), "\n";
+    apc_delete(new APCUIterator("/^big/"));
+');
 $left = apcdb_redis_cmd($port, ['KEYS', '*']);
 sort($left);
 echo "left on the server: ", str_replace("\0", '\0', implode(" ", $left)), "\n";
@@ -197,6 +210,9 @@ many1=vvvvvv1 many3=changed
 bool(true)
 int(0)
 int(3)
+-- a page holds about 1 MiB of values, however large $chunk_size
+values read for the first page: 8 to 16
+all: 40
 left on the server: a:\0apcdb:lock:user9 a:a-list a:admin a:user1 a:user2 b:other b:user1
 -- apc_clear_cache and the iterator of an empty pool
 bool(true)
