@@ -220,19 +220,23 @@ fn release(lock: &[u8]) {
     });
     let Some(mut held) = held else { return };
     drop(held.stop.take());
+    if held.pid != std::process::id() {
+        // A child forked inside the generator: the renewer thread exists only in the parent
+        // (joining it here would wait for good), and the lock is the parent's to release.
+        std::mem::forget(held.renewer.take());
+        return;
+    }
     if let Some(t) = held.renewer.take() {
         let _ = t.join();
     }
-    if held.pid == std::process::id() {
-        let _ = held.redis.with_quiet(|c| {
-            redis::cmd("EVAL")
-                .arg(RELEASE)
-                .arg(1)
-                .arg(&held.lock)
-                .arg(&held.token)
-                .query::<i64>(c)
-        });
-    }
+    let _ = held.redis.with_quiet(|c| {
+        redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(&held.lock)
+            .arg(&held.token)
+            .query::<i64>(c)
+    });
 }
 
 /// Releases every generator lock left by this request (a bailout that skipped a [`Lease`]'s

@@ -45,6 +45,16 @@ echo apcdb_run($ini, '
 $ms = apcdb_redis_cmd($port, ['PTTL', 'p:a']);
 echo "ttl 100 s: ", ($ms > 99000 && $ms <= 101000) ? 'ok' : "wrong: $ms", "; locks left: ", locks($port), "\n";
 
+echo "-- a child forked inside the generator runs a nested call of the key directly (its value is stored first and kept) and leaves the parent's lock alone\n";
+$t = microtime(true);
+echo apcdb_run($ini, 'var_dump(apc_entry("f", function ($k) {
+    $pid = pcntl_fork();
+    if ($pid === 0) { echo "child: ", apc_entry($k, fn() => "child gen"), "\n"; exit(0); }
+    pcntl_waitpid($pid, $st);
+    return "parent";
+}), apc_fetch("f"));');
+echo "in time: ", microtime(true) - $t < 10 ? 'yes' : 'no', "; locks left: ", locks($port), "\n";
+
 echo "-- two processes: the second waits for the first's generator, which outlives its lease\n";
 @unlink($flag);
 $t = microtime(true);
@@ -119,6 +129,11 @@ string(13) "stored inside"
 Warning: apc_store(): apcdb: keys beginning with "\0apcdb:" are reserved on a Redis server (apc_entry's locks) in Command line code on line %d
 bool(false)
 ttl 100 s: ok; locks left: []
+-- a child forked inside the generator runs a nested call of the key directly (its value is stored first and kept) and leaves the parent's lock alone
+child: child gen
+string(6) "parent"
+string(9) "child gen"
+in time: yes; locks left: []
 -- two processes: the second waits for the first's generator, which outlives its lease
 lock renewed: yes
 A: string(6) "from A"
