@@ -44,7 +44,8 @@ echo apcdb_run(['apcdb.redis_password_file' => ''] + $a, 'var_dump(apc_fetch("k"
 putenv('PW_FILE=' . $pa);
 // Neither ini_get() nor phpinfo() shows the password; only the file's name.
 echo apcdb_run($a, 'var_dump(ini_get("apcdb.redis_password_file") === getenv("PW_FILE"), ini_get("apcdb.file"));
-    ob_start(); phpinfo(); echo str_contains(ob_get_clean(), "secret") ? "phpinfo shows the password\n" : "phpinfo: no password\n";');
+    ob_start(); phpinfo(); $i = ob_get_clean(); echo str_contains($i, "secret") ? "phpinfo shows the password\n" : "phpinfo: no password\n";
+    preg_match("/^Store => .*$/m", $i, $m); echo str_replace(getenv("PW_FILE"), "PW_FILE", $m[0]), "\n";');
 apcdb_unlink($pa);
 apcdb_unlink($pb);
 ?>
@@ -107,3 +108,4 @@ bool(false)
 bool(true)
 string(%d) "redis://pool_a@127.0.0.1:%d/0"
 phpinfo: no password
+Store => a Redis server, connected on first use (keys under "a:", timeout 1000 ms, password from PW_FILE)
