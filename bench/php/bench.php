@@ -1,9 +1,13 @@
 <?php
-// apcdb PHP benchmark: apc_fetch/apc_store (apcdb, every durability mode) against APCu,
-// dba (lmdb handler) and pdo_sqlite (WAL) as key-value stores, in one run.
+// apcdb PHP benchmark: apc_fetch/apc_store (apcdb, every durability mode, and on a Redis server
+// on loopback) against APCu, dba (lmdb handler) and pdo_sqlite (WAL) as key-value stores, in one
+// run.
 //
 //   php bench/php/bench.php [--smoke] [--rounds R] [--ms MS] [--keys K] [--dir DIR]
-//                           [--ext PATH] [--fpm PATH] [--out FILE]
+//                           [--ext PATH] [--fpm PATH] [--out FILE] [--only ID,ID]
+//
+// --only runs just the configurations with those ids (apcdb-sync, apcdb-periodic, apcdb-none,
+// apcdb-redis, dba, sqlite-full, sqlite-normal) beside APCu.
 //
 // The script you start is the driver: it runs every configuration as separate `php -n` processes
 // (durability and extensions are fixed per process by INI), 1 process and then 4 concurrent
@@ -274,7 +278,7 @@ function fpm_worker(array $o): void
 function arg_opts(array $argv): array
 {
     $o = [
-        'smoke' => false, 'rounds' => 3, 'ms' => 300, 'keys' => 1000, 'out' => null,
+        'smoke' => false, 'rounds' => 3, 'ms' => 300, 'keys' => 1000, 'out' => null, 'only' => null,
         'dir' => '/var/tmp/apcdb-php-bench-' . getmypid(),
         'ext' => getenv('APCDB_EXT') ?: dirname(__DIR__, 2) . '/target/release/libapcdb.so',
         'fpm' => '/usr/sbin/php-fpm' . PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION,
@@ -313,6 +317,19 @@ function configs(array $o): array
                 '-d', "apcdb.durability=$mode", '-d', 'apcdb.size=64M'],
             'needs' => "apcdb extension at {$o['ext']} (build it: cargo build --release -p apcdb-php, or pass --ext PATH)",
             'probe' => 'function_exists("apc_fetch")',
+            'fpm' => true,
+        ];
+    }
+    if (!empty($o['redis_port'])) {
+        // The same functions on a Redis server on loopback (no persistence: a cache's settings),
+        // one connection per process kept across calls, as in a php-fpm worker.
+        $c[] = [
+            'name' => 'apc_* — apcdb on Redis (loopback)',
+            'id' => 'apcdb-redis',
+            'backend' => 'apcdb',
+            'flags' => ['-d', 'extension=' . $o['ext'], '-d', "apcdb.file=redis://127.0.0.1:{$o['redis_port']}/0"],
+            'needs' => "apcdb extension at {$o['ext']}",
+            'probe' => 'function_exists("apc_fetch") && apc_store("probe", 1)',
             'fpm' => true,
         ];
     }
@@ -550,13 +567,51 @@ function rm_tree(string $d): void
     rmdir($d);
 }
 
+/** Starts a redis-server on a free loopback port for the Redis rows; its port, or null. */
+function start_redis(array $o): ?int
+{
+    $bin = '/usr/bin/redis-server';
+    if (!is_executable($bin)) {
+        return null;
+    }
+    $s = stream_socket_server('tcp://127.0.0.1:0');
+    $port = (int)substr(strrchr(stream_socket_get_name($s, false), ':'), 1);
+    fclose($s);
+    @mkdir("{$o['dir']}-redis", 0700, true);
+    $p = proc_open([$bin, '--port', (string)$port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--dir', "{$o['dir']}-redis", '--daemonize', 'no'], [0 => ['file', '/dev/null', 'r'],
+        1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes);
+    register_shutdown_function(function () use ($p, $o) {
+        proc_terminate($p, 9);
+        proc_close($p);
+        rm_tree("{$o['dir']}-redis");
+    });
+    for ($i = 0; $i < 200; $i++) {
+        if ($c = @stream_socket_client("tcp://127.0.0.1:$port")) {
+            fclose($c);
+            return $port;
+        }
+        usleep(25000);
+    }
+    return null;
+}
+
 function driver(array $o): void
 {
     $t0 = microtime(true);
     @mkdir($o['dir'], 0700, true);
     $cfgs = [];
     $skipped = [];
+    $o['redis_port'] = start_redis($o);
+    if ($o['redis_port'] === null) {
+        $skipped[] = 'apc_* — apcdb on Redis: skipped, needs /usr/bin/redis-server (Debian: apt-get install redis-server)';
+    }
+    // --only id,id: just those rows (APCu's is kept for the ratios).
+    $only = $o['only'] !== null ? array_merge(explode(',', $o['only']), ['apcu']) : null;
     foreach (configs($o) as $cfg) {
+        if ($only !== null && !in_array($cfg['id'], $only, true)) {
+            continue;
+        }
         $why = probe($cfg);
         if ($why === null) {
             $cfgs[] = $cfg;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the PHP benchmark: apc_* (apcdb, each durability mode) vs APCu, dba/lmdb and pdo_sqlite.
 #
-#   bench/php/run.sh [--smoke] [--rounds R] [--ms MS] [--keys K] [--out FILE]
+#   bench/php/run.sh [--smoke] [--rounds R] [--ms MS] [--keys K] [--out FILE] [--only ID,ID]
 #
 # Installs what the comparison needs on Debian (php8.2-cli, -apcu, -dba, -sqlite3) when missing,
 # builds the apcdb extension if it is not built yet, then hands its arguments to bench.php.

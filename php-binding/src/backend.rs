@@ -5,10 +5,11 @@
 //! Values are the bytes of the codec (SPEC §10, "Value encoding") on both, so what PHP reads back
 //! does not depend on the backend.
 
-use crate::config::Config;
+use crate::config::{Config, DurabilityMode};
 use apcdb::{Entry, Error as StoreError, Store, Update};
 use redis::IntoConnectionInfo;
 use std::cell::{Cell, RefCell};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Why a backend call failed.
@@ -138,6 +139,9 @@ thread_local! {
     /// Set when a call of this request failed to reach the server: later calls of the request
     /// fail at once (no second timeout, no second warning).
     static DOWN: Cell<bool> = const { Cell::new(false) };
+    /// What the check of a new connection found wrong, to report once the connection is no
+    /// longer borrowed.
+    static PENDING: Cell<Option<String>> = const { Cell::new(None) };
 }
 
 /// Forgets the failure of the previous request: the next call tries the server again.
@@ -145,11 +149,152 @@ pub fn request_startup() {
     DOWN.set(false);
 }
 
-/// A pool on a Redis-protocol server: the URL, the key prefix and the timeout of `cfg`.
+/// A pool on a Redis-protocol server: the URL, the key prefix, the timeout and the `apc_entry`
+/// lease of `cfg`.
+#[derive(Clone)]
 pub struct Redis {
     url: String,
     prefix: Vec<u8>,
     timeout: Duration,
+    lease_ms: u64,
+    password_file: String,
+    durability: DurabilityMode,
+    /// Whether the pool asked for `durability` explicitly (then the server's settings are
+    /// checked at connect).
+    durability_set: bool,
+    replicas: u32,
+}
+
+/// Key names under a pool's prefix that start with these bytes are the extension's own (the
+/// `apc_entry` generator locks): user keys may not start with them, so no user key can take or
+/// break a lock, and iterators and `apc_clear_cache` can tell them apart.
+pub const RESERVED: &[u8] = b"\0apcdb:";
+
+/// What follows the prefix in the name of a key's generator lock (then the key).
+const LOCK_MARK: &[u8] = b"\0apcdb:lock:";
+
+/// Extends a lease that still holds this worker's token (a lease lost to expiry or to a clear is
+/// not taken back: another worker may hold the key's lock by now).
+const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+
+/// Removes a lock only if it still holds this worker's token.
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('DEL', KEYS[1]) end return 0";
+
+/// A generator lock this thread holds, with the thread that renews its lease.
+struct Held {
+    lock: Vec<u8>,
+    token: Vec<u8>,
+    /// The process that took it: a child forked inside the generator inherits this list but must
+    /// neither release nor renew its parent's lock.
+    pid: u32,
+    redis: Redis,
+    /// Dropped to stop the renewer.
+    stop: Option<mpsc::Sender<()>>,
+    renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+thread_local! {
+    static HELD: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A key's generator lock on the server, held until dropped (SPEC §10, "Redis backend").
+pub struct Lease {
+    lock: Vec<u8>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        release(&self.lock);
+    }
+}
+
+/// Stops the renewer of `lock` and deletes the lock if it still holds our token. A failure is
+/// not reported: the lease then expires by itself.
+fn release(lock: &[u8]) {
+    let held = HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        let i = h.iter().position(|x| x.lock == lock)?;
+        Some(h.remove(i))
+    });
+    let Some(mut held) = held else { return };
+    drop(held.stop.take());
+    if held.pid != std::process::id() {
+        // A child forked inside the generator: the renewer thread exists only in the parent
+        // (joining it here would wait for good), and the lock is the parent's to release.
+        std::mem::forget(held.renewer.take());
+        return;
+    }
+    if let Some(t) = held.renewer.take() {
+        let _ = t.join();
+    }
+    let _ = held.redis.with_quiet(|c| {
+        redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(&held.lock)
+            .arg(&held.token)
+            .query::<i64>(c)
+    });
+}
+
+/// Releases every generator lock left by this request (a bailout that skipped a [`Lease`]'s
+/// drop must not keep other workers waiting until the lease expires; its renewer would otherwise
+/// renew it for the worker's life).
+pub fn release_leases() {
+    while let Some(lock) = HELD.with(|h| h.borrow().first().map(|x| x.lock.clone())) {
+        release(&lock);
+    }
+}
+
+/// An unguessable token naming this holder of a lock.
+fn new_token() -> Vec<u8> {
+    let mut b = [0u8; 16];
+    // SAFETY: `b` is a writable buffer of exactly `b.len()` bytes; getrandom writes at most that.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // No entropy source: the pid and the clock still tell holders apart.
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b.copy_from_slice(&(t ^ (u128::from(std::process::id()) << 96)).to_le_bytes());
+    }
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Renews `lock` every third of the lease on a connection of its own (the worker's connection
+/// belongs to the PHP thread, which is busy running the generator), until told to stop or the
+/// lease turns out lost.
+fn renew_loop(r: Redis, lock: Vec<u8>, token: Vec<u8>, stop: mpsc::Receiver<()>) {
+    let every = Duration::from_millis((r.lease_ms / 3).max(1));
+    let mut con = r.connect().ok();
+    loop {
+        match stop.recv_timeout(every) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        if con.is_none() {
+            con = r.connect().ok();
+        }
+        let Some(c) = con.as_mut() else { continue };
+        let renewed: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg(RENEW)
+            .arg(1)
+            .arg(&lock)
+            .arg(&token)
+            .arg(r.lease_ms)
+            .query(c);
+        match renewed {
+            Ok(0) => return,
+            Ok(_) => {}
+            // Try again with a new connection at the next tick; the lease outlives two misses.
+            Err(_) => con = None,
+        }
+    }
 }
 
 /// Runs one `WATCH`ed read-modify-write: `EXEC` fails if another client wrote the key meanwhile,
@@ -181,7 +326,89 @@ impl Redis {
             url: cfg.file.clone(),
             prefix: cfg.redis_prefix.clone(),
             timeout: Duration::from_millis(cfg.redis_timeout_ms),
+            lease_ms: cfg.redis_lease_ms,
+            password_file: cfg.redis_password_file.clone(),
+            durability: cfg.durability,
+            durability_set: cfg.durability_set,
+            replicas: cfg.redis_replicas,
         }
+    }
+
+    fn lock_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + LOCK_MARK.len() + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(LOCK_MARK);
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// Whether this thread holds `key`'s generator lock (a nested `apc_entry` of the key whose
+    /// generator is running, also in a child forked inside it).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        let lock = self.lock_key(key);
+        HELD.with(|h| h.borrow().iter().any(|x| x.lock == lock))
+    }
+
+    /// Whether this thread holds any generator lock: it then never waits for another key's,
+    /// since two workers each waiting for the other's key would wait for good.
+    pub fn holds_any(&self) -> bool {
+        HELD.with(|h| !h.borrow().is_empty())
+    }
+
+    /// Takes `key`'s generator lock if no one holds it (`SET NX PX`, the lease), and starts
+    /// renewing it; `None` if another worker holds it.
+    pub fn try_lease(&self, key: &[u8]) -> Result<Option<Lease>> {
+        self.key(key)?;
+        let lock = self.lock_key(key);
+        let token = new_token();
+        let set: redis::Value = self.with(|c| {
+            redis::cmd("SET")
+                .arg(&lock)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(self.lease_ms)
+                .query(c)
+        })?;
+        if matches!(set, redis::Value::Nil) {
+            return Ok(None);
+        }
+        let (tx, rx) = mpsc::channel();
+        let (r, l, t) = (self.clone(), lock.clone(), token.clone());
+        // Without a thread (a resource limit) the lease is not renewed: a generator that runs
+        // longer than it may then be run a second time by a waiter, which stores nothing over
+        // the first one's value (add semantics).
+        let renewer = std::thread::Builder::new()
+            .name("apcdb-lease".into())
+            .spawn(move || renew_loop(r, l, t, rx))
+            .ok();
+        HELD.with(|h| {
+            h.borrow_mut().push(Held {
+                lock: lock.clone(),
+                token,
+                pid: std::process::id(),
+                redis: self.clone(),
+                stop: Some(tx),
+                renewer,
+            })
+        });
+        Ok(Some(Lease { lock }))
+    }
+
+    /// For a worker waiting on `key`: its live value, if any, and whether its generator lock is
+    /// still held by someone (one round trip).
+    pub fn entry_state(&self, key: &[u8]) -> Result<(Option<Vec<u8>>, bool)> {
+        let k = self.key(key)?;
+        let lock = self.lock_key(key);
+        let (v, n): (Option<Vec<u8>>, i64) = self.with(|c| {
+            redis::pipe()
+                .cmd("GET")
+                .arg(&k)
+                .cmd("EXISTS")
+                .arg(&lock)
+                .query(c)
+        })?;
+        Ok((v, n > 0))
     }
 
     /// The server's name of `key`; keys are limited as on the local store, so that a pool
@@ -192,6 +419,12 @@ impl Redis {
                 len: key.len(),
                 max: apcdb::MAX_KEY_LEN,
             }));
+        }
+        if key.starts_with(RESERVED) {
+            return Err(BackendError::Remote(
+                "apcdb: keys beginning with \"\\0apcdb:\" are reserved on a Redis server (apc_entry's locks)"
+                    .to_string(),
+            ));
         }
         let mut k = Vec::with_capacity(self.prefix.len() + key.len());
         k.extend_from_slice(&self.prefix);
@@ -217,7 +450,16 @@ impl Redis {
         let info = self.url.as_str().into_connection_info().map_err(bad)?;
         // No CLIENT SETINFO at connect: one reply fewer to wait for, so a server that accepts
         // connections but never answers costs one timeout, not one per setup command.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
+        if !self.password_file.is_empty() {
+            settings = settings.set_password(read_password_file(&self.password_file)?);
+        }
+        if settings.username().is_some() && settings.password().is_none() {
+            // A user named without a password (none in the URL, no file): log in as that user
+            // with an empty one, which only a `nopass` user accepts, rather than silently as
+            // the default user (the client skips AUTH when it has no password).
+            settings = settings.set_password("");
+        }
         let client = redis::Client::open(info.set_redis_settings(settings)).map_err(bad)?;
         let con = client
             .get_connection_with_timeout(self.timeout)
@@ -243,6 +485,86 @@ impl Redis {
         if DOWN.get() {
             return Err(BackendError::Down);
         }
+        let r = self.with_quiet(f);
+        if matches!(r, Err(BackendError::Remote(_))) && CONN.with(|c| c.borrow().is_none()) {
+            DOWN.set(true);
+        }
+        if let Some(w) = PENDING.take() {
+            crate::util::warn(&w);
+        }
+        r
+    }
+
+    /// After a write in `sync` with `apcdb.redis_replicas = n`: `WAIT` until n replicas have it.
+    /// Fewer within the time allowed: the write is not acknowledged (an error: it is on the
+    /// primary, and may still reach them, but a failover now could lose it).
+    fn replicated(&self) -> Result<()> {
+        if self.durability != DurabilityMode::Sync || self.replicas == 0 {
+            return Ok(());
+        }
+        // Less than the read timeout, so that the answer is read rather than timed out.
+        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
+        let n: i64 = self.with(|c| redis::cmd("WAIT").arg(self.replicas).arg(wait_ms).query(c))?;
+        if n < i64::from(self.replicas) {
+            return Err(BackendError::Remote(format!(
+                "apcdb: the write reached {n} of the {} replicas apcdb.redis_replicas asks for \
+                 within {wait_ms} ms: not acknowledged (the primary has it)",
+                self.replicas
+            )));
+        }
+        Ok(())
+    }
+
+    /// What is wrong with the server's persistence for this pool's `apcdb.durability`, if it
+    /// was set: `sync` needs the append-only file fsynced at every write (`appendonly yes`,
+    /// `appendfsync always`), `periodic` at least every second (`everysec`).
+    fn persistence_problem(&self, con: &mut redis::Connection) -> Option<String> {
+        let (want, fsync) = match self.durability {
+            _ if !self.durability_set => return None,
+            DurabilityMode::None => return None,
+            DurabilityMode::Periodic => ("periodic", "everysec or always"),
+            DurabilityMode::Sync => ("sync", "always"),
+        };
+        let got: redis::RedisResult<(Vec<String>, Vec<String>)> = redis::pipe()
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync")
+            .query(con);
+        let (ao, af) = match got {
+            Ok((ao, af)) => (
+                ao.get(1).cloned().unwrap_or_default(),
+                af.get(1).cloned().unwrap_or_default(),
+            ),
+            Err(e) => {
+                return Some(format!(
+                    "apcdb: cannot check that the Redis server gives apcdb.durability={want} \
+                     (CONFIG GET: {e}); an acknowledged write is as durable as the server's \
+                     configuration makes it"
+                ))
+            }
+        };
+        let ok = ao == "yes"
+            && (af == "always"
+                || (self.durability == DurabilityMode::Periodic && af == "everysec"));
+        (!ok).then(|| {
+            format!(
+                "apcdb: apcdb.durability={want} needs the Redis server to run with appendonly yes \
+                 and appendfsync {fsync}, but it has appendonly {ao}, appendfsync {af}: an \
+                 acknowledged write can be lost if the server or its machine stops"
+            )
+        })
+    }
+
+    /// As [`Redis::with`], but a failure does not mark the server down for the request: for
+    /// work whose failure is not reported (releasing a lock that then expires by itself), so
+    /// that the next reported call still warns.
+    fn with_quiet<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         CONN.with(|c| {
             let mut slot = c.borrow_mut();
             // A child forked after the connection was opened must not talk on its parent's
@@ -257,17 +579,17 @@ impl Redis {
             }
             if slot.is_none() {
                 match self.connect() {
-                    Ok(con) => {
+                    Ok(mut con) => {
+                        if let Some(w) = self.persistence_problem(&mut con) {
+                            PENDING.set(Some(w));
+                        }
                         *slot = Some(Conn {
                             url: self.url.clone(),
                             pid,
                             con,
                         })
                     }
-                    Err(m) => {
-                        DOWN.set(true);
-                        return Err(BackendError::Remote(m));
-                    }
+                    Err(m) => return Err(BackendError::Remote(m)),
                 }
             }
             let conn = slot.as_mut().expect("connected above");
@@ -280,7 +602,6 @@ impl Redis {
                         || e.is_unrecoverable_error();
                     if broken {
                         *slot = None;
-                        DOWN.set(true);
                         Err(BackendError::Remote(format!(
                             "apcdb: the Redis server failed: {}",
                             self.why(&e)
@@ -299,6 +620,145 @@ impl Redis {
             }
         })
     }
+}
+
+/// An entry of a pool as the info functions and iterators see it on a Redis server.
+pub struct RemoteEntry {
+    /// The key without the pool's prefix.
+    pub key: Vec<u8>,
+    pub value_len: u64,
+    /// Unix milliseconds, 0 = never.
+    pub expires_at_ms: u64,
+    /// Unix seconds of the last read or write the server remembers (`OBJECT IDLETIME`), 0 when
+    /// it does not say (an LFU eviction policy).
+    pub access_s: u64,
+    /// The value, when asked for.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Redis {
+    /// One step of a `SCAN` over this pool's string keys: the next cursor (0: done) and the
+    /// keys found, without the prefix, apc_entry's locks left out. A step may find none.
+    pub fn scan_step(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Vec<u8>>)> {
+        let mut pattern = glob_escape(&self.prefix);
+        pattern.push(b'*');
+        let (next, keys): (u64, Vec<Vec<u8>>) = self.with(|c| {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(count.max(1))
+                .arg("TYPE")
+                .arg("string")
+                .query(c)
+        })?;
+        let keys = keys
+            .into_iter()
+            .filter_map(|k| {
+                let k = k.strip_prefix(self.prefix.as_slice())?.to_vec();
+                (!k.starts_with(RESERVED)).then_some(k)
+            })
+            .collect();
+        Ok((next, keys))
+    }
+
+    /// The metadata (and with `values`, the values) of `keys` that are live, in their order, in
+    /// one round trip.
+    pub fn describe(&self, keys: &[Vec<u8>], values: bool) -> Result<Vec<RemoteEntry>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut names = Vec::with_capacity(keys.len());
+        for k in keys {
+            names.push(self.key(k)?);
+        }
+        let mut p = redis::pipe();
+        for k in &names {
+            p.cmd(if values { "GET" } else { "STRLEN" }).arg(k);
+            p.cmd("PEXPIRETIME").arg(k);
+            p.cmd("OBJECT").arg("IDLETIME").arg(k);
+        }
+        let replies: Vec<redis::Value> = self.with(|c| p.query(c))?;
+        let now_s = now_ms() / 1000;
+        let mut out = Vec::with_capacity(keys.len());
+        for (k, r) in keys.iter().zip(replies.chunks(3)) {
+            let [v, exp, idle] = r else { continue };
+            let exp: i64 = redis::from_redis_value_ref(exp).unwrap_or(-2);
+            if exp == -2 {
+                continue; // gone since it was listed
+            }
+            let (value_len, value) = if values {
+                match redis::from_redis_value_ref::<Option<Vec<u8>>>(v) {
+                    Ok(Some(v)) => (v.len() as u64, Some(v)),
+                    _ => continue,
+                }
+            } else {
+                (redis::from_redis_value_ref::<u64>(v).unwrap_or(0), None)
+            };
+            let idle: Option<u64> = redis::from_redis_value_ref(idle).unwrap_or(None);
+            out.push(RemoteEntry {
+                key: k.clone(),
+                value_len,
+                expires_at_ms: u64::try_from(exp).unwrap_or(0),
+                access_s: idle.map_or(0, |i| now_s.saturating_sub(i)),
+                value,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The server's `used_memory` and `maxmemory` (0: no limit), from `INFO memory`; zeros when
+    /// the server does not say (a user not allowed `INFO`).
+    pub fn memory(&self) -> Result<(u64, u64)> {
+        let info: String = match self.with(|c| redis::cmd("INFO").arg("memory").query(c)) {
+            Ok(s) => s,
+            Err(BackendError::Remote(_)) if CONN.with(|c| c.borrow().is_some()) => {
+                return Ok((0, 0));
+            }
+            Err(e) => return Err(e),
+        };
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("used_memory"), field("maxmemory")))
+    }
+}
+
+/// The password in `path` (`apcdb.redis_password_file`), without its line end. Refused when the
+/// file is readable by other users than its owner and group: a password every local user can
+/// read protects nothing.
+fn read_password_file(path: &str) -> std::result::Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |why: String| format!("apcdb: apcdb.redis_password_file \"{path}\" {why}");
+    let f = std::fs::File::open(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    // The mode of the file opened, not of the path (which could be replaced in between).
+    let mode = f
+        .metadata()
+        .map_err(|e| bad(format!("cannot be read: {e}")))?
+        .permissions()
+        .mode();
+    if mode & 0o004 != 0 {
+        return Err(bad(format!(
+            "is readable by every user (mode {:o}): not used; make it readable by the pool's user \
+             only (chmod o-r)",
+            mode & 0o7777
+        )));
+    }
+    let mut pw = String::new();
+    // A password is short: a larger file is a mistake, not a password.
+    f.take(4096)
+        .read_to_string(&mut pw)
+        .map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let pw = pw.trim_end_matches(['\n', '\r']);
+    if pw.is_empty() {
+        return Err(bad("is empty".to_string()));
+    }
+    Ok(pw.to_string())
 }
 
 /// `SET`'s expiry arguments for an engine expiry (none for "never").
@@ -334,15 +794,19 @@ impl Backend for Redis {
         if expires_at_ms != 0 && expires_at_ms <= now_ms() {
             // Already expired (a negative TTL): the key reads as absent afterwards, as on the
             // local store; Redis refuses to SET with such an expiry on some versions.
-            return self.with(|c| {
+            let (ok, wrote) = self.with(|c| {
                 if only_if_absent {
                     let n: i64 = redis::cmd("EXISTS").arg(&k).query(c)?;
-                    Ok(n == 0)
+                    Ok((n == 0, false))
                 } else {
-                    redis::cmd("UNLINK").arg(&k).query::<i64>(c)?;
-                    Ok(true)
+                    let n: i64 = redis::cmd("UNLINK").arg(&k).query(c)?;
+                    Ok((true, n > 0))
                 }
-            });
+            })?;
+            if wrote {
+                self.replicated()?;
+            }
+            return Ok(ok);
         }
         let mut cmd = redis::cmd("SET");
         cmd.arg(&k).arg(value);
@@ -351,7 +815,11 @@ impl Backend for Redis {
             cmd.arg("NX");
         }
         let r: redis::Value = self.with(|c| cmd.query(c))?;
-        Ok(!matches!(r, redis::Value::Nil))
+        let stored = !matches!(r, redis::Value::Nil);
+        if stored {
+            self.replicated()?;
+        }
+        Ok(stored)
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool> {
@@ -363,12 +831,16 @@ impl Backend for Redis {
     fn delete(&self, key: &[u8]) -> Result<bool> {
         let k = self.key(key)?;
         let n: i64 = self.with(|c| redis::cmd("UNLINK").arg(&k).query(c))?;
+        if n > 0 {
+            self.replicated()?;
+        }
         Ok(n > 0)
     }
 
     fn update(&self, key: &[u8], f: &mut dyn FnMut(Option<&Entry>) -> Update) -> Result<()> {
         let k = self.key(key)?;
-        self.with(|c| {
+        // Whether a change was applied (then replicated in `sync`).
+        let wrote = self.with(|c| {
             for _ in 0..UPDATE_ATTEMPTS {
                 // One round trip: WATCH (executed first, so any write after it aborts the EXEC),
                 // the value and its absolute expiry (PEXPIRETIME: -1 for none).
@@ -393,7 +865,7 @@ impl Backend for Redis {
                 match decision {
                     Update::Keep => {
                         redis::cmd("UNWATCH").query::<()>(c)?;
-                        return Ok(());
+                        return Ok(false);
                     }
                     Update::Put {
                         value,
@@ -411,13 +883,13 @@ impl Backend for Redis {
                     // nothing.
                     _ => {
                         redis::cmd("UNWATCH").query::<()>(c)?;
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
                 // EXEC answers nil when the watched key changed: decide again.
                 let done: Option<()> = tx.query(c)?;
                 if done.is_some() {
-                    return Ok(());
+                    return Ok(true);
                 }
             }
             Err(redis::RedisError::from((
@@ -425,7 +897,11 @@ impl Backend for Redis {
                 "the key kept changing",
                 format!("gave up after {UPDATE_ATTEMPTS} attempts"),
             )))
-        })
+        })?;
+        if wrote {
+            self.replicated()?;
+        }
+        Ok(())
     }
 
     fn clear(&self) -> Result<()> {
@@ -443,6 +919,11 @@ impl Backend for Redis {
                     .arg("COUNT")
                     .arg(1000)
                     .query(c)?;
+                // apc_entry's locks stay: a generator running now keeps its key's lock, so a
+                // waiter does not start a second one.
+                let mut ours = self.prefix.clone();
+                ours.extend_from_slice(RESERVED);
+                let keys: Vec<_> = keys.into_iter().filter(|k| !k.starts_with(&ours)).collect();
                 if !keys.is_empty() {
                     redis::cmd("UNLINK").arg(&keys).query::<i64>(c)?;
                 }
@@ -451,6 +932,7 @@ impl Backend for Redis {
                 }
                 cursor = next;
             }
-        })
+        })?;
+        self.replicated()
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<13> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<16> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -30,6 +30,13 @@ pub static INI_ENTRIES: IniEntryDefs<13> = IniEntryDefs::new([
     // Only read when apcdb.file is a redis:// URL (SPEC §10, "Redis backend").
     IniEntryDef::new(c"apcdb.redis_prefix", c"apcdb:", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.redis_timeout", c"1", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.redis_lease", c"5", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.redis_replicas", c"0", IniEntryPermission::System),
+    IniEntryDef::new(
+        c"apcdb.redis_password_file",
+        c"",
+        IniEntryPermission::System,
+    ),
     IniEntryDef::end(),
 ]);
 
@@ -63,6 +70,9 @@ fn apcdb_default(name: &CStr) -> &'static str {
         b"apcdb.journal_size" => "16M",
         b"apcdb.redis_prefix" => "apcdb:",
         b"apcdb.redis_timeout" => "1",
+        b"apcdb.redis_lease" => "5",
+        b"apcdb.redis_replicas" => "0",
+        b"apcdb.durability" => "sync",
         _ => "",
     }
 }
@@ -173,6 +183,18 @@ pub struct Config {
     pub redis_prefix: Vec<u8>,
     /// `apcdb.redis_timeout` in milliseconds: connect, read and write timeout of a Redis server.
     pub redis_timeout_ms: u64,
+    /// `apcdb.redis_lease` in milliseconds: how long an `apc_entry` generator lock on a Redis
+    /// server outlives a worker that stopped renewing it (one killed while generating).
+    pub redis_lease_ms: u64,
+    /// `apcdb.redis_password_file`: a file holding the password of the URL's user, read at each
+    /// connect (so php.ini need not hold it).
+    pub redis_password_file: String,
+    /// `apcdb.redis_replicas`: with `apcdb.durability=sync`, the replicas that must have a
+    /// write (`WAIT`) before it is acknowledged.
+    pub redis_replicas: u32,
+    /// Whether `apcdb.durability` was set (php.ini, `-d`, or a value other than the default):
+    /// only then does a Redis pool check that the server can give it.
+    pub durability_set: bool,
     /// Messages about invalid settings (reported once, defaults used instead).
     pub problems: Vec<String>,
 }
@@ -330,8 +352,34 @@ impl Config {
                 1000
             }
         };
+        let lv = ini_str(c"apcdb.redis_lease");
+        let redis_lease_ms = match lv.trim().parse::<f64>() {
+            // At least 0.1 s: it is renewed every third of itself, which must stay well above
+            // the time one renewal takes.
+            Ok(t) if t.is_finite() && (0.1..=3600.0).contains(&t) => (t * 1000.0) as u64,
+            _ => {
+                problems.push(format!(
+                    "apcdb.redis_lease=\"{lv}\" is not a number of seconds in [0.1, 3600]; using 5"
+                ));
+                5000
+            }
+        };
+        let rv = ini_str(c"apcdb.redis_replicas");
+        let redis_replicas = match rv.trim().parse::<u32>() {
+            Ok(n) if n <= 1000 => n,
+            _ => {
+                problems.push(format!(
+                    "apcdb.redis_replicas=\"{rv}\" is not a number of replicas from 0 to 1000; using 0"
+                ));
+                0
+            }
+        };
         Config {
             enabled,
+            durability_set: own_setting(c"apcdb.durability").is_some(),
+            redis_replicas,
+            redis_lease_ms,
+            redis_password_file: ini_str(c"apcdb.redis_password_file"),
             redis_prefix: ini_str(c"apcdb.redis_prefix").into_bytes(),
             redis_timeout_ms,
             file,

@@ -207,6 +207,7 @@ pub fn request_shutdown() {
     if let Some(s) = store {
         s.release_entry_locks();
     }
+    crate::backend::release_leases();
     set_request(None);
 }
 
@@ -252,7 +253,8 @@ enum Step {
     /// `apcdb.file` names a Redis server, which this function does not support yet.
     RemoteUnsupported,
     Open {
-        cfg: Config,
+        // Boxed: the configuration is large beside the other variants.
+        cfg: Box<Config>,
         problems: Vec<String>,
     },
 }
@@ -284,7 +286,7 @@ pub fn store() -> Option<Arc<Store>> {
                 q.cfg.problems.clone()
             };
             Step::Open {
-                cfg: q.cfg.clone(),
+                cfg: Box::new(q.cfg.clone()),
                 problems,
             }
         }
@@ -296,7 +298,7 @@ pub fn store() -> Option<Arc<Store>> {
             warn(REMOTE_UNSUPPORTED);
             return None;
         }
-        Step::Open { cfg, problems } => (cfg, problems),
+        Step::Open { cfg, problems } => (*cfg, problems),
     };
     // Opening runs no PHP code; record the outcome before any warning can re-enter.
     let opened = open_for(&cfg);

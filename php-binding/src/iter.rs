@@ -11,7 +11,8 @@
 //! what they need before a PHP call, and check after one whether the state they were working on
 //! is still the current one.
 
-use crate::funcs::{decode_or_warn, report, Mode};
+use crate::backend::{BackendError, Redis, RemoteEntry};
+use crate::funcs::{decode_or_warn, report, report_backend, Mode};
 use crate::handle;
 use crate::util::{self, bailout_safe, bool_zval, bytes_zval, info_array, warn};
 use apc::filter::{self, Search, APC_ITER_ALL, APC_ITER_VALUE, APC_LIST_ACTIVE, DEFAULT_CHUNK};
@@ -48,14 +49,44 @@ type Listed = (Rc<[u8]>, EntryMeta);
 struct Item {
     key: Rc<[u8]>,
     meta: EntryMeta,
+    /// On a Redis server: what the info fields say, as read (no write time, no hits there).
+    remote: Option<EntryInfo>,
     /// The encoded value, when the format asks for it.
     value: Option<Rc<Vec<u8>>>,
 }
 
+/// Where a streaming iteration over a Redis server is (SPEC §10, "Redis backend").
+#[derive(Clone, Default)]
+struct Remote {
+    /// The `SCAN` cursor of the next step.
+    scan: u64,
+    /// No more keys to list (the scan, or the list of keys, is through).
+    done: bool,
+    /// With a list of keys: those not looked up yet (no scan then).
+    keys: Option<Vec<Vec<u8>>>,
+    /// Keys listed and selected but not read yet: a page stops at about PAGE_BYTES of values.
+    pending: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl Remote {
+    fn finished(&self) -> bool {
+        self.done && self.pending.is_empty()
+    }
+}
+
+/// Keys read per round trip while a page with values fills up (so a page overshoots PAGE_BYTES
+/// by at most this many values).
+const VALUE_BATCH: usize = 8;
+
+/// Tells cursors apart: a method that ran PHP code checks that the cursor it worked on is
+/// still the iterator's (user code may have rewound or rebuilt it meanwhile).
+static CURSORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Where iteration is. Borrowed only briefly and never while PHP code runs, so that user code
 /// run by `current()` (a `__wakeup`) or by a warning may call any method of the same iterator.
-#[derive(Default)]
 struct Cursor {
+    id: u64,
+    remote: Remote,
     /// The matching entries in write order (keys and metadata only), taken at first use.
     snap: Option<Rc<Vec<Listed>>>,
     /// Index in `snap` of the first entry not yet paged in.
@@ -63,6 +94,166 @@ struct Cursor {
     page: Vec<Item>,
     /// Index in `page`.
     pos: usize,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor {
+            id: CURSORS.fetch_add(1, Ordering::Relaxed),
+            remote: Remote::default(),
+            snap: None,
+            next: 0,
+            page: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+/// What the info fields say about an entry of a Redis server: no write time is kept there
+/// (`mtime`, `creation_time` 0), `ttl` is the TTL that would give the expiry if written now (at
+/// least 1), the access time is the server's last read or write, hits are not counted.
+pub fn remote_info(e: &RemoteEntry) -> EntryInfo {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let ttl = if e.expires_at_ms == 0 {
+        0
+    } else {
+        // Written with TTL t during second s, an entry expires at the start of second s + t + 1
+        // (apc::ttl): this gives back t during the second of the write, then counts down.
+        (e.expires_at_ms
+            .saturating_sub(now)
+            .div_ceil(1000)
+            .saturating_sub(1))
+        .max(1) as i64
+    };
+    EntryInfo {
+        mtime: 0,
+        ttl,
+        mem_size: info::mem_size(e.key.len(), e.value_len) as i64,
+        hits: 0,
+        atime: e.access_s as i64,
+    }
+}
+
+/// The next page of a streaming iteration over a Redis server, from `at`: the entries (values
+/// too with `values`), where the iteration is after them, and an error to report. A page may be
+/// empty before the end (a `SCAN` step found none of this pool's keys). Runs PHP code
+/// (`preg_grep`).
+fn remote_page(
+    r: &Redis,
+    search: &Search,
+    list: i64,
+    mut at: Remote,
+    chunk: usize,
+    values: bool,
+) -> (Remote, Vec<Item>, Option<BackendError>) {
+    if !search.scans(list) {
+        at.done = true;
+        return (at, Vec::new(), None);
+    }
+    if at.pending.is_empty() && !at.done {
+        let keys = match next_keys(r, search, &mut at, chunk) {
+            Ok(k) => k,
+            Err(e) => {
+                at.done = true;
+                return (at, Vec::new(), Some(e));
+            }
+        };
+        at.pending.extend(keys);
+    }
+    let mut page = Vec::new();
+    let mut bytes = 0u64;
+    while !at.pending.is_empty() && (page.is_empty() || bytes < PAGE_BYTES) {
+        let n = if values {
+            VALUE_BATCH.min(at.pending.len())
+        } else {
+            at.pending.len()
+        };
+        let batch: Vec<Vec<u8>> = at.pending.drain(..n).collect();
+        match r.describe(&batch, values) {
+            Ok(entries) => {
+                for e in entries {
+                    bytes += e.value_len;
+                    page.push(Item {
+                        remote: Some(remote_info(&e)),
+                        meta: EntryMeta {
+                            value_len: e.value_len,
+                            expires_at_ms: e.expires_at_ms,
+                            modified_at_ms: 0,
+                            version: 0,
+                        },
+                        value: e.value.map(Rc::new),
+                        key: Rc::from(e.key),
+                    });
+                }
+            }
+            Err(e) => {
+                at.done = true;
+                at.pending.clear();
+                return (at, page, Some(e));
+            }
+        }
+    }
+    (at, page, None)
+}
+
+/// The next keys `search` selects: a `SCAN` step (or the next `chunk` of a key list), filtered
+/// by the pattern. Runs PHP code (`preg_grep`).
+fn next_keys(
+    r: &Redis,
+    search: &Search,
+    at: &mut Remote,
+    chunk: usize,
+) -> Result<Vec<Vec<u8>>, BackendError> {
+    let keys = match search {
+        Search::Keys(set) => {
+            let left = at.keys.get_or_insert_with(|| {
+                let mut k: Vec<_> = set.iter().cloned().collect();
+                k.sort_unstable_by(|a, b| b.cmp(a)); // taken from the end: ascending order
+                k
+            });
+            let n = left.len().min(chunk);
+            let mut batch = left.split_off(left.len() - n);
+            batch.reverse();
+            at.done = left.is_empty();
+            batch
+        }
+        _ => {
+            let (next, keys) = r.scan_step(at.scan, chunk)?;
+            at.scan = next;
+            at.done = next == 0;
+            keys
+        }
+    };
+    Ok(match search.pattern() {
+        Some(p) if !keys.is_empty() => bailout_safe(keys, |keys| {
+            let subjects: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+            match preg_grep(p, &subjects) {
+                Some(hit) => filter::keep_matched(keys, &hit),
+                None => Vec::new(),
+            }
+        }),
+        _ => keys,
+    })
+}
+
+/// Every entry `search` selects on a Redis server, a page at a time, without values: `f` sees
+/// each page. Stops at the first error (reported). For the totals and `apc_delete()`.
+fn remote_each(r: &Redis, search: &Search, list: i64, f: &mut dyn FnMut(Vec<Item>)) {
+    let mut at = Remote::default();
+    loop {
+        let (next, page, err) = remote_page(r, search, list, at, 1000, false);
+        if let Some(e) = err {
+            report_backend(&e);
+            return;
+        }
+        f(page);
+        if next.finished() {
+            return;
+        }
+        at = next;
+    }
 }
 
 pub struct IterState {
@@ -242,6 +433,9 @@ impl IterState {
     /// A copy of the entry under the cursor, reading the next page of values when the current
     /// one is used up; `None` past the end.
     fn item(&self) -> Option<Item> {
+        if let Some(r) = handle::redis() {
+            return self.remote_item(&r);
+        }
         for _ in 0..REENTRY_RETRIES {
             let snap = self.snapshot();
             let want_value = self.format & APC_ITER_VALUE != 0;
@@ -275,6 +469,7 @@ impl IterState {
                         page.push(Item {
                             key: key.clone(),
                             meta: *meta,
+                            remote: None,
                             value: None,
                         });
                         continue;
@@ -284,6 +479,7 @@ impl IterState {
                             bytes += e.value.len() as u64;
                             page.push(Item {
                                 key: key.clone(),
+                                remote: None,
                                 meta: info::meta_of(&e),
                                 value: Some(Rc::new(e.value)),
                             });
@@ -305,7 +501,51 @@ impl IterState {
         None
     }
 
+    /// [`IterState::item`] on a Redis server: pages are read as iteration reaches them, by
+    /// `SCAN` steps of `$chunk_size` (no snapshot: memory stays bounded by a page).
+    fn remote_item(&self, r: &Redis) -> Option<Item> {
+        let want_value = self.format & APC_ITER_VALUE != 0;
+        let mut restarts = 0;
+        loop {
+            let (id, at) = {
+                let c = self.cur.borrow();
+                if let Some(it) = c.page.get(c.pos) {
+                    return Some(it.clone());
+                }
+                if c.remote.finished() {
+                    return None;
+                }
+                (c.id, c.remote.clone())
+            };
+            let search = self.search.clone();
+            let (at, page, err) = remote_page(r, &search, self.list, at, self.chunk, want_value);
+            let mut c = self.cur.borrow_mut();
+            if c.id != id || !Rc::ptr_eq(&search, &self.search) {
+                // User code rewound or rebuilt the iterator meanwhile: start from its state.
+                restarts += 1;
+                if restarts > REENTRY_RETRIES {
+                    return None;
+                }
+                continue;
+            }
+            c.remote = at;
+            c.page = page;
+            c.pos = 0;
+            drop(c);
+            if let Some(e) = err {
+                report_backend(&e);
+            }
+        }
+    }
+
     pub fn keys(&self) -> Vec<Vec<u8>> {
+        if let Some(r) = handle::redis() {
+            let mut out = Vec::new();
+            remote_each(&r, &self.search.clone(), self.list, &mut |page| {
+                out.extend(page.into_iter().map(|it| it.key.to_vec()))
+            });
+            return out;
+        }
         matching(&self.search.clone(), self.list)
             .into_iter()
             .map(|(k, _)| k.to_vec())
@@ -314,7 +554,9 @@ impl IterState {
 
     fn rewind(&self) {
         *self.cur.borrow_mut() = Cursor::default();
-        self.snapshot();
+        if handle::redis().is_none() {
+            self.snapshot();
+        }
     }
 
     fn valid(&self) -> bool {
@@ -342,7 +584,7 @@ impl IterState {
         };
         let f = self.format;
         let wants_access = f & (apc::filter::APC_ITER_NUM_HITS | apc::filter::APC_ITER_ATIME) != 0;
-        let access = if wants_access {
+        let access = if wants_access && it.remote.is_none() {
             handle::store().map(|s| s.access(&it.key))
         } else {
             None
@@ -351,6 +593,9 @@ impl IterState {
             let mut info = EntryInfo::new(it.key.len(), &it.meta);
             if let Some(a) = access {
                 info = info.with_access(a);
+            }
+            if let Some(r) = it.remote {
+                info = r;
             }
             let fields = info.iterator_fields(f);
             let h = info_array(fields, &mut |slot| match slot {
@@ -369,6 +614,18 @@ impl IterState {
     }
 
     fn totals(&self) -> info::Totals {
+        if let Some(r) = handle::redis() {
+            let mut metas = Vec::new();
+            let mut t = info::Totals::default();
+            remote_each(&r, &self.search.clone(), self.list, &mut |page| {
+                metas.clear();
+                metas.extend(page.iter().map(|it| (it.key.len(), it.meta)));
+                let p = info::totals(metas.iter().map(|(l, m)| (*l, m)));
+                t.size += p.size;
+                t.count += p.count;
+            });
+            return t;
+        }
         let items = matching(&self.search.clone(), self.list);
         info::totals(items.iter().map(|(k, e)| (k.len(), e)))
     }

@@ -221,10 +221,21 @@ extern "C" fn info(module: *mut ModuleEntry) {
         // why it cannot be opened in the table rather than as a warning.
         if cfg.enabled && backend::is_redis_url(&cfg.file) {
             // Not connected from here: phpinfo() must not wait for a server that is down.
+            let mut extra = String::new();
+            if !cfg.redis_password_file.is_empty() {
+                // The file's name only: the password is never shown.
+                extra.push_str(&format!(", password from {}", cfg.redis_password_file));
+            }
+            if cfg.durability == config::DurabilityMode::Sync && cfg.redis_replicas > 0 {
+                extra.push_str(&format!(
+                    ", each write waits for {} replicas",
+                    cfg.redis_replicas
+                ));
+            }
             info_table_row!(
                 "Store",
                 format!(
-                    "a Redis server, connected on first use (keys under \"{}\", timeout {} ms)",
+                    "a Redis server, connected on first use (keys under \"{}\", timeout {} ms{extra})",
                     String::from_utf8_lossy(&cfg.redis_prefix),
                     cfg.redis_timeout_ms
                 )

@@ -30,12 +30,14 @@ pub enum Command {
     /// Every entry as JSON lines on stdout: {"key":"<base64>","value":"<base64>","expires_at_ms":N}
     ///
     /// Reads through a read-only handle, like stats: changes no file, works on a live store.
-    Dump(FileArg),
+    /// With --from redis://...: the entries of one pool on a Redis server (its --prefix).
+    Dump(DumpArgs),
     /// Read such JSON lines from stdin into FILE (created if missing); a bad line changes nothing
     ///
     /// Started as root on another user's store (or in another user's directory), it runs as
-    /// that user, so the files stay theirs.
-    Load(FileArg),
+    /// that user, so the files stay theirs. With --to redis://...: into one pool on a Redis
+    /// server (its --prefix).
+    Load(LoadArgs),
     /// Remove every entry (one journaled change); run as the files' owner like load
     Clear(FileArg),
     /// Verify every checksum and structural invariant without changing anything
@@ -76,6 +78,42 @@ pub enum Command {
 pub struct FileArg {
     /// The store's data file
     pub file: String,
+}
+
+/// Where a pool lives on a Redis server (SPEC §10, "Redis backend").
+#[derive(Args)]
+pub struct RedisPool {
+    /// The pool's key prefix on the server (its apcdb.redis_prefix)
+    #[arg(long, default_value = "apcdb:", value_name = "PREFIX")]
+    pub prefix: String,
+    /// A file holding the password of the URL's user (refused when readable by every user)
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<String>,
+}
+
+#[derive(Args)]
+pub struct DumpArgs {
+    /// The store's data file
+    #[arg(required_unless_present = "from", conflicts_with = "from")]
+    pub file: Option<String>,
+    /// Dump a pool on a Redis server instead: redis://[user[:password]@]host:port/db,
+    /// redis+unix:///path?db=N
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub pool: RedisPool,
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The store's data file
+    #[arg(required_unless_present = "to", conflicts_with = "to")]
+    pub file: Option<String>,
+    /// Load into a pool on a Redis server instead (URL as for dump --from)
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub pool: RedisPool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ mod fuzz;
 mod json;
 mod owner;
 mod powercut;
+mod remote;
 mod rng;
 mod stats;
 mod transfer;
@@ -60,13 +61,30 @@ fn command(cmd: Command) -> Result<i32, String> {
         }
         Command::Dump(a) => {
             let stdout = std::io::stdout();
-            let (n, note) = transfer::dump(&a.file, &mut std::io::BufWriter::new(stdout.lock()))?;
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            if let Some(url) = &a.from {
+                let n = remote::dump(&remote::Pool::new(url, &a.pool), &mut out)?;
+                eprintln!("dumped {n} entries of the pool under {:?}", a.pool.prefix);
+                return Ok(0);
+            }
+            let file = a.file.as_deref().unwrap_or_default();
+            let (n, note) = transfer::dump(file, &mut out)?;
             eprintln!("dumped {n} entries; the store was {note}");
             Ok(0)
         }
         Command::Load(a) => {
-            owner::become_owner(std::path::Path::new(&a.file))?;
-            let l = transfer::load(&a.file, std::io::stdin().lock())?;
+            if let Some(url) = &a.to {
+                let pool = remote::Pool::new(url, &a.pool);
+                let l = remote::load(&pool, std::io::stdin().lock())?;
+                eprintln!(
+                    "loaded {} entries into the pool under {:?} ({} already expired, skipped)",
+                    l.stored, a.pool.prefix, l.expired
+                );
+                return Ok(0);
+            }
+            let file = a.file.as_deref().unwrap_or_default();
+            owner::become_owner(std::path::Path::new(file))?;
+            let l = transfer::load(file, std::io::stdin().lock())?;
             eprintln!(
                 "loaded {} entries ({} already expired, skipped)",
                 l.stored, l.expired

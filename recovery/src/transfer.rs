@@ -16,27 +16,34 @@ pub fn dump(path: &str, out: &mut impl Write) -> Result<(u64, String), String> {
     // Sorted, so two dumps of the same data are byte-identical.
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (key, entry) in &entries {
-        let line = DumpLine {
-            key: B64.encode(key),
-            value: B64.encode(&entry.value),
-            expires_at_ms: entry.expires_at_ms,
-        };
-        serde_json::to_writer(&mut *out, &line).map_err(|e| format!("writing the dump: {e}"))?;
-        writeln!(out).map_err(|e| format!("writing the dump: {e}"))?;
+        write_line(out, key, &entry.value, entry.expires_at_ms)?;
     }
     out.flush().map_err(|e| format!("writing the dump: {e}"))?;
     Ok((entries.len() as u64, crate::stats::view_note(&store)))
 }
 
-pub struct Loaded {
-    pub stored: u64,
-    /// Entries whose expiry had already passed: not stored.
-    pub expired: u64,
+/// One entry as a dump line (shared with the Redis dump, so both write the same bytes).
+pub fn write_line(
+    out: &mut impl Write,
+    key: &[u8],
+    value: &[u8],
+    expires_at_ms: u64,
+) -> Result<(), String> {
+    let line = DumpLine {
+        key: B64.encode(key),
+        value: B64.encode(value),
+        expires_at_ms,
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(|e| format!("writing the dump: {e}"))?;
+    writeln!(out).map_err(|e| format!("writing the dump: {e}"))
 }
 
-/// Stores every line's entry (overwriting keys that exist). The whole input is parsed and every
-/// size checked before the first write, so a malformed or oversized line changes nothing.
-pub fn load(path: &str, input: impl BufRead) -> Result<Loaded, String> {
+/// A parsed input line: its number, key, value and expiry.
+pub type Line = (usize, Vec<u8>, Vec<u8>, u64);
+
+/// Every line of a dump, parsed, with keys checked against the key limit; the first bad line is
+/// an error naming it.
+pub fn parse(input: impl BufRead) -> Result<Vec<Line>, String> {
     let mut entries = Vec::new();
     for (n, line) in input.lines().enumerate() {
         let line = line.map_err(|e| format!("reading input: {e}"))?;
@@ -59,6 +66,19 @@ pub fn load(path: &str, input: impl BufRead) -> Result<Loaded, String> {
         }
         entries.push((n + 1, key, decode("value", &obj.value)?, obj.expires_at_ms));
     }
+    Ok(entries)
+}
+
+pub struct Loaded {
+    pub stored: u64,
+    /// Entries whose expiry had already passed: not stored.
+    pub expired: u64,
+}
+
+/// Stores every line's entry (overwriting keys that exist). The whole input is parsed and every
+/// size checked before the first write, so a malformed or oversized line changes nothing.
+pub fn load(path: &str, input: impl BufRead) -> Result<Loaded, String> {
+    let entries = parse(input)?;
     let store = Store::open(path, Options::default().durability(Durability::None))
         .map_err(|e| e.to_string())?;
     // The value limit is the store's own (it follows its journal size): checked now that it is
