@@ -34,7 +34,12 @@ $rows = [];
 foreach (file($argv[1]) as $l) {
     $f = preg_split("/\s+/", trim($l));
     $k = $f[0] . " " . $f[1];
-    for ($i = 2; $i + 1 < count($f); $i += 2) $rows[$k][$f[$i]][] = (float)$f[$i + 1];
+    // "store N cpu N fetch N cpu N ...": each cpu column is named after the one before it.
+    for ($i = 2, $prev = ""; $i + 1 < count($f); $i += 2) {
+        $c = $f[$i] === "cpu" ? "$prev-cpu" : $f[$i];
+        $prev = $f[$i];
+        $rows[$k][$c][] = (float)$f[$i + 1];
+    }
 }
 function med($a) { sort($a); $n = count($a); return $n % 2 ? $a[intdiv($n, 2)] : ($a[$n / 2 - 1] + $a[$n / 2]) / 2; }
 ksort($rows);
