@@ -184,12 +184,20 @@ fn encode_by_name(v: &Zval, func: &str, tag: u8) -> Result<Encoded, EncodeError>
 /// in the store's mapping: it runs no user code and, with this PHP's delayed `memory_limit`
 /// error, cannot bail out.
 pub fn decode_plain(b: &[u8]) -> Option<Zval> {
+    // Built here rather than through `decode`, whose error strings this path never needs.
+    let mut z = Zval::new();
     match b.split_first() {
-        Some((&(TAG_NULL | TAG_FALSE | TAG_TRUE), [])) => decode(b).ok(),
-        Some((&(TAG_LONG | TAG_DOUBLE), p)) if p.len() == 8 => decode(b).ok(),
-        Some((&TAG_STRING, payload)) => Some(bytes_zval(payload)),
-        _ => None,
+        Some((&TAG_NULL, [])) => {}
+        Some((&TAG_FALSE, [])) => z.set_bool(false),
+        Some((&TAG_TRUE, [])) => z.set_bool(true),
+        Some((&TAG_LONG, p)) if p.len() == 8 => z.set_long(i64::from_le_bytes(p.try_into().ok()?)),
+        Some((&TAG_DOUBLE, p)) if p.len() == 8 => {
+            z.set_double(f64::from_bits(u64::from_le_bytes(p.try_into().ok()?)))
+        }
+        Some((&TAG_STRING, payload)) => return Some(bytes_zval(payload)),
+        _ => return None,
     }
+    Some(z)
 }
 
 /// Decode stored bytes into a PHP value. `Err` carries a message when the bytes are not a value

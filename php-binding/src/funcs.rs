@@ -93,6 +93,9 @@ pub fn decode_or_warn(bytes: &[u8]) -> Option<Zval> {
 /// The request's store, or `None` after setting the return value to `false` ([`handle::store`]
 /// reports why, once per request).
 fn open_store(rv: &mut Zval) -> Option<Arc<Store>> {
+    if let Some((s, _)) = handle::ready_store() {
+        return Some(s);
+    }
     let store = handle::store();
     if store.is_none() {
         rv.set_bool(false);
@@ -113,6 +116,9 @@ pub fn report_backend(e: &BackendError) {
 /// The request's backend (a Redis server if `apcdb.file` names one, else the store), or `None`
 /// after setting the return value to `false`.
 fn open_backend(rv: &mut Zval) -> Option<Arc<dyn Backend>> {
+    if let Some((s, _)) = handle::ready_store() {
+        return Some(s);
+    }
     if let Some(r) = handle::redis() {
         return Some(Arc::new(r));
     }
@@ -186,7 +192,15 @@ fn put_one(
     ttl: i64,
     exclusive: bool,
 ) -> Result<bool, ()> {
-    let bytes = match codec::encode(val, handle::serializer()) {
+    // The request's serializer matters only for arrays and objects: a scalar store skips the
+    // lookup of the request state.
+    let d = val.dereference();
+    let ser = if d.is_array() || d.is_object() {
+        handle::serializer()
+    } else {
+        apc::ini::Serializer::Php
+    };
+    let bytes = match codec::encode(val, ser) {
         Ok(b) => b,
         Err(EncodeError::Resource) => {
             warn(&format!(
@@ -357,24 +371,26 @@ const FETCH_BUF_KEEP: usize = 64 << 10;
 
 /// Fetch one key and decode it (outside the store's lock). `None` on a miss or failure.
 fn fetch_one(store: &dyn Backend, key: &[u8]) -> Option<Zval> {
-    // Taken out while in use: decoding runs user code (__wakeup) that may fetch again, and that
-    // nested fetch then gets an empty buffer of its own.
-    let mut buf = FETCH_BUF.take();
     // Strings and scalars are built from the mapped bytes (one copy, into the PHP string);
-    // anything that runs user code to decode is copied out first and decoded after the read.
+    // anything that runs user code to decode is copied out first, into the kept buffer, and
+    // decoded after the read. The buffer is taken out only then (a scalar fetch does not touch
+    // it) and while in use: decoding runs user code (__wakeup) that may fetch again, and that
+    // nested fetch then gets an empty buffer of its own.
     // The closure may run more than once (a read overtaken by a writer): a value it built on a
     // discarded run is simply dropped.
+    let mut buf: Option<Vec<u8>> = None;
     let mut plain = None;
     let read = store.get_with(key, &mut |v| {
         plain = Some(codec::decode_plain(v).ok_or_else(|| {
-            buf.clear();
-            buf.extend_from_slice(v);
+            let b = buf.get_or_insert_with(|| FETCH_BUF.take());
+            b.clear();
+            b.extend_from_slice(v);
         }));
     });
     let r = match read {
         Ok(true) => match plain {
             Some(Ok(z)) => Some(z),
-            Some(Err(())) => decode_or_warn(&buf),
+            Some(Err(())) => decode_or_warn(buf.as_deref().unwrap_or_default()),
             None => None,
         },
         Ok(false) => None,
@@ -383,7 +399,7 @@ fn fetch_one(store: &dyn Backend, key: &[u8]) -> Option<Zval> {
             None
         }
     };
-    if buf.capacity() <= FETCH_BUF_KEEP {
+    if let Some(buf) = buf.filter(|b| b.capacity() <= FETCH_BUF_KEEP) {
         FETCH_BUF.set(buf);
     }
     r

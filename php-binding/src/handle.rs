@@ -246,6 +246,16 @@ pub fn redis() -> Option<crate::backend::Redis> {
     Some(r)
 }
 
+/// The request's store when this request already opened it and it is usable, with the
+/// request's serializer: one thread-local access and no configuration check, the per-call fast
+/// path of every function (a request whose `apcdb.file` names a Redis server never has a store).
+pub fn ready_store() -> Option<(Arc<Store>, apc::ini::Serializer)> {
+    let b = req().try_borrow().ok()?;
+    let q = b.as_ref()?;
+    let s = q.store.as_ref().filter(|s| !s.is_poisoned())?;
+    Some((s.clone(), q.cfg.serializer))
+}
+
 /// What `store()` decided under the borrow, to act on after releasing it.
 enum Step {
     Ready(Arc<Store>),

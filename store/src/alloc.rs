@@ -34,6 +34,10 @@ pub(crate) struct Block {
     pub(crate) class: u8,
 }
 
+/// Reusable blocks of other classes an allocation moves into the free lists before it takes
+/// fresh space inside the file (all of them before the file grows).
+const RECLAIM_SCAN: usize = 256;
+
 /// The largest class whose blocks fit in `len` bytes.
 fn class_within(len: u64) -> u8 {
     let c = class_for(len);
@@ -51,23 +55,35 @@ impl WriteTxn<'_> {
         if let Some(off) = self.take_held(size, HELD_BIG_RUN) {
             return Ok(Some(off));
         }
+        let h = self.lock_file.state();
+        if self.held_free.borrow().is_none() {
+            // The oldest reusable block, when it has this class, is handed out straight from the
+            // ring: a store that overwrites values of one size then never writes a free-list link
+            // into a block it is about to fill, nor reads one back from a cold line. (Reusable
+            // means no durable checkpoint references it, exactly as for a free-list block.)
+            if let Some(s) = h.peek_reclaimable().filter(|&s| slot_class(s) == class) {
+                h.take_reclaimable(self.held());
+                return Ok(Some(BlockOffset::of_slot(s)));
+            }
+        }
         if let Some(off) = self.pop(class)? {
             return Ok(Some(off));
         }
-        // Blocks already reusable but not yet in a free list (they join a few per commit) come
-        // before new space.
-        let h = self.lock_file.state();
-        while let Some(s) = h.take_reclaimable(self.held()) {
-            self.push(BlockOffset::of_slot(s), slot_class(s))?;
-            if slot_class(s) == class {
-                return self.pop(class);
-            }
+        // Blocks already reusable but not yet in a free list (they stay in the ring until an
+        // allocation or a long backlog moves them, see `reclaim_some`) come before new space;
+        // a bounded number here, the rest only before the file would grow or a block be split,
+        // so that one allocation of a rare class does not link a whole backlog at once.
+        if let Some(off) = self.reclaim_for(class, RECLAIM_SCAN)? {
+            return Ok(Some(off));
         }
         let size = class_size(class);
         let end = h.heap_end();
         if end + size <= self.map.len() {
             h.set_heap_end(self.held(), end + size);
             return Ok(Some(BlockOffset(end)));
+        }
+        if let Some(off) = self.reclaim_for(class, usize::MAX)? {
+            return Ok(Some(off));
         }
         if let Some(off) = self.take_held(size, 0) {
             return Ok(Some(off));
@@ -109,6 +125,25 @@ impl WriteTxn<'_> {
                     self.growth_refused.set(true);
                 }
                 Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Moves reusable blocks from the ring into the free lists, at most `limit`, until one of
+    /// `class` comes; that one is returned (None when the ring ran out or the limit was hit).
+    fn reclaim_for(&self, class: u8, limit: usize) -> Result<Option<BlockOffset>> {
+        let h = self.lock_file.state();
+        for _ in 0..limit {
+            let Some(s) = h.take_reclaimable(self.held()) else {
+                break;
+            };
+            if slot_class(s) == class && self.held_free.borrow().is_none() {
+                return Ok(Some(BlockOffset::of_slot(s)));
+            }
+            self.push(BlockOffset::of_slot(s), slot_class(s))?;
+            if slot_class(s) == class {
+                return self.pop(class);
             }
         }
         Ok(None)

@@ -29,8 +29,8 @@ impl Replay for LiveIndex<'_> {
         version: u64,
     ) -> Result<()> {
         let block = *self.blocks.next().expect("one planned block per put");
-        let entry = encode_entry(key, value, expires_ms, modified_ms, version);
-        self.txn.apply_put(block, key, &entry)
+        let header = entry_header_for(key, value, expires_ms, modified_ms, version);
+        self.txn.apply_put(block, key, &[&header, key, value])
     }
     fn delete(&mut self, key: &[u8]) -> Result<()> {
         if let Some((pos, old)) = self.txn.probe_live(key, hash_key(key))?.found {
@@ -104,10 +104,10 @@ impl WriteTxn<'_> {
 
     /// Writes the entry into its planned block and publishes it in the live index, replacing the
     /// key's previous entry if any.
-    fn apply_put(&self, block: Block, key: &[u8], entry: &[u8]) -> Result<()> {
+    fn apply_put(&self, block: Block, key: &[u8], entry: &[&[u8]]) -> Result<()> {
         let h = self.lock_file.state();
         let (off, class) = (block.at.get(), block.class);
-        self.map.write(self.held(), off, entry)?;
+        self.map.write_parts(self.held(), off, entry)?;
         let hash = hash_key(key);
         let slot = slot_pack(off, class, hash);
         let p = self.probe_live(key, hash)?;

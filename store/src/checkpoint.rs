@@ -32,6 +32,10 @@ use std::sync::atomic::Ordering::*;
 
 /// Blocks moved from the pending ring into the free lists by each commit: more than one put frees.
 const RECLAIM_PER_COMMIT: usize = 8;
+/// Reusable blocks left in the pending ring before commits start moving them into the free
+/// lists: a quarter of the ring, as many as a freeze lets accumulate (`commit`), so that with the
+/// blocks freed since the freeze the ring never fills.
+const RECLAIM_BACKLOG: usize = crate::lock_file::PENDING_CAP / 4;
 /// Index pages a commit copies into a frozen checkpoint's target copy.
 pub(crate) const COPY_PER_COMMIT: usize = 8;
 /// Index pages the flusher copies per hold of the write lock.
@@ -198,8 +202,14 @@ impl WriteTxn<'_> {
         Ok(())
     }
 
-    /// A few of them: the bounded share of each commit.
+    /// A few of them, the bounded share of each commit, when many wait: blocks are otherwise
+    /// left in the ring, where an allocation of their class takes them without a free-list link
+    /// (`alloc`). The bound keeps the ring's room for the blocks freed meanwhile.
     pub(crate) fn reclaim_some(&self) -> Result<()> {
+        let h = self.lock_file.state();
+        if h.reclaimable_count() as usize <= RECLAIM_BACKLOG {
+            return Ok(());
+        }
         for _ in 0..RECLAIM_PER_COMMIT {
             if !self.reclaim_one()? {
                 break;

@@ -4,7 +4,7 @@
 //! anywhere after corruption, and a block may be reused while a slow reader looks at it (the
 //! caller's sequence check catches that).
 
-use crate::error::Result;
+use crate::error::{CorruptKind, Error, Result};
 use crate::format::*;
 use crate::map::Map;
 use crate::Entry;
@@ -48,10 +48,24 @@ pub fn header_at(map: &Map, slot: u64) -> Result<EntryHeader> {
     Ok(entry_header(map, slot)?.0)
 }
 
+/// Whether the block `slot` points to holds `key`: its header and key read in place (no copy of
+/// the header), with the header's length checked against the block as `header_at` does.
 fn holds_key(map: &Map, slot: u64, key: &[u8]) -> Result<bool> {
-    let h = header_at(map, slot)?;
-    Ok(h.key_len as usize == key.len()
-        && map.holds(slot_offset(slot) + ENTRY_HEADER as u64, key)?)
+    let (off, block) = (slot_offset(slot), class_size(slot_class(slot)));
+    // The header and as many bytes as the key has (a key that fits is inside the block).
+    let span = (ENTRY_HEADER + key.len()).min(block as usize);
+    map.with_slice(off, span, |b| {
+        let h = EntryHeader::decode(&b[..ENTRY_HEADER]);
+        if h.total_len() > block {
+            let kind = CorruptKind::EntryTooLong {
+                at: off,
+                claims: h.total_len(),
+                block,
+            };
+            return Err(Error::corrupt(map.path(), kind));
+        }
+        Ok(h.key_len as usize == key.len() && &b[ENTRY_HEADER..ENTRY_HEADER + key.len()] == key)
+    })?
 }
 
 /// The entry of `key` in the block `slot` points to (the probe matched the key), checksum verified.

@@ -328,6 +328,22 @@ impl LockState {
         Some(slot)
     }
 
+    /// The oldest block that may join a free list, left in the ring (None when there is none).
+    pub fn peek_reclaimable(&self) -> Option<u64> {
+        let head = self.pending_head.load(Ordering::Relaxed);
+        if head >= self.pending_free_to.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(self.pending[head as usize % PENDING_CAP].load(Ordering::Relaxed))
+    }
+
+    /// How many blocks may join a free list now (freed before the last durable checkpoint).
+    pub fn reclaimable_count(&self) -> u64 {
+        self.pending_free_to
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.pending_head.load(Ordering::Relaxed))
+    }
+
     /// At a freeze: the blocks freed so far wait for the checkpoint being frozen.
     pub fn freeze_pending(&self, _: &LockHeld) {
         let tail = self.pending_tail.load(Ordering::Relaxed);

@@ -246,6 +246,25 @@ impl Map {
         Ok(())
     }
 
+    /// Writes `parts` one after the other from `off` (an entry's header, key and value), as one
+    /// write of their concatenation.
+    pub fn write_parts(&self, _: &LockHeld, off: u64, parts: &[&[u8]]) -> Result<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.check(off, len as u64)?;
+        self.guarded(|| {
+            let mut at = off as usize;
+            for p in parts {
+                // SAFETY: `[off, off + len)` is in bounds (checked; a shrink since is caught by
+                // `guarded`) and each part lands inside it. Only the holder of the write lock
+                // writes, and only to blocks no reader can reach yet.
+                unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), self.base.add(at), p.len()) };
+                at += p.len();
+            }
+        })?;
+        self.observed(off, len as u64);
+        Ok(())
+    }
+
     pub fn write(&self, _: &LockHeld, off: u64, bytes: &[u8]) -> Result<()> {
         self.check(off, bytes.len() as u64)?;
         // SAFETY: in bounds (checked; a shrink since is caught by `guarded`). Only the holder of
@@ -295,19 +314,6 @@ impl Map {
                 libc::MADV_POPULATE_READ,
             )
         };
-    }
-
-    /// Whether the file holds exactly `bytes` at `off` (compared in place, no copy).
-    pub fn holds(&self, off: u64, bytes: &[u8]) -> Result<bool> {
-        self.check(off, bytes.len() as u64)?;
-        self.guarded(|| {
-            // SAFETY: in bounds (checked; a shrink since is caught by `guarded`). Another
-            // process may be changing these bytes; a torn comparison is caught by the caller's
-            // checksum or sequence check.
-            let here =
-                unsafe { std::slice::from_raw_parts(self.base.add(off as usize), bytes.len()) };
-            here == bytes
-        })
     }
 
     /// Compares two ranges of the file.

@@ -212,3 +212,42 @@ fn tiny_entries_keep_succeeding_when_the_index_needs_room() {
     drop(s);
     assert!(apcdb::verify::check(&p).unwrap().problems.is_empty());
 }
+
+/// The limit of eviction (SPEC.md §4.1): a value whose block — its size class, up to a quarter
+/// above its length — is larger than half the maximum size is refused in a store full of
+/// small entries rather than bought with a near-wipe, even when the value itself is under half
+/// (950,000 bytes of 2,000,000 need a 1 MiB block); one whose block fits in half is stored,
+/// evicting the run it needs. This is what `crash-test --php --evict --max-size 2000000`
+/// reports as refused writes (its values go up to 1,048,000 bytes).
+#[test]
+fn a_block_larger_than_half_the_store_is_refused_not_bought_with_a_wipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.db");
+    let max = 2_000_000;
+    let opts = Options::default()
+        .journal_size(8 << 20)
+        .max_size(max)
+        .durability(Durability::None)
+        .when_full(WhenFull::Evict);
+    let s = Store::open(&p, opts).unwrap();
+    for i in 0..20_000 {
+        let k = format!("small{i}");
+        s.put(k.as_bytes(), &value_of(&k, 200)).unwrap();
+    }
+    let before = s.stats().unwrap();
+    assert!(before.expunges > 0, "the store is full: {before:?}");
+    let e = s.put(b"big", &value_of("big", 950_000)).unwrap_err();
+    assert!(matches!(e, Error::Full { .. }), "{e}");
+    assert_eq!(s.get(b"big").unwrap(), None);
+    let after = s.stats().unwrap();
+    assert!(
+        after.entries * 2 > before.entries,
+        "most entries stay: {before:?} {after:?}"
+    );
+    // A block within half the store: the run it needs is cleared.
+    s.put(b"big", &value_of("big", 900_000)).unwrap();
+    assert_eq!(s.get(b"big").unwrap(), Some(value_of("big", 900_000)));
+    assert!(s.stats().unwrap().entries > 100);
+    drop(s);
+    assert!(apcdb::verify::check(&p).unwrap().problems.is_empty());
+}
