@@ -32,10 +32,12 @@ use std::sync::atomic::Ordering::*;
 
 /// Blocks moved from the pending ring into the free lists by each commit: more than one put frees.
 const RECLAIM_PER_COMMIT: usize = 8;
-/// Index pages a commit copies into a frozen checkpoint's target copy.
-pub(crate) const COPY_PER_COMMIT: usize = 8;
-/// Index pages the flusher copies per hold of the write lock.
-const COPY_PER_SLICE: usize = 64;
+/// Index pages a commit copies into a frozen checkpoint's target copy: few, since each page is a
+/// few microseconds added to that commit (the flusher copies the rest).
+pub(crate) const COPY_PER_COMMIT: usize = 2;
+/// Index pages the flusher copies per hold of the write lock: a short hold, since writers wait
+/// for it.
+const COPY_PER_SLICE: usize = 16;
 /// The smallest slice of the heap one `msync` of a checkpoint flushes (see `flush_paced`).
 const FLUSH_SLICE_MIN: u64 = 8 << 20;
 
@@ -283,6 +285,7 @@ impl Inner {
     /// Without the write lock: completes the frozen checkpoint's copy, a slice per hold of the
     /// lock, then flushes it (unless someone else is; with `wait`, after them).
     pub(crate) fn copy_and_flush(&self, wait: bool) -> Result<()> {
+        self.prefault_target();
         while self.flush_due() && self.copy_pending() {
             let txn = self.lock()?;
             if txn.in_flight() {
@@ -293,6 +296,40 @@ impl Inner {
             self.flush_frozen(&claim)?;
         }
         Ok(())
+    }
+
+    /// Without the write lock: takes the write faults of the target copy's pages still to be
+    /// copied, in runs of consecutive pages, so that the copies made under the lock (by the
+    /// flusher and by writers) do not fault: the last checkpoint's flush write-protected them.
+    /// Only the marked pages, which are written in this checkpoint anyway. The target copy and
+    /// the marks do not move while the checkpoint is in flight; a race only costs a fault.
+    fn prefault_target(&self) {
+        let h = self.lock_file.state();
+        if !self.flush_due() || !self.copy_pending() {
+            return;
+        }
+        let target = h.index[1 - h.durable_copy.load(Relaxed) as usize].load(Relaxed);
+        let pages = index_len(h.index_slots.load(Relaxed)).div_ceil(PAGE);
+        let words = DIRTY_WORDS.min(pages.div_ceil(64) as usize);
+        let mut run: Option<(u64, u64)> = None;
+        for w in 0..words {
+            let mut bits = h.to_copy[w].load(Relaxed);
+            while bits != 0 {
+                let page = w as u64 * 64 + bits.trailing_zeros() as u64;
+                bits &= bits - 1;
+                run = match run {
+                    Some((first, n)) if first + n == page => Some((first, n + 1)),
+                    Some((first, n)) => {
+                        self.map.prefault_write(target + first * PAGE, n * PAGE);
+                        Some((page, 1))
+                    }
+                    None => Some((page, 1)),
+                };
+            }
+        }
+        if let Some((first, n)) = run {
+            self.map.prefault_write(target + first * PAGE, n * PAGE);
+        }
     }
 
     /// Whether a frozen checkpoint still waits for its flush.
