@@ -340,7 +340,7 @@ pub(crate) const REPLAY_COST_BYTES: u64 = 256;
 const PACE_MAX: std::time::Duration = std::time::Duration::from_micros(10);
 /// The runway (thousandths) writers may use before the flush starts, and once it has flushed
 /// everything.
-const PACE_FROM: u64 = 250;
+const PACE_FROM: u64 = 500;
 const PACE_TO: u64 = 900;
 
 /// The longest one write waits for the flush when `used` thousandths of the runway are used:
