@@ -36,10 +36,14 @@ const RECLAIM_PER_COMMIT: usize = 8;
 /// lists: a quarter of the ring, as many as a freeze lets accumulate (`commit`), so that with the
 /// blocks freed since the freeze the ring never fills.
 const RECLAIM_BACKLOG: usize = crate::lock_file::PENDING_CAP / 4;
-/// Index pages a commit copies into a frozen checkpoint's target copy.
-pub(crate) const COPY_PER_COMMIT: usize = 8;
-/// Index pages the flusher copies per hold of the write lock.
-const COPY_PER_SLICE: usize = 64;
+/// Index pages a commit copies into a frozen checkpoint's target copy: few, since each page is a
+/// few microseconds added to that commit (the flusher copies the rest).
+pub(crate) const COPY_PER_COMMIT: usize = 2;
+/// Index pages the flusher copies per hold of the write lock: a short hold, since writers wait
+/// for it.
+const COPY_PER_SLICE: usize = 16;
+/// The smallest slice of the heap one `msync` of a checkpoint flushes (see `flush_paced`).
+const FLUSH_SLICE_MIN: u64 = 8 << 20;
 
 impl WriteTxn<'_> {
     /// A whole checkpoint of the current state, synchronously. The caller holds the write lock.
@@ -132,6 +136,9 @@ impl WriteTxn<'_> {
         }
         h.copy_left.store(left, Release);
         h.copy_cursor.store(0, Relaxed);
+        // No flush of this checkpoint has started: writers pace against zero progress.
+        h.flush_total.store(0, Relaxed);
+        h.flush_done.store(0, Relaxed);
         let epoch = h.epoch.load(Relaxed);
         h.frozen_lsn.store(h.next_lsn.load(Relaxed) - 1, Relaxed);
         h.frozen_heap_end.store(h.heap_end(), Relaxed);
@@ -269,7 +276,7 @@ thread_local! {
 
 impl Inner {
     /// Whether this thread holds this store's checkpoint mutex.
-    fn claimed_here(&self) -> bool {
+    pub(crate) fn claimed_here(&self) -> bool {
         let me = self as *const Inner as usize;
         CLAIMED.with(|c| c.borrow().contains(&me))
     }
@@ -288,6 +295,7 @@ impl Inner {
     /// Without the write lock: completes the frozen checkpoint's copy, a slice per hold of the
     /// lock, then flushes it (unless someone else is; with `wait`, after them).
     pub(crate) fn copy_and_flush(&self, wait: bool) -> Result<()> {
+        self.prefault_target();
         while self.flush_due() && self.copy_pending() {
             let txn = self.lock()?;
             if txn.in_flight() {
@@ -298,6 +306,40 @@ impl Inner {
             self.flush_frozen(&claim)?;
         }
         Ok(())
+    }
+
+    /// Without the write lock: takes the write faults of the target copy's pages still to be
+    /// copied, in runs of consecutive pages, so that the copies made under the lock (by the
+    /// flusher and by writers) do not fault: the last checkpoint's flush write-protected them.
+    /// Only the marked pages, which are written in this checkpoint anyway. The target copy and
+    /// the marks do not move while the checkpoint is in flight; a race only costs a fault.
+    fn prefault_target(&self) {
+        let h = self.lock_file.state();
+        if !self.flush_due() || !self.copy_pending() {
+            return;
+        }
+        let target = h.index[1 - h.durable_copy.load(Relaxed) as usize].load(Relaxed);
+        let pages = index_len(h.index_slots.load(Relaxed)).div_ceil(PAGE);
+        let words = DIRTY_WORDS.min(pages.div_ceil(64) as usize);
+        let mut run: Option<(u64, u64)> = None;
+        for w in 0..words {
+            let mut bits = h.to_copy[w].load(Relaxed);
+            while bits != 0 {
+                let page = w as u64 * 64 + bits.trailing_zeros() as u64;
+                bits &= bits - 1;
+                run = match run {
+                    Some((first, n)) if first + n == page => Some((first, n + 1)),
+                    Some((first, n)) => {
+                        self.map.prefault_write(target + first * PAGE, n * PAGE);
+                        Some((page, 1))
+                    }
+                    None => Some((page, 1)),
+                };
+            }
+        }
+        if let Some((first, n)) = run {
+            self.map.prefault_write(target + first * PAGE, n * PAGE);
+        }
     }
 
     /// Whether a frozen checkpoint still waits for its flush.
@@ -353,8 +395,11 @@ impl Inner {
         }
         // The heap but the live copy: it changes all the time and no checkpoint names it.
         let live_end = live + index_block_len(slots);
-        self.flush(HEAP_START, live - HEAP_START)?;
-        self.flush(live_end, file_size.saturating_sub(live_end))?;
+        let ranges = [
+            (HEAP_START, live - HEAP_START),
+            (live_end, file_size.saturating_sub(live_end)),
+        ];
+        self.flush_paced(&ranges)?;
         let index_crc = self.index_crc(index[durable_copy as usize], slots)?;
         let sb = Superblock {
             epoch: target,
@@ -393,6 +438,27 @@ impl Inner {
         // durable already, so whether they reach the disk does not matter for a crash.
         let older = SUPERBLOCK_OFFSETS[((target + 1) % 2) as usize];
         self.map.write(&claim.held, older, &[0u8; SUPERBLOCK_LEN])?;
+        Ok(())
+    }
+
+    /// Flushes `ranges` of the data file in order, a slice at a time, publishing how much is
+    /// done (`flush_done` of `flush_total`): writers pace themselves against it (SPEC.md §5).
+    /// The slices are large (a sixteenth of the whole, at least `FLUSH_SLICE_MIN`) because each
+    /// `msync` also flushes the disk's cache once.
+    fn flush_paced(&self, ranges: &[(u64, u64)]) -> Result<()> {
+        let h = self.lock_file.state();
+        let total: u64 = ranges.iter().map(|r| r.1).sum();
+        let slice = (total / 16).max(FLUSH_SLICE_MIN).next_multiple_of(PAGE);
+        h.flush_done.store(0, Relaxed);
+        h.flush_total.store(total, Release);
+        for &(mut off, mut len) in ranges {
+            while len > 0 {
+                let n = len.min(slice);
+                self.flush(off, n)?;
+                h.flush_done.fetch_add(n, Release);
+                (off, len) = (off + n, len - n);
+            }
+        }
         Ok(())
     }
 
@@ -810,5 +876,184 @@ mod tests {
                 report.problems
             );
         }
+    }
+
+    /// Slows every flush of the heap (not the superblocks) by `delay`, and notes the flush's
+    /// published progress as each one starts.
+    struct SlowHeap {
+        delay: std::time::Duration,
+        store: std::sync::OnceLock<std::sync::Weak<Store>>,
+        seen: Mutex<Vec<(u64, u64, u64, u64)>>,
+    }
+
+    impl StorageIo for SlowHeap {
+        fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
+            if kind == FileKind::Data && range.offset() >= HEAP_START {
+                if let Some(store) = self.store.get().and_then(|s| s.upgrade()) {
+                    let h = store.inner().lock_file.state();
+                    let (done, total) = (h.flush_done.load(SeqCst), h.flush_total.load(SeqCst));
+                    let e = (range.offset(), range.len(), done, total);
+                    self.seen.lock().unwrap().push(e);
+                }
+                std::thread::sleep(self.delay);
+            }
+            RealIo.sync_map(kind, range)
+        }
+    }
+
+    fn slow_heap(delay_ms: u64) -> Arc<SlowHeap> {
+        Arc::new(SlowHeap {
+            delay: std::time::Duration::from_millis(delay_ms),
+            store: Default::default(),
+            seen: Default::default(),
+        })
+    }
+
+    /// The heap is flushed in slices, in file order around the live index copy, and before each
+    /// one the flush publishes how much of it is done: what writers pace against.
+    #[test]
+    fn a_checkpoint_flushes_the_heap_in_slices_and_publishes_its_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let io = slow_heap(0);
+        let opts = Options::default().initial_size(64 << 20).io(io.clone());
+        let store = Arc::new(Store::open(&path, opts).unwrap());
+        io.store.set(Arc::downgrade(&store)).unwrap();
+        store.put(b"k", b"v").unwrap();
+        io.seen.lock().unwrap().clear();
+        store.checkpoint().unwrap();
+        let seen = io.seen.lock().unwrap().clone();
+        let h = store.inner().lock_file.state();
+        let live = h.live_index.load(SeqCst);
+        let live_end = live + index_block_len(h.index_slots.load(SeqCst));
+        let file_len = std::fs::metadata(&path).unwrap().len();
+        let total = (live - HEAP_START) + (file_len - live_end);
+        assert!(seen.len() >= 4, "the heap is flushed in slices: {seen:?}");
+        let mut done = 0;
+        let mut next = HEAP_START;
+        for &(off, len, at_start, of) in &seen {
+            if off == live_end && next == live {
+                next = live_end;
+            }
+            assert_eq!(
+                off, next,
+                "slices in file order, around the live copy: {seen:?}"
+            );
+            assert_eq!(
+                (at_start, of),
+                (done, total),
+                "progress before each slice: {seen:?}"
+            );
+            assert!(len <= total / 16 + FLUSH_SLICE_MIN, "{seen:?}");
+            done += len;
+            next += len;
+        }
+        assert_eq!((done, next), (total, file_len));
+        assert_eq!(h.flush_done.load(SeqCst), total);
+    }
+
+    /// A flush slower than the writers: they pace themselves against its progress, a little
+    /// per write, and never reach the end of their journal half while it runs (without pacing,
+    /// these writes fill the half in a fraction of one flush and wait for the rest of it).
+    #[test]
+    fn writers_pace_to_a_slow_flush_instead_of_waiting_at_the_end_of_the_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let io = slow_heap(100);
+        let opts = Options::default()
+            .durability(crate::Durability::None)
+            .journal_size(4 << 20)
+            .background_checkpoints(true)
+            .io(io.clone());
+        let store = Arc::new(Store::open(&path, opts).unwrap());
+        let c0 = store.stats().unwrap().checkpoints;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut i = 0u64;
+        while store.stats().unwrap().checkpoints < c0 + 3 {
+            assert!(std::time::Instant::now() < deadline, "checkpoints stalled");
+            store
+                .put(
+                    format!("k{}", i % 3000).as_bytes(),
+                    &i.to_le_bytes().repeat(12),
+                )
+                .unwrap();
+            i += 1;
+        }
+        let st = store.stats().unwrap();
+        assert_eq!(
+            st.full_half_waits, 0,
+            "a writer waited at the end of the half"
+        );
+        assert!(st.paced_writes > 0, "no write paced itself");
+        drop(store);
+        let store = Store::open(&path, Options::default()).unwrap();
+        for j in i.saturating_sub(3000)..i {
+            assert_eq!(
+                store.get(format!("k{}", j % 3000).as_bytes()).unwrap(),
+                Some(j.to_le_bytes().repeat(12))
+            );
+        }
+    }
+
+    /// Minor page faults this thread has taken.
+    fn thread_faults() -> i64 {
+        // SAFETY: getrusage writes only into the struct passed, which outlives the call.
+        unsafe {
+            let mut u: libc::rusage = std::mem::zeroed();
+            assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut u), 0);
+            u.ru_minflt
+        }
+    }
+
+    /// The flusher takes the write faults of the target copy's marked pages before it copies
+    /// them under the write lock (the last flush write-protected them): the copy under the lock
+    /// then faults (almost) no more, where it would fault once per page.
+    #[test]
+    fn the_copy_under_the_write_lock_takes_no_page_faults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let opts = Options::default()
+            .durability(crate::Durability::None)
+            .index_slots(1 << 17);
+        let store = Store::open(&path, opts).unwrap();
+        let fill = |round: u64| {
+            for i in 0..20_000u64 {
+                store
+                    .put(format!("k{i}").as_bytes(), &round.to_le_bytes())
+                    .unwrap();
+            }
+        };
+        // Two checkpoints: both copies and both dirty bitmaps see every page, and the flushes
+        // leave the target copy's pages write-protected.
+        for round in 0..2 {
+            fill(round);
+            store.checkpoint().unwrap();
+        }
+        fill(2);
+        let inner = store.inner();
+        {
+            let txn = inner.lock().unwrap();
+            txn.settle().unwrap();
+            txn.freeze().unwrap();
+        }
+        let marked = inner.lock_file.state().copy_left.load(SeqCst) as i64;
+        assert!(marked >= 128, "{marked} pages to copy");
+        inner.prefault_target();
+        let txn = inner.lock().unwrap();
+        let before = thread_faults();
+        while txn.copy_some(usize::MAX).unwrap() {}
+        let faults = thread_faults() - before;
+        drop(txn);
+        assert!(
+            faults * 8 < marked,
+            "{faults} page faults copying {marked} pages under the lock"
+        );
+        store.checkpoint().unwrap();
+        drop(store);
+        let store = Store::open(&path, Options::default()).unwrap();
+        assert_eq!(
+            store.get(b"k19999").unwrap(),
+            Some(2u64.to_le_bytes().to_vec())
+        );
     }
 }

@@ -195,4 +195,11 @@ pub struct Stats {
     /// Entries evicted to make room for writes (`WhenFull::Evict`), since the lock file's
     /// shared state was built.
     pub expunges: u64,
+    /// Writes that waited a little for a checkpoint's flush to catch up (pacing, SPEC.md §5),
+    /// since the lock file's shared state was built.
+    pub paced_writes: u64,
+    /// Writes that found their journal half full while a checkpoint's flush was still running,
+    /// and waited for the rest of it (back-pressure, SPEC.md §4), since the lock file's shared
+    /// state was built.
+    pub full_half_waits: u64,
 }

@@ -22,8 +22,9 @@ pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// 2: the early checkpoint's claim, the live maximum size, the snapshot fields (`snapshot_armed`,
 /// `rebuilt_at_open`). 3: the access table, the eviction clock hand and `expunges`. 4: the
 /// checkpoint that flushes without the write lock (its mutex, the frozen state, the journal
-/// half's epoch, a second dirty bitmap, the pending ring).
-pub const LOCK_FILE_VERSION: u64 = 4;
+/// half's epoch, a second dirty bitmap, the pending ring). 5: the flush's progress and the
+/// pacing counters.
+pub const LOCK_FILE_VERSION: u64 = 5;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed and not yet reusable: a ring, oldest first, waiting until a checkpoint that no
@@ -224,6 +225,18 @@ pub struct LockState {
     /// Per bucket of keys: reference bit, hits, last access (see `ACCESS_REF`). Not durable:
     /// rebuilt as zeros with the rest of the shared state.
     access: [AtomicU64; ACCESS_BUCKETS],
+    /// How far the frozen checkpoint's heap flush has got: bytes of the file flushed so far and
+    /// in all (0 and 0 from the freeze until the flusher starts). Writers pace themselves
+    /// against it (SPEC.md §5), so that they reach the end of their journal half no sooner than
+    /// the flush ends.
+    pub flush_done: AtomicU64,
+    pub flush_total: AtomicU64,
+    /// Writes that waited a little for the flush to catch up (pacing), since the shared state
+    /// was built.
+    pub paced: AtomicU64,
+    /// Writes that found the journal half full with the checkpoint's flush still running, and
+    /// waited for it (the back-pressure that pacing keeps rare).
+    pub full_half_waits: AtomicU64,
 }
 
 /// The access table: written by lock-free readers (never the data file) and by writers.

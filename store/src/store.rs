@@ -1559,6 +1559,8 @@ impl Store {
             recoveries: l(&h.recoveries),
             rebuilt_at_open: l(&h.rebuilt_at_open) != 0,
             expunges: l(&h.expunges),
+            paced_writes: l(&h.paced),
+            full_half_waits: l(&h.full_half_waits),
         };
         if let Some(ro) = &self.inner.ro {
             // No shared counters: the usage is counted from the view (SPEC.md §6.8).

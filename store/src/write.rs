@@ -197,6 +197,9 @@ impl WriteTxn<'_> {
         {
             // The half is full: only now does a writer wait for the checkpoint in flight
             // (back-pressure), before the next one frees the other half.
+            if self.flush_due() {
+                h.full_half_waits.fetch_add(1, Relaxed);
+            }
             self.settle()?;
             self.freeze()?;
         }
@@ -332,6 +335,26 @@ impl Drop for WriteTxn<'_> {
 /// follows the journal's size even when the records are small.
 pub(crate) const REPLAY_COST_BYTES: u64 = 256;
 
+/// Pacing (`Inner::pace`): the longest a write waits for a checkpoint's flush to catch up, short
+/// enough to stay within the latency of a few page faults.
+const PACE_MAX: std::time::Duration = std::time::Duration::from_micros(10);
+/// The runway (thousandths) writers may use before the flush starts, and once it has flushed
+/// everything.
+const PACE_FROM: u64 = 500;
+const PACE_TO: u64 = 900;
+
+/// The longest one write waits for the flush when `used` thousandths of the runway are used:
+/// `PACE_MAX` while most is left, then more, up to 1 ms, as it runs out, so that only a flush
+/// that falls behind even that leaves a writer at the end of the half (`WriteTxn::settle`).
+fn pace_limit(used: u64) -> std::time::Duration {
+    std::time::Duration::from_micros(match used {
+        0..800 => 10,
+        800..900 => 50,
+        900..950 => 200,
+        _ => 1000,
+    })
+}
+
 impl Inner {
     /// Records a recovery would replay now: those since the durable checkpoint (both halves'
     /// while a checkpoint is in flight).
@@ -365,7 +388,62 @@ impl Inner {
     pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
         self.wait_as_asked(lsn)?;
         self.maybe_flush();
+        self.pace();
         Ok(())
+    }
+
+    /// Gradual back-pressure (SPEC.md §5, pacing): while a checkpoint's flush runs, a writer
+    /// that has used more of its runway (the journal half, or the pending list's room) than the
+    /// flush's progress allows waits a little for the flush to catch up: at most `PACE_MAX`
+    /// (spinning: a yield can lose the core for a whole time slice), more as the runway runs out
+    /// (`pace_limit`, sleeping). Writers that outrun the flush are slowed a little per write
+    /// instead of reaching the end of the half and waiting for the whole rest of the flush.
+    fn pace(&self) {
+        // Not against a flush this thread itself runs (a write from inside it).
+        if !self.flush_due() || self.claimed_here() {
+            return;
+        }
+        let used = self.runway_used();
+        if used <= self.runway_allowed() {
+            return;
+        }
+        self.lock_file.state().paced.fetch_add(1, Relaxed);
+        let limit = pace_limit(used);
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit
+            && self.flush_due()
+            && self.runway_used() > self.runway_allowed()
+        {
+            if limit > PACE_MAX {
+                std::thread::sleep(PACE_MAX);
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// How much of the runway a checkpoint in flight leaves the writers is used, in thousandths:
+    /// the fuller of the journal half and the pending list's room after the frozen blocks.
+    fn runway_used(&self) -> u64 {
+        let h = self.lock_file.state();
+        let half = journal_half(self.journal.size);
+        let journal = self.half_fill() * 1000 / half;
+        let since = h.pending_since_freeze();
+        let room =
+            (lock_file::PENDING_CAP as u64).saturating_sub(h.pending_count().saturating_sub(since));
+        let pending = (since * 1000).checked_div(room).unwrap_or(1000);
+        journal.max(pending)
+    }
+
+    /// How much of the runway the flush's progress allows, in thousandths: `PACE_FROM` before
+    /// the flush starts, rising with the bytes flushed to `PACE_TO` when they all are (the rest
+    /// covers the superblock's flush and a busy machine).
+    fn runway_allowed(&self) -> u64 {
+        let h = self.lock_file.state();
+        let total = h.flush_total.load(Acquire);
+        let done = h.flush_done.load(Acquire).min(total);
+        let progress = (done * 1000).checked_div(total).unwrap_or(0);
+        PACE_FROM + (PACE_TO - PACE_FROM) * progress / 1000
     }
 
     fn wait_as_asked(&self, lsn: u64) -> Result<()> {
