@@ -6,7 +6,9 @@
 //! For each journal size: load KEYS keys (24-byte keys, 150-byte values), time KEYS random
 //! overwrites (`Durability::None`), close; then a child process overwrites keys until the journal
 //! is 85 % full (just short of the early checkpoint at 7/8) and aborts (no close, like `kill -9`); then this process opens the store and reads
-//! one key, timed. Also the open after a clean close.
+//! one key, timed. Also the open after a clean close, and after a writer that says when its journal
+//! is 80 % full and keeps writing is sent SIGKILL at once (so the kill usually lands inside a put,
+//! with the write lock held).
 
 use apcdb::{Durability, Options, Store};
 use std::time::Instant;
@@ -55,6 +57,26 @@ fn main() {
             }
         }
     }
+    if args.get(1).map(String::as_str) == Some("--writer-killed") {
+        // The child killed mid-write: says when the journal is 80 % full, then goes on writing
+        // until the parent's SIGKILL lands.
+        let path = &args[2];
+        let keys: u64 = args[3].parse().unwrap();
+        let store = Store::open(path, Options::default().durability(Durability::None)).unwrap();
+        let mut i = 11u64;
+        let mut said = false;
+        loop {
+            i = i.wrapping_mul(6364136223846793005).wrapping_add(1);
+            store.put(&key((i >> 20) % keys), &[b'k'; 150]).unwrap();
+            if !said {
+                let s = store.stats().unwrap();
+                if s.journal_used.max(s.journal_records * 256) * 5 >= s.journal_size * 4 {
+                    println!("full");
+                    said = true;
+                }
+            }
+        }
+    }
     if args.get(1).map(String::as_str) == Some("--open") {
         // Times one open of a store left by a crashed writer (kept with APCDB_KEEP_CRASHED=DIR),
         // for profiling recovery on the same files again and again.
@@ -77,8 +99,8 @@ fn main() {
     } else {
         vec![4 << 20, 16 << 20, 64 << 20]
     };
-    println!("| journal | overwrites/s (None) | open after clean close | open after kill -9, full journal | records replayed |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!("| journal | overwrites/s (None) | open after clean close | open after kill -9, full journal | records replayed | open after SIGKILL mid-write | records replayed |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for journal in sizes {
         let dir = tempfile::tempdir_in("/var/tmp").unwrap();
         let path = dir.path().join("s.db");
@@ -126,13 +148,42 @@ fn main() {
         store.get(&key(1)).unwrap();
         let crashed = t.elapsed();
         let replayed = store.stats().unwrap().recovered_records;
+        drop(store);
+
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--writer-killed")
+            .arg(&path)
+            .arg(keys.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "full");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let t = Instant::now();
+        let store = Store::open(&path, opts(journal)).unwrap();
+        store.get(&key(1)).unwrap();
+        let killed = t.elapsed();
+        let killed_replayed = if store.recovered_at_open() {
+            store.stats().unwrap().recovered_records
+        } else {
+            0
+        };
         println!(
-            "| {} MiB | {:.0} | {:.2} ms | {:.1} ms | {} |",
+            "| {} MiB | {:.0} | {:.2} ms | {:.1} ms | {} | {:.1} ms | {} |",
             journal >> 20,
             rate,
             clean.as_secs_f64() * 1e3,
             crashed.as_secs_f64() * 1e3,
-            replayed
+            replayed,
+            killed.as_secs_f64() * 1e3,
+            killed_replayed
         );
     }
 }
