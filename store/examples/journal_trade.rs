@@ -7,7 +7,7 @@
 //! overwrites (`Durability::None`), close; then a child process overwrites keys until the journal
 //! is 85 % full (just short of the early checkpoint at 7/8) and aborts (no close, like `kill -9`); then this process opens the store and reads
 //! one key, timed. Also the open after a clean close, and after a writer that says when its journal
-//! is 80 % full and keeps writing is sent SIGKILL at once (so the kill usually lands inside a put,
+//! is 80 % full (or its first checkpoint completed) and keeps writing is sent SIGKILL at once (so the kill usually lands inside a put,
 //! with the write lock held).
 
 use apcdb::{Durability, Options, Store};
@@ -65,12 +65,16 @@ fn main() {
         let store = Store::open(path, Options::default().durability(Durability::None)).unwrap();
         let mut i = 11u64;
         let mut said = false;
+        let checkpoints = store.stats().unwrap().checkpoints;
         loop {
             i = i.wrapping_mul(6364136223846793005).wrapping_add(1);
             store.put(&key((i >> 20) % keys), &[b'k'; 150]).unwrap();
             if !said {
+                // As the aborting writer: full by fill, or a checkpoint just completed, which
+                // happens when the half being written is full.
                 let s = store.stats().unwrap();
-                if s.journal_used.max(s.journal_records * 256) * 5 >= s.journal_size * 4 {
+                let fill = s.journal_used.max(s.journal_records * 256);
+                if fill * 5 >= s.journal_size * 4 || s.checkpoints > checkpoints {
                     println!("full");
                     said = true;
                 }

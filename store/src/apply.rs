@@ -155,7 +155,12 @@ impl WriteTxn<'_> {
     }
 
     /// One aligned 8-byte store into the live index, remembered for the next checkpoint.
-    fn publish(&self, pos: u64, slot: u64) -> Result<()> {
+    pub(crate) fn publish(&self, pos: u64, slot: u64) -> Result<()> {
+        if self.undo_active.get() {
+            // The value before, in the undo area before the store (SPEC.md §7.5).
+            let old = self.map.load_u64(pos)?;
+            self.log_slot(pos, old);
+        }
         self.before_index_write(pos)?;
         self.map.store_u64(self.held(), pos, slot)?;
         let h = self.lock_file.state();

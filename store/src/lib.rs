@@ -74,6 +74,7 @@ mod pid;
 mod readonly;
 mod recover;
 mod resize;
+mod resume;
 mod scan;
 mod sigbus;
 mod store;
