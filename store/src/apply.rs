@@ -108,6 +108,9 @@ impl WriteTxn<'_> {
         let h = self.lock_file.state();
         let (off, class) = (block.at.get(), block.class);
         self.map.write(self.held(), off, entry)?;
+        // For a later resume's check that the data file is still the one written (§7.5).
+        h.last_entry[0].store(off + 1, Relaxed);
+        h.last_entry[1].store(u32_at(entry, entry_at::CRC) as u64, Relaxed);
         let hash = hash_key(key);
         let slot = slot_pack(off, class, hash);
         let p = self.probe_live(key, hash)?;

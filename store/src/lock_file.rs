@@ -208,6 +208,15 @@ pub struct LockState {
     /// What the write-lock holder is doing (`STAGE_*`): read by the next holder when this one
     /// died, to repair only what it could have left half made.
     pub txn_stage: AtomicU64,
+    /// crc32c of the superblock copy of `epoch`, and of the one a flusher wrote for
+    /// `flushed_epoch`: a data file whose newest superblock is neither is not this state's.
+    pub sb_crc: AtomicU64,
+    pub flushed_sb_crc: AtomicU64,
+    /// Where the last put's entry starts in the data file (+ 1; 0: none) and its checksum, and
+    /// where the last record starts in the journal (+ 1) and its LSN: files put back from an
+    /// older copy (same inodes) do not hold them.
+    pub last_entry: [AtomicU64; 2],
+    pub last_record: [AtomicU64; 2],
     /// The pending ring, as ever-growing counters (position `n` is `pending[n % PENDING_CAP]`):
     /// `[head, free_to)` may join the free lists (a durable checkpoint no longer references
     /// them), `[free_to, frozen)` wait for the checkpoint in flight, `[frozen, tail)` for the next.

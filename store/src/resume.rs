@@ -67,14 +67,41 @@ pub(crate) fn may_resume(lock_file: &LockFile, data_file: &File) -> bool {
 }
 
 /// The rest of the check, once the journal is open: the same journal, whole; a data file at
-/// least as long as the state has seen; and the newest superblock one the state knows (its own
-/// checkpoint, or the one in flight that a flusher made durable).
-pub(crate) fn describes(h: &LockState, journal: &File, sb: &Superblock, data_len: u64) -> bool {
-    let jlen = journal.metadata().map_or(0, |m| m.len());
+/// least as long as the state has seen; the newest superblock one the state knows, byte for
+/// byte (its own checkpoint's, or the one in flight that a flusher made durable); and the last
+/// entry and journal record the state wrote still where it wrote them (files put back from an
+/// older copy keep their inodes, not those).
+pub(crate) fn describes(h: &LockState, journal: &File, data: &File, sb: &Superblock) -> bool {
+    let len = |f: &File| f.metadata().map_or(0, |m| m.len());
+    let crc = crc32c::crc32c(&sb.encode()) as u64;
+    let epoch = h.epoch.load(Relaxed);
+    let flushed = h.flushed_epoch.load(Relaxed);
+    let superblock = (sb.epoch == epoch && crc == h.sb_crc.load(Relaxed))
+        || (sb.epoch == flushed && flushed > epoch && crc == h.flushed_sb_crc.load(Relaxed));
+    // A word the state says is at `at - 1` of `file` (`at` 0: nothing to check).
+    let holds = |file: &File, at: u64, want: u64, width: usize| {
+        let mut b = [0u8; 8];
+        at == 0
+            || file.read_exact_at(&mut b[..width], at - 1).is_ok() && u64::from_le_bytes(b) == want
+    };
     ident(journal).is_some_and(|id| id == load2(&h.journal_ident))
-        && jlen == sb.journal_size
-        && data_len >= h.file_size.load(Relaxed)
-        && (sb.epoch == h.epoch.load(Relaxed) || sb.epoch == h.flushed_epoch.load(Relaxed))
+        && len(journal) == sb.journal_size
+        && len(data) >= h.file_size.load(Relaxed)
+        && superblock
+        && holds(
+            data,
+            h.last_entry[0].load(Relaxed),
+            h.last_entry[1].load(Relaxed),
+            4,
+        )
+        && holds(
+            journal,
+            h.last_record[0]
+                .load(Relaxed)
+                .saturating_add(record_at::LSN as u64),
+            h.last_record[1].load(Relaxed),
+            8,
+        )
 }
 
 /// Marks the shared state as one a later first opener may resume (after the state was built or
@@ -84,6 +111,21 @@ pub(crate) fn mark_resumable(h: &LockState, data_file: &File, journal: &File) {
         h.resumable.store(0, SeqCst);
         return;
     };
+    // The superblock of the state's checkpoint (an open from the closing snapshot flushed none).
+    let epoch = h.epoch.load(Relaxed);
+    let mut copy = [0u8; SUPERBLOCK_LEN];
+    if data_file
+        .read_exact_at(&mut copy, SUPERBLOCK_OFFSETS[(epoch % 2) as usize])
+        .is_err()
+    {
+        h.resumable.store(0, SeqCst);
+        return;
+    }
+    let crc = crc32c::crc32c(&copy) as u64;
+    h.sb_crc.store(crc, Relaxed);
+    if h.flushed_epoch.load(Relaxed) == epoch {
+        h.flushed_sb_crc.store(crc, Relaxed);
+    }
     for (w, v) in [
         (&h.boot_id, boot),
         (&h.data_ident, data),

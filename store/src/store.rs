@@ -493,8 +493,7 @@ impl Inner {
         );
         let jlen = files::file_len(&paths.journal, journal.file())?;
         if resume {
-            let data_len = files::file_len(&paths.data, &data_file)?;
-            resume = crate::resume::describes(lock_file.state(), journal.file(), &sb, data_len);
+            resume = crate::resume::describes(lock_file.state(), journal.file(), &data_file, &sb);
             if !resume {
                 lock_file.initialise()?;
             }

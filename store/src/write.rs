@@ -285,6 +285,8 @@ impl WriteTxn<'_> {
             }
             return Err(e);
         }
+        h.last_record[0].store(at + 1, Relaxed);
+        h.last_record[1].store(lsn, Relaxed);
         h.journal_pos.store(pos + record.len() as u64, Relaxed);
         h.next_lsn.store(lsn + 1, Relaxed);
         // 3.4 Apply into the planned blocks and the live index.
