@@ -96,9 +96,10 @@ pub(crate) fn describes(h: &LockState, journal: &File, data: &File, sb: &Superbl
         )
         && holds(
             journal,
-            h.last_record[0]
-                .load(Relaxed)
-                .saturating_add(record_at::LSN as u64),
+            match h.last_record[0].load(Relaxed) {
+                0 => 0,
+                at => at + record_at::LSN as u64,
+            },
             h.last_record[1].load(Relaxed),
             8,
         )

@@ -142,6 +142,11 @@ fn helper() {
             io.armed.store(false, Ordering::SeqCst);
             say("survived");
         }
+        // Only reads (the first opener of a store closed cleanly), then dies.
+        "reader" => {
+            assert!(store.get(b"k1").unwrap().is_some());
+            say("read");
+        }
         // A journal flush fails (the handle is poisoned), then the process dies.
         "failed-sync" => {
             base(&store);
@@ -168,7 +173,9 @@ fn run_helper(role: &str, path: &Path, durability: &str, die_at: u64) -> Vec<Str
     let out = BufReader::new(child.stdout.take().unwrap());
     let lines: Vec<String> = std::io::BufRead::lines(out)
         .map_while(|l| l.ok())
-        .filter(|l| l.starts_with("armed") || l == "survived" || l == "poisoned")
+        .filter(|l| {
+            l.starts_with("armed") || ["survived", "poisoned", "read"].contains(&l.as_str())
+        })
         .collect();
     let status = child.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
@@ -424,4 +431,29 @@ fn files_put_back_from_an_older_copy_are_not_resumed() {
     assert!(!store.resumed_at_open());
     assert_eq!(contents(&store), oracle);
     use_then_check(store, &path, oracle);
+}
+
+/// A process that opened a cleanly closed store and only read (it wrote no record, no entry)
+/// leaves a state the next opener resumes.
+#[test]
+fn a_reader_killed_is_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path, opts(Durability::None)).unwrap();
+    // Records at the start of both journal halves: a check that read one where none is named
+    // would refuse.
+    base(&store);
+    store.checkpoint().unwrap();
+    base(&store);
+    drop(store);
+    let lines = run_helper("reader", &path, "none", u64::MAX);
+    assert_eq!(lines, ["read"]);
+    let store = Store::open(&path, opts(Durability::None)).unwrap();
+    assert!(store.resumed_at_open());
+    let mut model = BTreeMap::new();
+    for i in 0..59u32 {
+        model.insert(format!("k{i}").into_bytes(), format!("old{i}").into_bytes());
+    }
+    assert_eq!(contents(&store), model);
+    use_then_check(store, &path, model);
 }
