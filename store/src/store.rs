@@ -543,26 +543,35 @@ impl Inner {
             reads: Default::default(),
             ro: None,
         };
+        let mut resumed = false;
         if first && resume {
             // Like a later opener: taking the lock repairs a holder that died (a full recovery
             // only where its stage says so, which counts in `recoveries`).
-            let (resumed, replayed) = {
-                let h = inner.lock_file.state();
-                let recoveries = h.recoveries.load(Relaxed);
-                let txn = inner.lock()?;
-                let resumed = h.recoveries.load(Relaxed) == recoveries;
-                if resumed {
+            let h = inner.lock_file.state();
+            let recoveries = h.recoveries.load(Relaxed);
+            let taken = inner.lock().map(|txn| {
+                let kept = h.recoveries.load(Relaxed) == recoveries;
+                if kept {
                     h.rebuilt_at_open.store(0, Relaxed);
                     h.recovered_records.store(0, Relaxed);
                 } else {
                     h.rebuilt_at_open.store(1, Relaxed);
                 }
                 drop(txn);
-                (resumed, h.recovered_records.load(Relaxed))
-            };
-            inner.resumed_at_open = resumed;
-            inner.recovered_at_open = replayed > 0;
-        } else if first {
+                (kept, h.recovered_records.load(Relaxed) > 0)
+            });
+            match taken {
+                Ok((kept, replayed)) => {
+                    resumed = true;
+                    inner.resumed_at_open = kept;
+                    inner.recovered_at_open = replayed;
+                }
+                // Whatever stops it (a mutex left unrecoverable, a failed recovery), this
+                // process is still alone: build the state afresh as any first opener.
+                Err(_) => inner.lock_file.initialise()?,
+            }
+        }
+        if first && !resumed {
             let txn = inner.lock()?;
             let replayed = txn.open_state()?;
             if !inner.ephemeral {

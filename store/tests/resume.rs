@@ -457,3 +457,28 @@ fn a_reader_killed_is_resumed() {
     assert_eq!(contents(&store), model);
     use_then_check(store, &path, model);
 }
+
+/// A write mutex left unrecoverable (a holder that unlocked after `EOWNERDEAD` without making
+/// it consistent) must not stop every later open: the first opener that cannot take it
+/// rebuilds the state, mutexes included, as any first opener does.
+#[test]
+fn an_unrecoverable_write_mutex_is_rebuilt_not_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let lines = run_helper("dier", &path, "none", u64::MAX);
+    assert!(lines.iter().any(|l| l == "survived"));
+    let (oracle, _) = recovered_copy(&path, dir.path());
+    // The write mutex is the first one in the lock file, at its first 64-byte line after the
+    // magic and version; glibc keeps its kind (robust, shared) at 16.
+    let lock = Paths::new(&path).lock;
+    let mut bytes = std::fs::read(&lock).unwrap();
+    assert_ne!(bytes[64 + 16..64 + 20], [0; 4], "not the mutex");
+    // Its owner field (at 8) set to glibc's PTHREAD_MUTEX_NOTRECOVERABLE, as an unlock after
+    // EOWNERDEAD without `pthread_mutex_consistent` leaves it.
+    bytes[64 + 8..64 + 12].copy_from_slice(&0x7fff_fffeu32.to_le_bytes());
+    std::fs::write(&lock, &bytes).unwrap();
+    let store = Store::open(&path, opts(Durability::None)).unwrap();
+    assert!(!store.resumed_at_open());
+    assert_eq!(contents(&store), oracle);
+    use_then_check(store, &path, oracle);
+}
