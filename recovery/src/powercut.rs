@@ -457,7 +457,8 @@ impl Recorder {
                 .map_err(|e| e.to_string())?;
         }
         // The lock file holds no durable state: after a power cut it is there but its content is
-        // meaningless; an empty one is what a first opener initialises.
+        // meaningless (and from another boot, so never resumed, SPEC.md §7.5); an empty one is
+        // what a first opener initialises, and it runs the full recovery this simulator tests.
         let lock = files.lock;
         let _ = std::fs::remove_file(&lock);
         std::fs::OpenOptions::new()

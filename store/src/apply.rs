@@ -108,6 +108,9 @@ impl WriteTxn<'_> {
         let h = self.lock_file.state();
         let (off, class) = (block.at.get(), block.class);
         self.map.write_parts(self.held(), off, entry)?;
+        // For a later resume's check that the data file is still the one written (§7.5).
+        h.last_entry[0].store(off + 1, Relaxed);
+        h.last_entry[1].store(u32_at(entry[0], entry_at::CRC) as u64, Relaxed);
         let hash = hash_key(key);
         let slot = slot_pack(off, class, hash);
         let p = self.probe_live(key, hash)?;
@@ -155,7 +158,12 @@ impl WriteTxn<'_> {
     }
 
     /// One aligned 8-byte store into the live index, remembered for the next checkpoint.
-    fn publish(&self, pos: u64, slot: u64) -> Result<()> {
+    pub(crate) fn publish(&self, pos: u64, slot: u64) -> Result<()> {
+        if self.undo_active.get() {
+            // The value before, in the undo area before the store (SPEC.md §7.5).
+            let old = self.map.load_u64(pos)?;
+            self.log_slot(pos, old);
+        }
         self.before_index_write(pos)?;
         self.map.store_u64(self.held(), pos, slot)?;
         let h = self.lock_file.state();

@@ -79,6 +79,7 @@ impl WriteTxn<'_> {
             return Ok(false);
         }
         let lsn = h.frozen_lsn.load(Relaxed);
+        h.sb_crc.store(h.flushed_sb_crc.load(Relaxed), Relaxed);
         h.epoch.store(target, Relaxed);
         h.ckpt_lsn.store(lsn, Relaxed);
         h.durable_lsn.fetch_max(lsn, AcqRel);
@@ -429,8 +430,11 @@ impl Inner {
             )
         })?;
         let at = SUPERBLOCK_OFFSETS[(target % 2) as usize];
-        self.map.write(&claim.held, at, &sb.encode())?;
+        let bytes = sb.encode();
+        self.map.write(&claim.held, at, &bytes)?;
         self.flush(at, SUPERBLOCK_LEN as u64)?;
+        h.flushed_sb_crc
+            .store(crc32c::crc32c(&bytes) as u64, Relaxed);
         h.flushed_epoch.store(target, Release);
         // The older superblock no longer describes a whole store once blocks freed in this
         // cycle are reused; only media damage to the newer copy could make an open fall back to

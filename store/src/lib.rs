@@ -75,6 +75,7 @@ mod pid;
 mod readonly;
 mod recover;
 mod resize;
+mod resume;
 mod scan;
 mod sigbus;
 mod store;
@@ -186,7 +187,9 @@ pub struct Stats {
     pub index_tombstones: u64,
     /// Journal records replayed by the most recent recovery in this store's shared state.
     pub recovered_records: u64,
-    /// Number of recoveries run (at first open and after a process died holding the lock).
+    /// Number of full recoveries run: at a first open that could not resume the state a crashed
+    /// process left, and after a process died holding the lock anywhere but in a commit's
+    /// bounded stages (SPEC.md §7.5: those are repaired without a recovery).
     pub recoveries: u64,
     /// Whether the first process to open the store (since every process last closed it) rebuilt
     /// the free lists and counters by walking the index, instead of loading the snapshot a clean

@@ -23,8 +23,9 @@ pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// `rebuilt_at_open`). 3: the access table, the eviction clock hand and `expunges`. 4: the
 /// checkpoint that flushes without the write lock (its mutex, the frozen state, the journal
 /// half's epoch, a second dirty bitmap, the pending ring). 5: the flush's progress and the
-/// pacing counters.
-pub const LOCK_FILE_VERSION: u64 = 5;
+/// pacing counters. 6: resuming after a process crash (boot id, the files' identities,
+/// `resumable`, the holder's stage and its undo area).
+pub const LOCK_FILE_VERSION: u64 = 6;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed and not yet reusable: a ring, oldest first, waiting until a checkpoint that no
@@ -195,6 +196,28 @@ pub struct LockState {
     pub snapshot_armed: AtomicU64,
     /// 1 when the first opener rebuilt the live state by walking the index (no usable snapshot).
     pub rebuilt_at_open: AtomicU64,
+    /// The boot this state was built in (`/proc/sys/kernel/random/boot_id`, 16 bytes), and the
+    /// (st_dev, st_ino) of the data file and journal it describes: a first opener may resume
+    /// the state only in the same boot, on the same files (SPEC.md §7.5).
+    pub boot_id: [AtomicU64; 2],
+    pub data_ident: [AtomicU64; 2],
+    pub journal_ident: [AtomicU64; 2],
+    /// 1 while a first opener may resume this state instead of rebuilding it: set once a first
+    /// opener built it, cleared by the last closer (before its final checkpoint) and by a
+    /// handle whose flush failed.
+    pub resumable: AtomicU64,
+    /// What the write-lock holder is doing (`STAGE_*`): read by the next holder when this one
+    /// died, to repair only what it could have left half made.
+    pub txn_stage: AtomicU64,
+    /// crc32c of the superblock copy of `epoch`, and of the one a flusher wrote for
+    /// `flushed_epoch`: a data file whose newest superblock is neither is not this state's.
+    pub sb_crc: AtomicU64,
+    pub flushed_sb_crc: AtomicU64,
+    /// Where the last put's entry starts in the data file (+ 1; 0: none) and its checksum, and
+    /// where the last record starts in the journal (+ 1) and its LSN: files put back from an
+    /// older copy (same inodes) do not hold them.
+    pub last_entry: [AtomicU64; 2],
+    pub last_record: [AtomicU64; 2],
     /// The pending ring, as ever-growing counters (position `n` is `pending[n % PENDING_CAP]`):
     /// `[head, free_to)` may join the free lists (a durable checkpoint no longer references
     /// them), `[free_to, frozen)` wait for the checkpoint in flight, `[frozen, tail)` for the next.
@@ -237,6 +260,47 @@ pub struct LockState {
     /// Writes that found the journal half full with the checkpoint's flush still running, and
     /// waited for it (the back-pressure that pacing keeps rare).
     pub full_half_waits: AtomicU64,
+    /// How to take back the transaction being applied (`STAGE_APPLY`).
+    pub undo: Undo,
+}
+
+/// The holder may be anywhere in a change: a holder that dies here leaves the state to a full
+/// recovery (SPEC.md §7).
+pub const STAGE_UNKNOWN: u64 = 0;
+/// Nothing half made but blocks out of every free list (lost space, never a block used twice):
+/// a holder that dies here leaves the state usable as it is.
+pub const STAGE_NONE: u64 = 1;
+/// Applying the record that `undo` describes: a holder that dies here is rolled back with
+/// `undo`, and the record is applied again from the journal.
+pub const STAGE_APPLY: u64 = 2;
+/// Index slots and blocks one transaction's undo area holds; a larger one sets `overflow`.
+pub const UNDO_CAP: usize = 256;
+
+/// The state before the transaction being applied, and every live index slot it changed (in
+/// order, with the value before), written by the holder before each change.
+#[repr(C)]
+pub struct Undo {
+    pub lsn: AtomicU64,
+    /// Where the record starts in its journal half, and its length.
+    pub pos: AtomicU64,
+    pub len: AtomicU64,
+    pub entries: AtomicU64,
+    pub used_bytes: AtomicU64,
+    pub used_slots: AtomicU64,
+    pub tombstones: AtomicU64,
+    pub inserts: AtomicU64,
+    pub deletes: AtomicU64,
+    pub generation: AtomicU64,
+    pub pending_tail: AtomicU64,
+    pub pending_overflow: AtomicU64,
+    /// 1 when the transaction changed more slots or planned more blocks than the area holds.
+    pub overflow: AtomicU64,
+    /// The blocks planned for its puts, as slot values (offset and class).
+    pub blocks_len: AtomicU64,
+    pub blocks: [AtomicU64; UNDO_CAP],
+    /// (position, value before) of each slot changed, in order.
+    pub slots_len: AtomicU64,
+    pub slots: [AtomicU64; 2 * UNDO_CAP],
 }
 
 /// The access table: written by lock-free readers (never the data file) and by writers.
@@ -367,6 +431,24 @@ impl LockState {
     pub fn release_frozen_pending(&self, _: &LockHeld) {
         let frozen = self.pending_frozen.load(Ordering::Relaxed);
         self.pending_free_to.store(frozen, Ordering::Relaxed);
+    }
+
+    /// Where the ring ends now, and whether it overflowed: what `truncate_pending` goes back to.
+    pub fn pending_mark(&self) -> (u64, u64) {
+        (
+            self.pending_tail.load(Ordering::Relaxed),
+            self.pending_overflow.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Forgets the blocks added since `pending_mark` gave `(tail, overflow)` (a transaction
+    /// rolled back: they are referenced again).
+    pub fn truncate_pending(&self, _: &LockHeld, tail: u64, overflow: u64) {
+        let now = self.pending_tail.load(Ordering::Relaxed);
+        let floor = self.pending_head.load(Ordering::Relaxed);
+        self.pending_tail
+            .store(tail.clamp(floor, now), Ordering::Relaxed);
+        self.pending_overflow.store(overflow, Ordering::Relaxed);
     }
 
     /// Empties the ring; `overflowed` says whether blocks are waiting that it does not name.

@@ -101,6 +101,9 @@ pub(crate) struct Inner {
     pub(crate) durability: Durability,
     poisoned: AtomicBool,
     recovered_at_open: bool,
+    /// This handle's open was the first and kept the shared state a crashed process left
+    /// (SPEC.md §7.5) instead of rebuilding it.
+    resumed_at_open: bool,
     /// The process that opened the handle: a forked child must not run the closing protocol on
     /// lock-file descriptions it shares with its parent.
     pid: u32,
@@ -460,13 +463,19 @@ impl Inner {
         data_file: std::fs::File,
         first: bool,
     ) -> Result<Inner> {
-        if first {
-            lock_file.initialise()?;
-        } else {
-            lock_file.check_initialised()?;
-        }
         let io = &*opts.io;
         let is_new = files::file_len(&paths.data, &data_file)? == 0;
+        // After a process crash in this boot, the shared state it left may be kept (SPEC.md
+        // §7.5); the journal is checked below, before anything relies on the state.
+        let mut resume = first
+            && !is_new
+            && !opts.ephemeral
+            && crate::resume::may_resume(&lock_file, &data_file);
+        if first && !resume {
+            lock_file.initialise()?;
+        } else if !first {
+            lock_file.check_initialised()?;
+        }
         if is_new && !first {
             return Err(Error::corrupt(&paths.data, CorruptKind::EmptyDataFile));
         }
@@ -503,6 +512,12 @@ impl Inner {
             opts.io.clone(),
         );
         let jlen = files::file_len(&paths.journal, journal.file())?;
+        if resume {
+            resume = crate::resume::describes(lock_file.state(), journal.file(), &data_file, &sb);
+            if !resume {
+                lock_file.initialise()?;
+            }
+        }
         if jlen != sb.journal_size {
             if jlen != 0 || !first {
                 return Err(Error::corrupt(
@@ -538,6 +553,7 @@ impl Inner {
             durability: opts.durability,
             poisoned: AtomicBool::new(false),
             recovered_at_open: false,
+            resumed_at_open: false,
             pid: crate::pid::current(),
             opened: false,
             ephemeral: opts.ephemeral,
@@ -547,9 +563,44 @@ impl Inner {
             reads: Default::default(),
             ro: None,
         };
-        if first {
+        let mut resumed = false;
+        if first && resume {
+            // Like a later opener: taking the lock repairs a holder that died (a full recovery
+            // only where its stage says so, which counts in `recoveries`).
+            let h = inner.lock_file.state();
+            let recoveries = h.recoveries.load(Relaxed);
+            let taken = inner.lock().map(|txn| {
+                let kept = h.recoveries.load(Relaxed) == recoveries;
+                if kept {
+                    h.rebuilt_at_open.store(0, Relaxed);
+                    h.recovered_records.store(0, Relaxed);
+                } else {
+                    h.rebuilt_at_open.store(1, Relaxed);
+                }
+                drop(txn);
+                (kept, h.recovered_records.load(Relaxed) > 0)
+            });
+            match taken {
+                Ok((kept, replayed)) => {
+                    resumed = true;
+                    inner.resumed_at_open = kept;
+                    inner.recovered_at_open = replayed;
+                }
+                // Whatever stops it (a mutex left unrecoverable, a failed recovery), this
+                // process is still alone: build the state afresh as any first opener.
+                Err(_) => inner.lock_file.initialise()?,
+            }
+        }
+        if first && !resumed {
             let txn = inner.lock()?;
             let replayed = txn.open_state()?;
+            if !inner.ephemeral {
+                crate::resume::mark_resumable(
+                    inner.lock_file.state(),
+                    inner.map.file(),
+                    inner.journal.file(),
+                );
+            }
             drop(txn);
             inner.recovered_at_open = replayed > 0;
         }
@@ -630,6 +681,7 @@ impl Inner {
             durability: Durability::None,
             poisoned: AtomicBool::new(false),
             recovered_at_open: false,
+            resumed_at_open: false,
             pid: crate::pid::current(),
             opened: true,
             ephemeral: false,
@@ -796,6 +848,9 @@ impl Drop for Inner {
                     ),
                 ) {
                     if let Ok(txn) = self.lock() {
+                        // From now on the next first opener uses the snapshot (or recovers), not
+                        // this state: the two must never both describe the store.
+                        h.resumable.store(0, SeqCst);
                         // And leaves what the next opener would rebuild (SPEC.md §7.2).
                         let _ = txn.checkpoint().and_then(|()| txn.save_snapshot());
                         drop(txn);
@@ -839,6 +894,9 @@ impl Inner {
 
     pub(crate) fn poison(&self) {
         self.poisoned.store(true, Relaxed);
+        // A failed flush may have dropped pages of the page cache: the next first opener must
+        // not trust what this state says is in it (SPEC.md §7.5, §8.3).
+        self.lock_file.state().resumable.store(0, SeqCst);
     }
 
     /// The largest journal record a transaction may write: a quarter of the journal.
@@ -1594,6 +1652,13 @@ impl Store {
     /// True if opening this handle ran recovery that replayed journal records.
     pub fn recovered_at_open(&self) -> bool {
         self.inner.recovered_at_open
+    }
+
+    /// True if this handle was the first to open the store after every process that had it open
+    /// died (same boot, same files), and kept the shared state they left instead of rebuilding it
+    /// (SPEC.md §7.5): nothing was replayed, at most the record a dying writer was applying.
+    pub fn resumed_at_open(&self) -> bool {
+        self.inner.resumed_at_open
     }
 
     /// Largest value accepted by this store with an empty key, in bytes: a quarter of the

@@ -91,6 +91,12 @@ pub(crate) struct WriteTxn<'a> {
     /// free blocks (`alloc.rs`, `HeldFree`), so that recovery's checkpoint does not have to flush
     /// a link written into nearly every page of the heap.
     pub(crate) held_free: std::cell::RefCell<Option<crate::alloc::HeldFree>>,
+    /// Nesting depth of `commit` (eviction commits inside a commit): only the outermost one
+    /// keeps the stage and the undo area (SPEC.md §7.5).
+    commit_depth: Cell<u32>,
+    /// Set while the outermost commit applies its record: each changed slot goes to the undo
+    /// area first.
+    pub(crate) undo_active: Cell<bool>,
 }
 
 impl std::ops::Deref for WriteTxn<'_> {
@@ -138,14 +144,29 @@ impl Inner {
             exclude_readers_depth: Cell::new(0),
             growth_refused: Cell::new(false),
             held_free: Default::default(),
+            commit_depth: Cell::new(0),
+            undo_active: Cell::new(false),
         };
+        let h = self.lock_file.state();
+        // What a holder that died was doing, read before this holder says it may be anywhere.
+        let dead_stage = h.txn_stage.load(Relaxed);
+        txn.set_stage(lock_file::STAGE_UNKNOWN);
         // A file shrunk under us while we waited: nothing in the shared state can be trusted.
         self.check_mappings()?;
-        let h = self.lock_file.state();
+        let mut repair = None;
         if let Locked::OwnerDied = state {
-            // The dead holder may have stopped anywhere. Note that the live state must be rebuilt
-            // before marking the mutex usable again, so that if this recovery fails too (or this
-            // process dies in it), the next holder runs it instead.
+            // The dead holder may have stopped anywhere. Note that the live state must be
+            // repaired before marking the mutex usable again, so that if this repair fails too
+            // (or this process dies in it), the next holder rebuilds it instead. Where the
+            // holder's stage says it left nothing half made, or only the record it was
+            // applying, the repair is bounded (SPEC.md §7.5); anywhere else it is a recovery.
+            if h.needs_recovery.load(SeqCst) == 0 {
+                repair = match dead_stage {
+                    lock_file::STAGE_NONE => Some(false),
+                    lock_file::STAGE_APPLY if h.undo.overflow.load(Relaxed) == 0 => Some(true),
+                    _ => None,
+                };
+            }
             h.needs_recovery.store(1, SeqCst);
             h.write_mutex.consistent();
         }
@@ -154,7 +175,11 @@ impl Inner {
             txn.disarm_snapshot()?;
         }
         if h.needs_recovery.load(SeqCst) != 0 {
-            txn.recover()?;
+            // A bounded repair that fails for any reason leaves it to recovery.
+            if repair.is_none_or(|apply| txn.repair(apply).is_err()) {
+                txn.recover()?;
+            }
+            txn.set_stage(lock_file::STAGE_UNKNOWN);
             h.needs_recovery.store(0, SeqCst);
         }
         // Another process may have grown the file: see the new length before using it.
@@ -176,8 +201,34 @@ impl WriteTxn<'_> {
         })
     }
 
+    /// Says what this holder is doing, for the next one if it dies (`lock_file::STAGE_*`). Only
+    /// this thread's program order matters: the next holder reads the stage after the kernel
+    /// handed it the lock of a dead process, whose stores are all visible by then. The fences
+    /// keep the compiler from moving the store across the changes it describes.
+    #[inline]
+    pub(crate) fn set_stage(&self, stage: u64) {
+        std::sync::atomic::compiler_fence(SeqCst);
+        self.lock_file.state().txn_stage.store(stage, Relaxed);
+        std::sync::atomic::compiler_fence(SeqCst);
+    }
+
     /// Journals and applies one transaction under the write lock; returns its LSN.
     pub(crate) fn commit(&self, ops: &[Op]) -> Result<u64> {
+        let depth = self.commit_depth.get();
+        self.commit_depth.set(depth + 1);
+        let r = self.commit_at(ops, depth == 0);
+        self.commit_depth.set(depth);
+        if depth == 0 {
+            // Whatever the caller does next is not covered by the stages below.
+            self.undo_active.set(false);
+            self.set_stage(lock_file::STAGE_UNKNOWN);
+        }
+        r
+    }
+
+    /// `commit`; `outer` when it is not nested in another (an eviction's), and so keeps the
+    /// stage and the undo area.
+    fn commit_at(&self, ops: &[Op], outer: bool) -> Result<u64> {
         self.check_owner()?;
         self.check_poison()?;
         let h = self.lock_file.state();
@@ -208,6 +259,11 @@ impl WriteTxn<'_> {
             self.checkpoint()?;
         }
         self.index_room_evicting(ops, puts)?;
+        // From here to the journal append a holder that dies leaves at most blocks out of the
+        // free lists (each list change is one store after the block's link is written).
+        if outer {
+            self.set_stage(lock_file::STAGE_NONE);
+        }
         // 3.2 Plan blocks, before anything is journaled: a store without room changes nothing.
         let blocks = self.plan_with_room(ops)?;
         // 3.3 Journal append; if it fails, the blocks go back and nothing was applied.
@@ -216,12 +272,24 @@ impl WriteTxn<'_> {
         let record = journal::encode_record(epoch, lsn, ops);
         let pos = h.journal_pos.load(Relaxed);
         let at = journal_half_base(self.journal.size, epoch) + pos;
+        if outer {
+            // Before the record can be whole in the journal: a holder that dies from here on is
+            // rolled back to this point and the record (if whole) applied again.
+            self.begin_apply(lsn, pos, record.len() as u64, &blocks);
+        }
         if let Err(e) = self.journal.write_at(self.held(), at, &record) {
+            if outer {
+                // Not written: nothing to take back, and the blocks go back to the lists.
+                self.undo_active.set(false);
+                self.set_stage(lock_file::STAGE_NONE);
+            }
             for b in blocks {
                 self.push(b.at, b.class)?;
             }
             return Err(e);
         }
+        h.last_record[0].store(at + 1, Relaxed);
+        h.last_record[1].store(lsn, Relaxed);
         h.journal_pos.store(pos + record.len() as u64, Relaxed);
         h.next_lsn.store(lsn + 1, Relaxed);
         // 3.4 Apply into the planned blocks and the live index.
@@ -229,6 +297,11 @@ impl WriteTxn<'_> {
         self.note_written(ops);
         // 3.5 Publish as written: the next group commit flushes up to here.
         h.written_lsn.store(lsn, Release);
+        if outer {
+            // Applied whole: what follows only moves blocks between lists and copies index pages.
+            self.undo_active.set(false);
+            self.set_stage(lock_file::STAGE_NONE);
+        }
         // 3.6 Bounded housekeeping: a few reclaimed blocks, and a freeze when the half is three
         // quarters full (or many blocks wait) and no checkpoint is in flight. The flush runs
         // after the lock is released (`after_commit`).
@@ -243,6 +316,7 @@ impl WriteTxn<'_> {
             && (self.half_fill() * 4 >= half * 3
                 || h.pending_since_freeze() as usize * 4 >= lock_file::PENDING_CAP)
         {
+            self.set_stage(lock_file::STAGE_UNKNOWN);
             let _ = self.freeze();
         }
         Ok(lsn)
@@ -256,6 +330,8 @@ impl WriteTxn<'_> {
             if let Some(blocks) = self.plan_blocks(ops)? {
                 return Ok(blocks);
             }
+            // Making room changes more than free lists.
+            self.set_stage(lock_file::STAGE_UNKNOWN);
             if self.when_full == crate::WhenFull::Evict {
                 // Evicting others instead (`evict.rs`); `None`: nothing more could go.
                 match self.plan_evicting(ops)? {
@@ -319,6 +395,8 @@ impl Drop for WriteTxn<'_> {
                 // next holder. Say it explicitly.
                 h.needs_recovery.store(1, SeqCst);
             }
+            // Released normally: nothing is half made (other holders use the state as it is).
+            self.set_stage(lock_file::STAGE_NONE);
             h.write_mutex.unlock();
         }
         let me = self.inner as *const Inner as usize;
