@@ -91,6 +91,9 @@ pub(crate) struct WriteTxn<'a> {
     /// free blocks (`alloc.rs`, `HeldFree`), so that recovery's checkpoint does not have to flush
     /// a link written into nearly every page of the heap.
     pub(crate) held_free: std::cell::RefCell<Option<crate::alloc::HeldFree>>,
+    /// Non-zero while a compaction commits its moves: blocks come only from below this offset
+    /// (`compact.rs`).
+    pub(crate) alloc_below: Cell<u64>,
 }
 
 impl std::ops::Deref for WriteTxn<'_> {
@@ -138,6 +141,7 @@ impl Inner {
             exclude_readers_depth: Cell::new(0),
             growth_refused: Cell::new(false),
             held_free: Default::default(),
+            alloc_below: Cell::new(0),
         };
         // A file shrunk under us while we waited: nothing in the shared state can be trusted.
         self.check_mappings()?;
