@@ -6,21 +6,25 @@
 //! (`fallocate(FALLOC_FL_PUNCH_HOLE)`): the file keeps its length, the blocks go back to the
 //! filesystem. The steps:
 //!
-//! 1. **Line.** A checkpoint first (the durable state is then the live one), then, from a copy
-//!    of the live index taken under the write lock, the lowest offset `line` such that the live
-//!    entries at or above it fit in the free space below it (and no index copy lies above it:
-//!    those move only with an index rebuild).
-//! 2. **Moves.** The free lists are rebuilt with only the space below the line, then the
-//!    entries above it are written again, highest first, in journaled batches under the write
-//!    lock (one record a batch): the same key, value, expiry and modification time, in a block
-//!    below the line (`WriteTxn::alloc_below`). To a reader nothing changed but the entry's
-//!    `version`; a crash leaves each batch whole or absent, like any write.
-//! 3. **Lower the heap's end**, in one hold of the write lock: entries written above the line
-//!    meanwhile are moved too, a checkpoint makes the moves durable (from then on no durable
-//!    state references the tail), the heap's end becomes the line and the free lists are
-//!    rebuilt below it, and a second checkpoint records that end in the superblock.
+//! 1. **Line.** A checkpoint first (its flush runs without the write lock), then, from the live
+//!    index read under the lock, the lowest offset `line` such that the live entries at or above
+//!    it fit in the free space below it (and no index copy lies above it: those move only with
+//!    an index rebuild).
+//! 2. **Moves.** The entries above the line are written again, highest first, in journaled
+//!    batches under the write lock (one record a batch): the same key, value, expiry and
+//!    modification time, in a block below the line (`WriteTxn::alloc_below`). To a reader
+//!    nothing changed but the entry's `version`; a crash leaves each batch whole or absent, like
+//!    any write.
+//! 3. **Lower the heap's end**, in rounds: a checkpoint behind the writers releases what the
+//!    moves left; one hold drops those blocks and purges the free lists of everything past the
+//!    line (so writers stop taking tail blocks) and lists the entries writers placed past the
+//!    line meanwhile, which are moved in batches and another round runs; once they are few,
+//!    one hold moves them, makes sure nothing durable or waiting for a checkpoint uses a block
+//!    past the line (a checkpoint under the lock if something does), lowers the heap's end to
+//!    the line and freezes the checkpoint that records it.
 //! 4. **Punch** the file from the heap's end (rounded up to a 1 MiB chunk) to its length, a
-//!    slice at a time under the write lock, never below the heap's end at that moment.
+//!    slice at a time under the write lock, never below the heap's end at that moment nor below
+//!    any superblock's on disk or in flight.
 //!
 //! The invariant that makes a hole harmless: every 1 MiB chunk that holds any byte below the
 //! heap's end has real blocks. Holes lie only past the heap's end (rounded up), where nothing is
@@ -47,6 +51,9 @@ pub(crate) const BACKING_CHUNK: u64 = 1 << 20;
 const PUNCH_PER_HOLD: u64 = 16;
 /// Entries moved per batch (one journal record, one hold of the write lock).
 const MOVE_BATCH: usize = 256;
+/// Rounds of moving what writers placed past the line before the last one moves the rest in
+/// one hold, however many they are.
+const STRAGGLER_ROUNDS: u32 = 6;
 /// The line leaves this share of the free space below it unused, so that entries whose size
 /// fits no hole exactly still find room.
 const SLACK_DIV: u64 = 8;
@@ -288,6 +295,14 @@ impl WriteTxn<'_> {
     }
 }
 
+/// With `APCDB_COMPACT_TIMING` set, prints how long the final hold of the lock has taken at each
+/// stage (to find what a writer's longest wait is made of).
+fn timing(stage: &str, since: Instant) {
+    if std::env::var_os("APCDB_COMPACT_TIMING").is_some() {
+        eprintln!("compact: {stage} after {:?}", since.elapsed());
+    }
+}
+
 /// What one batch of moves did.
 struct Moved {
     seen: usize,
@@ -332,10 +347,10 @@ impl Store {
     /// keeps its length (no process's mapping can fault) and takes that much less room on disk
     /// (`du`, `CompactReport::bytes_after`). The heap grows back into that space as it needs it.
     ///
-    /// Writers wait only while a batch is moved, and once for the step that lowers the heap's
-    /// end (two checkpoints under the write lock; [`CompactReport::longest_lock`]). A crash at
-    /// any moment leaves a whole store: each batch is a journaled write, and the heap's end is
-    /// lowered only by a checkpoint, before any block is released.
+    /// Writers wait only while a batch is moved, and for the steps that walk the index (and the
+    /// free lists) to lower the heap's end ([`CompactReport::longest_lock`]); checkpoints flush
+    /// without the lock. A crash at any moment leaves a whole store: each batch is a journaled
+    /// write, and no block is released before a superblock records the lower end.
     ///
     /// Index copies are not moved: the heap cannot shrink below the highest one. To shrink the
     /// files themselves, use [`compact_rewrite`](Self::compact_rewrite) when no other process
@@ -395,17 +410,23 @@ impl Store {
             }
             left = &left[m.seen..];
         }
-        // 3. Lower the heap's end, in one hold: the moves are made durable first by a
-        // checkpoint whose flush runs without the lock; in the hold, entries written above the
-        // line since (writers bump the heap's end when no free block has their size) move too,
-        // and a checkpoint of what changed since makes every state on disk free of the tail.
-        // The lower end is then frozen into the next checkpoint.
-        inner.checkpoint_behind(&mut hold)?;
-        inner.flush_before_write()?;
-        let t = Instant::now();
-        let line = {
+        // 3. Lower the heap's end. Rounds: a checkpoint whose flush runs without the lock makes
+        // the moves durable and releases the blocks they left; then, in one hold, the released
+        // blocks past the line are dropped, the free lists are purged of blocks past the line
+        // (so writers stop taking them), and the entries written past the line since are
+        // listed. Many of those: moved in batches, one hold each, and another round. Few or
+        // none (or the last round): the final hold moves them, makes sure no state on disk or
+        // waiting for a checkpoint uses a block past the line, lowers the heap's end, and
+        // freezes the checkpoint that records it.
+        let mut line = line;
+        for round in 1.. {
+            inner.checkpoint_behind(&mut hold)?;
+            inner.flush_before_write()?;
+            let t = Instant::now();
             let txn = inner.lock()?;
             txn.settle()?;
+            txn.drain_reclaimable(line)?;
+            txn.purge_free_lists(line)?;
             let mut above: Vec<Used> = txn
                 .used_blocks()?
                 .into_iter()
@@ -413,6 +434,25 @@ impl Store {
                 .collect();
             above.sort_unstable_by_key(|u| std::cmp::Reverse(u.at));
             let slots: Vec<u64> = above.iter().map(|u| u.slot).collect();
+            timing("round's walk", t);
+            if slots.len() > MOVE_BATCH && round < STRAGGLER_ROUNDS {
+                drop(txn);
+                hold(t);
+                let mut left = &slots[..];
+                while !left.is_empty() {
+                    let t = Instant::now();
+                    let txn = inner.lock()?;
+                    let m = txn.move_below(&left[..left.len().min(MOVE_BATCH)], line)?;
+                    drop(txn);
+                    hold(t);
+                    moved += m.moved;
+                    if m.stuck {
+                        break;
+                    }
+                    left = &left[m.seen..];
+                }
+                continue;
+            }
             let mut left = &slots[..];
             while !left.is_empty() {
                 let m = txn.move_below(&left[..left.len().min(MOVE_BATCH)], line)?;
@@ -422,36 +462,50 @@ impl Store {
                 }
                 left = &left[m.seen..];
             }
-            // Every freed block must be in a list before the purge below (a block reclaimed
-            // after it would join a list past the heap's end): the released ones now, dropping
-            // those past the line; if any still waits for a checkpoint, or the durable state
-            // names something past the line, a checkpoint of what changed since the last one
-            // (small: it just ran) settles both.
-            txn.drain_reclaimable(line)?;
+            timing("stragglers moved", t);
+            // Every freed block must be in a list before the lists are purged (a block
+            // reclaimed after that would join a list past the heap's end), and no durable
+            // state may use a block past the line: if a block past the line still waits for a
+            // checkpoint (moved just now, or freed by a writer since the round's checkpoint),
+            // or the durable state uses one, a checkpoint under the lock settles both (small:
+            // the last one just ran).
             let h = txn.lock_file.state();
-            let (_, mut durable_top) = txn.durable_heap()?;
-            if !slots.is_empty() || h.pending_count() > 0 || durable_top > line {
+            let pending_above = (0..h.pending_count())
+                .map(|i| h.pending(i))
+                .any(|s| slot_offset(s) + class_size(slot_class(s)) > line);
+            let durable_top = if pending_above || !slots.is_empty() {
+                u64::MAX
+            } else {
+                txn.durable_heap()?.1
+            };
+            let durable_top = if durable_top > line {
                 txn.checkpoint()?;
-                durable_top = txn.durable_heap()?.1;
-            }
+                // The live state just became the durable one: the live walk below covers it.
+                HEAP_START
+            } else {
+                durable_top
+            };
+            txn.drain_reclaimable(line)?;
+            timing("checkpoint", t);
             // Whatever could not move, an index copy a rebuild placed high, or a block the
             // durable checkpoint still names sets the line.
             let live_top = txn.used_blocks()?.iter().map(|u| u.at + u.len).max();
-            let h = txn.lock_file.state();
-            let line = line
+            line = line
                 .max(live_top.unwrap_or(HEAP_START))
                 .max(durable_top)
                 .min(h.heap_end());
-            // Free blocks past the new end leave their lists (the checkpoint above put every
-            // released block in one). Readers never reach them: they left the live index before
-            // that checkpoint's completion released them, with `seq` odd.
+            // Free blocks past the new end leave their lists. Readers never reach them: they
+            // left the live index before the checkpoint whose completion released them, with
+            // `seq` odd.
             txn.purge_free_lists(line)?;
+            timing("free lists purged", t);
             h.set_heap_end(txn.held(), line);
             // The superblock records the lower end before any block past it is released.
             txn.freeze()?;
-            line
-        };
-        hold(t);
+            drop(txn);
+            hold(t);
+            break;
+        }
         inner.copy_and_flush(true)?;
         // 4. Punch from the heap's end to the file's end, never below the end any superblock
         // on disk or in flight records.
@@ -510,19 +564,7 @@ impl WriteTxn<'_> {
     /// The durable superblock's heap end, and the end of the highest block its state uses (its
     /// index copies and the entries of its durable copy).
     fn durable_heap(&self) -> Result<(u64, u64)> {
-        let h = self.lock_file.state();
-        let epoch = h.epoch.load(Relaxed);
-        let mut b = [0u8; SUPERBLOCK_LEN];
-        self.map
-            .read(SUPERBLOCK_OFFSETS[(epoch % 2) as usize], &mut b)?;
-        let sb = UncheckedSuperblock::decode(&b)
-            .and_then(|sb| sb.validate(self.map.len()))
-            .map_err(|problem| {
-                Error::corrupt(
-                    &self.map.path,
-                    crate::CorruptKind::DurableSuperblock { problem },
-                )
-            })?;
+        let sb = self.durable_superblock()?;
         let copy = index_block_len(sb.index_slots);
         let mut top = [sb.index[0], sb.index[1], sb.live]
             .iter()
@@ -547,13 +589,29 @@ impl WriteTxn<'_> {
         Ok((sb.heap_end, top))
     }
 
+    /// The superblock of the durable checkpoint (the adopted epoch's).
+    fn durable_superblock(&self) -> Result<Superblock> {
+        let epoch = self.lock_file.state().epoch.load(Relaxed);
+        let mut b = [0u8; SUPERBLOCK_LEN];
+        self.map
+            .read(SUPERBLOCK_OFFSETS[(epoch % 2) as usize], &mut b)?;
+        UncheckedSuperblock::decode(&b)
+            .and_then(|sb| sb.validate(self.map.len()))
+            .map_err(|problem| {
+                Error::corrupt(
+                    &self.map.path,
+                    crate::CorruptKind::DurableSuperblock { problem },
+                )
+            })
+    }
+
     /// Where a hole may start: past the live heap end, the durable superblock's, and that of a
     /// checkpoint in flight, rounded up to a chunk.
     fn punch_floor(&self) -> Result<u64> {
         // A checkpoint flushed but not adopted has blanked the superblock `epoch` names.
         self.complete()?;
         let h = self.lock_file.state();
-        let mut end = h.heap_end().max(self.durable_heap()?.0);
+        let mut end = h.heap_end().max(self.durable_superblock()?.heap_end);
         if self.in_flight() {
             end = end.max(h.frozen_heap_end.load(Relaxed));
         }
