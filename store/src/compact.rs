@@ -500,7 +500,9 @@ impl Store {
             txn.purge_free_lists(line)?;
             timing("free lists purged", t);
             h.set_heap_end(txn.held(), line);
-            // The superblock records the lower end before any block past it is released.
+            // The superblock records the lower end before any block past it is released (a
+            // checkpoint a move's commit froze is finished first: one at a time).
+            txn.settle()?;
             txn.freeze()?;
             drop(txn);
             hold(t);

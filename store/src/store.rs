@@ -960,52 +960,61 @@ impl Inner {
                 }));
             }
             let idx = h.live_index.load(Acquire);
-            let p = index::probe(&self.map, idx, h.index_slots.load(Acquire), key, hash)?;
-            let Some((_, slot)) = p.found else {
-                return Ok(None);
-            };
-            let off = slot_offset(slot);
-            // The whole block in place: the header, key and value are read from it directly
-            // (no copy of the header, no second bounds check) and checksummed in one pass.
-            let block = class_size(slot_class(slot));
-            self.map.with_slice(off, block as usize, |b| {
-                let eh = EntryHeader::decode(&b[..ENTRY_HEADER]);
-                if eh.total_len() > block {
-                    let kind = CorruptKind::EntryTooLong {
-                        at: off,
-                        claims: eh.total_len(),
-                        block,
-                    };
-                    return Err(Error::corrupt(&self.path, kind));
-                }
-                if eh.key_len as usize != key.len() {
-                    let kind = CorruptKind::EntryKeyMismatch { at: off };
-                    return Err(Error::corrupt(&self.path, kind));
-                }
-                let meta = EntryMeta {
-                    value_len: eh.val_len as u64,
-                    expires_at_ms: eh.expires_ms,
-                    modified_at_ms: eh.modified_ms,
-                    version: eh.version,
-                };
-                if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
+            let slots = h.index_slots.load(Acquire);
+            let mask = slots - 1;
+            let mut i = hash & mask;
+            // The probe and the read in one pass: at a slot whose hash tag matches, the block is
+            // read in place once (header, key, value), so the matching entry's header is decoded
+            // once and bounds-checked once; a different key there (a tag collision) goes on to
+            // the next slot.
+            for _ in 0..slots {
+                let s = self.map.load_u64(slot_at(idx, i))?;
+                if s == SLOT_EMPTY {
                     return Ok(None);
                 }
-                let value_at = ENTRY_HEADER + key.len();
-                let end = value_at + eh.val_len as usize;
-                // The checksum proves the bytes belong together; the key comparison that they
-                // are still `key`'s (the probe matched it before this read).
-                let crc = crc32c::crc32c(&b[entry_at::CHECKSUMMED..end]);
-                if crc != eh.crc {
-                    let kind = CorruptKind::EntryChecksum { at: off };
-                    return Err(Error::corrupt(&self.path, kind));
+                i = (i + 1) & mask;
+                if s == SLOT_TOMBSTONE || slot_tag(s) != slot_tag(hash) {
+                    continue;
                 }
-                if &b[ENTRY_HEADER..value_at] != key {
-                    let kind = CorruptKind::EntryKeyMismatch { at: off };
-                    return Err(Error::corrupt(&self.path, kind));
+                let off = slot_offset(s);
+                let block = class_size(slot_class(s));
+                let read = self.map.with_slice(off, block as usize, |b| {
+                    let eh = EntryHeader::decode(&b[..ENTRY_HEADER]);
+                    if eh.total_len() > block {
+                        let kind = CorruptKind::EntryTooLong {
+                            at: off,
+                            claims: eh.total_len(),
+                            block,
+                        };
+                        return Err(Error::corrupt(&self.path, kind));
+                    }
+                    let value_at = ENTRY_HEADER + key.len();
+                    if eh.key_len as usize != key.len() || &b[ENTRY_HEADER..value_at] != key {
+                        return Ok(None);
+                    }
+                    let meta = EntryMeta {
+                        value_len: eh.val_len as u64,
+                        expires_at_ms: eh.expires_ms,
+                        modified_at_ms: eh.modified_ms,
+                        version: eh.version,
+                    };
+                    if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
+                        return Ok(Some(None));
+                    }
+                    let end = value_at + eh.val_len as usize;
+                    // The checksum proves the bytes belong together, the key included.
+                    let crc = crc32c::crc32c(&b[entry_at::CHECKSUMMED..end]);
+                    if crc != eh.crc {
+                        let kind = CorruptKind::EntryChecksum { at: off };
+                        return Err(Error::corrupt(&self.path, kind));
+                    }
+                    Ok(Some(Some(f(&b[value_at..end], &meta))))
+                })??;
+                if let Some(found) = read {
+                    return Ok(found);
                 }
-                Ok(Some(f(&b[value_at..end], &meta)))
-            })?
+            }
+            Ok(None)
         })?;
         self.count_read(found.is_some());
         if found.is_some() {
