@@ -427,15 +427,22 @@ impl Store {
             txn.settle()?;
             txn.drain_reclaimable(line)?;
             txn.purge_free_lists(line)?;
-            let mut above: Vec<Used> = txn
-                .used_blocks()?
+            let used = txn.used_blocks()?;
+            let all_top = used.iter().map(|u| u.at + u.len).max();
+            let mut above: Vec<Used> = used
                 .into_iter()
                 .filter(|u| u.at + u.len > line && u.slot != 0)
                 .collect();
             above.sort_unstable_by_key(|u| std::cmp::Reverse(u.at));
             let slots: Vec<u64> = above.iter().map(|u| u.slot).collect();
+            // A block past the line still waiting for a checkpoint (freed by a writer since the
+            // round's checkpoint) would join a free list after the purge: another round.
+            let h = txn.lock_file.state();
+            let pending_above = (0..h.pending_count())
+                .map(|i| h.pending(i))
+                .any(|s| slot_offset(s) + class_size(slot_class(s)) > line);
             timing("round's walk", t);
-            if slots.len() > MOVE_BATCH && round < STRAGGLER_ROUNDS {
+            if (!slots.is_empty() || pending_above) && round < STRAGGLER_ROUNDS {
                 drop(txn);
                 hold(t);
                 let mut left = &slots[..];
@@ -453,6 +460,7 @@ impl Store {
                 }
                 continue;
             }
+            // The final hold (nothing left past the line, or the last round).
             let mut left = &slots[..];
             while !left.is_empty() {
                 let m = txn.move_below(&left[..left.len().min(MOVE_BATCH)], line)?;
@@ -463,33 +471,33 @@ impl Store {
                 left = &left[m.seen..];
             }
             timing("stragglers moved", t);
-            // Every freed block must be in a list before the lists are purged (a block
-            // reclaimed after that would join a list past the heap's end), and no durable
-            // state may use a block past the line: if a block past the line still waits for a
-            // checkpoint (moved just now, or freed by a writer since the round's checkpoint),
-            // or the durable state uses one, a checkpoint under the lock settles both (small:
-            // the last one just ran).
-            let h = txn.lock_file.state();
-            let pending_above = (0..h.pending_count())
-                .map(|i| h.pending(i))
-                .any(|s| slot_offset(s) + class_size(slot_class(s)) > line);
+            // No durable state may use a block past the line, and every freed block past it
+            // must be in a list before the purge: if one still waits for a checkpoint, or was
+            // moved just now, or the durable state uses one, a checkpoint under the lock settles
+            // all (small: the round's checkpoint just ran).
             let durable_top = if pending_above || !slots.is_empty() {
                 u64::MAX
             } else {
                 txn.durable_heap()?.1
             };
-            let durable_top = if durable_top > line {
+            let checkpointed = durable_top > line;
+            if checkpointed {
                 txn.checkpoint()?;
-                // The live state just became the durable one: the live walk below covers it.
+            }
+            txn.drain_reclaimable(line)?;
+            timing("checkpoint", t);
+            // Whatever could not move, an index copy a rebuild placed high, or a block the
+            // durable checkpoint still names sets the line (after a checkpoint here, the live
+            // state is the durable one).
+            let live_top = match checkpointed || !slots.is_empty() {
+                true => txn.used_blocks()?.iter().map(|u| u.at + u.len).max(),
+                false => all_top,
+            };
+            let durable_top = if checkpointed {
                 HEAP_START
             } else {
                 durable_top
             };
-            txn.drain_reclaimable(line)?;
-            timing("checkpoint", t);
-            // Whatever could not move, an index copy a rebuild placed high, or a block the
-            // durable checkpoint still names sets the line.
-            let live_top = txn.used_blocks()?.iter().map(|u| u.at + u.len).max();
             line = line
                 .max(live_top.unwrap_or(HEAP_START))
                 .max(durable_top)
@@ -497,7 +505,10 @@ impl Store {
             // Free blocks past the new end leave their lists. Readers never reach them: they
             // left the live index before the checkpoint whose completion released them, with
             // `seq` odd.
-            txn.purge_free_lists(line)?;
+            if checkpointed {
+                // Its reclaim put every released block, past the line too, in a list.
+                txn.purge_free_lists(line)?;
+            }
             timing("free lists purged", t);
             h.set_heap_end(txn.held(), line);
             // The superblock records the lower end before any block past it is released (a
