@@ -166,6 +166,87 @@ fn the_heap_grows_back_over_the_released_tail_with_real_blocks() {
     assert_holds(&path, &all);
 }
 
+/// A disk that is full from the moment `full` is set: every `fallocate` fails with ENOSPC.
+#[derive(Default)]
+struct FullDisk {
+    full: AtomicBool,
+}
+
+impl apcdb::StorageIo for FullDisk {
+    fn allocate(
+        &self,
+        kind: apcdb::FileKind,
+        file: &std::fs::File,
+        len: u64,
+    ) -> std::io::Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        apcdb::RealIo.allocate(kind, file, len)
+    }
+    fn allocate_range(
+        &self,
+        kind: apcdb::FileKind,
+        file: &std::fs::File,
+        off: u64,
+        len: u64,
+    ) -> std::io::Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        apcdb::RealIo.allocate_range(kind, file, off, len)
+    }
+}
+
+/// After a compaction released the tail, a write that needs the heap to grow back into it on a
+/// full disk fails with `Error::Full` and changes nothing (it never stores into a hole, which
+/// would be a SIGBUS on a full disk); with room again, the same write succeeds.
+#[test]
+fn growing_back_into_the_released_tail_on_a_full_disk_is_a_full_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.db");
+    let kept = fill_and_delete_half(&path, 40_000);
+    let io = Arc::new(FullDisk::default());
+    let s = Store::open(&path, opts().io(io.clone())).unwrap();
+    let r = s.compact().unwrap();
+    assert!(r.heap_end + (2 << 20) < std::fs::metadata(&path).unwrap().len());
+    let blocks = allocated(&path);
+    io.full.store(true, Ordering::SeqCst);
+    // Fill the free space below the lowered end until a write needs the heap to grow.
+    let mut written = Vec::new();
+    let refused = (0..200_000u32).find_map(|i| {
+        let (k, v) = (format!("g{i}").into_bytes(), vec![(i % 249) as u8; 450]);
+        match s.put(&k, &v) {
+            Ok(()) => {
+                written.push((k, v));
+                None
+            }
+            Err(e) => Some((k, v, e)),
+        }
+    });
+    let (k, v, e) = refused.expect("a write needing new disk blocks must fail on a full disk");
+    assert!(matches!(e, apcdb::Error::Full { .. }), "{e}");
+    // Refused at the first chunk past the lowered end: no write reached a hole (which would
+    // have taken a disk block, the one a full disk does not have).
+    assert_eq!(
+        allocated(&path),
+        blocks,
+        "a write went into the released tail"
+    );
+    assert_eq!(
+        s.get(&k).unwrap(),
+        None,
+        "the refused write changed nothing"
+    );
+    io.full.store(false, Ordering::SeqCst);
+    s.put(&k, &v).unwrap();
+    written.push((k, v));
+    drop(s);
+    let mut all = kept;
+    all.extend(written);
+    assert_holds(&path, &all);
+}
+
 #[test]
 fn a_compaction_killed_at_any_moment_loses_nothing_a_writer_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
