@@ -184,6 +184,10 @@ pub struct BackupArgs {
 pub struct CompactArgs {
     /// The store's data file
     pub file: String,
+    /// Rewrite into new files and swap them in (smallest files, but only when no other process
+    /// has the store open); without it the room is given back in place, live
+    #[arg(long)]
+    pub rewrite: bool,
     /// Print the result as one JSON object
     #[arg(long)]
     pub json: bool,

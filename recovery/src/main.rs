@@ -185,25 +185,53 @@ fn command(cmd: Command) -> Result<i32, String> {
         Command::Compact(a) => {
             let store = apcdb::Store::open(&a.file, apcdb::Options::default().create(false))
                 .map_err(|e| e.to_string())?;
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            if a.rewrite {
+                let r = store.compact_rewrite().map_err(|e| e.to_string())?;
+                if a.json {
+                    let obj = json::Ordered(vec![
+                        ("file", json!(a.file)),
+                        ("entries", json!(r.entries)),
+                        ("lsn", json!(r.lsn)),
+                        ("bytes_before", json!(r.bytes_before)),
+                        ("bytes_after", json!(r.bytes_after)),
+                        ("longest_lock_us", json!(r.longest_lock.as_micros() as u64)),
+                    ]);
+                    print!("{}", obj.line());
+                } else {
+                    println!(
+                        "compact --rewrite: {}: {} entries; data file and journal {:.1} MiB -> \
+                         {:.1} MiB",
+                        a.file,
+                        r.entries,
+                        mib(r.bytes_before),
+                        mib(r.bytes_after)
+                    );
+                }
+                return Ok(0);
+            }
             let r = store.compact().map_err(|e| e.to_string())?;
             if a.json {
                 let obj = json::Ordered(vec![
                     ("file", json!(a.file)),
                     ("entries", json!(r.entries)),
-                    ("lsn", json!(r.lsn)),
+                    ("moved", json!(r.moved)),
+                    ("heap_end", json!(r.heap_end)),
                     ("bytes_before", json!(r.bytes_before)),
                     ("bytes_after", json!(r.bytes_after)),
                     ("longest_lock_us", json!(r.longest_lock.as_micros() as u64)),
                 ]);
                 print!("{}", obj.line());
             } else {
-                let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
                 println!(
-                    "compact: {}: {} entries; data file and journal {:.1} MiB -> {:.1} MiB",
+                    "compact: {}: {} entries, {} moved; data file and journal {:.1} MiB -> {:.1} \
+                     MiB on disk; writers waited at most {} us",
                     a.file,
                     r.entries,
+                    r.moved,
                     mib(r.bytes_before),
-                    mib(r.bytes_after)
+                    mib(r.bytes_after),
+                    r.longest_lock.as_micros()
                 );
             }
             Ok(0)

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::*;
 /// it out and takes it back: a place for an entry or an index copy, not a slot value (which packs
 /// an offset with a class and a hash tag).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BlockOffset(u64);
+pub(crate) struct BlockOffset(pub(crate) u64);
 
 impl BlockOffset {
     /// The block an index slot (or a pending-list entry) points to.
@@ -51,6 +51,10 @@ fn class_within(len: u64) -> u8 {
 impl WriteTxn<'_> {
     /// A block of `class`, or None when the store has no room for it.
     pub(crate) fn alloc(&self, class: u8) -> Result<Option<BlockOffset>> {
+        if self.alloc_below.get() != 0 {
+            // A compaction moving an entry down (`compact.rs`): only below its line.
+            return self.alloc_low(class, self.alloc_below.get());
+        }
         let size = class_size(class);
         if let Some(off) = self.take_held(size, HELD_BIG_RUN) {
             return Ok(Some(off));
@@ -79,8 +83,15 @@ impl WriteTxn<'_> {
         let size = class_size(class);
         let end = h.heap_end();
         if end + size <= self.map.len() {
-            h.set_heap_end(self.held(), end + size);
-            return Ok(Some(BlockOffset(end)));
+            // The chunks the heap enters may have been punched out by a compaction.
+            match crate::compact::back_heap(self, end, end + size) {
+                Ok(()) => {
+                    h.set_heap_end(self.held(), end + size);
+                    return Ok(Some(BlockOffset(end)));
+                }
+                Err(e) if e.is_full() => self.growth_refused.set(true),
+                Err(e) => return Err(e),
+            }
         }
         if let Some(off) = self.reclaim_for(class, usize::MAX)? {
             return Ok(Some(off));
@@ -149,7 +160,7 @@ impl WriteTxn<'_> {
         Ok(None)
     }
 
-    fn pop(&self, class: u8) -> Result<Option<BlockOffset>> {
+    pub(crate) fn pop(&self, class: u8) -> Result<Option<BlockOffset>> {
         if self.held_free.borrow().is_some() {
             return Ok(None);
         }
@@ -187,7 +198,7 @@ impl WriteTxn<'_> {
     }
 
     /// Cuts `[off, off+len)` into the largest blocks that fit and frees them.
-    fn carve(&self, start: BlockOffset, mut len: u64) -> Result<()> {
+    pub(crate) fn carve(&self, start: BlockOffset, mut len: u64) -> Result<()> {
         if let Some(held) = self.held_free.borrow_mut().as_mut() {
             held.add(start.0, start.0 + len);
             return Ok(());

@@ -311,9 +311,9 @@ impl Store {
     }
 }
 
-/// What [`Store::compact`] did.
+/// What [`Store::compact_rewrite`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompactReport {
+pub struct RewriteReport {
     /// Live entries kept.
     pub entries: u64,
     /// The last write the compacted store holds (every write up to it, as before).
@@ -327,20 +327,13 @@ pub struct CompactReport {
     pub longest_lock: Duration,
 }
 
-/// Bytes the store's data file and journal take on disk.
-fn disk_bytes(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    Paths::new(path)
-        .durable()
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.blocks() * 512)
-        .sum()
-}
+use crate::compact::disk_bytes;
 
 impl Store {
     /// Rewrites the store into files that hold only its live entries, and returns how much
-    /// room that gave back. Consumes the handle: files that shrink must not stay mapped.
+    /// room that gave back: smaller files than [`compact`](Self::compact) (which works while
+    /// others use the store) can make, but only when no other process has the store open.
+    /// Consumes the handle: files that shrink must not stay mapped.
     ///
     /// The live entries are copied exactly as [`backup_to`](Self::backup_to) copies them (other
     /// processes may keep reading and writing meanwhile; writers wait only while the index is
@@ -358,14 +351,14 @@ impl Store {
     /// - [`Error::Busy`]: another process has the store open, or wrote to it after the copy was
     ///   taken; nothing changed.
     /// - As [`backup_to`](Self::backup_to) for the copy, and [`Error::Io`] for the swap.
-    pub fn compact(self) -> Result<CompactReport> {
+    pub fn compact_rewrite(self) -> Result<RewriteReport> {
         let path = self.path().to_path_buf();
         let tmp = temp_name(&path, ".compact-partial");
         let bytes_before = disk_bytes(&path);
         let copy = self.consistent_copy(&tmp)?;
         drop(self);
         match swap_compacted(&path, &tmp, copy.lsn) {
-            Ok(()) => Ok(CompactReport {
+            Ok(()) => Ok(RewriteReport {
                 entries: copy.entries,
                 lsn: copy.lsn,
                 bytes_before,

@@ -5,7 +5,8 @@
 //! calls. Every method has the real behaviour as its default, so an implementation overrides only
 //! what it wants to see or break and stays a wrapper around the real files:
 //!
-//! - growth: `fallocate` of the data file, of the journal and of the lock file at creation;
+//! - growth: `fallocate` of the data file, of the journal and of the lock file at creation, and
+//!   of the data file's heap growing back over a tail a compaction gave back (`punch_hole`);
 //! - writes: `pwrite` of journal records (`Sync` durability), of the first superblock and of the
 //!   journal's zero fill at creation;
 //! - flushes: `msync` of a range of the data file, `fdatasync`/`fsync` of a file, `fsync` of the
@@ -119,6 +120,46 @@ pub trait StorageIo: Send + Sync {
         let _ = kind;
         // SAFETY: the descriptor is open for the duration of the call.
         let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reserves real blocks for `[off, off + len)` inside `file`'s length (`fallocate` with
+    /// `FALLOC_FL_KEEP_SIZE`): the heap growing back over a tail that a compaction gave back
+    /// (SPEC.md §7.4). ENOSPC here becomes [`crate::Error::Full`].
+    fn allocate_range(&self, kind: FileKind, file: &File, off: u64, len: u64) -> io::Result<()> {
+        let _ = kind;
+        // SAFETY: the descriptor is open for the duration of the call.
+        let rc = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_KEEP_SIZE,
+                off as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Gives the disk blocks of `[off, off + len)` back without changing the file's length
+    /// (`fallocate` with `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`): a compaction's freed
+    /// tail (SPEC.md §7.4). The range then reads as zeros.
+    fn punch_hole(&self, kind: FileKind, file: &File, off: u64, len: u64) -> io::Result<()> {
+        let _ = kind;
+        // SAFETY: the descriptor is open for the duration of the call.
+        let rc = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off as libc::off_t,
+                len as libc::off_t,
+            )
+        };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }

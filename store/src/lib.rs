@@ -53,12 +53,15 @@ compile_error!(
 //   through), `error`, `options`, `exclusive` (keeping every other process out while files are
 //   replaced), `verify` (offline check and salvage, for tools), `readonly` (a handle that only
 //   reads: the checkpoint plus the journal replayed in memory), `backup` (a consistent copy of a
-//   live store, and compaction built on it), `entry_lock` (per-key generator locks for
-//   `apc_entry`), `pid` (the process id, cached across calls, reset in a forked child).
+//   live store, and the rewriting compaction built on it), `compact` (compaction in place while
+//   other processes use the store: the tail's entries moved down, its disk blocks released),
+//   `entry_lock` (per-key generator locks for `apc_entry`), `pid` (the process id, cached
+//   across calls, reset in a forked child).
 mod alloc;
 mod apply;
 mod backup;
 mod checkpoint;
+mod compact;
 mod entry_lock;
 mod error;
 mod evict;
@@ -83,7 +86,8 @@ mod upgrade;
 pub mod verify;
 mod write;
 
-pub use backup::{BackupReport, CompactReport};
+pub use backup::{BackupReport, RewriteReport};
+pub use compact::CompactReport;
 pub use entry_lock::{EntryGuard, ENTRY_LOCK_BASE, ENTRY_LOCK_BUCKETS};
 pub use error::{CorruptKind, Error, Result};
 pub use exclusive::Exclusive;
@@ -108,6 +112,7 @@ const _: () = {
     send_sync::<Stats>();
     send_sync::<BackupReport>();
     send_sync::<CompactReport>();
+    send_sync::<RewriteReport>();
     send_sync::<Batch>();
     send_sync::<Paths>();
 };

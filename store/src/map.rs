@@ -380,6 +380,31 @@ impl Map {
         Ok(())
     }
 
+    /// Real blocks for `[off, off+len)` inside the file (the heap growing back into a tail a
+    /// compaction punched out, SPEC.md §7.4). ENOSPC is `Error::Full`.
+    pub fn back(&self, _: &LockHeld, off: u64, len: u64) -> Result<()> {
+        self.check(off, len)?;
+        if let Err(e) = self.io.allocate_range(self.kind, &self.file, off, len) {
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                return Err(Error::Full {
+                    path: self.path.clone(),
+                    detail: format!("the disk has no room for {len} more bytes of the heap"),
+                });
+            }
+            return Err(Error::io(&self.path, "fallocate", e));
+        }
+        Ok(())
+    }
+
+    /// Gives the disk blocks of `[off, off+len)` back; the file keeps its length and the range
+    /// reads as zeros. Only for space past the heap's end that nothing references.
+    pub fn punch(&self, _: &LockHeld, off: u64, len: u64) -> Result<()> {
+        self.check(off, len)?;
+        self.io
+            .punch_hole(self.kind, &self.file, off, len)
+            .map_err(|e| Error::io(&self.path, "fallocate(PUNCH_HOLE)", e))
+    }
+
     /// Writes the dirty pages of `[off, off+len)` to disk and waits.
     /// It takes no [`LockHeld`]: a flush changes no byte, and the early data flush of a
     /// half-full journal cycle runs without the lock on purpose (see `maybe_preflush`).

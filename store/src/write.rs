@@ -97,6 +97,9 @@ pub(crate) struct WriteTxn<'a> {
     /// Set while the outermost commit applies its record: each changed slot goes to the undo
     /// area first.
     pub(crate) undo_active: Cell<bool>,
+    /// Non-zero while a compaction commits its moves: blocks come only from below this offset
+    /// (`compact.rs`).
+    pub(crate) alloc_below: Cell<u64>,
 }
 
 impl std::ops::Deref for WriteTxn<'_> {
@@ -146,6 +149,7 @@ impl Inner {
             held_free: Default::default(),
             commit_depth: Cell::new(0),
             undo_active: Cell::new(false),
+            alloc_below: Cell::new(0),
         };
         let h = self.lock_file.state();
         // What a holder that died was doing, read before this holder says it may be anywhere.

@@ -69,7 +69,7 @@ fn compaction_gives_the_room_of_deleted_entries_back() {
         .sum();
 
     let s = Store::open(&path, opts()).unwrap();
-    let r = s.compact().unwrap();
+    let r = s.compact_rewrite().unwrap();
     let after = disk_bytes(&path);
     eprintln!("before {before}, after {after}, live entry bytes {live}, report {r:?}");
     assert_eq!((r.bytes_before, r.bytes_after), (before, after));
@@ -86,7 +86,7 @@ fn compaction_gives_the_room_of_deleted_entries_back() {
     // It is a normal store afterwards, and compacting again changes little.
     let s = Store::open(&path, opts()).unwrap();
     s.put(b"after", b"x").unwrap();
-    let again = s.compact().unwrap();
+    let again = s.compact_rewrite().unwrap();
     assert!(again.bytes_after <= again.bytes_before + (64 << 10));
 }
 
@@ -99,7 +99,10 @@ fn compaction_changes_nothing_while_another_process_has_the_store_open() {
     let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
     expect_line(&mut out, "open");
     let before = disk_bytes(&path);
-    let e = Store::open(&path, opts()).unwrap().compact().unwrap_err();
+    let e = Store::open(&path, opts())
+        .unwrap()
+        .compact_rewrite()
+        .unwrap_err();
     assert!(matches!(e, apcdb::Error::Busy { .. }), "{e}");
     assert_eq!(disk_bytes(&path), before);
     assert!(!dir.path().join("busy.db.compact-partial").exists());
@@ -162,7 +165,10 @@ fn helper() {
             }
         }
         "compact" => {
-            let r = Store::open(&path, opts()).unwrap().compact().unwrap();
+            let r = Store::open(&path, opts())
+                .unwrap()
+                .compact_rewrite()
+                .unwrap();
             say(&format!("compacted {r:?}"));
         }
         other => panic!("unknown helper role {other}"),
