@@ -53,6 +53,8 @@ test-php: setup
 # redis-server of their own (tests/redis/run.sh; phpt 090-099 run in test-php and start their own).
 test-redis: setup
 	tests/redis/run.sh
+	cargo build --release -p apcdb-recovery -p apcdb-php
+	target/release/apcdb crash-test --php --redis --duration 10s --seed 9
 
 # The status page (php-binding/status/) served by `php -S`: its protection over HTTP, then Debian's
 # Chromium in headless mode takes a screenshot, reads the DOM and deletes and clears by clicking.
