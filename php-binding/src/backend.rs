@@ -158,6 +158,7 @@ pub struct Redis {
     timeout: Duration,
     lease_ms: u64,
     password_file: String,
+    ca_file: String,
     durability: DurabilityMode,
     /// Whether the pool asked for `durability` explicitly (then the server's settings are
     /// checked at connect).
@@ -328,6 +329,7 @@ impl Redis {
             timeout: Duration::from_millis(cfg.redis_timeout_ms),
             lease_ms: cfg.redis_lease_ms,
             password_file: cfg.redis_password_file.clone(),
+            ca_file: cfg.redis_ca_file.clone(),
             durability: cfg.durability,
             durability_set: cfg.durability_set,
             replicas: cfg.redis_replicas,
@@ -460,7 +462,28 @@ impl Redis {
             // the default user (the client skips AUTH when it has no password).
             settings = settings.set_password("");
         }
-        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(bad)?;
+        let info = info.set_redis_settings(settings);
+        let client = if self.ca_file.is_empty() {
+            redis::Client::open(info).map_err(bad)?
+        } else {
+            // Read at each connect, like the password file: a renewed CA needs no restart.
+            let pem = std::fs::read(&self.ca_file).map_err(|e| {
+                format!(
+                    "apcdb: apcdb.redis_ca_file \"{}\" cannot be read: {e}",
+                    self.ca_file
+                )
+            })?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(info, certs).map_err(|e| {
+                format!(
+                    "apcdb: apcdb.redis_ca_file \"{}\" is not usable: {e}",
+                    self.ca_file
+                )
+            })?
+        };
         let con = client
             .get_connection_with_timeout(self.timeout)
             .map_err(|e| {
