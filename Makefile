@@ -50,7 +50,7 @@ test-php: setup
 	php-binding/run-phpt.sh
 
 # The Redis backend (apcdb.file=redis://...): the .phpt files that apply to it run against a
-# redis-server of their own (tests/redis/run.sh; phpt 090-099 run in test-php and start their own).
+# redis-server of their own (tests/redis/run.sh; phpt 081-089 and 090-099 run in test-php and start their own).
 test-redis: setup
 	tests/redis/run.sh
 	cargo build --release -p apcdb-recovery -p apcdb-php
