@@ -50,9 +50,11 @@ test-php: setup
 	php-binding/run-phpt.sh
 
 # The Redis backend (apcdb.file=redis://...): the .phpt files that apply to it run against a
-# redis-server of their own (tests/redis/run.sh; phpt 090-099 run in test-php and start their own).
+# redis-server of their own (tests/redis/run.sh; phpt 081-089 and 090-099 run in test-php and start their own).
 test-redis: setup
 	tests/redis/run.sh
+	cargo build --release -p apcdb-recovery -p apcdb-php
+	target/release/apcdb crash-test --php --redis --duration 10s --seed 9
 
 # The status page (php-binding/status/) served by `php -S`: its protection over HTTP, then Debian's
 # Chromium in headless mode takes a screenshot, reads the DOM and deletes and clears by clicking.

@@ -94,6 +94,17 @@ impl Backend for Store {
     }
 }
 
+/// Whether `name` has a Redis Cluster hash tag: a `{` followed later by a `}` with something
+/// between them (then only that something decides the key's slot).
+fn has_hash_tag(name: &[u8]) -> bool {
+    name.iter().position(|&b| b == b'{').is_some_and(|open| {
+        name[open + 1..]
+            .iter()
+            .position(|&b| b == b'}')
+            .is_some_and(|n| n > 0)
+    })
+}
+
 /// Whether `apcdb.file` names a Redis-protocol server rather than a file.
 pub fn is_redis_url(file: &str) -> bool {
     ["redis://", "rediss://", "redis+unix://", "unix://"]
@@ -158,6 +169,9 @@ pub struct Redis {
     timeout: Duration,
     lease_ms: u64,
     password_file: String,
+    ca_file: String,
+    /// `apcdb.redis_cluster`: the URL names a node of a Redis Cluster.
+    cluster: bool,
     durability: DurabilityMode,
     /// Whether the pool asked for `durability` explicitly (then the server's settings are
     /// checked at connect).
@@ -322,12 +336,21 @@ fn glob_escape(pattern: &[u8]) -> Vec<u8> {
 
 impl Redis {
     pub fn new(cfg: &Config) -> Redis {
+        let mut prefix = cfg.redis_prefix.clone();
+        if cfg.redis_cluster && !has_hash_tag(&prefix) {
+            // Without a hash tag the pool's keys would spread over every node, where a
+            // transaction or a script cannot span them: the whole prefix becomes the tag.
+            prefix.insert(0, b'{');
+            prefix.push(b'}');
+        }
         Redis {
             url: cfg.file.clone(),
-            prefix: cfg.redis_prefix.clone(),
+            prefix,
+            cluster: cfg.redis_cluster,
             timeout: Duration::from_millis(cfg.redis_timeout_ms),
             lease_ms: cfg.redis_lease_ms,
             password_file: cfg.redis_password_file.clone(),
+            ca_file: cfg.redis_ca_file.clone(),
             durability: cfg.durability,
             durability_set: cfg.durability_set,
             replicas: cfg.redis_replicas,
@@ -460,7 +483,107 @@ impl Redis {
             // the default user (the client skips AUTH when it has no password).
             settings = settings.set_password("");
         }
-        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(bad)?;
+        let info = info.set_redis_settings(settings);
+        let con = self.open(info.clone())?;
+        if !self.cluster {
+            return Ok(con);
+        }
+        // Redis Cluster: every key of the pool is in the one hash slot of its prefix's hash tag
+        // (see `Redis::new`), so the whole pool lives on the node serving that slot, where WATCH,
+        // MULTI, scripts and SCAN work as on a single server. The URL names any node; talk to
+        // that one. A slot moved later answers MOVED, which drops the connection (`with_quiet`).
+        let mut con = con;
+        let (host, port) = self.slot_owner(&mut con)?;
+        let same = match info.addr() {
+            redis::ConnectionAddr::Tcp(h, p)
+            | redis::ConnectionAddr::TcpTls {
+                host: h, port: p, ..
+            } => *h == host && *p == port,
+            _ => false,
+        };
+        if same {
+            return Ok(con);
+        }
+        let addr = match info.addr() {
+            redis::ConnectionAddr::TcpTls { insecure, .. } => redis::ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: *insecure,
+                tls_params: None,
+            },
+            _ => redis::ConnectionAddr::Tcp(host, port),
+        };
+        self.open(info.set_addr(addr))
+    }
+
+    /// The node (host, port) serving the hash slot of this pool's keys, as `con`'s node sees
+    /// the cluster.
+    fn slot_owner(
+        &self,
+        con: &mut redis::Connection,
+    ) -> std::result::Result<(String, u16), String> {
+        let failed = |e: redis::RedisError| {
+            format!("apcdb: apcdb.redis_cluster: cannot find the node of the pool's slot: {e}")
+        };
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(&self.prefix)
+            .query(con)
+            .map_err(failed)?;
+        // [[first, last, [host, port, id, ...] (the primary), replicas...], ...]
+        let ranges: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(con)
+            .map_err(failed)?;
+        for r in &ranges {
+            let (Some(first), Some(last), Some(node)) = (r.first(), r.get(1), r.get(2)) else {
+                continue;
+            };
+            let first: i64 = redis::from_redis_value_ref(first).unwrap_or(-1);
+            let last: i64 = redis::from_redis_value_ref(last).unwrap_or(-1);
+            if !(first..=last).contains(&slot) {
+                continue;
+            }
+            let node: Vec<redis::Value> = redis::from_redis_value_ref(node).unwrap_or_default();
+            let host: Option<String> = node
+                .first()
+                .and_then(|v| redis::from_redis_value_ref(v).ok());
+            let port: Option<u16> = node
+                .get(1)
+                .and_then(|v| redis::from_redis_value_ref(v).ok());
+            if let (Some(host), Some(port)) = (host, port) {
+                return Ok((host, port));
+            }
+        }
+        Err(format!(
+            "apcdb: apcdb.redis_cluster: no node serves the pool's hash slot {slot} (is the cluster complete?)"
+        ))
+    }
+
+    /// A connection to `info`'s server, with `apcdb.redis_ca_file` for TLS and the timeouts.
+    fn open(&self, info: redis::ConnectionInfo) -> std::result::Result<redis::Connection, String> {
+        let client = if self.ca_file.is_empty() {
+            redis::Client::open(info)
+                .map_err(|e| format!("apcdb: invalid Redis URL in apcdb.file: {e}"))?
+        } else {
+            // Read at each connect, like the password file: a renewed CA needs no restart.
+            let pem = std::fs::read(&self.ca_file).map_err(|e| {
+                format!(
+                    "apcdb: apcdb.redis_ca_file \"{}\" cannot be read: {e}",
+                    self.ca_file
+                )
+            })?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(info, certs).map_err(|e| {
+                format!(
+                    "apcdb: apcdb.redis_ca_file \"{}\" is not usable: {e}",
+                    self.ca_file
+                )
+            })?
+        };
         let con = client
             .get_connection_with_timeout(self.timeout)
             .map_err(|e| {
@@ -596,10 +719,18 @@ impl Redis {
             match f(&mut conn.con) {
                 Ok(v) => Ok(v),
                 Err(e) => {
+                    // MOVED/ASK: the cluster moved the pool's slot to another node; the next
+                    // request connects to the new one.
                     let broken = e.is_io_error()
                         || e.is_timeout()
                         || e.is_connection_dropped()
-                        || e.is_unrecoverable_error();
+                        || e.is_unrecoverable_error()
+                        || matches!(
+                            e.kind(),
+                            redis::ErrorKind::Server(
+                                redis::ServerErrorKind::Moved | redis::ServerErrorKind::Ask
+                            )
+                        );
                     if broken {
                         *slot = None;
                         Err(BackendError::Remote(format!(

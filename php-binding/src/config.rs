@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<16> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<18> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -37,6 +37,8 @@ pub static INI_ENTRIES: IniEntryDefs<16> = IniEntryDefs::new([
         c"",
         IniEntryPermission::System,
     ),
+    IniEntryDef::new(c"apcdb.redis_ca_file", c"", IniEntryPermission::System),
+    IniEntryDef::new(c"apcdb.redis_cluster", c"0", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
 
@@ -72,6 +74,7 @@ fn apcdb_default(name: &CStr) -> &'static str {
         b"apcdb.redis_timeout" => "1",
         b"apcdb.redis_lease" => "5",
         b"apcdb.redis_replicas" => "0",
+        b"apcdb.redis_cluster" => "0",
         b"apcdb.durability" => "sync",
         _ => "",
     }
@@ -189,6 +192,12 @@ pub struct Config {
     /// `apcdb.redis_password_file`: a file holding the password of the URL's user, read at each
     /// connect (so php.ini need not hold it).
     pub redis_password_file: String,
+    /// `apcdb.redis_ca_file`: for `rediss://`, a PEM file of the certificate authorities that
+    /// may sign the server's certificate (empty: the system's).
+    pub redis_ca_file: String,
+    /// `apcdb.redis_cluster`: the URL names a node of a Redis Cluster; the pool lives in the
+    /// hash slot of its prefix's hash tag.
+    pub redis_cluster: bool,
     /// `apcdb.redis_replicas`: with `apcdb.durability=sync`, the replicas that must have a
     /// write (`WAIT`) before it is acknowledged.
     pub redis_replicas: u32,
@@ -380,6 +389,14 @@ impl Config {
             redis_replicas,
             redis_lease_ms,
             redis_password_file: ini_str(c"apcdb.redis_password_file"),
+            redis_ca_file: ini_str(c"apcdb.redis_ca_file"),
+            redis_cluster: matches!(
+                ini_str(c"apcdb.redis_cluster")
+                    .trim()
+                    .to_ascii_lowercase()
+                    .as_str(),
+                "1" | "on" | "yes" | "true"
+            ),
             redis_prefix: ini_str(c"apcdb.redis_prefix").into_bytes(),
             redis_timeout_ms,
             file,

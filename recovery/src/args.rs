@@ -89,6 +89,10 @@ pub struct RedisPool {
     /// A file holding the password of the URL's user (refused when readable by every user)
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<String>,
+    /// With a rediss:// URL: a PEM file of the CAs that may sign the server's certificate
+    /// (default: the system's), as apcdb.redis_ca_file
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<String>,
 }
 
 #[derive(Args)]

@@ -24,6 +24,7 @@ pub struct Pool {
     url: String,
     prefix: Vec<u8>,
     password_file: Option<String>,
+    ca_file: Option<String>,
 }
 
 impl Pool {
@@ -32,6 +33,7 @@ impl Pool {
             url: url.to_string(),
             prefix: p.prefix.clone().into_bytes(),
             password_file: p.password_file.clone(),
+            ca_file: p.ca_file.clone(),
         }
     }
 
@@ -50,8 +52,20 @@ impl Pool {
             // As the extension: a named user logs in as itself, never as the default user.
             settings = settings.set_password("");
         }
-        let client = redis::Client::open(info.set_redis_settings(settings))
-            .map_err(|e| format!("invalid Redis URL: {e}"))?;
+        let info = info.set_redis_settings(settings);
+        let client = match &self.ca_file {
+            None => redis::Client::open(info).map_err(|e| format!("invalid Redis URL: {e}"))?,
+            Some(f) => {
+                let pem =
+                    std::fs::read(f).map_err(|e| format!("--ca-file {f:?} cannot be read: {e}"))?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(info, certs)
+                    .map_err(|e| format!("--ca-file {f:?} is not usable: {e}"))?
+            }
+        };
         let con = client
             .get_connection_with_timeout(TIMEOUT)
             .map_err(|e| format!("cannot connect to the Redis server: {e}"))?;

@@ -259,3 +259,51 @@ fn apcdb_recovery_now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+/// `--redis`: PHP workers on a pool of the harness's own redis-server, which is killed and
+/// restarted from its append-only file every round. Passes as it is; with the server told to
+/// keep no append-only file, the restart loses acknowledged writes and the harness must say so.
+#[test]
+fn php_workers_on_a_redis_server() {
+    let ext = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/libapcdb.so");
+    let have_redis = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ext.exists() || !have_redis || Command::new("php").arg("-v").output().is_err() {
+        eprintln!("skipping: needs the built extension, php and redis-server (make setup)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run_with = |extra: &[&str]| {
+        let mut cmd = apcdb();
+        cmd.args(["crash-test", "--redis", "--duration", "4s", "--seed", "9"])
+            .args(extra)
+            .arg("--dir")
+            .arg(dir.path().join(extra.len().to_string()))
+            .arg("--php-ext")
+            .arg(&ext);
+        run(cmd, Duration::from_secs(240))
+    };
+    let out = run_with(&[]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let [kills, acked, verified, lost] = summary(&out);
+    assert!(
+        kills > 0 && acked > 0 && verified == acked && lost == 0,
+        "{text}"
+    );
+
+    let out = run_with(&[
+        "--durability",
+        "none",
+        "--redis-server-args=--appendonly no",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("LOST") && summary(&out)[3] > 0, "{text}");
+}

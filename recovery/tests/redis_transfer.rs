@@ -19,6 +19,11 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// With more redis-server arguments (e.g. a TLS port beside the plain one).
+    fn start_with(extra: &[String]) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -37,6 +42,7 @@ impl Server {
             .args(["--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (make setup installs it)");
@@ -305,4 +311,113 @@ fn usage_file_or_url() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot connect to the Redis server"));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `--ca-file` with a `rediss://` URL: dump and load over TLS, the server's certificate checked
+/// against a throwaway CA made here; another CA's certificate is refused.
+#[test]
+fn over_tls_with_a_ca_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    for ca in ["ca", "other"] {
+        let subj = format!("/CN=apcdb-test-{ca}");
+        let (key, pem) = (format!("{ca}.key"), format!("{ca}.pem"));
+        openssl(
+            &[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subj,
+                "-keyout", &key, "-out", &pem,
+            ],
+            d,
+        );
+    }
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        d,
+    );
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ],
+        d,
+    );
+    let tls = free_port();
+    let path = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let server = Server::start_with(&[
+        "--tls-port".into(),
+        tls.to_string(),
+        "--tls-cert-file".into(),
+        path("server.pem"),
+        "--tls-key-file".into(),
+        path("server.key"),
+        "--tls-ca-cert-file".into(),
+        path("ca.pem"),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ]);
+    let url = format!("rediss://127.0.0.1:{tls}/0");
+    let line = b"{\"key\":\"dA==\",\"value\":\"dg==\",\"expires_at_ms\":0}\n";
+    let ca = path("ca.pem");
+    ok(&apcdb(&["load", "--to", &url, "--ca-file", &ca], line));
+    // Through the plain port: it is on the server.
+    let got: Vec<u8> = server.cmd(&[b"GET", b"apcdb:t"]);
+    assert_eq!(got, b"v");
+    let out = ok(&apcdb(&["dump", "--from", &url, "--ca-file", &ca], b""))
+        .stdout
+        .clone();
+    assert_eq!(out, line);
+    let other = path("other.pem");
+    let o = apcdb(&["dump", "--from", &url, "--ca-file", &other], b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("UnknownIssuer"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

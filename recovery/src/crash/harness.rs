@@ -4,6 +4,7 @@
 use super::expect::Observed;
 use super::model::Model;
 use super::protocol::{self, Line, Op};
+use super::redis_server::RedisServer;
 use super::{php, verify_timeout};
 use crate::child::run_with_timeout;
 use crate::clock::monotonic_ns;
@@ -38,6 +39,9 @@ pub struct HarnessConfig {
     pub max_size: u64,
     /// PHP workers evict when full (`apcdb.when_full=evict`): any key may be absent.
     pub evict: bool,
+    /// PHP workers on a Redis pool of a redis-server the harness runs (with these extra
+    /// arguments) instead of a file: `crash-test --redis`.
+    pub redis: Option<String>,
 }
 
 pub struct Totals {
@@ -80,6 +84,8 @@ struct Harness {
     cfg: HarnessConfig,
     exe: PathBuf,
     store: PathBuf,
+    /// With `--redis`: the server holding the pool (`store` then only names the directory).
+    server: Option<RedisServer>,
     php_script: Option<PathBuf>,
     rng: Rng,
     model: Model,
@@ -101,10 +107,15 @@ pub fn run(cfg: HarnessConfig) -> Result<Totals, String> {
         Some(_) => Some(php::write_worker_script(&cfg.dir)?),
         None => None,
     };
+    let server = match &cfg.redis {
+        Some(extra) => Some(RedisServer::start(&cfg.dir, extra)?),
+        None => None,
+    };
     let (tx, rx) = channel();
     let mut h = Harness {
         exe: std::env::current_exe().map_err(|e| format!("cannot locate this binary: {e}"))?,
         store,
+        server,
         php_script,
         rng: Rng::new(cfg.seed),
         model: Model::new(cfg.workers, cfg.keys, cfg.counters, cfg.evict),
@@ -153,8 +164,13 @@ impl Harness {
                 && (self.t.rounds - 1).is_multiple_of(self.cfg.fresh_every)
             {
                 // Every worker is dead and the last round verified: start over on a new store.
-                for p in apcdb::Paths::new(&self.store).all() {
-                    std::fs::remove_file(p).map_err(|e| format!("removing {p:?}: {e}"))?;
+                match &self.server {
+                    Some(server) => server.flush()?,
+                    None => {
+                        for p in apcdb::Paths::new(&self.store).all() {
+                            std::fs::remove_file(p).map_err(|e| format!("removing {p:?}: {e}"))?;
+                        }
+                    }
                 }
                 self.model = Model::new(
                     self.cfg.workers,
@@ -170,7 +186,7 @@ impl Harness {
             // round cut short by --duration right here would otherwise verify a store that no
             // worker lived long enough to make (PHP workers take tens of ms to start).
             let made_by = Instant::now() + Duration::from_secs(10);
-            while !self.store.exists() && Instant::now() < made_by {
+            while self.server.is_none() && !self.store.exists() && Instant::now() < made_by {
                 self.pump(Instant::now() + Duration::from_millis(5), None)?;
             }
             let kills_this_round = self.rng.range(1, 2 * self.cfg.workers as u64 + 2);
@@ -218,10 +234,11 @@ impl Harness {
         }
         let inc = self.next_inc;
         self.next_inc += 1;
+        let target = self.target();
         let mut cmd = match (&self.cfg.php_ext, &self.php_script) {
             (Some(ext), Some(script)) => php::worker_command(
                 ext,
-                &self.store,
+                &target,
                 &self.cfg.durability,
                 script,
                 slot,
@@ -461,7 +478,20 @@ impl Harness {
         })
     }
 
+    /// `apcdb.file` of the PHP workers: the store's path, or the Redis server's URL.
+    fn target(&self) -> std::ffi::OsString {
+        match &self.server {
+            Some(server) => server.url().into(),
+            None => self.store.clone().into_os_string(),
+        }
+    }
+
     fn verify_round(&mut self) -> Result<(), String> {
+        if let Some(server) = &mut self.server {
+            // Every worker is dead: the server dies too, as a machine's Redis would, and must
+            // come back from its append-only file with every write it acknowledged.
+            server.kill_and_restart()?;
+        }
         let expect_path = self.cfg.dir.join("expect.txt");
         let observed_path = self.cfg.dir.join("observed.txt");
         std::fs::write(&expect_path, self.model.expectations().encode())
@@ -478,6 +508,9 @@ impl Harness {
             .arg(&observed_path);
         if let Some(ext) = &self.cfg.php_ext {
             cmd.arg("--php-ext").arg(ext);
+        }
+        if let Some(server) = &self.server {
+            cmd.arg("--redis").arg(server.url());
         }
         let began = Instant::now();
         let (status, stdout) = run_with_timeout(cmd, verify_timeout())?;

@@ -8,6 +8,7 @@ mod harness;
 mod model;
 mod php;
 mod protocol;
+mod redis_server;
 pub(crate) mod value;
 mod verify;
 mod worker;
@@ -66,6 +67,14 @@ struct HarnessArgs {
     /// The extension to load (implies --php; default: the one next to this binary's target dir)
     #[arg(long, value_name = "PATH")]
     php_ext: Option<String>,
+    /// PHP workers on a Redis pool (implies --php): starts its own redis-server on a loopback
+    /// port (append-only file fsynced at every write), kills it with SIGKILL and restarts it
+    /// between rounds, and checks every acknowledged write as for a file
+    #[arg(long)]
+    redis: bool,
+    /// More redis-server arguments for --redis (tests of the harness itself)
+    #[arg(long, hide = true, value_name = "ARGS", requires = "redis")]
+    redis_server_args: Option<String>,
     /// Where to put the store (default: a temporary directory, removed if the run passes)
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -130,6 +139,9 @@ struct VerifyArgs {
     durability: String,
     #[arg(long)]
     php_ext: Option<String>,
+    /// The pool is on this Redis server (with --php-ext); --store then only names the directory
+    #[arg(long)]
+    redis: Option<String>,
     #[arg(long, default_value_t = config::DEFAULT_MAX_SIZE)]
     max_size: u64,
 }
@@ -175,7 +187,7 @@ fn harness_main(a: HarnessArgs) -> Result<i32, String> {
     if workers == 0 {
         return Err("--workers must be at least 1".into());
     }
-    let php_ext = if a.php || a.php_ext.is_some() {
+    let php_ext = if a.php || a.php_ext.is_some() || a.redis {
         which_php()?;
         Some(php::find_extension(a.php_ext.as_deref())?)
     } else {
@@ -188,6 +200,10 @@ fn harness_main(a: HarnessArgs) -> Result<i32, String> {
     }
     if a.evict && php_ext.is_none() {
         return Err("--evict needs --php".into());
+    }
+    if a.redis && (a.evict || a.max_size.is_some()) {
+        // A Redis pool has no size of its own: the server's maxmemory decides.
+        return Err("--redis runs without --evict and --max-size".into());
     }
     let dir_given = a.dir.is_some();
     let dir = a.dir.unwrap_or_else(|| harness::default_dir(seed));
@@ -213,12 +229,20 @@ fn harness_main(a: HarnessArgs) -> Result<i32, String> {
             config::DEFAULT_MAX_SIZE
         }),
         evict: a.evict,
+        redis: a
+            .redis
+            .then(|| a.redis_server_args.clone().unwrap_or_default()),
     };
     let keep = cfg.keep;
     let evict = cfg.evict;
     eprintln!(
-        "crash-test: seed {seed}, {workers} {} workers, durability {durability}, store in {}",
+        "crash-test: seed {seed}, {workers} {} workers, durability {durability}, {} in {}",
         if php_ext.is_some() { "PHP" } else { "Rust" },
+        if a.redis {
+            "a redis-server's files"
+        } else {
+            "store"
+        },
         dir.display()
     );
     let t = harness::run(cfg)?;
@@ -239,8 +263,9 @@ fn harness_main(a: HarnessArgs) -> Result<i32, String> {
             dir.display()
         );
         println!(
-            "reproduce the same choices with: apcdb crash-test --seed {seed} --workers {workers} --durability {durability}{}{}",
+            "reproduce the same choices with: apcdb crash-test --seed {seed} --workers {workers} --durability {durability}{}{}{}",
             if php_ext.is_some() { " --php" } else { "" },
+            if a.redis { " --redis" } else { "" },
             if evict { " --evict" } else { "" }
         );
     } else {
@@ -330,8 +355,12 @@ fn verify_inner(a: VerifyArgs) -> Result<bool, String> {
         std::fs::read_to_string(expect_path).map_err(|e| format!("reading {expect_path}: {e}"))?;
     let exp = expect::Expectations::decode(&text)?;
     // The files as the crash left them must pass the engine's offline checker (a torn journal tail
-    // is a note, not a problem), and so must they after recovery and a clean close.
-    let mut problems = offline_check(&store, "as the crash left it");
+    // is a note, not a problem), and so must they after recovery and a clean close. (A Redis
+    // server's files are its own business: only what PHP reads back is checked.)
+    let mut problems = match &a.redis {
+        None => offline_check(&store, "as the crash left it"),
+        Some(_) => vec![],
+    };
     let snap = match &a.php_ext {
         Some(ext) => {
             let names: Vec<String> = exp
@@ -341,9 +370,15 @@ fn verify_inner(a: VerifyArgs) -> Result<bool, String> {
                 .cloned()
                 .collect();
             let read_from_ms = crate::clock::unix_ms();
+            let dir = store.parent().unwrap_or(std::path::Path::new("."));
+            let target = match &a.redis {
+                Some(url) => std::ffi::OsStr::new(url.as_str()),
+                None => store.as_os_str(),
+            };
             php::observe(
                 std::path::Path::new(ext),
-                &store,
+                target,
+                dir,
                 durability_text,
                 max_size,
                 &names,
@@ -377,7 +412,7 @@ fn verify_inner(a: VerifyArgs) -> Result<bool, String> {
             ..Default::default()
         },
     };
-    if opened {
+    if opened && a.redis.is_none() {
         problems.extend(offline_check(&store, "after recovery and close"));
     }
     verdict.violations.extend(problems);

@@ -4,6 +4,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -35,9 +36,10 @@ pub fn find_extension(explicit: Option<&str>) -> Result<PathBuf, String> {
         .into())
 }
 
+/// `store` is `apcdb.file`: the store's path, or a Redis server's URL (`crash-test --redis`).
 /// `max_size` is `apcdb.size`; `evict` sets `apcdb.when_full=evict` (the workers' writes then
 /// evict others when the store is full).
-fn php(ext: &Path, store: &Path, durability: &str, max_size: u64, evict: bool) -> Command {
+fn php(ext: &Path, store: &OsStr, durability: &str, max_size: u64, evict: bool) -> Command {
     let (mode, interval) = match durability.split_once(':') {
         Some((m, i)) => (
             m,
@@ -47,12 +49,17 @@ fn php(ext: &Path, store: &Path, durability: &str, max_size: u64, evict: bool) -
         ),
         None => (durability, 50),
     };
+    let mut file = OsString::from("apcdb.file=");
+    file.push(store);
     let mut cmd = Command::new("php");
     cmd.arg("-d")
         .arg(format!("extension={}", ext.display()))
         .arg("-d")
-        .arg(format!("apcdb.file={}", store.display()))
+        .arg(file)
         .args(["-d", "apcdb.enabled=1", "-d", "display_errors=stderr"])
+        // Read only for a Redis server: a server fsyncing every write on a busy machine can take
+        // longer than the default second to answer, which is slow, not wrong.
+        .args(["-d", "apcdb.redis_timeout=60"])
         .arg("-d")
         .arg(format!("apcdb.size={max_size}"))
         .arg("-d")
@@ -71,7 +78,7 @@ fn php(ext: &Path, store: &Path, durability: &str, max_size: u64, evict: bool) -
 #[allow(clippy::too_many_arguments)]
 pub fn worker_command(
     ext: &Path,
-    store: &Path,
+    store: &OsStr,
     durability: &str,
     script: &Path,
     slot: u32,
@@ -93,15 +100,16 @@ pub fn worker_command(
     cmd
 }
 
-/// Reads the named keys through PHP's `apc_fetch` (values as PHP sees them; ints as decimal text).
+/// Reads the named keys through PHP's `apc_fetch` (values as PHP sees them; ints as decimal text);
+/// its script and key list go in `dir`.
 pub fn observe(
     ext: &Path,
-    store: &Path,
+    store: &OsStr,
+    dir: &Path,
     durability: &str,
     max_size: u64,
     names: &[String],
 ) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let dir = store.parent().unwrap_or(Path::new("."));
     let script = dir.join("observe.php");
     let list = dir.join("observe.keys");
     std::fs::write(&script, OBSERVE_SCRIPT)
