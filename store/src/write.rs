@@ -202,7 +202,7 @@ impl WriteTxn<'_> {
         }
         let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count() as u64;
         if h.pending_count() as usize + ops.len() > lock_file::PENDING_CAP {
-            self.checkpoint()?;
+            self.make_pending_room()?;
         }
         self.index_room_evicting(ops, puts)?;
         // 3.2 Plan blocks, before anything is journaled: a store without room changes nothing.
@@ -243,6 +243,17 @@ impl WriteTxn<'_> {
             let _ = self.freeze();
         }
         Ok(lsn)
+    }
+
+    /// The pending ring is nearly full: a checkpoint releases it, unless a backup's pin keeps
+    /// its blocks waiting (SPEC.md §7.3); then checkpointing would free nothing, so the ring is
+    /// dropped as overflowed and the first completion after the pin rebuilds the free lists.
+    fn make_pending_room(&self) -> Result<()> {
+        if self.lock_file.backup_pinned() {
+            self.lock_file.state().reset_pending(self.held(), true);
+            return Ok(());
+        }
+        self.checkpoint()
     }
 
     /// Allocates the transaction's blocks, making room when needed: expired entries go, a
