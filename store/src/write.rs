@@ -43,6 +43,13 @@ use crate::{Durability, Entry};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering::*;
 
+/// Index slots a commit's expiry sweep visits, once the heap has passed half the maximum size:
+/// at a half-full index about four entry headers read, so a few expired entries go per commit,
+/// more than the one a put adds.
+const EXPIRE_SLOTS_PER_COMMIT: u64 = 8;
+/// Slots the sweep visits when an allocation finds no room, before the checkpoint that frees.
+const EXPIRE_SLOTS_WHEN_SHORT: u64 = 1 << 16;
+
 /// Proof that the cross-process write lock is held: the argument every method that changes the
 /// data file, the journal or the allocator's shared state takes. Zero-sized; only a
 /// [`WriteTxn`] makes one, and lends it out no longer than it lives.
@@ -233,6 +240,11 @@ impl WriteTxn<'_> {
         // join a free list is only lost space, and a freeze that failed is retried by the commit
         // that finds the half full, under the same lock and before it changes anything.
         let _ = self.reclaim_some();
+        if h.heap_end() >= self.max_size() / 2 {
+            // Expired entries leave a store that may run short a few slots at a time, so that
+            // a full walk for them (`drop_expired`) is rarely needed (SPEC.md §2.4).
+            let _ = self.expire_some(EXPIRE_SLOTS_PER_COMMIT);
+        }
         if self.copy_pending() {
             let _ = self.copy_some(crate::checkpoint::COPY_PER_COMMIT);
         }
@@ -272,11 +284,20 @@ impl WriteTxn<'_> {
                 }
             }
             match attempt {
+                // Bounded first: a longer stretch of the expiry sweep, then the checkpoint that
+                // releases what it and earlier writes freed.
                 0 => {
-                    self.drop_expired()?;
+                    self.expire_some(EXPIRE_SLOTS_WHEN_SHORT)?;
                     self.checkpoint()?;
                 }
-                _ => self.exclude_readers(|| self.rebuild_free_lists())?,
+                // Only then, before refusing, the whole index: every expired entry, and free
+                // space coalesced.
+                1 => {
+                    self.drop_expired()?;
+                    self.checkpoint()?;
+                    self.exclude_readers(|| self.rebuild_free_lists())?;
+                }
+                _ => {}
             }
         }
         let need: usize = ops.iter().map(|o| o.encoded_len()).sum();
@@ -292,6 +313,35 @@ impl WriteTxn<'_> {
             "no room for {need} more bytes within the maximum size of {} bytes",
             self.max_size()
         )))
+    }
+
+    /// Visits the next `budget` slots of the live index from this handle's expiry cursor and
+    /// unlinks the expired entries among them, as `drop_expired` does for all. Returns how many.
+    pub(crate) fn expire_some(&self, budget: u64) -> Result<u64> {
+        let h = self.lock_file.state();
+        let (live, slots, now) = (
+            h.live_index.load(Relaxed),
+            h.index_slots.load(Relaxed),
+            now_ms(),
+        );
+        let start = self.expiry_cursor.load(Relaxed);
+        let visit = budget.min(slots);
+        let mut dropped = 0;
+        for k in 0..visit {
+            // A power of two: the mask is the modulo.
+            let at = slot_at(live, start.wrapping_add(k) & (slots - 1));
+            let s = self.map.load_u64(at)?;
+            if slot_is_entry(s) {
+                let eh = index::header_at(&self.map, s)?;
+                if eh.expires_ms != 0 && eh.expires_ms <= now {
+                    self.unlink(at, s)?;
+                    dropped += 1;
+                }
+            }
+        }
+        self.expiry_cursor
+            .store(start.wrapping_add(visit) & (slots - 1), Relaxed);
+        Ok(dropped)
     }
 
     /// Unlinks expired entries (not journaled: an expired entry reads as absent either way).
