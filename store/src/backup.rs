@@ -505,6 +505,40 @@ mod tests {
         }
     }
 
+    /// After a ring dropped under the pin, the rebuild that finds its blocks keeps in the ring
+    /// the blocks only the durable checkpoint still uses, so later completions do not rebuild
+    /// again: with writes landing between each freeze and its completion (a background
+    /// flusher), dropping those too made every completion rebuild, for as long as writes went on.
+    #[test]
+    fn one_rebuild_after_a_ring_dropped_under_the_pin_not_one_per_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let opts = Options::default()
+            .durability(crate::Durability::None)
+            .journal_size(1 << 20)
+            .background_checkpoints(true);
+        let s = Store::open(&path, opts).unwrap();
+        let h = s.inner().lock_file.state();
+        for i in 0..1000u64 {
+            s.put(&i.to_le_bytes(), &[1; 100]).unwrap();
+        }
+        let pin = s.pin_blocks().expect("pin");
+        for i in 0..(crate::lock_file::PENDING_CAP as u64 + 10_000) {
+            s.put(&(i % 1000).to_le_bytes(), &[2; 100]).unwrap();
+        }
+        assert!(h.pending_overflowed());
+        drop(pin);
+        let before = s.stats().unwrap().checkpoints;
+        for i in 0..200_000u64 {
+            s.put(&(i % 1000).to_le_bytes(), &i.to_le_bytes()).unwrap();
+        }
+        assert!(s.stats().unwrap().checkpoints >= before + 4);
+        assert!(
+            !h.pending_overflowed(),
+            "still rebuilding at every completion"
+        );
+    }
+
     /// A pending ring that fills while pinned is dropped as overflowed (a checkpoint could not
     /// empty it), not checkpointed again at every write; the first checkpoint after the pin
     /// finds its blocks by rebuilding the free lists.
