@@ -20,11 +20,16 @@ fn key(i: u64) -> Vec<u8> {
     format!("key:{i:020}").into_bytes()
 }
 
-/// Times every put until `stop`; returns the count and the worst put before, during and after
-/// the backup (`phase` 0, 1, 2).
-fn writer(store: &Store, n: u64, stop: &AtomicBool, phase: &AtomicU8) -> (u64, [Duration; 3]) {
+/// Times every put until `stop`; returns the count, and the worst put and the puts slower than
+/// 10 ms before, during and after the backup (`phase` 0, 1, 2).
+fn writer(
+    store: &Store,
+    n: u64,
+    stop: &AtomicBool,
+    phase: &AtomicU8,
+) -> (u64, [Duration; 3], [u64; 3]) {
     let value = vec![b'w'; VALUE];
-    let (mut worst, mut puts) = ([Duration::ZERO; 3], 0u64);
+    let (mut worst, mut slow, mut puts) = ([Duration::ZERO; 3], [0u64; 3], 0u64);
     let mut x = 0x9e3779b97f4a7c15u64;
     while !stop.load(Relaxed) {
         x ^= x << 13;
@@ -35,9 +40,10 @@ fn writer(store: &Store, n: u64, stop: &AtomicBool, phase: &AtomicU8) -> (u64, [
         let d = t.elapsed();
         let p = phase.load(Relaxed) as usize;
         worst[p] = worst[p].max(d);
+        slow[p] += (d > Duration::from_millis(10)) as u64;
         puts += 1;
     }
-    (puts, worst)
+    (puts, worst, slow)
 }
 
 fn main() -> Result<(), apcdb::Error> {
@@ -92,7 +98,7 @@ fn main() -> Result<(), apcdb::Error> {
     phase.store(2, Relaxed);
     std::thread::sleep(Duration::from_secs(10));
     stop.store(true, Relaxed);
-    let (puts, worst) = w.join().expect("writer");
+    let (puts, worst, slow) = w.join().expect("writer");
     println!(
         "backup: {} entries up to LSN {} in {:.2} s, {} attempt(s), write lock held at most {:?}",
         report.entries,
@@ -103,8 +109,8 @@ fn main() -> Result<(), apcdb::Error> {
     );
     println!(
         "writer: {puts} puts in all; worst put in the 10 s before the backup {:?}, during it \
-         {:?}, in the 10 s after it {:?}",
-        worst[0], worst[1], worst[2]
+         {:?}, in the 10 s after it {:?}; puts slower than 10 ms: {} / {} / {}",
+        worst[0], worst[1], worst[2], slow[0], slow[1], slow[2]
     );
     let check = apcdb::verify::check(&copy)?;
     println!(
