@@ -211,7 +211,7 @@ impl WriteTxn<'_> {
         if h.pending_count() as usize + ops.len() > lock_file::PENDING_CAP {
             self.make_pending_room()?;
         }
-        self.index_room_evicting(ops, puts)?;
+        self.index_room_making_room(ops, puts)?;
         // 3.2 Plan blocks, before anything is journaled: a store without room changes nothing.
         let blocks = self.plan_with_room(ops)?;
         // 3.3 Journal append; if it fails, the blocks go back and nothing was applied.
@@ -268,6 +268,36 @@ impl WriteTxn<'_> {
         self.checkpoint()
     }
 
+    /// What a writer without room does before refusing (SPEC.md §2.4), in two steps. Bounded
+    /// first (`step` 0): a longer stretch of the expiry sweep, then the checkpoint that releases
+    /// what it and earlier writes freed. Only then the whole index (`step` 1): every expired
+    /// entry, a checkpoint, and free space coalesced.
+    fn make_room(&self, step: u32) -> Result<()> {
+        if step == 0 {
+            self.expire_some(EXPIRE_SLOTS_WHEN_SHORT)?;
+            return self.checkpoint();
+        }
+        self.drop_expired()?;
+        self.checkpoint()?;
+        self.exclude_readers(|| self.rebuild_free_lists())
+    }
+
+    /// Room in the index for `puts` more keys. A rebuild whose copies do not fit makes room as
+    /// an allocation does (`WhenFull::Refuse`; `Evict` evicts instead), so that an index full
+    /// of expired keys is not refused.
+    fn index_room_making_room(&self, ops: &[Op], puts: u64) -> Result<()> {
+        let mut step = 0;
+        loop {
+            match self.index_room_evicting(ops, puts) {
+                Err(e) if e.is_full() && self.when_full == crate::WhenFull::Refuse && step < 2 => {
+                    self.make_room(step)?;
+                    step += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Allocates the transaction's blocks, making room when needed: expired entries go, a
     /// checkpoint frees what was deleted since the last one, and free space is coalesced.
     fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<Block>> {
@@ -283,21 +313,8 @@ impl WriteTxn<'_> {
                     None => break,
                 }
             }
-            match attempt {
-                // Bounded first: a longer stretch of the expiry sweep, then the checkpoint that
-                // releases what it and earlier writes freed.
-                0 => {
-                    self.expire_some(EXPIRE_SLOTS_WHEN_SHORT)?;
-                    self.checkpoint()?;
-                }
-                // Only then, before refusing, the whole index: every expired entry, and free
-                // space coalesced.
-                1 => {
-                    self.drop_expired()?;
-                    self.checkpoint()?;
-                    self.exclude_readers(|| self.rebuild_free_lists())?;
-                }
-                _ => {}
+            if attempt < 2 {
+                self.make_room(attempt)?;
             }
         }
         let need: usize = ops.iter().map(|o| o.encoded_len()).sum();

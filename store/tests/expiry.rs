@@ -71,3 +71,34 @@ fn a_store_full_of_expired_entries_beyond_the_bounded_sweep_still_takes_writes()
     }
     assert_eq!(store.stats().unwrap().entries, n as u64);
 }
+
+#[test]
+fn an_index_full_of_expired_keys_is_rebuilt_not_refused() {
+    // The index reaches its load limit while the heap has no room left for the three copies of
+    // a rebuilt index: the keys expired meanwhile, so the write that needs the rebuild makes
+    // room first (as an allocation does) instead of failing with "no room to grow the index".
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default()
+        .durability(Durability::None)
+        .max_size(8 << 20)
+        .index_slots(1 << 16);
+    let store = Store::open(dir.path().join("s.db"), opts).unwrap();
+    let value = [7u8; 60];
+    let soon = now_ms() + 1500;
+    let mut n = 0u32;
+    let refused = loop {
+        match store.put_with_expiry(format!("k{n:08}").as_bytes(), &value, soon) {
+            Ok(()) => n += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        refused.to_string().contains("index"),
+        "the index must be what ran out: {refused} after {n}"
+    );
+    std::thread::sleep(Duration::from_millis(soon.saturating_sub(now_ms()) + 100));
+    for i in 0..1000u32 {
+        store.put(format!("new{i}").as_bytes(), &value).unwrap();
+    }
+    assert_eq!(store.stats().unwrap().entries, 1000);
+}
