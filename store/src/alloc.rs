@@ -255,7 +255,10 @@ impl WriteTxn<'_> {
             }
             first += n;
         }
-        let kept = self.mark_durable(&mut used)?;
+        // What the live state uses: a freed block it uses again (recovery copied the durable
+        // index over the live one) is not one the ring may keep.
+        let live_used = used.clone();
+        let kept_units = self.mark_durable(&mut used)?;
         for class in 0..CLASSES as u8 {
             h.set_free_head(self.held(), class, 0);
         }
@@ -271,9 +274,25 @@ impl WriteTxn<'_> {
                 units * BLOCK_ALIGN,
             )?;
         }
-        // The pending list is replaced by the marks: blocks only the durable state still uses
-        // are in no list, and the next checkpoint's reclaim finds them by rebuilding again.
-        h.reset_pending(self.held(), kept);
+        // The pending list is replaced by the marks, except for the blocks only the durable
+        // state still uses (marked, so not carved above): those in it stay, waiting for a
+        // checkpoint. Only if some such block is in no list (it overflowed, or a backup's pin
+        // dropped it) must the next checkpoint's reclaim rebuild again to find it. Under steady
+        // writes the durable state always holds blocks the live one freed since its freeze, and
+        // dropping them all would make every later completion rebuild again.
+        let mut ring_units = 0;
+        let retained = |slot: u64| {
+            let off = slot_offset(slot);
+            let kept = used.is_marked(off) && !live_used.is_marked(off);
+            if kept {
+                ring_units += class_size(slot_class(slot)) / BLOCK_ALIGN;
+            }
+            kept
+        };
+        h.retain_pending(self.held(), retained, false);
+        if ring_units < kept_units {
+            h.mark_pending_overflowed(self.held());
+        }
         h.entries.store(entries, Relaxed);
         h.used_bytes.store(bytes, Relaxed);
         h.tombstones.store(tombstones, Relaxed);
@@ -284,10 +303,11 @@ impl WriteTxn<'_> {
 
 impl WriteTxn<'_> {
     /// Marks the blocks the last durable checkpoint references (its index copies and the entries
-    /// of its durable copy) that the live state no longer uses. Returns whether there were any.
+    /// of its durable copy) that the live state no longer uses. Returns how many 64-byte units
+    /// they hold.
     /// Nothing to do while the live index is unchanged since that checkpoint (no dirty page, same
     /// copies): then both reference the same blocks.
-    fn mark_durable(&self, used: &mut UnitMap) -> Result<bool> {
+    fn mark_durable(&self, used: &mut UnitMap) -> Result<u64> {
         let h = self.lock_file.state();
         let epoch = h.epoch.load(Relaxed);
         let mut b = [0u8; SUPERBLOCK_LEN];
@@ -315,7 +335,7 @@ impl WriteTxn<'_> {
             && h.dirty.iter().all(|w| w.load(Relaxed) == 0)
             && (!self.in_flight() || h.dirty_prev.iter().all(|w| w.load(Relaxed) == 0));
         if unchanged {
-            return Ok(false);
+            return Ok(0);
         }
         let before = used.count();
         let copy_len = index_block_len(sb.index_slots);
@@ -329,7 +349,7 @@ impl WriteTxn<'_> {
                 used.mark_shared(slot_offset(s), class_size(slot_class(s)), &self.map.path)?;
             }
         }
-        Ok(used.count() > before)
+        Ok(used.count() - before)
     }
 }
 
@@ -436,6 +456,7 @@ impl WriteTxn<'_> {
 }
 
 /// Which 64-byte units of the heap are in use.
+#[derive(Clone)]
 struct UnitMap {
     words: Vec<u64>,
     units: u64,
@@ -483,6 +504,14 @@ impl UnitMap {
             self.words[(u / 64) as usize] |= 1u64 << (u % 64);
         }
         Ok(())
+    }
+
+    /// Whether the unit at heap offset `off` is marked (an offset outside the heap is not).
+    fn is_marked(&self, off: u64) -> bool {
+        let Some(u) = off.checked_sub(HEAP_START).map(|d| d / BLOCK_ALIGN) else {
+            return false;
+        };
+        u < self.units && self.words[(u / 64) as usize] & (1u64 << (u % 64)) != 0
     }
 
     /// Units marked so far.

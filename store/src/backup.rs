@@ -452,6 +452,117 @@ fn finish(tmp: &Path, out: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Blocks freed while a backup holds its pin wait in the pending ring through the
+    /// checkpoints of the pin (none is handed out), and the first checkpoint after it releases
+    /// them with no rebuild of the free lists: the ring is kept, not dropped as overflowed.
+    #[test]
+    fn blocks_freed_under_the_pin_are_released_after_it_without_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let s = Store::open(
+            &path,
+            Options::default().durability(crate::Durability::None),
+        )
+        .unwrap();
+        let put_all = |round: u8| {
+            for i in 0..2000u32 {
+                s.put(format!("k{i}").as_bytes(), &[round; 200]).unwrap();
+            }
+        };
+        put_all(0);
+        s.checkpoint().unwrap();
+        let h = s.inner().lock_file.state();
+        let pin = s.pin_blocks().expect("pin");
+        put_all(1);
+        s.checkpoint().unwrap();
+        put_all(2);
+        s.checkpoint().unwrap();
+        // Both rounds' old blocks wait, none was reused: the heap grew by two rounds.
+        assert!(
+            !h.pending_overflowed(),
+            "the ring was dropped under the pin"
+        );
+        assert!(h.pending_count() >= 4000, "{} pending", h.pending_count());
+        let heap = h.heap_end();
+        drop(pin);
+        s.checkpoint().unwrap();
+        assert!(!h.pending_overflowed());
+        // Released, and reused by the next round without growing the heap.
+        put_all(3);
+        assert_eq!(h.heap_end(), heap, "freed blocks were not reused");
+        for i in 0..2000u32 {
+            assert_eq!(
+                s.get(format!("k{i}").as_bytes()).unwrap().unwrap(),
+                [3; 200]
+            );
+        }
+    }
+
+    /// After a ring dropped under the pin, the rebuild that finds its blocks keeps in the ring
+    /// the blocks only the durable checkpoint still uses, so later completions do not rebuild
+    /// again: with writes landing between each freeze and its completion (a background
+    /// flusher), dropping those too made every completion rebuild, for as long as writes went on.
+    #[test]
+    fn one_rebuild_after_a_ring_dropped_under_the_pin_not_one_per_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let opts = Options::default()
+            .durability(crate::Durability::None)
+            .journal_size(1 << 20)
+            .background_checkpoints(true);
+        let s = Store::open(&path, opts).unwrap();
+        let h = s.inner().lock_file.state();
+        for i in 0..1000u64 {
+            s.put(&i.to_le_bytes(), &[1; 100]).unwrap();
+        }
+        let pin = s.pin_blocks().expect("pin");
+        for i in 0..(crate::lock_file::PENDING_CAP as u64 + 10_000) {
+            s.put(&(i % 1000).to_le_bytes(), &[2; 100]).unwrap();
+        }
+        assert!(h.pending_overflowed());
+        drop(pin);
+        let before = s.stats().unwrap().checkpoints;
+        for i in 0..200_000u64 {
+            s.put(&(i % 1000).to_le_bytes(), &i.to_le_bytes()).unwrap();
+        }
+        assert!(s.stats().unwrap().checkpoints >= before + 4);
+        assert!(
+            !h.pending_overflowed(),
+            "still rebuilding at every completion"
+        );
+    }
+
+    /// A pending ring that fills while pinned is dropped as overflowed (a checkpoint could not
+    /// empty it), not checkpointed again at every write; the first checkpoint after the pin
+    /// finds its blocks by rebuilding the free lists.
+    #[test]
+    fn a_ring_that_fills_under_the_pin_is_dropped_not_checkpointed_per_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let s = Store::open(
+            &path,
+            Options::default().durability(crate::Durability::None),
+        )
+        .unwrap();
+        let h = s.inner().lock_file.state();
+        let pin = s.pin_blocks().expect("pin");
+        let before = s.stats().unwrap().checkpoints;
+        let writes = crate::lock_file::PENDING_CAP as u64 + 10_000;
+        for i in 0..writes {
+            s.put(b"k", &i.to_le_bytes()).unwrap();
+        }
+        let checkpoints = s.stats().unwrap().checkpoints - before;
+        assert!(
+            checkpoints < 64,
+            "{checkpoints} checkpoints for {writes} writes"
+        );
+        assert!(h.pending_overflowed());
+        drop(pin);
+        s.checkpoint().unwrap();
+        assert!(!h.pending_overflowed(), "rebuilt after the pin");
+        assert_eq!(s.get(b"k").unwrap().unwrap(), (writes - 1).to_le_bytes());
+    }
+
     /// A crash after each step of the swap leaves files that open as the whole store (the old
     /// one or the compacted one, which hold the same entries).
     #[test]

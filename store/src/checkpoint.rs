@@ -88,11 +88,11 @@ impl WriteTxn<'_> {
         h.checkpoints.fetch_add(1, Relaxed);
         if self.lock_file.backup_pinned() {
             // A backup is copying the entries its consistent point named (SPEC.md §7.3): hand
-            // none of the blocks freed since out again. The ring is dropped as if it had
-            // overflowed, so writes do not keep checkpointing for room in it, and the first
-            // completion after the backup rebuilds the free lists from the index, which finds
-            // these blocks again.
-            h.reset_pending(self.held(), true);
+            // none of the blocks freed since out again. They stay in the ring, waiting with
+            // those of the next freeze, and the first completion after the backup releases them
+            // all (a block freed before an older checkpoint may be reused after any newer one),
+            // with no walk of the index. Only a ring that fills while pinned is dropped
+            // (`make_pending_room`).
             return Ok(true);
         }
         // From here the blocks freed before the freeze may be handed out again. A lock-free

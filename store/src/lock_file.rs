@@ -451,6 +451,38 @@ impl LockState {
         self.pending_overflow.store(overflow, Ordering::Relaxed);
     }
 
+    /// Keeps only the blocks `keep` accepts, in order, all of them waiting for the checkpoint
+    /// after the next freeze (waiting longer is always safe); `overflowed` as for `reset_pending`.
+    pub fn retain_pending(
+        &self,
+        held: &LockHeld,
+        mut keep: impl FnMut(u64) -> bool,
+        overflowed: bool,
+    ) {
+        let (head, tail) = (
+            self.pending_head.load(Ordering::Relaxed),
+            self.pending_tail.load(Ordering::Relaxed),
+        );
+        let mut kept = Vec::new();
+        for n in head..tail {
+            let slot = self.pending[n as usize % PENDING_CAP].load(Ordering::Relaxed);
+            if keep(slot) {
+                kept.push(slot);
+            }
+        }
+        self.reset_pending(held, overflowed);
+        for (i, slot) in kept.iter().enumerate() {
+            self.pending[i].store(*slot, Ordering::Relaxed);
+        }
+        self.pending_tail
+            .store(kept.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Notes that blocks wait that the ring does not name (the next completion rebuilds).
+    pub fn mark_pending_overflowed(&self, _: &LockHeld) {
+        self.pending_overflow.store(1, Ordering::Relaxed);
+    }
+
     /// Empties the ring; `overflowed` says whether blocks are waiting that it does not name.
     pub fn reset_pending(&self, _: &LockHeld, overflowed: bool) {
         for c in [

@@ -24,7 +24,7 @@ use crate::map::Map;
 use crate::{Durability, Entry, Options, Stats, Update, MAX_KEY_LEN};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -126,6 +126,11 @@ pub(crate) struct Inner {
     /// Set for a read-only handle (`Options::read_only`, `readonly.rs`): its view, and the
     /// reason `lock` refuses.
     pub(crate) ro: Option<Box<crate::readonly::ReadOnly>>,
+    /// Where this handle's expiry sweep goes on in the live index (a slot number, reduced modulo
+    /// the index's size when used): each commit of a store past half its maximum size visits a
+    /// few slots from here (`WriteTxn::expire_some`). Per handle, started at a slot of its own,
+    /// so that processes sweep different parts and none needs shared state.
+    pub(crate) expiry_cursor: AtomicU64,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -562,6 +567,7 @@ impl Inner {
             when_full: opts.when_full,
             reads: Default::default(),
             ro: None,
+            expiry_cursor: expiry_start(),
         };
         let mut resumed = false;
         if first && resume {
@@ -690,12 +696,21 @@ impl Inner {
             when_full: opts.when_full,
             reads: Default::default(),
             ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),
+            expiry_cursor: expiry_start(),
         };
         if let Some(ro) = &inner.ro {
             ro.refresh(&inner)?;
         }
         Ok(inner)
     }
+}
+
+/// A starting slot for a handle's expiry sweep that differs between processes and handles.
+fn expiry_start() -> AtomicU64 {
+    static HANDLES: AtomicU64 = AtomicU64::new(0);
+    let n = (crate::pid::current() as u64) << 32 | HANDLES.fetch_add(1, Relaxed);
+    // A multiplicative hash spreads consecutive pids over the index.
+    AtomicU64::new(n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20)
 }
 
 /// Refuses a maximum size beyond the format's offset limit, or one this process cannot reserve

@@ -43,6 +43,13 @@ use crate::{Durability, Entry};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering::*;
 
+/// Index slots a commit's expiry sweep visits, once the heap has passed half the maximum size:
+/// at a half-full index about four entry headers read, so a few expired entries go per commit,
+/// more than the one a put adds.
+const EXPIRE_SLOTS_PER_COMMIT: u64 = 8;
+/// Slots the sweep visits when an allocation finds no room, before the checkpoint that frees.
+const EXPIRE_SLOTS_WHEN_SHORT: u64 = 1 << 16;
+
 /// Proof that the cross-process write lock is held: the argument every method that changes the
 /// data file, the journal or the allocator's shared state takes. Zero-sized; only a
 /// [`WriteTxn`] makes one, and lends it out no longer than it lives.
@@ -260,9 +267,9 @@ impl WriteTxn<'_> {
         }
         let puts = ops.iter().filter(|o| matches!(o, Op::Put { .. })).count() as u64;
         if h.pending_count() as usize + ops.len() > lock_file::PENDING_CAP {
-            self.checkpoint()?;
+            self.make_pending_room()?;
         }
-        self.index_room_evicting(ops, puts)?;
+        self.index_room_making_room(ops, puts)?;
         // From here to the journal append a holder that dies leaves at most blocks out of the
         // free lists (each list change is one store after the block's link is written).
         if outer {
@@ -313,6 +320,16 @@ impl WriteTxn<'_> {
         // join a free list is only lost space, and a freeze that failed is retried by the commit
         // that finds the half full, under the same lock and before it changes anything.
         let _ = self.reclaim_some();
+        if h.heap_end() >= self.max_size() / 2 {
+            // Expired entries leave a store that may run short a few slots at a time, so that
+            // a full walk for them (`drop_expired`) is rarely needed (SPEC.md §2.4). Unlinking
+            // changes the index and the counters: a holder that dies inside leaves them to a full
+            // recovery; one that finishes leaves nothing half made.
+            self.set_stage(lock_file::STAGE_UNKNOWN);
+            if self.expire_some(EXPIRE_SLOTS_PER_COMMIT).is_ok() && outer {
+                self.set_stage(lock_file::STAGE_NONE);
+            }
+        }
         if self.copy_pending() {
             let _ = self.copy_some(crate::checkpoint::COPY_PER_COMMIT);
         }
@@ -324,6 +341,47 @@ impl WriteTxn<'_> {
             let _ = self.freeze();
         }
         Ok(lsn)
+    }
+
+    /// The pending ring is nearly full: a checkpoint releases it, unless a backup's pin keeps
+    /// its blocks waiting (SPEC.md §7.3); then checkpointing would free nothing, so the ring is
+    /// dropped as overflowed and the first completion after the pin rebuilds the free lists.
+    fn make_pending_room(&self) -> Result<()> {
+        if self.lock_file.backup_pinned() {
+            self.lock_file.state().reset_pending(self.held(), true);
+            return Ok(());
+        }
+        self.checkpoint()
+    }
+
+    /// What a writer without room does before refusing (SPEC.md §2.4), in two steps. Bounded
+    /// first (`step` 0): a longer stretch of the expiry sweep, then the checkpoint that releases
+    /// what it and earlier writes freed. Only then the whole index (`step` 1): every expired
+    /// entry, a checkpoint, and free space coalesced.
+    fn make_room(&self, step: u32) -> Result<()> {
+        if step == 0 {
+            self.expire_some(EXPIRE_SLOTS_WHEN_SHORT)?;
+            return self.checkpoint();
+        }
+        self.drop_expired()?;
+        self.checkpoint()?;
+        self.exclude_readers(|| self.rebuild_free_lists())
+    }
+
+    /// Room in the index for `puts` more keys. A rebuild whose copies do not fit makes room as
+    /// an allocation does (`WhenFull::Refuse`; `Evict` evicts instead), so that an index full
+    /// of expired keys is not refused.
+    fn index_room_making_room(&self, ops: &[Op], puts: u64) -> Result<()> {
+        let mut step = 0;
+        loop {
+            match self.index_room_evicting(ops, puts) {
+                Err(e) if e.is_full() && self.when_full == crate::WhenFull::Refuse && step < 2 => {
+                    self.make_room(step)?;
+                    step += 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Allocates the transaction's blocks, making room when needed: expired entries go, a
@@ -343,12 +401,8 @@ impl WriteTxn<'_> {
                     None => break,
                 }
             }
-            match attempt {
-                0 => {
-                    self.drop_expired()?;
-                    self.checkpoint()?;
-                }
-                _ => self.exclude_readers(|| self.rebuild_free_lists())?,
+            if attempt < 2 {
+                self.make_room(attempt)?;
             }
         }
         let need: usize = ops.iter().map(|o| o.encoded_len()).sum();
@@ -364,6 +418,35 @@ impl WriteTxn<'_> {
             "no room for {need} more bytes within the maximum size of {} bytes",
             self.max_size()
         )))
+    }
+
+    /// Visits the next `budget` slots of the live index from this handle's expiry cursor and
+    /// unlinks the expired entries among them, as `drop_expired` does for all. Returns how many.
+    pub(crate) fn expire_some(&self, budget: u64) -> Result<u64> {
+        let h = self.lock_file.state();
+        let (live, slots, now) = (
+            h.live_index.load(Relaxed),
+            h.index_slots.load(Relaxed),
+            now_ms(),
+        );
+        let start = self.expiry_cursor.load(Relaxed);
+        let visit = budget.min(slots);
+        let mut dropped = 0;
+        for k in 0..visit {
+            // A power of two: the mask is the modulo.
+            let at = slot_at(live, start.wrapping_add(k) & (slots - 1));
+            let s = self.map.load_u64(at)?;
+            if slot_is_entry(s) {
+                let eh = index::header_at(&self.map, s)?;
+                if eh.expires_ms != 0 && eh.expires_ms <= now {
+                    self.unlink(at, s)?;
+                    dropped += 1;
+                }
+            }
+        }
+        self.expiry_cursor
+            .store(start.wrapping_add(visit) & (slots - 1), Relaxed);
+        Ok(dropped)
     }
 
     /// Unlinks expired entries (not journaled: an expired entry reads as absent either way).
