@@ -3,7 +3,7 @@ Durability: what one php process stores, the next php process fetches (apcdb.fil
 --FILE--
 <?php
 require __DIR__ . '/helpers.inc';
-$db = apcdb_tmp('durable');
+$db = apcdb_pool('durable');
 $ini = ['apcdb.file' => $db];
 echo apcdb_run($ini, '
     var_dump(apc_store("str", "persisted"), apc_store("arr", ["a" => [1, 2], "o" => new ArrayObject([3])]));
@@ -18,10 +18,12 @@ echo apcdb_run($ini, '
 ');
 echo "--- third process\n";
 echo apcdb_run($ini, 'var_dump(apc_fetch("cnt"), apc_cache_info(true)["num_entries"]);');
-// The files exist with mode 0600.
-printf("%o %o %o\n", fileperms($db) & 0777, fileperms("$db.journal") & 0777, fileperms("$db.lock") & 0777);
+// The files exist with mode 0600 (a server's pool has none: tests/redis/run.sh).
+if (!str_contains($db, '://')) {
+    printf("%o %o %o\n", fileperms($db) & 0777, fileperms("$db.journal") & 0777, fileperms("$db.lock") & 0777);
+}
 ?>
---EXPECT--
+--EXPECTF--
 bool(true)
 bool(true)
 bool(true)
@@ -44,5 +46,4 @@ bool(false)
 int(16)
 --- third process
 int(16)
-int(4)
-600 600 600
+int(4)%r(\n600 600 600)?%r

@@ -3,7 +3,7 @@ Durability: a php process killed with SIGKILL in the middle of an apc_inc loop l
 --FILE--
 <?php
 require __DIR__ . '/helpers.inc';
-$db = apcdb_tmp('sigkill');
+$db = apcdb_pool('sigkill');
 $ini = ['apcdb.file' => $db];
 echo apcdb_run($ini, 'var_dump(apc_store("counter", 0));');
 for ($round = 1; $round <= 3; $round++) {

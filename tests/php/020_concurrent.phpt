@@ -3,7 +3,7 @@ Atomicity across processes: concurrent apc_inc loses no update, apc_cas has one 
 --FILE--
 <?php
 require __DIR__ . '/helpers.inc';
-$db = apcdb_tmp('concurrent');
+$db = apcdb_pool('concurrent');
 $log = sys_get_temp_dir() . '/apcdb-phpt-entrylog-' . getmypid();
 @unlink($log);
 $ini = ['apcdb.file' => $db];

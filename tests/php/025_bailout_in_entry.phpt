@@ -3,7 +3,7 @@ apc_entry: exit() or a fatal error inside the generator releases the store lock;
 --FILE--
 <?php
 require __DIR__ . '/helpers.inc';
-$db = apcdb_tmp('bailout');
+$db = apcdb_pool('bailout');
 $ini = ['apcdb.file' => $db];
 echo apcdb_run($ini, 'apc_entry("e", function ($k) { echo "generating\n"; exit(3); }); echo "not reached\n";', $rc), "rc=$rc\n";
 echo apcdb_run($ini, 'apc_entry("e", function ($k) { trigger_error("fatal in generator", E_USER_ERROR); });', $rc), "rc=$rc\n";

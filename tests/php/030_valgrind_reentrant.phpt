@@ -46,7 +46,8 @@ foreach ([false, true] as $reconstruct) {
     $it = new APCIterator('user', '/^r\d$/');
     $n = 0;
     foreach ($it as $e) {
-        $n += $e['value'][1] === (int) substr($e['key'], 1) && $e['ttl'] === 100;
+        // The TTL as set; a server's counts down (tests/redis/run.sh), by seconds under valgrind.
+        $n += $e['value'][1] === (int) substr($e['key'], 1) && $e['ttl'] <= 100 && $e['ttl'] > 80;
     }
     echo 'iterator: ', $n, "\n";
 }

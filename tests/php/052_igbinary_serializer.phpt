@@ -11,7 +11,7 @@ if (!is_file("$dir/igbinary.so")) die('skip igbinary.so not installed (Debian pa
 --FILE--
 <?php
 require __DIR__ . '/helpers.inc';
-$db = apcdb_tmp('igbinary');
+$db = apcdb_pool('igbinary');
 $ig = ['-d', 'extension=igbinary.so'];
 $show = 'ob_start(); phpinfo(INFO_MODULES); preg_match("/^Serializer => .*$/m", ob_get_clean(), $m);
          echo $m[0], "\n";';
@@ -31,7 +31,7 @@ echo "without igbinary loaded:\n", apcdb_run(['apcdb.file' => $db],
     $rc, []);
 echo "apcdb.serializer=igbinary without the extension:\n",
     apcdb_run(['apcdb.file' => $db, 'apcdb.serializer' => 'igbinary'], $show . 'var_dump(apc_store("y", [1]));');
-$db2 = apcdb_tmp('igbinary2');
+$db2 = apcdb_pool('igbinary2');
 echo "drop-in mode, apc.serializer=igbinary:\n",
     apcdb_run(['apcdb.file' => $db2, 'apcdb.apcu_compat' => 1, 'apc.serializer' => 'igbinary'],
               $show . 'apcu_store("k", ["a" => 1]); var_dump(apcu_fetch("k"));', $rc, $ig);

@@ -5,7 +5,7 @@ apcdb.durability=none
 --FILE--
 <?php
 require __DIR__ . '/helpers.inc';
-$db = apcdb_tmp('native');
+$db = apcdb_pool('native');
 
 $deep = 'leaf';
 for ($i = 0; $i < 100; $i++) $deep = [$deep]; // deeper than the native form goes
@@ -59,9 +59,18 @@ $r = apc_fetch("reference inside"); $r[0] = "changed"; var_dump($r[2]); // the r
 apc_store("nan", [NAN]); var_dump(is_nan(apc_fetch("nan")[0]));
 ');
 
-// The bytes in the data file: the documented native form for plain arrays, serialize() output
-// for an array with an object inside.
-$file = file_get_contents($db);
+// The bytes in the data file, or of the values on tests/redis/run.sh's server (the same encoding):
+// the documented native form for plain arrays, serialize() output for an array with an object inside.
+if (str_contains($db, '://')) {
+    require_once __DIR__ . '/redis.inc';
+    $port = (int) parse_url($db, PHP_URL_PORT);
+    $file = '';
+    foreach (['list', 'nested', 'foreach by reference', 'object inside'] as $k) {
+        $file .= apcdb_redis_cmd($port, ['GET', "apcdb:$k"]) . "\n";
+    }
+} else {
+    $file = file_get_contents($db);
+}
 $le32 = fn(int $n) => pack('V', $n);
 $le64 = fn(int $n) => pack('P', $n);
 $list = "\x08" . $le32(3) . "\x00" . $le64(0) . "\x03" . $le64(1) . "\x00" . $le64(1) . "\x03" . $le64(2)

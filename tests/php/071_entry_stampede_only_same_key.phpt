@@ -3,7 +3,7 @@ apc_entry: while one process's generator runs, other keys' writes go on; a secon
 --FILE--
 <?php
 require __DIR__ . '/helpers.inc';
-$db = apcdb_tmp('stampede');
+$db = apcdb_pool('stampede');
 $log = sys_get_temp_dir() . '/apcdb-phpt-stampede-' . getmypid();
 @unlink($log);
 $ini = ['apcdb.file' => $db];

@@ -3,7 +3,7 @@ apc_entry: kill -9 of the process whose generator runs releases the waiter, whic
 --FILE--
 <?php
 require __DIR__ . '/helpers.inc';
-$db = apcdb_tmp('entrykill');
+$db = apcdb_pool('entrykill');
 $mark = sys_get_temp_dir() . '/apcdb-phpt-entrykill-' . getmypid();
 @unlink($mark);
 $ini = ['apcdb.file' => $db];

@@ -26,12 +26,14 @@ echo getmypid(), " ", $v, " ", round(microtime(true) - $t, 1) >= 0.5 ? "waited" 
 ');
 chmod("$dir/www/t.php", 0644);
 $u = posix_getpwnam('nobody');
-// No apcdb.file: the anonymous store, made by the master before it forks the workers.
+// No apcdb.file: the anonymous store, made by the master before it forks the workers (under
+// tests/redis/run.sh, its server's pool).
 file_put_contents("$dir/fpm.conf", "[global]\npid = $dir/fpm.pid\nerror_log = $dir/fpm.log\ndaemonize = no\n\n"
     . "[a]\nuser = nobody\ngroup = " . posix_getgrgid($u['gid'])['name'] . "\n"
     . "listen = $dir/a.sock\nlisten.mode = 0666\npm = static\npm.max_children = 3\n"
     . "php_admin_value[display_errors] = stdout\nphp_admin_value[html_errors] = 0\n");
-$cmd = ['/usr/sbin/php-fpm8.2', '-n', '-F', '-R', '-y', "$dir/fpm.conf", '-d', 'extension=' . apcdb_ext()];
+$cmd = ['/usr/sbin/php-fpm8.2', '-n', '-F', '-R', '-y', "$dir/fpm.conf", '-d', 'extension=' . apcdb_ext(),
+        ...apcdb_phpt_ini_args()];
 $fpm = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['file', "$dir/fpm.out", 'a'], 2 => ['file', "$dir/fpm.out", 'a']], $pipes);
 register_shutdown_function(function () use ($fpm, $dir) {
     proc_terminate($fpm, 15);

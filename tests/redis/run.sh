@@ -24,31 +24,47 @@ TESTS=(
     tests/php/011_strict_types.phpt
     tests/php/012_apcu_compat.phpt
     tests/php/013_beside_apcu.phpt
+    tests/php/014_durable_across_processes.phpt
+    tests/php/015_sigkill_inc.phpt
+    tests/php/016_separate_files.phpt
+    tests/php/020_concurrent.phpt
     tests/php/023_ini_phpinfo.phpt
+    tests/php/025_bailout_in_entry.phpt
     tests/php/027_fetch_array_reentrant.phpt
+    tests/php/030_valgrind_reentrant.phpt
     tests/php/035_fork_in_entry_generator.phpt
     tests/php/046_iterator_errors.phpt
     tests/php/047_success_typed_property.phpt
     tests/php/048_nested_unserialize.phpt
     tests/php/049_outermost_value.phpt
+    tests/php/052_igbinary_serializer.phpt
+    tests/php/055_native_array_encoding.phpt
     tests/php/070_entry_generator_uses_cache.phpt
+    tests/php/071_entry_stampede_only_same_key.phpt
+    tests/php/072_entry_holder_killed.phpt
+    tests/php/073_fpm_entry_stampede.phpt
     tests/php/080_scan_many_entries.phpt
 )
+# Tests whose processes share one store take it from helpers.inc's apcdb_pool() (or
+# apcdb_pool_ini() for several), which returns this script's pool from APCDB_PHPT_INI.
 # Not run here, and why (the 09x tests check the Redis side of most of these with servers of
 # their own, in make test-php):
 #   001         expects apcdb.file empty and the local store's phpinfo() rows (095: the Redis rows).
 #   007 008     the TTL and mtime as written, and memory_type "mmap": a server keeps no write time
 #   028 031     (its TTL counts down) and iterates in SCAN order, not write order (094 checks the
-#   030         server's order and fields); 030 expects the TTL as set after a second under valgrind.
+#               server's order and fields).
 #   021 039     the anonymous store shared with forked children (092: a fork on a server).
 #   050 051 074 apcdb.size / apc.shm_size, apc.preload_path, apcdb.when_full: ignored or not
 #   053         supported on a server (SPEC §10), likewise apcdb_stats().
 #   054         uses no store at all (the stub against reflection).
-#   014-020 022 024-026 029 036-038 040 045 052 055 057 058 065 071-073: each names store files of
-#               its own (permissions, owners, truncation, resizing, lock-file recovery, killing the
-#               store's writer, the status page, several stores side by side), so it would pass
-#               here without touching the server (093 and 091: apc_entry across killed processes
-#               and a server lost mid-request).
+#   017 018 045 store files' owner, unopenable paths, a truncated file.
+#   019 029     apcdb.size: a full store, a 512M file's mapping against memory_limit.
+#   022         apcdb.reset_on_start (the file's generation; ignored on a server).
+#   024         the file's durability modes (journal sync timing; 096 checks a server's).
+#   036         an unopenable store file's warning, re-entered from an error handler.
+#   040 057 058 a poisoned mapping (a file gone under the process), a file resized at or after open.
+#   026 037 038 065: php-fpm pools each with a store file (or the anonymous store) of its own, its
+#               owner and permissions, and the status page's file statistics.
 [ $# -gt 0 ] && TESTS=("$@")
 
 command -v redis-server >/dev/null || { echo "redis-server is not installed (make setup)"; echo "0 passed, 1 failed"; exit 1; }
