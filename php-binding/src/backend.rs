@@ -54,6 +54,8 @@ pub trait Backend {
     fn update(&self, key: &[u8], f: &mut dyn FnMut(Option<&Entry>) -> Update) -> Result<()>;
     /// Removes every entry of this pool.
     fn clear(&self) -> Result<()>;
+    /// Whether this pool holds no live entry (`apc.preload_path` fills only an empty one).
+    fn is_empty(&self) -> Result<bool>;
 }
 
 impl Backend for Store {
@@ -91,6 +93,10 @@ impl Backend for Store {
 
     fn clear(&self) -> Result<()> {
         Ok(Store::clear(self)?)
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.stats()?.entries == 0)
     }
 }
 
@@ -1065,5 +1071,20 @@ impl Backend for Redis {
             }
         })?;
         self.replicated()
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        // SCAN may answer a step with no key while more follow: go on until a key or the end.
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.scan_step(cursor, 1000)?;
+            if !keys.is_empty() {
+                return Ok(false);
+            }
+            if next == 0 {
+                return Ok(true);
+            }
+            cursor = next;
+        }
     }
 }

@@ -301,19 +301,24 @@ fn store_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode, exclusive: bool) 
 
 /// APCu's `apc.preload_path`: into an empty store, each `<key>.data` file of `dir` (in name
 /// order), whose content is a value in PHP's `serialize()` format, is added under `<key>` with no
-/// TTL. A file that cannot be read or unserialized is skipped with a warning.
-pub fn preload(store: &Store, dir: &str) {
-    match store.stats() {
-        Ok(st) if st.entries == 0 => {}
-        Ok(_) => return,
-        Err(e) => return report(&e),
+/// TTL. A file that cannot be read or unserialized is skipped with a warning. `false` when the
+/// store could not be asked whether it is empty (reported), so nothing was tried.
+pub fn preload(store: &dyn Backend, dir: &str) -> bool {
+    match store.is_empty() {
+        Ok(true) => {}
+        Ok(false) => return true,
+        Err(e) => {
+            report_backend(&e);
+            return false;
+        }
     }
     let mut names: Vec<std::ffi::OsString> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect(),
         Err(e) => {
-            return warn(&format!(
+            warn(&format!(
                 "apcdb: apc.preload_path: cannot read the directory \"{dir}\": {e}"
-            ))
+            ));
+            return true;
         }
     };
     names.sort();
@@ -344,7 +349,7 @@ pub fn preload(store: &Store, dir: &str) {
             Ok(v) if !(v.is_false() && data.trim_ascii() != b"b:0;") => v,
             _ => {
                 if util::has_exception() {
-                    return;
+                    return true;
                 }
                 warn(&format!(
                     "apcdb: apc.preload_path: {} is not a serialized PHP value; skipped",
@@ -354,9 +359,10 @@ pub fn preload(store: &Store, dir: &str) {
             }
         };
         if put_one(store, Mode::Apcu, key, &value, 0, true).is_err() {
-            return; // an exception is pending
+            return true; // an exception is pending
         }
     }
+    true
 }
 
 thread_local! {
@@ -1120,6 +1126,9 @@ pub extern "C" fn apcdb_stats(ex: &mut ExecuteData, rv: &mut Zval) {
         if !Args::new(ex).check_count(0, 0) {
             return;
         }
+        if let Some(r) = handle::redis() {
+            return stats_redis(rv, &r);
+        }
         let Some(store) = open_store(rv) else { return };
         let Some(st) = ok_or_false(rv, store.stats()) else {
             return;
@@ -1128,6 +1137,36 @@ pub extern "C" fn apcdb_stats(ex: &mut ExecuteData, rv: &mut Zval) {
             info::apcdb_stats_fields(&st, store.recovered_at_open(), store.max_value_len());
         rv.set_hashtable(info_array(fields, &mut |_| Zval::new()));
     });
+}
+
+/// `apcdb_stats()` on a Redis server: the same names, the pool's entries (one `SCAN`) and the
+/// server's memory (`INFO memory`, as `apc_sma_info()`); a server has no file, journal, index or
+/// counters of ours, so those are 0, and so is `max_value_len` (the server's
+/// `proto-max-bulk-len` decides).
+fn stats_redis(rv: &mut Zval, r: &crate::backend::Redis) {
+    let mut entries = 0u64;
+    let mut cursor = 0u64;
+    loop {
+        let Some((next, keys)) = be_or_false(rv, r.scan_step(cursor, 1000)) else {
+            return;
+        };
+        entries += keys.len() as u64;
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let Some((used, max)) = be_or_false(rv, r.memory()) else {
+        return;
+    };
+    let st = apcdb::Stats {
+        entries,
+        used_bytes: used,
+        max_size: max,
+        ..Default::default()
+    };
+    let fields = info::apcdb_stats_fields(&st, false, 0);
+    rv.set_hashtable(info_array(fields, &mut |_| Zval::new()));
 }
 
 type Handler = extern "C" fn(&mut ExecuteData, &mut Zval);

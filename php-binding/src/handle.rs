@@ -109,6 +109,8 @@ pub struct Request {
     /// The open failed in this request: it was reported once, calls return false.
     failed: bool,
     problems_reported: bool,
+    /// `apc.preload_path` was looked at for the Redis pool in this request.
+    preload_checked: bool,
 }
 
 impl Request {
@@ -118,6 +120,7 @@ impl Request {
             store: None,
             failed: false,
             problems_reported: false,
+            preload_checked: false,
         }
     }
 }
@@ -223,7 +226,7 @@ pub fn config() -> Config {
 /// The Redis backend of this request when `apcdb.file` names a Redis server (and apcdb is
 /// enabled), else `None`. Invalid settings are reported once per request, as for a file.
 pub fn redis() -> Option<crate::backend::Redis> {
-    let (r, problems) = {
+    let (r, problems, preload) = {
         let Ok(mut b) = req().try_borrow_mut() else {
             return None;
         };
@@ -237,13 +240,47 @@ pub fn redis() -> Option<crate::backend::Redis> {
             q.problems_reported = true;
             q.cfg.problems.clone()
         };
-        (crate::backend::Redis::new(&q.cfg), problems)
+        // apc.preload_path: looked at once per request, then once per process and pool.
+        let preload = if q.preload_checked || q.cfg.preload_path.is_empty() {
+            None
+        } else {
+            q.preload_checked = true;
+            Some((
+                q.cfg.preload_path.clone(),
+                q.cfg.file.clone(),
+                q.cfg.redis_prefix.clone(),
+            ))
+        };
+        (crate::backend::Redis::new(&q.cfg), problems, preload)
     };
     // After the borrow: a warning runs the user's error handler, which may call apc_* again.
     for p in &problems {
         warn(&format!("apcdb: {p}"));
     }
+    if let Some((dir, file, prefix)) = preload {
+        let pool = (file, prefix);
+        if first_use_of_pool(&pool, true) && !crate::funcs::preload(&r, &dir) {
+            // The server could not say whether the pool is empty: try again in a later request.
+            first_use_of_pool(&pool, false);
+        }
+    }
     Some(r)
+}
+
+/// A Redis pool: its URL and key prefix.
+type PoolKey = (String, Vec<u8>);
+
+/// With `mark`, whether this process uses the Redis pool (URL and prefix) for the first time,
+/// remembering it; without, forgets it.
+fn first_use_of_pool(pool: &PoolKey, mark: bool) -> bool {
+    static SEEN: Mutex<Option<std::collections::HashSet<PoolKey>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = seen.get_or_insert_with(Default::default);
+    if mark {
+        seen.insert(pool.clone())
+    } else {
+        seen.remove(pool)
+    }
 }
 
 /// The request's store when this request already opened it and it is usable, with the
@@ -326,7 +363,7 @@ pub fn store() -> Option<Arc<Store>> {
     match opened {
         Ok(s) => {
             if !cfg.preload_path.is_empty() && first_use_of(&cfg) {
-                crate::funcs::preload(&s, &cfg.preload_path);
+                crate::funcs::preload(&*s, &cfg.preload_path);
             }
             Some(s)
         }

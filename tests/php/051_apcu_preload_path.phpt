@@ -18,8 +18,7 @@ register_shutdown_function(function () use ($dir) {
     array_map('unlink', glob("$dir/*"));
     rmdir($dir);
 });
-$db = apcdb_tmp('preload');
-$ini = ['apcdb.apcu_compat' => 1, 'apcdb.file' => $db, 'apc.preload_path' => $dir,
+$ini = apcdb_pool_ini('preload') + ['apcdb.apcu_compat' => 1, 'apc.preload_path' => $dir,
         'error_reporting' => E_ALL & ~E_NOTICE];
 // First process: the store is new and empty, so the files are loaded.
 echo apcdb_run($ini, 'var_dump(apcu_fetch("config"), apcu_fetch("count"), apcu_fetch("off", $ok), $ok,
@@ -34,11 +33,10 @@ echo "---\n";
 echo apcdb_run($ini, 'var_dump(apcu_exists("config"), apcu_fetch("mine"));');
 echo "---\n";
 // Without drop-in mode apc.preload_path means nothing.
-$db2 = apcdb_tmp('preload2');
-echo apcdb_run(['apcdb.file' => $db2, 'apc.preload_path' => $dir], 'var_dump(apc_exists("config"));');
+echo apcdb_run(apcdb_pool_ini('preload2') + ['apc.preload_path' => $dir], 'var_dump(apc_exists("config"));');
 echo "---\n";
 // A directory that cannot be read: one warning, the store works.
-echo apcdb_run(['apcdb.apcu_compat' => 1, 'apc.preload_path' => "$dir/missing"], 'var_dump(apcu_store("a", 1));');
+echo apcdb_run(apcdb_pool_ini('preload3') + ['apcdb.apcu_compat' => 1, 'apc.preload_path' => "$dir/missing"], 'var_dump(apcu_store("a", 1));');
 ?>
 --EXPECTF--
 Warning: apcu_fetch(): apcdb: apc.preload_path: %s/bad.data is not a serialized PHP value; skipped in Command line code on line 1

@@ -37,6 +37,7 @@ TESTS=(
     tests/php/047_success_typed_property.phpt
     tests/php/048_nested_unserialize.phpt
     tests/php/049_outermost_value.phpt
+    tests/php/051_apcu_preload_path.phpt
     tests/php/052_igbinary_serializer.phpt
     tests/php/055_native_array_encoding.phpt
     tests/php/070_entry_generator_uses_cache.phpt
@@ -54,8 +55,8 @@ TESTS=(
 #   028 031     (its TTL counts down) and iterates in SCAN order, not write order (094 checks the
 #               server's order and fields).
 #   021 039     the anonymous store shared with forked children (092: a fork on a server).
-#   050 051 074 apcdb.size / apc.shm_size, apc.preload_path, apcdb.when_full: ignored or not
-#   053         supported on a server (SPEC §10), likewise apcdb_stats().
+#   050 074     apcdb.size / apc.shm_size, apcdb.when_full: ignored on a server (SPEC §10).
+#   053         apcdb_stats()'s counters of a file (hits, inserts, journal; 084: a server's).
 #   054         uses no store at all (the stub against reflection).
 #   017 018 045 store files' owner, unopenable paths, a truncated file.
 #   019 029     apcdb.size: a full store, a 512M file's mapping against memory_limit.
