@@ -474,7 +474,8 @@ impl Redis {
         }
     }
 
-    fn connect(&self) -> std::result::Result<redis::Connection, String> {
+    /// The URL's connection settings with the password file applied.
+    fn info(&self) -> std::result::Result<redis::ConnectionInfo, String> {
         let bad = |e: redis::RedisError| format!("apcdb: invalid Redis URL in apcdb.file: {e}");
         let info = self.url.as_str().into_connection_info().map_err(bad)?;
         // No CLIENT SETINFO at connect: one reply fewer to wait for, so a server that accepts
@@ -489,7 +490,11 @@ impl Redis {
             // the default user (the client skips AUTH when it has no password).
             settings = settings.set_password("");
         }
-        let info = info.set_redis_settings(settings);
+        Ok(info.set_redis_settings(settings))
+    }
+
+    fn connect(&self) -> std::result::Result<redis::Connection, String> {
+        let info = self.info()?;
         let con = self.open(info.clone())?;
         if !self.cluster {
             return Ok(con);
@@ -497,7 +502,7 @@ impl Redis {
         // Redis Cluster: every key of the pool is in the one hash slot of its prefix's hash tag
         // (see `Redis::new`), so the whole pool lives on the node serving that slot, where WATCH,
         // MULTI, scripts and SCAN work as on a single server. The URL names any node; talk to
-        // that one. A slot moved later answers MOVED, which drops the connection (`with_quiet`).
+        // that one. A slot moved later answers MOVED or ASK: `with_quiet` follows it.
         let mut con = con;
         let (host, port) = self.slot_owner(&mut con)?;
         let same = match info.addr() {
@@ -510,6 +515,16 @@ impl Redis {
         if same {
             return Ok(con);
         }
+        self.open_node(info, host, port)
+    }
+
+    /// A connection to another node of the cluster, with the URL's settings (TLS included).
+    fn open_node(
+        &self,
+        info: redis::ConnectionInfo,
+        host: String,
+        port: u16,
+    ) -> std::result::Result<redis::Connection, String> {
         let addr = match info.addr() {
             redis::ConnectionAddr::TcpTls { insecure, .. } => redis::ConnectionAddr::TcpTls {
                 host,
@@ -607,10 +622,7 @@ impl Redis {
     /// Runs `f` on the worker's connection, opening it if need be. A failure of the connection
     /// drops it (the next request reconnects) and marks the server down for this request; a
     /// server's error reply (a command it refused) leaves the connection as it is.
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
-    ) -> Result<T> {
+    fn with<T>(&self, f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
         if DOWN.get() {
             return Err(BackendError::Down);
         }
@@ -692,7 +704,7 @@ impl Redis {
     /// that the next reported call still warns.
     fn with_quiet<T>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T> {
         CONN.with(|c| {
             let mut slot = c.borrow_mut();
@@ -722,11 +734,19 @@ impl Redis {
                 }
             }
             let conn = slot.as_mut().expect("connected above");
-            match f(&mut conn.con) {
+            let mut r = f(&mut conn.con);
+            if self.cluster {
+                if let Err(e) = &r {
+                    if let Some(again) = self.redirected(e, &mut slot, pid, &mut f) {
+                        r = again;
+                    }
+                }
+            }
+            match r {
                 Ok(v) => Ok(v),
                 Err(e) => {
-                    // MOVED/ASK: the cluster moved the pool's slot to another node; the next
-                    // request connects to the new one.
+                    // MOVED/ASK again: the cluster is still moving the pool's slot; the next
+                    // request connects anew.
                     let broken = e.is_io_error()
                         || e.is_timeout()
                         || e.is_connection_dropped()
@@ -747,8 +767,10 @@ impl Redis {
                         // A refused command (e.g. GET of a key another client made a list) may
                         // leave a transaction or a WATCH open: reset the connection's state
                         // before it serves another call.
-                        let _ = redis::cmd("DISCARD").query::<redis::Value>(&mut conn.con);
-                        let _ = redis::cmd("UNWATCH").query::<redis::Value>(&mut conn.con);
+                        if let Some(conn) = slot.as_mut() {
+                            let _ = redis::cmd("DISCARD").query::<redis::Value>(&mut conn.con);
+                            let _ = redis::cmd("UNWATCH").query::<redis::Value>(&mut conn.con);
+                        }
                         Err(BackendError::Remote(format!(
                             "apcdb: the Redis server refused a command: {e}"
                         )))
@@ -756,6 +778,65 @@ impl Redis {
                 }
             }
         })
+    }
+
+    /// A cluster's redirect of a call: the call again, once, on the node the error names, or
+    /// `None` when `e` is no redirect. MOVED (the pool's slot now lives on that node) and ASK
+    /// (the slot is being moved there and this key already left) both mean the command was not
+    /// run; every call's write is one command or one MULTI/EXEC, which runs whole or not at all,
+    /// and its other commands are reads or idempotent (`clear`'s UNLINK), so running the call
+    /// again does nothing twice. After MOVED the worker keeps talking to the new node; ASK is
+    /// answered on a connection of its own, after ASKING (which covers the next command only:
+    /// a call of several commands, e.g. an update's WATCH, may still fail during a migration).
+    fn redirected<T>(
+        &self,
+        e: &redis::RedisError,
+        slot: &mut Option<Conn>,
+        pid: u32,
+        f: &mut impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Option<redis::RedisResult<T>> {
+        let kind = match e.kind() {
+            redis::ErrorKind::Server(
+                k @ (redis::ServerErrorKind::Moved | redis::ServerErrorKind::Ask),
+            ) => k,
+            _ => return None,
+        };
+        // The client gives (address, slot); the address is host:port ([host]:port for IPv6).
+        let (addr, _slot) = e.redirect_node()?;
+        let (host, port) = addr.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let connect = |host: String| {
+            self.info()
+                .and_then(|info| self.open_node(info, host, port))
+                .map_err(|m| redis::RedisError::from((redis::ErrorKind::Io, "redirect", m)))
+        };
+        if kind == redis::ServerErrorKind::Moved {
+            *slot = None;
+            let con = match connect(host) {
+                Ok(con) => con,
+                Err(err) => return Some(Err(err)),
+            };
+            let conn = slot.insert(Conn {
+                url: self.url.clone(),
+                pid,
+                con,
+            });
+            Some(f(&mut conn.con))
+        } else {
+            let mut con = match connect(host) {
+                Ok(con) => con,
+                Err(err) => return Some(Err(err)),
+            };
+            Some(
+                redis::cmd("ASKING")
+                    .query::<()>(&mut con)
+                    .and_then(|()| f(&mut con)),
+            )
+        }
     }
 }
 

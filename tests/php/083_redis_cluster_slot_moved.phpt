@@ -1,5 +1,5 @@
 --TEST--
-Redis Cluster: when the pool's hash slot moves to another node (resharding), a php-fpm worker's call answered MOVED returns false with one warning, and its next request talks to the new node
+Redis Cluster: while the pool's hash slot moves to another node (resharding), a php-fpm worker's call answered ASK is run again on the new node after ASKING, and once the slot moved, a call answered MOVED is run again there, from then on the worker's node
 --SKIPIF--
 <?php
 if (!is_executable('/usr/bin/redis-server')) die('skip redis-server is not installed (make setup)');
@@ -55,34 +55,47 @@ $s = "$dir/t.php";
 echo apcdb_fcgi("$dir/r.sock", $s, 'op=set');
 echo apcdb_fcgi("$dir/r.sock", $s, 'op=get');
 
-// Move the slot, with its keys, from its node to another (what redis-cli --cluster reshard does).
+// Move the slot, with its keys, from its node to another (what redis-cli --cluster reshard does),
+// a request made halfway: "k" moved, "n" not yet.
 $fromId = apcdb_redis_cmd($from, ['CLUSTER', 'MYID']);
 $toId = apcdb_redis_cmd($to, ['CLUSTER', 'MYID']);
 apcdb_redis_cmd($to, ['CLUSTER', 'SETSLOT', (string) $slot, 'IMPORTING', $fromId]);
 apcdb_redis_cmd($from, ['CLUSTER', 'SETSLOT', (string) $slot, 'MIGRATING', $toId]);
+echo "migrate k: ", apcdb_redis_cmd($from, ['MIGRATE', '127.0.0.1', (string) $to, '', '0', '5000', 'KEYS', '{apcdb:}k']), "\n";
+echo "-- during the move (ASK)\n";
+echo apcdb_fcgi("$dir/r.sock", $s, 'op=get');
 $keys = apcdb_redis_cmd($from, ['CLUSTER', 'GETKEYSINSLOT', (string) $slot, '100']);
-echo "migrate ", count($keys), " keys: ",
+echo "migrate ", count($keys), " more: ",
     apcdb_redis_cmd($from, array_merge(['MIGRATE', '127.0.0.1', (string) $to, '', '0', '5000', 'KEYS'], $keys)), "\n";
 foreach ($ports as $p) apcdb_redis_cmd($p, ['CLUSTER', 'SETSLOT', (string) $slot, 'NODE', $toId]);
 
-echo "-- the request after the move\n";
+echo "-- the request after the move (MOVED)\n";
 echo apcdb_fcgi("$dir/r.sock", $s, 'op=get');
+// The old node's command counts now (without INFO, this test's own): the MOVED call was
+// refused there.
+$cmdstats = fn($p) => preg_replace('/^cmdstat_info:.*$/m', '', apcdb_redis_cmd($p, ['INFO', 'commandstats']));
+$stats = $cmdstats($from);
 echo "-- the next one\n";
 echo apcdb_fcgi("$dir/r.sock", $s, 'op=get');
+// The worker now talks to the new node only: the old one saw no command since.
+echo "old node's commands after the move: ", $cmdstats($from) === $stats ? 0 : 'some', "\n";
 var_dump(apcdb_redis_cmd($to, ['GET', '{apcdb:}n']) !== null, apcdb_redis_cmd($from, ['DBSIZE']));
 ?>
 --EXPECTF--
 bool(true)
 string(3) "one"
 bool(true)
-migrate 2 keys: OK
--- the request after the move
-
-Warning: apc_fetch(): apcdb: the Redis server failed: Moved: %d 127.0.0.1:%d in %s on line 3
-bool(false)
-bool(false)
+migrate k: OK
+-- during the move (ASK)
+string(3) "one"
+bool(true)
+migrate 1 more: OK
+-- the request after the move (MOVED)
+string(3) "one"
+bool(true)
 -- the next one
 string(3) "one"
 bool(true)
+old node's commands after the move: 0
 bool(true)
 int(0)
