@@ -112,7 +112,7 @@ pub(crate) struct Inner {
     /// An anonymous store (unlinked files): never flushed (see `Options::ephemeral`).
     pub(crate) ephemeral: bool,
     /// The journal was created (zeroed) by this open and holds no record yet, so the first
-    /// recovery need not read it (16 MiB by default); cleared by that recovery.
+    /// recovery need not read it (16 to 128 MiB by default); cleared by that recovery.
     pub(crate) journal_is_new: AtomicBool,
     /// The handle's checkpoint thread, if it has one (`Options::background_checkpoints`):
     /// writers wake it instead of flushing a frozen checkpoint themselves.
