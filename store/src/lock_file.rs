@@ -24,13 +24,16 @@ pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// checkpoint that flushes without the write lock (its mutex, the frozen state, the journal
 /// half's epoch, a second dirty bitmap, the pending ring). 5: the flush's progress and the
 /// pacing counters. 6: resuming after a process crash (boot id, the files' identities,
-/// `resumable`, the holder's stage and its undo area).
-pub const LOCK_FILE_VERSION: u64 = 6;
+/// `resumable`, the holder's stage and its undo area). 7: a pending ring four times as long.
+pub const LOCK_FILE_VERSION: u64 = 7;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed and not yet reusable: a ring, oldest first, waiting until a checkpoint that no
-/// longer references them is durable.
-pub const PENDING_CAP: usize = 1 << 18;
+/// longer references them is durable. A freeze comes at a quarter of
+/// it at the latest; a cycle of the largest journal chosen by default (`MAX_AUTO_JOURNAL_SIZE`,
+/// 128 MiB) holds at most 3/4 of a half's 262,144 records, so that the journal, not the ring, ends
+/// a cycle of single-key overwrites (SPEC.md §3). 8 MiB of the lock file, touched only as used.
+pub const PENDING_CAP: usize = 1 << 20;
 
 /// Buckets of the access table: a key's bucket is the low bits of its index slot's tag, so the
 /// eviction hand finds it from the slot alone, without reading the entry.
@@ -609,9 +612,17 @@ impl LockFile {
 
     /// Resets the whole shared state. Only the elected first opener calls this.
     pub fn initialise(&self) -> Result<()> {
+        // The ring's slots are read only between its counters, which are zeroed here: leaving
+        // its 8 MiB alone spares the first opener a write fault per page.
+        let ring = std::mem::offset_of!(LockState, pending);
+        let after = ring + std::mem::size_of::<[AtomicU64; PENDING_CAP]>();
         // SAFETY: no other process has the lock file mapped (we won the election), so writing
-        // the whole region is exclusive.
-        unsafe { std::ptr::write_bytes(self.base as *mut u8, 0, LOCK_FILE_LEN as usize) };
+        // the region is exclusive; both ranges lie inside the LOCK_FILE_LEN-byte mapping.
+        unsafe {
+            let base = self.base as *mut u8;
+            std::ptr::write_bytes(base, 0, ring);
+            std::ptr::write_bytes(base.add(after), 0, LOCK_FILE_LEN as usize - after);
+        }
         let h = self.state();
         h.write_mutex
             .init()

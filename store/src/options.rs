@@ -29,6 +29,11 @@ pub enum WhenFull {
     Evict,
 }
 
+/// The journal of a new store whose `max_size` and `journal_size` are not given.
+pub(crate) const DEFAULT_JOURNAL_SIZE: u64 = 16 << 20;
+/// The largest journal chosen without `journal_size` (a sixteenth of a `max_size` of 2 GiB).
+pub(crate) const MAX_AUTO_JOURNAL_SIZE: u64 = 128 << 20;
+
 /// Options for [`crate::Store::open`]. Sizes apply when the store is created; an existing store
 /// keeps the sizes it was created with, except that a larger [`max_size`](Self::max_size)
 /// raises its limit.
@@ -41,6 +46,9 @@ pub struct Options {
     pub(crate) max_size_given: bool,
     pub(crate) initial_size: u64,
     pub(crate) journal_size: u64,
+    /// Whether `journal_size` was given: otherwise a new store's journal follows `max_size`
+    /// (`journal_size_for_new`).
+    pub(crate) journal_size_given: bool,
     pub(crate) reset_generation: Option<u64>,
     pub(crate) create: bool,
     /// Set only by `Store::open_anonymous`: the files are unlinked at once and nobody can reopen
@@ -62,6 +70,7 @@ impl std::fmt::Debug for Options {
             .field("max_size_given", &self.max_size_given)
             .field("initial_size", &self.initial_size)
             .field("journal_size", &self.journal_size)
+            .field("journal_size_given", &self.journal_size_given)
             .field("reset_generation", &self.reset_generation)
             .field("create", &self.create)
             .field("index_slots", &self.index_slots)
@@ -80,7 +89,8 @@ impl Default for Options {
             max_size: 1 << 30,
             max_size_given: false,
             initial_size: 1 << 20,
-            journal_size: 16 << 20,
+            journal_size: DEFAULT_JOURNAL_SIZE,
+            journal_size_given: false,
             reset_generation: None,
             create: true,
             ephemeral: false,
@@ -125,8 +135,10 @@ impl Options {
         self.initial_size = bytes;
         self
     }
-    /// The journal's size for a new store (default 16 MiB, from 64 KiB to 1 GiB, rounded up to
-    /// 4 KiB; outside that range `open` fails with [`crate::Error::Incompatible`]). It bounds the
+    /// The journal's size for a new store (from 64 KiB to 1 GiB, rounded up to 4 KiB; outside
+    /// that range `open` fails with [`crate::Error::Incompatible`]). Not given, it is 16 MiB, or
+    /// a sixteenth of [`max_size`](Self::max_size) when that is given, up to 128 MiB (a store
+    /// meant for more data gets a longer checkpoint cycle, SPEC.md §3). It bounds the
     /// largest single write (a quarter of it) and trades write throughput against recovery time:
     /// a larger journal checkpoints less often, but a crash leaves more of it to replay at the
     /// next open. Each record counts for at least 256 bytes of it, so a cycle holds at most
@@ -134,7 +146,24 @@ impl Options {
     /// existing store keeps the size it was created with.
     pub fn journal_size(mut self, bytes: u64) -> Self {
         self.journal_size = bytes;
+        self.journal_size_given = true;
         self
+    }
+
+    /// The journal a new store is created with: the one given, else one sized to the data.
+    pub(crate) fn journal_size_for_new(&self) -> u64 {
+        if self.journal_size_given {
+            self.journal_size
+        } else if self.max_size_given {
+            // Between two checkpoints the journal holds at most a sixteenth of what the store
+            // may hold; the ring of freed blocks (`lock_file::PENDING_CAP`) is sized so that a
+            // journal of `MAX_AUTO_JOURNAL_SIZE` still ends the cycle before the ring does.
+            (self.max_size / 16)
+                .clamp(DEFAULT_JOURNAL_SIZE, MAX_AUTO_JOURNAL_SIZE)
+                .next_multiple_of(crate::format::PAGE)
+        } else {
+            DEFAULT_JOURNAL_SIZE
+        }
     }
     /// Reset-on-restart: if `generation` is newer than the one recorded in the store, the store is
     /// cleared and records it; an equal or older generation leaves the data alone, so an older

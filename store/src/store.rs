@@ -112,7 +112,7 @@ pub(crate) struct Inner {
     /// An anonymous store (unlinked files): never flushed (see `Options::ephemeral`).
     pub(crate) ephemeral: bool,
     /// The journal was created (zeroed) by this open and holds no record yet, so the first
-    /// recovery need not read it (16 MiB by default); cleared by that recovery.
+    /// recovery need not read it (16 to 128 MiB by default); cleared by that recovery.
     pub(crate) journal_is_new: AtomicBool,
     /// The handle's checkpoint thread, if it has one (`Options::background_checkpoints`):
     /// writers wake it instead of flushing a frozen checkpoint themselves.
@@ -375,12 +375,12 @@ impl Inner {
         if opts.read_only {
             return Inner::open_read_only(paths, opts);
         }
-        if !(MIN_JOURNAL_SIZE..=MAX_JOURNAL_SIZE).contains(&opts.journal_size) {
+        if !(MIN_JOURNAL_SIZE..=MAX_JOURNAL_SIZE).contains(&opts.journal_size_for_new()) {
             return Err(Error::Incompatible {
                 path: paths.data.clone(),
                 detail: format!(
                     "journal_size {} bytes is outside 64 KiB ..= 1 GiB",
-                    opts.journal_size
+                    opts.journal_size_for_new()
                 ),
             });
         }
@@ -820,7 +820,7 @@ fn create_data_file(path: &Path, file: &std::fs::File, opts: &Options) -> Result
         index_slots: slots,
         durable_copy: 0,
         generation: opts.reset_generation.unwrap_or(0),
-        journal_size: opts.journal_size.next_multiple_of(PAGE),
+        journal_size: opts.journal_size_for_new().next_multiple_of(PAGE),
         created_ms: now_ms(),
         index_crc: crc32c::crc32c(&vec![0u8; index_len(slots) as usize]) as u64,
     };
@@ -1783,6 +1783,77 @@ mod tests {
         assert_eq!(store.stats().unwrap().journal_size, 100 << 10);
         let journal = Paths::new(&path).journal;
         assert_eq!(std::fs::metadata(journal).unwrap().len(), 100 << 10);
+    }
+
+    /// Without `journal_size`, a new store's journal is a sixteenth of a given `max_size`,
+    /// from 16 MiB to 128 MiB (16 MiB when neither is given); a given size wins, and an
+    /// existing store keeps its own whatever the limit it is reopened with.
+    #[test]
+    fn the_journal_is_sized_to_the_data_unless_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(Options, u64); 6] = [
+            (Options::default(), 16 << 20),
+            (Options::default().max_size(64 << 20), 16 << 20),
+            (Options::default().max_size(1 << 30), 64 << 20),
+            (
+                Options::default().max_size((1 << 30) + 1600),
+                (64 << 20) + 4096,
+            ),
+            (Options::default().max_size(8 << 30), 128 << 20),
+            (
+                Options::default().max_size(8 << 30).journal_size(1 << 20),
+                1 << 20,
+            ),
+        ];
+        for (i, (opts, want)) in cases.into_iter().enumerate() {
+            let path = dir.path().join(format!("{i}.db"));
+            let store = Store::open(&path, opts.durability(crate::Durability::None)).unwrap();
+            assert_eq!(store.stats().unwrap().journal_size, want, "case {i}");
+            drop(store);
+            let journal = Paths::new(&path).journal;
+            assert_eq!(std::fs::metadata(&journal).unwrap().len(), want, "case {i}");
+        }
+        // Reopened with a larger limit, a store keeps the journal it was created with.
+        let path = dir.path().join("1.db");
+        let store = Store::open(&path, Options::default().max_size(8 << 30)).unwrap();
+        assert_eq!(store.stats().unwrap().journal_size, 16 << 20);
+    }
+
+    /// With a journal whose cycle holds more single-key overwrites than a quarter of the old
+    /// ring (65,536 freed blocks), the journal, not the ring of freed blocks, ends the cycle.
+    #[test]
+    fn a_large_journal_not_the_pending_ring_ends_a_cycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.db");
+        let store = Store::open(
+            &path,
+            Options::default()
+                .durability(crate::Durability::None)
+                .journal_size(64 << 20),
+        )
+        .unwrap();
+        for k in 0..1000u32 {
+            store.put(&k.to_le_bytes(), b"first").unwrap();
+        }
+        let before = store.stats().unwrap().checkpoints;
+        // 1,000 + 90,000 records: under the 98,304 of three quarters of a 32 MiB half; each
+        // overwrite frees a block, 90,000 in all.
+        for i in 0..90_000u32 {
+            store.put(&(i % 1000).to_le_bytes(), b"again").unwrap();
+        }
+        let s = store.stats().unwrap();
+        assert_eq!(
+            s.checkpoints, before,
+            "no freeze before the journal's three quarters"
+        );
+        assert!(store.inner().lock_file.state().pending_count() >= 90_000);
+        for i in 0..10_000u32 {
+            store.put(&(i % 1000).to_le_bytes(), b"third").unwrap();
+        }
+        assert!(
+            store.stats().unwrap().checkpoints > before,
+            "the journal ends the cycle"
+        );
     }
 
     /// A journal chain (at most both halves) holds at most `journal_size / REPLAY_COST_BYTES`
