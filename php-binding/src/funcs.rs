@@ -512,19 +512,23 @@ fn fetch_fast(ex: &mut ExecuteData, rv: &mut Zval) -> bool {
         None => return false,
     };
     let mut buf: Option<Vec<u8>> = None;
+    let mut plain = None;
     let read = handle::with_ready_store(|s| {
         // SAFETY: the argument's string lives in the call frame until the handler returns, and
         // nothing can reassign it meanwhile: no PHP code runs inside this closure.
         let key = unsafe { &*key };
-        s.get_with(key, |v| {
-            codec::decode_plain(v).or_else(|| {
+        // Through the `Backend` entry, as `fetch_one`: one compiled copy of the lookup, which
+        // measured faster for arrays than a second one specialised for this closure.
+        Backend::get_with(s, key, &mut |v| {
+            plain = codec::decode_plain(v);
+            if plain.is_none() {
                 // Taken out while in use: decoding runs user code that may fetch again.
                 let b = buf.get_or_insert_with(|| FETCH_BUF.take());
                 b.clear();
                 b.extend_from_slice(v);
-                None
-            })
+            }
         })
+        .map(|hit| hit.then(|| plain.take()))
     });
     let success = |a: &mut Args, v: bool| {
         if let Some(z) = a.raw(1) {
@@ -544,7 +548,7 @@ fn fetch_fast(ex: &mut ExecuteData, rv: &mut Zval) -> bool {
             keep_fetch_buf(buf);
             rv.set_bool(false);
             success(&mut a, false);
-            report(&e);
+            report_backend(&e);
             return true;
         }
     };
