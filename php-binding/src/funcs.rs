@@ -495,6 +495,161 @@ fn fetch_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     }
 }
 
+/// `apc_fetch(string $key [, &$success])` from an open local store; `false` (nothing done) to
+/// leave the call to [`fetch_impl`]. A plain value is built from the mapped bytes; anything
+/// that needs `unserialize()` (which runs user code) is copied out first and decoded under a
+/// bailout guard of its own, the only one of the call.
+fn fetch_fast(ex: &mut ExecuteData, rv: &mut Zval) -> bool {
+    let mut a = Args::new(ex);
+    let n = a.count();
+    if n == 2 {
+        // A reference held by a typed property needs the engine's checked assignment (and its
+        // TypeError at the general path's moments); a plain reference is set directly below.
+        match a.raw(1) {
+            // SAFETY: a reference zval's `value.ref_` points at its live zend_reference.
+            Some(z) if z.is_reference() && unsafe { (*z.value.ref_).sources.ptr.is_null() } => {}
+            _ => return false,
+        }
+    } else if n != 1 {
+        return false;
+    }
+    let key: *const [u8] = match a.get(0).and_then(|z| z.zend_str()) {
+        Some(s) => s.as_bytes(),
+        None => return false,
+    };
+    let mut buf: Option<Vec<u8>> = None;
+    let mut plain = None;
+    let read = handle::with_ready_store(|s| {
+        // SAFETY: the argument's string lives in the call frame until the handler returns, and
+        // nothing can reassign it meanwhile: no PHP code runs inside this closure.
+        let key = unsafe { &*key };
+        // Through the `Backend` entry, as `fetch_one`: one compiled copy of the lookup, which
+        // measured faster for arrays than a second one specialised for this closure.
+        Backend::get_with(s, key, &mut |v| {
+            plain = codec::decode_plain(v);
+            if plain.is_none() {
+                // Taken out while in use: decoding runs user code that may fetch again.
+                let b = buf.get_or_insert_with(|| FETCH_BUF.take());
+                b.clear();
+                b.extend_from_slice(v);
+            }
+        })
+        .map(|hit| hit.then(|| plain.take()))
+    });
+    let success = |a: &mut Args, v: bool| {
+        if let Some(z) = a.raw(1) {
+            z.dereference_mut().set_bool(v);
+        }
+    };
+    let found = match read {
+        Some(Ok(found)) => found,
+        // Not open yet: the general path opens it.
+        None => {
+            keep_fetch_buf(buf);
+            return false;
+        }
+        // Reported here, as the general path would: a retry there could see another state (a
+        // poisoned handle reopened) and say something else.
+        Some(Err(e)) => {
+            keep_fetch_buf(buf);
+            rv.set_bool(false);
+            success(&mut a, false);
+            report_backend(&e);
+            return true;
+        }
+    };
+    match found {
+        None => {
+            rv.set_bool(false);
+            success(&mut a, false);
+        }
+        Some(Some(z)) => {
+            *rv = z;
+            success(&mut a, true);
+        }
+        Some(None) => {
+            let b = buf.unwrap_or_default();
+            success(&mut a, false);
+            let z = match try_catch(AssertUnwindSafe(|| decode_or_warn(&b))) {
+                Ok(z) => z,
+                Err(CatchError::Bailout) => {
+                    drop(b);
+                    // SAFETY: this frame owns nothing else that needs dropping (the rest are
+                    // borrows and plain values); the engine's zend_try receives the jump.
+                    unsafe { ext_php_rs::zend::bailout() }
+                }
+                Err(e) => panic!("{e}"),
+            };
+            keep_fetch_buf(Some(b));
+            match z {
+                Some(z) => {
+                    *rv = z;
+                    // Read the by-reference argument again: user code may have changed it.
+                    set_ref_bool(a.raw(1), true);
+                }
+                None => rv.set_bool(false),
+            }
+        }
+    }
+    true
+}
+
+fn keep_fetch_buf(buf: Option<Vec<u8>>) {
+    if let Some(buf) = buf.filter(|b| b.capacity() <= FETCH_BUF_KEEP) {
+        FETCH_BUF.set(buf);
+    }
+}
+
+/// `apc_store`/`apc_add(string $key, scalar $value [, int $ttl])` into an open local store;
+/// `false` (nothing done) to leave the call to [`store_impl`]. A scalar's encoding runs no PHP
+/// code, so only the error report (a warning, which runs the user's handler) can.
+fn store_fast(ex: &mut ExecuteData, rv: &mut Zval, exclusive: bool) -> bool {
+    let mut a = Args::new(ex);
+    let n = a.count();
+    if !(2..=3).contains(&n) {
+        return false;
+    }
+    let ttl = if n == 3 {
+        // Anything but an int takes PHP's coercion (and its deprecation notices) on the way.
+        match a.get(2).and_then(|z| z.long()) {
+            Some(t) => t,
+            None => return false,
+        }
+    } else {
+        0
+    };
+    let bytes = match a.get(1) {
+        Some(v) if !(v.is_array() || v.is_object() || v.is_resource()) => {
+            match codec::encode(v, apc::ini::Serializer::Php) {
+                Ok(b) => b,
+                Err(_) => return false,
+            }
+        }
+        _ => return false,
+    };
+    let key: *const [u8] = match a.get(0).and_then(|z| z.zend_str()) {
+        Some(s) => s.as_bytes(),
+        None => return false,
+    };
+    let exp = expiry_for_ttl(ttl);
+    let r = handle::with_ready_store(|s| {
+        // SAFETY: the argument's string lives in the call frame until the handler returns, and
+        // no PHP code runs inside this closure to reassign it.
+        let key = unsafe { &*key };
+        Backend::put(s, key, &bytes, exp, exclusive)
+    });
+    drop(bytes);
+    match r {
+        None => return false,
+        Some(Ok(b)) => rv.set_bool(b),
+        Some(Err(e)) => {
+            rv.set_bool(false);
+            report_backend(&e);
+        }
+    }
+    true
+}
+
 fn exists_impl(ex: &mut ExecuteData, rv: &mut Zval, _mode: Mode) {
     let mut a = Args::new(ex);
     if !a.check_count(1, 1) {
@@ -1187,9 +1342,6 @@ macro_rules! handlers {
 }
 
 handlers! {
-    apc_store, apcu_store => |ex, rv, mode| store_impl(ex, rv, mode, false);
-    apc_add, apcu_add => |ex, rv, mode| store_impl(ex, rv, mode, true);
-    apc_fetch, apcu_fetch => fetch_impl;
     apc_exists, apcu_exists => exists_impl;
     apc_delete, apcu_delete => delete_impl;
     apc_inc, apcu_inc => |ex, rv, mode| incdec_impl(ex, rv, mode, false);
@@ -1201,6 +1353,40 @@ handlers! {
     apc_sma_info, apcu_sma_info => sma_info_impl;
     apc_key_info, apcu_key_info => key_info_impl;
     apc_enabled, apcu_enabled => enabled_impl;
+}
+
+/// The common calls first try a fast path that runs no PHP code (no `setjmp` guard, no `Arc`
+/// clone of the store, the arguments read straight from the frame); anything it does not take
+/// on (another argument type, a store not open yet, an error to recheck) goes the general way,
+/// which has done nothing yet when the fast path declines.
+macro_rules! fast_handlers {
+    ($($name:ident, $mode:expr => $fast:expr, $slow:expr;)*) => {
+        $(
+            pub extern "C" fn $name(ex: &mut ExecuteData, rv: &mut Zval) {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| $fast(&mut *ex, &mut *rv))) {
+                    Ok(true) => {}
+                    Ok(false) => guard(rv, |rv| $slow(ex, rv, $mode)),
+                    Err(_) => {
+                        rv.set_bool(false);
+                        warn("apcdb: internal error; the call returned false");
+                    }
+                }
+            }
+        )*
+    };
+}
+
+fast_handlers! {
+    apc_store, Mode::Apc => |ex, rv| store_fast(ex, rv, false),
+        |ex, rv, mode| store_impl(ex, rv, mode, false);
+    apcu_store, Mode::Apcu => |ex, rv| store_fast(ex, rv, false),
+        |ex, rv, mode| store_impl(ex, rv, mode, false);
+    apc_add, Mode::Apc => |ex, rv| store_fast(ex, rv, true),
+        |ex, rv, mode| store_impl(ex, rv, mode, true);
+    apcu_add, Mode::Apcu => |ex, rv| store_fast(ex, rv, true),
+        |ex, rv, mode| store_impl(ex, rv, mode, true);
+    apc_fetch, Mode::Apc => fetch_fast, fetch_impl;
+    apcu_fetch, Mode::Apcu => fetch_fast, fetch_impl;
 }
 
 fn mixed(name: &str) -> Arg<'static> {

@@ -293,6 +293,22 @@ pub fn ready_store() -> Option<(Arc<Store>, apc::ini::Serializer)> {
     Some((s.clone(), q.cfg.serializer))
 }
 
+/// Runs `f` on the request's store when this request already opened it and it is usable,
+/// without cloning its `Arc` (two locked operations per call) and without holding the request
+/// cell's borrow while `f` runs. `f` must run no PHP code: see the SAFETY note.
+pub fn with_ready_store<R>(f: impl FnOnce(&Store) -> R) -> Option<R> {
+    let p: *const Store = {
+        let b = req().try_borrow().ok()?;
+        let q = b.as_ref()?;
+        Arc::as_ptr(q.store.as_ref().filter(|s| !s.is_poisoned())?)
+    };
+    // SAFETY: the request's `Arc` keeps the store alive until something replaces or drops it:
+    // request shutdown, or `store()` reopening a poisoned handle, both reached only from PHP
+    // code (the request's end, another apc_* call). `f` runs no PHP code, so neither can happen
+    // while the reference lives; a bailout inside `f` (memory exhausted) jumps past every use.
+    Some(f(unsafe { &*p }))
+}
+
 /// What `store()` decided under the borrow, to act on after releasing it.
 enum Step {
     Ready(Arc<Store>),

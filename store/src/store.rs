@@ -140,22 +140,17 @@ const READ_RETRIES: u32 = 3;
 const COUNTER_BATCH: u64 = 256;
 const READ_STRIPES: usize = 16;
 
-/// Hits and misses counted by the threads that hash to this stripe, on a cache line of its own.
+/// Hits and misses counted by the one thread that owns this stripe, on a cache line of its own.
 #[derive(Default)]
 #[repr(align(128))]
 struct ReadCounter {
+    /// `pthread_self()` of the thread that claimed the stripe (0: free). Only the owner writes
+    /// the counts, so it adds with a plain load and store (no locked instruction); a thread
+    /// whose stripe another owns counts straight into the lock file's counters instead. A
+    /// thread that exits keeps its stripe: the next thread given the same id takes it over.
+    owner: std::sync::atomic::AtomicUsize,
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
-}
-
-thread_local! {
-    /// This thread's read-counter stripe.
-    static STRIPE: usize = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        std::thread::current().id().hash(&mut h);
-        h.finish() as usize % READ_STRIPES
-    };
 }
 
 pub fn now_ms() -> u64 {
@@ -1005,14 +1000,35 @@ impl Inner {
     /// once it holds a batch.
     fn count_read(&self, hit: bool) {
         let h = self.lock_file.state();
-        let stripe = &self.reads[STRIPE.with(|s| *s)];
+        // The thread's id without a thread-local lookup (in a shared library such as the PHP
+        // extension, each one is a call to `__tls_get_addr`).
+        // SAFETY: pthread_self has no preconditions and cannot fail.
+        let me = unsafe { libc::pthread_self() } as usize;
+        // Thread ids are addresses a stack size apart: mix them before taking the top bits.
+        let at = (me as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60;
+        let stripe = &self.reads[at as usize % READ_STRIPES];
         let (local, shared) = if hit {
             (&stripe.hits, &h.hits)
         } else {
             (&stripe.misses, &h.misses)
         };
-        if local.fetch_add(1, Relaxed) + 1 >= COUNTER_BATCH {
-            shared.fetch_add(local.swap(0, Relaxed), Relaxed);
+        let owner = stripe.owner.load(Relaxed);
+        let mine = owner == me
+            || (owner == 0
+                && stripe
+                    .owner
+                    .compare_exchange(0, me, Relaxed, Relaxed)
+                    .is_ok());
+        if !mine {
+            shared.fetch_add(1, Relaxed);
+            return;
+        }
+        let n = local.load(Relaxed) + 1;
+        if n >= COUNTER_BATCH {
+            shared.fetch_add(n, Relaxed);
+            local.store(0, Relaxed);
+        } else {
+            local.store(n, Relaxed);
         }
     }
 

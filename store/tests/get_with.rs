@@ -95,6 +95,33 @@ fn reads_in_place_what_get_reads_without_allocating() {
     assert_eq!((st2.hits - st.hits, st2.misses - st.misses), (300, 300));
 }
 
+/// Hit and miss counts stay exact when more threads read one handle than it has counter
+/// stripes: a thread adds to its own stripe without a locked instruction, so two threads must
+/// never share one (those left over count into the lock file directly).
+#[test]
+fn hits_and_misses_are_exact_with_more_threads_than_stripes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path().join("t.db"), opts()).unwrap();
+    s.put(b"k", b"v").unwrap();
+    let st = s.stats().unwrap();
+    let (threads, reads) = (48u64, 20_000u64);
+    let go = std::sync::Barrier::new(threads as usize);
+    std::thread::scope(|sc| {
+        for _ in 0..threads {
+            sc.spawn(|| {
+                go.wait();
+                for _ in 0..reads {
+                    s.get_with(b"k", |_| ()).unwrap().unwrap();
+                    assert!(s.get_with(b"nope", |_| ()).unwrap().is_none());
+                }
+            });
+        }
+    });
+    let st2 = s.stats().unwrap();
+    let want = threads * reads;
+    assert_eq!((st2.hits - st.hits, st2.misses - st.misses), (want, want));
+}
+
 /// The value the overwriter writes for its `n`th put: `n`, then `n as u8` repeated; the length
 /// varies with `n` so the blocks of one size class get reused by other values.
 fn value(n: u64) -> Vec<u8> {
