@@ -482,7 +482,14 @@ impl Redis {
         // connections but never answers costs one timeout, not one per setup command.
         let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
         if !self.password_file.is_empty() {
-            settings = settings.set_password(read_password_file(&self.password_file)?);
+            settings = settings.set_password(
+                apc::secret::read_password_file(&self.password_file).map_err(|why| {
+                    format!(
+                        "apcdb: apcdb.redis_password_file \"{}\" {why}",
+                        self.password_file
+                    )
+                })?,
+            );
         }
         if settings.username().is_some() && settings.password().is_none() {
             // A user named without a password (none in the URL, no file): log in as that user
@@ -944,39 +951,6 @@ impl Redis {
         };
         Ok((field("used_memory"), field("maxmemory")))
     }
-}
-
-/// The password in `path` (`apcdb.redis_password_file`), without its line end. Refused when the
-/// file is readable by other users than its owner and group: a password every local user can
-/// read protects nothing.
-fn read_password_file(path: &str) -> std::result::Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let bad = |why: String| format!("apcdb: apcdb.redis_password_file \"{path}\" {why}");
-    let f = std::fs::File::open(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
-    // The mode of the file opened, not of the path (which could be replaced in between).
-    let mode = f
-        .metadata()
-        .map_err(|e| bad(format!("cannot be read: {e}")))?
-        .permissions()
-        .mode();
-    if mode & 0o004 != 0 {
-        return Err(bad(format!(
-            "is readable by every user (mode {:o}): not used; make it readable by the pool's user \
-             only (chmod o-r)",
-            mode & 0o7777
-        )));
-    }
-    let mut pw = String::new();
-    // A password is short: a larger file is a mistake, not a password.
-    f.take(4096)
-        .read_to_string(&mut pw)
-        .map_err(|e| bad(format!("cannot be read: {e}")))?;
-    let pw = pw.trim_end_matches(['\n', '\r']);
-    if pw.is_empty() {
-        return Err(bad("is empty".to_string()));
-    }
-    Ok(pw.to_string())
 }
 
 /// `SET`'s expiry arguments for an engine expiry (none for "never").

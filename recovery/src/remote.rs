@@ -46,7 +46,10 @@ impl Pool {
             .map_err(|e| format!("invalid Redis URL: {e}"))?;
         let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
         if let Some(f) = &self.password_file {
-            settings = settings.set_password(read_password_file(f)?);
+            settings = settings.set_password(
+                apcdb_php_semantics::secret::read_password_file(f)
+                    .map_err(|why| format!("--password-file {f:?} {why}"))?,
+            );
         }
         if settings.username().is_some() && settings.password().is_none() {
             // As the extension: a named user logs in as itself, never as the default user.
@@ -80,34 +83,6 @@ impl Pool {
         k.extend_from_slice(key);
         k
     }
-}
-
-/// The password in `path`, without its line end; refused when every user may read the file.
-fn read_password_file(path: &str) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let bad = |why: String| format!("--password-file {path:?} {why}");
-    let f = std::fs::File::open(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
-    let mode = f
-        .metadata()
-        .map_err(|e| bad(format!("cannot be read: {e}")))?
-        .permissions()
-        .mode();
-    if mode & 0o004 != 0 {
-        return Err(bad(format!(
-            "is readable by every user (mode {:o}): not used (chmod o-r)",
-            mode & 0o7777
-        )));
-    }
-    let mut pw = String::new();
-    f.take(4096)
-        .read_to_string(&mut pw)
-        .map_err(|e| bad(format!("cannot be read: {e}")))?;
-    let pw = pw.trim_end_matches(['\n', '\r']);
-    if pw.is_empty() {
-        return Err(bad("is empty".into()));
-    }
-    Ok(pw.to_string())
 }
 
 /// `pattern` with Redis glob characters escaped, so that it matches only itself.

@@ -9,11 +9,13 @@
 //! * [`info`]: the layout of every info array (`apc_cache_info`, `apc_key_info`, `apc_sma_info`,
 //!   the iterator's `current()`), built once from one plain struct;
 //! * [`ini`]: APCu's INI settings as aliases of apcdb's (drop-in mode);
-//! * [`value`]: the stored form of an int and the tag bytes of the value encoding (SPEC §10).
+//! * [`value`]: the stored form of an int and the tag bytes of the value encoding (SPEC §10);
+//! * [`secret`]: a Redis password read from a file that not every user may read.
 
 pub mod counter;
 pub mod filter;
 pub mod info;
 pub mod ini;
+pub mod secret;
 pub mod ttl;
 pub mod value;
