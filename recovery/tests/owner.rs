@@ -3,8 +3,10 @@
 //! owner uses it; `load`, `clear`, `resize` and `recover --replace` run as the owner, so every
 //! file stays the owner's, and `recover --replace` keeps owner, group, mode and maximum size.
 
+mod common;
+
 use apcdb::{Options, Paths, Store};
-use std::io::Write;
+use std::ffi::OsStr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -19,16 +21,8 @@ fn is_root() -> bool {
 }
 
 fn apcdb(args: &[&str], file: &Path, stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_apcdb"))
-        .args(args)
-        .arg(file)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    let args = args.iter().map(OsStr::new);
+    common::apcdb_with_stdin(args.chain([file.as_os_str()]), stdin)
 }
 
 fn ok(o: &Output) -> String {

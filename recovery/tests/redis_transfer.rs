@@ -1,8 +1,9 @@
 //! `apcdb dump --from redis://` and `apcdb load --to redis://` against a real redis-server
 //! (Debian's package, installed by `make setup`) started on a loopback port by each test.
 
+mod common;
+
 use apcdb::{Options, Store};
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -99,15 +100,7 @@ impl Drop for Server {
 }
 
 fn apcdb(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_apcdb"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    common::apcdb_with_stdin(args, stdin)
 }
 
 fn ok(o: &Output) -> &Output {

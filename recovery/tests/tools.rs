@@ -1,21 +1,15 @@
 //! stats, dump/load, check and recover, run as the `apcdb` binary on real store files.
 
+mod common;
+
 use apcdb::{Options, Store};
-use std::io::Write;
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn apcdb(args: &[&str], files: &[&Path], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_apcdb"))
-        .args(args)
-        .args(files)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    let args = args.iter().map(OsStr::new);
+    common::apcdb_with_stdin(args.chain(files.iter().map(|f| f.as_os_str())), stdin)
 }
 
 fn text(o: &Output) -> String {
