@@ -64,6 +64,10 @@ pub struct Scanned {
     pub value: Option<Vec<u8>>,
 }
 
+/// Times (2 ms apart) an opener looks again when the lock file and the data file disagree on
+/// whether others have the store open (see `Store::open`).
+const PRESENCE_RETRIES: u32 = 100;
+
 /// A handle on one store. `Send + Sync`: share it between threads by reference or `Arc`.
 pub struct Store {
     inner: Arc<Inner>,
@@ -405,9 +409,28 @@ impl Inner {
         lock_file::range_lock(&lock_fd, &paths.lock, INIT_BYTE, Some(true), true)?;
         let (data_file, _) = files::open_checked(io, &paths.data, opts.create)?;
         lock_file::range_lock(&data_file, &paths.data, INIT_BYTE, Some(true), true)?;
-        let first = lock_file::range_lock(&lock_fd, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
-        let alone =
-            lock_file::range_lock(&data_file, &paths.data, PRESENCE_BYTE, Some(true), false)?;
+        // A process forking (to run a program) while one of its handles closes keeps a copy of
+        // that handle's descriptors, and so its locks, until its `exec`: the two files can
+        // disagree for that moment. A file really replaced keeps disagreeing: retry briefly,
+        // then refuse.
+        let mut tries = 0;
+        let (first, alone) = loop {
+            let first =
+                lock_file::range_lock(&lock_fd, &paths.lock, PRESENCE_BYTE, Some(true), false)?;
+            let alone =
+                lock_file::range_lock(&data_file, &paths.data, PRESENCE_BYTE, Some(true), false)?;
+            if first == alone || tries == PRESENCE_RETRIES {
+                break (first, alone);
+            }
+            if first {
+                lock_file::range_lock(&lock_fd, &paths.lock, PRESENCE_BYTE, None, false)?;
+            }
+            if alone {
+                lock_file::range_lock(&data_file, &paths.data, PRESENCE_BYTE, None, false)?;
+            }
+            tries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
         if first != alone {
             // Dropping both descriptors releases every byte taken above.
             return Err(Error::Permission {
