@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Every setting is `PHP_INI_SYSTEM`: php.ini, `-d`, FPM's `php_admin_value` and Apache's
 /// `php_admin_value` (per virtual host) can set it; `ini_set()` and `.user.ini` cannot, so a script
 /// cannot point itself at another site's store.
-pub static INI_ENTRIES: IniEntryDefs<18> = IniEntryDefs::new([
+pub static INI_ENTRIES: IniEntryDefs<19> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.file", c"", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.size", c"128M", IniEntryPermission::System),
@@ -24,7 +24,13 @@ pub static INI_ENTRIES: IniEntryDefs<18> = IniEntryDefs::new([
     IniEntryDef::new(c"apcdb.reset_on_start", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.apcu_compat", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"apcdb.serializer", c"php", IniEntryPermission::System),
-    IniEntryDef::new(c"apcdb.journal_size", c"16M", IniEntryPermission::System),
+    // Empty: the engine sizes a new store's journal from its maximum size (SPEC §3).
+    IniEntryDef::new(c"apcdb.journal_size", c"", IniEntryPermission::System),
+    IniEntryDef::new(
+        c"apcdb.background_checkpoints",
+        c"1",
+        IniEntryPermission::System,
+    ),
     // Empty: evict for the anonymous store (a cache, as APCu), refuse for a file.
     IniEntryDef::new(c"apcdb.when_full", c"", IniEntryPermission::System),
     // Only read when apcdb.file is a redis:// URL (SPEC §10, "Redis backend").
@@ -69,7 +75,7 @@ fn apcdb_default(name: &CStr) -> &'static str {
         b"apcdb.enabled" => "1",
         b"apcdb.size" => "128M",
         b"apcdb.serializer" => "php",
-        b"apcdb.journal_size" => "16M",
+        b"apcdb.background_checkpoints" => "1",
         b"apcdb.redis_prefix" => "apcdb:",
         b"apcdb.redis_timeout" => "1",
         b"apcdb.redis_lease" => "5",
@@ -169,8 +175,12 @@ pub struct Config {
     pub enabled: bool,
     pub file: String,
     pub size: u64,
-    /// `Options::journal_size` of a new store (an existing one keeps its own).
-    pub journal_size: u64,
+    /// `Options::journal_size` of a new store (an existing one keeps its own); `None`: the
+    /// engine's choice, which follows `size`.
+    pub journal_size: Option<u64>,
+    /// `apcdb.background_checkpoints`: a thread of this process flushes checkpoints, not the
+    /// next write (`Options::background_checkpoints`).
+    pub background_checkpoints: bool,
     pub durability: DurabilityMode,
     /// `apcdb.when_full`, resolved (its empty default depends on `file`).
     pub when_full: WhenFull,
@@ -226,7 +236,6 @@ impl DurabilityMode {
 }
 
 pub const DEFAULT_SIZE: u64 = 128 << 20;
-pub const DEFAULT_JOURNAL_SIZE: u64 = 16 << 20;
 /// What the engine accepts as a journal size (`apcdb::format::{MIN,MAX}_JOURNAL_SIZE`).
 pub const JOURNAL_SIZES: std::ops::RangeInclusive<u64> =
     apcdb::format::MIN_JOURNAL_SIZE..=apcdb::format::MAX_JOURNAL_SIZE;
@@ -266,16 +275,19 @@ impl Config {
         };
         let jv = ini_str(c"apcdb.journal_size");
         let journal_size = match parse_size(&jv) {
-            Ok(n) if JOURNAL_SIZES.contains(&n) => n,
+            _ if jv.trim().is_empty() => None,
+            Ok(n) if JOURNAL_SIZES.contains(&n) => Some(n),
             Ok(_) => {
                 problems.push(format!(
-                    "apcdb.journal_size=\"{jv}\" is outside 64K to 1G; using 16M"
+                    "apcdb.journal_size=\"{jv}\" is outside 64K to 1G; using the default (from apcdb.size)"
                 ));
-                DEFAULT_JOURNAL_SIZE
+                None
             }
             Err(e) => {
-                problems.push(format!("apcdb.journal_size: {e}; using 16M"));
-                DEFAULT_JOURNAL_SIZE
+                problems.push(format!(
+                    "apcdb.journal_size: {e}; using the default (from apcdb.size)"
+                ));
+                None
             }
         };
         let enabled = apc::ini::enabled(
@@ -402,6 +414,7 @@ impl Config {
             file,
             size,
             journal_size,
+            background_checkpoints: parse_bool(&ini_str(c"apcdb.background_checkpoints")),
             durability,
             when_full,
             sync_interval_ms,
@@ -429,8 +442,11 @@ impl Config {
         let mut o = Options::default()
             .durability(self.engine_durability())
             .max_size(self.size)
-            .journal_size(self.journal_size)
+            .background_checkpoints(self.background_checkpoints)
             .when_full(self.when_full);
+        if let Some(n) = self.journal_size {
+            o = o.journal_size(n);
+        }
         if self.reset_on_start {
             o = o.reset_on_start(generation);
         }
@@ -441,7 +457,7 @@ impl Config {
     }
 
     /// Identifies the engine options that matter when choosing a cached handle.
-    pub fn handle_key(&self) -> (String, u64, DurabilityMode, u64, bool, WhenFull) {
+    pub fn handle_key(&self) -> (String, u64, DurabilityMode, u64, bool, WhenFull, bool) {
         (
             self.file.clone(),
             self.size,
@@ -449,6 +465,7 @@ impl Config {
             self.sync_interval_ms,
             self.reset_on_start,
             self.when_full,
+            self.background_checkpoints,
         )
     }
 }

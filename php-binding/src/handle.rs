@@ -26,7 +26,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-type HandleKey = (String, u64, DurabilityMode, u64, bool, apcdb::WhenFull);
+type HandleKey = (
+    String,
+    u64,
+    DurabilityMode,
+    u64,
+    bool,
+    apcdb::WhenFull,
+    bool,
+);
 
 /// Handles opened by this process, by path and options.
 static FILE_STORES: Mutex<Option<HashMap<HandleKey, Arc<Store>>>> = Mutex::new(None);
@@ -108,6 +116,9 @@ pub struct Request {
     store: Option<Arc<Store>>,
     /// The open failed in this request: it was reported once, calls return false.
     failed: bool,
+    /// The request's handle was found poisoned and one call was given it anyway, to report the
+    /// failed flush (the checkpoint thread's flush fails in no call): the next call reopens.
+    poison_reported: bool,
     problems_reported: bool,
     /// `apc.preload_path` was looked at for the Redis pool in this request.
     preload_checked: bool,
@@ -119,6 +130,7 @@ impl Request {
             cfg,
             store: None,
             failed: false,
+            poison_reported: false,
             problems_reported: false,
             preload_checked: false,
         }
@@ -162,6 +174,26 @@ pub fn module_startup(cfg: &Config) {
     let _ = GENERATION.get_or_init(server_generation);
     if cfg.enabled && cfg.file.is_empty() && !sapi_is_cli() {
         let _ = ANON.get_or_init(|| Anon::make(cfg));
+    }
+}
+
+/// Module shutdown: stops the engine's threads of this process (the background checkpoint
+/// thread, the periodic flusher) for every store it opened. PHP unloads the extension after
+/// module shutdown, and a thread left running would then execute unmapped code. The handles stay
+/// open (the process is ending; the next opener resumes or recovers as after any exit), and in a
+/// forked child the parent's threads, which do not run here, are only forgotten.
+pub fn module_shutdown() {
+    let stores: Vec<Arc<Store>> = FILE_STORES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    for s in stores {
+        s.stop_threads();
+    }
+    if let Some(Ok(a)) = ANON.get() {
+        a.store.stop_threads();
     }
 }
 
@@ -332,8 +364,15 @@ pub fn store() -> Option<Arc<Store>> {
         };
         let q = b.get_or_insert_with(|| Request::new(Config::read()));
         if q.store.as_ref().is_some_and(|s| s.is_poisoned()) {
-            // A flush failed during this request: reopen now rather than refuse every later call.
-            q.store = None;
+            // A flush failed during this request: reopen rather than refuse every later call;
+            // but first let one call report it (its write fails with the engine's error), as
+            // the write that ran a failed flush itself does: the disk may still be failing.
+            if q.poison_reported {
+                q.store = None;
+                q.poison_reported = false;
+            } else {
+                q.poison_reported = true;
+            }
         }
         if let Some(s) = &q.store {
             Step::Ready(s.clone())

@@ -168,6 +168,8 @@ pub extern "C" fn startup(ty: i32, mod_num: i32) -> i32 {
 }
 
 pub extern "C" fn shutdown(_ty: i32, mod_num: i32) -> i32 {
+    // Before PHP unloads this library: no thread of ours may outlive its code.
+    let _ = std::panic::catch_unwind(handle::module_shutdown);
     // SAFETY: `mod_num` is this module's number, under which startup registered its INI entries;
     // the engine calls module shutdown once, on its own thread.
     unsafe { ffi::zend_unregister_ini_entries(mod_num) };

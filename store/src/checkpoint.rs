@@ -466,22 +466,30 @@ impl Inner {
         Ok(())
     }
 
-    /// Outside the write lock, after a commit: wakes the background thread when a frozen
-    /// checkpoint waits for its flush.
+    /// Outside the write lock, after a commit: wakes this process's background thread (starting
+    /// it if need be) when a frozen checkpoint waits for its flush.
     pub(crate) fn maybe_flush(&self) {
-        if let (Some(t), true) = (self.checkpointer.get(), self.flush_due()) {
-            t.unpark();
+        if self.flush_due() {
+            if let Some(t) = self.checkpointer.own_thread() {
+                t.unpark();
+            }
         }
     }
 
-    /// Before a write takes the write lock, on a handle without a background thread: flushes a
-    /// frozen checkpoint unless someone else is (or this thread is, from inside that flush). Here,
-    /// before anything is written, a failed flush is this write's error (and poisons the
-    /// handle); the write that froze the checkpoint had already committed.
+    /// Before a write takes the write lock: when a frozen checkpoint waits for its flush, wakes
+    /// this process's background thread or, on a handle without one, flushes it here unless
+    /// someone else is (or this thread is, from inside that flush). Here, before anything is
+    /// written, a failed flush is this write's error (and poisons the handle); the write that
+    /// froze the checkpoint had already committed.
     pub(crate) fn flush_before_write(&self) -> Result<()> {
-        if self.checkpointer.get().is_some() || !self.flush_due() || self.claimed_here() {
+        if !self.flush_due() || self.claimed_here() {
             return Ok(());
         }
+        if let Some(t) = self.checkpointer.own_thread() {
+            t.unpark();
+            return Ok(());
+        }
+        self.flushes_by_writes.fetch_add(1, Relaxed);
         self.copy_and_flush(false)
     }
 
@@ -503,6 +511,117 @@ impl Inner {
             return Ok(());
         }
         self.map.sync(off, len).inspect_err(|_| self.poison())
+    }
+}
+
+/// A handle's background checkpoint thread (`Options::background_checkpoints`): one per process
+/// using the handle, started by the first write of that process that finds a checkpoint waiting
+/// for its flush, not at open. So a process that never writes (a PHP-FPM master that opened the
+/// anonymous store before forking its workers) never has one, and a child forked after the
+/// thread started, which inherits the handle but not the thread, starts its own.
+pub(crate) struct Checkpointer {
+    /// The option, cleared for good by `stop`.
+    wanted: std::sync::atomic::AtomicBool,
+    /// The handle's read view, for the thread (set once the handle is in its `Arc`).
+    inner: std::sync::OnceLock<std::sync::Weak<Inner>>,
+    running: std::sync::Mutex<Option<Running>>,
+}
+
+struct Running {
+    /// The process that started it: in a forked child the thread does not exist.
+    pid: u32,
+    thread: std::thread::JoinHandle<()>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpointer {
+    pub(crate) fn new(wanted: bool) -> Checkpointer {
+        Checkpointer {
+            wanted: wanted.into(),
+            inner: std::sync::OnceLock::new(),
+            running: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Gives the thread its handle; until then none is started.
+    pub(crate) fn attach(&self, inner: std::sync::Weak<Inner>) {
+        let _ = self.inner.set(inner);
+    }
+
+    /// This process's thread, started now if the handle wants one and this process has none
+    /// running (never started, started by the parent of this forked child, or ended by a
+    /// panic). None without one: the caller flushes itself.
+    pub(crate) fn own_thread(&self) -> Option<std::thread::Thread> {
+        if !self.wanted.load(Relaxed) {
+            return None;
+        }
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let me = crate::pid::current();
+        match running.take() {
+            Some(r) if r.pid == me && !r.thread.is_finished() => {
+                let t = r.thread.thread().clone();
+                *running = Some(r);
+                return Some(t);
+            }
+            Some(r) if r.pid != me => {
+                // The parent's thread: it exists only there, and joining it would wait for good.
+                std::mem::forget(r.thread);
+            }
+            Some(r) => {
+                let _ = r.thread.join();
+            }
+            None => {}
+        }
+        let inner = self.inner.get()?.clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("apcdb-ckpt".into())
+            .spawn(move || checkpoint_flusher(inner, stop2))
+            .ok()?;
+        let t = thread.thread().clone();
+        *running = Some(Running {
+            pid: me,
+            thread,
+            stop,
+        });
+        Some(t)
+    }
+
+    /// Stops this process's thread and starts none again (the handle is closing, or the program
+    /// is about to unload the code the thread runs: PHP's module shutdown).
+    pub(crate) fn stop(&self) {
+        self.wanted.store(false, Relaxed);
+        let r = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match r {
+            Some(r) if r.pid == crate::pid::current() => {
+                r.stop.store(true, Release);
+                r.thread.thread().unpark();
+                let _ = r.thread.join();
+            }
+            Some(r) => std::mem::forget(r.thread),
+            None => {}
+        }
+    }
+}
+
+/// Flushes frozen checkpoints when a writer wakes it, and now and then in case one was frozen by
+/// another process whose flusher died. A panic ends the thread, never the program: the next
+/// write that finds a flush due starts another.
+fn checkpoint_flusher(
+    inner: std::sync::Weak<Inner>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    while !stop.load(Acquire) {
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.flush_due() {
+            let _ = inner.copy_and_flush(true);
+        }
     }
 }
 

@@ -210,4 +210,8 @@ pub struct Stats {
     /// and waited for the rest of it (back-pressure, SPEC.md §4), since the lock file's shared
     /// state was built.
     pub full_half_waits: u64,
+    /// Checkpoint flushes run by this handle's own writes, in this process, before they took
+    /// the write lock (such a write takes as long as the flush: SPEC.md §5, "Who flushes"):
+    /// none while the handle has its background thread (`Options::background_checkpoints`).
+    pub flushes_by_writes: u64,
 }

@@ -108,7 +108,10 @@ impl Options {
     /// (an `msync` of the data file, SPEC.md §5) never runs under the write lock; without this
     /// thread the next write after a checkpoint was frozen runs it before taking the lock, so
     /// that one write takes as long as the flush. With it, no write waits for a flush unless the
-    /// journal's half fills before the flush is done.
+    /// journal's half fills before the flush is done. The thread is started by the first write
+    /// of a process that finds a flush due, not at open, and again in a child forked after it
+    /// started (which does not inherit it); [`Store::stop_threads`](crate::Store::stop_threads)
+    /// stops it. Honoured by `open_anonymous` too.
     pub fn background_checkpoints(mut self, yes: bool) -> Self {
         self.background_checkpoints = yes;
         self

@@ -71,8 +71,8 @@ const PRESENCE_RETRIES: u32 = 100;
 /// A handle on one store. `Send + Sync`: share it between threads by reference or `Arc`.
 pub struct Store {
     inner: Arc<Inner>,
-    flusher: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
-    checkpointer: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
+    /// The periodic flusher (`Durability::Periodic`), until `stop_threads`.
+    flusher: std::sync::Mutex<Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>>,
     entry_locks: EntryLocks,
 }
 
@@ -118,9 +118,13 @@ pub(crate) struct Inner {
     /// The journal was created (zeroed) by this open and holds no record yet, so the first
     /// recovery need not read it (16 to 128 MiB by default); cleared by that recovery.
     pub(crate) journal_is_new: AtomicBool,
-    /// The handle's checkpoint thread, if it has one (`Options::background_checkpoints`):
-    /// writers wake it instead of flushing a frozen checkpoint themselves.
-    pub(crate) checkpointer: std::sync::OnceLock<std::thread::Thread>,
+    /// The handle's checkpoint thread in this process, if it wants one
+    /// (`Options::background_checkpoints`): writers wake it instead of flushing a frozen
+    /// checkpoint themselves.
+    pub(crate) checkpointer: crate::checkpoint::Checkpointer,
+    /// Checkpoint flushes this handle's writes ran themselves, before taking the write lock
+    /// (`Stats::flushes_by_writes`).
+    pub(crate) flushes_by_writes: AtomicU64,
     /// What a write that does not fit does (`Options::when_full`).
     pub(crate) when_full: crate::WhenFull,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
@@ -261,8 +265,7 @@ impl Store {
             true => Durability::None,
             false => opts.durability,
         };
-        let background = opts.background_checkpoints && !opts.read_only;
-        Ok(Store::start(inner, durability, background))
+        Ok(Store::start(inner, durability))
     }
 
     /// A store in unlinked temporary files: not durable, shared with children forked after this
@@ -297,10 +300,10 @@ impl Store {
         for p in [&paths.data, &paths.journal, &paths.lock] {
             let _ = std::fs::remove_file(p);
         }
-        Ok(Store::start(Arc::new(inner?), Durability::None, false))
+        Ok(Store::start(Arc::new(inner?), Durability::None))
     }
 
-    fn start(inner: Arc<Inner>, durability: Durability, background_checkpoints: bool) -> Store {
+    fn start(inner: Arc<Inner>, durability: Durability) -> Store {
         let flusher = match durability {
             Durability::Periodic(every) => {
                 let stop = Arc::new(AtomicBool::new(false));
@@ -313,36 +316,38 @@ impl Store {
             }
             _ => None,
         };
-        let checkpointer = background_checkpoints
-            .then(|| {
-                let stop = Arc::new(AtomicBool::new(false));
-                let (weak, stop2) = (Arc::downgrade(&inner), stop.clone());
-                let t = std::thread::Builder::new()
-                    .name("apcdb-ckpt".into())
-                    .spawn(move || checkpoint_flusher(weak, stop2))
-                    .ok()?;
-                let _ = inner.checkpointer.set(t.thread().clone());
-                Some((t, stop))
-            })
-            .flatten();
+        // The checkpoint thread is started later, by the first write that needs it
+        // (`Checkpointer::own_thread`).
+        inner.checkpointer.attach(Arc::downgrade(&inner));
         let entry_locks = EntryLocks::new(inner.lock_file.raw_fd(), &inner.lock_file.path);
         Store {
             inner,
-            flusher,
-            checkpointer,
+            flusher: std::sync::Mutex::new(flusher),
             entry_locks,
         }
     }
-}
 
-/// Flushes frozen checkpoints when a writer wakes it (and now and then, in case a checkpoint was
-/// frozen by another process whose flusher died).
-fn checkpoint_flusher(inner: Weak<Inner>, stop: Arc<AtomicBool>) {
-    while !stop.load(Acquire) {
-        std::thread::park_timeout(Duration::from_millis(100));
-        let Some(inner) = inner.upgrade() else { return };
-        if inner.flush_due() {
-            let _ = inner.copy_and_flush(true);
+    /// Stops this handle's threads in this process (the checkpoint thread, the periodic
+    /// flusher) and starts none again; the handle stays usable, its writes then flush
+    /// checkpoints themselves and, in `Periodic` mode, the journal only when they find the
+    /// interval passed. For a program about to unload the code those threads run (PHP's module
+    /// shutdown unloads the extension). Dropping the handle does the same.
+    pub fn stop_threads(&self) {
+        self.inner.checkpointer.stop();
+        let flusher = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((t, stop)) = flusher {
+            if self.inner.pid == crate::pid::current() {
+                stop.store(true, Release);
+                t.thread().unpark();
+                let _ = t.join();
+            } else {
+                // Started by the process this one was forked from: not running here.
+                std::mem::forget(t);
+            }
         }
     }
 }
@@ -358,14 +363,7 @@ fn periodic_flusher(inner: Weak<Inner>, stop: Arc<AtomicBool>, every: Duration) 
 
 impl Drop for Store {
     fn drop(&mut self) {
-        for (t, stop) in [self.flusher.take(), self.checkpointer.take()]
-            .into_iter()
-            .flatten()
-        {
-            stop.store(true, Release);
-            t.thread().unpark();
-            let _ = t.join();
-        }
+        self.stop_threads();
     }
 }
 
@@ -581,7 +579,10 @@ impl Inner {
             opened: false,
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
-            checkpointer: std::sync::OnceLock::new(),
+            checkpointer: crate::checkpoint::Checkpointer::new(
+                opts.background_checkpoints && !opts.read_only,
+            ),
+            flushes_by_writes: AtomicU64::new(0),
             when_full: opts.when_full,
             reads: Default::default(),
             ro: None,
@@ -710,7 +711,8 @@ impl Inner {
             opened: true,
             ephemeral: false,
             journal_is_new: AtomicBool::new(false),
-            checkpointer: std::sync::OnceLock::new(),
+            checkpointer: crate::checkpoint::Checkpointer::new(false),
+            flushes_by_writes: AtomicU64::new(0),
             when_full: opts.when_full,
             reads: Default::default(),
             ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),
@@ -1673,6 +1675,7 @@ impl Store {
             expunges: l(&h.expunges),
             paced_writes: l(&h.paced),
             full_half_waits: l(&h.full_half_waits),
+            flushes_by_writes: l(&self.inner.flushes_by_writes),
         };
         if let Some(ro) = &self.inner.ro {
             // No shared counters: the usage is counted from the view (SPEC.md §6.8).

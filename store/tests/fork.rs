@@ -106,3 +106,123 @@ fn anonymous_store_cycles_its_journal_and_is_shared_with_children() {
         );
     }
 }
+
+/// Threads of this process named `apcdb-ckpt` (the background checkpoint threads).
+fn checkpoint_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "apcdb-ckpt")
+        .count()
+}
+
+/// Writes until the store has taken `n` more checkpoints; returns whether it did in time.
+fn write_through_checkpoints(s: &Store, n: u64, tag: &str) -> bool {
+    let c0 = s.stats().unwrap().checkpoints;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let value = vec![3u8; 500];
+    let mut i = 0u32;
+    while s.stats().unwrap().checkpoints < c0 + n {
+        if std::time::Instant::now() > deadline
+            || s.put(format!("{tag}{}", i % 200).as_bytes(), &value)
+                .is_err()
+        {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The background checkpoint thread belongs to the process that started it: a child forked
+/// after it started inherits the handle but not the thread, so the child's first write that
+/// finds a flush due starts one of its own (its writes never flush themselves), and the child
+/// can drop the handle (joining the parent's thread there would wait for good).
+#[test]
+fn background_checkpoint_thread_is_started_again_in_a_forked_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.db");
+    let s = Store::open(
+        &p,
+        Options::default()
+            .durability(apcdb::Durability::None)
+            .journal_size(64 << 10)
+            .initial_size(256 << 10)
+            .max_size(16 << 20)
+            .background_checkpoints(true),
+    )
+    .unwrap();
+    // Started by the first write that found a flush due, not at open.
+    assert_eq!(checkpoint_threads(), 0, "a thread before any checkpoint");
+    assert!(
+        write_through_checkpoints(&s, 3, "p"),
+        "parent: checkpoints stalled"
+    );
+    assert_eq!(checkpoint_threads(), 1);
+    assert_eq!(s.stats().unwrap().flushes_by_writes, 0);
+    // SAFETY: the child only uses the store, reads /proc and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = if checkpoint_threads() != 0 {
+            1
+        } else if !write_through_checkpoints(&s, 3, "c") {
+            2
+        } else if checkpoint_threads() != 1 {
+            3
+        } else if s.stats().unwrap().flushes_by_writes != 0 {
+            4
+        } else {
+            drop(s);
+            if checkpoint_threads() != 0 {
+                5
+            } else {
+                0
+            }
+        };
+        // SAFETY: leaves the forked child at once, without running the harness's exit path.
+        unsafe { libc::_exit(code) }
+    }
+    // The child must finish (a drop that joins the parent's thread never would).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut status = 0;
+    loop {
+        // SAFETY: polls the child we just forked; status is a valid out-pointer.
+        let w = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if w == pid {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: kills and reaps our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("the child hung (dropping the handle it inherited?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "child check failed (see the codes above)"
+    );
+    // The parent's thread is still its own, and stopping it leaves the handle usable.
+    assert!(
+        write_through_checkpoints(&s, 2, "p"),
+        "parent: checkpoints stalled after the fork"
+    );
+    assert_eq!(s.stats().unwrap().flushes_by_writes, 0);
+    s.stop_threads();
+    assert_eq!(checkpoint_threads(), 0);
+    assert!(
+        write_through_checkpoints(&s, 2, "p"),
+        "parent: checkpoints stalled without a thread"
+    );
+    assert!(
+        s.stats().unwrap().flushes_by_writes > 0,
+        "without a thread writes flush"
+    );
+    assert_eq!(s.get(b"c0").unwrap(), Some(vec![3u8; 500]));
+}

@@ -189,7 +189,8 @@ pub fn sma_info_fields(st: &Stats, limited: bool) -> Fields {
 }
 
 /// `apcdb_stats()`: the store's own counters, under the names `apcdb stats --json` uses (without
-/// its `file`), so one dashboard reads either. Every value is an int.
+/// its `file`), so one dashboard reads either, then the writers' checkpoint counters:
+/// `flushes_by_writes` (this process's), `paced_writes`, `full_half_waits`. Every value is an int.
 pub fn apcdb_stats_fields(st: &Stats, recovered_at_open: bool, max_value_len: usize) -> Fields {
     let int = |v: u64| Field::Int(v.min(i64::MAX as u64) as i64);
     vec![
@@ -213,6 +214,9 @@ pub fn apcdb_stats_fields(st: &Stats, recovered_at_open: bool, max_value_len: us
         ("recoveries", int(st.recoveries)),
         ("recovered_at_open", int(recovered_at_open as u64)),
         ("max_value_len", int(max_value_len as u64)),
+        ("flushes_by_writes", int(st.flushes_by_writes)),
+        ("paced_writes", int(st.paced_writes)),
+        ("full_half_waits", int(st.full_half_waits)),
     ]
 }
 
@@ -492,7 +496,8 @@ mod tests {
     #[test]
     fn apcdb_stats_names_and_values() {
         let f = apcdb_stats_fields(&stats(), true, 1000);
-        // The names of `apcdb stats --json`, in its order.
+        // The names of `apcdb stats --json`, in its order, then the writers' checkpoint counters
+        // (of a handle that writes: the tool's read-only view has none).
         assert_eq!(
             names(&f),
             [
@@ -515,7 +520,10 @@ mod tests {
                 "recovered_records",
                 "recoveries",
                 "recovered_at_open",
-                "max_value_len"
+                "max_value_len",
+                "flushes_by_writes",
+                "paced_writes",
+                "full_half_waits"
             ]
         );
         assert_eq!(get(&f, "free_bytes"), &Field::Int((1 << 20) - 4096));
