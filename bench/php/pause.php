@@ -5,12 +5,21 @@
 // checkpoint flushes this process's writes ran themselves (`flushes_by_writes`).
 //
 //   php -n -d extension=/path/libapcdb.so -d apcdb.file=/tmp/p.db -d apcdb.durability=none \
-//       -d apcdb.size=1G pause.php [keys=200000] [overwrites=400000]
+//       -d apcdb.size=1G pause.php [keys=200000] [overwrites=400000] [fill|run|both]
+//
+// `fill` only fills the store (e.g. with durability=none), `run` only overwrites a store filled
+// before (e.g. in another process with durability=sync); `both` (default) does both.
 $K = (int)($argv[1] ?? 200000);
 $N = (int)($argv[2] ?? 400000);
+$what = $argv[3] ?? 'both';
 $v = str_repeat('v', 150);
 $key = fn(int $i) => sprintf('key:%020d', $i);
-for ($i = 0; $i < $K; $i++) apc_store($key($i), $v);
+if ($what !== 'run') {
+    for ($i = 0; $i < $K; $i++) apc_store($key($i), $v);
+}
+if ($what === 'fill') {
+    exit(0);
+}
 $s0 = apcdb_stats();
 mt_srand(1);
 $t = [];
