@@ -556,6 +556,10 @@ impl Checkpointer {
             return None;
         }
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // Again under the lock: a `stop` that ran since must not be followed by a new thread.
+        if !self.wanted.load(Relaxed) {
+            return None;
+        }
         let me = crate::pid::current();
         match running.take() {
             Some(r) if r.pid == me && !r.thread.is_finished() => {
@@ -591,12 +595,11 @@ impl Checkpointer {
     /// Stops this process's thread and starts none again (the handle is closing, or the program
     /// is about to unload the code the thread runs: PHP's module shutdown).
     pub(crate) fn stop(&self) {
-        self.wanted.store(false, Relaxed);
-        let r = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let r = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            self.wanted.store(false, Relaxed);
+            running.take()
+        };
         match r {
             Some(r) if r.pid == crate::pid::current() => {
                 r.stop.store(true, Release);
