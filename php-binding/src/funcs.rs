@@ -62,6 +62,7 @@ pub fn guard(rv: &mut Zval, f: impl FnOnce(&mut Zval)) {
 
 /// Report a store error as a warning. A full store says so; nothing else was changed.
 pub fn report(e: &StoreError) {
+    handle::error_reported();
     if matches!(e, StoreError::Reentrant) {
         warn("apcdb: refused: this process already holds the store's write lock (a call from inside a store callback)");
     } else if e.is_full() && handle::config().when_full == apcdb::WhenFull::Evict {

@@ -116,8 +116,9 @@ pub struct Request {
     store: Option<Arc<Store>>,
     /// The open failed in this request: it was reported once, calls return false.
     failed: bool,
-    /// The request's handle was found poisoned and one call was given it anyway, to report the
-    /// failed flush (the checkpoint thread's flush fails in no call): the next call reopens.
+    /// A call of this request reported an error of its poisoned handle, or was given the
+    /// poisoned handle to report one (a flush that failed in the checkpoint thread failed in no
+    /// call): the next call reopens the store.
     poison_reported: bool,
     problems_reported: bool,
     /// `apc.preload_path` was looked at for the Redis pool in this request.
@@ -312,6 +313,18 @@ fn first_use_of_pool(pool: &PoolKey, mark: bool) -> bool {
         seen.insert(pool.clone())
     } else {
         seen.remove(pool)
+    }
+}
+
+/// Called before a call warns about an engine error: if the request's handle is poisoned, that
+/// warning is the report of it, and the next call reopens the store. Runs no PHP code.
+pub fn error_reported() {
+    if let Ok(mut b) = req().try_borrow_mut() {
+        if let Some(q) = b.as_mut() {
+            if q.store.as_ref().is_some_and(|s| s.is_poisoned()) {
+                q.poison_reported = true;
+            }
+        }
     }
 }
 
