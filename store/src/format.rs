@@ -817,10 +817,7 @@ pub(crate) fn entry_header_for(
     put_u64(&mut b, entry_at::EXPIRES_MS, expires_ms);
     put_u64(&mut b, entry_at::MODIFIED_MS, modified_ms);
     put_u64(&mut b, entry_at::VERSION, version);
-    let crc = crc32c_append(
-        crc32c_append(crc32c(&b[entry_at::CHECKSUMMED..]), key),
-        value,
-    );
+    let crc = crc32c_parts(&[&b[entry_at::CHECKSUMMED..], key, value]);
     b[entry_at::CRC..entry_at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
     b
 }
@@ -1023,11 +1020,20 @@ pub(crate) fn record_len(ops: &[Op]) -> usize {
 }
 
 /// A complete record, padded to [`RECORD_ALIGN`].
+#[cfg(test)]
 pub(crate) fn encode_record(epoch: u64, lsn: u64, ops: &[Op]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(record_len(ops));
+    let mut b = Vec::new();
+    encode_record_into(&mut b, epoch, lsn, ops);
+    b
+}
+
+/// [`encode_record`] into `b`, replacing what it held (the write path reuses one buffer).
+pub(crate) fn encode_record_into(b: &mut Vec<u8>, epoch: u64, lsn: u64, ops: &[Op]) {
+    b.clear();
+    b.reserve(record_len(ops));
     b.resize(RECORD_HEADER, 0);
-    put_u64(&mut b, record_at::EPOCH, epoch);
-    put_u64(&mut b, record_at::LSN, lsn);
+    put_u64(b, record_at::EPOCH, epoch);
+    put_u64(b, record_at::LSN, lsn);
     for op in ops {
         match op {
             Op::Put {
@@ -1062,7 +1068,6 @@ pub(crate) fn encode_record(epoch: u64, lsn: u64, ops: &[Op]) -> Vec<u8> {
     let crc = crc32c(&b[record_at::CHECKSUMMED..]);
     b[record_at::CRC..record_at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
     b.resize(b.len().next_multiple_of(RECORD_ALIGN), 0);
-    b
 }
 
 /// The operations of a record's payload, borrowing keys and values from it.
@@ -1339,8 +1344,30 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, data)
 }
 
+/// The CRC-32C of `parts` one after the other (an entry's header, key and value), with one
+/// feature check and one call for all of them.
+#[inline]
+pub fn crc32c_parts(parts: &[&[u8]]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if parts.iter().all(|p| p.len() <= 512) && std::arch::is_x86_feature_detected!("sse4.2") {
+            // SAFETY: the CPU supports SSE 4.2 (checked just above), which is all the function's
+            // target feature requires; it only reads `parts`.
+            return unsafe { crc32c_parts_sse42(parts) };
+        }
+    }
+    parts.iter().fold(0, |crc, p| crc32c::crc32c_append(crc, p))
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
+fn crc32c_parts_sse42(parts: &[&[u8]]) -> u32 {
+    parts.iter().fold(0, |crc, p| crc32c_short_sse42(crc, p))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+#[inline]
 fn crc32c_short_sse42(crc: u32, data: &[u8]) -> u32 {
     use std::arch::x86_64::{_mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64, _mm_crc32_u8};
     let mut crc = u64::from(!crc);

@@ -7,7 +7,9 @@
 //! The record and operation formats are in `format` (with the data file's).
 
 use crate::error::{Error, Result};
-pub(crate) use crate::format::{encode_record, record_len, Op, Scan};
+#[cfg(test)]
+pub(crate) use crate::format::encode_record;
+pub(crate) use crate::format::{encode_record_into, record_len, Op, Scan};
 use crate::io::{write_all_at, FileKind, SharedIo, SyncKind};
 use crate::write::LockHeld;
 use std::fs::File;

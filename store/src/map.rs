@@ -139,8 +139,18 @@ impl Map {
     }
 
     /// Ensures `[off, off+len)` lies inside the file, refreshing the length from the kernel when
-    /// another process may have grown it.
+    /// another process may have grown it. Inline: every access of the write path runs it, and
+    /// the range is nearly always inside the length already seen.
+    #[inline]
     fn check(&self, off: u64, len: u64) -> Result<()> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.visible.load(Ordering::Acquire) => Ok(()),
+            _ => self.check_slow(off, len),
+        }
+    }
+
+    #[cold]
+    fn check_slow(&self, off: u64, len: u64) -> Result<()> {
         let end = off
             .checked_add(len)
             .ok_or_else(|| self.out_of_bounds(off, len))?;
