@@ -287,9 +287,10 @@ impl WriteTxn<'_> {
         // 3.3 Journal append; if it fails, the blocks go back and nothing was applied.
         let lsn = h.next_lsn.load(Relaxed);
         let epoch = h.journal_epoch.load(Relaxed);
-        // Encoded into this thread's buffer, kept from the last commit (a nested commit, which
-        // cannot happen while this one holds it, would find it taken and use a new one).
-        let mut record = RECORD.take();
+        // Encoded into this thread's buffer, kept from the last commit. A commit that finds it
+        // taken (nested in this one, which cannot happen while it holds it) or gone (from another
+        // thread-local's destructor) uses a new one.
+        let mut record = RECORD.try_with(Cell::take).unwrap_or_default();
         journal::encode_record_into(&mut record, epoch, lsn, ops);
         let pos = h.journal_pos.load(Relaxed);
         let at = journal_half_base(self.journal.size, epoch) + pos;
@@ -311,7 +312,7 @@ impl WriteTxn<'_> {
         }
         let record_len = record.len() as u64;
         if record.capacity() <= RECORD_KEEP {
-            RECORD.set(record);
+            let _ = RECORD.try_with(|c| c.set(record));
         }
         h.last_record[0].store(at + 1, Relaxed);
         h.last_record[1].store(lsn, Relaxed);
