@@ -1,6 +1,7 @@
 //! The fixed cost of one small non-durable put (the PHP `apc_store` case): 64 keys overwritten
-//! in turn with a value of the given size, one process, `Durability::None`. Prints ns per put
-//! (median of the rounds) and the p99.9 and max of single timed puts.
+//! in turn with a value of the given size, one process, `Durability::None`. Prints the process's
+//! CPU time per put (median and best of the rounds, and the user part: a busy machine's other
+//! work does not count) and the p99.9 and max of single timed puts (wall clock).
 //! `cargo run --release -p apcdb --example put_loop [VALUE_BYTES] [ROUNDS] [DIR]`
 use apcdb::{Durability, Options, Store};
 use std::time::Instant;
