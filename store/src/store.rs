@@ -1011,12 +1011,13 @@ impl Inner {
     }
 
     fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
-        let live = self.lookup_uncounted(key)?;
-        self.count_read(live.is_some());
-        if live.is_some() {
-            self.touch(hash_key(key));
-        }
-        Ok(live)
+        // The one-pass read of `lookup_with`, copying the value out.
+        self.lookup_with(key, |v, m| Entry {
+            value: v.to_vec(),
+            expires_at_ms: m.expires_at_ms,
+            modified_at_ms: m.modified_at_ms,
+            version: m.version,
+        })
     }
 
     /// Counts a hit or a miss on this thread's stripe, adding the stripe to the shared counter
@@ -1078,6 +1079,7 @@ impl Inner {
     ) -> Result<Option<R>> {
         let hash = hash_key(key);
         let h = self.lock_file.state();
+        h.prefetch_access(crate::lock_file::access_bucket(hash));
         let found = self.read(|| {
             // A read-only handle: the journal's writes, replayed in memory, come first.
             if let Some(decided) = self.ro_view().and_then(|v| v.lookup(key)) {
@@ -1094,23 +1096,24 @@ impl Inner {
             // The probe and the read in one pass: a slot whose tag matches is checked in its
             // block in place (header, key, then the checksum of the matching entry), so the
             // header is decoded and the key compared once, not once by a probe and again by the
-            // read.
+            // read. All of it under one SIGBUS guard (a view of the mapping), not one per word.
             let idx = h.live_index.load(Acquire);
             let slots = h.index_slots.load(Acquire);
-            let mask = slots - 1;
-            let mut i = hash & mask;
-            for _ in 0..slots {
-                let slot = self.map.load_u64(slot_at(idx, i))?;
-                i = (i + 1) & mask;
-                if slot == SLOT_EMPTY {
-                    return Ok(None);
-                }
-                if slot == SLOT_TOMBSTONE || slot_tag(slot) != slot_tag(hash) {
-                    continue;
-                }
-                let off = slot_offset(slot);
-                let block = class_size(slot_class(slot));
-                let seen = self.map.with_slice(off, block as usize, |b| {
+            self.map.with_view(|m| {
+                let mask = slots.wrapping_sub(1);
+                let mut i = hash & mask;
+                for _ in 0..slots {
+                    let slot = m.load_u64(slot_at(idx, i))?;
+                    i = (i + 1) & mask;
+                    if slot == SLOT_EMPTY {
+                        return Ok(None);
+                    }
+                    if slot == SLOT_TOMBSTONE || slot_tag(slot) != slot_tag(hash) {
+                        continue;
+                    }
+                    let off = slot_offset(slot);
+                    let block = class_size(slot_class(slot));
+                    let b = m.bytes(off, block as usize)?;
                     let eh = EntryHeader::decode(&b[..ENTRY_HEADER]);
                     if eh.total_len() > block {
                         let kind = CorruptKind::EntryTooLong {
@@ -1123,7 +1126,7 @@ impl Inner {
                     let value_at = ENTRY_HEADER + key.len();
                     if eh.key_len as usize != key.len() || &b[ENTRY_HEADER..value_at] != key {
                         // Another key with the same tag: probe on.
-                        return Ok(None);
+                        continue;
                     }
                     let meta = EntryMeta {
                         value_len: eh.val_len as u64,
@@ -1132,7 +1135,7 @@ impl Inner {
                         version: eh.version,
                     };
                     if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
-                        return Ok(Some(None));
+                        return Ok(None);
                     }
                     let end = value_at + eh.val_len as usize;
                     // The checksum proves the bytes belong together, so the key just compared
@@ -1142,13 +1145,10 @@ impl Inner {
                         let kind = CorruptKind::EntryChecksum { at: off };
                         return Err(Error::corrupt(&self.path, kind));
                     }
-                    Ok(Some(Some(f(&b[value_at..end], &meta))))
-                })??;
-                if let Some(found) = seen {
-                    return Ok(found);
+                    return Ok(Some(f(&b[value_at..end], &meta)));
                 }
-            }
-            Ok(None)
+                Ok(None)
+            })?
         })?;
         self.count_read(found.is_some());
         if found.is_some() {
