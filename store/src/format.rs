@@ -709,6 +709,7 @@ const _: () = assert!(CLASSES == 1 << SLOT_CLASS_BITS);
 pub const SLOT_LEN: u64 = 8;
 
 /// Byte offset of slot `i` of the index copy that starts at `index`.
+#[inline]
 pub fn slot_at(index: u64, i: u64) -> u64 {
     index + i * SLOT_LEN
 }
@@ -733,14 +734,17 @@ pub fn slot_pack(offset: u64, class: u8, hash: u64) -> u64 {
         | (slot_tag(hash) << SLOT_TAG_SHIFT)
 }
 /// The tag a key hash leaves in its slot (compared before the key is read).
+#[inline]
 pub fn slot_tag(hash: u64) -> u64 {
     hash >> SLOT_TAG_SHIFT
 }
 /// The block offset a slot points to.
+#[inline]
 pub fn slot_offset(slot: u64) -> u64 {
     (slot & ((1 << SLOT_OFFSET_BITS) - 1)) * BLOCK_ALIGN
 }
 /// The size class of the block a slot points to.
+#[inline]
 pub fn slot_class(slot: u64) -> u8 {
     ((slot >> SLOT_CLASS_SHIFT) & ((1 << SLOT_CLASS_BITS) - 1)) as u8
 }
@@ -786,6 +790,7 @@ pub(crate) struct EntryHeader {
 }
 
 impl EntryHeader {
+    #[inline]
     pub fn decode(b: &[u8]) -> EntryHeader {
         EntryHeader {
             crc: u32_at(b, entry_at::CRC),
@@ -796,6 +801,7 @@ impl EntryHeader {
             version: u64_at(b, entry_at::VERSION),
         }
     }
+    #[inline]
     pub fn total_len(&self) -> u64 {
         ENTRY_HEADER as u64 + self.key_len as u64 + self.val_len as u64
     }
@@ -1273,6 +1279,7 @@ pub(crate) fn replay<R: Replay>(
 pub const CLASSES: usize = 128;
 
 /// Bytes of a block of size class `class`.
+#[inline]
 pub fn class_size(class: u8) -> u64 {
     let c = class as u64;
     if c < 4 {
@@ -1295,6 +1302,7 @@ pub fn class_for(len: u64) -> u8 {
 
 /// The key hash that places a key in the index. It is part of the file format: never change it
 /// without a format version bump.
+#[inline]
 pub fn hash_key(key: &[u8]) -> u64 {
     const M: u64 = 0x9fb2_1c65_1e98_df25;
     let mut h = 0x243f_6a88_85a3_08d3u64 ^ (key.len() as u64).wrapping_mul(M);
@@ -1380,9 +1388,11 @@ fn tail_word(rest: &[u8]) -> u64 {
     }
 }
 
+#[inline]
 pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
+#[inline]
 pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }

@@ -90,6 +90,7 @@ impl Map {
 
     /// True once the file was found shorter than this mapping had seen it: nothing read from
     /// the mapping may be trusted any more, and nothing may be written through it.
+    #[inline]
     pub fn broken(&self) -> bool {
         self.region.broken()
     }

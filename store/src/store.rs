@@ -176,6 +176,7 @@ pub fn now_ms() -> u64 {
 /// The wall clock in whole seconds from the coarse clock: a hit's last-access time is kept in
 /// seconds, and the coarse clock (one tick behind at most) costs a fraction of the precise one,
 /// which was a tenth of a small fetch.
+#[inline]
 fn coarse_now_s() -> u32 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -902,6 +903,7 @@ impl Drop for Inner {
 impl Inner {
     /// Fails once any of the three mappings was hit by a SIGBUS (a file shrunk from outside,
     /// SPEC.md §6.5): from then on this handle only returns that error.
+    #[inline]
     pub(crate) fn check_mappings(&self) -> Result<()> {
         if self.map.broken() {
             return Err(self.map.truncated_error());
@@ -915,6 +917,7 @@ impl Inner {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn check_poison(&self) -> Result<()> {
         self.check_mappings()?;
         if self.poisoned.load(Relaxed) {
@@ -1022,6 +1025,7 @@ impl Inner {
 
     /// Counts a hit or a miss on this thread's stripe, adding the stripe to the shared counter
     /// once it holds a batch.
+    #[inline]
     fn count_read(&self, hit: bool) {
         let h = self.lock_file.state();
         // The thread's id without a thread-local lookup (in a shared library such as the PHP
@@ -1159,6 +1163,7 @@ impl Inner {
 
     /// A hit on the key of `hash`: referenced for the eviction hand, counted in its bucket's
     /// hits and access time (lock file only: a read never writes the data file).
+    #[inline]
     fn touch(&self, hash: u64) {
         let now_s = coarse_now_s();
         self.lock_file
@@ -1692,6 +1697,7 @@ impl Store {
     /// True once a flush of this handle failed: it refuses every write with
     /// [`Error::Poisoned`] for the rest of its life, and only a new handle (opened after this one
     /// is dropped) recovers the store from its journal.
+    #[inline]
     pub fn is_poisoned(&self) -> bool {
         self.inner.check_poison().is_err()
     }
