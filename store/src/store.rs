@@ -1084,10 +1084,15 @@ impl Inner {
         let hash = hash_key(key);
         let h = self.lock_file.state();
         h.prefetch_access(crate::lock_file::access_bucket(hash));
-        let found = self.read(|| {
+        // The result goes here rather than through `read`'s return value: what passes through
+        // the retry loop is then only `Result<()>`'s tag, not the (large) error type wrapped
+        // around the caller's result, moved through each layer.
+        let mut out = None;
+        self.read(|| {
+            out = None;
             // A read-only handle: the journal's writes, replayed in memory, come first.
             if let Some(decided) = self.ro_view().and_then(|v| v.lookup(key)) {
-                return Ok(decided.filter(index::is_live).map(|e| {
+                out = decided.filter(index::is_live).map(|e| {
                     let meta = EntryMeta {
                         value_len: e.value.len() as u64,
                         expires_at_ms: e.expires_at_ms,
@@ -1095,7 +1100,8 @@ impl Inner {
                         version: e.version,
                     };
                     f(&e.value, &meta)
-                }));
+                });
+                return Ok(());
             }
             // The probe and the read in one pass: a slot whose tag matches is checked in its
             // block in place (header, key, then the checksum of the matching entry), so the
@@ -1110,7 +1116,7 @@ impl Inner {
                     let slot = m.load_u64(slot_at(idx, i))?;
                     i = (i + 1) & mask;
                     if slot == SLOT_EMPTY {
-                        return Ok(None);
+                        return Ok(());
                     }
                     if slot == SLOT_TOMBSTONE || slot_tag(slot) != slot_tag(hash) {
                         continue;
@@ -1139,7 +1145,7 @@ impl Inner {
                         version: eh.version,
                     };
                     if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
-                        return Ok(None);
+                        return Ok(());
                     }
                     let end = value_at + eh.val_len as usize;
                     // The checksum proves the bytes belong together, so the key just compared
@@ -1149,11 +1155,13 @@ impl Inner {
                         let kind = CorruptKind::EntryChecksum { at: off };
                         return Err(Error::corrupt(&self.path, kind));
                     }
-                    return Ok(Some(f(&b[value_at..end], &meta)));
+                    out = Some(f(&b[value_at..end], &meta));
+                    return Ok(());
                 }
-                Ok(None)
+                Ok(())
             })?
         })?;
+        let found = out;
         self.count_read(found.is_some());
         if found.is_some() {
             self.touch(hash);
