@@ -98,6 +98,7 @@ impl Journal {
     }
 
     /// True once the journal's mapping (relaxed modes) was hit by a SIGBUS: the file shrank.
+    #[inline]
     pub fn broken(&self) -> bool {
         self.map.as_ref().is_some_and(|m| m.broken())
     }
