@@ -57,7 +57,9 @@ impl Inner {
         let end = free_to.min(head + WINDOW);
         let mut pos = self.prefault_start(head, free_to);
         let passed = self.flushed_up_to();
-        let len = self.map.len();
+        // Below the heap's end only: past it a compaction may have punched the file out, and
+        // making such a page writable would allocate it on the disk again for nothing.
+        let heap_end = self.map.len().min(h.heap_end());
         let mut last_page = u64::MAX;
         while pos < end {
             let s = h.ring_at(pos);
@@ -66,16 +68,19 @@ impl Inner {
             if (class as usize) >= CLASSES {
                 continue;
             }
-            let size = class_size(class);
-            let first = off / PAGE;
-            if off < HEAP_START || off + size > len || !passed(off, size) || first == last_page {
+            // Up to a page from the block's start: an entry fills its block from the start,
+            // and the rest of a large block (a whole old index copy, say) may never be written.
+            let len = class_size(class).min(PAGE);
+            if off < HEAP_START || off + len > heap_end || !passed(off, len) {
                 continue;
             }
-            // The block's first page: an entry fills its block from the start, and the rest of
-            // a large block (a whole old index copy, say) may never be written.
-            self.map.prefault_write(off, size.min(PAGE));
-            last_page = (off + size - 1) / PAGE;
+            if off / PAGE != last_page || (off + len - 1) / PAGE != last_page {
+                self.map.prefault_write(off, len);
+                last_page = (off + len - 1) / PAGE;
+            }
         }
+        // Blocks skipped because the flush had not passed them yet are left to the writer: going
+        // back for them would rescan the window at every wake while another process flushes.
         self.prefaulted_to.store(end, Relaxed);
     }
 
@@ -107,6 +112,7 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
+    use crate::format::*;
     use crate::{Durability, Options, Store};
     use std::sync::atomic::Ordering::*;
     use std::time::{Duration, Instant};
@@ -121,6 +127,46 @@ mod tests {
         }
     }
 
+    /// While a flush runs, only blocks it has already written back count as passed, counting
+    /// its progress through the heap without the live index copy; with none running, all do.
+    #[test]
+    fn only_blocks_behind_the_running_flush_are_made_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options::default()
+            .durability(Durability::None)
+            .index_slots(1 << 12);
+        let store = Store::open(dir.path().join("s.db"), opts).unwrap();
+        for i in 0..2000u64 {
+            store.put(format!("k{i}").as_bytes(), &[1u8; 100]).unwrap();
+        }
+        let inner = store.inner();
+        let h = inner.lock_file.state();
+        let txn = inner.lock().unwrap();
+        txn.settle().unwrap();
+        assert!(inner.flushed_up_to()(HEAP_START, 64), "no flush running");
+        txn.freeze().unwrap();
+        let live = h.live_index.load(Relaxed);
+        let live_end = live + index_block_len(h.index_slots.load(Relaxed));
+        let before_live = live - HEAP_START;
+        assert!(
+            !inner.flushed_up_to()(HEAP_START, 64),
+            "the flush has not started"
+        );
+        // The flush as if it had written back everything before the live copy and one page
+        // after it.
+        h.flush_total.store(before_live + 10 * PAGE, Relaxed);
+        h.flush_done.store(before_live + PAGE, Relaxed);
+        let passed = inner.flushed_up_to();
+        assert!(passed(HEAP_START, 64));
+        assert!(passed(live - 64, 64));
+        assert!(!passed(live, 64), "the live copy is never flushed");
+        assert!(passed(live_end + PAGE - 64, 64));
+        assert!(!passed(live_end + PAGE - 64, 128), "reaches past the flush");
+        assert!(!passed(live_end + 2 * PAGE, 64));
+        txn.settle().unwrap();
+        assert!(inner.flushed_up_to()(live_end + 2 * PAGE, 64), "flush done");
+    }
+
     /// After a checkpoint's flush write-protected the heap, overwrites fill blocks freed at
     /// scattered addresses: the checkpoint thread has made their pages writable first, so the
     /// writer faults (almost) only on its journal pages, where it would fault about once per put.
@@ -131,6 +177,9 @@ mod tests {
         let opts = Options::default()
             .durability(Durability::None)
             .background_checkpoints(true)
+            // No checkpoint of its own during the timed puts: its flush would write-protect
+            // the pages again.
+            .journal_size(64 << 20)
             .index_slots(1 << 16);
         let store = Store::open(dir.path().join("s.db"), opts).unwrap();
         let value = [7u8; 200];
