@@ -99,9 +99,9 @@ impl Inner {
             }
             let end = off + size;
             let at = if end <= live {
-                end - HEAP_START
+                end.saturating_sub(HEAP_START)
             } else if off >= live_end {
-                (live - HEAP_START) + (end - live_end)
+                live.saturating_sub(HEAP_START) + (end - live_end)
             } else {
                 return false;
             };
