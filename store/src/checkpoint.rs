@@ -460,6 +460,8 @@ impl Inner {
                 let n = len.min(slice);
                 self.flush(off, n)?;
                 h.flush_done.fetch_add(n, Release);
+                // Between slices, the pages the flush has passed that writers fill next.
+                self.prefault_ahead();
                 (off, len) = (off + n, len - n);
             }
         }

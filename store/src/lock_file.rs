@@ -440,6 +440,20 @@ impl LockState {
         Some(self.pending[head as usize % PENDING_CAP].load(Ordering::Relaxed))
     }
 
+    /// The ring positions `[head, free_to)` of the reusable blocks, as the counters read now
+    /// (without the write lock: a hint that may be stale by the time it is used).
+    pub fn reusable_span(&self) -> (u64, u64) {
+        (
+            self.pending_head.load(Ordering::Relaxed),
+            self.pending_free_to.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The block at ring position `pos` (an ever-growing counter, see `pending_head`).
+    pub fn ring_at(&self, pos: u64) -> u64 {
+        self.pending[(pos % PENDING_CAP as u64) as usize].load(Ordering::Relaxed)
+    }
+
     /// How many blocks may join a free list now (freed before the last durable checkpoint).
     pub fn reclaimable_count(&self) -> u64 {
         self.pending_free_to

@@ -121,6 +121,9 @@ pub(crate) struct Inner {
     /// The handle's checkpoint thread, if it has one (`Options::background_checkpoints`):
     /// writers wake it instead of flushing a frozen checkpoint themselves.
     pub(crate) checkpointer: std::sync::OnceLock<std::thread::Thread>,
+    /// The ring position up to which that thread has made the next reusable blocks writable
+    /// (`prefault.rs`).
+    pub(crate) prefaulted_to: AtomicU64,
     /// What a write that does not fit does (`Options::when_full`).
     pub(crate) when_full: crate::WhenFull,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
@@ -345,6 +348,7 @@ fn checkpoint_flusher(inner: Weak<Inner>, stop: Arc<AtomicBool>) {
         if inner.flush_due() {
             let _ = inner.copy_and_flush(true);
         }
+        inner.prefault_ahead();
     }
 }
 
@@ -583,6 +587,7 @@ impl Inner {
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
             checkpointer: std::sync::OnceLock::new(),
+            prefaulted_to: AtomicU64::new(0),
             when_full: opts.when_full,
             reads: Default::default(),
             ro: None,
@@ -712,6 +717,7 @@ impl Inner {
             ephemeral: false,
             journal_is_new: AtomicBool::new(false),
             checkpointer: std::sync::OnceLock::new(),
+            prefaulted_to: AtomicU64::new(0),
             when_full: opts.when_full,
             reads: Default::default(),
             ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),

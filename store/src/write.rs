@@ -567,6 +567,7 @@ impl Inner {
     pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
         self.wait_as_asked(lsn)?;
         self.maybe_flush();
+        self.wake_prefaulter();
         self.pace();
         Ok(())
     }
