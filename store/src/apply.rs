@@ -16,6 +16,9 @@ use std::sync::atomic::Ordering::*;
 struct LiveIndex<'a> {
     txn: &'a WriteTxn<'a>,
     blocks: std::slice::Iter<'a, Block>,
+    /// A commit, not a recovery's replay: each key written is marked in the access table (a
+    /// new entry gets its second chance and starts with no hits).
+    note_written: bool,
 }
 
 impl Replay for LiveIndex<'_> {
@@ -30,7 +33,16 @@ impl Replay for LiveIndex<'_> {
     ) -> Result<()> {
         let block = *self.blocks.next().expect("one planned block per put");
         let header = entry_header_for(key, value, expires_ms, modified_ms, version);
-        self.txn.apply_put(block, key, &[&header, key, value])
+        let hash = hash_key(key);
+        self.txn
+            .apply_put(block, key, hash, &[&header, key, value])?;
+        if self.note_written {
+            // The put's own time, read once when it was built.
+            let now_s = (modified_ms / 1000) as u32;
+            let h = self.txn.lock_file.state();
+            h.written(crate::lock_file::access_bucket(hash), now_s);
+        }
+        Ok(())
     }
     fn delete(&mut self, key: &[u8]) -> Result<()> {
         if let Some((pos, old)) = self.txn.probe_live(key, hash_key(key))?.found {
@@ -49,6 +61,46 @@ impl Replay for LiveIndex<'_> {
             .store(generation, Relaxed);
         Ok(())
     }
+}
+
+/// The blocks planned for a transaction's puts, in order: the one block of a single put is kept
+/// inline, so that the common write allocates nothing here.
+pub(crate) enum Planned {
+    None,
+    One(Block),
+    Many(Vec<Block>),
+}
+
+impl Planned {
+    fn push(&mut self, b: Block) {
+        *self = match std::mem::replace(self, Planned::None) {
+            Planned::None => Planned::One(b),
+            Planned::One(a) => Planned::Many(vec![a, b]),
+            Planned::Many(mut v) => {
+                v.push(b);
+                Planned::Many(v)
+            }
+        };
+    }
+}
+
+impl std::ops::Deref for Planned {
+    type Target = [Block];
+    fn deref(&self) -> &[Block] {
+        match self {
+            Planned::None => &[],
+            Planned::One(b) => std::slice::from_ref(b),
+            Planned::Many(v) => v,
+        }
+    }
+}
+
+/// Adds `delta` (two's complement for a decrease) to a counter of the lock file. Only the
+/// holder of the write lock changes these counters (everyone else only reads them), so a load
+/// and a store do what a locked read-modify-write would, without its cost on every put.
+#[inline]
+fn add(counter: &std::sync::atomic::AtomicU64, delta: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(delta), Relaxed);
 }
 
 /// Index load (entries plus tombstones) above which the index is rebuilt before an insert.
@@ -71,15 +123,15 @@ impl WriteTxn<'_> {
     }
 
     /// Allocates one block per Put; on failure gives back what it took and returns None.
-    pub(crate) fn plan_blocks(&self, ops: &[Op]) -> Result<Option<Vec<Block>>> {
-        let mut blocks = Vec::new();
+    pub(crate) fn plan_blocks(&self, ops: &[Op]) -> Result<Option<Planned>> {
+        let mut blocks = Planned::None;
         for op in ops {
             if let Op::Put { key, value, .. } = op {
                 let class = class_for((ENTRY_HEADER + key.len() + value.len()) as u64);
                 match self.alloc(class)? {
                     Some(at) => blocks.push(Block { at, class }),
                     None => {
-                        for b in blocks {
+                        for b in blocks.iter() {
                             self.push(b.at, b.class)?;
                         }
                         return Ok(None);
@@ -90,47 +142,56 @@ impl WriteTxn<'_> {
         Ok(Some(blocks))
     }
 
-    /// Applies the operations of record `lsn` using the blocks planned for its Puts.
-    pub(crate) fn apply(&self, lsn: u64, ops: &[Op], blocks: &[Block]) -> Result<()> {
+    /// Applies the operations of record `lsn` using the blocks planned for its Puts;
+    /// `note_written` for a commit (see `LiveIndex`).
+    pub(crate) fn apply(
+        &self,
+        lsn: u64,
+        ops: &[Op],
+        blocks: &[Block],
+        note_written: bool,
+    ) -> Result<()> {
         replay(
             lsn,
             ops,
             &mut LiveIndex {
                 txn: self,
                 blocks: blocks.iter(),
+                note_written,
             },
         )
     }
 
     /// Writes the entry into its planned block and publishes it in the live index, replacing the
     /// key's previous entry if any.
-    fn apply_put(&self, block: Block, key: &[u8], entry: &[&[u8]]) -> Result<()> {
+    fn apply_put(&self, block: Block, key: &[u8], hash: u64, entry: &[&[u8]]) -> Result<()> {
         let h = self.lock_file.state();
         let (off, class) = (block.at.get(), block.class);
         self.map.write_parts(self.held(), off, entry)?;
         // For a later resume's check that the data file is still the one written (§7.5).
         h.last_entry[0].store(off + 1, Relaxed);
         h.last_entry[1].store(u32_at(entry[0], entry_at::CRC) as u64, Relaxed);
-        let hash = hash_key(key);
         let slot = slot_pack(off, class, hash);
         let p = self.probe_live(key, hash)?;
         if let Some((pos, old)) = p.found {
             self.publish(pos, slot)?;
             self.free_later(old);
-            h.used_bytes.fetch_add(class_size(class), Relaxed);
-            h.used_bytes.fetch_sub(class_size(slot_class(old)), Relaxed);
+            add(
+                &h.used_bytes,
+                class_size(class).wrapping_sub(class_size(slot_class(old))),
+            );
         } else {
             let pos = p.free.expect("index room ensured before apply");
             if self.map.load_u64(pos)? == SLOT_TOMBSTONE {
-                h.tombstones.fetch_sub(1, Relaxed);
+                add(&h.tombstones, 1u64.wrapping_neg());
             } else {
-                h.used_slots.fetch_add(1, Relaxed);
+                add(&h.used_slots, 1);
             }
             self.publish(pos, slot)?;
-            h.entries.fetch_add(1, Relaxed);
-            h.used_bytes.fetch_add(class_size(class), Relaxed);
+            add(&h.entries, 1);
+            add(&h.used_bytes, class_size(class));
         }
-        h.inserts.fetch_add(1, Relaxed);
+        add(&h.inserts, 1);
         Ok(())
     }
 
@@ -150,10 +211,10 @@ impl WriteTxn<'_> {
         let h = self.lock_file.state();
         self.publish(pos, SLOT_TOMBSTONE)?;
         self.free_later(old);
-        h.tombstones.fetch_add(1, Relaxed);
-        h.entries.fetch_sub(1, Relaxed);
-        h.used_bytes.fetch_sub(class_size(slot_class(old)), Relaxed);
-        h.deletes.fetch_add(1, Relaxed);
+        add(&h.tombstones, 1);
+        add(&h.entries, 1u64.wrapping_neg());
+        add(&h.used_bytes, class_size(slot_class(old)).wrapping_neg());
+        add(&h.deletes, 1);
         Ok(())
     }
 
@@ -168,7 +229,13 @@ impl WriteTxn<'_> {
         self.map.store_u64(self.held(), pos, slot)?;
         let h = self.lock_file.state();
         let page = (pos - h.live_index.load(Relaxed)) / PAGE;
-        h.dirty[(page / 64) as usize].fetch_or(1 << (page % 64), Relaxed);
+        let word = &h.dirty[(page / 64) as usize];
+        let bit = 1 << (page % 64);
+        // Mostly set already: a put dirties few pages per cycle, so this is usually a load.
+        let bits = word.load(Relaxed);
+        if bits & bit == 0 {
+            word.store(bits | bit, Relaxed);
+        }
         Ok(())
     }
 

@@ -460,6 +460,8 @@ impl Inner {
                 let n = len.min(slice);
                 self.flush(off, n)?;
                 h.flush_done.fetch_add(n, Release);
+                // Between slices, the pages the flush has passed that writers fill next.
+                self.prefault_ahead();
                 (off, len) = (off + n, len - n);
             }
         }
@@ -592,6 +594,22 @@ impl Checkpointer {
         Some(t)
     }
 
+    /// Whether the handle wants a thread (and was not stopped).
+    pub(crate) fn wanted(&self) -> bool {
+        self.wanted.load(Relaxed)
+    }
+
+    /// This process's thread if it is running, without starting one.
+    pub(crate) fn running_here(&self) -> Option<std::thread::Thread> {
+        if !self.wanted.load(Relaxed) {
+            return None;
+        }
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let r = running.as_ref()?;
+        (r.pid == crate::pid::current() && !r.thread.is_finished())
+            .then(|| r.thread.thread().clone())
+    }
+
     /// Stops this process's thread and starts none again (the handle is closing, or the program
     /// is about to unload the code the thread runs: PHP's module shutdown).
     pub(crate) fn stop(&self) {
@@ -625,6 +643,7 @@ fn checkpoint_flusher(
         if inner.flush_due() {
             let _ = inner.copy_and_flush(true);
         }
+        inner.prefault_ahead();
     }
 }
 

@@ -34,7 +34,7 @@ impl WriteTxn<'_> {
     /// Plans the blocks of `ops`, evicting other entries while there is no room. `Ok(None)`:
     /// nothing more can be evicted (every remaining entry is one `ops` names, or the bounded
     /// rounds did not free a large enough block).
-    pub(crate) fn plan_evicting(&self, ops: &[Op]) -> Result<Option<Vec<crate::alloc::Block>>> {
+    pub(crate) fn plan_evicting(&self, ops: &[Op]) -> Result<Option<crate::apply::Planned>> {
         let (protect, target) = (protected(ops), self.target(ops));
         for _ in 0..MAX_ROUNDS {
             if let Some(blocks) = self.plan_blocks(ops)? {
@@ -62,7 +62,7 @@ impl WriteTxn<'_> {
     /// After evicting: checkpoints (blocks freed since the last checkpoint are reusable only
     /// after the next one) and plans; failing that, merges neighbouring free blocks (victims of
     /// small classes may add up to the large block this write needs) and plans again.
-    fn plan_reclaimed(&self, ops: &[Op]) -> Result<Option<Vec<crate::alloc::Block>>> {
+    fn plan_reclaimed(&self, ops: &[Op]) -> Result<Option<crate::apply::Planned>> {
         self.checkpoint()?;
         if let Some(blocks) = self.plan_blocks(ops)? {
             return Ok(Some(blocks));
@@ -346,23 +346,6 @@ impl WriteTxn<'_> {
         }
         h.expunges.fetch_add(n as u64, Relaxed);
         Ok(n)
-    }
-
-    /// After a commit: the keys it wrote are referenced (a new entry gets its second chance)
-    /// and start with no hits.
-    pub(crate) fn note_written(&self, ops: &[Op]) {
-        let h = self.lock_file.state();
-        for o in ops {
-            // The Put's own time, read once when it was built: a second clock read per write
-            // would only say the same second.
-            if let Op::Put {
-                key, modified_ms, ..
-            } = o
-            {
-                let now_s = (modified_ms / 1000) as u32;
-                h.written(crate::lock_file::access_bucket(hash_key(key)), now_s);
-            }
-        }
     }
 }
 

@@ -709,6 +709,7 @@ const _: () = assert!(CLASSES == 1 << SLOT_CLASS_BITS);
 pub const SLOT_LEN: u64 = 8;
 
 /// Byte offset of slot `i` of the index copy that starts at `index`.
+#[inline]
 pub fn slot_at(index: u64, i: u64) -> u64 {
     index + i * SLOT_LEN
 }
@@ -733,14 +734,17 @@ pub fn slot_pack(offset: u64, class: u8, hash: u64) -> u64 {
         | (slot_tag(hash) << SLOT_TAG_SHIFT)
 }
 /// The tag a key hash leaves in its slot (compared before the key is read).
+#[inline]
 pub fn slot_tag(hash: u64) -> u64 {
     hash >> SLOT_TAG_SHIFT
 }
 /// The block offset a slot points to.
+#[inline]
 pub fn slot_offset(slot: u64) -> u64 {
     (slot & ((1 << SLOT_OFFSET_BITS) - 1)) * BLOCK_ALIGN
 }
 /// The size class of the block a slot points to.
+#[inline]
 pub fn slot_class(slot: u64) -> u8 {
     ((slot >> SLOT_CLASS_SHIFT) & ((1 << SLOT_CLASS_BITS) - 1)) as u8
 }
@@ -786,6 +790,7 @@ pub(crate) struct EntryHeader {
 }
 
 impl EntryHeader {
+    #[inline]
     pub fn decode(b: &[u8]) -> EntryHeader {
         EntryHeader {
             crc: u32_at(b, entry_at::CRC),
@@ -796,6 +801,7 @@ impl EntryHeader {
             version: u64_at(b, entry_at::VERSION),
         }
     }
+    #[inline]
     pub fn total_len(&self) -> u64 {
         ENTRY_HEADER as u64 + self.key_len as u64 + self.val_len as u64
     }
@@ -817,10 +823,7 @@ pub(crate) fn entry_header_for(
     put_u64(&mut b, entry_at::EXPIRES_MS, expires_ms);
     put_u64(&mut b, entry_at::MODIFIED_MS, modified_ms);
     put_u64(&mut b, entry_at::VERSION, version);
-    let crc = crc32c_append(
-        crc32c_append(crc32c(&b[entry_at::CHECKSUMMED..]), key),
-        value,
-    );
+    let crc = crc32c_parts(&[&b[entry_at::CHECKSUMMED..], key, value]);
     b[entry_at::CRC..entry_at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
     b
 }
@@ -1023,11 +1026,20 @@ pub(crate) fn record_len(ops: &[Op]) -> usize {
 }
 
 /// A complete record, padded to [`RECORD_ALIGN`].
+#[cfg(test)]
 pub(crate) fn encode_record(epoch: u64, lsn: u64, ops: &[Op]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(record_len(ops));
+    let mut b = Vec::new();
+    encode_record_into(&mut b, epoch, lsn, ops);
+    b
+}
+
+/// [`encode_record`] into `b`, replacing what it held (the write path reuses one buffer).
+pub(crate) fn encode_record_into(b: &mut Vec<u8>, epoch: u64, lsn: u64, ops: &[Op]) {
+    b.clear();
+    b.reserve(record_len(ops));
     b.resize(RECORD_HEADER, 0);
-    put_u64(&mut b, record_at::EPOCH, epoch);
-    put_u64(&mut b, record_at::LSN, lsn);
+    put_u64(b, record_at::EPOCH, epoch);
+    put_u64(b, record_at::LSN, lsn);
     for op in ops {
         match op {
             Op::Put {
@@ -1062,7 +1074,6 @@ pub(crate) fn encode_record(epoch: u64, lsn: u64, ops: &[Op]) -> Vec<u8> {
     let crc = crc32c(&b[record_at::CHECKSUMMED..]);
     b[record_at::CRC..record_at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
     b.resize(b.len().next_multiple_of(RECORD_ALIGN), 0);
-    b
 }
 
 /// The operations of a record's payload, borrowing keys and values from it.
@@ -1273,6 +1284,7 @@ pub(crate) fn replay<R: Replay>(
 pub const CLASSES: usize = 128;
 
 /// Bytes of a block of size class `class`.
+#[inline]
 pub fn class_size(class: u8) -> u64 {
     let c = class as u64;
     if c < 4 {
@@ -1295,6 +1307,7 @@ pub fn class_for(len: u64) -> u8 {
 
 /// The key hash that places a key in the index. It is part of the file format: never change it
 /// without a format version bump.
+#[inline]
 pub fn hash_key(key: &[u8]) -> u64 {
     const M: u64 = 0x9fb2_1c65_1e98_df25;
     let mut h = 0x243f_6a88_85a3_08d3u64 ^ (key.len() as u64).wrapping_mul(M);
@@ -1331,6 +1344,11 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
         if data.len() <= 512 && std::arch::is_x86_feature_detected!("sse4.2") {
+            if data.len() >= CRC_3WAY_MIN && std::arch::is_x86_feature_detected!("pclmulqdq") {
+                // SAFETY: the CPU supports SSE 4.2 and PCLMULQDQ (both checked just above), the
+                // function's target features; it only reads `data`.
+                return unsafe { crc32c_3way(crc, data) };
+            }
             // SAFETY: the CPU supports SSE 4.2 (checked just above), which is all the function's
             // target feature requires; it only reads `data`.
             return unsafe { crc32c_short_sse42(crc, data) };
@@ -1339,8 +1357,30 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, data)
 }
 
+/// The CRC-32C of `parts` one after the other (an entry's header, key and value), with one
+/// feature check and one call for all of them.
+#[inline]
+pub fn crc32c_parts(parts: &[&[u8]]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if parts.iter().all(|p| p.len() <= 512) && std::arch::is_x86_feature_detected!("sse4.2") {
+            // SAFETY: the CPU supports SSE 4.2 (checked just above), which is all the function's
+            // target feature requires; it only reads `parts`.
+            return unsafe { crc32c_parts_sse42(parts) };
+        }
+    }
+    parts.iter().fold(0, |crc, p| crc32c::crc32c_append(crc, p))
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
+fn crc32c_parts_sse42(parts: &[&[u8]]) -> u32 {
+    parts.iter().fold(0, |crc, p| crc32c_short_sse42(crc, p))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+#[inline]
 fn crc32c_short_sse42(crc: u32, data: &[u8]) -> u32 {
     use std::arch::x86_64::{_mm_crc32_u16, _mm_crc32_u32, _mm_crc32_u64, _mm_crc32_u8};
     let mut crc = u64::from(!crc);
@@ -1364,6 +1404,75 @@ fn crc32c_short_sse42(crc: u32, data: &[u8]) -> u32 {
     !crc
 }
 
+/// From this length the checksum runs as three interleaved streams: each `crc32` instruction
+/// waits about three cycles for the one before it on the same stream, so a single stream over an
+/// entry of a few hundred bytes (every read checksums one, SPEC.md §2.3) is latency-bound.
+const CRC_3WAY_MIN: usize = 72;
+
+/// `K[n / 8 - 1]` = x^(8n - 33) mod P (CRC-32C's polynomial, bit-reflected), for n = 8, 16, ...,
+/// 512: carry-less multiplying a CRC state by it and folding the product with `crc32` advances
+/// the state over n zero bytes (the 33 makes up for the product's one-bit offset and the 32 bits
+/// the fold appends).
+#[cfg(target_arch = "x86_64")]
+const CRC_SHIFT: [u32; 64] = {
+    let mut k = [0u32; 64];
+    // x^0, reflected: the top bit.
+    let mut v: u32 = 0x8000_0000;
+    let mut power = 0;
+    let mut i = 0;
+    while i < 64 {
+        let want = 8 * 8 * (i + 1) - 33;
+        while power < want {
+            v = if v & 1 == 1 {
+                (v >> 1) ^ 0x82f6_3b78
+            } else {
+                v >> 1
+            };
+            power += 1;
+        }
+        k[i] = v;
+        i += 1;
+    }
+    k
+};
+
+/// The CRC-32C of `data` (at least [`CRC_3WAY_MIN`] and at most 512 bytes) appended to `crc`:
+/// three equal runs of 8-byte words checksummed side by side, their states combined by shifting
+/// the first two over the runs after them (carry-less multiplication), then the tail as
+/// `crc32c_short_sse42` does it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2,pclmulqdq")]
+fn crc32c_3way(crc: u32, data: &[u8]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_clmulepi64_si128, _mm_crc32_u64, _mm_cvtsi128_si64, _mm_cvtsi64_si128,
+    };
+    let run = data.len() / 24 * 8;
+    let (a, rest) = data.split_at(run);
+    let (b, rest) = rest.split_at(run);
+    let (c, tail) = rest.split_at(run);
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap());
+    let (mut sa, mut sb, mut sc) = (u64::from(!crc), 0u64, 0u64);
+    for i in (0..run).step_by(8) {
+        sa = _mm_crc32_u64(sa, word(a, i));
+        sb = _mm_crc32_u64(sb, word(b, i));
+        sc = _mm_crc32_u64(sc, word(c, i));
+    }
+    // The state advanced over `n` zero bytes: crc32(0, clmul(state, x^(8n-33))).
+    let shift = |state: u64, n: usize| {
+        let k = CRC_SHIFT[n / 8 - 1];
+        let p = _mm_clmulepi64_si128(
+            _mm_cvtsi64_si128(state as i64),
+            _mm_cvtsi64_si128(i64::from(k)),
+            0,
+        );
+        _mm_crc32_u64(0, _mm_cvtsi128_si64(p) as u64)
+    };
+    let state = shift(sa, 2 * run) ^ shift(sb, run) ^ sc;
+    // The tail (under 24 bytes) continues the combined state; `crc32c_short_sse42` takes and
+    // returns the inverted form.
+    crc32c_short_sse42(!(state as u32), tail)
+}
+
 /// The 1 to 7 bytes of `rest` as a little-endian u64 padded with zeros, from two overlapping
 /// loads (the same bits where they overlap) instead of a copy through a stack buffer, whose
 /// byte stores the 8-byte load then waited for.
@@ -1380,9 +1489,11 @@ fn tail_word(rest: &[u8]) -> u64 {
     }
 }
 
+#[inline]
 pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
+#[inline]
 pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }

@@ -7,7 +7,9 @@
 //! The record and operation formats are in `format` (with the data file's).
 
 use crate::error::{Error, Result};
-pub(crate) use crate::format::{encode_record, record_len, Op, Scan};
+#[cfg(test)]
+pub(crate) use crate::format::encode_record;
+pub(crate) use crate::format::{encode_record_into, record_len, Op, Scan};
 use crate::io::{write_all_at, FileKind, SharedIo, SyncKind};
 use crate::write::LockHeld;
 use std::fs::File;
@@ -96,6 +98,7 @@ impl Journal {
     }
 
     /// True once the journal's mapping (relaxed modes) was hit by a SIGBUS: the file shrank.
+    #[inline]
     pub fn broken(&self) -> bool {
         self.map.as_ref().is_some_and(|m| m.broken())
     }

@@ -75,6 +75,7 @@ mod lock_file;
 mod map;
 mod options;
 mod pid;
+mod prefault;
 mod readonly;
 mod recover;
 mod resize;

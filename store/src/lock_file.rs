@@ -45,6 +45,7 @@ const ACCESS_HITS_SHIFT: u32 = 32;
 const ACCESS_HITS_MAX: u64 = (1 << 31) - 1;
 
 /// The access-table bucket of a key hash.
+#[inline]
 pub fn access_bucket(hash: u64) -> usize {
     crate::format::slot_tag(hash) as usize & (ACCESS_BUCKETS - 1)
 }
@@ -309,6 +310,7 @@ pub struct Undo {
 /// The access table: written by lock-free readers (never the data file) and by writers.
 impl LockState {
     /// A read found a live entry in `bucket` at `now_s`: reference it, count the hit.
+    #[inline]
     pub fn touch(&self, bucket: usize, now_s: u32) {
         let w = &self.access[bucket];
         // A load and a plain store, not a locked compare-and-swap: this runs on every hit, and
@@ -323,6 +325,21 @@ impl LockState {
         if new != old {
             w.store(new, Ordering::Relaxed);
         }
+    }
+
+    /// Starts loading `bucket`'s word into the cache: a read calls this as soon as it has the
+    /// key's hash, so the miss on this table overlaps the index's and the entry's instead of
+    /// following them when the hit is counted.
+    #[inline]
+    pub fn prefetch_access(&self, bucket: usize) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE, the intrinsic's only requirement, is part of every x86_64 CPU; a prefetch
+        // only hints the cache and never faults, and the address is inside the mapping anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                self.access[bucket].as_ptr() as *const i8,
+            )
+        };
     }
 
     /// A new version was written in `bucket` at `now_s`: referenced, no hits yet.
@@ -421,6 +438,20 @@ impl LockState {
             return None;
         }
         Some(self.pending[head as usize % PENDING_CAP].load(Ordering::Relaxed))
+    }
+
+    /// The ring positions `[head, free_to)` of the reusable blocks, as the counters read now
+    /// (without the write lock: a hint that may be stale by the time it is used).
+    pub fn reusable_span(&self) -> (u64, u64) {
+        (
+            self.pending_head.load(Ordering::Relaxed),
+            self.pending_free_to.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The block at ring position `pos` (an ever-growing counter, see `pending_head`).
+    pub fn ring_at(&self, pos: u64) -> u64 {
+        self.pending[(pos % PENDING_CAP as u64) as usize].load(Ordering::Relaxed)
     }
 
     /// How many blocks may join a free list now (freed before the last durable checkpoint).
@@ -605,10 +636,12 @@ impl LockFile {
 
     /// True once a SIGBUS hit the lock file's mapping (the file was truncated from outside):
     /// the shared state read since may be zeros and must not be used.
+    #[inline]
     pub fn broken(&self) -> bool {
         self.region.broken()
     }
 
+    #[inline]
     pub fn state(&self) -> &LockState {
         // SAFETY: the mapping is LOCK_FILE_LEN >= size_of::<LockState>() bytes, page-aligned, and lives
         // as long as self; every field is valid for any bit pattern (atomics) or initialised by

@@ -90,6 +90,7 @@ impl Map {
 
     /// True once the file was found shorter than this mapping had seen it: nothing read from
     /// the mapping may be trusted any more, and nothing may be written through it.
+    #[inline]
     pub fn broken(&self) -> bool {
         self.region.broken()
     }
@@ -139,14 +140,23 @@ impl Map {
     }
 
     /// Ensures `[off, off+len)` lies inside the file, refreshing the length from the kernel when
-    /// another process may have grown it.
+    /// another process may have grown it. Inline: every access of the write path runs it, and
+    /// the range is nearly always inside the length already seen.
+    #[inline]
     fn check(&self, off: u64, len: u64) -> Result<()> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.visible.load(Ordering::Acquire) => Ok(()),
+            _ => self.check_slow(off, len),
+        }
+    }
+
+    /// `check` for a range past the length last seen: asks the kernel (the file may have grown).
+    #[cold]
+    #[inline(never)]
+    fn check_slow(&self, off: u64, len: u64) -> Result<()> {
         let end = off
             .checked_add(len)
             .ok_or_else(|| self.out_of_bounds(off, len))?;
-        if end <= self.visible.load(Ordering::Acquire) {
-            return Ok(());
-        }
         let real = self.refresh_len()?;
         if end <= real {
             Ok(())
@@ -219,6 +229,16 @@ impl Map {
         })
     }
 
+    /// Runs `f` with a [`View`] of the mapping: any number of bounds-checked reads under one
+    /// SIGBUS guard, where `load_u64` and `with_slice` pay for a guard each (a lookup reads a few
+    /// index words and a block; SPEC.md §6.3, §6.5). The same rules as `with_slice` hold for what
+    /// `f` reads: shared memory that the caller validates with the sequence number afterwards.
+    #[inline]
+    pub fn with_view<R>(&self, f: impl FnOnce(&View<'_>) -> R) -> Result<R> {
+        self.guarded(|| f(&View { map: self }))
+    }
+
+    #[inline]
     fn word(&self, off: u64) -> Result<&AtomicU64> {
         if !off.is_multiple_of(8) {
             return Err(Error::corrupt(
@@ -427,6 +447,31 @@ impl Map {
         if self.report_writes {
             self.io.data_written(off, len);
         }
+    }
+}
+
+/// The mapping inside one [`Map::with_view`] call: reads are bounds-checked as `Map`'s own, and the
+/// slices it hands out cannot outlive the call, so none is used outside the SIGBUS guard.
+pub struct View<'m> {
+    map: &'m Map,
+}
+
+impl View<'_> {
+    /// The aligned word at `off`, loaded atomically (an index slot, published with one store).
+    #[inline]
+    pub fn load_u64(&self, off: u64) -> Result<u64> {
+        Ok(self.map.word(off)?.load(Ordering::Acquire))
+    }
+
+    /// The bytes `[off, off+len)` in place.
+    #[inline]
+    pub fn bytes(&self, off: u64, len: usize) -> Result<&[u8]> {
+        self.map.check(off, len as u64)?;
+        // SAFETY: `check` proved the range lies inside the mapping and the file as last seen; the
+        // slice borrows the view, which lives only inside `Map::with_view`'s guard (a shrink
+        // since is caught there, and the caller drops what it computed). The bytes change only
+        // when a reorganisation reuses the block, which the caller's sequence check catches.
+        Ok(unsafe { std::slice::from_raw_parts(self.map.base.add(off as usize), len) })
     }
 }
 

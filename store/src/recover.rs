@@ -308,7 +308,7 @@ impl WriteTxn<'_> {
                         .ok_or_else(|| self.full_error("no room to replay the journal"))?
                 }
             };
-            self.apply(*lsn, &ops, &blocks)?;
+            self.apply(*lsn, &ops, &blocks, false)?;
         }
         phases.done("replay");
         let last = sb.ckpt_lsn + replayed;

@@ -125,6 +125,9 @@ pub(crate) struct Inner {
     /// Checkpoint flushes this handle's writes ran themselves, before taking the write lock
     /// (`Stats::flushes_by_writes`).
     pub(crate) flushes_by_writes: AtomicU64,
+    /// The ring position up to which that thread has made the next reusable blocks writable
+    /// (`prefault.rs`).
+    pub(crate) prefaulted_to: AtomicU64,
     /// What a write that does not fit does (`Options::when_full`).
     pub(crate) when_full: crate::WhenFull,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
@@ -180,6 +183,7 @@ pub fn now_ms() -> u64 {
 /// The wall clock in whole seconds from the coarse clock: a hit's last-access time is kept in
 /// seconds, and the coarse clock (one tick behind at most) costs a fraction of the precise one,
 /// which was a tenth of a small fetch.
+#[inline]
 fn coarse_now_s() -> u32 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -583,6 +587,7 @@ impl Inner {
                 opts.background_checkpoints && !opts.read_only,
             ),
             flushes_by_writes: AtomicU64::new(0),
+            prefaulted_to: AtomicU64::new(0),
             when_full: opts.when_full,
             reads: Default::default(),
             ro: None,
@@ -713,6 +718,7 @@ impl Inner {
             journal_is_new: AtomicBool::new(false),
             checkpointer: crate::checkpoint::Checkpointer::new(false),
             flushes_by_writes: AtomicU64::new(0),
+            prefaulted_to: AtomicU64::new(0),
             when_full: opts.when_full,
             reads: Default::default(),
             ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),
@@ -904,6 +910,7 @@ impl Drop for Inner {
 impl Inner {
     /// Fails once any of the three mappings was hit by a SIGBUS (a file shrunk from outside,
     /// SPEC.md §6.5): from then on this handle only returns that error.
+    #[inline]
     pub(crate) fn check_mappings(&self) -> Result<()> {
         if self.map.broken() {
             return Err(self.map.truncated_error());
@@ -917,6 +924,7 @@ impl Inner {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn check_poison(&self) -> Result<()> {
         self.check_mappings()?;
         if self.poisoned.load(Relaxed) {
@@ -1013,16 +1021,18 @@ impl Inner {
     }
 
     fn lookup(&self, key: &[u8]) -> Result<Option<Entry>> {
-        let live = self.lookup_uncounted(key)?;
-        self.count_read(live.is_some());
-        if live.is_some() {
-            self.touch(hash_key(key));
-        }
-        Ok(live)
+        // The one-pass read of `lookup_with`, copying the value out.
+        self.lookup_with(key, |v, m| Entry {
+            value: v.to_vec(),
+            expires_at_ms: m.expires_at_ms,
+            modified_at_ms: m.modified_at_ms,
+            version: m.version,
+        })
     }
 
     /// Counts a hit or a miss on this thread's stripe, adding the stripe to the shared counter
     /// once it holds a batch.
+    #[inline]
     fn count_read(&self, hit: bool) {
         let h = self.lock_file.state();
         // The thread's id without a thread-local lookup (in a shared library such as the PHP
@@ -1080,10 +1090,16 @@ impl Inner {
     ) -> Result<Option<R>> {
         let hash = hash_key(key);
         let h = self.lock_file.state();
-        let found = self.read(|| {
+        h.prefetch_access(crate::lock_file::access_bucket(hash));
+        // The result goes here rather than through `read`'s return value: what passes through
+        // the retry loop is then only `Result<()>`'s tag, not the (large) error type wrapped
+        // around the caller's result, moved through each layer.
+        let mut out = None;
+        self.read(|| {
+            out = None;
             // A read-only handle: the journal's writes, replayed in memory, come first.
             if let Some(decided) = self.ro_view().and_then(|v| v.lookup(key)) {
-                return Ok(decided.filter(index::is_live).map(|e| {
+                out = decided.filter(index::is_live).map(|e| {
                     let meta = EntryMeta {
                         value_len: e.value.len() as u64,
                         expires_at_ms: e.expires_at_ms,
@@ -1091,28 +1107,30 @@ impl Inner {
                         version: e.version,
                     };
                     f(&e.value, &meta)
-                }));
+                });
+                return Ok(());
             }
             // The probe and the read in one pass: a slot whose tag matches is checked in its
             // block in place (header, key, then the checksum of the matching entry), so the
             // header is decoded and the key compared once, not once by a probe and again by the
-            // read.
+            // read. All of it under one SIGBUS guard (a view of the mapping), not one per word.
             let idx = h.live_index.load(Acquire);
             let slots = h.index_slots.load(Acquire);
-            let mask = slots - 1;
-            let mut i = hash & mask;
-            for _ in 0..slots {
-                let slot = self.map.load_u64(slot_at(idx, i))?;
-                i = (i + 1) & mask;
-                if slot == SLOT_EMPTY {
-                    return Ok(None);
-                }
-                if slot == SLOT_TOMBSTONE || slot_tag(slot) != slot_tag(hash) {
-                    continue;
-                }
-                let off = slot_offset(slot);
-                let block = class_size(slot_class(slot));
-                let seen = self.map.with_slice(off, block as usize, |b| {
+            self.map.with_view(|m| {
+                let mask = slots.wrapping_sub(1);
+                let mut i = hash & mask;
+                for _ in 0..slots {
+                    let slot = m.load_u64(slot_at(idx, i))?;
+                    i = (i + 1) & mask;
+                    if slot == SLOT_EMPTY {
+                        return Ok(());
+                    }
+                    if slot == SLOT_TOMBSTONE || slot_tag(slot) != slot_tag(hash) {
+                        continue;
+                    }
+                    let off = slot_offset(slot);
+                    let block = class_size(slot_class(slot));
+                    let b = m.bytes(off, block as usize)?;
                     let eh = EntryHeader::decode(&b[..ENTRY_HEADER]);
                     if eh.total_len() > block {
                         let kind = CorruptKind::EntryTooLong {
@@ -1125,7 +1143,7 @@ impl Inner {
                     let value_at = ENTRY_HEADER + key.len();
                     if eh.key_len as usize != key.len() || &b[ENTRY_HEADER..value_at] != key {
                         // Another key with the same tag: probe on.
-                        return Ok(None);
+                        continue;
                     }
                     let meta = EntryMeta {
                         value_len: eh.val_len as u64,
@@ -1134,7 +1152,7 @@ impl Inner {
                         version: eh.version,
                     };
                     if meta.expires_at_ms != 0 && meta.expires_at_ms <= now_ms() {
-                        return Ok(Some(None));
+                        return Ok(());
                     }
                     let end = value_at + eh.val_len as usize;
                     // The checksum proves the bytes belong together, so the key just compared
@@ -1144,14 +1162,13 @@ impl Inner {
                         let kind = CorruptKind::EntryChecksum { at: off };
                         return Err(Error::corrupt(&self.path, kind));
                     }
-                    Ok(Some(Some(f(&b[value_at..end], &meta))))
-                })??;
-                if let Some(found) = seen {
-                    return Ok(found);
+                    out = Some(f(&b[value_at..end], &meta));
+                    return Ok(());
                 }
-            }
-            Ok(None)
+                Ok(())
+            })?
         })?;
+        let found = out;
         self.count_read(found.is_some());
         if found.is_some() {
             self.touch(hash);
@@ -1161,6 +1178,7 @@ impl Inner {
 
     /// A hit on the key of `hash`: referenced for the eviction hand, counted in its bucket's
     /// hits and access time (lock file only: a read never writes the data file).
+    #[inline]
     fn touch(&self, hash: u64) {
         let now_s = coarse_now_s();
         self.lock_file
@@ -1695,6 +1713,7 @@ impl Store {
     /// True once a flush of this handle failed: it refuses every write with
     /// [`Error::Poisoned`] for the rest of its life, and only a new handle (opened after this one
     /// is dropped) recovers the store from its journal.
+    #[inline]
     pub fn is_poisoned(&self) -> bool {
         self.inner.check_poison().is_err()
     }

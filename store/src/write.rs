@@ -32,7 +32,7 @@
 //! proof that the map's writing methods, the journal's append and the lock file's free lists ask
 //! for: a write without the lock does not compile.
 
-use crate::alloc::Block;
+use crate::apply::Planned;
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::index;
@@ -75,7 +75,14 @@ impl LockHeld {
 thread_local! {
     /// Stores whose write lock this thread holds (to refuse re-entry instead of deadlocking).
     static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The buffer the last journal record was encoded in, reused by the next commit so that a
+    /// put allocates nothing for its record.
+    static RECORD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
+
+/// The largest record buffer a thread keeps between commits: one large value's record is not
+/// held for the thread's whole life.
+const RECORD_KEEP: usize = 64 << 10;
 
 /// Holding the cross-process write lock: the stages that change the store (alloc, apply,
 /// checkpoint, index rebuild, recovery) are its methods. It reads everything else through the
@@ -280,7 +287,11 @@ impl WriteTxn<'_> {
         // 3.3 Journal append; if it fails, the blocks go back and nothing was applied.
         let lsn = h.next_lsn.load(Relaxed);
         let epoch = h.journal_epoch.load(Relaxed);
-        let record = journal::encode_record(epoch, lsn, ops);
+        // Encoded into this thread's buffer, kept from the last commit. A commit that finds it
+        // taken (nested in this one, which cannot happen while it holds it) or gone (from another
+        // thread-local's destructor) uses a new one.
+        let mut record = RECORD.try_with(Cell::take).unwrap_or_default();
+        journal::encode_record_into(&mut record, epoch, lsn, ops);
         let pos = h.journal_pos.load(Relaxed);
         let at = journal_half_base(self.journal.size, epoch) + pos;
         if outer {
@@ -294,18 +305,21 @@ impl WriteTxn<'_> {
                 self.undo_active.set(false);
                 self.set_stage(lock_file::STAGE_NONE);
             }
-            for b in blocks {
+            for b in blocks.iter() {
                 self.push(b.at, b.class)?;
             }
             return Err(e);
         }
+        let record_len = record.len() as u64;
+        if record.capacity() <= RECORD_KEEP {
+            let _ = RECORD.try_with(|c| c.set(record));
+        }
         h.last_record[0].store(at + 1, Relaxed);
         h.last_record[1].store(lsn, Relaxed);
-        h.journal_pos.store(pos + record.len() as u64, Relaxed);
+        h.journal_pos.store(pos + record_len, Relaxed);
         h.next_lsn.store(lsn + 1, Relaxed);
         // 3.4 Apply into the planned blocks and the live index.
-        self.apply(lsn, ops, &blocks)?;
-        self.note_written(ops);
+        self.apply(lsn, ops, &blocks, true)?;
         // 3.5 Publish as written: the next group commit flushes up to here.
         h.written_lsn.store(lsn, Release);
         if outer {
@@ -386,7 +400,7 @@ impl WriteTxn<'_> {
 
     /// Allocates the transaction's blocks, making room when needed: expired entries go, a
     /// checkpoint frees what was deleted since the last one, and free space is coalesced.
-    fn plan_with_room(&self, ops: &[Op]) -> Result<Vec<Block>> {
+    fn plan_with_room(&self, ops: &[Op]) -> Result<Planned> {
         self.growth_refused.set(false);
         for attempt in 0..3 {
             if let Some(blocks) = self.plan_blocks(ops)? {
@@ -553,6 +567,7 @@ impl Inner {
     pub(crate) fn after_commit(&self, lsn: u64) -> Result<()> {
         self.wait_as_asked(lsn)?;
         self.maybe_flush();
+        self.wake_prefaulter();
         self.pace();
         Ok(())
     }

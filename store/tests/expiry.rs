@@ -54,16 +54,22 @@ fn a_store_full_of_expired_entries_beyond_the_bounded_sweep_still_takes_writes()
         .index_slots(1 << 18);
     let store = Store::open(dir.path().join("s.db"), opts).unwrap();
     let value = [7u8; 2000];
-    let soon = now_ms() + 300;
+    // Long enough for the fill to end before anything expires even on a loaded machine (once
+    // entries expire, the fill makes room from them and would never end).
+    let soon = now_ms() + 3000;
     let mut n = 0u32;
     while store
         .put_with_expiry(format!("old-{n}").as_bytes(), &value, soon)
         .is_ok()
     {
         n += 1;
+        assert!(
+            now_ms() < soon,
+            "the fill outlasted its entries' expiry ({n} stored)"
+        );
     }
     assert!(n > 4000, "{n}");
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis((soon + 100).saturating_sub(now_ms())));
     for i in 0..n {
         if let Err(e) = store.put(format!("new-{i}").as_bytes(), &value) {
             panic!("new-{i}: {e} {:?}", store.stats().unwrap());

@@ -1,0 +1,235 @@
+//! The write faults of the blocks writers fill next, taken on the checkpoint thread.
+//!
+//! Each checkpoint's flush (`msync`) write-protects every page it writes back, and the pending
+//! ring hands out freed blocks at scattered addresses: without this, most puts of an overwrite
+//! workload take a write fault (the filesystem's `page_mkwrite`), a few microseconds on the
+//! writer's path. The handle's checkpoint thread takes them first, for the next `WINDOW`
+//! reusable blocks of the ring, with `MADV_POPULATE_WRITE` (no byte changes). Only pages the
+//! running flush has already passed, or any with no flush running: a page made writable ahead
+//! of the flush would be written back by it, protected again, and fault once more. The ring is
+//! read without the write lock: a stale position only costs a useless populate (SPEC.md §2.4).
+
+use crate::format::*;
+use crate::store::Inner;
+use std::sync::atomic::Ordering::*;
+
+/// How many reusable blocks ahead of the ring's head the checkpoint thread keeps writable; a
+/// writer wakes it when less than half of that is left. A few tens of milliseconds of puts:
+/// blocks made writable but not filled before the next freeze are written back once for
+/// nothing, so the window stays short.
+pub(crate) const WINDOW: u64 = 4096;
+
+impl Inner {
+    /// Where the thread goes on from in the ring: where it stopped, unless the head passed it or
+    /// the ring was emptied since (its counters then start again from 0).
+    fn prefault_start(&self, head: u64, free_to: u64) -> u64 {
+        match self.prefaulted_to.load(Relaxed) {
+            done if done < head || done > free_to => head,
+            done => done,
+        }
+    }
+
+    /// After a commit, outside the write lock: wakes the checkpoint thread (starting it in this
+    /// process if the handle wants one) when the reusable blocks ahead of the ring's head that
+    /// it has not made writable reach half a window.
+    pub(crate) fn wake_prefaulter(&self) {
+        if self.ephemeral || !self.checkpointer.wanted() {
+            return;
+        }
+        let (head, free_to) = self.lock_file.state().reusable_span();
+        let want = free_to.min(head + WINDOW);
+        if want >= self.prefault_start(head, free_to) + WINDOW / 2 {
+            if let Some(t) = self.checkpointer.own_thread() {
+                t.unpark();
+            }
+        }
+    }
+
+    /// On the handle's checkpoint thread only (elsewhere it would just move the faults): makes
+    /// the pages of the next reusable blocks writable.
+    pub(crate) fn prefault_ahead(&self) {
+        let mine = self.checkpointer.running_here();
+        if self.ephemeral || mine.is_none_or(|t| t.id() != std::thread::current().id()) {
+            return;
+        }
+        let h = self.lock_file.state();
+        let (head, free_to) = h.reusable_span();
+        let end = free_to.min(head + WINDOW);
+        let mut pos = self.prefault_start(head, free_to);
+        let passed = self.flushed_up_to();
+        // Below the heap's end only: past it a compaction may have punched the file out, and
+        // making such a page writable would allocate it on the disk again for nothing.
+        let heap_end = self.map.len().min(h.heap_end());
+        let mut last_page = u64::MAX;
+        while pos < end {
+            let s = h.ring_at(pos);
+            pos += 1;
+            let (off, class) = (slot_offset(s), slot_class(s));
+            if (class as usize) >= CLASSES {
+                continue;
+            }
+            // Up to a page from the block's start: an entry fills its block from the start,
+            // and the rest of a large block (a whole old index copy, say) may never be written.
+            let len = class_size(class).min(PAGE);
+            if off < HEAP_START || off + len > heap_end || !passed(off, len) {
+                continue;
+            }
+            if off / PAGE != last_page || (off + len - 1) / PAGE != last_page {
+                self.map.prefault_write(off, len);
+                last_page = (off + len - 1) / PAGE;
+            }
+        }
+        // Blocks skipped because the flush had not passed them yet are left to the writer: going
+        // back for them would rescan the window at every wake while another process flushes.
+        self.prefaulted_to.store(end, Relaxed);
+    }
+
+    /// Whether a block lies where the running flush has already written back (every block,
+    /// with no flush running): the flush goes through the heap in file order but skips the
+    /// live index copy (`flush_frozen`), and publishes how many bytes it has done.
+    fn flushed_up_to(&self) -> impl Fn(u64, u64) -> bool {
+        let h = self.lock_file.state();
+        let due = self.flush_due();
+        let (total, done) = (h.flush_total.load(Acquire), h.flush_done.load(Acquire));
+        let live = h.live_index.load(Relaxed);
+        let live_end = live + index_block_len(h.index_slots.load(Relaxed));
+        move |off, size| {
+            if !due {
+                return true;
+            }
+            let end = off + size;
+            let at = if end <= live {
+                end.saturating_sub(HEAP_START)
+            } else if off >= live_end {
+                live.saturating_sub(HEAP_START) + (end - live_end)
+            } else {
+                return false;
+            };
+            total > 0 && at <= done
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::format::*;
+    use crate::{Durability, Options, Store};
+    use std::sync::atomic::Ordering::*;
+    use std::time::{Duration, Instant};
+
+    /// Minor page faults this thread has taken.
+    fn thread_faults() -> i64 {
+        // SAFETY: getrusage writes only into the struct passed, which outlives the call.
+        unsafe {
+            let mut u: libc::rusage = std::mem::zeroed();
+            assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut u), 0);
+            u.ru_minflt
+        }
+    }
+
+    /// While a flush runs, only blocks it has already written back count as passed, counting
+    /// its progress through the heap without the live index copy; with none running, all do.
+    #[test]
+    fn only_blocks_behind_the_running_flush_are_made_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options::default()
+            .durability(Durability::None)
+            .index_slots(1 << 12);
+        let store = Store::open(dir.path().join("s.db"), opts).unwrap();
+        for i in 0..2000u64 {
+            store.put(format!("k{i}").as_bytes(), &[1u8; 100]).unwrap();
+        }
+        let inner = store.inner();
+        let h = inner.lock_file.state();
+        let txn = inner.lock().unwrap();
+        txn.settle().unwrap();
+        assert!(inner.flushed_up_to()(HEAP_START, 64), "no flush running");
+        txn.freeze().unwrap();
+        let live = h.live_index.load(Relaxed);
+        let live_end = live + index_block_len(h.index_slots.load(Relaxed));
+        let before_live = live - HEAP_START;
+        assert!(
+            !inner.flushed_up_to()(HEAP_START, 64),
+            "the flush has not started"
+        );
+        // The flush as if it had written back everything before the live copy and one page
+        // after it.
+        h.flush_total.store(before_live + 10 * PAGE, Relaxed);
+        h.flush_done.store(before_live + PAGE, Relaxed);
+        let passed = inner.flushed_up_to();
+        assert!(passed(HEAP_START, 64));
+        assert!(passed(live - 64, 64));
+        assert!(!passed(live, 64), "the live copy is never flushed");
+        assert!(passed(live_end + PAGE - 64, 64));
+        assert!(!passed(live_end + PAGE - 64, 128), "reaches past the flush");
+        assert!(!passed(live_end + 2 * PAGE, 64));
+        txn.settle().unwrap();
+        assert!(inner.flushed_up_to()(live_end + 2 * PAGE, 64), "flush done");
+    }
+
+    /// After a checkpoint's flush write-protected the heap, overwrites fill blocks freed at
+    /// scattered addresses: the checkpoint thread has made their pages writable first, so the
+    /// writer faults (almost) only on its journal pages, where it would fault about once per put.
+    #[test]
+    fn writers_fill_reused_blocks_without_write_faults() {
+        const KEYS: u64 = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options::default()
+            .durability(Durability::None)
+            .background_checkpoints(true)
+            // No checkpoint of its own during the timed puts: its flush would write-protect
+            // the pages again.
+            .journal_size(64 << 20)
+            .index_slots(1 << 16);
+        let store = Store::open(dir.path().join("s.db"), opts).unwrap();
+        let value = [7u8; 200];
+        // Overwrites in a scattered order: the ring then holds blocks all over the heap.
+        let scattered = |i: u64| format!("k{}", i.wrapping_mul(7919) % KEYS);
+        for round in 0..2 {
+            for i in 0..KEYS {
+                let k = if round == 0 {
+                    format!("k{i}")
+                } else {
+                    scattered(i)
+                };
+                store.put(k.as_bytes(), &value).unwrap();
+            }
+        }
+        let inner = store.inner();
+        {
+            // A checkpoint whose flush write-protects every page and whose completion makes the
+            // overwritten blocks reusable (left in the ring, not linked into free lists).
+            let txn = inner.lock().unwrap();
+            txn.settle().unwrap();
+            txn.freeze().unwrap();
+            txn.settle().unwrap();
+        }
+        let h = inner.lock_file.state();
+        let (head, free_to) = h.reusable_span();
+        assert!(
+            free_to - head >= super::WINDOW,
+            "{} reusable blocks",
+            free_to - head
+        );
+        inner.wake_prefaulter();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while inner.prefaulted_to.load(Relaxed) < head + super::WINDOW {
+            assert!(
+                Instant::now() < deadline,
+                "the checkpoint thread never prefaulted"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let puts = super::WINDOW as i64 / 2;
+        let before = thread_faults();
+        for i in 0..puts as u64 {
+            store.put(scattered(i).as_bytes(), &value).unwrap();
+        }
+        let faults = thread_faults() - before;
+        assert!(
+            faults * 4 < puts,
+            "{faults} page faults in {puts} puts into reused blocks"
+        );
+        assert_eq!(store.get(scattered(0).as_bytes()).unwrap().unwrap(), value);
+    }
+}
