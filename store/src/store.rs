@@ -1698,6 +1698,8 @@ impl Store {
         if let Some(ro) = &self.inner.ro {
             // No shared counters: the usage is counted from the view (SPEC.md §6.8).
             (s.entries, s.used_bytes, s.index_tombstones) = ro.usage(&self.inner)?;
+            // Nor a shared LSN: the records after the checkpoint are those the view replayed.
+            s.journal_records = ro.info().journal_records;
             // The counters of the processes using the store, when it is in use and its lock file
             // readable: hits and misses are theirs (plus this handle's own).
             if let Some(c) = crate::readonly::shared_counters(&self.inner) {

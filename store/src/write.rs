@@ -539,7 +539,8 @@ impl Inner {
     /// while a checkpoint is in flight).
     pub(crate) fn cycle_records(&self) -> u64 {
         let h = self.lock_file.state();
-        (h.next_lsn.load(Relaxed) - 1).saturating_sub(h.ckpt_lsn.load(Relaxed))
+        // Saturating: a read-only handle's private state has no LSN (0).
+        (h.next_lsn.load(Relaxed).saturating_sub(1)).saturating_sub(h.ckpt_lsn.load(Relaxed))
     }
 
     /// Records in the journal half being written: since the frozen LSN while a checkpoint is in
