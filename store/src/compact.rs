@@ -8,8 +8,8 @@
 //!
 //! 1. **Line.** A checkpoint first (its flush runs without the write lock), then, from the live
 //!    index read under the lock, the lowest offset `line` such that the live entries at or above
-//!    it fit in the free space below it (and no index copy lies above it: those move only with
-//!    an index rebuild).
+//!    it fit in the free space below it (index copies count as used where they lie; those
+//!    above the line move in step 3).
 //! 2. **Moves.** The entries above the line are written again, highest first, in journaled
 //!    batches under the write lock (one record a batch): the same key, value, expiry and
 //!    modification time, in a block below the line (`WriteTxn::alloc_below`). To a reader
@@ -20,8 +20,13 @@
 //!    line (so writers stop taking tail blocks) and lists the entries writers placed past the
 //!    line meanwhile, which are moved in batches and another round runs; once they are few,
 //!    one hold moves them, makes sure nothing durable or waiting for a checkpoint uses a block
-//!    past the line (a checkpoint under the lock if something does), lowers the heap's end to
-//!    the line and freezes the checkpoint that records it.
+//!    past the line (a checkpoint under the lock if something does). Then, once, if the index
+//!    copies lie higher than needed, that hold moves them down to just past the entries' end
+//!    (the live copy copied with readers held off, the checkpoint copies refilled whole by the
+//!    next two checkpoints) and freezes a checkpoint naming the new places, and the rounds go
+//!    on: the old places are named by the durable superblock until that checkpoint is durable,
+//!    so the heap's end is lowered past them only in a later round. The final hold lowers the
+//!    heap's end to the top of what is used and freezes the checkpoint that records it.
 //! 4. **Punch** the file from the heap's end (rounded up to a 1 MiB chunk) to its length, a
 //!    slice at a time under the write lock, never below the heap's end at that moment nor below
 //!    any superblock's on disk or in flight.
@@ -41,7 +46,7 @@ use crate::journal::Op;
 use crate::store::{Inner, Store};
 use crate::write::WriteTxn;
 use std::borrow::Cow;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::{Duration, Instant};
 
 /// The granularity of holes: a compaction punches whole chunks, and the heap's bump gives real
@@ -76,6 +81,9 @@ pub struct CompactReport {
     pub entries: u64,
     /// Entries written again lower in the file.
     pub moved: u64,
+    /// Index copies moved down into the room the moves emptied (0 to 3): they no longer hold
+    /// the heap's end up.
+    pub index_copies_moved: u32,
     /// The heap's end afterwards: the file's disk blocks past it (rounded up to 1 MiB) were
     /// given back.
     pub heap_end: u64,
@@ -303,6 +311,13 @@ fn timing(stage: &str, since: Instant) {
     }
 }
 
+/// What the durable checkpoint uses: its index copies and the end of its highest entry.
+struct DurableUse {
+    copies: [u64; 3],
+    slots: u64,
+    entries_top: u64,
+}
+
 /// What one batch of moves did.
 struct Moved {
     seen: usize,
@@ -311,30 +326,50 @@ struct Moved {
 }
 
 /// The lowest line such that the entries at or above it fit, with slack, in the free space
-/// below it, and no index copy lies above it. `used` is sorted by offset.
+/// below it. `used` is sorted by offset. Index copies count as used where they lie, but do not
+/// hold the line up: those at or above it move down to just past the entries that stay, once
+/// nothing else lies there (`plan_copies`).
 fn choose_line(used: &[Used], heap_end: u64) -> u64 {
-    let total: u64 = used.iter().map(|u| u.len).sum();
-    // Nothing below the last index copy's end can be the line.
-    let floor = used
-        .iter()
-        .filter(|u| u.slot == 0)
-        .map(|u| u.at + u.len)
-        .max()
-        .unwrap_or(HEAP_START);
-    let mut below = 0u64;
+    let total: u64 = used.iter().filter(|u| u.slot != 0).map(|u| u.len).sum();
+    let (mut below, mut entries_below) = (0u64, 0u64);
     for u in used {
-        if u.at >= floor {
+        if u.slot != 0 {
             let free = u.at - HEAP_START - below;
-            if total - below <= free - free / SLACK_DIV {
+            if total - entries_below <= free - free / SLACK_DIV {
                 return u.at;
             }
+            entries_below += u.len;
         }
         below += u.len;
     }
-    used.last()
-        .map_or(floor, |u| u.at + u.len)
-        .max(floor)
+    used.iter()
+        .filter(|u| u.slot != 0)
+        .map(|u| u.at + u.len)
+        .max()
+        .unwrap_or(HEAP_START)
         .min(heap_end)
+}
+
+/// Where the three index copies (`copies`, each `len` long) go: each, lowest first, to the
+/// lowest place at or above `from` that overlaps neither a copy's current place (a durable
+/// superblock still names those until the next checkpoint) nor a place chosen before, when
+/// that is lower than where it lies; otherwise it stays.
+fn plan_copies(copies: [u64; 3], len: u64, from: u64) -> [u64; 3] {
+    let mut order = [0usize, 1, 2];
+    order.sort_unstable_by_key(|&i| copies[i]);
+    let mut taken: Vec<(u64, u64)> = copies.iter().map(|&c| (c, c + len)).collect();
+    let mut dest = copies;
+    for i in order {
+        let mut d = from;
+        while let Some(&(_, end)) = taken.iter().find(|&&(a, b)| a < d + len && d < b) {
+            d = end;
+        }
+        if d < copies[i] {
+            dest[i] = d;
+            taken.push((d, d + len));
+        }
+    }
+    dest
 }
 
 impl Store {
@@ -352,9 +387,10 @@ impl Store {
     /// without the lock. A crash at any moment leaves a whole store: each batch is a journaled
     /// write, and no block is released before a superblock records the lower end.
     ///
-    /// Index copies are not moved: the heap cannot shrink below the highest one. To shrink the
-    /// files themselves, use [`compact_rewrite`](Self::compact_rewrite) when no other process
-    /// has the store open.
+    /// The three index copies move down too, to just past the entries that stay
+    /// ([`CompactReport::index_copies_moved`]); they keep their size (sized for the store's
+    /// largest count). To shrink the files themselves and size the index for the live data,
+    /// use [`compact_rewrite`](Self::compact_rewrite) when no other process has the store open.
     ///
     /// # Errors
     ///
@@ -419,7 +455,11 @@ impl Store {
         // waiting for a checkpoint uses a block past the line, lowers the heap's end, and
         // freezes the checkpoint that records it.
         let mut line = line;
-        for round in 1.. {
+        // Whether the index copies were moved down already (once per compaction).
+        let (mut copies_moved, mut index_copies_moved) = (false, 0);
+        let mut round = 0;
+        loop {
+            round += 1;
             inner.checkpoint_behind(&mut hold)?;
             inner.flush_before_write()?;
             let t = Instant::now();
@@ -428,7 +468,11 @@ impl Store {
             txn.drain_reclaimable(line)?;
             txn.purge_free_lists(line)?;
             let used = txn.used_blocks()?;
-            let all_top = used.iter().map(|u| u.at + u.len).max();
+            let entries_top = used
+                .iter()
+                .filter(|u| u.slot != 0)
+                .map(|u| u.at + u.len)
+                .max();
             let mut above: Vec<Used> = used
                 .into_iter()
                 .filter(|u| u.at + u.len > line && u.slot != 0)
@@ -471,44 +515,79 @@ impl Store {
                 left = &left[m.seen..];
             }
             timing("stragglers moved", t);
-            // No durable state may use a block past the line, and every freed block past it
-            // must be in a list before the purge: if one still waits for a checkpoint, or was
-            // moved just now, or the durable state uses one, a checkpoint under the lock settles
-            // all (small: the round's checkpoint just ran).
-            let durable_top = if pending_above || !slots.is_empty() {
-                u64::MAX
+            // No durable state may use a block past the line but the index copies the live
+            // state uses too, and every freed block past it must be in a list before the purge:
+            // if one still waits for a checkpoint, or was moved just now, or the durable state
+            // uses one (an entry, or copies an index rebuild has replaced since), a checkpoint
+            // under the lock settles all (small: the round's checkpoint just ran).
+            let durable = if pending_above || !slots.is_empty() {
+                None
             } else {
-                txn.durable_heap()?.1
+                Some(txn.durable_use()?)
             };
-            let checkpointed = durable_top > line;
+            let checkpointed = durable.as_ref().is_none_or(|d| {
+                d.entries_top > line
+                    || d.copies != txn.live_copies()
+                    || d.slots != h.index_slots.load(Relaxed)
+            });
             if checkpointed {
                 txn.checkpoint()?;
             }
             txn.drain_reclaimable(line)?;
             timing("checkpoint", t);
-            // Whatever could not move, an index copy a rebuild placed high, or a block the
-            // durable checkpoint still names sets the line (after a checkpoint here, the live
-            // state is the durable one).
-            let live_top = match checkpointed || !slots.is_empty() {
-                true => txn.used_blocks()?.iter().map(|u| u.at + u.len).max(),
-                false => all_top,
-            };
-            let durable_top = if checkpointed {
-                HEAP_START
-            } else {
-                durable_top
-            };
-            line = line
-                .max(live_top.unwrap_or(HEAP_START))
-                .max(durable_top)
-                .min(h.heap_end());
-            // Free blocks past the new end leave their lists. Readers never reach them: they
-            // left the live index before the checkpoint whose completion released them, with
-            // `seq` odd.
             if checkpointed {
                 // Its reclaim put every released block, past the line too, in a list.
                 txn.purge_free_lists(line)?;
             }
+            // Whatever entry could not move, or a block the durable checkpoint still names, sets
+            // the entries' end (after a checkpoint here, the live state is the durable one).
+            let entries_top = match checkpointed || !slots.is_empty() {
+                true => txn
+                    .used_blocks()?
+                    .iter()
+                    .filter(|u| u.slot != 0)
+                    .map(|u| u.at + u.len)
+                    .max(),
+                false => entries_top,
+            };
+            let durable_top = durable.map_or(HEAP_START, |d| d.entries_top);
+            let entries_end = line
+                .max(entries_top.unwrap_or(HEAP_START))
+                .max(durable_top)
+                .min(h.heap_end());
+            // From `line` up, nothing is used (live, durable, free or waiting) but the index
+            // copies, which the live and the durable state share. Copies lying higher than
+            // needed move down to just past the entries' end, in this hold; the superblock of
+            // the checkpoint frozen here names their new places, and another round lowers the
+            // heap's end once a checkpoint made them durable (the old places are free then).
+            let copy_len = index_block_len(h.index_slots.load(Relaxed));
+            let copies = txn.live_copies();
+            let top = |c: &[u64; 3]| c.iter().map(|&c| c + copy_len).max().unwrap_or(HEAP_START);
+            if !copies_moved {
+                let dest = plan_copies(copies, copy_len, entries_end);
+                if top(&dest) < top(&copies) {
+                    if txn.in_flight() {
+                        // Frozen by a move's commit: its target must not move under it. What
+                        // its completion releases past the line leaves the lists again.
+                        txn.settle()?;
+                        txn.drain_reclaimable(line)?;
+                        txn.purge_free_lists(line)?;
+                    }
+                    index_copies_moved = txn.move_copies(dest)?;
+                    timing("index copies moved", t);
+                    txn.freeze()?;
+                    drop(txn);
+                    hold(t);
+                    copies_moved = true;
+                    round = 0;
+                    continue;
+                }
+            }
+            line = entries_end.max(top(&copies)).min(h.heap_end());
+            // Free blocks between the entries' line and the heap's new end leave their lists
+            // until the next rebuild of the free lists (they were purged above). Readers never
+            // reach the blocks past it: they left the live index before the checkpoint whose
+            // completion released them, with `seq` odd.
             timing("free lists purged", t);
             h.set_heap_end(txn.held(), line);
             // The superblock records the lower end before any block past it is released (a
@@ -552,6 +631,7 @@ impl Store {
         Ok(CompactReport {
             entries: self.stats()?.entries,
             moved,
+            index_copies_moved,
             heap_end: line,
             bytes_before,
             bytes_after: disk_bytes(self.path()),
@@ -584,17 +664,12 @@ impl Inner {
 }
 
 impl WriteTxn<'_> {
-    /// The durable superblock's heap end, and the end of the highest block its state uses (its
-    /// index copies and the entries of its durable copy).
-    fn durable_heap(&self) -> Result<(u64, u64)> {
+    /// The durable superblock's three index copies (the two checkpoint copies, then the live
+    /// one) and the end of the highest entry block its durable copy names.
+    fn durable_use(&self) -> Result<DurableUse> {
         let sb = self.durable_superblock()?;
-        let copy = index_block_len(sb.index_slots);
-        let mut top = [sb.index[0], sb.index[1], sb.live]
-            .iter()
-            .map(|&at| at + copy)
-            .max()
-            .unwrap_or(HEAP_START);
         let durable = sb.index[sb.durable_copy as usize];
+        let mut entries_top = HEAP_START;
         let mut chunk = vec![0u8; 64 << 10];
         let mut first = 0;
         while first < sb.index_slots {
@@ -604,14 +679,59 @@ impl WriteTxn<'_> {
             for word in buf.chunks_exact(8) {
                 let s = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
                 if slot_is_entry(s) {
-                    top = top.max(slot_offset(s) + class_size(slot_class(s)));
+                    entries_top = entries_top.max(slot_offset(s) + class_size(slot_class(s)));
                 }
             }
             first += n;
         }
-        Ok((sb.heap_end, top))
+        Ok(DurableUse {
+            copies: [sb.index[0], sb.index[1], sb.live],
+            slots: sb.index_slots,
+            entries_top,
+        })
     }
 
+    /// The live state's three index copies (the two checkpoint copies, then the live one).
+    fn live_copies(&self) -> [u64; 3] {
+        let h = self.lock_file.state();
+        [
+            h.index[0].load(Relaxed),
+            h.index[1].load(Relaxed),
+            h.live_index.load(Relaxed),
+        ]
+    }
+
+    /// Moves the index copies to `dest` (as `live_copies` orders them; a copy whose place is
+    /// unchanged stays). No checkpoint may be in flight, and nothing may use the new places.
+    /// The old places are left in no list: the durable superblock names them until the next
+    /// checkpoint, and they lie past the heap's end once it is lowered.
+    fn move_copies(&self, dest: [u64; 3]) -> Result<u32> {
+        debug_assert!(!self.in_flight());
+        let h = self.lock_file.state();
+        let now = self.live_copies();
+        let slots = h.index_slots.load(Relaxed);
+        // A checkpoint copy's bytes matter only once a checkpoint has written it: it gets a new
+        // place, and the next two checkpoints copy every page into the checkpoint copies (the
+        // first into its target, the second into the other).
+        for k in 0..2 {
+            if dest[k] != now[k] {
+                h.index[k].store(dest[k], Relaxed);
+                crate::checkpoint::mark_whole_index(h, slots);
+            }
+        }
+        // The live copy is read without the lock: it is copied whole with readers held off, so
+        // a lock-free read that started on the old place starts over on the new one. The dirty
+        // bitmaps count pages from the copy's start, so they stay right.
+        if dest[2] != now[2] {
+            self.exclude_readers(|| -> Result<()> {
+                self.map
+                    .copy(self.held(), now[2], dest[2], index_len(slots))?;
+                h.live_index.store(dest[2], Release);
+                Ok(())
+            })?;
+        }
+        Ok((0..3).filter(|&k| dest[k] != now[k]).count() as u32)
+    }
     /// The superblock of the durable checkpoint (the adopted epoch's).
     fn durable_superblock(&self) -> Result<Superblock> {
         let epoch = self.lock_file.state().epoch.load(Relaxed);
