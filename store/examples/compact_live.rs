@@ -136,7 +136,7 @@ fn main() -> Result<(), apcdb::Error> {
     };
     let (c1, took) = (unix_ns(), t.elapsed());
     let after = du(&path);
-    let files = apcdb::Paths::new(&path).all().map(|f| du_file(f));
+    let files = apcdb::Paths::new(&path).all().map(du_file);
     std::thread::sleep(Duration::from_secs(5));
     drop(child.stdin.take());
     let (mut worst, mut puts) = ([0u64; 3], 0);
