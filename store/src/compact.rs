@@ -20,7 +20,9 @@
 //!    line (so writers stop taking tail blocks) and lists the entries writers placed past the
 //!    line meanwhile, which are moved in batches and another round runs; once they are few,
 //!    one hold moves them, makes sure nothing durable or waiting for a checkpoint uses a block
-//!    past the line (a checkpoint under the lock if something does). Then, once, if the index
+//!    past the line (a checkpoint under the lock if something does); an entry that finds no room
+//!    below the line (writers used the slack) raises it over the free runs just past it
+//!    (`raise_line`). Then, if the index
 //!    copies lie higher than needed, that hold moves them down to just past the entries' end
 //!    (the live copy copied with readers held off, the checkpoint copies refilled whole by the
 //!    next two checkpoints) and freezes a checkpoint naming the new places, and the rounds go
@@ -59,6 +61,10 @@ const MOVE_BATCH: usize = 256;
 /// Rounds of moving what writers placed past the line before the last one moves the rest in
 /// one hold, however many they are.
 const STRAGGLER_ROUNDS: u32 = 6;
+/// Passes that move index copies down, at most (each costs two checkpoints that copy the
+/// checkpoint copies whole). Usually one does; a second helps when a copy's old place was in the
+/// way, or when a writer's index rebuild placed new copies at the heap's end meanwhile.
+const COPY_PASSES: u32 = 3;
 /// The line leaves this share of the free space below it unused, so that entries whose size
 /// fits no hole exactly still find room.
 const SLACK_DIV: u64 = 8;
@@ -81,8 +87,8 @@ pub struct CompactReport {
     pub entries: u64,
     /// Entries written again lower in the file.
     pub moved: u64,
-    /// Index copies moved down into the room the moves emptied (0 to 3): they no longer hold
-    /// the heap's end up.
+    /// Index copies moved down into the room the moves emptied (usually 3, once each): they no
+    /// longer hold the heap's end up.
     pub index_copies_moved: u32,
     /// The heap's end afterwards: the file's disk blocks past it (rounded up to 1 MiB) were
     /// given back.
@@ -318,6 +324,13 @@ struct DurableUse {
     entries_top: u64,
 }
 
+/// With `APCDB_COMPACT_TIMING` set, prints `what`.
+fn timing_note(what: &str) {
+    if std::env::var_os("APCDB_COMPACT_TIMING").is_some() {
+        eprintln!("compact: {what}");
+    }
+}
+
 /// What one batch of moves did.
 struct Moved {
     seen: usize,
@@ -455,8 +468,8 @@ impl Store {
         // waiting for a checkpoint uses a block past the line, lowers the heap's end, and
         // freezes the checkpoint that records it.
         let mut line = line;
-        // Whether the index copies were moved down already (once per compaction).
-        let (mut copies_moved, mut index_copies_moved) = (false, 0);
+        // Passes that moved index copies down, and copies moved.
+        let (mut copy_passes, mut index_copies_moved) = (0, 0);
         let mut round = 0;
         loop {
             round += 1;
@@ -466,8 +479,11 @@ impl Store {
             let txn = inner.lock()?;
             txn.settle()?;
             txn.drain_reclaimable(line)?;
+            timing("round's drain", t);
             txn.purge_free_lists(line)?;
+            timing("round's purge", t);
             let used = txn.used_blocks()?;
+            timing("round's index walk", t);
             let entries_top = used
                 .iter()
                 .filter(|u| u.slot != 0)
@@ -505,12 +521,28 @@ impl Store {
                 continue;
             }
             // The final hold (nothing left past the line, or the last round).
-            let mut left = &slots[..];
+            let mut left = &above[..];
             while !left.is_empty() {
-                let m = txn.move_below(&left[..left.len().min(MOVE_BATCH)], line)?;
+                let batch: Vec<u64> = left[..left.len().min(MOVE_BATCH)]
+                    .iter()
+                    .map(|u| u.slot)
+                    .collect();
+                let m = txn.move_below(&batch, line)?;
                 moved += m.moved;
                 if m.stuck {
-                    break;
+                    // Writers filled the room below the line since it was chosen: the free runs
+                    // just past it become free blocks below a higher line, and the moves go on
+                    // (those already moved are skipped: their slot changed).
+                    let need = left.iter().map(|u| u.len).sum::<u64>();
+                    match txn.raise_line(line, need, &above)? {
+                        Some(higher) => {
+                            line = higher;
+                            let rest = left.iter().position(|u| u.at + u.len <= line);
+                            left = &left[..rest.unwrap_or(left.len())];
+                            continue;
+                        }
+                        None => break,
+                    }
                 }
                 left = &left[m.seen..];
             }
@@ -563,9 +595,23 @@ impl Store {
             let copy_len = index_block_len(h.index_slots.load(Relaxed));
             let copies = txn.live_copies();
             let top = |c: &[u64; 3]| c.iter().map(|&c| c + copy_len).max().unwrap_or(HEAP_START);
-            if !copies_moved {
+            if std::env::var_os("APCDB_COMPACT_TIMING").is_some() {
+                eprintln!(
+                    "compact: line {line}, entries end {entries_end} (live {entries_top:?}, \
+                     durable {durable_top}, checkpointed {checkpointed}, stragglers {}), copies \
+                     {copies:?} of {copy_len}, heap end {}",
+                    slots.len(),
+                    h.heap_end()
+                );
+            }
+            if copy_passes < COPY_PASSES {
                 let dest = plan_copies(copies, copy_len, entries_end);
-                if top(&dest) < top(&copies) {
+                // Worth a pass when the highest copy's end comes down, or a copy goes down by
+                // its length at least (the old places it leaves may let a later pass bring the
+                // highest one down).
+                let worth =
+                    top(&dest) < top(&copies) || (0..3).any(|k| dest[k] + copy_len <= copies[k]);
+                if worth {
                     if txn.in_flight() {
                         // Frozen by a move's commit: its target must not move under it. What
                         // its completion releases past the line leaves the lists again.
@@ -573,12 +619,12 @@ impl Store {
                         txn.drain_reclaimable(line)?;
                         txn.purge_free_lists(line)?;
                     }
-                    index_copies_moved = txn.move_copies(dest)?;
+                    index_copies_moved += txn.move_copies(dest)?;
                     timing("index copies moved", t);
                     txn.freeze()?;
                     drop(txn);
                     hold(t);
-                    copies_moved = true;
+                    copy_passes += 1;
                     round = 0;
                     continue;
                 }
@@ -689,6 +735,53 @@ impl WriteTxn<'_> {
             slots: sb.index_slots,
             entries_top,
         })
+    }
+
+    /// Gives the free runs just past `line` to the free lists, lowest first, until they hold
+    /// `need` bytes and an eighth more, and returns the line past the last of them (None if there
+    /// is none). A run is free when no live entry (`above`: every entry past the line, as the
+    /// live index named them in this hold), no index copy and no block waiting for a checkpoint
+    /// lies in it: past the line, the free lists and the released blocks were emptied in this
+    /// hold, and whatever the durable checkpoint names is live or waiting.
+    fn raise_line(&self, line: u64, need: u64, above: &[Used]) -> Result<Option<u64>> {
+        let h = self.lock_file.state();
+        let copy_len = index_block_len(h.index_slots.load(Relaxed));
+        let mut busy: Vec<(u64, u64)> = above.iter().map(|u| (u.at, u.at + u.len)).collect();
+        busy.extend(self.live_copies().iter().map(|&c| (c, c + copy_len)));
+        busy.extend((0..h.pending_count()).map(|i| {
+            let s = h.pending(i);
+            (slot_offset(s), slot_offset(s) + class_size(slot_class(s)))
+        }));
+        busy.retain(|&(_, end)| end > line);
+        busy.sort_unstable();
+        timing_note(&format!(
+            "raise: {} above, {} pending, {} busy past the line",
+            above.len(),
+            h.pending_count(),
+            busy.len()
+        ));
+        let want = need + need / 7;
+        let end = h.heap_end();
+        let (mut at, mut given, mut new_line) = (line, 0, None);
+        for (from, to) in busy.into_iter().chain(std::iter::once((end, end))) {
+            if given >= want || at >= end {
+                break;
+            }
+            // Only as much of a run as is wanted: the rest stays past the line.
+            let gap_end = from
+                .min(end)
+                .min(at + (want - given).next_multiple_of(BLOCK_ALIGN));
+            if gap_end > at {
+                self.carve(BlockOffset(at), gap_end - at)?;
+                given += gap_end - at;
+                new_line = Some(gap_end);
+            }
+            at = at.max(to);
+        }
+        timing_note(&format!(
+            "line raised from {line} to {new_line:?} for {need} bytes: {given} given"
+        ));
+        Ok(new_line)
     }
 
     /// The live state's three index copies (the two checkpoint copies, then the live one).
