@@ -61,6 +61,8 @@ const MOVE_BATCH: usize = 256;
 /// Rounds of moving what writers placed past the line before the last one moves the rest in
 /// one hold, however many they are.
 const STRAGGLER_ROUNDS: u32 = 6;
+/// Tries to take the write lock with nothing left to flush (`lock_flushed`).
+const FLUSH_TRIES: u32 = 4;
 /// Passes that move index copies down, at most (each costs two checkpoints that copy the
 /// checkpoint copies whole). Usually one does; a second helps when a copy's old place was in the
 /// way, or when a writer's index rebuild placed new copies at the heap's end meanwhile.
@@ -474,10 +476,7 @@ impl Store {
         loop {
             round += 1;
             inner.checkpoint_behind(&mut hold)?;
-            inner.flush_before_write()?;
-            let t = Instant::now();
-            let txn = inner.lock()?;
-            txn.settle()?;
+            let (txn, t) = inner.lock_flushed()?;
             txn.drain_reclaimable(line)?;
             timing("round's drain", t);
             txn.purge_free_lists(line)?;
@@ -691,21 +690,34 @@ impl Inner {
     /// its flush runs without it, while writers go on (SPEC.md §5). `hold` is told each hold.
     fn checkpoint_behind(&self, hold: &mut impl FnMut(Instant)) -> Result<()> {
         // Someone else's frozen checkpoint first, without the lock.
-        self.copy_and_flush(true)?;
-        let t = Instant::now();
-        {
-            let txn = self.lock()?;
-            txn.settle()?;
-            txn.freeze()?;
-        }
+        let (txn, t) = self.lock_flushed()?;
+        txn.freeze()?;
+        drop(txn);
         hold(t);
-        self.copy_and_flush(true)?;
-        let t = Instant::now();
-        let txn = self.lock()?;
-        txn.settle()?;
+        let (txn, t) = self.lock_flushed()?;
         drop(txn);
         hold(t);
         Ok(())
+    }
+
+    /// The write lock, with no checkpoint in flight left to flush, and when the lock was taken:
+    /// a checkpoint frozen since (writers freeze one when their journal half fills) is copied and
+    /// flushed without the lock first, so that the hold only completes it. A few tries, as
+    /// writers may freeze the next one meanwhile; the last settles under the lock.
+    fn lock_flushed(&self) -> Result<(WriteTxn<'_>, Instant)> {
+        for _ in 0..FLUSH_TRIES {
+            self.copy_and_flush(true)?;
+            let t = Instant::now();
+            let txn = self.lock()?;
+            if !txn.flush_due() {
+                txn.settle()?;
+                return Ok((txn, t));
+            }
+        }
+        let t = Instant::now();
+        let txn = self.lock()?;
+        txn.settle()?;
+        Ok((txn, t))
     }
 }
 
