@@ -752,11 +752,22 @@ impl WriteTxn<'_> {
     /// Gives the free runs just past `line` to the free lists, lowest first, until they hold
     /// `need` bytes and an eighth more, and returns the line past the last of them (None if there
     /// is none). A run is free when no live entry (`above`: every entry past the line, as the
-    /// live index named them in this hold), no index copy and no block waiting for a checkpoint
-    /// lies in it: past the line, the free lists and the released blocks were emptied in this
-    /// hold, and whatever the durable checkpoint names is live or waiting.
+    /// live index named them in this hold, whose moves only allocate below it), no index copy
+    /// and no block waiting for a checkpoint lies in it: past the line, the free lists and the
+    /// released blocks are emptied here, and whatever the durable checkpoint names is live or
+    /// waiting.
     fn raise_line(&self, line: u64, need: u64, above: &[Used]) -> Result<Option<u64>> {
+        // The moves' own commits may have completed a checkpoint and linked some of the blocks
+        // it released, past the line too (`reclaim_some`, an index rebuild's allocation): out of
+        // the lists again, so that no run given below is also a listed block.
         let h = self.lock_file.state();
+        if h.pending_overflowed() {
+            // Some freed blocks are in no list and not in the ring either: a run cannot be known
+            // to be free.
+            return Ok(None);
+        }
+        self.drain_reclaimable(line)?;
+        self.purge_free_lists(line)?;
         let copy_len = index_block_len(h.index_slots.load(Relaxed));
         let mut busy: Vec<(u64, u64)> = above.iter().map(|u| (u.at, u.at + u.len)).collect();
         busy.extend(self.live_copies().iter().map(|&c| (c, c + copy_len)));
