@@ -8,8 +8,8 @@
 //!
 //! 1. **Line.** A checkpoint first (its flush runs without the write lock), then, from the live
 //!    index read under the lock, the lowest offset `line` such that the live entries at or above
-//!    it fit in the free space below it (and no index copy lies above it: those move only with
-//!    an index rebuild).
+//!    it fit in the free space below it (index copies count as used where they lie; those
+//!    above the line move in step 3).
 //! 2. **Moves.** The entries above the line are written again, highest first, in journaled
 //!    batches under the write lock (one record a batch): the same key, value, expiry and
 //!    modification time, in a block below the line (`WriteTxn::alloc_below`). To a reader
@@ -20,8 +20,15 @@
 //!    line (so writers stop taking tail blocks) and lists the entries writers placed past the
 //!    line meanwhile, which are moved in batches and another round runs; once they are few,
 //!    one hold moves them, makes sure nothing durable or waiting for a checkpoint uses a block
-//!    past the line (a checkpoint under the lock if something does), lowers the heap's end to
-//!    the line and freezes the checkpoint that records it.
+//!    past the line (a checkpoint under the lock if something does); an entry that finds no room
+//!    below the line (writers used the slack) raises it over the free runs just past it
+//!    (`raise_line`). Then, if the index
+//!    copies lie higher than needed, that hold moves them down to just past the entries' end
+//!    (the live copy copied with readers held off, the checkpoint copies refilled whole by the
+//!    next two checkpoints) and freezes a checkpoint naming the new places, and the rounds go
+//!    on: the old places are named by the durable superblock until that checkpoint is durable,
+//!    so the heap's end is lowered past them only in a later round. The final hold lowers the
+//!    heap's end to the top of what is used and freezes the checkpoint that records it.
 //! 4. **Punch** the file from the heap's end (rounded up to a 1 MiB chunk) to its length, a
 //!    slice at a time under the write lock, never below the heap's end at that moment nor below
 //!    any superblock's on disk or in flight.
@@ -41,7 +48,7 @@ use crate::journal::Op;
 use crate::store::{Inner, Store};
 use crate::write::WriteTxn;
 use std::borrow::Cow;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::time::{Duration, Instant};
 
 /// The granularity of holes: a compaction punches whole chunks, and the heap's bump gives real
@@ -54,6 +61,12 @@ const MOVE_BATCH: usize = 256;
 /// Rounds of moving what writers placed past the line before the last one moves the rest in
 /// one hold, however many they are.
 const STRAGGLER_ROUNDS: u32 = 6;
+/// Tries to take the write lock with nothing left to flush (`lock_flushed`).
+const FLUSH_TRIES: u32 = 4;
+/// Passes that move index copies down, at most (each costs two checkpoints that copy the
+/// checkpoint copies whole). Usually one does; a second helps when a copy's old place was in the
+/// way, or when a writer's index rebuild placed new copies at the heap's end meanwhile.
+const COPY_PASSES: u32 = 3;
 /// The line leaves this share of the free space below it unused, so that entries whose size
 /// fits no hole exactly still find room.
 const SLACK_DIV: u64 = 8;
@@ -76,6 +89,9 @@ pub struct CompactReport {
     pub entries: u64,
     /// Entries written again lower in the file.
     pub moved: u64,
+    /// Index copies moved down into the room the moves emptied (usually 3, once each): they no
+    /// longer hold the heap's end up.
+    pub index_copies_moved: u32,
     /// The heap's end afterwards: the file's disk blocks past it (rounded up to 1 MiB) were
     /// given back.
     pub heap_end: u64,
@@ -303,6 +319,20 @@ fn timing(stage: &str, since: Instant) {
     }
 }
 
+/// What the durable checkpoint uses: its index copies and the end of its highest entry.
+struct DurableUse {
+    copies: [u64; 3],
+    slots: u64,
+    entries_top: u64,
+}
+
+/// With `APCDB_COMPACT_TIMING` set, prints `what`.
+fn timing_note(what: &str) {
+    if std::env::var_os("APCDB_COMPACT_TIMING").is_some() {
+        eprintln!("compact: {what}");
+    }
+}
+
 /// What one batch of moves did.
 struct Moved {
     seen: usize,
@@ -311,30 +341,50 @@ struct Moved {
 }
 
 /// The lowest line such that the entries at or above it fit, with slack, in the free space
-/// below it, and no index copy lies above it. `used` is sorted by offset.
+/// below it. `used` is sorted by offset. Index copies count as used where they lie, but do not
+/// hold the line up: those at or above it move down to just past the entries that stay, once
+/// nothing else lies there (`plan_copies`).
 fn choose_line(used: &[Used], heap_end: u64) -> u64 {
-    let total: u64 = used.iter().map(|u| u.len).sum();
-    // Nothing below the last index copy's end can be the line.
-    let floor = used
-        .iter()
-        .filter(|u| u.slot == 0)
-        .map(|u| u.at + u.len)
-        .max()
-        .unwrap_or(HEAP_START);
-    let mut below = 0u64;
+    let total: u64 = used.iter().filter(|u| u.slot != 0).map(|u| u.len).sum();
+    let (mut below, mut entries_below) = (0u64, 0u64);
     for u in used {
-        if u.at >= floor {
+        if u.slot != 0 {
             let free = u.at - HEAP_START - below;
-            if total - below <= free - free / SLACK_DIV {
+            if total - entries_below <= free - free / SLACK_DIV {
                 return u.at;
             }
+            entries_below += u.len;
         }
         below += u.len;
     }
-    used.last()
-        .map_or(floor, |u| u.at + u.len)
-        .max(floor)
+    used.iter()
+        .filter(|u| u.slot != 0)
+        .map(|u| u.at + u.len)
+        .max()
+        .unwrap_or(HEAP_START)
         .min(heap_end)
+}
+
+/// Where the three index copies (`copies`, each `len` long) go: each, lowest first, to the
+/// lowest place at or above `from` that overlaps neither a copy's current place (a durable
+/// superblock still names those until the next checkpoint) nor a place chosen before, when
+/// that is lower than where it lies; otherwise it stays.
+fn plan_copies(copies: [u64; 3], len: u64, from: u64) -> [u64; 3] {
+    let mut order = [0usize, 1, 2];
+    order.sort_unstable_by_key(|&i| copies[i]);
+    let mut taken: Vec<(u64, u64)> = copies.iter().map(|&c| (c, c + len)).collect();
+    let mut dest = copies;
+    for i in order {
+        let mut d = from;
+        while let Some(&(_, end)) = taken.iter().find(|&&(a, b)| a < d + len && d < b) {
+            d = end;
+        }
+        if d < copies[i] {
+            dest[i] = d;
+            taken.push((d, d + len));
+        }
+    }
+    dest
 }
 
 impl Store {
@@ -352,9 +402,10 @@ impl Store {
     /// without the lock. A crash at any moment leaves a whole store: each batch is a journaled
     /// write, and no block is released before a superblock records the lower end.
     ///
-    /// Index copies are not moved: the heap cannot shrink below the highest one. To shrink the
-    /// files themselves, use [`compact_rewrite`](Self::compact_rewrite) when no other process
-    /// has the store open.
+    /// The three index copies move down too, to just past the entries that stay
+    /// ([`CompactReport::index_copies_moved`]); they keep their size (sized for the store's
+    /// largest count). To shrink the files themselves and size the index for the live data,
+    /// use [`compact_rewrite`](Self::compact_rewrite) when no other process has the store open.
     ///
     /// # Errors
     ///
@@ -419,16 +470,24 @@ impl Store {
         // waiting for a checkpoint uses a block past the line, lowers the heap's end, and
         // freezes the checkpoint that records it.
         let mut line = line;
-        for round in 1.. {
+        // Passes that moved index copies down, and copies moved.
+        let (mut copy_passes, mut index_copies_moved) = (0, 0);
+        let mut round = 0;
+        loop {
+            round += 1;
             inner.checkpoint_behind(&mut hold)?;
-            inner.flush_before_write()?;
-            let t = Instant::now();
-            let txn = inner.lock()?;
-            txn.settle()?;
+            let (txn, t) = inner.lock_flushed()?;
             txn.drain_reclaimable(line)?;
+            timing("round's drain", t);
             txn.purge_free_lists(line)?;
+            timing("round's purge", t);
             let used = txn.used_blocks()?;
-            let all_top = used.iter().map(|u| u.at + u.len).max();
+            timing("round's index walk", t);
+            let entries_top = used
+                .iter()
+                .filter(|u| u.slot != 0)
+                .map(|u| u.at + u.len)
+                .max();
             let mut above: Vec<Used> = used
                 .into_iter()
                 .filter(|u| u.at + u.len > line && u.slot != 0)
@@ -461,54 +520,119 @@ impl Store {
                 continue;
             }
             // The final hold (nothing left past the line, or the last round).
-            let mut left = &slots[..];
+            let mut left = &above[..];
             while !left.is_empty() {
-                let m = txn.move_below(&left[..left.len().min(MOVE_BATCH)], line)?;
+                let batch: Vec<u64> = left[..left.len().min(MOVE_BATCH)]
+                    .iter()
+                    .map(|u| u.slot)
+                    .collect();
+                let m = txn.move_below(&batch, line)?;
                 moved += m.moved;
                 if m.stuck {
-                    break;
+                    // Writers filled the room below the line since it was chosen: the free runs
+                    // just past it become free blocks below a higher line, and the moves go on
+                    // (those already moved are skipped: their slot changed).
+                    let need = left.iter().map(|u| u.len).sum::<u64>();
+                    match txn.raise_line(line, need, &above)? {
+                        Some(higher) => {
+                            line = higher;
+                            let rest = left.iter().position(|u| u.at + u.len <= line);
+                            left = &left[..rest.unwrap_or(left.len())];
+                            continue;
+                        }
+                        None => break,
+                    }
                 }
                 left = &left[m.seen..];
             }
             timing("stragglers moved", t);
-            // No durable state may use a block past the line, and every freed block past it
-            // must be in a list before the purge: if one still waits for a checkpoint, or was
-            // moved just now, or the durable state uses one, a checkpoint under the lock settles
-            // all (small: the round's checkpoint just ran).
-            let durable_top = if pending_above || !slots.is_empty() {
-                u64::MAX
+            // No durable state may use a block past the line but the index copies the live
+            // state uses too, and every freed block past it must be in a list before the purge:
+            // if one still waits for a checkpoint, or was moved just now, or the durable state
+            // uses one (an entry, or copies an index rebuild has replaced since), a checkpoint
+            // under the lock settles all (small: the round's checkpoint just ran).
+            let durable = if pending_above || !slots.is_empty() {
+                None
             } else {
-                txn.durable_heap()?.1
+                Some(txn.durable_use()?)
             };
-            let checkpointed = durable_top > line;
+            let checkpointed = durable.as_ref().is_none_or(|d| {
+                d.entries_top > line
+                    || d.copies != txn.live_copies()
+                    || d.slots != h.index_slots.load(Relaxed)
+            });
             if checkpointed {
                 txn.checkpoint()?;
             }
             txn.drain_reclaimable(line)?;
             timing("checkpoint", t);
-            // Whatever could not move, an index copy a rebuild placed high, or a block the
-            // durable checkpoint still names sets the line (after a checkpoint here, the live
-            // state is the durable one).
-            let live_top = match checkpointed || !slots.is_empty() {
-                true => txn.used_blocks()?.iter().map(|u| u.at + u.len).max(),
-                false => all_top,
-            };
-            let durable_top = if checkpointed {
-                HEAP_START
-            } else {
-                durable_top
-            };
-            line = line
-                .max(live_top.unwrap_or(HEAP_START))
-                .max(durable_top)
-                .min(h.heap_end());
-            // Free blocks past the new end leave their lists. Readers never reach them: they
-            // left the live index before the checkpoint whose completion released them, with
-            // `seq` odd.
             if checkpointed {
                 // Its reclaim put every released block, past the line too, in a list.
                 txn.purge_free_lists(line)?;
             }
+            // Whatever entry could not move, or a block the durable checkpoint still names, sets
+            // the entries' end (after a checkpoint here, the live state is the durable one).
+            let entries_top = match checkpointed || !slots.is_empty() {
+                true => txn
+                    .used_blocks()?
+                    .iter()
+                    .filter(|u| u.slot != 0)
+                    .map(|u| u.at + u.len)
+                    .max(),
+                false => entries_top,
+            };
+            let durable_top = durable.map_or(HEAP_START, |d| d.entries_top);
+            let entries_end = line
+                .max(entries_top.unwrap_or(HEAP_START))
+                .max(durable_top)
+                .min(h.heap_end());
+            // From `line` up, nothing is used (live, durable, free or waiting) but the index
+            // copies, which the live and the durable state share. Copies lying higher than
+            // needed move down to just past the entries' end, in this hold; the superblock of
+            // the checkpoint frozen here names their new places, and another round lowers the
+            // heap's end once a checkpoint made them durable (the old places are free then).
+            let copy_len = index_block_len(h.index_slots.load(Relaxed));
+            let copies = txn.live_copies();
+            let top = |c: &[u64; 3]| c.iter().map(|&c| c + copy_len).max().unwrap_or(HEAP_START);
+            if std::env::var_os("APCDB_COMPACT_TIMING").is_some() {
+                eprintln!(
+                    "compact: line {line}, entries end {entries_end} (live {entries_top:?}, \
+                     durable {durable_top}, checkpointed {checkpointed}, stragglers {}), copies \
+                     {copies:?} of {copy_len}, heap end {}",
+                    slots.len(),
+                    h.heap_end()
+                );
+            }
+            if copy_passes < COPY_PASSES {
+                let dest = plan_copies(copies, copy_len, entries_end);
+                // Worth a pass when the highest copy's end comes down, or a copy goes down by
+                // its length at least (the old places it leaves may let a later pass bring the
+                // highest one down).
+                let worth =
+                    top(&dest) < top(&copies) || (0..3).any(|k| dest[k] + copy_len <= copies[k]);
+                if worth {
+                    if txn.in_flight() {
+                        // Frozen by a move's commit: its target must not move under it. What
+                        // its completion releases past the line leaves the lists again.
+                        txn.settle()?;
+                        txn.drain_reclaimable(line)?;
+                        txn.purge_free_lists(line)?;
+                    }
+                    index_copies_moved += txn.move_copies(dest)?;
+                    timing("index copies moved", t);
+                    txn.freeze()?;
+                    drop(txn);
+                    hold(t);
+                    copy_passes += 1;
+                    round = 0;
+                    continue;
+                }
+            }
+            line = entries_end.max(top(&copies)).min(h.heap_end());
+            // Free blocks between the entries' line and the heap's new end leave their lists
+            // until the next rebuild of the free lists (they were purged above). Readers never
+            // reach the blocks past it: they left the live index before the checkpoint whose
+            // completion released them, with `seq` odd.
             timing("free lists purged", t);
             h.set_heap_end(txn.held(), line);
             // The superblock records the lower end before any block past it is released (a
@@ -552,6 +676,7 @@ impl Store {
         Ok(CompactReport {
             entries: self.stats()?.entries,
             moved,
+            index_copies_moved,
             heap_end: line,
             bytes_before,
             bytes_after: disk_bytes(self.path()),
@@ -565,36 +690,44 @@ impl Inner {
     /// its flush runs without it, while writers go on (SPEC.md §5). `hold` is told each hold.
     fn checkpoint_behind(&self, hold: &mut impl FnMut(Instant)) -> Result<()> {
         // Someone else's frozen checkpoint first, without the lock.
-        self.copy_and_flush(true)?;
-        let t = Instant::now();
-        {
-            let txn = self.lock()?;
-            txn.settle()?;
-            txn.freeze()?;
-        }
+        let (txn, t) = self.lock_flushed()?;
+        txn.freeze()?;
+        drop(txn);
         hold(t);
-        self.copy_and_flush(true)?;
-        let t = Instant::now();
-        let txn = self.lock()?;
-        txn.settle()?;
+        let (txn, t) = self.lock_flushed()?;
         drop(txn);
         hold(t);
         Ok(())
     }
+
+    /// The write lock, with no checkpoint in flight left to flush, and when the lock was taken:
+    /// a checkpoint frozen since (writers freeze one when their journal half fills) is copied and
+    /// flushed without the lock first, so that the hold only completes it. A few tries, as
+    /// writers may freeze the next one meanwhile; the last settles under the lock.
+    fn lock_flushed(&self) -> Result<(WriteTxn<'_>, Instant)> {
+        for _ in 0..FLUSH_TRIES {
+            self.copy_and_flush(true)?;
+            let t = Instant::now();
+            let txn = self.lock()?;
+            if !txn.flush_due() {
+                txn.settle()?;
+                return Ok((txn, t));
+            }
+        }
+        let t = Instant::now();
+        let txn = self.lock()?;
+        txn.settle()?;
+        Ok((txn, t))
+    }
 }
 
 impl WriteTxn<'_> {
-    /// The durable superblock's heap end, and the end of the highest block its state uses (its
-    /// index copies and the entries of its durable copy).
-    fn durable_heap(&self) -> Result<(u64, u64)> {
+    /// The durable superblock's three index copies (the two checkpoint copies, then the live
+    /// one) and the end of the highest entry block its durable copy names.
+    fn durable_use(&self) -> Result<DurableUse> {
         let sb = self.durable_superblock()?;
-        let copy = index_block_len(sb.index_slots);
-        let mut top = [sb.index[0], sb.index[1], sb.live]
-            .iter()
-            .map(|&at| at + copy)
-            .max()
-            .unwrap_or(HEAP_START);
         let durable = sb.index[sb.durable_copy as usize];
+        let mut entries_top = HEAP_START;
         let mut chunk = vec![0u8; 64 << 10];
         let mut first = 0;
         while first < sb.index_slots {
@@ -604,14 +737,117 @@ impl WriteTxn<'_> {
             for word in buf.chunks_exact(8) {
                 let s = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
                 if slot_is_entry(s) {
-                    top = top.max(slot_offset(s) + class_size(slot_class(s)));
+                    entries_top = entries_top.max(slot_offset(s) + class_size(slot_class(s)));
                 }
             }
             first += n;
         }
-        Ok((sb.heap_end, top))
+        Ok(DurableUse {
+            copies: [sb.index[0], sb.index[1], sb.live],
+            slots: sb.index_slots,
+            entries_top,
+        })
     }
 
+    /// Gives the free runs just past `line` to the free lists, lowest first, until they hold
+    /// `need` bytes and an eighth more, and returns the line past the last of them (None if there
+    /// is none). A run is free when no live entry (`above`: every entry past the line, as the
+    /// live index named them in this hold, whose moves only allocate below it), no index copy
+    /// and no block waiting for a checkpoint lies in it: past the line, the free lists and the
+    /// released blocks are emptied here, and whatever the durable checkpoint names is live or
+    /// waiting.
+    fn raise_line(&self, line: u64, need: u64, above: &[Used]) -> Result<Option<u64>> {
+        // The moves' own commits may have completed a checkpoint and linked some of the blocks
+        // it released, past the line too (`reclaim_some`, an index rebuild's allocation): out of
+        // the lists again, so that no run given below is also a listed block.
+        let h = self.lock_file.state();
+        if h.pending_overflowed() {
+            // Some freed blocks are in no list and not in the ring either: a run cannot be known
+            // to be free.
+            return Ok(None);
+        }
+        self.drain_reclaimable(line)?;
+        self.purge_free_lists(line)?;
+        let copy_len = index_block_len(h.index_slots.load(Relaxed));
+        let mut busy: Vec<(u64, u64)> = above.iter().map(|u| (u.at, u.at + u.len)).collect();
+        busy.extend(self.live_copies().iter().map(|&c| (c, c + copy_len)));
+        busy.extend((0..h.pending_count()).map(|i| {
+            let s = h.pending(i);
+            (slot_offset(s), slot_offset(s) + class_size(slot_class(s)))
+        }));
+        busy.retain(|&(_, end)| end > line);
+        busy.sort_unstable();
+        timing_note(&format!(
+            "raise: {} above, {} pending, {} busy past the line",
+            above.len(),
+            h.pending_count(),
+            busy.len()
+        ));
+        let want = need + need / 7;
+        let end = h.heap_end();
+        let (mut at, mut given, mut new_line) = (line, 0, None);
+        for (from, to) in busy.into_iter().chain(std::iter::once((end, end))) {
+            if given >= want || at >= end {
+                break;
+            }
+            // Only as much of a run as is wanted: the rest stays past the line.
+            let gap_end = from
+                .min(end)
+                .min(at + (want - given).next_multiple_of(BLOCK_ALIGN));
+            if gap_end > at {
+                self.carve(BlockOffset(at), gap_end - at)?;
+                given += gap_end - at;
+                new_line = Some(gap_end);
+            }
+            at = at.max(to);
+        }
+        timing_note(&format!(
+            "line raised from {line} to {new_line:?} for {need} bytes: {given} given"
+        ));
+        Ok(new_line)
+    }
+
+    /// The live state's three index copies (the two checkpoint copies, then the live one).
+    fn live_copies(&self) -> [u64; 3] {
+        let h = self.lock_file.state();
+        [
+            h.index[0].load(Relaxed),
+            h.index[1].load(Relaxed),
+            h.live_index.load(Relaxed),
+        ]
+    }
+
+    /// Moves the index copies to `dest` (as `live_copies` orders them; a copy whose place is
+    /// unchanged stays). No checkpoint may be in flight, and nothing may use the new places.
+    /// The old places are left in no list: the durable superblock names them until the next
+    /// checkpoint, and they lie past the heap's end once it is lowered.
+    fn move_copies(&self, dest: [u64; 3]) -> Result<u32> {
+        debug_assert!(!self.in_flight());
+        let h = self.lock_file.state();
+        let now = self.live_copies();
+        let slots = h.index_slots.load(Relaxed);
+        // A checkpoint copy's bytes matter only once a checkpoint has written it: it gets a new
+        // place, and the next two checkpoints copy every page into the checkpoint copies (the
+        // first into its target, the second into the other).
+        for k in 0..2 {
+            if dest[k] != now[k] {
+                h.index[k].store(dest[k], Relaxed);
+                crate::checkpoint::mark_whole_index(h, slots);
+            }
+        }
+        // The live copy is read without the lock: it is copied whole with readers held off, so
+        // a lock-free read that started on the old place starts over on the new one. The dirty
+        // bitmaps count pages from the copy's start, so they stay right.
+        if dest[2] != now[2] {
+            self.exclude_readers(|| -> Result<()> {
+                self.map
+                    .copy(self.held(), now[2], dest[2], index_len(slots))?;
+                h.live_index.store(dest[2], Release);
+                Ok(())
+            })?;
+        }
+        Ok((0..3).filter(|&k| dest[k] != now[k]).count() as u32)
+    }
     /// The superblock of the durable checkpoint (the adopted epoch's).
     fn durable_superblock(&self) -> Result<Superblock> {
         let epoch = self.lock_file.state().epoch.load(Relaxed);

@@ -141,7 +141,8 @@ pub struct LockState {
     /// Readers' validation counter: odd while the live index may not be trusted (recovery,
     /// reuse of freed blocks, index rebuild). Readers retry when it changed under them.
     pub seq: AtomicU64,
-    /// Offset of the live index copy (it never moves, except when the index is rebuilt), and
+    /// Offset of the live index copy (it moves only in an index rebuild or a compaction, with
+    /// `seq` odd), and
     /// the copies' size in slots.
     pub live_index: AtomicU64,
     pub index_slots: AtomicU64,
