@@ -1,7 +1,9 @@
 //! Durable (Sync) random overwrites of a loaded store, each put timed: throughput, p50/p99/p99.9,
 //! worst, and checkpoints. The store (KEYS keys of 24 bytes, 150-byte values) is loaded in DIR
 //! on the first run and reused after, so runs of two builds can alternate on stores of their own.
-//! `APCDB_BG=1` gives the handle a background checkpoint thread (as the bench's handles have).
+//! `APCDB_BG=1` gives the handle a background checkpoint thread (as the bench's handles have);
+//! `APCDB_JOURNAL_MB=N` creates the store with a journal of N MiB (the bench's stores: 1 GiB
+//! `max_size`, so a 64 MiB journal by default).
 //! `cargo run --release -p apcdb --example sync_overwrite -- DIR KEYS SECS [sync|none]`
 use apcdb::{Durability, Options, Store};
 use std::time::{Duration, Instant};
@@ -20,7 +22,16 @@ fn main() {
     let v = [7u8; 150];
     if !std::path::Path::new(&path).exists() {
         std::fs::create_dir_all(&dir).unwrap();
-        let s = Store::open(&path, Options::default().durability(Durability::None)).unwrap();
+        let mut o = Options::default()
+            .durability(Durability::None)
+            .max_size(1 << 30);
+        if let Some(mb) = std::env::var("APCDB_JOURNAL_MB")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            o = o.journal_size(mb << 20);
+        }
+        let s = Store::open(&path, o).unwrap();
         for k in 0..keys {
             s.put(key(k).as_bytes(), &v).unwrap();
         }
