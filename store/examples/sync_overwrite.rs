@@ -44,6 +44,11 @@ fn main() {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let t = Instant::now();
     let end = t + Duration::from_secs(secs);
+    // Puts made while a checkpoint was in flight (from the freeze, seen as the journal position
+    // going back, to the completion, seen as the count moving), apart from the others.
+    let (mut during, mut outside) = (Vec::new(), Vec::new());
+    let st = s.stats().unwrap();
+    let (mut pos, mut done, mut in_flight) = (st.journal_used, st.checkpoints, false);
     while Instant::now() < end {
         for _ in 0..16 {
             x ^= x << 13;
@@ -51,7 +56,30 @@ fn main() {
             x ^= x << 17;
             let t0 = Instant::now();
             s.put(key(x % keys).as_bytes(), &v).unwrap();
-            lat.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+            let l = t0.elapsed().as_nanos().min(u32::MAX as u128) as u32;
+            lat.push(l);
+            let st = s.stats().unwrap();
+            in_flight = (in_flight || st.journal_used < pos) && st.checkpoints == done;
+            (pos, done) = (st.journal_used, st.checkpoints);
+            if in_flight {
+                during.push(l)
+            } else {
+                outside.push(l)
+            }
+        }
+    }
+    for (what, l) in [("in flight", &mut during), ("outside", &mut outside)] {
+        l.sort_unstable();
+        if let Some(&m) = l.last() {
+            let q = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)] as f64 / 1e3;
+            println!(
+                "  {what}: {} puts  p50 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  max {:.1} ms",
+                l.len(),
+                q(0.5),
+                q(0.99),
+                q(0.999),
+                m as f64 / 1e6
+            );
         }
     }
     let el = t.elapsed().as_secs_f64();

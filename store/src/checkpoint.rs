@@ -44,7 +44,7 @@ pub(crate) const COPY_PER_COMMIT: usize = 2;
 const COPY_PER_SLICE: usize = 16;
 /// The smallest slice of the heap one `msync` of a checkpoint flushes (see `flush_paced`).
 const FLUSH_SLICE_MIN: u64 = 8 << 20;
-/// Paced write-back (`write_back_paced`): how long one `sync_file_range` call should take, about
+/// Paced flush (`in_pieces`): how long one call (a write-back or an `msync`) should take, about
 /// what it adds to a journal `fdatasync` that runs beside it; and the bounds of its range, which
 /// adapts to how many dirty pages the heap holds where.
 const WRITE_BACK_CALL: std::time::Duration = std::time::Duration::from_micros(200);
@@ -457,8 +457,8 @@ impl Inner {
     /// done (`flush_done` of `flush_total`): writers pace themselves against it (SPEC.md §5).
     /// The slices are large (a sixteenth of the whole, at least `FLUSH_SLICE_MIN`) because each
     /// `msync` also flushes the disk's cache once. When durable writers share the disk, the heap
-    /// is first written back in small pieces (`write_back_paced`, the first half of the
-    /// progress), so that the `msync`s find little left to write.
+    /// is instead written back in small pieces, then made durable in small pieces (`in_pieces`,
+    /// each pass half of the progress).
     fn flush_paced(&self, ranges: &[(u64, u64)]) -> Result<()> {
         let h = self.lock_file.state();
         let total: u64 = ranges.iter().map(|r| r.1).sum();
@@ -468,7 +468,10 @@ impl Inner {
         h.flush_total
             .store(if paced { 2 * total } else { total }, Release);
         if paced {
-            self.write_back_paced(ranges)?;
+            // Twice over the heap in small pieces: written back, then made durable (the second
+            // pass writes only the pages written since, and flushes the disk's cache).
+            self.in_pieces(ranges, |off, len| self.map.write_back(off, len))?;
+            return self.in_pieces(ranges, |off, len| self.map.sync(off, len));
         }
         for &(mut off, mut len) in ranges {
             while len > 0 {
@@ -495,24 +498,25 @@ impl Inner {
             || crate::store::now_ms().saturating_sub(last) < DURABLE_WRITERS_MS
     }
 
-    /// Writes `ranges` back ahead of their `msync`, a small piece at a time, so that no more
-    /// than about one `WRITE_BACK_CALL` of write-back is ever queued ahead of a durable
-    /// writer's `fdatasync`: each call's range is doubled after a quick call and halved after a
-    /// slow one (dirty pages are dense in places, absent in others). Publishes its progress as
-    /// the first half of the flush's.
-    fn write_back_paced(&self, ranges: &[(u64, u64)]) -> Result<()> {
+    /// Runs `op` (a write-back or an `msync`) over `ranges` a small piece at a time, so that no
+    /// more than about one `WRITE_BACK_CALL` of write-back is ever queued ahead of a durable
+    /// writer's `fdatasync`: each piece's range is doubled after a quick call and halved after a
+    /// slow one (dirty pages are dense in places, absent in others). Publishes its progress; a
+    /// failure poisons the handle (the pages may count as clean now).
+    fn in_pieces(&self, ranges: &[(u64, u64)], op: impl Fn(u64, u64) -> Result<()>) -> Result<()> {
         let h = self.lock_file.state();
-        let target = WRITE_BACK_CALL;
         let mut step = WRITE_BACK_MIN;
         for &(mut off, mut len) in ranges {
             while len > 0 {
                 let n = len.min(step);
                 let t = std::time::Instant::now();
-                self.map.write_back(off, n).inspect_err(|_| self.poison())?;
+                if !self.ephemeral {
+                    op(off, n).inspect_err(|_| self.poison())?;
+                }
                 let took = t.elapsed();
-                step = if took < target / 2 {
+                step = if took < WRITE_BACK_CALL / 2 {
                     (step * 2).min(WRITE_BACK_MAX)
-                } else if took > target {
+                } else if took > WRITE_BACK_CALL {
                     (step / 2).max(WRITE_BACK_MIN)
                 } else {
                     step
@@ -1030,11 +1034,11 @@ mod tests {
 
     /// The heap is flushed in slices, in file order around the live index copy, and before each
     /// one the flush publishes how much of it is done: what writers pace against. Without
-    /// durable writers the `msync`s do all of it; with them (a `Sync` handle, or a journal
-    /// `fdatasync` within the last second by any handle), the heap is first written back in
-    /// small pieces (`sync_file_range`, no flush), each about `WRITE_BACK_CALL` long, so that a
-    /// writer's `fdatasync` never queues behind much of it, and that counts as the first half
-    /// of the progress; the `msync`s then find little left to write.
+    /// durable writers the `msync`s do all of it, in large slices; with them (a `Sync` handle,
+    /// or a journal `fdatasync` within the last second by any handle), the heap is first written
+    /// back in small pieces (`sync_file_range`, no flush), each about `WRITE_BACK_CALL` long, so
+    /// that a writer's `fdatasync` never queues behind much of it (the first half of the
+    /// progress), then `msync`ed in small pieces too (the second half).
     #[test]
     fn a_checkpoint_flushes_the_heap_in_slices_and_publishes_its_progress() {
         for mode in ["none", "sync", "none, after a sync()"] {
@@ -1090,7 +1094,12 @@ mod tests {
             assert!(seen.len() >= 4, "{mode}: flushed in slices: {seen:?}");
             let base = if paced { heap } else { 0 };
             assert_eq!(check_in_order(&seen, bounds, base, total), heap);
-            assert!(seen.iter().all(|p| p.1 <= heap / 16 + FLUSH_SLICE_MIN));
+            if paced {
+                assert_eq!(seen[0].1, WRITE_BACK_MIN, "{mode}: starts small");
+                assert!(seen.iter().all(|p| p.1 <= WRITE_BACK_MAX), "{seen:?}");
+            } else {
+                assert!(seen.iter().all(|p| p.1 <= heap / 16 + FLUSH_SLICE_MIN));
+            }
             assert_eq!(h.flush_done.load(SeqCst), total);
             // A checkpoint under the write lock (here, completing that one and running the next)
             // never paces: no writer commits until it is done.
