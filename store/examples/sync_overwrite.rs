@@ -1,5 +1,6 @@
 //! Durable (Sync) random overwrites of a loaded store, each put timed: throughput, p50/p99/p99.9,
-//! worst, and checkpoints. The store (KEYS keys of 24 bytes, 150-byte values) is loaded in DIR
+//! worst, and checkpoints; the same for the puts made while a checkpoint was in flight and for
+//! the others, apart. The store (KEYS keys of 24 bytes, 150-byte values) is loaded in DIR
 //! on the first run and reused after, so runs of two builds can alternate on stores of their own.
 //! `APCDB_BG=1` gives the handle a background checkpoint thread (as the bench's handles have);
 //! `APCDB_JOURNAL_MB=N` creates the store with a journal of N MiB (the bench's stores: 1 GiB
