@@ -44,6 +44,14 @@ pub(crate) const COPY_PER_COMMIT: usize = 2;
 const COPY_PER_SLICE: usize = 16;
 /// The smallest slice of the heap one `msync` of a checkpoint flushes (see `flush_paced`).
 const FLUSH_SLICE_MIN: u64 = 8 << 20;
+/// Paced flush (`in_pieces`): how long one call (a write-back or an `msync`) should take, about
+/// what it adds to a journal `fdatasync` that runs beside it; and the bounds of its range, which
+/// adapts to how many dirty pages the heap holds where.
+const WRITE_BACK_CALL: std::time::Duration = std::time::Duration::from_micros(200);
+const WRITE_BACK_MIN: u64 = 64 << 10;
+const WRITE_BACK_MAX: u64 = 16 << 20;
+/// A journal `fdatasync` this recent (by any process) means durable writers share the disk.
+const DURABLE_WRITERS_MS: u64 = 1000;
 
 impl WriteTxn<'_> {
     /// A whole checkpoint of the current state, synchronously. The caller holds the write lock.
@@ -448,13 +456,23 @@ impl Inner {
     /// Flushes `ranges` of the data file in order, a slice at a time, publishing how much is
     /// done (`flush_done` of `flush_total`): writers pace themselves against it (SPEC.md §5).
     /// The slices are large (a sixteenth of the whole, at least `FLUSH_SLICE_MIN`) because each
-    /// `msync` also flushes the disk's cache once.
+    /// `msync` also flushes the disk's cache once. When durable writers share the disk, the heap
+    /// is instead written back in small pieces, then made durable in small pieces (`in_pieces`,
+    /// each pass half of the progress).
     fn flush_paced(&self, ranges: &[(u64, u64)]) -> Result<()> {
         let h = self.lock_file.state();
         let total: u64 = ranges.iter().map(|r| r.1).sum();
         let slice = (total / 16).max(FLUSH_SLICE_MIN).next_multiple_of(PAGE);
+        let paced = self.durable_writers();
         h.flush_done.store(0, Relaxed);
-        h.flush_total.store(total, Release);
+        h.flush_total
+            .store(if paced { 2 * total } else { total }, Release);
+        if paced {
+            // Twice over the heap in small pieces: written back, then made durable (the second
+            // pass writes only the pages written since, and flushes the disk's cache).
+            self.in_pieces(ranges, |off, len| self.map.write_back(off, len))?;
+            return self.in_pieces(ranges, |off, len| self.map.sync(off, len));
+        }
         for &(mut off, mut len) in ranges {
             while len > 0 {
                 let n = len.min(slice);
@@ -462,6 +480,50 @@ impl Inner {
                 h.flush_done.fetch_add(n, Release);
                 // Between slices, the pages the flush has passed that writers fill next.
                 self.prefault_ahead();
+                (off, len) = (off + n, len - n);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether durable writers share the disk with this flush: this handle is `Sync`, or some
+    /// process made the journal durable within the last `DURABLE_WRITERS_MS`. Their
+    /// `fdatasync`s would otherwise queue behind the heap's write-back (SPEC.md §5). Not for a
+    /// flush run under the write lock (a synchronous checkpoint, or a writer that found its half
+    /// full): no writer commits until it is done, so it goes as fast as it can.
+    pub(crate) fn durable_writers(&self) -> bool {
+        if self.write_lock_held_here() {
+            return false;
+        }
+        let last = self.lock_file.state().last_sync_ms.load(Relaxed);
+        self.durability == crate::Durability::Sync
+            || crate::store::now_ms().saturating_sub(last) < DURABLE_WRITERS_MS
+    }
+
+    /// Runs `op` (a write-back or an `msync`) over `ranges` a small piece at a time, so that no
+    /// more than about one `WRITE_BACK_CALL` of write-back is ever queued ahead of a durable
+    /// writer's `fdatasync`: each piece's range is doubled after a quick call and halved after a
+    /// slow one (dirty pages are dense in places, absent in others). Publishes its progress; a
+    /// failure poisons the handle (the pages may count as clean now).
+    fn in_pieces(&self, ranges: &[(u64, u64)], op: impl Fn(u64, u64) -> Result<()>) -> Result<()> {
+        let h = self.lock_file.state();
+        let mut step = WRITE_BACK_MIN;
+        for &(mut off, mut len) in ranges {
+            while len > 0 {
+                let n = len.min(step);
+                let t = std::time::Instant::now();
+                if !self.ephemeral {
+                    op(off, n).inspect_err(|_| self.poison())?;
+                }
+                let took = t.elapsed();
+                step = if took < WRITE_BACK_CALL / 2 {
+                    (step * 2).min(WRITE_BACK_MAX)
+                } else if took > WRITE_BACK_CALL {
+                    (step / 2).max(WRITE_BACK_MIN)
+                } else {
+                    step
+                };
+                h.flush_done.fetch_add(n, Release);
                 (off, len) = (off + n, len - n);
             }
         }
@@ -1024,25 +1086,51 @@ mod tests {
     }
 
     /// Slows every flush of the heap (not the superblocks) by `delay`, and notes the flush's
-    /// published progress as each one starts.
+    /// published progress as each one starts; notes the paced write-back's pieces too.
     struct SlowHeap {
         delay: std::time::Duration,
         store: std::sync::OnceLock<std::sync::Weak<Store>>,
         seen: Mutex<Vec<(u64, u64, u64, u64)>>,
+        written_back: Mutex<Vec<(u64, u64, u64, u64)>>,
+    }
+
+    impl SlowHeap {
+        /// (done, total) of the flush in progress.
+        fn progress(&self) -> (u64, u64) {
+            match self.store.get().and_then(|s| s.upgrade()) {
+                Some(store) => {
+                    let h = store.inner().lock_file.state();
+                    (h.flush_done.load(SeqCst), h.flush_total.load(SeqCst))
+                }
+                None => (0, 0),
+            }
+        }
     }
 
     impl StorageIo for SlowHeap {
         fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
             if kind == FileKind::Data && range.offset() >= HEAP_START {
-                if let Some(store) = self.store.get().and_then(|s| s.upgrade()) {
-                    let h = store.inner().lock_file.state();
-                    let (done, total) = (h.flush_done.load(SeqCst), h.flush_total.load(SeqCst));
-                    let e = (range.offset(), range.len(), done, total);
-                    self.seen.lock().unwrap().push(e);
-                }
+                let (done, total) = self.progress();
+                let e = (range.offset(), range.len(), done, total);
+                self.seen.lock().unwrap().push(e);
                 std::thread::sleep(self.delay);
             }
             RealIo.sync_map(kind, range)
+        }
+
+        fn write_back(
+            &self,
+            kind: FileKind,
+            file: &std::fs::File,
+            off: u64,
+            len: u64,
+        ) -> std::io::Result<()> {
+            let (done, total) = self.progress();
+            self.written_back
+                .lock()
+                .unwrap()
+                .push((off, len, done, total));
+            RealIo.write_back(kind, file, off, len)
         }
     }
 
@@ -1051,50 +1139,119 @@ mod tests {
             delay: std::time::Duration::from_millis(delay_ms),
             store: Default::default(),
             seen: Default::default(),
+            written_back: Default::default(),
         })
     }
 
-    /// The heap is flushed in slices, in file order around the live index copy, and before each
-    /// one the flush publishes how much of it is done: what writers pace against.
-    #[test]
-    fn a_checkpoint_flushes_the_heap_in_slices_and_publishes_its_progress() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let io = slow_heap(0);
-        let opts = Options::default().initial_size(64 << 20).io(io.clone());
-        let store = Arc::new(Store::open(&path, opts).unwrap());
-        io.store.set(Arc::downgrade(&store)).unwrap();
-        store.put(b"k", b"v").unwrap();
-        io.seen.lock().unwrap().clear();
-        store.checkpoint().unwrap();
-        let seen = io.seen.lock().unwrap().clone();
-        let h = store.inner().lock_file.state();
-        let live = h.live_index.load(SeqCst);
-        let live_end = live + index_block_len(h.index_slots.load(SeqCst));
-        let file_len = std::fs::metadata(&path).unwrap().len();
-        let total = (live - HEAP_START) + (file_len - live_end);
-        assert!(seen.len() >= 4, "the heap is flushed in slices: {seen:?}");
+    /// Checks that `pieces` (offset, length, done before, total) cover the heap but the live copy
+    /// in file order, publishing `base + done` of `total` before each; returns the bytes.
+    fn check_in_order(
+        pieces: &[(u64, u64, u64, u64)],
+        (live, live_end, file_len): (u64, u64, u64),
+        base: u64,
+        total: u64,
+    ) -> u64 {
         let mut done = 0;
         let mut next = HEAP_START;
-        for &(off, len, at_start, of) in &seen {
+        for &(off, len, at_start, of) in pieces {
             if off == live_end && next == live {
                 next = live_end;
             }
             assert_eq!(
                 off, next,
-                "slices in file order, around the live copy: {seen:?}"
+                "pieces in file order, around the live copy: {pieces:?}"
             );
             assert_eq!(
                 (at_start, of),
-                (done, total),
-                "progress before each slice: {seen:?}"
+                (base + done, total),
+                "progress before each piece: {pieces:?}"
             );
-            assert!(len <= total / 16 + FLUSH_SLICE_MIN, "{seen:?}");
             done += len;
             next += len;
         }
-        assert_eq!((done, next), (total, file_len));
-        assert_eq!(h.flush_done.load(SeqCst), total);
+        assert_eq!(next, file_len, "{pieces:?}");
+        done
+    }
+
+    /// The heap is flushed in slices, in file order around the live index copy, and before each
+    /// one the flush publishes how much of it is done: what writers pace against. Without
+    /// durable writers the `msync`s do all of it, in large slices; with them (a `Sync` handle,
+    /// or a journal `fdatasync` within the last second by any handle), the heap is first written
+    /// back in small pieces (`sync_file_range`, no flush), each about `WRITE_BACK_CALL` long, so
+    /// that a writer's `fdatasync` never queues behind much of it (the first half of the
+    /// progress), then `msync`ed in small pieces too (the second half).
+    #[test]
+    fn a_checkpoint_flushes_the_heap_in_slices_and_publishes_its_progress() {
+        for mode in ["none", "sync", "none, after a sync()"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            let io = slow_heap(0);
+            let durability = match mode {
+                "sync" => crate::Durability::Sync,
+                _ => crate::Durability::None,
+            };
+            let opts = Options::default()
+                .durability(durability)
+                .initial_size(64 << 20)
+                .io(io.clone());
+            let store = Arc::new(Store::open(&path, opts).unwrap());
+            io.store.set(Arc::downgrade(&store)).unwrap();
+            for i in 0..2000u64 {
+                store
+                    .put(format!("k{i}").as_bytes(), &[i as u8; 100])
+                    .unwrap();
+            }
+            if mode != "none" {
+                store.sync().unwrap();
+            }
+            io.seen.lock().unwrap().clear();
+            io.written_back.lock().unwrap().clear();
+            // Frozen under the lock, flushed without it, as the background thread does.
+            let inner = store.inner();
+            {
+                let txn = inner.lock().unwrap();
+                txn.settle().unwrap();
+                txn.freeze().unwrap();
+            }
+            inner.copy_and_flush(true).unwrap();
+            let seen = io.seen.lock().unwrap().clone();
+            let back = io.written_back.lock().unwrap().clone();
+            let h = store.inner().lock_file.state();
+            let live = h.live_index.load(SeqCst);
+            let live_end = live + index_block_len(h.index_slots.load(SeqCst));
+            let file_len = std::fs::metadata(&path).unwrap().len();
+            let bounds = (live, live_end, file_len);
+            let heap = (live - HEAP_START) + (file_len - live_end);
+            let paced = mode != "none";
+            let total = if paced { 2 * heap } else { heap };
+            if paced {
+                assert!(back.len() >= 2, "{mode}: written back in pieces: {back:?}");
+                assert_eq!(check_in_order(&back, bounds, 0, total), heap);
+                assert_eq!(back[0].1, WRITE_BACK_MIN, "{mode}: starts small");
+                assert!(back.iter().all(|p| p.1 <= WRITE_BACK_MAX), "{back:?}");
+            } else {
+                assert!(back.is_empty(), "{mode}: no write-back: {back:?}");
+            }
+            assert!(seen.len() >= 4, "{mode}: flushed in slices: {seen:?}");
+            let base = if paced { heap } else { 0 };
+            assert_eq!(check_in_order(&seen, bounds, base, total), heap);
+            if paced {
+                assert_eq!(seen[0].1, WRITE_BACK_MIN, "{mode}: starts small");
+                assert!(seen.iter().all(|p| p.1 <= WRITE_BACK_MAX), "{seen:?}");
+            } else {
+                assert!(seen.iter().all(|p| p.1 <= heap / 16 + FLUSH_SLICE_MIN));
+            }
+            assert_eq!(h.flush_done.load(SeqCst), total);
+            // A checkpoint under the write lock (here, completing that one and running the next)
+            // never paces: no writer commits until it is done.
+            io.written_back.lock().unwrap().clear();
+            store.put(b"one more", b"v").unwrap();
+            store.checkpoint().unwrap();
+            assert!(io.written_back.lock().unwrap().is_empty(), "{mode}");
+            drop(store);
+            let store = Store::open(&path, Options::default()).unwrap();
+            assert_eq!(store.get(b"k1999").unwrap(), Some(vec![1999u64 as u8; 100]));
+        }
     }
 
     /// A flush slower than the writers: they pace themselves against its progress, a little

@@ -10,7 +10,8 @@
 //! - writes: `pwrite` of journal records (`Sync` durability), of the first superblock and of the
 //!   journal's zero fill at creation;
 //! - flushes: `msync` of a range of the data file, `fdatasync`/`fsync` of a file, `fsync` of the
-//!   directory. A call *is* the flush starting; its return is the flush done, so a recorder sees
+//!   directory; and the write-back a checkpoint paces ahead of its `msync` (`sync_file_range`,
+//!   not a flush: nothing is durable by it alone). A call *is* the flush starting; its return is the flush done, so a recorder sees
 //!   both, and knows that writes made while the call runs may or may not be covered.
 //!
 //! Writes through the mappings (data file; journal in the relaxed modes) are memory copies that
@@ -187,6 +188,31 @@ pub trait StorageIo: Send + Sync {
     fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> io::Result<()> {
         let _ = kind;
         range.msync()
+    }
+
+    /// Writes the dirty pages of `[off, off + len)` of `file` back to the disk and waits for
+    /// them (`sync_file_range` with `WAIT_BEFORE | WRITE | WAIT_AFTER`), without flushing the
+    /// disk's cache or the file's metadata: nothing is durable through it alone. A checkpoint
+    /// uses it to spread its write-back in small pieces ahead of the `msync` that makes the heap
+    /// durable, when durable writers share the disk (SPEC.md §5).
+    fn write_back(&self, kind: FileKind, file: &File, off: u64, len: u64) -> io::Result<()> {
+        let _ = kind;
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        // SAFETY: the descriptor is open for the duration of the call; no memory is passed.
+        let rc = unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                off as libc::off64_t,
+                len as libc::off64_t,
+                flags,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Makes a new file's directory entry durable (`fsync` of the directory).

@@ -442,6 +442,18 @@ impl Map {
             .map_err(|e| Error::io(&self.path, "msync", e))
     }
 
+    /// Writes the range's dirty pages back and waits for them, without a flush
+    /// ([`StorageIo::write_back`](crate::StorageIo::write_back)).
+    pub fn write_back(&self, off: u64, len: u64) -> Result<()> {
+        self.check(off, len)?;
+        if self.broken() {
+            return Err(self.truncated_error());
+        }
+        self.io
+            .write_back(self.kind, &self.file, off, len)
+            .map_err(|e| Error::io(&self.path, "sync_file_range", e))
+    }
+
     #[inline]
     fn observed(&self, off: u64, len: u64) {
         if self.report_writes {

@@ -90,12 +90,19 @@ impl Inner {
     fn flushed_up_to(&self) -> impl Fn(u64, u64) -> bool {
         let h = self.lock_file.state();
         let due = self.flush_due();
+        // With durable writers around, the flush goes over the heap twice (written back, then
+        // synced: SPEC.md §5) and its progress no longer maps to one pass: wait for its end
+        // rather than dirty pages the second pass would write back again.
+        let paced = due && self.durable_writers();
         let (total, done) = (h.flush_total.load(Acquire), h.flush_done.load(Acquire));
         let live = h.live_index.load(Relaxed);
         let live_end = live + index_block_len(h.index_slots.load(Relaxed));
         move |off, size| {
             if !due {
                 return true;
+            }
+            if paced {
+                return false;
             }
             let end = off + size;
             let at = if end <= live {

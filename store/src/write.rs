@@ -143,6 +143,12 @@ impl WriteTxn<'_> {
 // 2. Lock.
 
 impl Inner {
+    /// Whether this thread holds this store's write lock.
+    pub(crate) fn write_lock_held_here(&self) -> bool {
+        let me = self as *const Inner as usize;
+        HELD.with(|h| h.borrow().contains(&me))
+    }
+
     /// Takes the write lock; if its previous holder died, repairs the shared state first.
     pub(crate) fn lock(&self) -> Result<WriteTxn<'_>> {
         self.refuse_if_read_only()?;

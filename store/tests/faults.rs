@@ -7,7 +7,8 @@
 //! | variant            | produced by                                                               |
 //! |--------------------|---------------------------------------------------------------------------|
 //! | `Io`               | here: `failed_journal_flush_poisons_and_loses_nothing` (fdatasync EIO),    |
-//! |                    | `failed_data_flush_poisons_and_loses_nothing` (msync EIO)                  |
+//! |                    | `failed_data_flush_poisons_and_loses_nothing` (msync EIO),                 |
+//! |                    | `failed_write_back_poisons_and_loses_nothing` (sync_file_range EIO)        |
 //! | `Corrupt`          | store/tests/corruption.rs, store/tests/truncation.rs,                      |
 //! |                    | tests/tests/superblocks.rs                                                 |
 //! | `Permission`       | here: `every_remaining_variant_is_reachable` (symlink);                    |
@@ -19,7 +20,7 @@
 //! | `Full`             | here: `enospc_while_growing_is_full_and_loses_nothing`,                    |
 //! |                    | `enospc_and_short_writes_on_the_journal`; tests/tests/safety.rs (tmpfs)    |
 //! | `Busy`             | here: `every_remaining_variant_is_reachable`; recovery/tests/tools.rs      |
-//! | `Poisoned`         | here: the three failed-flush tests                                         |
+//! | `Poisoned`         | here: the four failed-flush tests                                          |
 //! | `Reentrant`        | here: `every_remaining_variant_is_reachable`                               |
 //! | `ForkedLockHolder` | store/tests/fork.rs `child_forked_under_the_write_lock_cannot_commit`      |
 
@@ -189,6 +190,47 @@ fn failed_data_flush_poisons_and_loses_nothing() {
         drop(s);
         reopen_and_check(&path, &model, &[]);
     }
+}
+
+/// The write-back a checkpoint paces ahead of its `msync` when durable writers share the disk
+/// (`sync_file_range`) fails: the pages it was writing may now count as clean, so a later flush
+/// that succeeds would prove nothing. The write that runs the flush fails and the handle is
+/// poisoned, as for a failed `msync`, and nothing acknowledged is lost.
+#[test]
+fn failed_write_back_poisons_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let io = FaultyIo::new();
+    let s = Store::open(&path, options(&io, Durability::Sync)).unwrap();
+    let mut model = Model::new();
+    fill(&s, &mut model, "k", 30);
+    io.fail_nth(Call::WriteBack(FileKind::Data), 1, Fault::Eio);
+    // Puts until one freezes a checkpoint; the next flushes it before it takes the write lock
+    // (no background thread), paced, and gets the error with nothing written.
+    let mut i = 0;
+    let e = loop {
+        let (k, v) = (format!("w{i}").into_bytes(), format!("v{i}").repeat(20));
+        match s.put(&k, v.as_bytes()) {
+            Ok(()) => model.insert(k, v.into_bytes()),
+            Err(e) => break e,
+        };
+        i += 1;
+        assert!(i < 100_000, "no checkpoint was flushed");
+    };
+    assert!(
+        matches!(
+            e,
+            Error::Io {
+                op: "sync_file_range",
+                ..
+            }
+        ),
+        "expected the write-back error, got {e}"
+    );
+    assert!(e.to_string().contains("w.db"), "{e}");
+    assert_poisoned(&s);
+    drop(s);
+    reopen_and_check(&path, &model, &[]);
 }
 
 /// The disk refuses to grow the data file: `Error::Full` saying so, nothing changed, the handle

@@ -20,6 +20,8 @@ pub enum Call {
     SyncFile(FileKind),
     /// `msync` of a mapped range.
     SyncMap(FileKind),
+    /// `sync_file_range` write-back (no flush) of a range.
+    WriteBack(FileKind),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +152,13 @@ impl StorageIo for FaultyIo {
         match self.fault(Call::SyncMap(kind)) {
             Some(f) => Err(error(f)),
             None => RealIo.sync_map(kind, range),
+        }
+    }
+
+    fn write_back(&self, kind: FileKind, file: &File, off: u64, len: u64) -> io::Result<()> {
+        match self.fault(Call::WriteBack(kind)) {
+            Some(f) => Err(error(f)),
+            None => RealIo.write_back(kind, file, off, len),
         }
     }
 }
