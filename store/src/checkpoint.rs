@@ -710,7 +710,7 @@ fn checkpoint_flusher(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::{FileKind, MappedRange, Options, RealIo, StorageIo, Store};
     use std::sync::{Arc, Mutex};
 
@@ -1298,7 +1298,7 @@ mod tests {
     }
 
     /// Minor page faults this thread has taken.
-    fn thread_faults() -> i64 {
+    pub(crate) fn thread_faults() -> i64 {
         // SAFETY: getrusage writes only into the struct passed, which outlives the call.
         unsafe {
             let mut u: libc::rusage = std::mem::zeroed();

@@ -119,20 +119,11 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
+    use crate::checkpoint::tests::thread_faults;
     use crate::format::*;
     use crate::{Durability, Options, Store};
     use std::sync::atomic::Ordering::*;
     use std::time::{Duration, Instant};
-
-    /// Minor page faults this thread has taken.
-    fn thread_faults() -> i64 {
-        // SAFETY: getrusage writes only into the struct passed, which outlives the call.
-        unsafe {
-            let mut u: libc::rusage = std::mem::zeroed();
-            assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut u), 0);
-            u.ru_minflt
-        }
-    }
 
     /// While a flush runs, only blocks it has already written back count as passed, counting
     /// its progress through the heap without the live index copy; with none running, all do.
