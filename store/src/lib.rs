@@ -74,6 +74,7 @@ mod journal;
 mod lock_file;
 mod map;
 mod options;
+mod periodic;
 mod pid;
 mod prefault;
 mod readonly;

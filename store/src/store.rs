@@ -25,7 +25,7 @@ use crate::{Durability, Entry, Options, Stats, Update, MAX_KEY_LEN};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// An entry's metadata, which [`Store::scan_prefix_with`] shows before the value is copied.
@@ -71,8 +71,6 @@ const PRESENCE_RETRIES: u32 = 100;
 /// A handle on one store. `Send + Sync`: share it between threads by reference or `Arc`.
 pub struct Store {
     inner: Arc<Inner>,
-    /// The periodic flusher (`Durability::Periodic`), until `stop_threads`.
-    flusher: std::sync::Mutex<Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>>,
     entry_locks: EntryLocks,
 }
 
@@ -122,6 +120,9 @@ pub(crate) struct Inner {
     /// (`Options::background_checkpoints`): writers wake it instead of flushing a frozen
     /// checkpoint themselves.
     pub(crate) checkpointer: crate::checkpoint::Checkpointer,
+    /// The journal flusher of `Durability::Periodic` (none for other modes, read-only and
+    /// anonymous stores).
+    pub(crate) periodic: crate::periodic::Periodic,
     /// Checkpoint flushes this handle's writes ran themselves, before taking the write lock
     /// (`Stats::flushes_by_writes`).
     pub(crate) flushes_by_writes: AtomicU64,
@@ -264,12 +265,7 @@ impl Store {
     /// - [`Error::Io`]: a system call failed (a missing file with `create(false)`, say).
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let inner = Arc::new(Inner::open(&Paths::new(path.as_ref()), &opts)?);
-        // A read-only handle has nothing to flush: no flusher thread, no checkpoint thread.
-        let durability = match opts.read_only {
-            true => Durability::None,
-            false => opts.durability,
-        };
-        Ok(Store::start(inner, durability))
+        Ok(Store::start(inner))
     }
 
     /// A store in unlinked temporary files: not durable, shared with children forked after this
@@ -304,31 +300,16 @@ impl Store {
         for p in [&paths.data, &paths.journal, &paths.lock] {
             let _ = std::fs::remove_file(p);
         }
-        Ok(Store::start(Arc::new(inner?), Durability::None))
+        Ok(Store::start(Arc::new(inner?)))
     }
 
-    fn start(inner: Arc<Inner>, durability: Durability) -> Store {
-        let flusher = match durability {
-            Durability::Periodic(every) => {
-                let stop = Arc::new(AtomicBool::new(false));
-                let (weak, stop2) = (Arc::downgrade(&inner), stop.clone());
-                let t = std::thread::Builder::new()
-                    .name("apcdb-flush".into())
-                    .spawn(move || periodic_flusher(weak, stop2, every))
-                    .ok();
-                t.map(|t| (t, stop))
-            }
-            _ => None,
-        };
+    fn start(inner: Arc<Inner>) -> Store {
+        inner.periodic.start(Arc::downgrade(&inner));
         // The checkpoint thread is started later, by the first write that needs it
         // (`Checkpointer::own_thread`).
         inner.checkpointer.attach(Arc::downgrade(&inner));
         let entry_locks = EntryLocks::new(inner.lock_file.raw_fd(), &inner.lock_file.path);
-        Store {
-            inner,
-            flusher: std::sync::Mutex::new(flusher),
-            entry_locks,
-        }
+        Store { inner, entry_locks }
     }
 
     /// Stops this handle's threads in this process (the checkpoint thread, the periodic
@@ -338,30 +319,7 @@ impl Store {
     /// shutdown unloads the extension). Dropping the handle does the same.
     pub fn stop_threads(&self) {
         self.inner.checkpointer.stop();
-        let flusher = self
-            .flusher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some((t, stop)) = flusher {
-            if self.inner.pid == crate::pid::current() {
-                stop.store(true, Release);
-                t.thread().unpark();
-                let _ = t.join();
-            } else {
-                // Started by the process this one was forked from: not running here.
-                std::mem::forget(t);
-            }
-        }
-    }
-}
-
-/// Flushes the journal every `every` while there are unflushed writes (Periodic durability).
-fn periodic_flusher(inner: Weak<Inner>, stop: Arc<AtomicBool>, every: Duration) {
-    while !stop.load(Acquire) {
-        std::thread::park_timeout(every);
-        let Some(inner) = inner.upgrade() else { return };
-        let _ = inner.sync();
+        self.inner.periodic.stop();
     }
 }
 
@@ -586,6 +544,10 @@ impl Inner {
             checkpointer: crate::checkpoint::Checkpointer::new(
                 opts.background_checkpoints && !opts.read_only,
             ),
+            periodic: crate::periodic::Periodic::new(match opts.durability {
+                Durability::Periodic(every) if !opts.ephemeral => Some(every),
+                _ => None,
+            }),
             flushes_by_writes: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
             when_full: opts.when_full,
@@ -717,6 +679,7 @@ impl Inner {
             ephemeral: false,
             journal_is_new: AtomicBool::new(false),
             checkpointer: crate::checkpoint::Checkpointer::new(false),
+            periodic: crate::periodic::Periodic::new(None),
             flushes_by_writes: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
             when_full: opts.when_full,

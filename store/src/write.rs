@@ -637,6 +637,7 @@ impl Inner {
         match self.durability {
             Durability::Sync => self.wait_durable(lsn),
             Durability::Periodic(every) => {
+                self.periodic.ensure();
                 let last = self.lock_file.state().last_sync_ms.load(Relaxed);
                 if now_ms().saturating_sub(last) >= every.as_millis() as u64 {
                     self.wait_durable(lsn)?;

@@ -109,10 +109,14 @@ fn anonymous_store_cycles_its_journal_and_is_shared_with_children() {
 
 /// Threads of this process named `apcdb-ckpt` (the background checkpoint threads).
 fn checkpoint_threads() -> usize {
+    threads_named("apcdb-ckpt")
+}
+
+fn threads_named(wanted: &str) -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim() == "apcdb-ckpt")
+        .filter(|name| name.trim() == wanted)
         .count()
 }
 
@@ -225,4 +229,74 @@ fn background_checkpoint_thread_is_started_again_in_a_forked_child() {
         "without a thread writes flush"
     );
     assert_eq!(s.get(b"c0").unwrap(), Some(vec![3u8; 500]));
+}
+
+/// Threads named "apcdb-flush", once their count is `want` or after 2 s: a new thread names
+/// itself only once it runs.
+fn flush_threads_settle(want: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let n = threads_named("apcdb-flush");
+        if n == want || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// `Durability::Periodic`'s journal flusher belongs to the process that started it, like the
+/// checkpoint thread: a forked child's first write starts its own, so records the child writes
+/// just before falling silent still reach the disk within the interval; the child's drop does
+/// not wait for the parent's thread.
+#[test]
+fn periodic_flusher_is_started_again_in_a_forked_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(
+        dir.path().join("s.db"),
+        Options::default()
+            .durability(apcdb::Durability::Periodic(
+                std::time::Duration::from_millis(20),
+            ))
+            .journal_size(256 << 10)
+            .initial_size(256 << 10)
+            .max_size(16 << 20),
+    )
+    .unwrap();
+    assert_eq!(flush_threads_settle(1), 1, "started at open");
+    s.put(b"p", b"1").unwrap();
+    // SAFETY: the child only uses the store, reads /proc and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = if flush_threads_settle(0) != 0 {
+            1
+        } else if s.put(b"c", b"2").is_err() {
+            2
+        } else if flush_threads_settle(1) != 1 {
+            3
+        } else {
+            drop(s);
+            if flush_threads_settle(0) != 0 {
+                4
+            } else {
+                0
+            }
+        };
+        // SAFETY: leaves the forked child at once, without running the harness's exit path.
+        unsafe { libc::_exit(code) }
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child we just forked; status is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "child check failed: 1 inherited a thread, 2 put failed, 3 no thread after its write, \
+         4 thread left after drop"
+    );
+    assert_eq!(s.get(b"c").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(flush_threads_settle(1), 1, "the parent's thread is its own");
+    s.stop_threads();
+    assert_eq!(flush_threads_settle(0), 0);
 }
