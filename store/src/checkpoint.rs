@@ -513,7 +513,7 @@ impl Inner {
                 let n = len.min(step);
                 let t = std::time::Instant::now();
                 if !self.ephemeral {
-                    op(off, n).inspect_err(|_| self.poison())?;
+                    op(off, n).inspect_err(|e| self.poison(e))?;
                 }
                 let took = t.elapsed();
                 step = if took < WRITE_BACK_CALL / 2 {
@@ -574,7 +574,7 @@ impl Inner {
         if self.ephemeral || len == 0 {
             return Ok(());
         }
-        self.map.sync(off, len).inspect_err(|_| self.poison())
+        self.map.sync(off, len).inspect_err(|e| self.poison(e))
     }
 }
 

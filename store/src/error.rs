@@ -75,6 +75,9 @@ pub enum Error {
     Poisoned {
         /// The store's data file.
         path: PathBuf,
+        /// What the failure that poisoned the handle said (it may have been seen by no caller:
+        /// a flush of the checkpoint thread).
+        cause: String,
     },
     /// A store operation was called from inside an [`crate::Store::update`] callback on the same
     /// thread, which would deadlock on the write lock.
@@ -287,25 +290,39 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { path, op, source } => write!(f, "{op} failed on {}: {source}", path.display()),
-            Error::Corrupt { path, kind } => write!(f, "{} is corrupt: {kind}", path.display()),
-            Error::Permission { path, detail } => write!(f, "refusing {}: {detail}", path.display()),
-            Error::Incompatible { path, detail } => {
-                write!(f, "{} is not a compatible apcdb file: {detail}", path.display())
+            Error::Io { path, op, source } => {
+                write!(f, "{op} failed on {}: {source}", path.display())
             }
-            Error::KeyTooLarge { len, max } => write!(f, "key of {len} bytes exceeds the limit of {max} bytes"),
+            Error::Corrupt { path, kind } => write!(f, "{} is corrupt: {kind}", path.display()),
+            Error::Permission { path, detail } => {
+                write!(f, "refusing {}: {detail}", path.display())
+            }
+            Error::Incompatible { path, detail } => {
+                write!(
+                    f,
+                    "{} is not a compatible apcdb file: {detail}",
+                    path.display()
+                )
+            }
+            Error::KeyTooLarge { len, max } => {
+                write!(f, "key of {len} bytes exceeds the limit of {max} bytes")
+            }
             Error::ValueTooLarge { len, max } => {
                 write!(f, "value of {len} bytes exceeds the limit of {max} bytes")
             }
             Error::Full { path, detail } => write!(f, "{} is full: {detail}", path.display()),
             Error::Busy { path, detail } => write!(f, "{} is in use: {detail}", path.display()),
-            Error::Poisoned { path } => write!(
+            Error::Poisoned { path, cause } => write!(
                 f,
-                "an earlier flush of {} failed; this handle refuses writes, reopen the store to recover",
+                "an earlier flush of {} failed ({cause}); this handle refuses writes, reopen the \
+                 store to recover",
                 path.display()
             ),
             Error::Reentrant => {
-                write!(f, "store called from inside its own update callback (would deadlock)")
+                write!(
+                    f,
+                    "store called from inside its own update callback (would deadlock)"
+                )
             }
             Error::ForkedLockHolder => write!(
                 f,

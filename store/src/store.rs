@@ -102,6 +102,9 @@ pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) durability: Durability,
     poisoned: AtomicBool,
+    /// What the first failure that poisoned the handle said, for the `Poisoned` error: the
+    /// failure itself may have been seen by no caller (the checkpoint thread's flush).
+    poison_cause: std::sync::Mutex<String>,
     recovered_at_open: bool,
     /// This handle's open was the first and kept the shared state a crashed process left
     /// (SPEC.md §7.5) instead of rebuilding it.
@@ -429,14 +432,15 @@ impl Inner {
         if self.ephemeral || files::same_file(&self.path, self.map.file())? {
             return Ok(());
         }
-        self.poison();
-        Err(Error::Permission {
+        let e = Error::Permission {
             path: self.path.clone(),
             detail: "the data file was deleted or replaced while this process had the store open; \
                      its writes would be lost, so it refuses them: close every process using the \
                      store, then open it again"
                 .into(),
-        })
+        };
+        self.poison(&e);
+        Err(e)
     }
 
     fn open_elected(
@@ -535,6 +539,7 @@ impl Inner {
             path: paths.data.clone(),
             durability: opts.durability,
             poisoned: AtomicBool::new(false),
+            poison_cause: Default::default(),
             recovered_at_open: false,
             resumed_at_open: false,
             pid: crate::pid::current(),
@@ -672,6 +677,7 @@ impl Inner {
             path: paths.data.clone(),
             durability: Durability::None,
             poisoned: AtomicBool::new(false),
+            poison_cause: Default::default(),
             recovered_at_open: false,
             resumed_at_open: false,
             pid: crate::pid::current(),
@@ -891,14 +897,24 @@ impl Inner {
     pub(crate) fn check_poison(&self) -> Result<()> {
         self.check_mappings()?;
         if self.poisoned.load(Relaxed) {
+            let cause = self.poison_cause.lock().unwrap_or_else(|p| p.into_inner());
             return Err(Error::Poisoned {
                 path: self.path.clone(),
+                cause: cause.clone(),
             });
         }
         Ok(())
     }
 
-    pub(crate) fn poison(&self) {
+    /// Refuses every later write of this handle; `cause` is the failure, kept for the error
+    /// those writes get (the first cause only: later ones follow from it).
+    pub(crate) fn poison(&self, cause: &Error) {
+        {
+            let mut kept = self.poison_cause.lock().unwrap_or_else(|p| p.into_inner());
+            if kept.is_empty() {
+                *kept = cause.to_string();
+            }
+        }
         self.poisoned.store(true, Relaxed);
         // A failed flush may have dropped pages of the page cache: the next first opener must
         // not trust what this state says is in it (SPEC.md §7.5, §8.3).

@@ -670,7 +670,7 @@ impl Inner {
                     Ok(())
                 }
                 Err(e) => {
-                    self.poison();
+                    self.poison(&e);
                     Err(e)
                 }
             }
