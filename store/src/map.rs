@@ -319,21 +319,7 @@ impl Map {
     /// `MADV_RANDOM`). Reads nothing into this process and writes nothing; on a kernel without
     /// `MADV_POPULATE_READ` (before 5.14) it does nothing.
     pub fn prefault(&self, off: u64, len: u64) {
-        let end = (off + len).min(self.len());
-        let start = off - off % 4096;
-        if end <= start || self.broken() {
-            return;
-        }
-        // SAFETY: the range lies inside the mapping and below the file's length as last seen;
-        // the kernel populates it and reports a failure (a file shrunk meanwhile: EFAULT) as an
-        // error rather than a signal, which only loses the optimisation.
-        unsafe {
-            libc::madvise(
-                self.base.add(start as usize) as *mut libc::c_void,
-                (end - start) as usize,
-                libc::MADV_POPULATE_READ,
-            )
-        };
+        self.populate(off, len, libc::MADV_POPULATE_READ);
     }
 
     /// Takes the write faults of `[off, off+len)` (clamped to the file) now, in one call
@@ -342,20 +328,24 @@ impl Map {
     /// to be written anyway: a dirtied page is written back by the next flush. Does nothing on a
     /// kernel without it (before 5.14).
     pub fn prefault_write(&self, off: u64, len: u64) {
+        self.populate(off, len, libc::MADV_POPULATE_WRITE);
+    }
+
+    fn populate(&self, off: u64, len: u64, advice: libc::c_int) {
         let end = (off + len).min(self.len());
         let start = off - off % 4096;
         if end <= start || self.broken() {
             return;
         }
         // SAFETY: the range lies inside the mapping and below the file's length as last seen;
-        // the kernel faults it in as a write would, without writing, and reports a failure (a
-        // file shrunk meanwhile: EFAULT) as an error rather than a signal, which only loses the
-        // optimisation.
+        // the kernel faults it in as a read or write would, without writing a byte, and reports
+        // a failure (a file shrunk meanwhile: EFAULT) as an error rather than a signal, which
+        // only loses the optimisation.
         unsafe {
             libc::madvise(
                 self.base.add(start as usize) as *mut libc::c_void,
                 (end - start) as usize,
-                libc::MADV_POPULATE_WRITE,
+                advice,
             )
         };
     }
