@@ -3,6 +3,8 @@
 //! operators (and the PHP warnings) have always shown. Also: the files a store uses are the ones
 //! `apcdb::Paths` names.
 
+mod common;
+
 use apcdb::format::{slot_is_entry, slot_offset, ENTRY_HEADER, SUPERBLOCK_LEN, SUPERBLOCK_OFFSETS};
 use apcdb::{CorruptKind, Durability, Error, Options, Paths, Store, SuperblockError};
 use apcdb::{Superblock, UncheckedSuperblock};
@@ -173,7 +175,6 @@ fn a_store_is_the_files_paths_names() {
 /// incompatible, naming the fix, not reported as damage.
 #[test]
 fn lock_file_of_an_older_version_in_use_is_incompatible() {
-    use std::os::fd::AsRawFd;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("s.db");
     drop(apcdb::Store::open(&p, apcdb::Options::default()).unwrap());
@@ -184,29 +185,9 @@ fn lock_file_of_an_older_version_in_use_is_incompatible() {
     head.resize(4096, 0);
     std::fs::write(&lock, &head).unwrap();
     // Another "process" has the store open: its presence byte, on a description of its own.
-    let other = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&lock)
-        .unwrap();
-    // SAFETY: flock is plain data; zeroed is a valid starting value.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_RDLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = 1;
-    fl.l_len = 1;
-    // SAFETY: a valid descriptor and an initialised flock.
-    assert_eq!(
-        unsafe { libc::fcntl(other.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
-        0
-    );
+    let _other = common::hold_presence(&lock);
     // ... and on the data file, as every opener holds it.
-    let data = std::fs::File::open(&p).unwrap();
-    // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::fcntl(data.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
-        0
-    );
+    let _data = common::hold_presence(&p);
     match apcdb::Store::open(&p, apcdb::Options::default()) {
         Err(apcdb::Error::Incompatible { detail, .. }) => {
             assert!(detail.contains("different version"), "{detail}")

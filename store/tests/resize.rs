@@ -282,28 +282,12 @@ fn an_open_from_the_closing_snapshot_keeps_the_limit() {
 /// calling the store replaced (seen once as a flaky reopen in this file).
 #[test]
 fn an_open_waits_out_a_lock_held_for_a_moment_by_a_forked_copy() {
-    use std::os::fd::AsRawFd;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.db");
     drop(Store::open(&path, opts(MIB)).unwrap());
     // Another open file description of the lock file holds the presence byte, as the child's
     // inherited copy would.
-    let held = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(apcdb::Paths::new(&path).lock)
-        .unwrap();
-    // SAFETY: flock is plain data, filled in below.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_RDLCK as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = 1;
-    fl.l_len = 1;
-    // SAFETY: a valid descriptor and an initialised flock.
-    assert_eq!(
-        unsafe { libc::fcntl(held.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
-        0
-    );
+    let held = common::hold_presence(&apcdb::Paths::new(&path).lock);
     let release = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(40));
         drop(held);

@@ -84,3 +84,25 @@ pub fn damage_value(path: &Path, value: &[u8], i: usize) {
         .expect("the value is in the data file");
     f.write_all_at(&[value[i] ^ 0x40], (at + i) as u64).unwrap();
 }
+
+/// Opens `file` on a description of its own and takes the read lock on its presence byte, as
+/// another process that has the store open holds it (on the lock file and the data file alike);
+/// the lock lasts as long as the returned file.
+pub fn hold_presence(file: &Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(file).unwrap();
+    // SAFETY: flock is plain data; zeroed is a valid starting value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_RDLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 1;
+    fl.l_len = 1;
+    // SAFETY: a valid descriptor and an initialised flock.
+    assert_eq!(
+        unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
+        0,
+        "presence lock on {}",
+        file.display()
+    );
+    f
+}
