@@ -1023,7 +1023,7 @@ fn run_generator<G>(
         if util::has_exception() {
             return None;
         }
-        let enc = codec::encode(&v, ser).map(codec::Encoded::into_vec);
+        let enc = codec::encode(&v, ser);
         Some((v, enc))
     }));
     let outcome = match called {
