@@ -156,51 +156,39 @@ static size_t native_size_array(HashTable *ht, int depth)
 _Static_assert(IS_FALSE - IS_NULL == 1 && IS_TRUE - IS_NULL == 2, "zval type codes");
 
 typedef struct {
-	unsigned char *p;
 	unsigned char *end;
 	/* Set when the buffer ran out (as opposed to a value that needs the serializer). */
 	int short_of_room;
 } native_writer;
 
-static inline int room(native_writer *w, size_t n)
-{
-	if ((size_t)(w->end - w->p) < n) {
-		w->short_of_room = 1;
-		return 0;
-	}
-	return 1;
-}
-
-static inline void put_le32(native_writer *w, uint32_t v)
+static inline unsigned char *put_le32(unsigned char *p, uint32_t v)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	memcpy(w->p, &v, 4);
+	memcpy(p, &v, 4);
 #else
 	for (int i = 0; i < 4; i++) {
-		w->p[i] = (unsigned char)(v >> (8 * i));
+		p[i] = (unsigned char)(v >> (8 * i));
 	}
 #endif
-	w->p += 4;
+	return p + 4;
 }
 
-static inline void put_le64(native_writer *w, uint64_t v)
+static inline unsigned char *put_le64(unsigned char *p, uint64_t v)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	memcpy(w->p, &v, 8);
+	memcpy(p, &v, 8);
 #else
 	for (int i = 0; i < 8; i++) {
-		w->p[i] = (unsigned char)(v >> (8 * i));
+		p[i] = (unsigned char)(v >> (8 * i));
 	}
 #endif
-	w->p += 8;
+	return p + 8;
 }
 
 /* Copies n bytes; keys and strings are mostly short, where a call to memcpy costs more than
  * the copy (fixed-size memcpy compiles to plain moves). */
-static inline void put_bytes(native_writer *w, const char *s, size_t n)
+static inline unsigned char *put_bytes(unsigned char *p, const char *s, size_t n)
 {
-	unsigned char *p = w->p;
-
 	if (n >= 8 && n <= 16) {
 		memcpy(p, s, 8);
 		memcpy(p + n - 8, s + n - 8, 8);
@@ -214,96 +202,113 @@ static inline void put_bytes(native_writer *w, const char *s, size_t n)
 	} else {
 		memcpy(p, s, n);
 	}
-	w->p = p + n;
+	return p + n;
 }
 
-static int native_write_array(native_writer *w, HashTable *ht, int depth);
-
-/* Writes one value; 0 if it cannot be written natively or did not fit (see short_of_room). The
- * checks are native_size's. */
-static int native_write(native_writer *w, zval *v, int depth)
+/*
+ * Writes the body of an array at p (count, then each key and value) and returns its end; NULL
+ * when something in it needs the serializer, or when the buffer ran out (w->short_of_room). The
+ * checks are native_size's; one room check per element covers its key and its value (an array
+ * value checks its own body).
+ */
+static unsigned char *native_write_array(native_writer *w, unsigned char *p, HashTable *ht,
+	int depth)
 {
-	uint64_t bits;
-
-	switch (Z_TYPE_P(v)) {
-	case IS_NULL:
-	case IS_FALSE:
-	case IS_TRUE:
-		if (!room(w, 1)) {
-			return 0;
-		}
-		/* The tags of null, false and true are 0, 1 and 2 (SPEC.md §10). */
-		*w->p++ = (unsigned char)(Z_TYPE_P(v) - IS_NULL);
-		return 1;
-	case IS_LONG:
-		if (!room(w, 9)) {
-			return 0;
-		}
-		*w->p++ = 3;
-		put_le64(w, (uint64_t)Z_LVAL_P(v));
-		return 1;
-	case IS_DOUBLE:
-		if (!room(w, 9)) {
-			return 0;
-		}
-		*w->p++ = 4;
-		memcpy(&bits, &Z_DVAL_P(v), 8);
-		put_le64(w, bits);
-		return 1;
-	case IS_STRING:
-		if (Z_STRLEN_P(v) > UINT32_MAX || !room(w, 5 + Z_STRLEN_P(v))) {
-			return 0;
-		}
-		*w->p++ = 5;
-		put_le32(w, (uint32_t)Z_STRLEN_P(v));
-		put_bytes(w, Z_STRVAL_P(v), Z_STRLEN_P(v));
-		return 1;
-	case IS_ARRAY:
-		if (depth >= NATIVE_MAX_DEPTH || !room(w, 1)) {
-			return 0;
-		}
-		*w->p++ = NATIVE_ARRAY;
-		return native_write_array(w, Z_ARRVAL_P(v), depth + 1);
-	case IS_REFERENCE:
-		if (Z_REFCOUNT_P(v) == 1) {
-			return native_write(w, Z_REFVAL_P(v), depth);
-		}
-		return 0;
-	default:
-		return 0;
-	}
-}
-
-static int native_write_array(native_writer *w, HashTable *ht, int depth)
-{
+	unsigned char *end = w->end;
 	zend_ulong h;
 	zend_string *key;
 	zval *v;
 
-	if (!room(w, 4)) {
-		return 0;
+	if (end - p < 4) {
+		w->short_of_room = 1;
+		return NULL;
 	}
-	put_le32(w, zend_hash_num_elements(ht));
+	p = put_le32(p, zend_hash_num_elements(ht));
 	ZEND_HASH_FOREACH_KEY_VAL(ht, h, key, v) {
-		if (key) {
-			if (ZSTR_LEN(key) > UINT32_MAX || !room(w, 5 + ZSTR_LEN(key))) {
-				return 0;
+		size_t need, vlen;
+
+		if (Z_TYPE_P(v) == IS_REFERENCE) {
+			/* A reference nothing else holds is written as its value (native_size). */
+			if (Z_REFCOUNT_P(v) != 1) {
+				return NULL;
 			}
-			*w->p++ = 1;
-			put_le32(w, (uint32_t)ZSTR_LEN(key));
-			put_bytes(w, ZSTR_VAL(key), ZSTR_LEN(key));
-		} else {
-			if (!room(w, 9)) {
-				return 0;
-			}
-			*w->p++ = 0;
-			put_le64(w, (uint64_t)h);
+			v = Z_REFVAL_P(v);
 		}
-		if (!native_write(w, v, depth)) {
-			return 0;
+		switch (Z_TYPE_P(v)) {
+		case IS_NULL:
+		case IS_FALSE:
+		case IS_TRUE:
+		case IS_ARRAY:
+			vlen = 0;
+			break;
+		case IS_LONG:
+		case IS_DOUBLE:
+			vlen = 8;
+			break;
+		case IS_STRING:
+			if (Z_STRLEN_P(v) > UINT32_MAX) {
+				return NULL;
+			}
+			vlen = 4 + Z_STRLEN_P(v);
+			break;
+		default:
+			return NULL;
+		}
+		if (key) {
+			if (ZSTR_LEN(key) > UINT32_MAX) {
+				return NULL;
+			}
+			need = 5 + ZSTR_LEN(key) + 1 + vlen;
+		} else {
+			need = 9 + 1 + vlen;
+		}
+		if ((size_t)(end - p) < need) {
+			w->short_of_room = 1;
+			return NULL;
+		}
+		if (key) {
+			*p++ = 1;
+			p = put_le32(p, (uint32_t)ZSTR_LEN(key));
+			p = put_bytes(p, ZSTR_VAL(key), ZSTR_LEN(key));
+		} else {
+			*p++ = 0;
+			p = put_le64(p, (uint64_t)h);
+		}
+		switch (Z_TYPE_P(v)) {
+		case IS_NULL:
+		case IS_FALSE:
+		case IS_TRUE:
+			/* The tags of null, false and true are 0, 1 and 2 (SPEC.md §10). */
+			*p++ = (unsigned char)(Z_TYPE_P(v) - IS_NULL);
+			break;
+		case IS_LONG:
+			*p++ = 3;
+			p = put_le64(p, (uint64_t)Z_LVAL_P(v));
+			break;
+		case IS_DOUBLE: {
+			uint64_t bits;
+			memcpy(&bits, &Z_DVAL_P(v), 8);
+			*p++ = 4;
+			p = put_le64(p, bits);
+			break;
+		}
+		case IS_STRING:
+			*p++ = 5;
+			p = put_le32(p, (uint32_t)Z_STRLEN_P(v));
+			p = put_bytes(p, Z_STRVAL_P(v), Z_STRLEN_P(v));
+			break;
+		default: /* IS_ARRAY */
+			if (depth >= NATIVE_MAX_DEPTH) {
+				return NULL;
+			}
+			*p++ = NATIVE_ARRAY;
+			p = native_write_array(w, p, Z_ARRVAL_P(v), depth + 1);
+			if (!p) {
+				return NULL;
+			}
 		}
 	} ZEND_HASH_FOREACH_END();
-	return 1;
+	return p;
 }
 
 /*
@@ -314,19 +319,21 @@ static int native_write_array(native_writer *w, HashTable *ht, int depth)
  */
 size_t apcdb_native_write(zval *value, unsigned char tag, char *out, size_t cap)
 {
-	native_writer w = {(unsigned char *)out, (unsigned char *)out + cap, 0};
+	native_writer w = {(unsigned char *)out + cap, 0};
+	unsigned char *p = (unsigned char *)out;
 
 	if (Z_TYPE_P(value) != IS_ARRAY) {
 		return 0;
 	}
-	if (!room(&w, 1)) {
+	if (cap < 1) {
 		return (size_t)-1;
 	}
-	*w.p++ = tag;
-	if (!native_write_array(&w, Z_ARRVAL_P(value), 0)) {
+	*p++ = tag;
+	p = native_write_array(&w, p, Z_ARRVAL_P(value), 0);
+	if (!p) {
 		return w.short_of_room ? (size_t)-1 : 0;
 	}
-	return (size_t)(w.p - (unsigned char *)out);
+	return (size_t)(p - (unsigned char *)out);
 }
 
 /*
