@@ -9,7 +9,7 @@ use crate::handle;
 use crate::iter;
 use crate::util::{
     self, bailout_safe, bool_zval, bytes_zval, expiry_for_ttl, info_array, scalar_bytes,
-    set_ref_bool, warn, Args,
+    set_ref_bool, warn, write_times, Args,
 };
 use apc::counter::{self, Direction, OnMissing};
 use apc::info::{self, EntryInfo, Slot};
@@ -216,8 +216,8 @@ fn put_one(
             return Ok(false);
         }
     };
-    let exp = expiry_for_ttl(ttl);
-    match store.put(key, &bytes, exp, exclusive) {
+    let (exp, at) = write_times(ttl);
+    match store.put(key, &bytes, exp, at, exclusive) {
         Ok(b) => Ok(b),
         Err(e) => {
             report_backend(&e);
@@ -632,12 +632,12 @@ fn store_fast(ex: &mut ExecuteData, rv: &mut Zval, exclusive: bool) -> bool {
         Some(s) => s.as_bytes(),
         None => return false,
     };
-    let exp = expiry_for_ttl(ttl);
+    let (exp, at) = write_times(ttl);
     let r = handle::with_ready_store(|s| {
         // SAFETY: the argument's string lives in the call frame until the handler returns, and
         // no PHP code runs inside this closure to reassign it.
         let key = unsafe { &*key };
-        Backend::put(s, key, &bytes, exp, exclusive)
+        Backend::put(s, key, &bytes, exp, at, exclusive)
     });
     drop(bytes);
     match r {
@@ -876,7 +876,8 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         return;
     };
     let Ok(ttl) = a.long(2) else { return };
-    let exp = expiry_for_ttl(ttl.unwrap_or(0));
+    // Dated at the call, as APCu dates it (the generator may run a while).
+    let (exp, at) = write_times(ttl.unwrap_or(0));
     if let Some(r) = handle::redis() {
         return entry_redis(rv, mode, r, key, callback, exp);
     }
@@ -910,7 +911,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     } else {
         None
     };
-    if run_generator(rv, mode, &*store, &key, &callback, exp, held) {
+    if run_generator(rv, mode, &*store, &key, &callback, (exp, at), held) {
         // Nothing owned may be left in this frame when the jump skips it.
         drop((store, key, callback));
         // SAFETY: the key's generator lock is released (run_generator dropped it) and this
@@ -980,7 +981,7 @@ fn entry_redis(
                 entry_value(rv, &v);
             }
             Ok((None, _)) => {
-                if run_generator(rv, mode, &r, &key, &callback, exp, Some(l)) {
+                if run_generator(rv, mode, &r, &key, &callback, (exp, 0), Some(l)) {
                     drop((r, key, callback));
                     // SAFETY: as in entry_impl: the lease is released (run_generator dropped
                     // it) and this frame owns nothing.
@@ -992,7 +993,8 @@ fn entry_redis(
                 fail(rv, e);
             }
         }
-    } else if run_generator::<crate::backend::Lease>(rv, mode, &r, &key, &callback, exp, None) {
+    } else if run_generator::<crate::backend::Lease>(rv, mode, &r, &key, &callback, (exp, 0), None)
+    {
         drop((r, key, callback));
         // SAFETY: no lease is held by this frame and it owns nothing.
         unsafe { ext_php_rs::zend::bailout() }
@@ -1012,7 +1014,7 @@ fn run_generator<G>(
     store: &dyn Backend,
     key: &[u8],
     cb: &Zval,
-    exp: u64,
+    (exp, at): (u64, u64),
     g: Option<G>,
 ) -> bool {
     let ser = handle::serializer();
@@ -1027,7 +1029,7 @@ fn run_generator<G>(
         Some((v, enc))
     }));
     let outcome = match called {
-        Ok(Some((v, Ok(bytes)))) => match store.put(key, &bytes, exp, true) {
+        Ok(Some((v, Ok(bytes)))) => match store.put(key, &bytes, exp, at, true) {
             Ok(_) => EntryOutcome::Generated(v),
             Err(e) => {
                 drop(g);

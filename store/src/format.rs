@@ -1594,6 +1594,11 @@ mod tests {
         ];
         let rec = encode_record(4, 77, &ops);
         assert_eq!(rec.len(), record_len(&ops));
+        // Encoded in place over old bytes (a reused stretch of the journal's mapping), every byte
+        // is the record's own: header, payload and the padding's zeros.
+        let mut over_old = vec![0xab; rec.len()];
+        encode_record_to(&mut over_old, 4, 77, &ops);
+        assert_eq!(hex(&over_old), hex(&rec));
         assert_eq!(
             hex(&rec),
             "559e0e6a2d00000004000000000000004d00000000000000010100000002000000050000000000\
