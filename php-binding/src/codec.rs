@@ -177,7 +177,7 @@ pub fn encode(v: &Zval, ser: Serializer) -> Result<Encoded, EncodeError> {
 /// An array of plain values (`serializer_ctx.c`, tag 8), written once into the kept buffer
 /// (sized first only when it did not fit; a PHP string if bigger than the buffer is kept);
 /// `None` when something in it needs the serializer.
-fn encode_native(v: &Zval) -> Option<Encoded> {
+pub fn encode_native(v: &Zval) -> Option<Encoded> {
     let z = std::ptr::from_ref(v).cast_mut();
     let mut b = buffer(0);
     // SAFETY: `z` is a live zval of this request, which the writer only reads (no user code

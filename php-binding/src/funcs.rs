@@ -601,9 +601,10 @@ fn keep_fetch_buf(buf: Option<Vec<u8>>) {
     }
 }
 
-/// `apc_store`/`apc_add(string $key, scalar $value [, int $ttl])` into an open local store;
-/// `false` (nothing done) to leave the call to [`store_impl`]. A scalar's encoding runs no PHP
-/// code, so only the error report (a warning, which runs the user's handler) can.
+/// `apc_store`/`apc_add(string $key, $value [, int $ttl])` of a scalar or an array of plain
+/// values into an open local store; `false` (nothing done) to leave the call to [`store_impl`].
+/// Their encoding runs no PHP code, so only the error report (a warning, which runs the user's
+/// handler) can.
 fn store_fast(ex: &mut ExecuteData, rv: &mut Zval, exclusive: bool) -> bool {
     let mut a = Args::new(ex);
     let n = a.count();
@@ -619,31 +620,35 @@ fn store_fast(ex: &mut ExecuteData, rv: &mut Zval, exclusive: bool) -> bool {
     } else {
         0
     };
-    let bytes = match a.get(1) {
-        Some(v) if !(v.is_array() || v.is_object() || v.is_resource()) => {
-            match codec::encode(v, apc::ini::Serializer::Php) {
-                Ok(b) => b,
-                Err(_) => return false,
-            }
-        }
-        _ => return false,
-    };
     let key: *const [u8] = match a.get(0).and_then(|z| z.zend_str()) {
         Some(s) => s.as_bytes(),
         None => return false,
     };
-    let (exp, at) = write_times(ttl);
-    let r = handle::with_ready_store(|s| {
-        // SAFETY: the argument's string lives in the call frame until the handler returns, and
-        // no PHP code runs inside this closure to reassign it.
-        let key = unsafe { &*key };
-        Backend::put(s, key, &bytes, exp, at, exclusive)
+    let value: *const Zval = match a.get(1) {
+        Some(v) if !(v.is_object() || v.is_resource()) => v,
+        _ => return false,
+    };
+    let r = handle::with_ready_store_and_serializer(|s, ser| {
+        // SAFETY: the arguments live in the call frame until the handler returns, and no PHP
+        // code runs inside this closure to reassign them.
+        let (key, value) = unsafe { (&*key, (*value).dereference()) };
+        let bytes = if value.is_array() {
+            // Only an array of plain values, in the native form (no user code runs for it);
+            // anything the serializer must see goes the general way.
+            if ser != apc::ini::Serializer::Php {
+                return None;
+            }
+            codec::encode_native(value)?
+        } else {
+            codec::encode(value, ser).ok()?
+        };
+        let (exp, at) = write_times(ttl);
+        Some(Backend::put(s, key, &bytes, exp, at, exclusive))
     });
-    drop(bytes);
     match r {
-        None => return false,
-        Some(Ok(b)) => rv.set_bool(b),
-        Some(Err(e)) => {
+        None | Some(None) => return false,
+        Some(Some(Ok(b))) => rv.set_bool(b),
+        Some(Some(Err(e))) => {
             rv.set_bool(false);
             report_backend(&e);
         }
