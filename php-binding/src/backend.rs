@@ -38,12 +38,14 @@ pub trait Backend {
     /// Calls `f` with the live value of `key`, if there is one; whether there was. `f` may run
     /// more than once (the local store retries a read overtaken by a writer): the last run counts.
     fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool>;
-    /// Stores `value`; with `only_if_absent`, only where no live entry exists. Whether it stored.
+    /// Stores `value`, dated `modified_at_ms` (the local store's `mtime`; a Redis server keeps
+    /// no such date); with `only_if_absent`, only where no live entry exists. Whether it stored.
     fn put(
         &self,
         key: &[u8],
         value: &[u8],
         expires_at_ms: u64,
+        modified_at_ms: u64,
         only_if_absent: bool,
     ) -> Result<bool>;
     fn contains(&self, key: &[u8]) -> Result<bool>;
@@ -68,12 +70,13 @@ impl Backend for Store {
         key: &[u8],
         value: &[u8],
         expires_at_ms: u64,
+        modified_at_ms: u64,
         only_if_absent: bool,
     ) -> Result<bool> {
         Ok(if only_if_absent {
-            self.add_with_expiry(key, value, expires_at_ms)?
+            self.add_at(key, value, expires_at_ms, modified_at_ms)?
         } else {
-            self.put_with_expiry(key, value, expires_at_ms)?;
+            self.put_at(key, value, expires_at_ms, modified_at_ms)?;
             true
         })
     }
@@ -980,6 +983,7 @@ impl Backend for Redis {
         key: &[u8],
         value: &[u8],
         expires_at_ms: u64,
+        _modified_at_ms: u64,
         only_if_absent: bool,
     ) -> Result<bool> {
         let k = self.key(key)?;

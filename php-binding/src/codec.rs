@@ -27,11 +27,12 @@ use crate::ffi;
 use crate::util::bytes_zval;
 use apc::ini::Serializer;
 use apc::value::{
-    encode_long, TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NATIVE_ARRAY, TAG_NULL,
-    TAG_SERIALIZED, TAG_STRING, TAG_TRUE,
+    TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NATIVE_ARRAY, TAG_NULL, TAG_SERIALIZED,
+    TAG_STRING, TAG_TRUE,
 };
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::types::{ZendCallable, ZendStr, Zval};
+use std::cell::Cell;
 use std::ops::Deref;
 
 /// Runs `f`, which calls PHP's serializer, under PHP's serializer lock, as APCu does: the call
@@ -63,10 +64,23 @@ pub enum EncodeError {
     Other(String),
 }
 
-/// Encoded bytes: built here, or a string made in C (serializer or native array encoder), used as
-/// it is, not copied.
+thread_local! {
+    /// The buffer values are encoded into, kept between stores so that storing a scalar or a
+    /// native array allocates nothing here (and its bytes are written once, not grown or
+    /// trimmed). Taken out while in use: an encode that runs user code (`__serialize`) may store
+    /// again, and that nested store then encodes into a buffer of its own.
+    static ENCODE_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Values up to this size are encoded into the kept buffer; larger native arrays go to a string
+/// of PHP's allocator, which counts against `memory_limit` (a long-lived worker that once stored
+/// a big value does not hold its size for good either).
+const ENCODE_BUF_KEEP: usize = 64 << 10;
+
+/// Encoded bytes: in the kept buffer (given back when this is dropped), or a string made in C
+/// (serializer, or a native array too big for the buffer), used as it is, not copied.
 pub enum Encoded {
-    Bytes(Vec<u8>),
+    Buf(Vec<u8>),
     Php(ZBox<ZendStr>),
 }
 
@@ -74,49 +88,60 @@ impl Deref for Encoded {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Encoded::Bytes(b) => b,
+            Encoded::Buf(b) => b,
             Encoded::Php(s) => s.as_bytes(),
         }
     }
 }
 
-impl Encoded {
-    pub fn into_vec(self) -> Vec<u8> {
-        match self {
-            Encoded::Bytes(b) => b,
-            Encoded::Php(s) => s.as_bytes().to_vec(),
+impl Drop for Encoded {
+    fn drop(&mut self) {
+        if let Encoded::Buf(b) = self {
+            if b.capacity() <= ENCODE_BUF_KEEP {
+                let b = std::mem::take(b);
+                // During thread teardown the slot may be gone: the buffer is then just freed.
+                let _ = ENCODE_BUF.try_with(|c| c.set(b));
+            }
         }
     }
+}
+
+/// The kept buffer, emptied, with room for `len` bytes.
+fn buffer(len: usize) -> Vec<u8> {
+    let mut b = ENCODE_BUF.try_with(Cell::take).unwrap_or_default();
+    b.clear();
+    b.reserve(len);
+    b
+}
+
+/// `tag` followed by `payload`, in the kept buffer.
+fn tagged(tag: u8, payload: &[u8]) -> Result<Encoded, EncodeError> {
+    let mut b = buffer(1 + payload.len());
+    b.push(tag);
+    b.extend_from_slice(payload);
+    Ok(Encoded::Buf(b))
 }
 
 /// Encode `v`; arrays and objects with `ser`.
 pub fn encode(v: &Zval, ser: Serializer) -> Result<Encoded, EncodeError> {
     let v = v.dereference();
-    let bytes = |b: Vec<u8>| Ok(Encoded::Bytes(b));
     if v.is_null() {
-        return bytes(vec![TAG_NULL]);
+        return tagged(TAG_NULL, &[]);
     }
     if v.is_false() {
-        return bytes(vec![TAG_FALSE]);
+        return tagged(TAG_FALSE, &[]);
     }
     if v.is_true() {
-        return bytes(vec![TAG_TRUE]);
+        return tagged(TAG_TRUE, &[]);
     }
     if let Some(l) = v.long() {
-        return bytes(encode_long(l));
+        return tagged(TAG_LONG, &l.to_le_bytes());
     }
     if let Some(d) = v.double() {
-        let mut out = Vec::with_capacity(9);
-        out.push(TAG_DOUBLE);
-        out.extend_from_slice(&d.to_bits().to_le_bytes());
-        return bytes(out);
+        return tagged(TAG_DOUBLE, &d.to_bits().to_le_bytes());
     }
     if let Some(s) = v.zend_str() {
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len() + 1);
-        out.push(TAG_STRING);
-        out.extend_from_slice(b);
-        return bytes(out);
+        return tagged(TAG_STRING, s.as_bytes());
     }
     if v.is_resource() {
         return Err(EncodeError::Resource);
@@ -125,13 +150,8 @@ pub fn encode(v: &Zval, ser: Serializer) -> Result<Encoded, EncodeError> {
         return match ser {
             Serializer::Php => {
                 // Arrays of plain values skip the serializer (no user code can run for them).
-                // SAFETY: `v` is a live zval of this request; the encoder only reads it.
-                let s = unsafe {
-                    ffi::apcdb_native_encode(std::ptr::from_ref(v).cast_mut(), TAG_NATIVE_ARRAY)
-                };
-                if !s.is_null() {
-                    // SAFETY: a new string (refcount 1) that we now own; ZBox releases it.
-                    return Ok(Encoded::Php(unsafe { ZBox::from_raw(s.cast::<ZendStr>()) }));
+                if let Some(e) = encode_native(v) {
+                    return Ok(e);
                 }
                 // SAFETY: `v` is a live zval of this request; php_var_serialize only reads it
                 // (and runs the value's own __serialize/__sleep, as serialize() would).
@@ -154,18 +174,63 @@ pub fn encode(v: &Zval, ser: Serializer) -> Result<Encoded, EncodeError> {
     )))
 }
 
+/// An array of plain values (`serializer_ctx.c`, tag 8), written once into the kept buffer
+/// (sized first only when it did not fit; a PHP string if bigger than the buffer is kept);
+/// `None` when something in it needs the serializer.
+pub fn encode_native(v: &Zval) -> Option<Encoded> {
+    let z = std::ptr::from_ref(v).cast_mut();
+    let mut b = buffer(0);
+    // SAFETY: `z` is a live zval of this request, which the writer only reads (no user code
+    // runs); it writes at most `b.capacity()` bytes into `b`'s spare room and says how many.
+    let wrote = unsafe {
+        ffi::apcdb_native_write(z, TAG_NATIVE_ARRAY, b.as_mut_ptr().cast(), b.capacity())
+    };
+    let len = match wrote {
+        0 => {
+            drop(Encoded::Buf(b));
+            return None;
+        }
+        usize::MAX => {
+            // SAFETY: as above; sizing only reads.
+            unsafe { ffi::apcdb_native_size(z) }
+        }
+        n => {
+            // SAFETY: the writer wrote these `n` bytes, within the capacity.
+            unsafe { b.set_len(n) };
+            return Some(Encoded::Buf(b));
+        }
+    };
+    if len == 0 {
+        // Found something for the serializer past where the buffer ran out.
+        drop(Encoded::Buf(b));
+        return None;
+    }
+    if len > ENCODE_BUF_KEEP {
+        drop(Encoded::Buf(b));
+        // SAFETY: as above, and nothing ran since it was sized; a null result allocated nothing.
+        let s = unsafe { ffi::apcdb_native_encode(z, TAG_NATIVE_ARRAY, len) };
+        // SAFETY: a new string (refcount 1) that we now own; ZBox releases it.
+        return (!s.is_null()).then(|| Encoded::Php(unsafe { ZBox::from_raw(s.cast()) }));
+    }
+    b.reserve(len);
+    // SAFETY: as the first write, into room for `len` bytes.
+    let wrote = unsafe { ffi::apcdb_native_write(z, TAG_NATIVE_ARRAY, b.as_mut_ptr().cast(), len) };
+    if wrote != len {
+        // Cannot happen (the same array, sized just now); the serializer then stores it.
+        drop(Encoded::Buf(b));
+        return None;
+    }
+    // SAFETY: the writer wrote these `len` bytes, within the capacity.
+    unsafe { b.set_len(len) };
+    Some(Encoded::Buf(b))
+}
+
 /// Encode an array or object with the userland serializer function `func`.
 fn encode_by_name(v: &Zval, func: &str, tag: u8) -> Result<Encoded, EncodeError> {
     let f = ZendCallable::try_from_name(func).map_err(|e| EncodeError::Other(e.to_string()))?;
     match isolated(|| f.try_call(vec![v])) {
         Ok(s) => match s.zend_str() {
-            Some(s) => {
-                let b = s.as_bytes();
-                let mut out = Vec::with_capacity(b.len() + 1);
-                out.push(tag);
-                out.extend_from_slice(b);
-                Ok(Encoded::Bytes(out))
-            }
+            Some(s) => tagged(tag, s.as_bytes()),
             // The exception (e.g. a Closure) is pending; igbinary warns and returns null.
             None if crate::util::has_exception() => Err(EncodeError::Exception),
             None => Err(EncodeError::Other(format!(

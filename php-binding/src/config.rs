@@ -120,7 +120,25 @@ pub fn apcu_setting(name: &CStr) -> Option<String> {
 /// Whether writes count their TTL from the request's start (`apc.use_request_time=1`, read at
 /// each write since a script may change it).
 pub fn use_request_time() -> bool {
-    APCU_ALIASES.load(Ordering::Relaxed) && parse_bool(&ini_str(c"apc.use_request_time"))
+    if !APCU_ALIASES.load(Ordering::Relaxed) {
+        return false;
+    }
+    // Read on every write of a store in APCu mode: looked up without copying the string.
+    let name = c"apc.use_request_time";
+    let mut exists = false;
+    // SAFETY: as in `ini_str`; the value is only read here, on PHP's thread.
+    let v = unsafe {
+        let p = ffi::zend_ini_string_ex(name.as_ptr(), name.count_bytes(), 0, &mut exists);
+        if p.is_null() || !exists {
+            return false;
+        }
+        CStr::from_ptr(p)
+    };
+    match v.to_bytes() {
+        b"0" | b"" => false,
+        b"1" => true,
+        other => parse_bool(&String::from_utf8_lossy(other)),
+    }
 }
 
 /// The current value of an INI setting, as PHP holds it (empty if unset).

@@ -9,7 +9,7 @@ use crate::handle;
 use crate::iter;
 use crate::util::{
     self, bailout_safe, bool_zval, bytes_zval, expiry_for_ttl, info_array, scalar_bytes,
-    set_ref_bool, warn, Args,
+    set_ref_bool, warn, write_times, Args,
 };
 use apc::counter::{self, Direction, OnMissing};
 use apc::info::{self, EntryInfo, Slot};
@@ -216,8 +216,8 @@ fn put_one(
             return Ok(false);
         }
     };
-    let exp = expiry_for_ttl(ttl);
-    match store.put(key, &bytes, exp, exclusive) {
+    let (exp, at) = write_times(ttl);
+    match store.put(key, &bytes, exp, at, exclusive) {
         Ok(b) => Ok(b),
         Err(e) => {
             report_backend(&e);
@@ -601,9 +601,10 @@ fn keep_fetch_buf(buf: Option<Vec<u8>>) {
     }
 }
 
-/// `apc_store`/`apc_add(string $key, scalar $value [, int $ttl])` into an open local store;
-/// `false` (nothing done) to leave the call to [`store_impl`]. A scalar's encoding runs no PHP
-/// code, so only the error report (a warning, which runs the user's handler) can.
+/// `apc_store`/`apc_add(string $key, $value [, int $ttl])` of a scalar or an array of plain
+/// values into an open local store; `false` (nothing done) to leave the call to [`store_impl`].
+/// Their encoding runs no PHP code, so only the error report (a warning, which runs the user's
+/// handler) can.
 fn store_fast(ex: &mut ExecuteData, rv: &mut Zval, exclusive: bool) -> bool {
     let mut a = Args::new(ex);
     let n = a.count();
@@ -619,31 +620,35 @@ fn store_fast(ex: &mut ExecuteData, rv: &mut Zval, exclusive: bool) -> bool {
     } else {
         0
     };
-    let bytes = match a.get(1) {
-        Some(v) if !(v.is_array() || v.is_object() || v.is_resource()) => {
-            match codec::encode(v, apc::ini::Serializer::Php) {
-                Ok(b) => b,
-                Err(_) => return false,
-            }
-        }
-        _ => return false,
-    };
     let key: *const [u8] = match a.get(0).and_then(|z| z.zend_str()) {
         Some(s) => s.as_bytes(),
         None => return false,
     };
-    let exp = expiry_for_ttl(ttl);
-    let r = handle::with_ready_store(|s| {
-        // SAFETY: the argument's string lives in the call frame until the handler returns, and
-        // no PHP code runs inside this closure to reassign it.
-        let key = unsafe { &*key };
-        Backend::put(s, key, &bytes, exp, exclusive)
+    let value: *const Zval = match a.get(1) {
+        Some(v) if !(v.is_object() || v.is_resource()) => v,
+        _ => return false,
+    };
+    let r = handle::with_ready_store_and_serializer(|s, ser| {
+        // SAFETY: the arguments live in the call frame until the handler returns, and no PHP
+        // code runs inside this closure to reassign them.
+        let (key, value) = unsafe { (&*key, (*value).dereference()) };
+        let bytes = if value.is_array() {
+            // Only an array of plain values, in the native form (no user code runs for it);
+            // anything the serializer must see goes the general way.
+            if ser != apc::ini::Serializer::Php {
+                return None;
+            }
+            codec::encode_native(value)?
+        } else {
+            codec::encode(value, ser).ok()?
+        };
+        let (exp, at) = write_times(ttl);
+        Some(Backend::put(s, key, &bytes, exp, at, exclusive))
     });
-    drop(bytes);
     match r {
-        None => return false,
-        Some(Ok(b)) => rv.set_bool(b),
-        Some(Err(e)) => {
+        None | Some(None) => return false,
+        Some(Some(Ok(b))) => rv.set_bool(b),
+        Some(Some(Err(e))) => {
             rv.set_bool(false);
             report_backend(&e);
         }
@@ -876,7 +881,8 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
         return;
     };
     let Ok(ttl) = a.long(2) else { return };
-    let exp = expiry_for_ttl(ttl.unwrap_or(0));
+    // Dated at the call, as APCu dates it (the generator may run a while).
+    let (exp, at) = write_times(ttl.unwrap_or(0));
     if let Some(r) = handle::redis() {
         return entry_redis(rv, mode, r, key, callback, exp);
     }
@@ -910,7 +916,7 @@ fn entry_impl(ex: &mut ExecuteData, rv: &mut Zval, mode: Mode) {
     } else {
         None
     };
-    if run_generator(rv, mode, &*store, &key, &callback, exp, held) {
+    if run_generator(rv, mode, &*store, &key, &callback, (exp, at), held) {
         // Nothing owned may be left in this frame when the jump skips it.
         drop((store, key, callback));
         // SAFETY: the key's generator lock is released (run_generator dropped it) and this
@@ -980,7 +986,7 @@ fn entry_redis(
                 entry_value(rv, &v);
             }
             Ok((None, _)) => {
-                if run_generator(rv, mode, &r, &key, &callback, exp, Some(l)) {
+                if run_generator(rv, mode, &r, &key, &callback, (exp, 0), Some(l)) {
                     drop((r, key, callback));
                     // SAFETY: as in entry_impl: the lease is released (run_generator dropped
                     // it) and this frame owns nothing.
@@ -992,7 +998,8 @@ fn entry_redis(
                 fail(rv, e);
             }
         }
-    } else if run_generator::<crate::backend::Lease>(rv, mode, &r, &key, &callback, exp, None) {
+    } else if run_generator::<crate::backend::Lease>(rv, mode, &r, &key, &callback, (exp, 0), None)
+    {
         drop((r, key, callback));
         // SAFETY: no lease is held by this frame and it owns nothing.
         unsafe { ext_php_rs::zend::bailout() }
@@ -1012,7 +1019,7 @@ fn run_generator<G>(
     store: &dyn Backend,
     key: &[u8],
     cb: &Zval,
-    exp: u64,
+    (exp, at): (u64, u64),
     g: Option<G>,
 ) -> bool {
     let ser = handle::serializer();
@@ -1023,11 +1030,11 @@ fn run_generator<G>(
         if util::has_exception() {
             return None;
         }
-        let enc = codec::encode(&v, ser).map(codec::Encoded::into_vec);
+        let enc = codec::encode(&v, ser);
         Some((v, enc))
     }));
     let outcome = match called {
-        Ok(Some((v, Ok(bytes)))) => match store.put(key, &bytes, exp, true) {
+        Ok(Some((v, Ok(bytes)))) => match store.put(key, &bytes, exp, at, true) {
             Ok(_) => EntryOutcome::Generated(v),
             Err(e) => {
                 drop(g);

@@ -354,6 +354,24 @@ pub fn with_ready_store<R>(f: impl FnOnce(&Store) -> R) -> Option<R> {
     Some(f(unsafe { &*p }))
 }
 
+/// As [`with_ready_store`], also handing `f` the request's serializer (a fast path that encodes
+/// arrays needs it).
+pub fn with_ready_store_and_serializer<R>(
+    f: impl FnOnce(&Store, apc::ini::Serializer) -> R,
+) -> Option<R> {
+    let (p, ser): (*const Store, _) = {
+        let b = req().try_borrow().ok()?;
+        let q = b.as_ref()?;
+        (
+            Arc::as_ptr(q.store.as_ref().filter(|s| !s.is_poisoned())?),
+            q.cfg.serializer,
+        )
+    };
+    // SAFETY: as in `with_ready_store`: `f` runs no PHP code, so nothing can replace or drop the
+    // request's `Arc` while the reference lives.
+    Some(f(unsafe { &*p }, ser))
+}
+
 /// What `store()` decided under the borrow, to act on after releasing it.
 enum Step {
     Ready(Arc<Store>),

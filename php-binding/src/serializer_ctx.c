@@ -83,60 +83,43 @@ void apcdb_unserialize(zval *rv, const char *bytes, size_t len)
 /* Deeper arrays go through the serializer (which has its own depth handling). */
 #define NATIVE_MAX_DEPTH 64
 
-static void put_le(smart_str *out, uint64_t v, int bytes)
-{
-	char b[8];
-	for (int i = 0; i < bytes; i++) {
-		b[i] = (char)(v >> (8 * i));
-	}
-	smart_str_appendl(out, b, bytes);
-}
+/*
+ * Encoding is one pass into the caller's buffer, which is kept between stores and so is nearly
+ * always big enough: every write is checked against its end, and a value that does not fit is
+ * sized (native_size) and written again into a buffer of that size. Nothing is grown or trimmed
+ * on the way, so the bytes are written once.
+ */
+static size_t native_size_array(HashTable *ht, int depth);
 
-static int native_put_array(smart_str *out, HashTable *ht, int depth);
-
-/* Appends one value; 0 if it cannot be written natively. */
-static int native_put(smart_str *out, zval *v, int depth)
+/* Bytes one value takes; 0 if it cannot be written natively. */
+static size_t native_size(zval *v, int depth)
 {
-	uint64_t bits;
+	size_t n;
 
 	switch (Z_TYPE_P(v)) {
 	case IS_NULL:
-		smart_str_appendc(out, 0);
-		return 1;
 	case IS_FALSE:
-		smart_str_appendc(out, 1);
-		return 1;
 	case IS_TRUE:
-		smart_str_appendc(out, 2);
 		return 1;
 	case IS_LONG:
-		smart_str_appendc(out, 3);
-		put_le(out, (uint64_t)Z_LVAL_P(v), 8);
-		return 1;
 	case IS_DOUBLE:
-		smart_str_appendc(out, 4);
-		memcpy(&bits, &Z_DVAL_P(v), 8);
-		put_le(out, bits, 8);
-		return 1;
+		return 9;
 	case IS_STRING:
 		if (Z_STRLEN_P(v) > UINT32_MAX) {
 			return 0;
 		}
-		smart_str_appendc(out, 5);
-		put_le(out, Z_STRLEN_P(v), 4);
-		smart_str_appendl(out, Z_STRVAL_P(v), Z_STRLEN_P(v));
-		return 1;
+		return 5 + Z_STRLEN_P(v);
 	case IS_ARRAY:
 		if (depth >= NATIVE_MAX_DEPTH) {
 			return 0;
 		}
-		smart_str_appendc(out, NATIVE_ARRAY);
-		return native_put_array(out, Z_ARRVAL_P(v), depth + 1);
+		n = native_size_array(Z_ARRVAL_P(v), depth + 1);
+		return n ? 1 + n : 0;
 	case IS_REFERENCE:
 		/* A reference nothing else holds (left by a foreach by reference) is written as its
 		 * value, as serialize() writes it; a shared one needs the serializer's back-references. */
 		if (Z_REFCOUNT_P(v) == 1) {
-			return native_put(out, Z_REFVAL_P(v), depth);
+			return native_size(Z_REFVAL_P(v), depth);
 		}
 		return 0;
 	default:
@@ -145,49 +128,245 @@ static int native_put(smart_str *out, zval *v, int depth)
 	}
 }
 
-static int native_put_array(smart_str *out, HashTable *ht, int depth)
+static size_t native_size_array(HashTable *ht, int depth)
 {
-	zend_ulong h;
 	zend_string *key;
 	zval *v;
+	size_t n = 4, one;
 
-	put_le(out, zend_hash_num_elements(ht), 4);
-	ZEND_HASH_FOREACH_KEY_VAL(ht, h, key, v) {
+	ZEND_HASH_FOREACH_STR_KEY_VAL(ht, key, v) {
 		if (key) {
 			if (ZSTR_LEN(key) > UINT32_MAX) {
 				return 0;
 			}
-			smart_str_appendc(out, 1);
-			put_le(out, ZSTR_LEN(key), 4);
-			smart_str_appendl(out, ZSTR_VAL(key), ZSTR_LEN(key));
+			n += 5 + ZSTR_LEN(key);
 		} else {
-			smart_str_appendc(out, 0);
-			put_le(out, (uint64_t)h, 8);
+			n += 9;
 		}
-		if (!native_put(out, v, depth)) {
+		one = native_size(v, depth);
+		if (!one) {
 			return 0;
 		}
+		n += one;
 	} ZEND_HASH_FOREACH_END();
-	return 1;
+	return n;
+}
+
+/* The tags of null, false and true are their type codes less IS_NULL's. */
+_Static_assert(IS_FALSE - IS_NULL == 1 && IS_TRUE - IS_NULL == 2, "zval type codes");
+
+typedef struct {
+	unsigned char *end;
+	/* Set when the buffer ran out (as opposed to a value that needs the serializer). */
+	int short_of_room;
+} native_writer;
+
+static inline unsigned char *put_le32(unsigned char *p, uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(p, &v, 4);
+#else
+	for (int i = 0; i < 4; i++) {
+		p[i] = (unsigned char)(v >> (8 * i));
+	}
+#endif
+	return p + 4;
+}
+
+static inline unsigned char *put_le64(unsigned char *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(p, &v, 8);
+#else
+	for (int i = 0; i < 8; i++) {
+		p[i] = (unsigned char)(v >> (8 * i));
+	}
+#endif
+	return p + 8;
+}
+
+/* Copies n bytes; keys and strings are mostly short, where a call to memcpy costs more than
+ * the copy (fixed-size memcpy compiles to plain moves). */
+static inline unsigned char *put_bytes(unsigned char *p, const char *s, size_t n)
+{
+	if (n >= 8 && n <= 16) {
+		memcpy(p, s, 8);
+		memcpy(p + n - 8, s + n - 8, 8);
+	} else if (n >= 4 && n < 8) {
+		memcpy(p, s, 4);
+		memcpy(p + n - 4, s + n - 4, 4);
+	} else if (n < 4) {
+		for (size_t i = 0; i < n; i++) {
+			p[i] = (unsigned char)s[i];
+		}
+	} else {
+		memcpy(p, s, n);
+	}
+	return p + n;
 }
 
 /*
- * The array *value in the native encoding, prefixed with `tag`; NULL (nothing allocated) when
- * something in it needs the serializer. Runs no user code.
+ * Writes the body of an array at p (count, then each key and value) and returns its end; NULL
+ * when something in it needs the serializer, or when the buffer ran out (w->short_of_room). The
+ * checks are native_size's; one room check per element covers its key and its value (an array
+ * value checks its own body).
  */
-zend_string *apcdb_native_encode(zval *value, unsigned char tag)
+static unsigned char *native_write_array(native_writer *w, unsigned char *p, HashTable *ht,
+	int depth)
 {
-	smart_str out = {0};
+	unsigned char *end = w->end;
+	zend_ulong h;
+	zend_string *key;
+	zval *v;
+
+	if (end - p < 4) {
+		w->short_of_room = 1;
+		return NULL;
+	}
+	p = put_le32(p, zend_hash_num_elements(ht));
+	ZEND_HASH_FOREACH_KEY_VAL(ht, h, key, v) {
+		size_t need, vlen;
+
+		if (Z_TYPE_P(v) == IS_REFERENCE) {
+			/* A reference nothing else holds is written as its value (native_size). */
+			if (Z_REFCOUNT_P(v) != 1) {
+				return NULL;
+			}
+			v = Z_REFVAL_P(v);
+		}
+		switch (Z_TYPE_P(v)) {
+		case IS_NULL:
+		case IS_FALSE:
+		case IS_TRUE:
+		case IS_ARRAY:
+			vlen = 0;
+			break;
+		case IS_LONG:
+		case IS_DOUBLE:
+			vlen = 8;
+			break;
+		case IS_STRING:
+			if (Z_STRLEN_P(v) > UINT32_MAX) {
+				return NULL;
+			}
+			vlen = 4 + Z_STRLEN_P(v);
+			break;
+		default:
+			return NULL;
+		}
+		if (key) {
+			if (ZSTR_LEN(key) > UINT32_MAX) {
+				return NULL;
+			}
+			need = 5 + ZSTR_LEN(key) + 1 + vlen;
+		} else {
+			need = 9 + 1 + vlen;
+		}
+		if ((size_t)(end - p) < need) {
+			w->short_of_room = 1;
+			return NULL;
+		}
+		if (key) {
+			*p++ = 1;
+			p = put_le32(p, (uint32_t)ZSTR_LEN(key));
+			p = put_bytes(p, ZSTR_VAL(key), ZSTR_LEN(key));
+		} else {
+			*p++ = 0;
+			p = put_le64(p, (uint64_t)h);
+		}
+		switch (Z_TYPE_P(v)) {
+		case IS_NULL:
+		case IS_FALSE:
+		case IS_TRUE:
+			/* The tags of null, false and true are 0, 1 and 2 (SPEC.md §10). */
+			*p++ = (unsigned char)(Z_TYPE_P(v) - IS_NULL);
+			break;
+		case IS_LONG:
+			*p++ = 3;
+			p = put_le64(p, (uint64_t)Z_LVAL_P(v));
+			break;
+		case IS_DOUBLE: {
+			uint64_t bits;
+			memcpy(&bits, &Z_DVAL_P(v), 8);
+			*p++ = 4;
+			p = put_le64(p, bits);
+			break;
+		}
+		case IS_STRING:
+			*p++ = 5;
+			p = put_le32(p, (uint32_t)Z_STRLEN_P(v));
+			p = put_bytes(p, Z_STRVAL_P(v), Z_STRLEN_P(v));
+			break;
+		default: /* IS_ARRAY */
+			if (depth >= NATIVE_MAX_DEPTH) {
+				return NULL;
+			}
+			*p++ = NATIVE_ARRAY;
+			p = native_write_array(w, p, Z_ARRVAL_P(v), depth + 1);
+			if (!p) {
+				return NULL;
+			}
+		}
+	} ZEND_HASH_FOREACH_END();
+	return p;
+}
+
+/*
+ * Writes the native encoding of the array *value, prefixed with `tag`, into out[0..cap). Returns
+ * the bytes written; 0 when *value is not an array or something in it needs the serializer;
+ * (size_t)-1 when it did not fit (apcdb_native_size() then says how much room it needs). Runs no
+ * user code.
+ */
+size_t apcdb_native_write(zval *value, unsigned char tag, char *out, size_t cap)
+{
+	native_writer w = {(unsigned char *)out + cap, 0};
+	unsigned char *p = (unsigned char *)out;
 
 	if (Z_TYPE_P(value) != IS_ARRAY) {
+		return 0;
+	}
+	if (cap < 1) {
+		return (size_t)-1;
+	}
+	*p++ = tag;
+	p = native_write_array(&w, p, Z_ARRVAL_P(value), 0);
+	if (!p) {
+		return w.short_of_room ? (size_t)-1 : 0;
+	}
+	return (size_t)(p - (unsigned char *)out);
+}
+
+/*
+ * Bytes the native encoding of *value takes, its tag byte included; 0 when *value is not an
+ * array or something in it needs the serializer. Runs no user code.
+ */
+size_t apcdb_native_size(zval *value)
+{
+	size_t n;
+
+	if (Z_TYPE_P(value) != IS_ARRAY) {
+		return 0;
+	}
+	n = native_size_array(Z_ARRVAL_P(value), 0);
+	return n ? 1 + n : 0;
+}
+
+/*
+ * The native encoding of *value (len bytes, from apcdb_native_size()) in a new string of PHP's
+ * allocator, for values too large for the encoder's kept buffer: they count against
+ * memory_limit as PHP's own strings do. NULL (nothing allocated) if it did not come out as
+ * len bytes.
+ */
+zend_string *apcdb_native_encode(zval *value, unsigned char tag, size_t len)
+{
+	zend_string *s = zend_string_alloc(len, 0);
+
+	if (apcdb_native_write(value, tag, ZSTR_VAL(s), len) != len) {
+		zend_string_efree(s);
 		return NULL;
 	}
-	smart_str_appendc(&out, (char)tag);
-	if (!native_put_array(&out, Z_ARRVAL_P(value), 0)) {
-		smart_str_free(&out);
-		return NULL;
-	}
-	return smart_str_extract(&out);
+	ZSTR_VAL(s)[len] = '\0';
+	return s;
 }
 
 typedef struct {

@@ -25,10 +25,30 @@ pub fn error_docref(ty: i32, msg: &str) {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec for the call's duration. (Read directly, as the
+    // engine does: every store dates its write, and `SystemTime`'s conversions cost a third of
+    // the read again.)
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) } == 0 && ts.tv_sec >= 0 {
+        return ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000;
+    }
+    0
+}
+
+/// The time a write counts from (APCu's rule: [`apc::ttl::write_time_ms`]): the request's start
+/// with `apc.use_request_time=1`, else now.
+fn write_time_ms() -> u64 {
+    if crate::config::use_request_time() {
+        // SAFETY: the SAPI's request time, read on PHP's thread during a request.
+        let t = unsafe { ffi::sapi_get_request_time() };
+        if t > 0.0 {
+            return apc::ttl::write_time_ms(true, 0, (t * 1000.0) as u64);
+        }
+    }
+    now_ms()
 }
 
 /// The expiry of an entry written now with `ttl` seconds (APCu's rule: [`apc::ttl`]), counted
@@ -37,19 +57,15 @@ pub fn expiry_for_ttl(ttl: i64) -> u64 {
     if ttl == 0 {
         return 0;
     }
-    let request_ms = if crate::config::use_request_time() {
-        // SAFETY: the SAPI's request time, read on PHP's thread during a request.
-        let t = unsafe { ffi::sapi_get_request_time() };
-        if t > 0.0 {
-            (t * 1000.0) as u64
-        } else {
-            0
-        }
-    } else {
-        0
-    };
-    let base = apc::ttl::write_time_ms(request_ms > 0, now_ms(), request_ms);
-    apc::ttl::expiry_for_ttl(ttl, base)
+    apc::ttl::expiry_for_ttl(ttl, write_time_ms())
+}
+
+/// A write's times: its expiry for `ttl` (as [`expiry_for_ttl`]) and the time it is dated
+/// (its `mtime`), both from one reading of the clock (or the request's start, as APCu dates
+/// every write of a request with `apc.use_request_time=1`).
+pub fn write_times(ttl: i64) -> (u64, u64) {
+    let at = write_time_ms();
+    (apc::ttl::expiry_for_ttl(ttl, at), at)
 }
 
 /// Arguments of a call as the engine passed them.

@@ -1028,18 +1028,23 @@ pub(crate) fn record_len(ops: &[Op]) -> usize {
 /// A complete record, padded to [`RECORD_ALIGN`].
 #[cfg(test)]
 pub(crate) fn encode_record(epoch: u64, lsn: u64, ops: &[Op]) -> Vec<u8> {
-    let mut b = Vec::new();
-    encode_record_into(&mut b, epoch, lsn, ops);
+    let mut b = vec![0; record_len(ops)];
+    encode_record_to(&mut b, epoch, lsn, ops);
     b
 }
 
-/// [`encode_record`] into `b`, replacing what it held (the write path reuses one buffer).
-pub(crate) fn encode_record_into(b: &mut Vec<u8>, epoch: u64, lsn: u64, ops: &[Op]) {
-    b.clear();
-    b.reserve(record_len(ops));
-    b.resize(RECORD_HEADER, 0);
-    put_u64(b, record_at::EPOCH, epoch);
-    put_u64(b, record_at::LSN, lsn);
+/// Writes the record of `ops` into `out`, which is exactly [`record_len`]`(ops)` bytes: in one
+/// pass with no growth checks, so that the write path can encode it straight into the journal's
+/// mapping. Every byte is written (the padding as zeros), whatever `out` held.
+pub(crate) fn encode_record_to(out: &mut [u8], epoch: u64, lsn: u64, ops: &[Op]) {
+    debug_assert_eq!(out.len(), record_len(ops));
+    /// Copies `bytes` at `*at` and moves past them.
+    #[inline(always)]
+    fn put(out: &mut [u8], at: &mut usize, bytes: &[u8]) {
+        out[*at..*at + bytes.len()].copy_from_slice(bytes);
+        *at += bytes.len();
+    }
+    let mut at = RECORD_HEADER;
     for op in ops {
         match op {
             Op::Put {
@@ -1048,32 +1053,34 @@ pub(crate) fn encode_record_into(b: &mut Vec<u8>, epoch: u64, lsn: u64, ops: &[O
                 expires_ms,
                 modified_ms,
             } => {
-                b.push(OP_PUT);
-                b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                b.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                b.extend_from_slice(&expires_ms.to_le_bytes());
-                b.extend_from_slice(&modified_ms.to_le_bytes());
-                b.extend_from_slice(key);
-                b.extend_from_slice(value);
+                put(out, &mut at, &[OP_PUT]);
+                put(out, &mut at, &(key.len() as u32).to_le_bytes());
+                put(out, &mut at, &(value.len() as u32).to_le_bytes());
+                put(out, &mut at, &expires_ms.to_le_bytes());
+                put(out, &mut at, &modified_ms.to_le_bytes());
+                put(out, &mut at, key);
+                put(out, &mut at, value);
             }
             Op::Delete { key } => {
-                b.push(OP_DELETE);
-                b.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                b.extend_from_slice(key);
+                put(out, &mut at, &[OP_DELETE]);
+                put(out, &mut at, &(key.len() as u32).to_le_bytes());
+                put(out, &mut at, key);
             }
-            Op::Clear => b.push(OP_CLEAR),
+            Op::Clear => put(out, &mut at, &[OP_CLEAR]),
             Op::Reset { generation } => {
-                b.push(OP_RESET);
-                b.extend_from_slice(&generation.to_le_bytes());
+                put(out, &mut at, &[OP_RESET]);
+                put(out, &mut at, &generation.to_le_bytes());
             }
         }
     }
-    let payload_len = (b.len() - RECORD_HEADER) as u32;
-    b[record_at::PAYLOAD_LEN..record_at::PAYLOAD_LEN + 4]
+    out[at..].fill(0);
+    let payload_len = (at - RECORD_HEADER) as u32;
+    out[record_at::PAYLOAD_LEN..record_at::PAYLOAD_LEN + 4]
         .copy_from_slice(&payload_len.to_le_bytes());
-    let crc = crc32c(&b[record_at::CHECKSUMMED..]);
-    b[record_at::CRC..record_at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
-    b.resize(b.len().next_multiple_of(RECORD_ALIGN), 0);
+    put_u64(out, record_at::EPOCH, epoch);
+    put_u64(out, record_at::LSN, lsn);
+    let crc = crc32c(&out[record_at::CHECKSUMMED..at]);
+    out[record_at::CRC..record_at::CRC + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The operations of a record's payload, borrowing keys and values from it.
@@ -1587,6 +1594,11 @@ mod tests {
         ];
         let rec = encode_record(4, 77, &ops);
         assert_eq!(rec.len(), record_len(&ops));
+        // Encoded in place over old bytes (a reused stretch of the journal's mapping), every byte
+        // is the record's own: header, payload and the padding's zeros.
+        let mut over_old = vec![0xab; rec.len()];
+        encode_record_to(&mut over_old, 4, 77, &ops);
+        assert_eq!(hex(&over_old), hex(&rec));
         assert_eq!(
             hex(&rec),
             "559e0e6a2d00000004000000000000004d00000000000000010100000002000000050000000000\

@@ -9,12 +9,23 @@
 use crate::error::{Error, Result};
 #[cfg(test)]
 pub(crate) use crate::format::encode_record;
-pub(crate) use crate::format::{encode_record_into, record_len, Op, Scan};
+pub(crate) use crate::format::{encode_record_to, record_len, Op, Scan};
 use crate::io::{write_all_at, FileKind, SharedIo, SyncKind};
 use crate::write::LockHeld;
+use std::cell::Cell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+
+thread_local! {
+    /// The buffer a record is encoded in before `pwrite` (durability `sync`), reused by the next
+    /// commit so that a put allocates nothing for its record.
+    static RECORD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest record buffer a thread keeps between commits: one large value's record is not
+/// held for the thread's whole life.
+const RECORD_KEEP: usize = 64 << 10;
 
 /// The journal prefix a scan reads first (most cycles a crash leaves are far shorter).
 const SCAN_FIRST_READ: usize = 256 << 10;
@@ -103,19 +114,46 @@ impl Journal {
         self.map.as_ref().is_some_and(|m| m.broken())
     }
 
-    pub fn write_at(&self, held: &LockHeld, pos: u64, record: &[u8]) -> Result<()> {
-        debug_assert!(pos + record.len() as u64 <= self.size);
+    /// Writes a record of `len` bytes at `pos`, which `encode` fills: in place in the mapping
+    /// (relaxed modes: the bytes are written once, with no buffer between), otherwise in this
+    /// thread's kept buffer, then written with `pwrite`.
+    pub fn write_record(
+        &self,
+        held: &LockHeld,
+        pos: u64,
+        len: usize,
+        encode: impl FnOnce(&mut [u8]),
+    ) -> Result<()> {
+        debug_assert!(pos + len as u64 <= self.size);
         match &self.map {
-            Some(m) => {
-                m.write(held, pos, record)?;
+            Some(m) => m.write_with(held, pos, len, |out| {
+                encode(out);
                 if self.report_copies {
-                    self.io.journal_copied(pos, record);
+                    self.io.journal_copied(pos, out);
                 }
-                Ok(())
+            }),
+            None => {
+                // A commit that finds the buffer taken (one nested in it, which cannot happen
+                // while it holds it) or gone (from another thread-local's destructor) uses a new
+                // one.
+                let mut record = RECORD.try_with(Cell::take).unwrap_or_default();
+                record.clear();
+                record.resize(len, 0);
+                encode(&mut record);
+                let r = write_all_at(&*self.io, FileKind::Journal, &self.file, pos, &record)
+                    .map_err(|e| self.io_err("write", e));
+                if record.capacity() <= RECORD_KEEP {
+                    let _ = RECORD.try_with(|c| c.set(record));
+                }
+                r
             }
-            None => write_all_at(&*self.io, FileKind::Journal, &self.file, pos, record)
-                .map_err(|e| self.io_err("write", e)),
         }
+    }
+
+    /// Writes bytes made elsewhere as a record (tests write damaged ones).
+    #[cfg(test)]
+    pub fn write_at(&self, held: &LockHeld, pos: u64, record: &[u8]) -> Result<()> {
+        self.write_record(held, pos, record.len(), |out| out.copy_from_slice(record))
     }
 
     /// Makes every record written so far durable (`fdatasync`; it covers mapped pages too).

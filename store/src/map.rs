@@ -285,6 +285,29 @@ impl Map {
         Ok(())
     }
 
+    /// Lets `fill` write `[off, off + len)` in place (the journal encodes a record straight into
+    /// its mapping), then reports the range as written; returns what `fill` returned. `fill`
+    /// must not touch this mapping otherwise.
+    pub fn write_with<R>(
+        &self,
+        _: &LockHeld,
+        off: u64,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R> {
+        self.check(off, len as u64)?;
+        let r = self.guarded(|| {
+            // SAFETY: in bounds (checked; a shrink since is caught by `guarded`). Only the holder
+            // of the write lock writes, and only where nothing in this process reads meanwhile
+            // (the journal's tail, which is read back only through the file); the borrow ends
+            // with `fill`.
+            let here = unsafe { std::slice::from_raw_parts_mut(self.base.add(off as usize), len) };
+            fill(here)
+        })?;
+        self.observed(off, len as u64);
+        Ok(r)
+    }
+
     pub fn write(&self, _: &LockHeld, off: u64, bytes: &[u8]) -> Result<()> {
         self.check(off, bytes.len() as u64)?;
         // SAFETY: in bounds (checked; a shrink since is caught by `guarded`). Only the holder of

@@ -1217,12 +1217,33 @@ impl Store {
     ///
     /// As [`put`](Self::put).
     pub fn put_with_expiry(&self, key: &[u8], value: &[u8], expires_at_ms: u64) -> Result<()> {
+        self.put_at(key, value, expires_at_ms, now_ms())
+    }
+
+    /// As [`put_with_expiry`](Self::put_with_expiry), dated `modified_at_ms` (Unix milliseconds)
+    /// instead of by a clock read here: the entry's [`Entry::modified_at_ms`] and its last
+    /// access in the access table. For a caller that has just read the clock (to compute the
+    /// expiry: one read instead of two) or that dates its writes its own way (the PHP
+    /// extension's `apc.use_request_time`: every write of a request carries the request's
+    /// start). The time is recorded as given; expiry goes by `expires_at_ms` alone, and nothing
+    /// orders entries by their modification time.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put).
+    pub fn put_at(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: u64,
+        modified_at_ms: u64,
+    ) -> Result<()> {
         self.check_sizes(key, value)?;
         let op = Op::Put {
             key: key.into(),
             value: value.into(),
             expires_ms: expires_at_ms,
-            modified_ms: now_ms(),
+            modified_ms: modified_at_ms,
         };
         self.write(&[op])
     }
@@ -1356,8 +1377,35 @@ impl Store {
     ///
     /// As [`put`](Self::put).
     pub fn add_with_expiry(&self, key: &[u8], value: &[u8], expires_at_ms: u64) -> Result<bool> {
+        self.add_dated(key, value, expires_at_ms, None)
+    }
+
+    /// As [`add_with_expiry`](Self::add_with_expiry), dated `modified_at_ms` as
+    /// [`put_at`](Self::put_at) is.
+    ///
+    /// # Errors
+    ///
+    /// As [`put`](Self::put).
+    pub fn add_at(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: u64,
+        modified_at_ms: u64,
+    ) -> Result<bool> {
+        self.add_dated(key, value, expires_at_ms, Some(modified_at_ms))
+    }
+
+    /// `add`, dated `modified` or (None) by the clock when it writes.
+    fn add_dated(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expires_at_ms: u64,
+        modified: Option<u64>,
+    ) -> Result<bool> {
         self.check_sizes(key, value)?;
-        self.update(key, |cur| match cur {
+        self.update_dated(key, modified, |cur| match cur {
             Some(_) => (Update::Keep, false),
             None => (
                 Update::Put {
@@ -1416,6 +1464,16 @@ impl Store {
         key: &[u8],
         f: impl FnOnce(Option<&Entry>) -> (Update, R),
     ) -> Result<R> {
+        self.update_dated(key, None, f)
+    }
+
+    /// `update`, a put it decides dated `modified` or (None) by the clock under the lock.
+    fn update_dated<R>(
+        &self,
+        key: &[u8],
+        modified: Option<u64>,
+        f: impl FnOnce(Option<&Entry>) -> (Update, R),
+    ) -> Result<R> {
         check_key(key)?;
         self.inner.flush_before_write()?;
         let (lsn, r) = {
@@ -1435,7 +1493,7 @@ impl Store {
                         key: key.into(),
                         value: Cow::Owned(value),
                         expires_ms: expires_at_ms,
-                        modified_ms: now_ms(),
+                        modified_ms: modified.unwrap_or_else(now_ms),
                     }
                 }
             };

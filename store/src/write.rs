@@ -75,14 +75,7 @@ impl LockHeld {
 thread_local! {
     /// Stores whose write lock this thread holds (to refuse re-entry instead of deadlocking).
     static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-    /// The buffer the last journal record was encoded in, reused by the next commit so that a
-    /// put allocates nothing for its record.
-    static RECORD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
-
-/// The largest record buffer a thread keeps between commits: one large value's record is not
-/// held for the thread's whole life.
-const RECORD_KEEP: usize = 64 << 10;
 
 /// Holding the cross-process write lock: the stages that change the store (alloc, apply,
 /// checkpoint, index rebuild, recovery) are its methods. It reads everything else through the
@@ -293,19 +286,19 @@ impl WriteTxn<'_> {
         // 3.3 Journal append; if it fails, the blocks go back and nothing was applied.
         let lsn = h.next_lsn.load(Relaxed);
         let epoch = h.journal_epoch.load(Relaxed);
-        // Encoded into this thread's buffer, kept from the last commit. A commit that finds it
-        // taken (nested in this one, which cannot happen while it holds it) or gone (from another
-        // thread-local's destructor) uses a new one.
-        let mut record = RECORD.try_with(Cell::take).unwrap_or_default();
-        journal::encode_record_into(&mut record, epoch, lsn, ops);
         let pos = h.journal_pos.load(Relaxed);
         let at = journal_half_base(self.journal.size, epoch) + pos;
         if outer {
             // Before the record can be whole in the journal: a holder that dies from here on is
             // rolled back to this point and the record (if whole) applied again.
-            self.begin_apply(lsn, pos, record.len() as u64, &blocks);
+            self.begin_apply(lsn, pos, len as u64, &blocks);
         }
-        if let Err(e) = self.journal.write_at(self.held(), at, &record) {
+        // Encoded where it goes (the journal's mapping, in relaxed modes): the value is copied
+        // into the journal once, with no buffer between.
+        let written = self.journal.write_record(self.held(), at, len, |out| {
+            journal::encode_record_to(out, epoch, lsn, ops)
+        });
+        if let Err(e) = written {
             if outer {
                 // Not written: nothing to take back, and the blocks go back to the lists.
                 self.undo_active.set(false);
@@ -316,10 +309,7 @@ impl WriteTxn<'_> {
             }
             return Err(e);
         }
-        let record_len = record.len() as u64;
-        if record.capacity() <= RECORD_KEEP {
-            let _ = RECORD.try_with(|c| c.set(record));
-        }
+        let record_len = len as u64;
         h.last_record[0].store(at + 1, Relaxed);
         h.last_record[1].store(lsn, Relaxed);
         h.journal_pos.store(pos + record_len, Relaxed);

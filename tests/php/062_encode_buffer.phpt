@@ -1,0 +1,105 @@
+--TEST--
+Values are encoded into a buffer kept between stores (SPEC §10): every type and every key/string length comes back exactly, in the documented native bytes, whatever was encoded before it; arrays too big for the buffer count against memory_limit
+--INI--
+apcdb.durability=none
+--FILE--
+<?php
+require __DIR__ . '/helpers.inc';
+$db = apcdb_pool('encbuf');
+$ini = ['apcdb.file' => $db, 'apcdb.durability' => 'none', 'apcdb.size' => '256M'];
+
+// The values, in the order they are stored: each one is encoded into the buffer the one before
+// left behind (bigger, smaller, full of other bytes), so a byte of an earlier value that leaked
+// into a later one, a length written short, or a buffer that grew wrong shows as a difference.
+$values = <<<'PHP'
+$o = new stdClass; $o->a = [1, 2];
+$v = [];
+foreach ([0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 100] as $n) {
+    $s = substr(str_repeat("abcdefghijklmnopqrstuvwxyz0123456789", 4), 0, $n);
+    $v["key of $n"] = [$s => $s, 'x' => $s, $n => [$s]];
+    $v["string of $n"] = $s;
+}
+$v += [
+    'null' => null, 'false' => false, 'true' => true, 'int' => PHP_INT_MIN, 'float' => -1.5,
+    'empty array' => [],
+    'mixed' => [null, false, true, 0, -1, PHP_INT_MAX, 0.1, INF, "a\0b", [[]], 'k' => ['l' => 'm']],
+    // Around the kept buffer's 64 KiB limit: 5 + n bytes of string element, 1 + 8 of its key,
+    // 4 of the count, 1 of the tag.
+    'just under the buffer' => [str_repeat('u', 65536 - 19)],
+    'just over the buffer' => [str_repeat('o', 65536 - 18)],
+    'small after big' => [1],
+    // Bigger than the buffer holds so far, with an object after the point where it ran out: the
+    // whole value goes to serialize().
+    'object past the buffer' => array_merge(array_fill(0, 5000, 'filler'), [$o]),
+    'reference' => (function () { $a = [1]; $a[1] = &$a[0]; return $a; })(),
+    'object' => $o,
+    'huge' => array_fill(0, 20000, str_repeat('h', 50)),
+    'small after huge' => ['s' => 's'],
+];
+PHP;
+
+$out = apcdb_run($ini, $values . '
+    foreach ($v as $k => $x) {
+        if (!apc_store($k, $x)) echo "store of $k failed\n";
+        // Read back at once too: the same process, right after its own store.
+        if (serialize(apc_fetch($k)) !== serialize($x)) echo "$k differs in the storing process\n";
+    }
+    // The same again in reverse order: each value now follows a different one.
+    foreach (array_reverse($v, true) as $k => $x) apc_store("again $k", $x);
+    echo "stored ", count($v), "\n";
+');
+echo $out;
+echo apcdb_run($ini, $values . '
+    $bad = 0;
+    foreach ($v as $k => $x) {
+        foreach ([$k, "again $k"] as $key) {
+            $got = apc_fetch($key, $ok);
+            if (!$ok || serialize($got) !== serialize($x)) { echo "$key differs\n"; $bad++; }
+        }
+    }
+    echo $bad === 0 ? "all the same in another process\n" : "";
+');
+
+// The bytes in the store: SPEC §10's native form, written here from the spec, for the arrays of
+// every key and string length.
+if (!str_contains($db, '://')) {
+    function native($v): string {
+        return match (true) {
+            $v === null => "\x00", $v === false => "\x01", $v === true => "\x02",
+            is_int($v) => "\x03" . pack('P', $v), is_float($v) => "\x04" . pack('e', $v),
+            is_string($v) => "\x05" . pack('V', strlen($v)) . $v,
+            is_array($v) => "\x08" . body($v),
+        };
+    }
+    function body(array $a): string {
+        $b = pack('V', count($a));
+        foreach ($a as $k => $x) {
+            $b .= (is_int($k) ? "\x00" . pack('P', $k) : "\x01" . pack('V', strlen($k)) . $k) . native($x);
+        }
+        return $b;
+    }
+    eval($values);
+    $file = file_get_contents($db);
+    $missing = [];
+    foreach ($v as $k => $x) {
+        if (str_starts_with($k, 'key of') && !str_contains($file, native($x))) $missing[] = $k;
+    }
+    echo $missing ? "not in native form: " . implode(', ', $missing) . "\n" : "native bytes as specified\n";
+} else {
+    echo "native bytes as specified\n";
+}
+
+// A native array too big for the kept buffer is encoded in PHP's memory, so memory_limit stops
+// it with PHP's own error (the array shares one string: it is small, its encoding is 20 MB).
+echo apcdb_run($ini + ['memory_limit' => '16M'], '
+    $a = array_fill(0, 2000, str_repeat("m", 10000));
+    var_dump(apc_store("too big", $a));
+', $rc);
+echo "exit $rc\n";
+?>
+--EXPECTF--
+stored 43
+all the same in another process
+native bytes as specified
+%AFatal error: Allowed memory size of 16777216 bytes exhausted%A
+exit 255
