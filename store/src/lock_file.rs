@@ -1014,5 +1014,31 @@ mod tests {
             stores[0].get(b"t1-499").unwrap().unwrap(),
             19_999u32.to_le_bytes()
         );
+        // Still one holder at a time: read-modify-writes of one counter from both handles at
+        // once lose no increment.
+        std::thread::scope(|s| {
+            for (t, store) in stores.iter().enumerate() {
+                s.spawn(move || {
+                    pin(t);
+                    for _ in 0..5_000 {
+                        store
+                            .update(b"counter", |cur| {
+                                let n = cur.map_or(0, |e| {
+                                    u64::from_le_bytes(e.value[..8].try_into().unwrap())
+                                });
+                                let value = (n + 1).to_le_bytes().to_vec();
+                                let put = crate::Update::Put {
+                                    value,
+                                    expires_at_ms: 0,
+                                };
+                                (put, ())
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let n = stores[1].get(b"counter").unwrap().unwrap();
+        assert_eq!(u64::from_le_bytes(n[..8].try_into().unwrap()), 10_000);
     }
 }
