@@ -871,6 +871,105 @@ mod tests {
         assert_eq!(state.access(7), (2, 1_001));
     }
 
+    /// A mutex for threads of a test to share.
+    struct Shared<'a>(&'a RobustMutex);
+    // SAFETY: the mutex is process-shared and made for concurrent use from any thread;
+    // `UnsafeCell` only hides that from the compiler.
+    unsafe impl Sync for Shared<'_> {}
+    impl Shared<'_> {
+        fn get(&self) -> &RobustMutex {
+            self.0
+        }
+    }
+
+    /// A holder killed while another process's thread waits for the mutex (spinning, then
+    /// asleep in the kernel): the waiter gets it with `OwnerDied`, as a plain lock would, and
+    /// after `consistent` the mutex is clean again.
+    #[test]
+    fn a_waiter_learns_that_the_holder_was_killed() {
+        // SAFETY: a fresh shared anonymous mapping of one page (zeros: storage for `init`),
+        // checked against MAP_FAILED, unmapped at the end after every user is gone; a forked
+        // child shares it.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(page, libc::MAP_FAILED);
+        // SAFETY: the page is aligned, large enough and outlives every use below.
+        let m = Shared(unsafe { &*(page as *const RobustMutex) });
+        m.get().init().unwrap();
+        let path = Path::new("test");
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only locks the mutex (a compare-and-swap in user space), writes a
+        // byte and sleeps until it is killed: nothing that needs another thread of the parent.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0);
+        if child == 0 {
+            // SAFETY: as above; `_exit` if the lock failed, so the test's own code never runs
+            // twice.
+            unsafe {
+                if libc::pthread_mutex_lock(m.get().0.get()) != 0 {
+                    libc::_exit(1);
+                }
+                libc::write(fds[1], b"x".as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let mut byte = 0u8;
+        // SAFETY: reads one byte into a local.
+        assert_eq!(
+            unsafe { libc::read(fds[0], (&mut byte as *mut u8).cast(), 1) },
+            1
+        );
+        let waits = LockWaits::default();
+        let got = std::thread::scope(|s| {
+            // The owner (this thread) repairs and unlocks.
+            let waiter = s.spawn(|| {
+                let got = m.get().lock_spinning(path, &waits);
+                if let Ok(Locked::OwnerDied) = got {
+                    m.get().consistent();
+                }
+                m.get().unlock();
+                got
+            });
+            // Once it found the mutex held, long past its spin: the waiter sleeps in the kernel
+            // when the holder dies (or, if it lost its core meanwhile, finds that in a try).
+            while waits.contended.load(Ordering::Relaxed) == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            // SAFETY: our own child; waited for so that it leaves no zombie.
+            unsafe {
+                libc::kill(child, libc::SIGKILL);
+                libc::waitpid(child, std::ptr::null_mut(), 0);
+            }
+            waiter.join().unwrap()
+        });
+        assert!(matches!(got, Ok(Locked::OwnerDied)));
+        assert_eq!(waits.contended.load(Ordering::Relaxed), 1);
+        assert!(matches!(
+            m.get().lock_spinning(path, &waits),
+            Ok(Locked::Clean)
+        ));
+        m.get().unlock();
+        // SAFETY: the descriptors and the page are ours, and no one uses them any more.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            libc::munmap(page, 4096);
+        }
+    }
+
     /// The tests that pin threads to CPUs, one at a time (each would take the other's cores).
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -894,17 +993,9 @@ mod tests {
     /// waiter does not sleep in the kernel.
     #[test]
     fn a_short_hold_is_waited_for_by_spinning() {
-        struct Shared(Box<RobustMutex>);
-        // SAFETY: the mutex is process-shared and made for concurrent use from any thread;
-        // `UnsafeCell` only hides that from the compiler.
-        unsafe impl Sync for Shared {}
-        impl Shared {
-            fn get(&self) -> &RobustMutex {
-                &self.0
-            }
-        }
         // SAFETY: zeroed bytes are storage for `init`, which runs before any other use.
-        let m = Shared(unsafe { Box::new_zeroed().assume_init() });
+        let boxed: Box<RobustMutex> = unsafe { Box::new_zeroed().assume_init() };
+        let m = Shared(&boxed);
         m.get().init().unwrap();
         let path = Path::new("test");
         let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
