@@ -8,16 +8,44 @@
 //! running flush has already passed, or any with no flush running: a page made writable ahead
 //! of the flush would be written back by it, protected again, and fault once more. The ring is
 //! read without the write lock: a stale position only costs a useless populate (SPEC.md §2.4).
+//!
+//! A page's write fault is taken per process (each has its own page tables), so a populate helps
+//! only the process that then fills the block. When several processes write, each would
+//! populate every reusable block for the one in N it fills itself, and on a machine with fewer
+//! cores than writers that work is taken from the writers: the thread works only for a process
+//! that made nearly all of the recent commits (`Share`). And it populates each page once, in
+//! runs of adjacent pages, not once per block: small blocks share pages.
 
 use crate::format::*;
 use crate::store::Inner;
-use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
 /// How many reusable blocks ahead of the ring's head the checkpoint thread keeps writable; a
 /// writer wakes it when less than half of that is left. A few tens of milliseconds of puts:
 /// blocks made writable but not filled before the next freeze are written back once for
 /// nothing, so the window stays short.
 pub(crate) const WINDOW: u64 = 4096;
+
+/// The thread populates only for a process whose own commits were at least this share (in
+/// eighths) of all commits since its last pass: practically the store's only writer.
+const OWN_EIGHTHS: u64 = 7;
+
+/// This handle's part of the store's recent commits, as its checkpoint thread judges it, and
+/// what that thread did (counted for the tests).
+#[derive(Default)]
+pub(crate) struct Share {
+    /// Commits made through this handle (counted after each, outside the lock).
+    own: AtomicU64,
+    /// `own` and the store's next LSN when the thread last looked (or, before that, at this
+    /// handle's first commit: the LSNs count earlier processes' commits too).
+    seen_own: AtomicU64,
+    seen_lsn: AtomicU64,
+    /// What the last look decided: others made too many of the commits.
+    shared: AtomicBool,
+    /// Pages made writable, and the `madvise` calls that did it.
+    pub(crate) pages: AtomicU64,
+    pub(crate) calls: AtomicU64,
+}
 
 impl Inner {
     /// Where the thread goes on from in the ring: where it stopped, unless the head passed it or
@@ -35,6 +63,11 @@ impl Inner {
     pub(crate) fn wake_prefaulter(&self) {
         if self.ephemeral || !self.checkpointer.wanted() {
             return;
+        }
+        let share = &self.prefault_share;
+        if share.own.fetch_add(1, Relaxed) == 0 {
+            let lsn = self.lock_file.state().next_lsn.load(Relaxed);
+            share.seen_lsn.store(lsn.saturating_sub(1), Relaxed);
         }
         let (head, free_to) = self.lock_file.state().reusable_span();
         let want = free_to.min(head + WINDOW);
@@ -56,11 +89,17 @@ impl Inner {
         let (head, free_to) = h.reusable_span();
         let end = free_to.min(head + WINDOW);
         let mut pos = self.prefault_start(head, free_to);
+        // Skipped for a process that shares the writes: the window counts as done, so that its
+        // writers do not wake the thread again until the ring has moved on.
+        if !self.mostly_own_commits() {
+            self.prefaulted_to.store(end, Relaxed);
+            return;
+        }
         let passed = self.flushed_up_to();
         // Below the heap's end only: past it a compaction may have punched the file out, and
         // making such a page writable would allocate it on the disk again for nothing.
         let heap_end = self.map.len().min(h.heap_end());
-        let mut last_page = u64::MAX;
+        let mut pages = Vec::new();
         while pos < end {
             let s = h.ring_at(pos);
             pos += 1;
@@ -74,14 +113,40 @@ impl Inner {
             if off < HEAP_START || off + len > heap_end || !passed(off, len) {
                 continue;
             }
-            if off / PAGE != last_page || (off + len - 1) / PAGE != last_page {
-                self.map.prefault_write(off, len);
-                last_page = (off + len - 1) / PAGE;
-            }
+            pages.push(off / PAGE);
+            pages.push((off + len - 1) / PAGE);
+        }
+        pages.sort_unstable();
+        pages.dedup();
+        let share = &self.prefault_share;
+        share.pages.fetch_add(pages.len() as u64, Relaxed);
+        for run in pages.chunk_by(|a, b| a + 1 == *b) {
+            let (first, n) = (run[0], run.len() as u64);
+            self.map.prefault_write(first * PAGE, n * PAGE);
+            share.calls.fetch_add(1, Relaxed);
         }
         // Blocks skipped because the flush had not passed them yet are left to the writer: going
         // back for them would rescan the window at every wake while another process flushes.
         self.prefaulted_to.store(end, Relaxed);
+    }
+
+    /// Whether this handle made at least `OWN_EIGHTHS` of the store's commits since the last
+    /// time it was asked; as then when nobody committed since.
+    fn mostly_own_commits(&self) -> bool {
+        let share = &self.prefault_share;
+        let own = share.own.load(Relaxed);
+        let lsn = self.lock_file.state().next_lsn.load(Relaxed);
+        let seen = share.seen_lsn.load(Relaxed);
+        // (Lower: the shared state was rebuilt and the LSNs start again.)
+        if lsn != seen {
+            let own_since = own.saturating_sub(share.seen_own.swap(own, Relaxed));
+            share.seen_lsn.store(lsn, Relaxed);
+            let all_since = lsn.saturating_sub(seen).max(1);
+            share
+                .shared
+                .store(own_since * 8 < all_since * OWN_EIGHTHS, Relaxed);
+        }
+        !share.shared.load(Relaxed)
     }
 
     /// Whether a block lies where the running flush has already written back (every block,
@@ -229,5 +294,123 @@ mod tests {
             "{faults} page faults in {puts} puts into reused blocks"
         );
         assert_eq!(store.get(scattered(0).as_bytes()).unwrap().unwrap(), value);
+    }
+
+    /// Overwrites of `keys` keys in a scattered order through `write(i)`, after a first round
+    /// through `a`; then a checkpoint through `a`, which makes the overwritten blocks reusable.
+    /// Returns the ring's reusable span.
+    fn scattered_overwrites(
+        a: &Store,
+        keys: u64,
+        value: &[u8],
+        mut write: impl FnMut(u64, &[u8], &[u8]),
+    ) -> (u64, u64) {
+        for i in 0..keys {
+            a.put(format!("k{i}").as_bytes(), value).unwrap();
+        }
+        for i in 0..keys {
+            let k = format!("k{}", i.wrapping_mul(7919) % keys);
+            write(i, k.as_bytes(), value);
+        }
+        let inner = a.inner();
+        let txn = inner.lock().unwrap();
+        txn.settle().unwrap();
+        txn.freeze().unwrap();
+        txn.settle().unwrap();
+        drop(txn);
+        inner.lock_file.state().reusable_span()
+    }
+
+    fn options() -> Options {
+        Options::default()
+            .durability(Durability::None)
+            .background_checkpoints(true)
+            // No checkpoint of its own while the tests look: its flush would write-protect the
+            // pages again and move the ring.
+            .journal_size(64 << 20)
+            .index_slots(1 << 16)
+    }
+
+    /// Waits until the handle's checkpoint thread has been over the window from `head`.
+    fn wait_for_pass(store: &Store, head: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while store.inner().prefaulted_to.load(Relaxed) < head + super::WINDOW {
+            assert!(
+                Instant::now() < deadline,
+                "the checkpoint thread never came"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Small blocks share pages: the thread makes each page writable once, in runs of adjacent
+    /// pages, instead of one call per block of the window.
+    #[test]
+    fn each_page_is_populated_once_per_window() {
+        const KEYS: u64 = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db"), options()).unwrap();
+        let (head, free_to) =
+            scattered_overwrites(&store, KEYS, &[3u8; 40], |_, k, v| store.put(k, v).unwrap());
+        assert!(free_to - head >= super::WINDOW);
+        let share = &store.inner().prefault_share;
+        store.inner().wake_prefaulter();
+        wait_for_pass(&store, head);
+        let (pages, calls) = (share.pages.load(Relaxed), share.calls.load(Relaxed));
+        assert!(pages > 0, "nothing populated");
+        // The window's 4096 scattered blocks of ~100 bytes lie in the heap's ~600 pages, most
+        // of them adjacent: a few calls, where one per block would be about 4096.
+        assert!(
+            calls <= pages && calls * 16 <= super::WINDOW && pages * 4 <= super::WINDOW,
+            "{calls} calls for {pages} pages of {} blocks",
+            super::WINDOW
+        );
+    }
+
+    /// Page tables are per process: a populate helps only the process that then fills the
+    /// block. A handle whose process shares the writes with another (here two handles of one
+    /// file, each with its own mapping, as two processes have) leaves the write faults to
+    /// whoever fills each block; once it writes alone again, its thread populates for it.
+    #[test]
+    fn a_handle_that_shares_the_writes_leaves_the_faults_to_their_writers() {
+        const KEYS: u64 = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let a = Store::open(&path, options()).unwrap();
+        let b = Store::open(&path, options()).unwrap();
+        let value = [5u8; 200];
+        // Half of the overwrites through each handle, alternately.
+        let (head, free_to) = scattered_overwrites(&a, KEYS, &value, |i, k, v| {
+            if i % 2 == 0 { &a } else { &b }.put(k, v).unwrap()
+        });
+        assert!(free_to - head >= super::WINDOW);
+        // One more write each, which wakes `a`'s thread: it goes over the window, and leaves it.
+        b.put(b"b", &value).unwrap();
+        a.put(b"a", &value).unwrap();
+        let share = &a.inner().prefault_share;
+        a.inner().wake_prefaulter();
+        wait_for_pass(&a, head);
+        assert_eq!(
+            share.pages.load(Relaxed),
+            0,
+            "populated for the other writer"
+        );
+
+        // `a` alone: enough overwrites to move the ring's head half a window on, and wake its
+        // thread, which this time populates the blocks ahead.
+        for i in 0..super::WINDOW {
+            let k = format!("k{}", (i + 1).wrapping_mul(104_729) % KEYS);
+            a.put(k.as_bytes(), &value).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while share.pages.load(Relaxed) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "never populated for the only writer"
+            );
+            a.inner().wake_prefaulter();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(a.get(b"b").unwrap().unwrap(), value);
     }
 }

@@ -132,6 +132,10 @@ pub(crate) struct Inner {
     /// The ring position up to which that thread has made the next reusable blocks writable
     /// (`prefault.rs`).
     pub(crate) prefaulted_to: AtomicU64,
+    /// Whether this handle's writes are most of the store's, for that thread; what it did.
+    pub(crate) prefault_share: crate::prefault::Share,
+    /// This handle's write-lock acquisitions that found it held, and that then slept.
+    pub(crate) write_lock_waits: crate::lock_file::LockWaits,
     /// What a write that does not fit does (`Options::when_full`).
     pub(crate) when_full: crate::WhenFull,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
@@ -555,6 +559,8 @@ impl Inner {
             }),
             flushes_by_writes: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
+            prefault_share: Default::default(),
+            write_lock_waits: Default::default(),
             when_full: opts.when_full,
             reads: Default::default(),
             ro: None,
@@ -688,6 +694,8 @@ impl Inner {
             periodic: crate::periodic::Periodic::new(None),
             flushes_by_writes: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
+            prefault_share: Default::default(),
+            write_lock_waits: Default::default(),
             when_full: opts.when_full,
             reads: Default::default(),
             ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),

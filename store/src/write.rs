@@ -150,7 +150,11 @@ impl Inner {
             return Err(Error::Reentrant);
         }
         self.check_mappings()?;
-        let state = self.lock_file.state().write_mutex.lock(&self.path)?;
+        let state = self
+            .lock_file
+            .state()
+            .write_mutex
+            .lock_spinning(&self.path, &self.write_lock_waits)?;
         HELD.with(|h| h.borrow_mut().push(me));
         let txn = WriteTxn {
             inner: self,
