@@ -540,12 +540,12 @@ pub(crate) const PACE_LIMIT_MAX: std::time::Duration = std::time::Duration::from
 /// The longest one write waits for the flush when `used` millionths of the runway are used.
 /// While the flush keeps its expected pace the allowed share grows continuously and a writer's
 /// wait ends long before this. A flush slower than expected stops that growth until its slice
-/// ends: writers then go on after 20 µs each, eating into the reserve past `PACE_TO`, and wait
+/// ends: writers then go on after 15 µs each, eating into the reserve past `PACE_TO`, and wait
 /// longer only as that runs out (up to 1 ms, sleeping), so that only a flush that falls behind
 /// even that leaves a writer at the end of the half (`WriteTxn::settle`).
 fn pace_limit(used: u64) -> std::time::Duration {
     std::time::Duration::from_micros(match used {
-        0..920_000 => 20,
+        0..920_000 => 15,
         920_000..950_000 => 100,
         950_000..975_000 => 300,
         _ => PACE_LIMIT_MAX.as_micros() as u64,
