@@ -270,7 +270,7 @@ pub struct LockState {
     /// The pace line of the non-durable flush in progress (SPEC.md §5): from `line_at`
     /// (`CLOCK_MONOTONIC` ns, the same clock in every process; 0: no line, or being replaced)
     /// its progress counts as `line_from` millionths of the flush plus `line_rate` millionths per
-    /// millisecond, never more than `LEASH` ahead of the bytes flushed. The flusher draws it again
+    /// millisecond (or the bytes flushed, when they are ahead). The flusher draws it again
     /// after each slice, so writers' allowance grows smoothly, not a slice at a time.
     pub line_at: AtomicU64,
     pub line_from: AtomicU64,

@@ -527,9 +527,6 @@ pub(crate) const RUNWAY: u64 = 1_000_000;
 /// The runway writers may use before the flush starts, and once it has flushed everything.
 const PACE_FROM: u64 = 150_000;
 const PACE_TO: u64 = 900_000;
-/// How far, in millionths of the flush, the pace line may run ahead of the bytes actually
-/// flushed: a flush far slower than expected holds writers back.
-const PACE_LEASH: u64 = 500_000;
 /// Waits shorter than this spin: `thread::sleep` sleeps at least the timer slack (50 µs by
 /// default on Linux) and may lose the core for longer.
 const PACE_SPIN: std::time::Duration = std::time::Duration::from_micros(100);
@@ -575,13 +572,13 @@ pub(crate) fn flush_guess_ns(total: u64) -> u64 {
 }
 
 /// The progress of a flush (millionths) at `now` on the line drawn at `at` from `from` at
-/// `rate` millionths per ms, with `real` millionths of its bytes flushed: the line, no further
-/// than `PACE_LEASH` ahead of the bytes, or the bytes when they are ahead.
+/// `rate` millionths per ms, with `real` millionths of its bytes flushed: the line, or the
+/// bytes when they are ahead, never past the whole. Not held to the bytes: they say little of
+/// the time left (`Inner::draw_line`), and the line's own target already slows down for a flush
+/// running late.
 pub(crate) fn line_progress(real: u64, at: u64, from: u64, rate: u64, now: u64) -> u64 {
     let on_line = from as u128 + rate as u128 * now.saturating_sub(at) as u128 / 1_000_000;
-    (on_line.min((real + PACE_LEASH) as u128) as u64)
-        .min(RUNWAY)
-        .max(real)
+    (on_line.min(RUNWAY as u128) as u64).max(real)
 }
 
 impl Inner {
@@ -819,5 +816,33 @@ impl WriteTxn<'_> {
         #[cfg(test)]
         crate::store::test_hooks::maybe_panic_in_exclude_readers();
         f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pace line moves with the time at its rate, from where it was drawn; never behind
+    /// the bytes flushed, never past the whole.
+    #[test]
+    fn the_pace_line_moves_with_time_within_its_bounds() {
+        let ms = 1_000_000;
+        // 2,000 millionths per ms, drawn at 100 ms from 300,000.
+        let at =
+            |now_ms: u64, real: u64| line_progress(real, 100 * ms, 300_000, 2_000, now_ms * ms);
+        assert_eq!(at(100, 250_000), 300_000);
+        assert_eq!(at(110, 250_000), 320_000);
+        assert_eq!(at(150, 250_000), 400_000);
+        // Before it was drawn (a clock read just before): where it was drawn.
+        assert_eq!(at(90, 250_000), 300_000);
+        // Bytes ahead of the line: the bytes.
+        assert_eq!(at(110, 600_000), 600_000);
+        // Far ahead of the bytes: still the line.
+        assert_eq!(at(400, 100_000), 900_000);
+        // Never past the whole.
+        assert_eq!(at(10_000, 900_000), RUNWAY);
+        // A flush's first share of its expected length, with nothing timed yet.
+        assert_eq!(flush_guess_ns(384 << 20), 1_000_000_000);
     }
 }
