@@ -119,7 +119,7 @@ fn main() {
     lat.sort_unstable();
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)] as f64 / 1e3;
     println!(
-        "p50 {:.2}us p99 {:.1}us p99.9 {:.1}us max {:.2}ms | {:.0} puts/s | ckpts {} | writer flt/put {:.3} | minflt/put {:.3} majflt {} | user {:.1}s sys {:.1}s | wb {} MiB | paced {} fullwaits {} | file {} MiB used {} MiB",
+        "p50 {:.2}us p99 {:.1}us p99.9 {:.1}us max {:.2}ms | {:.0} puts/s | ckpts {} | writer flt/put {:.3} | minflt/put {:.3} majflt {} | user {:.1}s sys {:.1}s | wb {} MiB | paced {} overruns {} fullwaits {} | file {} MiB used {} MiB",
         p(0.5),
         p(0.99),
         p(0.999),
@@ -133,6 +133,7 @@ fn main() {
         sy1 - sy0,
         (w1 - w0) >> 20,
         st.paced_writes - st0.paced_writes,
+        st.pace_overruns - st0.pace_overruns,
         st.full_half_waits - st0.full_half_waits,
         st.file_size >> 20,
         st.used_bytes >> 20,

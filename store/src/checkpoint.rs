@@ -454,7 +454,8 @@ impl Inner {
     }
 
     /// Flushes `ranges` of the data file in order, a slice at a time, publishing how much is
-    /// done (`flush_done` of `flush_total`): writers pace themselves against it (SPEC.md §5).
+    /// done (`flush_done` of `flush_total`) and, before each slice, a pace line (`draw_line`):
+    /// writers pace themselves against them (SPEC.md §5).
     /// The slices are large (a sixteenth of the whole, at least `FLUSH_SLICE_MIN`) because each
     /// `msync` also flushes the disk's cache once. When durable writers share the disk, the heap
     /// is instead written back in small pieces, then made durable in small pieces (`in_pieces`,
@@ -464,6 +465,7 @@ impl Inner {
         let total: u64 = ranges.iter().map(|r| r.1).sum();
         let slice = (total / 16).max(FLUSH_SLICE_MIN).next_multiple_of(PAGE);
         let paced = self.durable_writers();
+        h.line_at.store(0, Release);
         h.flush_done.store(0, Relaxed);
         h.flush_total
             .store(if paced { 2 * total } else { total }, Release);
@@ -473,17 +475,57 @@ impl Inner {
             self.in_pieces(ranges, |off, len| self.map.write_back(off, len))?;
             return self.in_pieces(ranges, |off, len| self.map.sync(off, len));
         }
-        for &(mut off, mut len) in ranges {
-            while len > 0 {
-                let n = len.min(slice);
-                self.flush(off, n)?;
-                h.flush_done.fetch_add(n, Release);
-                // Between slices, the pages the flush has passed that writers fill next.
-                self.prefault_ahead();
-                (off, len) = (off + n, len - n);
+        let start = crate::write::mono_ns();
+        let slices = || -> Result<()> {
+            for &(mut off, mut len) in ranges {
+                while len > 0 {
+                    self.draw_line(start, total);
+                    let n = len.min(slice);
+                    self.flush(off, n)?;
+                    h.flush_done.fetch_add(n, Release);
+                    // Between slices, the pages the flush has passed that writers fill next.
+                    self.prefault_ahead();
+                    (off, len) = (off + n, len - n);
+                }
             }
-        }
+            Ok(())
+        };
+        let done = slices();
+        // No line outlives its flush, also one that failed.
+        h.line_at.store(0, Release);
+        done?;
+        h.flush_last_ns
+            .store(crate::write::mono_ns().saturating_sub(start), Relaxed);
         Ok(())
+    }
+
+    /// Before each slice of a non-durable flush begun at `start`: draws the pace line writers
+    /// follow (`runway_allowed`) again, from where it stands now (or from the bytes flushed, if
+    /// they are ahead), to cover nine tenths of what is left of the flush by its expected end.
+    /// That end is when the last flush took as long (the bytes flushed are no guide: dirty pages
+    /// are dense in some slices and absent from others), or, once past it, as long again as
+    /// half the time so far: a flush running late draws ever slower lines, never one that
+    /// stops. Writers then wait a little on every write instead of a slice at a time.
+    fn draw_line(&self, start: u64, total: u64) {
+        let h = self.lock_file.state();
+        let now = crate::write::mono_ns();
+        let from = self.flush_progress(now);
+        let elapsed = now.saturating_sub(start);
+        let expect = match h.flush_last_ns.load(Relaxed) {
+            0 => crate::write::flush_guess_ns(total),
+            last => last,
+        };
+        let left = expect.saturating_sub(elapsed).max(elapsed / 2);
+        let rate = ((crate::write::RUNWAY - from) as u128 * 900_000)
+            .checked_div(left as u128)
+            .unwrap_or(0) as u64;
+        // Cleared first: a writer that reads the line while it is redrawn falls back to the
+        // bytes flushed.
+        h.line_at.store(0, Relaxed);
+        std::sync::atomic::fence(Release);
+        h.line_from.store(from, Relaxed);
+        h.line_rate.store(rate, Relaxed);
+        h.line_at.store(now, Release);
     }
 
     /// Whether durable writers share the disk with this flush: this handle is `Sync`, or some
@@ -1092,6 +1134,9 @@ pub(crate) mod tests {
         store: std::sync::OnceLock<std::sync::Weak<Store>>,
         seen: Mutex<Vec<(u64, u64, u64, u64)>>,
         written_back: Mutex<Vec<(u64, u64, u64, u64)>>,
+        /// The runway writers were allowed as each slice of the heap started and as its delay
+        /// ended.
+        allowed: Mutex<Vec<(u64, u64)>>,
     }
 
     impl SlowHeap {
@@ -1105,6 +1150,14 @@ pub(crate) mod tests {
                 None => (0, 0),
             }
         }
+
+        /// The runway writers are allowed now.
+        fn allowed(&self) -> u64 {
+            match self.store.get().and_then(|s| s.upgrade()) {
+                Some(store) => store.inner().runway_allowed(),
+                None => 0,
+            }
+        }
     }
 
     impl StorageIo for SlowHeap {
@@ -1113,7 +1166,9 @@ pub(crate) mod tests {
                 let (done, total) = self.progress();
                 let e = (range.offset(), range.len(), done, total);
                 self.seen.lock().unwrap().push(e);
+                let before = self.allowed();
                 std::thread::sleep(self.delay);
+                self.allowed.lock().unwrap().push((before, self.allowed()));
             }
             RealIo.sync_map(kind, range)
         }
@@ -1140,6 +1195,7 @@ pub(crate) mod tests {
             store: Default::default(),
             seen: Default::default(),
             written_back: Default::default(),
+            allowed: Default::default(),
         })
     }
 
@@ -1262,16 +1318,20 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let io = slow_heap(100);
+        // A cycle of 65,536 records: a writer keeping pace with a flush of 200 ms waits a few
+        // microseconds per write.
         let opts = Options::default()
             .durability(crate::Durability::None)
-            .journal_size(4 << 20)
+            .journal_size(32 << 20)
             .background_checkpoints(true)
             .io(io.clone());
         let store = Arc::new(Store::open(&path, opts).unwrap());
         let c0 = store.stats().unwrap().checkpoints;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         let mut i = 0u64;
-        while store.stats().unwrap().checkpoints < c0 + 3 {
+        // The flushes after the first, which has no timed flush to draw its pace line from.
+        let mut after_first = None;
+        while store.stats().unwrap().checkpoints < c0 + 4 {
             assert!(std::time::Instant::now() < deadline, "checkpoints stalled");
             store
                 .put(
@@ -1280,13 +1340,34 @@ pub(crate) mod tests {
                 )
                 .unwrap();
             i += 1;
+            if after_first.is_none() && store.stats().unwrap().checkpoints > c0 {
+                after_first = Some(store.stats().unwrap());
+            }
         }
         let st = store.stats().unwrap();
         assert_eq!(
             st.full_half_waits, 0,
             "a writer waited at the end of the half"
         );
-        assert!(st.paced_writes > 0, "no write paced itself");
+        let first = after_first.unwrap();
+        let (paced, overruns) = (
+            st.paced_writes - first.paced_writes,
+            st.pace_overruns - first.pace_overruns,
+        );
+        assert!(paced > 0, "no write paced itself");
+        // The allowance grows steadily with a steady flush: writers wait a little on many
+        // writes, and a wait rarely runs to its limit (where the writer goes on regardless), as
+        // most would if the allowance grew a slice at a time.
+        assert!(
+            overruns * 4 < paced,
+            "{overruns} of {paced} paced writes waited their whole limit"
+        );
+        // No wait longer than the longest limit (and what a busy machine adds to it).
+        let longest = store.inner().pace_wait_max.load(SeqCst);
+        assert!(
+            longest < crate::write::PACE_LIMIT_MAX.as_nanos() as u64 + 50_000_000,
+            "a paced write waited {longest} ns"
+        );
         drop(store);
         let store = Store::open(&path, Options::default()).unwrap();
         for j in i.saturating_sub(3000)..i {
@@ -1295,6 +1376,58 @@ pub(crate) mod tests {
                 Some(j.to_le_bytes().repeat(12))
             );
         }
+    }
+
+    /// While the flush `msync`s one slice of the heap, the runway it allows writers grows with
+    /// the time (on the pace line drawn before the slice), not only once the slice is done: so
+    /// a writer that keeps pace waits a little per write instead of for the rest of a slice.
+    #[test]
+    fn the_allowance_grows_while_a_slice_is_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let io = slow_heap(40);
+        let opts = Options::default()
+            .durability(crate::Durability::None)
+            .initial_size(64 << 20)
+            .io(io.clone());
+        let store = Arc::new(Store::open(&path, opts).unwrap());
+        io.store.set(Arc::downgrade(&store)).unwrap();
+        let inner = store.inner();
+        // The first flush has no timed flush before it to draw its lines from (a guess, here
+        // too short: the line soon waits for the bytes); the next ones have.
+        for round in 0..3u64 {
+            for i in 0..2000u64 {
+                store
+                    .put(format!("k{i}").as_bytes(), &[round as u8; 100])
+                    .unwrap();
+            }
+            io.allowed.lock().unwrap().clear();
+            io.seen.lock().unwrap().clear();
+            {
+                let txn = inner.lock().unwrap();
+                txn.settle().unwrap();
+                txn.freeze().unwrap();
+            }
+            inner.copy_and_flush(true).unwrap();
+            let allowed = io.allowed.lock().unwrap().clone();
+            let seen = io.seen.lock().unwrap().clone();
+            assert!(allowed.len() >= 4, "round {round}: slices {seen:?}");
+            if round == 0 {
+                continue;
+            }
+            // Every slice, but for one that a busy machine stretched past the line's end.
+            let grew = allowed
+                .iter()
+                .filter(|&&(before, after)| after > before)
+                .count();
+            assert!(
+                grew + 1 >= allowed.len(),
+                "round {round}: the allowance stood still in a slice: {allowed:?} {seen:?}"
+            );
+        }
+        drop(store);
+        let store = Store::open(&path, Options::default()).unwrap();
+        assert_eq!(store.get(b"k1999").unwrap(), Some(vec![2u8; 100]));
     }
 
     /// Minor page faults this thread has taken.

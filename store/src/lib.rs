@@ -212,6 +212,10 @@ pub struct Stats {
     /// and waited for the rest of it (back-pressure, SPEC.md §4), since the lock file's shared
     /// state was built.
     pub full_half_waits: u64,
+    /// Paced writes that waited as long as their bound allows without the flush catching up,
+    /// and went on (SPEC.md §5), since the lock file's shared state was built: each is a flush
+    /// slower than the pace expected.
+    pub pace_overruns: u64,
     /// Checkpoint flushes run by this handle's own writes, in this process, before they took
     /// the write lock (such a write takes as long as the flush: SPEC.md §5, "Who flushes"):
     /// none while the handle has its background thread (`Options::background_checkpoints`).

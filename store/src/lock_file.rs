@@ -25,7 +25,9 @@ pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// half's epoch, a second dirty bitmap, the pending ring). 5: the flush's progress and the
 /// pacing counters. 6: resuming after a process crash (boot id, the files' identities,
 /// `resumable`, the holder's stage and its undo area). 7: a pending ring four times as long.
-pub const LOCK_FILE_VERSION: u64 = 7;
+/// 8: the flush's pace line, which writers estimate its progress from, the last flush's
+/// length, and `pace_overruns`.
+pub const LOCK_FILE_VERSION: u64 = 8;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed and not yet reusable: a ring, oldest first, waiting until a checkpoint that no
@@ -311,6 +313,19 @@ pub struct LockState {
     /// Writes that found the journal half full with the checkpoint's flush still running, and
     /// waited for it (the back-pressure that pacing keeps rare).
     pub full_half_waits: AtomicU64,
+    /// The pace line of the non-durable flush in progress (SPEC.md §5): from `line_at`
+    /// (`CLOCK_MONOTONIC` ns, the same clock in every process; 0: no line, or being replaced)
+    /// its progress counts as `line_from` millionths of the flush plus `line_rate` millionths per
+    /// millisecond (or the bytes flushed, when they are ahead). The flusher draws it again
+    /// after each slice, so writers' allowance grows smoothly, not a slice at a time.
+    pub line_at: AtomicU64,
+    pub line_from: AtomicU64,
+    pub line_rate: AtomicU64,
+    /// How long the last non-durable flush took (ns; 0: none yet): the first slice's estimate.
+    pub flush_last_ns: AtomicU64,
+    /// Paced writes that waited their whole limit without the flush catching up, since the
+    /// shared state was built.
+    pub pace_overruns: AtomicU64,
     /// How to take back the transaction being applied (`STAGE_APPLY`).
     pub undo: Undo,
 }

@@ -129,6 +129,8 @@ pub(crate) struct Inner {
     /// Checkpoint flushes this handle's writes ran themselves, before taking the write lock
     /// (`Stats::flushes_by_writes`).
     pub(crate) flushes_by_writes: AtomicU64,
+    /// The longest this handle's writes waited in pacing (ns; `Inner::pace`).
+    pub(crate) pace_wait_max: AtomicU64,
     /// The ring position up to which that thread has made the next reusable blocks writable
     /// (`prefault.rs`).
     pub(crate) prefaulted_to: AtomicU64,
@@ -558,6 +560,7 @@ impl Inner {
                 _ => None,
             }),
             flushes_by_writes: AtomicU64::new(0),
+            pace_wait_max: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
             prefault_share: Default::default(),
             write_lock_waits: Default::default(),
@@ -693,6 +696,7 @@ impl Inner {
             checkpointer: crate::checkpoint::Checkpointer::new(false),
             periodic: crate::periodic::Periodic::new(None),
             flushes_by_writes: AtomicU64::new(0),
+            pace_wait_max: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
             prefault_share: Default::default(),
             write_lock_waits: Default::default(),
@@ -1738,6 +1742,7 @@ impl Store {
             expunges: l(&h.expunges),
             paced_writes: l(&h.paced),
             full_half_waits: l(&h.full_half_waits),
+            pace_overruns: l(&h.pace_overruns),
             flushes_by_writes: l(&self.inner.flushes_by_writes),
         };
         if let Some(ro) = &self.inner.ro {

@@ -514,24 +514,65 @@ impl Drop for WriteTxn<'_> {
 /// follows the journal's size even when the records are small.
 pub(crate) const REPLAY_COST_BYTES: u64 = 256;
 
-/// Pacing (`Inner::pace`): the longest a write waits for a checkpoint's flush to catch up, short
-/// enough to stay within the latency of a few page faults.
-const PACE_MAX: std::time::Duration = std::time::Duration::from_micros(10);
-/// The runway (thousandths) writers may use before the flush starts, and once it has flushed
-/// everything.
-const PACE_FROM: u64 = 500;
-const PACE_TO: u64 = 900;
+/// The runway writers use while a flush runs, and the share of it the flush allows them, are
+/// counted in millionths: one put of a cycle of 131,072 records is 7.6 of them, so that a writer
+/// keeping pace waits a little on every put, not a long time on every 131st.
+pub(crate) const RUNWAY: u64 = 1_000_000;
+/// The runway writers may use before the flush starts, and once it has flushed everything.
+const PACE_FROM: u64 = 150_000;
+const PACE_TO: u64 = 900_000;
+/// Waits shorter than this spin: `thread::sleep` sleeps at least the timer slack (50 µs by
+/// default on Linux) and may lose the core for longer.
+const PACE_SPIN: std::time::Duration = std::time::Duration::from_micros(100);
 
-/// The longest one write waits for the flush when `used` thousandths of the runway are used:
-/// `PACE_MAX` while most is left, then more, up to 1 ms, as it runs out, so that only a flush
-/// that falls behind even that leaves a writer at the end of the half (`WriteTxn::settle`).
+/// The longest `pace_limit`.
+pub(crate) const PACE_LIMIT_MAX: std::time::Duration = std::time::Duration::from_micros(1000);
+
+/// The longest one write waits for the flush when `used` millionths of the runway are used.
+/// While the flush keeps its expected pace the allowed share grows continuously and a writer's
+/// wait ends long before this. A flush slower than expected stops that growth until its slice
+/// ends: writers then go on after 15 µs each, eating into the reserve past `PACE_TO`, and wait
+/// longer only as that runs out (up to 1 ms, sleeping), so that only a flush that falls behind
+/// even that leaves a writer at the end of the half (`WriteTxn::settle`).
 fn pace_limit(used: u64) -> std::time::Duration {
     std::time::Duration::from_micros(match used {
-        0..800 => 10,
-        800..900 => 50,
-        900..950 => 200,
-        _ => 1000,
+        0..920_000 => 15,
+        920_000..950_000 => 100,
+        950_000..975_000 => 300,
+        _ => PACE_LIMIT_MAX.as_micros() as u64,
     })
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process of the machine, so that a
+/// flusher's slice timing means the same to writers in other processes.
+pub(crate) fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into `ts`, a valid timespec that outlives the call;
+    // CLOCK_MONOTONIC is always supported on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A flush's expected length when no flush has been timed yet: its bytes at this rate (about
+/// what a checkpoint of a million keys was measured at on the reference machine).
+const FLUSH_RATE_GUESS: u64 = 384 << 20;
+
+/// The expected length (ns) of a flush of `total` bytes when no flush has been timed yet.
+pub(crate) fn flush_guess_ns(total: u64) -> u64 {
+    (total as u128 * 1_000_000_000 / FLUSH_RATE_GUESS as u128) as u64
+}
+
+/// The progress of a flush (millionths) at `now` on the line drawn at `at` from `from` at
+/// `rate` millionths per ms, with `real` millionths of its bytes flushed: the line, or the
+/// bytes when they are ahead, never past the whole. Not held to the bytes: they say little of
+/// the time left (`Inner::draw_line`), and the line's own target already slows down for a flush
+/// running late.
+pub(crate) fn line_progress(real: u64, at: u64, from: u64, rate: u64, now: u64) -> u64 {
+    let on_line = from as u128 + rate as u128 * now.saturating_sub(at) as u128 / 1_000_000;
+    (on_line.min(RUNWAY as u128) as u64).max(real)
 }
 
 impl Inner {
@@ -575,10 +616,11 @@ impl Inner {
 
     /// Gradual back-pressure (SPEC.md §5, pacing): while a checkpoint's flush runs, a writer
     /// that has used more of its runway (the journal half, or the pending list's room) than the
-    /// flush's progress allows waits a little for the flush to catch up: at most `PACE_MAX`
-    /// (spinning: a yield can lose the core for a whole time slice), more as the runway runs out
-    /// (`pace_limit`, sleeping). Writers that outrun the flush are slowed a little per write
-    /// instead of reaching the end of the half and waiting for the whole rest of the flush.
+    /// flush's progress allows waits for the flush to catch up. The progress moves on a line the
+    /// flusher draws before each slice (`flush_progress`), so the allowed share grows
+    /// continuously and a writer keeping pace waits a few microseconds per write, spinning (a
+    /// yield or a sleep can lose the core for much longer). The wait is bounded by `pace_limit`:
+    /// past it the writer goes on; a wait sleeps only once it has spun `PACE_SPIN`.
     fn pace(&self) {
         // Not against a flush this thread itself runs (a write from inside it).
         if !self.flush_due() || self.claimed_here() {
@@ -588,43 +630,68 @@ impl Inner {
         if used <= self.runway_allowed() {
             return;
         }
-        self.lock_file.state().paced.fetch_add(1, Relaxed);
+        let h = self.lock_file.state();
+        h.paced.fetch_add(1, Relaxed);
         let limit = pace_limit(used);
         let start = std::time::Instant::now();
-        while start.elapsed() < limit
-            && self.flush_due()
-            && self.runway_used() > self.runway_allowed()
-        {
-            if limit > PACE_MAX {
-                std::thread::sleep(PACE_MAX);
+        // Caught up is checked before the time: a writer that lost its core meanwhile is not
+        // counted as an overrun when the flush caught up anyway.
+        while self.flush_due() && self.runway_used() > self.runway_allowed() {
+            let waited = start.elapsed();
+            if waited >= limit {
+                h.pace_overruns.fetch_add(1, Relaxed);
+                break;
+            }
+            if waited > PACE_SPIN {
+                std::thread::sleep(PACE_SPIN / 2);
             } else {
                 std::hint::spin_loop();
             }
         }
+        let waited = start.elapsed().as_nanos() as u64;
+        self.pace_wait_max.fetch_max(waited, Relaxed);
     }
 
-    /// How much of the runway a checkpoint in flight leaves the writers is used, in thousandths:
+    /// How much of the runway a checkpoint in flight leaves the writers is used, in millionths:
     /// the fuller of the journal half and the pending list's room after the frozen blocks.
-    fn runway_used(&self) -> u64 {
+    pub(crate) fn runway_used(&self) -> u64 {
         let h = self.lock_file.state();
         let half = journal_half(self.journal.size);
-        let journal = self.half_fill() * 1000 / half;
+        let journal = (self.half_fill() as u128 * RUNWAY as u128 / half as u128) as u64;
         let since = h.pending_since_freeze();
         let room =
             (lock_file::PENDING_CAP as u64).saturating_sub(h.pending_count().saturating_sub(since));
-        let pending = (since * 1000).checked_div(room).unwrap_or(1000);
+        let pending = (since * RUNWAY).checked_div(room).unwrap_or(RUNWAY);
         journal.max(pending)
     }
 
-    /// How much of the runway the flush's progress allows, in thousandths: `PACE_FROM` before
-    /// the flush starts, rising with the bytes flushed to `PACE_TO` when they all are (the rest
-    /// covers the superblock's flush and a busy machine).
-    fn runway_allowed(&self) -> u64 {
+    /// How much of the runway the flush's progress allows, in millionths: `PACE_FROM` before
+    /// the flush starts, rising with the bytes flushed (interpolated inside the slice in
+    /// progress) to `PACE_TO` when they all are (the rest covers the superblock's flush and a
+    /// flush slower than expected).
+    pub(crate) fn runway_allowed(&self) -> u64 {
+        let progress = self.flush_progress(mono_ns());
+        PACE_FROM + (PACE_TO - PACE_FROM) * progress / RUNWAY
+    }
+
+    /// The flush's progress at `now`, in millionths: on its pace line if one is drawn
+    /// (`line_progress`), else the bytes flushed.
+    pub(crate) fn flush_progress(&self, now: u64) -> u64 {
         let h = self.lock_file.state();
+        let at = h.line_at.load(Acquire);
+        let (from, rate) = (h.line_from.load(Relaxed), h.line_rate.load(Relaxed));
         let total = h.flush_total.load(Acquire);
         let done = h.flush_done.load(Acquire).min(total);
-        let progress = (done * 1000).checked_div(total).unwrap_or(0);
-        PACE_FROM + (PACE_TO - PACE_FROM) * progress / 1000
+        let real = (done as u128 * RUNWAY as u128)
+            .checked_div(total as u128)
+            .unwrap_or(0) as u64;
+        // A line being redrawn meanwhile (`at` changed) is not used: the fence orders the
+        // loads above before the check (a sequence lock, `Inner::draw_line`).
+        std::sync::atomic::fence(Acquire);
+        if at == 0 || total == 0 || h.line_at.load(Relaxed) != at {
+            return real;
+        }
+        line_progress(real, at, from, rate, now)
     }
 
     fn wait_as_asked(&self, lsn: u64) -> Result<()> {
@@ -743,5 +810,33 @@ impl WriteTxn<'_> {
         #[cfg(test)]
         crate::store::test_hooks::maybe_panic_in_exclude_readers();
         f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pace line moves with the time at its rate, from where it was drawn; never behind
+    /// the bytes flushed, never past the whole.
+    #[test]
+    fn the_pace_line_moves_with_time_within_its_bounds() {
+        let ms = 1_000_000;
+        // 2,000 millionths per ms, drawn at 100 ms from 300,000.
+        let at =
+            |now_ms: u64, real: u64| line_progress(real, 100 * ms, 300_000, 2_000, now_ms * ms);
+        assert_eq!(at(100, 250_000), 300_000);
+        assert_eq!(at(110, 250_000), 320_000);
+        assert_eq!(at(150, 250_000), 400_000);
+        // Before it was drawn (a clock read just before): where it was drawn.
+        assert_eq!(at(90, 250_000), 300_000);
+        // Bytes ahead of the line: the bytes.
+        assert_eq!(at(110, 600_000), 600_000);
+        // Far ahead of the bytes: still the line.
+        assert_eq!(at(400, 100_000), 900_000);
+        // Never past the whole.
+        assert_eq!(at(10_000, 900_000), RUNWAY);
+        // A flush's first share of its expected length, with nothing timed yet.
+        assert_eq!(flush_guess_ns(384 << 20), 1_000_000_000);
     }
 }
