@@ -1,44 +1,46 @@
 //! The write faults of the blocks writers fill next, taken on the checkpoint thread.
 //!
-//! Each checkpoint's flush (`msync`) write-protects every page it writes back, and the pending
-//! ring hands out freed blocks at scattered addresses: without this, most puts of an overwrite
-//! workload take a write fault (the filesystem's `page_mkwrite`), a few microseconds on the
-//! writer's path. The handle's checkpoint thread takes them first, for the next `WINDOW`
-//! reusable blocks of the ring, with `MADV_POPULATE_WRITE` (no byte changes). Only pages the
-//! running flush has already passed, or any with no flush running: a page made writable ahead
-//! of the flush would be written back by it, protected again, and fault once more. The ring is
-//! read without the write lock: a stale position only costs a useless populate (SPEC.md §2.4).
+//! Each checkpoint's flush (`msync`) write-protects every page it writes back, so without this
+//! most puts of an overwrite workload would take a write fault (the filesystem's
+//! `page_mkwrite`), a few microseconds on the writer's path. Allocation is next-fit by address
+//! (`reuse.rs`), so the blocks writers fill next are the free runs right after the reuse map's
+//! cursor: the handle's checkpoint thread makes the pages of the next `WINDOW_UNITS` free units
+//! writable with `MADV_POPULATE_WRITE` (no byte changes). Only pages the running flush has
+//! already passed, or any with no flush running: a page made writable ahead of the flush would
+//! be written back by it, protected again, and fault once more. The map is read without the
+//! write lock: a stale view only costs a useless populate (SPEC.md §2.4).
 
 use crate::format::*;
 use crate::store::Inner;
 use std::sync::atomic::Ordering::*;
 
-/// How many reusable blocks ahead of the ring's head the checkpoint thread keeps writable; a
-/// writer wakes it when less than half of that is left. A few tens of milliseconds of puts:
-/// blocks made writable but not filled before the next freeze are written back once for
-/// nothing, so the window stays short.
-pub(crate) const WINDOW: u64 = 4096;
+/// Free units (64 bytes) ahead of the cursor the checkpoint thread keeps writable, 1 MiB of
+/// free space; a writer wakes it once the cursor passed the middle of that window. A few tens
+/// of milliseconds of puts: pages made writable but not filled before the next freeze are
+/// written back once for nothing, so the window stays short.
+pub(crate) const WINDOW_UNITS: u64 = 1 << 14;
+/// Non-empty words of the map one wake looks at, at most.
+const WINDOW_WORDS: usize = 1 << 12;
+/// Bytes of a run made writable with one call.
+const POPULATE_STEP: u64 = 64 << 10;
 
 impl Inner {
-    /// Where the thread goes on from in the ring: where it stopped, unless the head passed it or
-    /// the ring was emptied since (its counters then start again from 0).
-    fn prefault_start(&self, head: u64, free_to: u64) -> u64 {
-        match self.prefaulted_to.load(Relaxed) {
-            done if done < head || done > free_to => head,
-            done => done,
-        }
-    }
-
     /// After a commit, outside the write lock: wakes the checkpoint thread (starting it in this
-    /// process if the handle wants one) when the reusable blocks ahead of the ring's head that
-    /// it has not made writable reach half a window.
+    /// process if the handle wants one) when the cursor left the stretch from where the last
+    /// window started to its middle.
     pub(crate) fn wake_prefaulter(&self) {
         if self.ephemeral || !self.checkpointer.wanted() {
             return;
         }
-        let (head, free_to) = self.lock_file.state().reusable_span();
-        let want = free_to.min(head + WINDOW);
-        if want >= self.prefault_start(head, free_to) + WINDOW / 2 {
+        let map = self.lock_file.state().reuse_view();
+        if map.free_units() == 0 {
+            return;
+        }
+        let cursor = map.cursor.load(Relaxed);
+        let [from, mid, epoch] = self.prefault_span.each_ref().map(|a| a.load(Relaxed));
+        // Also after a checkpoint completed: its flush protected the pages again.
+        let h = self.lock_file.state();
+        if !(from..mid).contains(&cursor) || epoch != h.epoch.load(Relaxed) {
             if let Some(t) = self.checkpointer.own_thread() {
                 t.unpark();
             }
@@ -46,41 +48,61 @@ impl Inner {
     }
 
     /// On the handle's checkpoint thread only (elsewhere it would just move the faults): makes
-    /// the pages of the next reusable blocks writable.
+    /// the pages of the free runs after the cursor writable.
     pub(crate) fn prefault_ahead(&self) {
         let mine = self.checkpointer.running_here();
         if self.ephemeral || mine.is_none_or(|t| t.id() != std::thread::current().id()) {
             return;
         }
         let h = self.lock_file.state();
-        let (head, free_to) = h.reusable_span();
-        let end = free_to.min(head + WINDOW);
-        let mut pos = self.prefault_start(head, free_to);
+        let map = h.reuse_view();
+        let cursor = map.cursor.load(Relaxed);
+        // Go on from where the last window ended, unless the cursor is outside it or a
+        // checkpoint completed since (its flush protected the window's pages again).
+        let epoch = h.epoch.load(Relaxed);
+        let done = self.prefaulted_to.load(Relaxed);
+        let [from, _, was] = self.prefault_span.each_ref().map(|a| a.load(Relaxed));
+        let start = match (from..done).contains(&cursor) && was == epoch {
+            true => done,
+            false => cursor,
+        };
         let passed = self.flushed_up_to();
         // Below the heap's end only: past it a compaction may have punched the file out, and
         // making such a page writable would allocate it on the disk again for nothing.
         let heap_end = self.map.len().min(h.heap_end());
-        let mut last_page = u64::MAX;
-        while pos < end {
-            let s = h.ring_at(pos);
-            pos += 1;
-            let (off, class) = (slot_offset(s), slot_class(s));
-            if (class as usize) >= CLASSES {
-                continue;
+        let (mut budget, mut end, mut mid) = (WINDOW_UNITS, start, None);
+        for (first, n) in map.runs_ahead(start, WINDOW_UNITS, WINDOW_WORDS) {
+            let n = n.min(budget);
+            let (mut off, stop) = (
+                HEAP_START + first * BLOCK_ALIGN,
+                HEAP_START + (first + n) * BLOCK_ALIGN,
+            );
+            while off < stop.min(heap_end) {
+                let len = (stop.min(heap_end) - off).min(POPULATE_STEP);
+                if passed(off, len) {
+                    self.map.prefault_write(off, len);
+                }
+                off += len;
             }
-            // Up to a page from the block's start: an entry fills its block from the start,
-            // and the rest of a large block (a whole old index copy, say) may never be written.
-            let len = class_size(class).min(PAGE);
-            if off < HEAP_START || off + len > heap_end || !passed(off, len) {
-                continue;
+            budget -= n;
+            end = first + n;
+            if budget <= WINDOW_UNITS / 2 && mid.is_none() {
+                mid = Some(end);
             }
-            if off / PAGE != last_page || (off + len - 1) / PAGE != last_page {
-                self.map.prefault_write(off, len);
-                last_page = (off + len - 1) / PAGE;
+            if budget == 0 {
+                break;
             }
         }
-        // Blocks skipped because the flush had not passed them yet are left to the writer: going
+        // Runs skipped because the flush had not passed them yet are left to the writer: going
         // back for them would rescan the window at every wake while another process flushes.
+        self.prefault_span[0].store(cursor, Relaxed);
+        self.prefault_span[2].store(epoch, Relaxed);
+        // A window that wrapped to the heap's start: the next wake is at the next checkpoint.
+        let mid = match end < start {
+            true => u64::MAX,
+            false => mid.unwrap_or(end).max(cursor + 1),
+        };
+        self.prefault_span[1].store(mid, Relaxed);
         self.prefaulted_to.store(end, Relaxed);
     }
 
@@ -166,8 +188,9 @@ mod tests {
     }
 
     /// After a checkpoint's flush write-protected the heap, overwrites fill blocks freed at
-    /// scattered addresses: the checkpoint thread has made their pages writable first, so the
-    /// writer faults (almost) only on its journal pages, where it would fault about once per put.
+    /// scattered addresses: the checkpoint thread has made the pages after the cursor writable
+    /// first, so the writer faults (almost) only on its journal pages, where it would fault
+    /// about once per put.
     #[test]
     fn writers_fill_reused_blocks_without_write_faults() {
         const KEYS: u64 = 20_000;
@@ -181,7 +204,7 @@ mod tests {
             .index_slots(1 << 16);
         let store = Store::open(dir.path().join("s.db"), opts).unwrap();
         let value = [7u8; 200];
-        // Overwrites in a scattered order: the ring then holds blocks all over the heap.
+        // Overwrites in a scattered order: the freed blocks lie all over the heap.
         let scattered = |i: u64| format!("k{}", i.wrapping_mul(7919) % KEYS);
         for round in 0..2 {
             for i in 0..KEYS {
@@ -196,29 +219,32 @@ mod tests {
         let inner = store.inner();
         {
             // A checkpoint whose flush write-protects every page and whose completion makes the
-            // overwritten blocks reusable (left in the ring, not linked into free lists).
+            // overwritten blocks reusable, moved into the reuse map.
             let txn = inner.lock().unwrap();
             txn.settle().unwrap();
             txn.freeze().unwrap();
             txn.settle().unwrap();
+            txn.reclaim().unwrap();
         }
         let h = inner.lock_file.state();
-        let (head, free_to) = h.reusable_span();
-        assert!(
-            free_to - head >= super::WINDOW,
-            "{} reusable blocks",
-            free_to - head
-        );
+        let cursor = h.reuse_view().cursor.load(Relaxed);
+        assert!(h.reuse_view().free_units() >= super::WINDOW_UNITS);
         inner.wake_prefaulter();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while inner.prefaulted_to.load(Relaxed) < head + super::WINDOW {
+        let epoch = h.epoch.load(Relaxed);
+        while inner.prefault_span[0].load(Relaxed) != cursor
+            || inner.prefault_span[2].load(Relaxed) != epoch
+        {
             assert!(
                 Instant::now() < deadline,
-                "the checkpoint thread never prefaulted"
+                "the checkpoint thread never prefaulted: {:?} {:?}, cursor {cursor}, epoch {epoch}",
+                inner.prefault_span,
+                inner.prefaulted_to
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        let puts = super::WINDOW as i64 / 2;
+        // Half a window of 256-byte blocks (4 units each).
+        let puts = (super::WINDOW_UNITS / 8) as i64;
         let before = thread_faults();
         for i in 0..puts as u64 {
             store.put(scattered(i).as_bytes(), &value).unwrap();

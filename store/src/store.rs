@@ -129,9 +129,11 @@ pub(crate) struct Inner {
     /// Checkpoint flushes this handle's writes ran themselves, before taking the write lock
     /// (`Stats::flushes_by_writes`).
     pub(crate) flushes_by_writes: AtomicU64,
-    /// The ring position up to which that thread has made the next reusable blocks writable
-    /// (`prefault.rs`).
+    /// The reuse-map unit up to which that thread has made the free runs after the cursor
+    /// writable; where the cursor stood then, where it wakes the thread again, and the epoch
+    /// then (`prefault.rs`).
     pub(crate) prefaulted_to: AtomicU64,
+    pub(crate) prefault_span: [AtomicU64; 3],
     /// What a write that does not fit does (`Options::when_full`).
     pub(crate) when_full: crate::WhenFull,
     /// Hits and misses counted here and added to the shared counters in batches: one shared
@@ -555,6 +557,7 @@ impl Inner {
             }),
             flushes_by_writes: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
+            prefault_span: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             when_full: opts.when_full,
             reads: Default::default(),
             ro: None,
@@ -688,6 +691,7 @@ impl Inner {
             periodic: crate::periodic::Periodic::new(None),
             flushes_by_writes: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
+            prefault_span: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             when_full: opts.when_full,
             reads: Default::default(),
             ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),
