@@ -655,7 +655,8 @@ impl LockFile {
     pub fn initialise(&self) -> Result<()> {
         // The ring's slots are read only between its counters, which are zeroed here: leaving
         // its 8 MiB alone spares the first opener a write fault per page.
-        // Likewise the reuse map's words, read only where its zeroed summary says (`reuse.rs`).
+        // Likewise the reuse map's 2 MiB of words, read only where its zeroed summary says
+        // (`reuse.rs`).
         let mut skip = [
             (
                 std::mem::offset_of!(LockState, pending),

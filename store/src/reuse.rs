@@ -19,9 +19,9 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Words of the map: 2^26 units of 64 bytes, 4 GiB of heap (8 MiB of the lock file, touched only
-/// as the heap reaches it). Space past it is kept in the per-class free lists as before.
-pub const REUSE_WORDS: usize = 1 << 20;
+/// Words of the map: 2^24 units of 64 bytes, 1 GiB of heap (the default maximum size; 2 MiB of
+/// the lock file, which is allocated whole). Space past it is kept in the per-class free lists.
+pub const REUSE_WORDS: usize = 1 << 18;
 /// Words of the summary level (one bit per word of the map).
 pub const REUSE_SUMMARY: usize = REUSE_WORDS / 64;
 /// Non-empty words a bounded search looks at before it gives up (about 1 MiB of fragmented
