@@ -122,12 +122,18 @@ impl WriteTxn<'_> {
         if end + size <= self.map.len() {
             // The heap takes in a stretch of the file's unused tail at once (`slack`), the rest
             // of it joining the reuse map, and the cursor goes on from the block.
-            let chunk = match self.held_free.borrow().is_none() && end + size <= MAP_END {
+            let mut chunk = match self.held_free.borrow().is_none() && end + size <= MAP_END {
                 true => slack(h).max(size).min(self.map.len() - end),
                 false => size,
             };
-            // The chunks the heap enters may have been punched out by a compaction.
-            match crate::compact::back_heap(self, end, end + chunk) {
+            // The chunks the heap enters may have been punched out by a compaction; a disk too
+            // full to back the whole stretch may still hold this block.
+            let mut backed = crate::compact::back_heap(self, end, end + chunk);
+            if backed.as_ref().is_err_and(|e| e.is_full()) && chunk > size {
+                chunk = size;
+                backed = crate::compact::back_heap(self, end, end + size);
+            }
+            match backed {
                 Ok(()) => return self.take_in(end, size, chunk).map(Some),
                 Err(e) if e.is_full() => self.growth_refused.set(true),
                 Err(e) => return Err(e),
