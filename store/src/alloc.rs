@@ -277,6 +277,10 @@ impl WriteTxn<'_> {
     /// map holds. Reads a link per block (no write into the free block). Returns how many moved.
     pub(crate) fn migrate_free_lists(&self, mut limit: usize) -> Result<usize> {
         let h = self.lock_file.state();
+        let epoch = h.epoch.load(Relaxed);
+        if h.lists_drained.load(Relaxed) == epoch + 1 || self.held_free.borrow().is_some() {
+            return Ok(0);
+        }
         let mut moved = 0;
         for class in 0..CLASSES as u8 {
             while limit > 0 {
@@ -289,6 +293,10 @@ impl WriteTxn<'_> {
                 limit -= 1;
                 moved += 1;
             }
+        }
+        if limit > 0 {
+            // Every list was empty or past the map: nothing to look for until a checkpoint.
+            h.lists_drained.store(epoch + 1, Relaxed);
         }
         Ok(moved)
     }

@@ -259,6 +259,10 @@ pub struct LockState {
     pub cycle_start: AtomicU64,
     pub cycle_epoch: AtomicU64,
     pub last_cycle: AtomicU64,
+    /// The epoch + 1 in which the free lists were found to hold nothing the reuse map covers:
+    /// commits skip looking again until the next checkpoint (only an open from a snapshot
+    /// fills them with such blocks, and that is before any commit).
+    pub lists_drained: AtomicU64,
     reuse_summary: [AtomicU64; REUSE_SUMMARY],
     reuse: [AtomicU64; REUSE_WORDS],
     /// Entries removed to make room (`WhenFull::Evict`), since the shared state was built.
