@@ -1,5 +1,7 @@
-//! Space in the heap: blocks of size classes, kept in per-class free lists whose heads live in the
-//! lock file and whose links live in the free blocks themselves.
+//! Space in the heap: blocks of size classes. Reusable space is kept in the reuse map
+//! (`reuse.rs`: one bit per 64-byte unit in the lock file, taken next-fit by address), and only
+//! where the map does not reach, or after an open from a closing snapshot, in per-class free
+//! lists whose heads live in the lock file and whose links live in the free blocks themselves.
 //!
 //! The rule that keeps a power cut harmless (SPEC.md, "Why a power cut cannot corrupt"): a block
 //! the durable checkpoint may still reference is never written. So a freed block waits in the
@@ -34,9 +36,33 @@ pub(crate) struct Block {
     pub(crate) class: u8,
 }
 
-/// Reusable blocks of other classes an allocation moves into the free lists before it takes
-/// fresh space inside the file (all of them before the file grows).
+/// Reusable blocks an allocation moves from the ring into the reuse map before it takes fresh
+/// space inside the file (all of them before the file grows).
 const RECLAIM_SCAN: usize = 256;
+
+/// The reuse map's units for the block `[off, off + len)`, when the map covers all of it.
+fn map_units(off: u64, len: u64) -> Option<(u64, u64)> {
+    let first = off.checked_sub(HEAP_START)? / BLOCK_ALIGN;
+    let n = len / BLOCK_ALIGN;
+    (first + n <= crate::reuse::REUSE_WORDS as u64 * 64).then_some((first, n))
+}
+
+/// The heap offset of reuse-map unit `u`.
+fn unit_offset(u: u64) -> u64 {
+    HEAP_START + u * BLOCK_ALIGN
+}
+
+/// Where the reuse map stops covering the heap.
+const MAP_END: u64 = HEAP_START + crate::reuse::REUSE_WORDS as u64 * 64 * BLOCK_ALIGN;
+
+/// Free space the heap takes in at once when it must grow (SPEC.md §2.4, "slack"): four times
+/// what the last checkpoint cycle allocated, 1 to 64 MiB. Next-fit spreads a cycle's
+/// allocations over about (allocated / free) of the heap, so the pool must be several times
+/// what one cycle allocates for its pages to be few; once taken in, the space stays in the
+/// pool, since each cycle's frees come back to it.
+fn slack(h: &crate::lock_file::LockState) -> u64 {
+    (4 * h.last_cycle.load(Relaxed)).clamp(1 << 20, 64 << 20) / PAGE * PAGE
+}
 
 /// The largest class whose blocks fit in `len` bytes.
 fn class_within(len: u64) -> u8 {
@@ -51,6 +77,23 @@ fn class_within(len: u64) -> u8 {
 impl WriteTxn<'_> {
     /// A block of `class`, or None when the store has no room for it.
     pub(crate) fn alloc(&self, class: u8) -> Result<Option<BlockOffset>> {
+        let got = self.alloc_block(class)?;
+        if got.is_some() {
+            // Bytes per checkpoint cycle, for the slack: a new epoch closes the cycle.
+            let h = self.lock_file.state();
+            let (total, epoch) = (h.alloc_bytes.load(Relaxed), h.epoch.load(Relaxed));
+            if h.cycle_epoch.load(Relaxed) != epoch {
+                h.last_cycle
+                    .store(total - h.cycle_start.load(Relaxed).min(total), Relaxed);
+                h.cycle_start.store(total, Relaxed);
+                h.cycle_epoch.store(epoch, Relaxed);
+            }
+            h.alloc_bytes.store(total + class_size(class), Relaxed);
+        }
+        Ok(got)
+    }
+
+    fn alloc_block(&self, class: u8) -> Result<Option<BlockOffset>> {
         if self.alloc_below.get() != 0 {
             // A compaction moving an entry down (`compact.rs`): only below its line.
             return self.alloc_low(class, self.alloc_below.get());
@@ -60,40 +103,46 @@ impl WriteTxn<'_> {
             return Ok(Some(off));
         }
         let h = self.lock_file.state();
-        if self.held_free.borrow().is_none() {
-            // The oldest reusable block, when it has this class, is handed out straight from the
-            // ring: a store that overwrites values of one size then never writes a free-list link
-            // into a block it is about to fill, nor reads one back from a cold line. (Reusable
-            // means no durable checkpoint references it, exactly as for a free-list block.)
-            if let Some(s) = h.peek_reclaimable().filter(|&s| slot_class(s) == class) {
-                h.take_reclaimable(self.held());
-                return Ok(Some(BlockOffset::of_slot(s)));
-            }
+        // Next-fit by address from the shared cursor (`reuse.rs`): a cycle's blocks come from a
+        // narrow band of the heap, so the checkpoint writes back few pages.
+        if let Some(off) = self.take_reuse(class, u64::MAX, crate::reuse::SCAN_WORDS) {
+            return Ok(Some(off));
         }
         if let Some(off) = self.pop(class)? {
             return Ok(Some(off));
         }
-        // Blocks already reusable but not yet in a free list (they stay in the ring until an
-        // allocation or a long backlog moves them, see `reclaim_some`) come before new space;
-        // a bounded number here, the rest only before the file would grow or a block be split,
-        // so that one allocation of a rare class does not link a whole backlog at once.
+        // Blocks already reusable but not yet in the map (they move from the ring a few per
+        // commit, see `reclaim_some`) come before new space; a bounded number here, the rest
+        // only before the file would grow or a block be split.
         if let Some(off) = self.reclaim_for(class, RECLAIM_SCAN)? {
             return Ok(Some(off));
         }
         let size = class_size(class);
         let end = h.heap_end();
         if end + size <= self.map.len() {
-            // The chunks the heap enters may have been punched out by a compaction.
-            match crate::compact::back_heap(self, end, end + size) {
-                Ok(()) => {
-                    h.set_heap_end(self.held(), end + size);
-                    return Ok(Some(BlockOffset(end)));
-                }
+            // The heap takes in a stretch of the file's unused tail at once (`slack`), the rest
+            // of it joining the reuse map, and the cursor goes on from the block.
+            let mut chunk = match self.held_free.borrow().is_none() && end + size <= MAP_END {
+                true => slack(h).max(size).min(self.map.len() - end),
+                false => size,
+            };
+            // The chunks the heap enters may have been punched out by a compaction; a disk too
+            // full to back the whole stretch may still hold this block.
+            let mut backed = crate::compact::back_heap(self, end, end + chunk);
+            if backed.as_ref().is_err_and(|e| e.is_full()) && chunk > size {
+                chunk = size;
+                backed = crate::compact::back_heap(self, end, end + size);
+            }
+            match backed {
+                Ok(()) => return self.take_in(end, size, chunk).map(Some),
                 Err(e) if e.is_full() => self.growth_refused.set(true),
                 Err(e) => return Err(e),
             }
         }
         if let Some(off) = self.reclaim_for(class, usize::MAX)? {
+            return Ok(Some(off));
+        }
+        if let Some(off) = self.take_reuse(class, u64::MAX, usize::MAX) {
             return Ok(Some(off));
         }
         if let Some(off) = self.take_held(size, 0) {
@@ -127,8 +176,11 @@ impl WriteTxn<'_> {
             match grown {
                 Ok(()) => {
                     h.file_size.fetch_max(self.map.len(), Release);
-                    h.set_heap_end(self.held(), end + size);
-                    return Ok(Some(BlockOffset(end)));
+                    let chunk = match self.held_free.borrow().is_none() && end + size <= MAP_END {
+                        true => slack(h).max(size).min(self.map.len() - end),
+                        false => size,
+                    };
+                    return self.take_in(end, size, chunk).map(Some);
                 }
                 Err(e) if e.is_full() => {
                     // The disk, not the maximum size, is what stopped us: say so if the
@@ -141,23 +193,112 @@ impl WriteTxn<'_> {
         Ok(None)
     }
 
-    /// Moves reusable blocks from the ring into the free lists, at most `limit`, until one of
-    /// `class` comes; that one is returned (None when the ring ran out or the limit was hit).
+    /// Moves the heap's end from `end` to `end + chunk` (inside the file): the block `[end, end
+    /// + size)` is returned, the rest is free space, and the cursor goes on after the block.
+    fn take_in(&self, end: u64, size: u64, chunk: u64) -> Result<BlockOffset> {
+        let h = self.lock_file.state();
+        h.set_heap_end(self.held(), end + chunk);
+        if chunk > size {
+            self.carve(BlockOffset(end + size), chunk - size)?;
+        }
+        if let Some((first, n)) = map_units(end, size) {
+            h.reuse(self.held()).cursor.store(first + n, Relaxed);
+        }
+        Ok(BlockOffset(end))
+    }
+
+    /// A block of `class` from the reuse map, wholly below `below` (None while recovery holds
+    /// the free space, or when no run found within `max_words` words holds it).
+    pub(crate) fn take_reuse(
+        &self,
+        class: u8,
+        below: u64,
+        max_words: usize,
+    ) -> Option<BlockOffset> {
+        if self.held_free.borrow().is_some() {
+            return None;
+        }
+        let limit = below.saturating_sub(HEAP_START) / BLOCK_ALIGN;
+        let units = class_size(class) / BLOCK_ALIGN;
+        let h = self.lock_file.state();
+        // Short of room to take in a whole slack stretch: holes of the block's own size first,
+        // as the per-class lists gave, so a full store still fits what it fitted.
+        let end = h.heap_end();
+        let tight = self.max_size().saturating_sub(end) < slack(h);
+        h.reuse(self.held())
+            .take(units, limit, max_words, tight)
+            .map(|u| BlockOffset(unit_offset(u)))
+    }
+
+    /// Moves reusable blocks from the ring into the reuse map, at most `limit`, and then takes
+    /// a block of `class` from it (None when none fits).
     fn reclaim_for(&self, class: u8, limit: usize) -> Result<Option<BlockOffset>> {
         let h = self.lock_file.state();
+        let mut moved = false;
         for _ in 0..limit {
             let Some(s) = h.take_reclaimable(self.held()) else {
                 break;
             };
-            if slot_class(s) == class && self.held_free.borrow().is_none() {
-                return Ok(Some(BlockOffset::of_slot(s)));
-            }
             self.push(BlockOffset::of_slot(s), slot_class(s))?;
-            if slot_class(s) == class {
+            moved = true;
+            if slot_class(s) == class && map_units(slot_offset(s), class_size(class)).is_none() {
+                // Past the map's reach: it went to its free list.
                 return self.pop(class);
             }
         }
-        Ok(None)
+        Ok(match moved {
+            true => self.take_reuse(class, u64::MAX, crate::reuse::SCAN_WORDS),
+            false => None,
+        })
+    }
+
+    /// Drops from the reuse map every unit at or past `off` (a compaction lowering the heap's
+    /// end there).
+    pub(crate) fn forget_reuse_from(&self, off: u64) {
+        let first = off.saturating_sub(HEAP_START).div_ceil(BLOCK_ALIGN);
+        self.lock_file.state().reuse(self.held()).clear_from(first);
+    }
+
+    /// Moves every run of the reuse map into the free lists (links written into the free
+    /// blocks): what a closing snapshot can describe, by its list heads (SPEC.md §7.2). Only the
+    /// last closer does this, before the snapshot's flush.
+    pub(crate) fn spill_reuse_map(&self) -> Result<()> {
+        let map = self.lock_file.state().reuse(self.held());
+        let runs = map.runs_ahead(0, u64::MAX, usize::MAX);
+        map.reset();
+        for (first, n) in runs {
+            self.carve_lists(unit_offset(first), n * BLOCK_ALIGN)?;
+        }
+        Ok(())
+    }
+
+    /// Moves a few blocks from the free lists into the reuse map: after an open from a
+    /// closing snapshot the free space is in the lists, and next-fit can only sweep what the
+    /// map holds. Reads a link per block (no write into the free block). Returns how many moved.
+    pub(crate) fn migrate_free_lists(&self, mut limit: usize) -> Result<usize> {
+        let h = self.lock_file.state();
+        let epoch = h.epoch.load(Relaxed);
+        if h.lists_drained.load(Relaxed) == epoch + 1 || self.held_free.borrow().is_some() {
+            return Ok(0);
+        }
+        let mut moved = 0;
+        for class in 0..CLASSES as u8 {
+            while limit > 0 {
+                let head = h.free_head(class);
+                if head == 0 || map_units(head, class_size(class)).is_none() {
+                    break;
+                }
+                let Some(off) = self.pop(class)? else { break };
+                self.push(off, class)?;
+                limit -= 1;
+                moved += 1;
+            }
+        }
+        if limit > 0 {
+            // Every list was empty or past the map: nothing to look for until a checkpoint.
+            h.lists_drained.store(epoch + 1, Relaxed);
+        }
+        Ok(moved)
     }
 
     pub(crate) fn pop(&self, class: u8) -> Result<Option<BlockOffset>> {
@@ -191,6 +332,10 @@ impl WriteTxn<'_> {
             return Ok(());
         }
         let h = self.lock_file.state();
+        if let Some((first, n)) = map_units(block.0, class_size(class)) {
+            h.reuse(self.held()).put(first, n);
+            return Ok(());
+        }
         self.map
             .store_u64(self.held(), block.0, h.free_head(class))?;
         h.set_free_head(self.held(), class, block.0);
@@ -204,9 +349,24 @@ impl WriteTxn<'_> {
             return Ok(());
         }
         let mut off = start.0;
+        // What the reuse map covers joins it as one run; only the rest is cut into blocks.
+        let covered = MAP_END.saturating_sub(off).min(len) / BLOCK_ALIGN * BLOCK_ALIGN;
+        if covered > 0 {
+            let (first, n) = map_units(off, covered).expect("inside the map");
+            self.lock_file.state().reuse(self.held()).put(first, n);
+            off += covered;
+            len -= covered;
+        }
+        self.carve_lists(off, len)
+    }
+
+    /// Cuts `[off, off+len)` into the largest blocks that fit and links them into the free lists.
+    fn carve_lists(&self, mut off: u64, mut len: u64) -> Result<()> {
+        let h = self.lock_file.state();
         while len >= BLOCK_ALIGN {
             let c = class_within(len);
-            self.push(BlockOffset(off), c)?;
+            self.map.store_u64(self.held(), off, h.free_head(c))?;
+            h.set_free_head(self.held(), c, off);
             off += class_size(c);
             len -= class_size(c);
         }
@@ -262,6 +422,7 @@ impl WriteTxn<'_> {
         for class in 0..CLASSES as u8 {
             h.set_free_head(self.held(), class, 0);
         }
+        h.reuse(self.held()).reset();
         if let Some(held) = self.held_free.borrow_mut().as_mut() {
             *held = HeldFree {
                 best_fit: held.best_fit,

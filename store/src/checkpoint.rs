@@ -30,12 +30,9 @@ use crate::store::Inner;
 use crate::write::{LockHeld, WriteTxn};
 use std::sync::atomic::Ordering::*;
 
-/// Blocks moved from the pending ring into the free lists by each commit: more than one put frees.
+/// Blocks moved from the pending ring into the reuse map by each commit (more than one put
+/// frees), and at most as many from the free lists.
 const RECLAIM_PER_COMMIT: usize = 8;
-/// Reusable blocks left in the pending ring before commits start moving them into the free
-/// lists: a quarter of the ring, as many as a freeze lets accumulate (`commit`), so that with the
-/// blocks freed since the freeze the ring never fills.
-const RECLAIM_BACKLOG: usize = crate::lock_file::PENDING_CAP / 4;
 /// Index pages a commit copies into a frozen checkpoint's target copy: few, since each page is a
 /// few microseconds added to that commit (the flusher copies the rest).
 pub(crate) const COPY_PER_COMMIT: usize = 2;
@@ -212,25 +209,24 @@ impl WriteTxn<'_> {
         Ok(h.copy_left.load(Relaxed) > 0)
     }
 
-    /// Moves every block no durable checkpoint references any more into the free lists.
+    /// Moves every block no durable checkpoint references any more into the reuse map.
     pub(crate) fn reclaim(&self) -> Result<()> {
         while self.reclaim_one()? {}
         Ok(())
     }
 
-    /// A few of them, the bounded share of each commit, when many wait: blocks are otherwise
-    /// left in the ring, where an allocation of their class takes them without a free-list link
-    /// (`alloc`). The bound keeps the ring's room for the blocks freed meanwhile.
+    /// A few of them, the bounded share of each commit (an allocation that finds no room moves
+    /// more, `alloc`).
     pub(crate) fn reclaim_some(&self) -> Result<()> {
-        let h = self.lock_file.state();
-        if h.reclaimable_count() as usize <= RECLAIM_BACKLOG {
-            return Ok(());
-        }
+        // Into the reuse map (bits in the lock file, nothing written into the blocks), so that
+        // the next-fit sweep sees them soon; and a few blocks of the free lists an open from a
+        // snapshot left (a link read each).
         for _ in 0..RECLAIM_PER_COMMIT {
             if !self.reclaim_one()? {
                 break;
             }
         }
+        self.migrate_free_lists(RECLAIM_PER_COMMIT)?;
         Ok(())
     }
 

@@ -129,6 +129,17 @@ impl WriteTxn<'_> {
     /// compaction stopped before lowering the heap's end).
     pub(crate) fn alloc_low(&self, class: u8, line: u64) -> Result<Option<BlockOffset>> {
         let size = class_size(class);
+        // The reuse map first: it holds nearly all free space, and taking a run from it below
+        // the line writes nothing but lock-file bits. The smallest run that holds the block, as
+        // the per-class lists gave: cutting long runs for small entries would leave the larger
+        // ones no room below the line.
+        if self.held_free.borrow().is_none() {
+            let map = self.lock_file.state().reuse(self.held());
+            let limit = line.saturating_sub(HEAP_START) / BLOCK_ALIGN;
+            if let Some(u) = map.take_best(size / BLOCK_ALIGN, limit) {
+                return Ok(Some(BlockOffset(HEAP_START + u * BLOCK_ALIGN)));
+            }
+        }
         // Cuts a block of `class` from a free block of class `c` that lies below the line.
         let fits = |off: BlockOffset, c: u8| -> Result<Option<BlockOffset>> {
             if c < class || off.get() + class_size(c) > line {
@@ -177,6 +188,7 @@ impl WriteTxn<'_> {
     /// change a list only at its head, under the lock this holds.
     fn purge_free_lists(&self, line: u64) -> Result<()> {
         let h = self.lock_file.state();
+        self.forget_reuse_from(line);
         for class in 0..CLASSES as u8 {
             let size = class_size(class);
             let mut prev: Option<u64> = None;
@@ -634,6 +646,9 @@ impl Store {
             // reach the blocks past it: they left the live index before the checkpoint whose
             // completion released them, with `seq` odd.
             timing("free lists purged", t);
+            // Nothing past the new end may stay reusable (a commit of this hold may have put a
+            // released block there).
+            txn.forget_reuse_from(line);
             h.set_heap_end(txn.held(), line);
             // The superblock records the lower end before any block past it is released (a
             // checkpoint a move's commit froze is finished first: one at a time).

@@ -81,6 +81,7 @@ mod readonly;
 mod recover;
 mod resize;
 mod resume;
+mod reuse;
 mod scan;
 mod sigbus;
 mod store;

@@ -11,6 +11,7 @@
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::CLASSES;
+use crate::reuse::{ReuseMap, REUSE_SUMMARY, REUSE_WORDS};
 use crate::write::LockHeld;
 use std::cell::UnsafeCell;
 use std::fs::File;
@@ -26,8 +27,9 @@ pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// pacing counters. 6: resuming after a process crash (boot id, the files' identities,
 /// `resumable`, the holder's stage and its undo area). 7: a pending ring four times as long.
 /// 8: the flush's pace line, which writers estimate its progress from, the last flush's
-/// length, and `pace_overruns`.
-pub const LOCK_FILE_VERSION: u64 = 8;
+/// length, and `pace_overruns`. 9: the reuse map (free space by address, `reuse.rs`) and its
+/// cursor.
+pub const LOCK_FILE_VERSION: u64 = 9;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed and not yet reusable: a ring, oldest first, waiting until a checkpoint that no
@@ -293,6 +295,24 @@ pub struct LockState {
     pub copy_left: AtomicU64,
     pub copy_cursor: AtomicU64,
     pending: [AtomicU64; PENDING_CAP],
+    /// Reusable free space by address (`reuse.rs`; placed after `dirty`, which a read-only
+    /// handle reads up to): where the next-fit search starts (a unit number), how many units
+    /// are free, and the map's two levels.
+    reuse_cursor: AtomicU64,
+    reuse_free: AtomicU64,
+    /// Bytes allocated since the state was built; that count when the current checkpoint cycle
+    /// began, the epoch of that cycle, and the bytes the previous cycle allocated: what sizes
+    /// the slack (`alloc.rs`).
+    pub alloc_bytes: AtomicU64,
+    pub cycle_start: AtomicU64,
+    pub cycle_epoch: AtomicU64,
+    pub last_cycle: AtomicU64,
+    /// The epoch + 1 in which the free lists were found to hold nothing the reuse map covers:
+    /// commits skip looking again until the next checkpoint (only an open from a snapshot
+    /// fills them with such blocks, and that is before any commit).
+    pub lists_drained: AtomicU64,
+    reuse_summary: [AtomicU64; REUSE_SUMMARY],
+    reuse: [AtomicU64; REUSE_WORDS],
     /// Entries removed to make room (`WhenFull::Evict`), since the shared state was built.
     pub expunges: AtomicU64,
     /// Where the eviction hand stands in the live index (a slot number; reduced modulo the
@@ -450,6 +470,21 @@ impl LockState {
         self.free_heads[class as usize].store(off, Ordering::Relaxed);
     }
 
+    /// The reuse map, to change under the write lock.
+    pub fn reuse(&self, _: &LockHeld) -> ReuseMap<'_> {
+        self.reuse_view()
+    }
+
+    /// The reuse map, to read without the lock (a hint: it may change meanwhile).
+    pub fn reuse_view(&self) -> ReuseMap<'_> {
+        ReuseMap {
+            words: &self.reuse,
+            summary: &self.reuse_summary,
+            cursor: &self.reuse_cursor,
+            free: &self.reuse_free,
+        }
+    }
+
     /// Blocks freed and not yet back in a free list.
     pub fn pending_count(&self) -> u64 {
         self.pending_tail.load(Ordering::Relaxed) - self.pending_head.load(Ordering::Relaxed)
@@ -491,36 +526,6 @@ impl LockState {
         let slot = self.pending[head as usize % PENDING_CAP].load(Ordering::Relaxed);
         self.pending_head.store(head + 1, Ordering::Relaxed);
         Some(slot)
-    }
-
-    /// The oldest block that may join a free list, left in the ring (None when there is none).
-    pub fn peek_reclaimable(&self) -> Option<u64> {
-        let head = self.pending_head.load(Ordering::Relaxed);
-        if head >= self.pending_free_to.load(Ordering::Relaxed) {
-            return None;
-        }
-        Some(self.pending[head as usize % PENDING_CAP].load(Ordering::Relaxed))
-    }
-
-    /// The ring positions `[head, free_to)` of the reusable blocks, as the counters read now
-    /// (without the write lock: a hint that may be stale by the time it is used).
-    pub fn reusable_span(&self) -> (u64, u64) {
-        (
-            self.pending_head.load(Ordering::Relaxed),
-            self.pending_free_to.load(Ordering::Relaxed),
-        )
-    }
-
-    /// The block at ring position `pos` (an ever-growing counter, see `pending_head`).
-    pub fn ring_at(&self, pos: u64) -> u64 {
-        self.pending[(pos % PENDING_CAP as u64) as usize].load(Ordering::Relaxed)
-    }
-
-    /// How many blocks may join a free list now (freed before the last durable checkpoint).
-    pub fn reclaimable_count(&self) -> u64 {
-        self.pending_free_to
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.pending_head.load(Ordering::Relaxed))
     }
 
     /// At a freeze: the blocks freed so far wait for the checkpoint being frozen.
@@ -715,14 +720,26 @@ impl LockFile {
     pub fn initialise(&self) -> Result<()> {
         // The ring's slots are read only between its counters, which are zeroed here: leaving
         // its 8 MiB alone spares the first opener a write fault per page.
-        let ring = std::mem::offset_of!(LockState, pending);
-        let after = ring + std::mem::size_of::<[AtomicU64; PENDING_CAP]>();
-        // SAFETY: no other process has the lock file mapped (we won the election), so writing
-        // the region is exclusive; both ranges lie inside the LOCK_FILE_LEN-byte mapping.
-        unsafe {
-            let base = self.base as *mut u8;
-            std::ptr::write_bytes(base, 0, ring);
-            std::ptr::write_bytes(base.add(after), 0, LOCK_FILE_LEN as usize - after);
+        // Likewise the reuse map's 2 MiB of words, read only where its zeroed summary says
+        // (`reuse.rs`).
+        let mut skip = [
+            (
+                std::mem::offset_of!(LockState, pending),
+                std::mem::size_of::<[AtomicU64; PENDING_CAP]>(),
+            ),
+            (
+                std::mem::offset_of!(LockState, reuse),
+                std::mem::size_of::<[AtomicU64; REUSE_WORDS]>(),
+            ),
+        ];
+        skip.sort_unstable();
+        let mut at = 0;
+        for (start, len) in skip.into_iter().chain([(LOCK_FILE_LEN as usize, 0)]) {
+            // SAFETY: no other process has the lock file mapped (we won the election), so
+            // writing the region is exclusive; every range lies inside the LOCK_FILE_LEN-byte
+            // mapping (the skipped fields are in the struct, which fits in it).
+            unsafe { std::ptr::write_bytes((self.base as *mut u8).add(at), 0, start - at) };
+            at = start + len;
         }
         let h = self.state();
         h.write_mutex

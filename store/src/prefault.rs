@@ -1,30 +1,35 @@
 //! The write faults of the blocks writers fill next, taken on the checkpoint thread.
 //!
-//! Each checkpoint's flush (`msync`) write-protects every page it writes back, and the pending
-//! ring hands out freed blocks at scattered addresses: without this, most puts of an overwrite
-//! workload take a write fault (the filesystem's `page_mkwrite`), a few microseconds on the
-//! writer's path. The handle's checkpoint thread takes them first, for the next `WINDOW`
-//! reusable blocks of the ring, with `MADV_POPULATE_WRITE` (no byte changes). Only pages the
-//! running flush has already passed, or any with no flush running: a page made writable ahead
-//! of the flush would be written back by it, protected again, and fault once more. The ring is
-//! read without the write lock: a stale position only costs a useless populate (SPEC.md §2.4).
+//! Each checkpoint's flush (`msync`) write-protects every page it writes back, so without this
+//! most puts of an overwrite workload would take a write fault (the filesystem's
+//! `page_mkwrite`), a few microseconds on the writer's path. Allocation is next-fit by address
+//! (`reuse.rs`), so the blocks writers fill next are the free runs right after the reuse map's
+//! cursor: the handle's checkpoint thread makes the pages of the next `WINDOW_UNITS` free units
+//! writable with `MADV_POPULATE_WRITE` (no byte changes). Only pages the running flush has
+//! already passed, or any with no flush running: a page made writable ahead of the flush would
+//! be written back by it, protected again, and fault once more. The map is read without the
+//! write lock: a stale view only costs a useless populate (SPEC.md §2.4).
 //!
 //! A page's write fault is taken per process (each has its own page tables), so a populate helps
 //! only the process that then fills the block. When several processes write, each would
-//! populate every reusable block for the one in N it fills itself, and on a machine with fewer
+//! populate the window for the one block in N it fills itself, and on a machine with fewer
 //! cores than writers that work is taken from the writers: the thread works only for a process
-//! that made nearly all of the recent commits (`Share`). And it populates each page once, in
-//! runs of adjacent pages, not once per block: small blocks share pages.
+//! that made nearly all of the recent commits (`Share`). Each page is populated once per pass,
+//! adjacent pages in one call: small free runs share pages.
 
 use crate::format::*;
 use crate::store::Inner;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
-/// How many reusable blocks ahead of the ring's head the checkpoint thread keeps writable; a
-/// writer wakes it when less than half of that is left. A few tens of milliseconds of puts:
-/// blocks made writable but not filled before the next freeze are written back once for
-/// nothing, so the window stays short.
-pub(crate) const WINDOW: u64 = 4096;
+/// Free units (64 bytes) ahead of the cursor the checkpoint thread keeps writable, 1 MiB of
+/// free space; a writer wakes it once the cursor passed the middle of that window. A few tens
+/// of milliseconds of puts: pages made writable but not filled before the next freeze are
+/// written back once for nothing, so the window stays short.
+pub(crate) const WINDOW_UNITS: u64 = 1 << 14;
+/// Non-empty words of the map one wake looks at, at most.
+const WINDOW_WORDS: usize = 1 << 12;
+/// Bytes made writable with one call, at most.
+const POPULATE_STEP: u64 = 64 << 10;
 
 /// The thread populates only for a process whose own commits were at least this share (in
 /// eighths) of all commits since its last pass: practically the store's only writer.
@@ -48,18 +53,9 @@ pub(crate) struct Share {
 }
 
 impl Inner {
-    /// Where the thread goes on from in the ring: where it stopped, unless the head passed it or
-    /// the ring was emptied since (its counters then start again from 0).
-    fn prefault_start(&self, head: u64, free_to: u64) -> u64 {
-        match self.prefaulted_to.load(Relaxed) {
-            done if done < head || done > free_to => head,
-            done => done,
-        }
-    }
-
     /// After a commit, outside the write lock: wakes the checkpoint thread (starting it in this
-    /// process if the handle wants one) when the reusable blocks ahead of the ring's head that
-    /// it has not made writable reach half a window.
+    /// process if the handle wants one) when the cursor left the stretch from where the last
+    /// window started to its middle.
     pub(crate) fn wake_prefaulter(&self) {
         if self.ephemeral || !self.checkpointer.wanted() {
             return;
@@ -69,9 +65,15 @@ impl Inner {
             let lsn = self.lock_file.state().next_lsn.load(Relaxed);
             share.seen_lsn.store(lsn.saturating_sub(1), Relaxed);
         }
-        let (head, free_to) = self.lock_file.state().reusable_span();
-        let want = free_to.min(head + WINDOW);
-        if want >= self.prefault_start(head, free_to) + WINDOW / 2 {
+        let map = self.lock_file.state().reuse_view();
+        if map.free_units() == 0 {
+            return;
+        }
+        let cursor = map.cursor.load(Relaxed);
+        let [from, mid, epoch] = self.prefault_span.each_ref().map(|a| a.load(Relaxed));
+        // Also after a checkpoint completed: its flush protected the pages again.
+        let h = self.lock_file.state();
+        if !(from..mid).contains(&cursor) || epoch != h.epoch.load(Relaxed) {
             if let Some(t) = self.checkpointer.own_thread() {
                 t.unpark();
             }
@@ -79,54 +81,89 @@ impl Inner {
     }
 
     /// On the handle's checkpoint thread only (elsewhere it would just move the faults): makes
-    /// the pages of the next reusable blocks writable.
+    /// the pages of the free runs after the cursor writable.
     pub(crate) fn prefault_ahead(&self) {
         let mine = self.checkpointer.running_here();
         if self.ephemeral || mine.is_none_or(|t| t.id() != std::thread::current().id()) {
             return;
         }
         let h = self.lock_file.state();
-        let (head, free_to) = h.reusable_span();
-        let end = free_to.min(head + WINDOW);
-        let mut pos = self.prefault_start(head, free_to);
-        // Skipped for a process that shares the writes: the window counts as done, so that its
-        // writers do not wake the thread again until the ring has moved on.
-        if !self.mostly_own_commits() {
-            self.prefaulted_to.store(end, Relaxed);
-            return;
-        }
+        let map = h.reuse_view();
+        let cursor = map.cursor.load(Relaxed);
+        // Go on from where the last window ended, unless the cursor is outside it or a
+        // checkpoint completed since (its flush protected the window's pages again).
+        let epoch = h.epoch.load(Relaxed);
+        let done = self.prefaulted_to.load(Relaxed);
+        let [from, _, was] = self.prefault_span.each_ref().map(|a| a.load(Relaxed));
+        let start = match (from..done).contains(&cursor) && was == epoch {
+            true => done,
+            false => cursor,
+        };
         let passed = self.flushed_up_to();
         // Below the heap's end only: past it a compaction may have punched the file out, and
         // making such a page writable would allocate it on the disk again for nothing.
         let heap_end = self.map.len().min(h.heap_end());
-        let mut pages = Vec::new();
-        while pos < end {
-            let s = h.ring_at(pos);
-            pos += 1;
-            let (off, class) = (slot_offset(s), slot_class(s));
-            if (class as usize) >= CLASSES {
-                continue;
-            }
-            // Up to a page from the block's start: an entry fills its block from the start,
-            // and the rest of a large block (a whole old index copy, say) may never be written.
-            let len = class_size(class).min(PAGE);
-            if off < HEAP_START || off + len > heap_end || !passed(off, len) {
-                continue;
-            }
-            pages.push(off / PAGE);
-            pages.push((off + len - 1) / PAGE);
-        }
-        pages.sort_unstable();
-        pages.dedup();
+        // Skipped for a process that shares the writes: the window counts as passed (below), so
+        // that its writers do not wake the thread again until the cursor has moved on.
+        let populate = self.mostly_own_commits();
         let share = &self.prefault_share;
-        share.pages.fetch_add(pages.len() as u64, Relaxed);
-        for run in pages.chunk_by(|a, b| a + 1 == *b) {
-            let (first, n) = (run[0], run.len() as u64);
-            self.map.prefault_write(first * PAGE, n * PAGE);
-            share.calls.fetch_add(1, Relaxed);
+        // Pages `[from, to)` (byte offsets, page-aligned), made writable in steps.
+        let make_writable = |from: u64, to: u64| {
+            let mut off = from;
+            while off < to {
+                let len = (to - off).min(POPULATE_STEP);
+                if passed(off, len) {
+                    self.map.prefault_write(off, len);
+                    share.pages.fetch_add(len / PAGE, Relaxed);
+                    share.calls.fetch_add(1, Relaxed);
+                }
+                off += len;
+            }
+        };
+        // The pages of the runs seen so far and not yet made writable: runs that share a page
+        // or lie on adjacent pages are joined, so each page is populated once.
+        let mut pages: Option<(u64, u64)> = None;
+        let (mut budget, mut end, mut mid) = (WINDOW_UNITS, start, None);
+        for (first, n) in map.runs_ahead(start, WINDOW_UNITS, WINDOW_WORDS) {
+            let n = n.min(budget);
+            let from = HEAP_START + first * BLOCK_ALIGN;
+            let stop = (HEAP_START + (first + n) * BLOCK_ALIGN).min(heap_end);
+            if populate && from < stop {
+                let (lo, hi) = (
+                    from / PAGE * PAGE,
+                    stop.next_multiple_of(PAGE).min(self.map.len()),
+                );
+                pages = match pages {
+                    Some((a, b)) if lo <= b => Some((a, b.max(hi))),
+                    Some((a, b)) => {
+                        make_writable(a, b);
+                        Some((lo, hi))
+                    }
+                    None => Some((lo, hi)),
+                };
+            }
+            budget -= n;
+            end = first + n;
+            if budget <= WINDOW_UNITS / 2 && mid.is_none() {
+                mid = Some(end);
+            }
+            if budget == 0 {
+                break;
+            }
         }
-        // Blocks skipped because the flush had not passed them yet are left to the writer: going
+        if let Some((a, b)) = pages {
+            make_writable(a, b);
+        }
+        // Runs skipped because the flush had not passed them yet are left to the writer: going
         // back for them would rescan the window at every wake while another process flushes.
+        self.prefault_span[0].store(cursor, Relaxed);
+        self.prefault_span[2].store(epoch, Relaxed);
+        // A window that wrapped to the heap's start: the next wake is at the next checkpoint.
+        let mid = match end < start {
+            true => u64::MAX,
+            false => mid.unwrap_or(end).max(cursor + 1),
+        };
+        self.prefault_span[1].store(mid, Relaxed);
         self.prefaulted_to.store(end, Relaxed);
     }
 
@@ -231,8 +268,9 @@ mod tests {
     }
 
     /// After a checkpoint's flush write-protected the heap, overwrites fill blocks freed at
-    /// scattered addresses: the checkpoint thread has made their pages writable first, so the
-    /// writer faults (almost) only on its journal pages, where it would fault about once per put.
+    /// scattered addresses: the checkpoint thread has made the pages after the cursor writable
+    /// first, so the writer faults (almost) only on its journal pages, where it would fault
+    /// about once per put.
     #[test]
     fn writers_fill_reused_blocks_without_write_faults() {
         const KEYS: u64 = 20_000;
@@ -246,7 +284,7 @@ mod tests {
             .index_slots(1 << 16);
         let store = Store::open(dir.path().join("s.db"), opts).unwrap();
         let value = [7u8; 200];
-        // Overwrites in a scattered order: the ring then holds blocks all over the heap.
+        // Overwrites in a scattered order: the freed blocks lie all over the heap.
         let scattered = |i: u64| format!("k{}", i.wrapping_mul(7919) % KEYS);
         for round in 0..2 {
             for i in 0..KEYS {
@@ -261,29 +299,32 @@ mod tests {
         let inner = store.inner();
         {
             // A checkpoint whose flush write-protects every page and whose completion makes the
-            // overwritten blocks reusable (left in the ring, not linked into free lists).
+            // overwritten blocks reusable, moved into the reuse map.
             let txn = inner.lock().unwrap();
             txn.settle().unwrap();
             txn.freeze().unwrap();
             txn.settle().unwrap();
+            txn.reclaim().unwrap();
         }
         let h = inner.lock_file.state();
-        let (head, free_to) = h.reusable_span();
-        assert!(
-            free_to - head >= super::WINDOW,
-            "{} reusable blocks",
-            free_to - head
-        );
+        let cursor = h.reuse_view().cursor.load(Relaxed);
+        assert!(h.reuse_view().free_units() >= super::WINDOW_UNITS);
         inner.wake_prefaulter();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while inner.prefaulted_to.load(Relaxed) < head + super::WINDOW {
+        let epoch = h.epoch.load(Relaxed);
+        while inner.prefault_span[0].load(Relaxed) != cursor
+            || inner.prefault_span[2].load(Relaxed) != epoch
+        {
             assert!(
                 Instant::now() < deadline,
-                "the checkpoint thread never prefaulted"
+                "the checkpoint thread never prefaulted: {:?} {:?}, cursor {cursor}, epoch {epoch}",
+                inner.prefault_span,
+                inner.prefaulted_to
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        let puts = super::WINDOW as i64 / 2;
+        // Half a window of 256-byte blocks (4 units each).
+        let puts = (super::WINDOW_UNITS / 8) as i64;
         let before = thread_faults();
         for i in 0..puts as u64 {
             store.put(scattered(i).as_bytes(), &value).unwrap();
@@ -295,16 +336,15 @@ mod tests {
         );
         assert_eq!(store.get(scattered(0).as_bytes()).unwrap().unwrap(), value);
     }
-
     /// Overwrites of `keys` keys in a scattered order through `write(i)`, after a first round
-    /// through `a`; then a checkpoint through `a`, which makes the overwritten blocks reusable.
-    /// Returns the ring's reusable span.
+    /// through `a`; then a checkpoint through `a`, which makes the overwritten blocks reusable
+    /// and moves them into the reuse map.
     fn scattered_overwrites(
         a: &Store,
         keys: u64,
         value: &[u8],
         mut write: impl FnMut(u64, &[u8], &[u8]),
-    ) -> (u64, u64) {
+    ) {
         for i in 0..keys {
             a.put(format!("k{i}").as_bytes(), value).unwrap();
         }
@@ -312,13 +352,11 @@ mod tests {
             let k = format!("k{}", i.wrapping_mul(7919) % keys);
             write(i, k.as_bytes(), value);
         }
-        let inner = a.inner();
-        let txn = inner.lock().unwrap();
+        let txn = a.inner().lock().unwrap();
         txn.settle().unwrap();
         txn.freeze().unwrap();
         txn.settle().unwrap();
-        drop(txn);
-        inner.lock_file.state().reusable_span()
+        txn.reclaim().unwrap();
     }
 
     fn options() -> Options {
@@ -326,15 +364,23 @@ mod tests {
             .durability(Durability::None)
             .background_checkpoints(true)
             // No checkpoint of its own while the tests look: its flush would write-protect the
-            // pages again and move the ring.
+            // pages again and move the cursor.
             .journal_size(64 << 20)
             .index_slots(1 << 16)
     }
 
-    /// Waits until the handle's checkpoint thread has been over the window from `head`.
-    fn wait_for_pass(store: &Store, head: u64) {
+    /// Wakes the handle's checkpoint thread and waits until it has been over the window from
+    /// the cursor as it stands now.
+    fn wait_for_pass(store: &Store) {
+        let inner = store.inner();
+        let h = inner.lock_file.state();
+        let cursor = h.reuse_view().cursor.load(Relaxed);
+        let epoch = h.epoch.load(Relaxed);
+        inner.wake_prefaulter();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while store.inner().prefaulted_to.load(Relaxed) < head + super::WINDOW {
+        while inner.prefault_span[0].load(Relaxed) != cursor
+            || inner.prefault_span[2].load(Relaxed) != epoch
+        {
             assert!(
                 Instant::now() < deadline,
                 "the checkpoint thread never came"
@@ -343,27 +389,51 @@ mod tests {
         }
     }
 
-    /// Small blocks share pages: the thread makes each page writable once, in runs of adjacent
-    /// pages, instead of one call per block of the window.
+    /// Waits for any pass in flight, then has the thread go over the window once more (as if a
+    /// checkpoint had completed since its last pass) and returns the pages and calls of that
+    /// pass alone.
+    fn one_more_pass(store: &Store) -> (u64, u64) {
+        wait_for_pass(store);
+        std::thread::sleep(Duration::from_millis(50));
+        let inner = store.inner();
+        let share = &inner.prefault_share;
+        let before = (share.pages.load(Relaxed), share.calls.load(Relaxed));
+        inner.prefault_span[2].store(u64::MAX, Relaxed);
+        wait_for_pass(store);
+        (
+            share.pages.load(Relaxed) - before.0,
+            share.calls.load(Relaxed) - before.1,
+        )
+    }
+
+    /// Small blocks share pages: the thread makes each page writable once, adjacent pages in
+    /// one call, instead of one call per free run of the window.
     #[test]
     fn each_page_is_populated_once_per_window() {
         const KEYS: u64 = 20_000;
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("s.db"), options()).unwrap();
-        let (head, free_to) =
-            scattered_overwrites(&store, KEYS, &[3u8; 40], |_, k, v| store.put(k, v).unwrap());
-        assert!(free_to - head >= super::WINDOW);
-        let share = &store.inner().prefault_share;
-        store.inner().wake_prefaulter();
-        wait_for_pass(&store, head);
-        let (pages, calls) = (share.pages.load(Relaxed), share.calls.load(Relaxed));
+        // 64-byte blocks, half of them overwritten in a scattered order: the freed ones are
+        // short runs all over the part of the heap the first round filled.
+        scattered_overwrites(&store, KEYS, &[3u8; 40], |i, k, v| {
+            if i % 2 == 0 {
+                store.put(k, v).unwrap()
+            }
+        });
+        let h = store.inner().lock_file.state();
+        // Next-fit would go on in the fresh space after the overwrites: start it over from the
+        // heap's start, where the scattered runs are (any cursor is a valid one).
+        let txn = store.inner().lock().unwrap();
+        h.reuse_view().cursor.store(0, Relaxed);
+        drop(txn);
+        let heap_pages = (h.heap_end() - HEAP_START).div_ceil(PAGE) + 1;
+        let (pages, calls) = one_more_pass(&store);
         assert!(pages > 0, "nothing populated");
-        // The window's 4096 scattered blocks of ~100 bytes lie in the heap's ~600 pages, most
-        // of them adjacent: a few calls, where one per block would be about 4096.
+        // Thousands of short runs in a few hundred pages: each page once, and a call per
+        // 64 KiB of adjacent pages, where one per run would be thousands.
         assert!(
-            calls <= pages && calls * 16 <= super::WINDOW && pages * 4 <= super::WINDOW,
-            "{calls} calls for {pages} pages of {} blocks",
-            super::WINDOW
+            pages <= heap_pages && calls * (super::POPULATE_STEP / PAGE) <= 2 * pages + 16,
+            "{calls} calls for {pages} pages, the heap has {heap_pages}"
         );
     }
 
@@ -380,30 +450,24 @@ mod tests {
         let b = Store::open(&path, options()).unwrap();
         let value = [5u8; 200];
         // Half of the overwrites through each handle, alternately.
-        let (head, free_to) = scattered_overwrites(&a, KEYS, &value, |i, k, v| {
+        scattered_overwrites(&a, KEYS, &value, |i, k, v| {
             if i % 2 == 0 { &a } else { &b }.put(k, v).unwrap()
         });
-        assert!(free_to - head >= super::WINDOW);
-        // One more write each, which wakes `a`'s thread: it goes over the window, and leaves it.
+        // One more write each, then `a`'s thread goes over the window, and leaves it.
         b.put(b"b", &value).unwrap();
         a.put(b"a", &value).unwrap();
-        let share = &a.inner().prefault_share;
-        a.inner().wake_prefaulter();
-        wait_for_pass(&a, head);
-        assert_eq!(
-            share.pages.load(Relaxed),
-            0,
-            "populated for the other writer"
-        );
+        assert_eq!(one_more_pass(&a).0, 0, "populated for the other writer");
 
-        // `a` alone: enough overwrites to move the ring's head half a window on, and wake its
-        // thread, which this time populates the blocks ahead.
-        for i in 0..super::WINDOW {
+        // `a` alone: enough overwrites to move the cursor past half a window and wake its
+        // thread, which this time populates the runs ahead.
+        for i in 0..super::WINDOW_UNITS / 4 {
             let k = format!("k{}", (i + 1).wrapping_mul(104_729) % KEYS);
             a.put(k.as_bytes(), &value).unwrap();
         }
+        let share = &a.inner().prefault_share;
+        let before = share.pages.load(Relaxed);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while share.pages.load(Relaxed) == 0 {
+        while share.pages.load(Relaxed) == before {
             assert!(
                 Instant::now() < deadline,
                 "never populated for the only writer"

@@ -163,9 +163,12 @@ impl WriteTxn<'_> {
         {
             return Ok(());
         }
+        // The snapshot names free space by list heads: the reuse map's runs are linked into
+        // the lists first (the next opener's commits move them back, a few at a time).
+        self.spill_reuse_map()?;
         // The checkpoint's flush came before it brought the new live copy up to date and linked
-        // the reclaimed blocks into the free lists: those pages must be on disk before a
-        // snapshot that relies on them.
+        // the free space into the free lists: those pages must be on disk before a snapshot
+        // that relies on them.
         self.flush(0, file_len)?;
         let snap = StateSnapshot {
             epoch,
@@ -575,7 +578,7 @@ mod tests {
     }
 
     /// Every unit of the heap is exactly one of: an index copy, a live entry, a free block (in
-    /// a shared list) or a block waiting for a checkpoint. Returns the free and pending bytes.
+    /// a shared list or the reuse map) or a block waiting for a checkpoint. Returns the free and pending bytes.
     fn space_accounted(store: &Store) -> (u64, u64) {
         let inner = store.inner();
         let txn = inner.lock().unwrap();
@@ -607,6 +610,10 @@ mod tests {
                 free += class_size(class);
                 at = inner.map.load_u64(at).unwrap();
             }
+        }
+        for (first, n) in h.reuse_view().runs_ahead(0, u64::MAX, usize::MAX) {
+            claim(HEAP_START + first * BLOCK_ALIGN, n * BLOCK_ALIGN, 3);
+            free += n * BLOCK_ALIGN;
         }
         assert!(!h.pending_overflowed());
         let mut pending = 0;
@@ -983,6 +990,61 @@ mod tests {
         let store = Store::open(&path, Options::default()).unwrap();
         assert!(!store.stats().unwrap().rebuilt_at_open);
         check_contents(&store);
+    }
+
+    /// The reuse map lives in the lock file, which the next first opener starts afresh: the last
+    /// closer links its runs into the free lists the snapshot names, so an open from the
+    /// snapshot loses no free space; the next commits move the lists back into the map, and
+    /// every unit of the heap stays owned exactly once throughout.
+    #[test]
+    fn the_reuse_map_survives_a_clean_close_through_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let free_before = {
+            let store = Store::open(&path, Options::default().index_slots(64)).unwrap();
+            for round in 0..3u32 {
+                for i in 0..300u32 {
+                    let v = vec![b'a' + round as u8; (i % 7) as usize * 90];
+                    store.put(format!("k{i}").as_bytes(), &v).unwrap();
+                }
+                store.checkpoint().unwrap();
+            }
+            store.checkpoint().unwrap();
+            let h = store.inner().lock_file.state();
+            let (free, pending) = space_accounted(&store);
+            assert!(h.reuse_view().free_units() > 0, "freed space is in the map");
+            free + pending
+        };
+        let store = Store::open(&path, Options::default()).unwrap();
+        assert!(
+            !store.stats().unwrap().rebuilt_at_open,
+            "the snapshot was used"
+        );
+        let h = store.inner().lock_file.state();
+        assert_eq!(
+            h.reuse_view().free_units(),
+            0,
+            "a first opener's map is empty"
+        );
+        let (free, pending) = space_accounted(&store);
+        assert_eq!(
+            (free, pending),
+            (free_before, 0),
+            "all free space is in the lists"
+        );
+        // Each commit moves a few list blocks into the map.
+        for i in 0..200u32 {
+            store.put(format!("n{i}").as_bytes(), b"x").unwrap();
+        }
+        space_accounted(&store);
+        assert!(
+            (0..CLASSES as u8).all(|c| h.free_head(c) == 0),
+            "the free lists were moved into the map"
+        );
+        for i in 0..300u32 {
+            let v = vec![b'c'; (i % 7) as usize * 90];
+            assert_eq!(store.get(format!("k{i}").as_bytes()).unwrap(), Some(v));
+        }
     }
 
     /// The first write lock after an open that used the snapshot erases it, and the erasure is

@@ -131,9 +131,11 @@ pub(crate) struct Inner {
     pub(crate) flushes_by_writes: AtomicU64,
     /// The longest this handle's writes waited in pacing (ns; `Inner::pace`).
     pub(crate) pace_wait_max: AtomicU64,
-    /// The ring position up to which that thread has made the next reusable blocks writable
-    /// (`prefault.rs`).
+    /// The reuse-map unit up to which that thread has made the free runs after the cursor
+    /// writable; where the cursor stood then, where it wakes the thread again, and the epoch
+    /// then (`prefault.rs`).
     pub(crate) prefaulted_to: AtomicU64,
+    pub(crate) prefault_span: [AtomicU64; 3],
     /// Whether this handle's writes are most of the store's, for that thread; what it did.
     pub(crate) prefault_share: crate::prefault::Share,
     /// This handle's write-lock acquisitions that found it held, and that then slept.
@@ -562,6 +564,7 @@ impl Inner {
             flushes_by_writes: AtomicU64::new(0),
             pace_wait_max: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
+            prefault_span: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefault_share: Default::default(),
             write_lock_waits: Default::default(),
             when_full: opts.when_full,
@@ -698,6 +701,7 @@ impl Inner {
             flushes_by_writes: AtomicU64::new(0),
             pace_wait_max: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
+            prefault_span: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefault_share: Default::default(),
             write_lock_waits: Default::default(),
             when_full: opts.when_full,

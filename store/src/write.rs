@@ -281,7 +281,8 @@ impl WriteTxn<'_> {
         }
         self.index_room_making_room(ops, puts)?;
         // From here to the journal append a holder that dies leaves at most blocks out of the
-        // free lists (each list change is one store after the block's link is written).
+        // free lists and the reuse map (each list change is one store after the block's link is
+        // written; a map change leaves no unit both free and used at any store, `reuse.rs`).
         if outer {
             self.set_stage(lock_file::STAGE_NONE);
         }
