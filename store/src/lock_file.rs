@@ -25,7 +25,9 @@ pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// half's epoch, a second dirty bitmap, the pending ring). 5: the flush's progress and the
 /// pacing counters. 6: resuming after a process crash (boot id, the files' identities,
 /// `resumable`, the holder's stage and its undo area). 7: a pending ring four times as long.
-pub const LOCK_FILE_VERSION: u64 = 7;
+/// 8: the journal syncs asked for and done (`sync_asked`, `sync_done`), which a paced flush
+/// yields to.
+pub const LOCK_FILE_VERSION: u64 = 8;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed and not yet reusable: a ring, oldest first, waiting until a checkpoint that no
@@ -183,6 +185,14 @@ pub struct LockState {
     pub epoch: AtomicU64,
     pub generation: AtomicU64,
     pub last_sync_ms: AtomicU64,
+    /// Group commit's queue, as two counters: a writer adds one to `sync_asked` before it takes
+    /// `sync_mutex` and one to `sync_done` once it let go. A paced flush runs each write-back
+    /// piece holding `sync_mutex`, and before the next lets the writers that asked meanwhile
+    /// have their turn (SPEC.md §5): so no piece runs beside a journal `fdatasync`, and each
+    /// waits behind at most one piece. A writer killed in between leaves the difference one too
+    /// high; the flush notices (no sync finishes for `SYNC_YIELD_MAX`) and stops counting it.
+    pub sync_asked: AtomicU64,
+    pub sync_done: AtomicU64,
     pub entries: AtomicU64,
     pub used_bytes: AtomicU64,
     /// Slots in use, entries and tombstones together (decides when the index is rebuilt).
