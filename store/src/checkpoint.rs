@@ -45,12 +45,15 @@ const COPY_PER_SLICE: usize = 16;
 /// The smallest slice of the heap one `msync` of a checkpoint flushes (see `flush_paced`).
 const FLUSH_SLICE_MIN: u64 = 8 << 20;
 /// Paced flush (`in_pieces`): how long one call (a write-back or an `msync`) should take, about
-/// what it adds to the journal `fdatasync` that waits behind it; and the bounds of its range,
+/// what it adds to the journal `fdatasync` that waits behind it: the longer of this and the
+/// journal's own recent syncs (up to `WRITE_BACK_CALL_MAX`), so that on a slow disk the flush,
+/// which takes turns with the syncs, still gets about half of it; and the bounds of its range,
 /// which adapts to how many dirty pages the heap holds where (the largest kept small enough that
 /// one call into a dense stretch after a clean one stays short).
 const WRITE_BACK_CALL: std::time::Duration = std::time::Duration::from_micros(100);
+const WRITE_BACK_CALL_MAX: std::time::Duration = std::time::Duration::from_millis(2);
 const WRITE_BACK_MIN: u64 = 64 << 10;
-const WRITE_BACK_MAX: u64 = 4 << 20;
+const WRITE_BACK_MAX: u64 = 8 << 20;
 /// Paced flush: how often it looks whether the journal syncs it yields to are done, and how
 /// long it waits for one at most. A sync takes ~100 µs; none finishing for this long means the
 /// count holds a writer killed between asking and finishing (or a disk so slow that yielding
@@ -526,14 +529,19 @@ impl Inner {
     ) -> Result<()> {
         let h = self.lock_file.state();
         let mut step = WRITE_BACK_MIN;
+        // The journal's syncs of late, smoothed (one can be far off the others).
+        let mut sync_ns = WRITE_BACK_CALL.as_nanos() as u64;
         for &(mut off, mut len) in ranges {
             while len > 0 {
                 let n = len.min(step);
                 if !self.ephemeral {
                     let took = self.piece_between_syncs(stale, || op(off, n))?;
-                    step = if took < WRITE_BACK_CALL / 2 {
+                    sync_ns = (sync_ns * 7 + h.last_sync_ns.load(Relaxed)) / 8;
+                    let call = std::time::Duration::from_nanos(sync_ns)
+                        .clamp(WRITE_BACK_CALL, WRITE_BACK_CALL_MAX);
+                    step = if took < call / 2 {
                         (step * 2).min(WRITE_BACK_MAX)
-                    } else if took > WRITE_BACK_CALL {
+                    } else if took > call {
                         (step / 2).max(WRITE_BACK_MIN)
                     } else {
                         step
@@ -1644,5 +1652,65 @@ pub(crate) mod tests {
             store.get(b"k1999").unwrap(),
             Some(vec![1999u64 as u8; 1000])
         );
+    }
+
+    /// Notes the size of each write-back piece, each taking a microsecond per KiB (a disk whose
+    /// write-back takes time in proportion to what it writes).
+    #[derive(Default)]
+    struct SizedPieces(Mutex<Vec<u64>>);
+
+    impl StorageIo for SizedPieces {
+        fn write_back(
+            &self,
+            kind: FileKind,
+            file: &std::fs::File,
+            off: u64,
+            len: u64,
+        ) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(len);
+            std::thread::sleep(std::time::Duration::from_micros(len >> 10));
+            RealIo.write_back(kind, file, off, len)
+        }
+    }
+
+    /// A paced flush sizes its pieces by the journal's syncs: beside fast syncs a piece takes
+    /// about `WRITE_BACK_CALL` (here, 64 KiB), beside syncs of 3 ms it grows to about 1 ms of
+    /// write-back (capped at `WRITE_BACK_CALL_MAX`), so that the flush, which takes turns with
+    /// the syncs, keeps about half of a slow disk instead of crawling.
+    #[test]
+    fn a_paced_flush_sizes_its_pieces_by_the_journal_syncs() {
+        for sync_us in [100u64, 3000] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            let io = Arc::new(SizedPieces::default());
+            let opts = Options::default()
+                .durability(crate::Durability::Sync)
+                .initial_size(32 << 20)
+                .io(io.clone());
+            let store = Store::open(&path, opts).unwrap();
+            for i in 0..2000u64 {
+                store
+                    .put(format!("k{i}").as_bytes(), &[i as u8; 1000])
+                    .unwrap();
+            }
+            let inner = store.inner();
+            {
+                let txn = inner.lock().unwrap();
+                txn.settle().unwrap();
+                txn.freeze().unwrap();
+            }
+            let h = inner.lock_file.state();
+            h.last_sync_ms.store(crate::store::now_ms(), SeqCst);
+            h.last_sync_ns.store(sync_us * 1000, SeqCst);
+            inner.copy_and_flush(true).unwrap();
+            let pieces = io.0.lock().unwrap().clone();
+            let largest = pieces.iter().copied().max().unwrap();
+            if sync_us == 100 {
+                assert!(largest <= 128 << 10, "fast syncs: {pieces:?}");
+            } else {
+                assert!(largest >= 512 << 10, "slow syncs: {pieces:?}");
+                assert!(largest <= 4 << 20, "slow syncs: {pieces:?}");
+            }
+        }
     }
 }

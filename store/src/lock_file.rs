@@ -25,8 +25,8 @@ pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// half's epoch, a second dirty bitmap, the pending ring). 5: the flush's progress and the
 /// pacing counters. 6: resuming after a process crash (boot id, the files' identities,
 /// `resumable`, the holder's stage and its undo area). 7: a pending ring four times as long.
-/// 8: the journal syncs asked for and done (`sync_asked`, `sync_done`), which a paced flush
-/// yields to.
+/// 8: the journal syncs asked for and done (`sync_asked`, `sync_done`) and the last one's
+/// duration, which a paced flush yields to and sizes its pieces by.
 pub const LOCK_FILE_VERSION: u64 = 8;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
@@ -193,6 +193,10 @@ pub struct LockState {
     /// high; the flush notices (no sync finishes for `SYNC_YIELD_MAX`) and stops counting it.
     pub sync_asked: AtomicU64,
     pub sync_done: AtomicU64,
+    /// How long the last journal `fdatasync` took, in nanoseconds: a paced flush's pieces may
+    /// take about as long (on a slow disk a sync waits behind one piece as long as itself, and
+    /// the flush still keeps up).
+    pub last_sync_ns: AtomicU64,
     pub entries: AtomicU64,
     pub used_bytes: AtomicU64,
     /// Slots in use, entries and tombstones together (decides when the index is rebuilt).

@@ -689,8 +689,11 @@ impl Inner {
             return Ok(());
         }
         let target = h.written_lsn.load(Acquire);
+        let started = std::time::Instant::now();
         match self.journal.sync() {
             Ok(()) => {
+                let took = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+                h.last_sync_ns.store(took, Relaxed);
                 h.durable_lsn.fetch_max(target, AcqRel);
                 h.last_sync_ms.store(now_ms(), Relaxed);
                 Ok(())
