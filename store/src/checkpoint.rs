@@ -421,7 +421,8 @@ impl Inner {
             (HEAP_START, live - HEAP_START),
             (live_end, file_size.saturating_sub(live_end)),
         ];
-        self.flush_paced(&ranges)?;
+        let mut stale = 0;
+        let paced = self.flush_paced(&ranges, &mut stale)?;
         let index_crc = self.index_crc(index[durable_copy as usize], slots)?;
         let sb = Superblock {
             epoch: target,
@@ -453,7 +454,12 @@ impl Inner {
         let at = SUPERBLOCK_OFFSETS[(target % 2) as usize];
         let bytes = sb.encode();
         self.map.write(&claim.held, at, &bytes)?;
-        self.flush(at, SUPERBLOCK_LEN as u64)?;
+        if paced && !self.ephemeral {
+            // Its cache flush takes turns with the journal's syncs too, like the heap's pieces.
+            self.piece_between_syncs(&mut stale, || self.flush(at, SUPERBLOCK_LEN as u64))?;
+        } else {
+            self.flush(at, SUPERBLOCK_LEN as u64)?;
+        }
         h.flushed_sb_crc
             .store(crc32c::crc32c(&bytes) as u64, Relaxed);
         h.flushed_epoch.store(target, Release);
@@ -471,8 +477,9 @@ impl Inner {
     /// The slices are large (a sixteenth of the whole, at least `FLUSH_SLICE_MIN`) because each
     /// `msync` also flushes the disk's cache once. When durable writers share the disk, the heap
     /// is instead written back in small pieces, then made durable in small pieces (`in_pieces`,
-    /// each pass half of the progress).
-    fn flush_paced(&self, ranges: &[(u64, u64)]) -> Result<()> {
+    /// each pass half of the progress). Returns whether it went in pieces; `stale`: see
+    /// `yield_to_syncs`.
+    fn flush_paced(&self, ranges: &[(u64, u64)], stale: &mut u64) -> Result<bool> {
         let h = self.lock_file.state();
         let total: u64 = ranges.iter().map(|r| r.1).sum();
         let slice = (total / 16).max(FLUSH_SLICE_MIN).next_multiple_of(PAGE);
@@ -483,9 +490,9 @@ impl Inner {
         if paced {
             // Twice over the heap in small pieces: written back, then made durable (the second
             // pass writes only the pages written since, and flushes the disk's cache).
-            let mut stale = 0;
-            self.in_pieces(ranges, &mut stale, |off, len| self.map.write_back(off, len))?;
-            return self.in_pieces(ranges, &mut stale, |off, len| self.map.sync(off, len));
+            self.in_pieces(ranges, stale, |off, len| self.map.write_back(off, len))?;
+            self.in_pieces(ranges, stale, |off, len| self.map.sync(off, len))?;
+            return Ok(true);
         }
         for &(mut off, mut len) in ranges {
             while len > 0 {
@@ -497,7 +504,7 @@ impl Inner {
                 (off, len) = (off + n, len - n);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Whether durable writers share the disk with this flush: this handle is `Sync`, or some
@@ -1477,11 +1484,6 @@ pub(crate) mod tests {
             if !mine {
                 return run();
             }
-            if let Some(store) = self.nested.get().and_then(|s| s.upgrade()) {
-                if !self.nested_done.swap(true, SeqCst) {
-                    store.put(b"from inside", b"the flush").unwrap();
-                }
-            }
             {
                 let mut last = self.last_piece.lock().unwrap();
                 if last.is_some_and(|t| t.elapsed() >= SYNC_YIELD_MAX) {
@@ -1524,7 +1526,8 @@ pub(crate) mod tests {
         }
 
         fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
-            if kind == FileKind::Data && range.offset() >= HEAP_START {
+            // The heap's pieces and the superblock's flush alike.
+            if kind == FileKind::Data {
                 return self.piece(|| RealIo.sync_map(kind, range));
             }
             RealIo.sync_map(kind, range)
@@ -1537,13 +1540,21 @@ pub(crate) mod tests {
             off: u64,
             len: u64,
         ) -> std::io::Result<()> {
-            self.piece(|| RealIo.write_back(kind, file, off, len))
+            self.piece(|| {
+                // Only a paced flush writes back: this is inside one of its pieces.
+                if let Some(store) = self.nested.get().and_then(|s| s.upgrade()) {
+                    if !self.nested_done.swap(true, SeqCst) {
+                        store.put(b"from inside", b"the flush").unwrap();
+                    }
+                }
+                RealIo.write_back(kind, file, off, len)
+            })
         }
     }
 
     /// Durable writers and the checkpoint thread's paced flush share the disk by turns: no
-    /// write-back or `msync` piece of the heap runs while a journal `fdatasync` does, nor the
-    /// other way round (each piece holds the sync mutex, and the syncs asked for meanwhile go
+    /// write-back or `msync` piece of the heap, nor the superblock's `msync`, runs while a
+    /// journal `fdatasync` does, nor the other way round (each piece holds the sync mutex, and the syncs asked for meanwhile go
     /// before the next). Without that, the flush's pieces follow one another regardless and
     /// the writers' syncs land beside them.
     #[test]
