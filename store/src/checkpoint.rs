@@ -42,11 +42,21 @@ const COPY_PER_SLICE: usize = 16;
 /// The smallest slice of the heap one `msync` of a checkpoint flushes (see `flush_paced`).
 const FLUSH_SLICE_MIN: u64 = 8 << 20;
 /// Paced flush (`in_pieces`): how long one call (a write-back or an `msync`) should take, about
-/// what it adds to a journal `fdatasync` that runs beside it; and the bounds of its range, which
-/// adapts to how many dirty pages the heap holds where.
-const WRITE_BACK_CALL: std::time::Duration = std::time::Duration::from_micros(200);
+/// what it adds to the journal `fdatasync` that waits behind it: the longer of this and the
+/// journal's own recent syncs (up to `WRITE_BACK_CALL_MAX`), so that on a slow disk the flush,
+/// which takes turns with the syncs, still gets about half of it; and the bounds of its range,
+/// which adapts to how many dirty pages the heap holds where (the largest kept small enough that
+/// one call into a dense stretch after a clean one stays short).
+const WRITE_BACK_CALL: std::time::Duration = std::time::Duration::from_micros(100);
+const WRITE_BACK_CALL_MAX: std::time::Duration = std::time::Duration::from_millis(2);
 const WRITE_BACK_MIN: u64 = 64 << 10;
-const WRITE_BACK_MAX: u64 = 16 << 20;
+const WRITE_BACK_MAX: u64 = 8 << 20;
+/// Paced flush: how often it looks whether the journal syncs it yields to are done, and how
+/// long it waits for one at most. A sync takes ~100 µs; none finishing for this long means the
+/// count holds a writer killed between asking and finishing (or a disk so slow that yielding
+/// no longer matters), which the rest of the flush then ignores.
+const SYNC_POLL: std::time::Duration = std::time::Duration::from_micros(20);
+const SYNC_YIELD_MAX: std::time::Duration = std::time::Duration::from_millis(10);
 /// A journal `fdatasync` this recent (by any process) means durable writers share the disk.
 const DURABLE_WRITERS_MS: u64 = 1000;
 
@@ -274,6 +284,9 @@ impl Drop for CkptClaim<'_> {
 }
 
 thread_local! {
+    /// The store (its `Inner`'s address; 0: none) whose journal sync mutex this thread holds for
+    /// a piece of a paced flush (`piece_between_syncs`).
+    static SYNC_HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Stores whose checkpoint mutex this thread holds: a write made from inside a flush (a
     /// test's storage seam can do that) must be refused, not wait for the mutex it holds.
     static CLAIMED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -404,7 +417,8 @@ impl Inner {
             (HEAP_START, live - HEAP_START),
             (live_end, file_size.saturating_sub(live_end)),
         ];
-        self.flush_paced(&ranges)?;
+        let mut stale = 0;
+        let paced = self.flush_paced(&ranges, &mut stale)?;
         let index_crc = self.index_crc(index[durable_copy as usize], slots)?;
         let sb = Superblock {
             epoch: target,
@@ -436,7 +450,12 @@ impl Inner {
         let at = SUPERBLOCK_OFFSETS[(target % 2) as usize];
         let bytes = sb.encode();
         self.map.write(&claim.held, at, &bytes)?;
-        self.flush(at, SUPERBLOCK_LEN as u64)?;
+        if paced && !self.ephemeral {
+            // Its cache flush takes turns with the journal's syncs too, like the heap's pieces.
+            self.piece_between_syncs(&mut stale, || self.flush(at, SUPERBLOCK_LEN as u64))?;
+        } else {
+            self.flush(at, SUPERBLOCK_LEN as u64)?;
+        }
         h.flushed_sb_crc
             .store(crc32c::crc32c(&bytes) as u64, Relaxed);
         h.flushed_epoch.store(target, Release);
@@ -455,8 +474,9 @@ impl Inner {
     /// The slices are large (a sixteenth of the whole, at least `FLUSH_SLICE_MIN`) because each
     /// `msync` also flushes the disk's cache once. When durable writers share the disk, the heap
     /// is instead written back in small pieces, then made durable in small pieces (`in_pieces`,
-    /// each pass half of the progress).
-    fn flush_paced(&self, ranges: &[(u64, u64)]) -> Result<()> {
+    /// each pass half of the progress). Returns whether it went in pieces; `stale`: see
+    /// `yield_to_syncs`.
+    fn flush_paced(&self, ranges: &[(u64, u64)], stale: &mut u64) -> Result<bool> {
         let h = self.lock_file.state();
         let total: u64 = ranges.iter().map(|r| r.1).sum();
         let slice = (total / 16).max(FLUSH_SLICE_MIN).next_multiple_of(PAGE);
@@ -468,8 +488,11 @@ impl Inner {
         if paced {
             // Twice over the heap in small pieces: written back, then made durable (the second
             // pass writes only the pages written since, and flushes the disk's cache).
-            self.in_pieces(ranges, |off, len| self.map.write_back(off, len))?;
-            return self.in_pieces(ranges, |off, len| self.map.sync(off, len));
+            self.in_pieces(ranges, stale, false, |off, len| {
+                self.map.write_back(off, len)
+            })?;
+            self.in_pieces(ranges, stale, true, |off, len| self.map.sync(off, len))?;
+            return Ok(true);
         }
         let start = crate::write::mono_ns();
         let slices = || -> Result<()> {
@@ -492,7 +515,7 @@ impl Inner {
         done?;
         h.flush_last_ns
             .store(crate::write::mono_ns().saturating_sub(start), Relaxed);
-        Ok(())
+        Ok(false)
     }
 
     /// Before each slice of a non-durable flush begun at `start`: draws the pace line writers
@@ -541,31 +564,116 @@ impl Inner {
     /// Runs `op` (a write-back or an `msync`) over `ranges` a small piece at a time, so that no
     /// more than about one `WRITE_BACK_CALL` of write-back is ever queued ahead of a durable
     /// writer's `fdatasync`: each piece's range is doubled after a quick call and halved after a
-    /// slow one (dirty pages are dense in places, absent in others). Publishes its progress; a
-    /// failure poisons the handle (the pages may count as clean now).
-    fn in_pieces(&self, ranges: &[(u64, u64)], op: impl Fn(u64, u64) -> Result<()>) -> Result<()> {
+    /// slow one (dirty pages are dense in places, absent in others), and each runs between the
+    /// journal's syncs, never beside one (`piece_between_syncs`). Publishes its progress; a
+    /// failure poisons the handle (the pages may count as clean now). `stale`: see
+    /// `yield_to_syncs`; `flushes`: each call also flushes the disk's cache (an `msync`).
+    fn in_pieces(
+        &self,
+        ranges: &[(u64, u64)],
+        stale: &mut u64,
+        flushes: bool,
+        op: impl Fn(u64, u64) -> Result<()>,
+    ) -> Result<()> {
         let h = self.lock_file.state();
         let mut step = WRITE_BACK_MIN;
+        // The journal's syncs of late, smoothed (one can be far off the others).
+        let mut sync_ns = WRITE_BACK_CALL.as_nanos() as u64;
         for &(mut off, mut len) in ranges {
             while len > 0 {
                 let n = len.min(step);
-                let t = std::time::Instant::now();
                 if !self.ephemeral {
-                    op(off, n).inspect_err(|e| self.poison(e))?;
+                    let took = self.piece_between_syncs(stale, || op(off, n))?;
+                    sync_ns = (sync_ns * 7 + h.last_sync_ns.load(Relaxed)) / 8;
+                    let recent = std::time::Duration::from_nanos(sync_ns);
+                    let call = recent.clamp(WRITE_BACK_CALL, WRITE_BACK_CALL_MAX);
+                    // An `msync` also flushes the disk's cache, which costs about a journal
+                    // sync whatever the range: only the time beyond that is write-back (else
+                    // the second pass would crawl in the smallest pieces, one flush each).
+                    let took = if flushes {
+                        took.saturating_sub(recent.min(WRITE_BACK_CALL_MAX))
+                    } else {
+                        took
+                    };
+                    step = if took < call / 2 {
+                        (step * 2).min(WRITE_BACK_MAX)
+                    } else if took > call {
+                        (step / 2).max(WRITE_BACK_MIN)
+                    } else {
+                        step
+                    };
                 }
-                let took = t.elapsed();
-                step = if took < WRITE_BACK_CALL / 2 {
-                    (step * 2).min(WRITE_BACK_MAX)
-                } else if took > WRITE_BACK_CALL {
-                    (step / 2).max(WRITE_BACK_MIN)
-                } else {
-                    step
-                };
                 h.flush_done.fetch_add(n, Release);
                 (off, len) = (off + n, len - n);
             }
         }
         Ok(())
+    }
+
+    /// One piece of a paced flush, holding the journal's sync mutex: no `fdatasync` of the
+    /// journal starts or runs beside it (on a disk without I/O priorities, one that did would
+    /// queue behind the piece's writes and its cache flush would wait for all of them). Before
+    /// taking the mutex, the syncs asked for while the last piece held it go first, so each
+    /// waits behind one piece at most. Returns how long `op` took; a failure poisons.
+    fn piece_between_syncs(
+        &self,
+        stale: &mut u64,
+        op: impl FnOnce() -> Result<()>,
+    ) -> Result<std::time::Duration> {
+        /// Lets the mutex go and forgets the hold, also when `op` panics (a test's seam).
+        struct Hold<'a>(&'a Inner);
+        impl Drop for Hold<'_> {
+            fn drop(&mut self) {
+                SYNC_HELD.with(|c| c.set(0));
+                self.0.lock_file.state().sync_mutex.unlock();
+            }
+        }
+        self.yield_to_syncs(stale);
+        let m = &self.lock_file.state().sync_mutex;
+        if let Locked::OwnerDied = m.lock(&self.path)? {
+            // Nothing to repair: a writer that died there only had not moved durable_lsn yet.
+            m.consistent();
+        }
+        SYNC_HELD.with(|c| c.set(self as *const Inner as usize));
+        let hold = Hold(self);
+        let t = std::time::Instant::now();
+        let r = op();
+        let took = t.elapsed();
+        drop(hold);
+        r.inspect_err(|e| self.poison(e))?;
+        Ok(took)
+    }
+
+    /// Waits until no journal sync asked for is left, or one finished since this call began
+    /// (the writers that were queued behind the last piece have had theirs: the next piece
+    /// goes right after it, when the disk is quietest), sleeping `SYNC_POLL` at a time. `stale`
+    /// is how many of those asked are taken to be writers that died between asking and
+    /// finishing: when none finishes within `SYNC_YIELD_MAX`, all then waiting are, for the
+    /// rest of this flush.
+    fn yield_to_syncs(&self, stale: &mut u64) {
+        let h = self.lock_file.state();
+        let start = std::time::Instant::now();
+        let done_before = h.sync_done.load(Acquire);
+        loop {
+            let done = h.sync_done.load(Acquire);
+            // `asked` read after `done`: it can only be larger, so nobody is missed.
+            let waiting = h.sync_asked.load(Acquire).saturating_sub(done);
+            *stale = (*stale).min(waiting);
+            if waiting <= *stale || done != done_before {
+                return;
+            }
+            if start.elapsed() >= SYNC_YIELD_MAX {
+                *stale = waiting;
+                return;
+            }
+            std::thread::sleep(SYNC_POLL);
+        }
+    }
+
+    /// Whether this thread holds the journal's sync mutex for a piece of this store's paced
+    /// flush: a write made from inside that piece (a storage seam's) must not take it again.
+    pub(crate) fn sync_held_here(&self) -> bool {
+        SYNC_HELD.with(|c| c.get() == self as *const Inner as usize)
     }
 
     /// Outside the write lock, after a commit: wakes this process's background thread (starting
@@ -1486,5 +1594,290 @@ pub(crate) mod tests {
             store.get(b"k19999").unwrap(),
             Some(2u64.to_le_bytes().to_vec())
         );
+    }
+
+    /// Watches a paced flush beside journal syncs: counts the heap's write-back and `msync`
+    /// pieces made by the checkpoint thread, the journal syncs, and every time one of them
+    /// started while the other kind ran. Both are slowed a little so that overlaps, if the
+    /// flush allowed them, could not be missed; `gaps` counts pauses of `SYNC_YIELD_MAX` or more
+    /// between two pieces.
+    #[derive(Default)]
+    struct SyncWatch {
+        syncing: std::sync::atomic::AtomicU64,
+        piecing: std::sync::atomic::AtomicU64,
+        overlaps: std::sync::atomic::AtomicU64,
+        pieces: std::sync::atomic::AtomicU64,
+        syncs: std::sync::atomic::AtomicU64,
+        last_piece: Mutex<Option<std::time::Instant>>,
+        gaps: std::sync::atomic::AtomicU64,
+        /// Pieces from any thread count (not only the checkpoint thread's).
+        any_thread: std::sync::atomic::AtomicBool,
+        /// A put to make from inside the first piece (a write from inside the flush).
+        nested: std::sync::OnceLock<std::sync::Weak<Store>>,
+        nested_done: std::sync::atomic::AtomicBool,
+    }
+
+    impl SyncWatch {
+        fn piece(&self, run: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+            let mine =
+                self.any_thread.load(SeqCst) || std::thread::current().name() == Some("apcdb-ckpt");
+            if !mine {
+                return run();
+            }
+            {
+                let mut last = self.last_piece.lock().unwrap();
+                if last.is_some_and(|t| t.elapsed() >= SYNC_YIELD_MAX) {
+                    self.gaps.fetch_add(1, SeqCst);
+                }
+                *last = None;
+            }
+            self.pieces.fetch_add(1, SeqCst);
+            self.piecing.fetch_add(1, SeqCst);
+            if self.syncing.load(SeqCst) > 0 {
+                self.overlaps.fetch_add(1, SeqCst);
+            }
+            std::thread::sleep(std::time::Duration::from_micros(150));
+            let r = run();
+            self.piecing.fetch_sub(1, SeqCst);
+            *self.last_piece.lock().unwrap() = Some(std::time::Instant::now());
+            r
+        }
+    }
+
+    impl StorageIo for SyncWatch {
+        fn sync_file(
+            &self,
+            kind: FileKind,
+            file: &std::fs::File,
+            what: crate::SyncKind,
+        ) -> std::io::Result<()> {
+            if kind != FileKind::Journal {
+                return RealIo.sync_file(kind, file, what);
+            }
+            self.syncs.fetch_add(1, SeqCst);
+            self.syncing.fetch_add(1, SeqCst);
+            if self.piecing.load(SeqCst) > 0 {
+                self.overlaps.fetch_add(1, SeqCst);
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            let r = RealIo.sync_file(kind, file, what);
+            self.syncing.fetch_sub(1, SeqCst);
+            r
+        }
+
+        fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
+            // The heap's pieces and the superblock's flush alike.
+            if kind == FileKind::Data {
+                return self.piece(|| RealIo.sync_map(kind, range));
+            }
+            RealIo.sync_map(kind, range)
+        }
+
+        fn write_back(
+            &self,
+            kind: FileKind,
+            file: &std::fs::File,
+            off: u64,
+            len: u64,
+        ) -> std::io::Result<()> {
+            self.piece(|| {
+                // Only a paced flush writes back: this is inside one of its pieces.
+                if let Some(store) = self.nested.get().and_then(|s| s.upgrade()) {
+                    if !self.nested_done.swap(true, SeqCst) {
+                        store.put(b"from inside", b"the flush").unwrap();
+                    }
+                }
+                RealIo.write_back(kind, file, off, len)
+            })
+        }
+    }
+
+    /// Durable writers and the checkpoint thread's paced flush share the disk by turns: no
+    /// write-back or `msync` piece of the heap, nor the superblock's `msync`, runs while a
+    /// journal `fdatasync` does, nor the other way round (each piece holds the sync mutex, and the syncs asked for meanwhile go
+    /// before the next). Without that, the flush's pieces follow one another regardless and
+    /// the writers' syncs land beside them.
+    #[test]
+    fn a_paced_flush_never_runs_beside_a_journal_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let io = Arc::new(SyncWatch::default());
+        let opts = Options::default()
+            .durability(crate::Durability::Sync)
+            .journal_size(1 << 20)
+            .background_checkpoints(true)
+            .io(io.clone());
+        let store = Arc::new(Store::open(&path, opts).unwrap());
+        let c0 = store.stats().unwrap().checkpoints;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (store, stop) = (store.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(SeqCst) {
+                        let key = format!("w{w}k{}", i % 500);
+                        store.put(key.as_bytes(), &[i as u8; 900]).unwrap();
+                        i += 1;
+                    }
+                    i
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while store.stats().unwrap().checkpoints < c0 + 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        stop.store(true, SeqCst);
+        let puts: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        let (pieces, syncs) = (io.pieces.load(SeqCst), io.syncs.load(SeqCst));
+        let overlaps = io.overlaps.load(SeqCst);
+        assert!(
+            store.stats().unwrap().checkpoints >= c0 + 3,
+            "checkpoints stalled"
+        );
+        assert!(pieces >= 20, "{pieces} pieces flushed by the thread");
+        assert!(syncs >= 100, "{syncs} journal syncs for {puts} puts");
+        assert_eq!(
+            overlaps, 0,
+            "{overlaps} of {pieces} pieces and {syncs} syncs ran side by side"
+        );
+        drop(store);
+        let store = Store::open(&path, Options::default()).unwrap();
+        assert_eq!(store.stats().unwrap().entries, 1000);
+    }
+
+    /// A paced flush whose piece makes a durable write (a storage seam can: the power-cut
+    /// simulator races writes against flushes that way) does not wait for the sync mutex its
+    /// own thread holds for that piece; and a journal sync asked for by a writer that died
+    /// before it finished (the count left one too high) delays the flush once, by
+    /// `SYNC_YIELD_MAX`, not before every piece.
+    #[test]
+    fn a_paced_flush_survives_a_write_from_inside_it_and_a_dead_writers_ask() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let io = Arc::new(SyncWatch::default());
+        io.any_thread.store(true, SeqCst);
+        let opts = Options::default()
+            .durability(crate::Durability::Sync)
+            .initial_size(32 << 20)
+            .io(io.clone());
+        let store = Arc::new(Store::open(&path, opts).unwrap());
+        io.nested.set(Arc::downgrade(&store)).unwrap();
+        for i in 0..2000u64 {
+            store
+                .put(format!("k{i}").as_bytes(), &[i as u8; 1000])
+                .unwrap();
+        }
+        let h = store.inner().lock_file.state();
+        h.sync_asked.fetch_add(1, SeqCst);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let flusher = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let inner = store.inner();
+                {
+                    let txn = inner.lock().unwrap();
+                    txn.settle().unwrap();
+                    txn.freeze().unwrap();
+                }
+                inner.copy_and_flush(true).unwrap();
+                tx.send(()).unwrap();
+            })
+        };
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the flush deadlocked on the write made from inside it");
+        flusher.join().unwrap();
+        assert!(io.nested_done.load(SeqCst));
+        let (pieces, gaps) = (io.pieces.load(SeqCst), io.gaps.load(SeqCst));
+        assert!(pieces >= 50, "{pieces} pieces");
+        // One wait for the dead writer's sync; a few more allowed for a busy machine.
+        assert!(gaps <= 5, "{gaps} pauses of the flush in {pieces} pieces");
+        drop(store);
+        let store = Store::open(&path, Options::default()).unwrap();
+        assert_eq!(
+            store.get(b"from inside").unwrap(),
+            Some(b"the flush".to_vec())
+        );
+        assert_eq!(
+            store.get(b"k1999").unwrap(),
+            Some(vec![1999u64 as u8; 1000])
+        );
+    }
+
+    /// Notes the size of each write-back piece, each taking a microsecond per KiB (a disk whose
+    /// write-back takes time in proportion to what it writes).
+    #[derive(Default)]
+    struct SizedPieces(Mutex<Vec<u64>>, Mutex<Vec<u64>>);
+
+    impl StorageIo for SizedPieces {
+        /// The heap's `msync`s: each costs a fixed 300 µs (a cache flush as long as the
+        /// journal's syncs in the slow case below) whatever its range.
+        fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
+            if kind == FileKind::Data && range.offset() >= HEAP_START {
+                self.1.lock().unwrap().push(range.len());
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+            RealIo.sync_map(kind, range)
+        }
+
+        fn write_back(
+            &self,
+            kind: FileKind,
+            file: &std::fs::File,
+            off: u64,
+            len: u64,
+        ) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(len);
+            std::thread::sleep(std::time::Duration::from_micros(len >> 10));
+            RealIo.write_back(kind, file, off, len)
+        }
+    }
+
+    /// A paced flush sizes its pieces by the journal's syncs: beside fast syncs a piece takes
+    /// about `WRITE_BACK_CALL` (here, 64 KiB), beside syncs of 3 ms it grows to about 1 ms of
+    /// write-back (capped at `WRITE_BACK_CALL_MAX`), so that the flush, which takes turns with
+    /// the syncs, keeps about half of a slow disk instead of crawling. An `msync` piece counts
+    /// only its time beyond a journal sync's (its cache flush): with syncs of 300 µs and
+    /// `msync`s that cost that much whatever their range, the pieces still grow.
+    #[test]
+    fn a_paced_flush_sizes_its_pieces_by_the_journal_syncs() {
+        for sync_us in [100u64, 3000, 300] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            let io = Arc::new(SizedPieces::default());
+            let opts = Options::default()
+                .durability(crate::Durability::Sync)
+                .initial_size(32 << 20)
+                .io(io.clone());
+            let store = Store::open(&path, opts).unwrap();
+            for i in 0..2000u64 {
+                store
+                    .put(format!("k{i}").as_bytes(), &[i as u8; 1000])
+                    .unwrap();
+            }
+            let inner = store.inner();
+            {
+                let txn = inner.lock().unwrap();
+                txn.settle().unwrap();
+                txn.freeze().unwrap();
+            }
+            let h = inner.lock_file.state();
+            h.last_sync_ms.store(crate::store::now_ms(), SeqCst);
+            h.last_sync_ns.store(sync_us * 1000, SeqCst);
+            inner.copy_and_flush(true).unwrap();
+            let pieces = io.0.lock().unwrap().clone();
+            let largest = pieces.iter().copied().max().unwrap();
+            if sync_us == 300 {
+                let flushes = io.1.lock().unwrap().clone();
+                let largest = flushes.iter().copied().max().unwrap();
+                assert!(largest >= 1 << 20, "msync pieces: {flushes:?}");
+            } else if sync_us == 100 {
+                assert!(largest <= 128 << 10, "fast syncs: {pieces:?}");
+            } else {
+                assert!(largest >= 512 << 10, "slow syncs: {pieces:?}");
+                assert!(largest <= 4 << 20, "slow syncs: {pieces:?}");
+            }
+        }
     }
 }

@@ -28,8 +28,9 @@ pub const LOCK_FILE_MAGIC: u64 = u64::from_le_bytes(*b"APCDBshm");
 /// `resumable`, the holder's stage and its undo area). 7: a pending ring four times as long.
 /// 8: the flush's pace line, which writers estimate its progress from, the last flush's
 /// length, and `pace_overruns`. 9: the reuse map (free space by address, `reuse.rs`) and its
-/// cursor.
-pub const LOCK_FILE_VERSION: u64 = 9;
+/// cursor. 10: the journal syncs asked for and done (`sync_asked`, `sync_done`) and the last
+/// one's duration, which a paced flush yields to and sizes its pieces by.
+pub const LOCK_FILE_VERSION: u64 = 10;
 /// Pages of the live index whose changes are tracked between checkpoints (one bit each).
 pub const DIRTY_WORDS: usize = 8192;
 /// Blocks freed and not yet reusable: a ring, oldest first, waiting until a checkpoint that no
@@ -233,6 +234,18 @@ pub struct LockState {
     pub epoch: AtomicU64,
     pub generation: AtomicU64,
     pub last_sync_ms: AtomicU64,
+    /// Group commit's queue, as two counters: a writer adds one to `sync_asked` before it takes
+    /// `sync_mutex` and one to `sync_done` once it let go. A paced flush runs each write-back
+    /// piece holding `sync_mutex`, and before the next lets the writers that asked meanwhile
+    /// have their turn (SPEC.md §5): so no piece runs beside a journal `fdatasync`, and each
+    /// waits behind at most one piece. A writer killed in between leaves the difference one too
+    /// high; the flush notices (no sync finishes for `SYNC_YIELD_MAX`) and stops counting it.
+    pub sync_asked: AtomicU64,
+    pub sync_done: AtomicU64,
+    /// How long the last journal `fdatasync` took, in nanoseconds: a paced flush's pieces may
+    /// take about as long (on a slow disk a sync waits behind one piece as long as itself, and
+    /// the flush still keeps up).
+    pub last_sync_ns: AtomicU64,
     pub entries: AtomicU64,
     pub used_bytes: AtomicU64,
     /// Slots in use, entries and tombstones together (decides when the index is rebuilt).
