@@ -97,9 +97,12 @@ pub fn hold_presence(file: &Path) -> std::fs::File {
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     fl.l_start = 1;
     fl.l_len = 1;
+    // Waiting (SETLKW): a child another test of this binary forks holds the locks of every handle
+    // open at that moment until its `exec`, so a store just closed here may still be held for a
+    // moment by such a copy.
     // SAFETY: a valid descriptor and an initialised flock.
     assert_eq!(
-        unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &fl) },
+        unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLKW, &fl) },
         0,
         "presence lock on {}",
         file.display()
