@@ -122,10 +122,7 @@ impl WriteTxn<'_> {
         if end + size <= self.map.len() {
             // The heap takes in a stretch of the file's unused tail at once (`slack`), the rest
             // of it joining the reuse map, and the cursor goes on from the block.
-            let mut chunk = match self.held_free.borrow().is_none() && end + size <= MAP_END {
-                true => slack(h).max(size).min(self.map.len() - end),
-                false => size,
-            };
+            let mut chunk = self.stretch(end, size);
             // The chunks the heap enters may have been punched out by a compaction; a disk too
             // full to back the whole stretch may still hold this block.
             let mut backed = crate::compact::back_heap(self, end, end + chunk);
@@ -176,11 +173,7 @@ impl WriteTxn<'_> {
             match grown {
                 Ok(()) => {
                     h.file_size.fetch_max(self.map.len(), Release);
-                    let chunk = match self.held_free.borrow().is_none() && end + size <= MAP_END {
-                        true => slack(h).max(size).min(self.map.len() - end),
-                        false => size,
-                    };
-                    return self.take_in(end, size, chunk).map(Some);
+                    return self.take_in(end, size, self.stretch(end, size)).map(Some);
                 }
                 Err(e) if e.is_full() => {
                     // The disk, not the maximum size, is what stopped us: say so if the
@@ -191,6 +184,17 @@ impl WriteTxn<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// How much of the file past the heap's `end` a block of `size` takes in with it: a slack
+    /// stretch, never past the file, and ending on a block boundary (a file whose maximum size
+    /// is not a multiple of 64 ends between two; the heap's end must not).
+    fn stretch(&self, end: u64, size: u64) -> u64 {
+        if self.held_free.borrow().is_some() || end + size > MAP_END {
+            return size;
+        }
+        let room = (self.map.len() - end) / BLOCK_ALIGN * BLOCK_ALIGN;
+        slack(self.lock_file.state()).max(size).min(room)
     }
 
     /// Moves the heap's end from `end` to `end + chunk` (inside the file): the block `[end, end
