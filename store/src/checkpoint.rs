@@ -1790,7 +1790,9 @@ pub(crate) mod tests {
         flusher.join().unwrap();
         assert!(io.nested_done.load(SeqCst));
         let (pieces, gaps) = (io.pieces.load(SeqCst), io.gaps.load(SeqCst));
-        assert!(pieces >= 50, "{pieces} pieces");
+        // Enough pieces that a pause before each would show (pieces grow with the journal's sync
+        // time, so a slow disk makes fewer of them).
+        assert!(pieces >= 12, "{pieces} pieces");
         // One wait for the dead writer's sync; a few more allowed for a busy machine.
         assert!(gaps <= 5, "{gaps} pauses of the flush in {pieces} pieces");
         drop(store);
