@@ -28,30 +28,7 @@ const TYPES = [
     'nested' => 'nested array, 100 elements',
 ];
 
-/** The value stored under key $i of a type; deterministic, so fetches can be checked. */
-function value_of(string $type, int $i)
-{
-    // One row: 10 mixed scalar fields.
-    $row = fn(int $id, int $r) => [
-        'id' => $id, 'name' => "item-$i-$r", 'price' => $r * 1.5, 'ok' => ($r % 2) === 0,
-        'tags' => "t$r", 'a' => $r, 'b' => $i, 'c' => 'x', 'd' => null, 'e' => -$r,
-    ];
-    switch ($type) {
-        case 'int':
-            return $i;
-        case 'string':
-            return str_repeat(chr(65 + $i % 26), 100);
-        case 'array':
-            return $row($i, $i % 10);
-        default:
-            // 10 rows of 10 fields: 100 leaf elements, two levels deep.
-            $rows = [];
-            for ($r = 0; $r < 10; $r++) {
-                $rows["row$r"] = $row($i * 10 + $r, $r);
-            }
-            return $rows;
-    }
-}
+require __DIR__ . '/values.inc';
 
 function key_of(string $type, int $i): string
 {

@@ -10,28 +10,7 @@ declare(strict_types=1);
 [$type, $ms, $go] = [$argv[1], (int)$argv[2], $argv[3]];
 $keys = 1000;
 
-/** The same values as bench.php's value types. */
-function value_of(string $type, int $i)
-{
-    $row = fn(int $id, int $r) => [
-        'id' => $id, 'name' => "item-$i-$r", 'price' => $r * 1.5, 'ok' => ($r % 2) === 0,
-        'tags' => "t$r", 'a' => $r, 'b' => $i, 'c' => 'x', 'd' => null, 'e' => -$r,
-    ];
-    switch ($type) {
-        case 'int':
-            return $i;
-        case 'string':
-            return str_repeat(chr(65 + $i % 26), 100);
-        case 'array':
-            return $row($i, $i % 10);
-        default:
-            $rows = [];
-            for ($r = 0; $r < 10; $r++) {
-                $rows["row$r"] = $row($i * 10 + $r, $r);
-            }
-            return $rows;
-    }
-}
+require __DIR__ . '/values.inc';
 
 $names = [];
 for ($i = 0; $i < $keys; $i++) {
