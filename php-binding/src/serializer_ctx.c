@@ -67,31 +67,74 @@ void apcdb_unserialize(zval *rv, const char *bytes, size_t len)
 }
 
 /*
- * apcdb's native array encoding (SPEC.md §10, tag 8): arrays whose elements are null, booleans,
- * ints, floats, strings or such arrays are written as a compact binary form that is read back
- * straight into a PHP array, without PHP's serializer (whose text format must be parsed and whose
- * back-reference table records every element). Anything else inside (an object, a reference, a
- * resource) makes the caller use the serializer for the whole value, so references and objects
- * keep the serializer's semantics.
+ * apcdb's native array encodings (SPEC.md §10): arrays whose elements are null, booleans, ints,
+ * floats, strings or such arrays are written as a compact binary form that is read back straight
+ * into a PHP array, without PHP's serializer (whose text format must be parsed and whose
+ * back-reference table records every element). Anything else inside (an object, a shared
+ * reference, a resource) makes the caller use the serializer for the whole value, so references
+ * and objects keep the serializer's semantics.
  *
- * Array body: element count (u32), then per element a key (0 + i64 for an int key, 1 + u32 length
- * + bytes for a string key) and a value: a tag byte as in §10 (0 null, 1 false, 2 true, 3 int as
- * i64, 4 float as its 8 IEEE bytes, 5 string as u32 length + bytes) or 8 followed by an array body.
- * All integers little-endian.
+ * Written now: tag 9, the compact form. Every length, count and int is a LEB128 varint (ints
+ * zigzagged first), so small numbers and short strings take a byte or two of header, and a list
+ * (keys 0..n-1 in order) stores no keys at all:
+ *
+ *   body    = varint(count << 1 | is_list), then count elements
+ *   element = value (list), or key value
+ *   key     = varint(len << 2) + bytes for a string key; varint(zigzag(k) << 2 | 1) for an int
+ *             key whose zigzag fits 62 bits; byte 2 + 8 bytes little-endian for any other int key
+ *   value   = 0 null | 1 false | 2 true | 3 varint(zigzag(int)) | 4 8 IEEE bytes (LE)
+ *             | 5 varint(len) + bytes | 9 body
+ *
+ * Still read: tag 8, the first form (fixed-width u32/i64 fields), written by earlier builds.
  */
 #define NATIVE_ARRAY 8
+#define COMPACT_ARRAY 9
 /* Deeper arrays go through the serializer (which has its own depth handling). */
 #define NATIVE_MAX_DEPTH 64
+/*
+ * The writer checks its room against an upper bound of each element's size (a varint counted as
+ * its longest, 10 bytes): a buffer this much larger than apcdb_native_size() never runs short.
+ */
+#define NATIVE_SLACK 32
 
 /*
  * Encoding is one pass into the caller's buffer, which is kept between stores and so is nearly
  * always big enough: every write is checked against its end, and a value that does not fit is
- * sized (native_size) and written again into a buffer of that size. Nothing is grown or trimmed
- * on the way, so the bytes are written once.
+ * sized (native_size) and written again into a buffer of that size (plus NATIVE_SLACK). Nothing
+ * is grown or trimmed on the way, so the bytes are written once.
  */
+static inline size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static inline unsigned char *put_varint(unsigned char *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (unsigned char)v;
+	return p;
+}
+
+static inline uint64_t zigzag(zend_long v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/* An int key's header: the zigzag with the kind in the low 2 bits, when it fits 62 bits. */
+#define INT_KEY_SHORT_MAX ((uint64_t)1 << 62)
+
 static size_t native_size_array(HashTable *ht, int depth);
 
-/* Bytes one value takes; 0 if it cannot be written natively. */
+/* Bytes one value takes (its tag byte included); 0 if it cannot be written natively. */
 static size_t native_size(zval *v, int depth)
 {
 	size_t n;
@@ -102,13 +145,11 @@ static size_t native_size(zval *v, int depth)
 	case IS_TRUE:
 		return 1;
 	case IS_LONG:
+		return 1 + varint_len(zigzag(Z_LVAL_P(v)));
 	case IS_DOUBLE:
 		return 9;
 	case IS_STRING:
-		if (Z_STRLEN_P(v) > UINT32_MAX) {
-			return 0;
-		}
-		return 5 + Z_STRLEN_P(v);
+		return 1 + varint_len(Z_STRLEN_P(v)) + Z_STRLEN_P(v);
 	case IS_ARRAY:
 		if (depth >= NATIVE_MAX_DEPTH) {
 			return 0;
@@ -128,18 +169,28 @@ static size_t native_size(zval *v, int depth)
 	}
 }
 
+/* Whether the array's keys are 0..n-1 in order (written without keys): a packed array without
+ * holes, which is what a list literal, [] appends and array_values() make. */
+static inline int is_list(HashTable *ht)
+{
+	return HT_IS_PACKED(ht) && HT_IS_WITHOUT_HOLES(ht);
+}
+
 static size_t native_size_array(HashTable *ht, int depth)
 {
+	zend_ulong h;
 	zend_string *key;
 	zval *v;
-	size_t n = 4, one;
+	int list = is_list(ht);
+	size_t n = varint_len((uint64_t)zend_hash_num_elements(ht) << 1), one;
 
-	ZEND_HASH_FOREACH_STR_KEY_VAL(ht, key, v) {
-		if (key) {
-			if (ZSTR_LEN(key) > UINT32_MAX) {
-				return 0;
-			}
-			n += 5 + ZSTR_LEN(key);
+	ZEND_HASH_FOREACH_KEY_VAL(ht, h, key, v) {
+		if (list) {
+			/* no key */
+		} else if (key) {
+			n += varint_len((uint64_t)ZSTR_LEN(key) << 2) + ZSTR_LEN(key);
+		} else if (zigzag((zend_long)h) < INT_KEY_SHORT_MAX) {
+			n += varint_len(zigzag((zend_long)h) << 2 | 1);
 		} else {
 			n += 9;
 		}
@@ -160,18 +211,6 @@ typedef struct {
 	/* Set when the buffer ran out (as opposed to a value that needs the serializer). */
 	int short_of_room;
 } native_writer;
-
-static inline unsigned char *put_le32(unsigned char *p, uint32_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	memcpy(p, &v, 4);
-#else
-	for (int i = 0; i < 4; i++) {
-		p[i] = (unsigned char)(v >> (8 * i));
-	}
-#endif
-	return p + 4;
-}
 
 static inline unsigned char *put_le64(unsigned char *p, uint64_t v)
 {
@@ -206,10 +245,10 @@ static inline unsigned char *put_bytes(unsigned char *p, const char *s, size_t n
 }
 
 /*
- * Writes the body of an array at p (count, then each key and value) and returns its end; NULL
+ * Writes the body of an array at p (header, then each key and value) and returns its end; NULL
  * when something in it needs the serializer, or when the buffer ran out (w->short_of_room). The
- * checks are native_size's; one room check per element covers its key and its value (an array
- * value checks its own body).
+ * checks are native_size's; one room check per element covers its key and its value, counting
+ * each varint as 10 bytes (an array value checks its own body).
  */
 static unsigned char *native_write_array(native_writer *w, unsigned char *p, HashTable *ht,
 	int depth)
@@ -218,14 +257,15 @@ static unsigned char *native_write_array(native_writer *w, unsigned char *p, Has
 	zend_ulong h;
 	zend_string *key;
 	zval *v;
+	int list = is_list(ht);
 
-	if (end - p < 4) {
+	if (end - p < 10) {
 		w->short_of_room = 1;
 		return NULL;
 	}
-	p = put_le32(p, zend_hash_num_elements(ht));
+	p = put_varint(p, (uint64_t)zend_hash_num_elements(ht) << 1 | (uint64_t)list);
 	ZEND_HASH_FOREACH_KEY_VAL(ht, h, key, v) {
-		size_t need, vlen;
+		size_t need;
 
 		if (Z_TYPE_P(v) == IS_REFERENCE) {
 			/* A reference nothing else holds is written as its value (native_size). */
@@ -234,44 +274,27 @@ static unsigned char *native_write_array(native_writer *w, unsigned char *p, Has
 			}
 			v = Z_REFVAL_P(v);
 		}
-		switch (Z_TYPE_P(v)) {
-		case IS_NULL:
-		case IS_FALSE:
-		case IS_TRUE:
-		case IS_ARRAY:
-			vlen = 0;
-			break;
-		case IS_LONG:
-		case IS_DOUBLE:
-			vlen = 8;
-			break;
-		case IS_STRING:
-			if (Z_STRLEN_P(v) > UINT32_MAX) {
-				return NULL;
-			}
-			vlen = 4 + Z_STRLEN_P(v);
-			break;
-		default:
-			return NULL;
+		/* Key (10 + its bytes), tag (1), payload (10 + a string's bytes). */
+		need = 21;
+		if (Z_TYPE_P(v) == IS_STRING) {
+			need += Z_STRLEN_P(v);
 		}
-		if (key) {
-			if (ZSTR_LEN(key) > UINT32_MAX) {
-				return NULL;
-			}
-			need = 5 + ZSTR_LEN(key) + 1 + vlen;
-		} else {
-			need = 9 + 1 + vlen;
+		if (key && !list) {
+			need += ZSTR_LEN(key);
 		}
 		if ((size_t)(end - p) < need) {
 			w->short_of_room = 1;
 			return NULL;
 		}
-		if (key) {
-			*p++ = 1;
-			p = put_le32(p, (uint32_t)ZSTR_LEN(key));
+		if (list) {
+			/* Keys 0..n-1: implied by the position. */
+		} else if (key) {
+			p = put_varint(p, (uint64_t)ZSTR_LEN(key) << 2);
 			p = put_bytes(p, ZSTR_VAL(key), ZSTR_LEN(key));
+		} else if (zigzag((zend_long)h) < INT_KEY_SHORT_MAX) {
+			p = put_varint(p, zigzag((zend_long)h) << 2 | 1);
 		} else {
-			*p++ = 0;
+			*p++ = 2;
 			p = put_le64(p, (uint64_t)h);
 		}
 		switch (Z_TYPE_P(v)) {
@@ -283,7 +306,7 @@ static unsigned char *native_write_array(native_writer *w, unsigned char *p, Has
 			break;
 		case IS_LONG:
 			*p++ = 3;
-			p = put_le64(p, (uint64_t)Z_LVAL_P(v));
+			p = put_varint(p, zigzag(Z_LVAL_P(v)));
 			break;
 		case IS_DOUBLE: {
 			uint64_t bits;
@@ -294,28 +317,32 @@ static unsigned char *native_write_array(native_writer *w, unsigned char *p, Has
 		}
 		case IS_STRING:
 			*p++ = 5;
-			p = put_le32(p, (uint32_t)Z_STRLEN_P(v));
+			p = put_varint(p, Z_STRLEN_P(v));
 			p = put_bytes(p, Z_STRVAL_P(v), Z_STRLEN_P(v));
 			break;
-		default: /* IS_ARRAY */
+		case IS_ARRAY:
 			if (depth >= NATIVE_MAX_DEPTH) {
 				return NULL;
 			}
-			*p++ = NATIVE_ARRAY;
+			*p++ = COMPACT_ARRAY;
 			p = native_write_array(w, p, Z_ARRVAL_P(v), depth + 1);
 			if (!p) {
 				return NULL;
 			}
+			break;
+		default:
+			/* Objects, shared references, resources, indirect slots: the serializer's job. */
+			return NULL;
 		}
 	} ZEND_HASH_FOREACH_END();
 	return p;
 }
 
 /*
- * Writes the native encoding of the array *value, prefixed with `tag`, into out[0..cap). Returns
- * the bytes written; 0 when *value is not an array or something in it needs the serializer;
- * (size_t)-1 when it did not fit (apcdb_native_size() then says how much room it needs). Runs no
- * user code.
+ * Writes the compact encoding of the array *value, prefixed with `tag`, into out[0..cap).
+ * Returns the bytes written; 0 when *value is not an array or something in it needs the
+ * serializer; (size_t)-1 when it did not fit (apcdb_native_size() then says how much it takes:
+ * a buffer NATIVE_SLACK bytes larger always fits). Runs no user code.
  */
 size_t apcdb_native_write(zval *value, unsigned char tag, char *out, size_t cap)
 {
@@ -337,7 +364,7 @@ size_t apcdb_native_write(zval *value, unsigned char tag, char *out, size_t cap)
 }
 
 /*
- * Bytes the native encoding of *value takes, its tag byte included; 0 when *value is not an
+ * Bytes the compact encoding of *value takes, its tag byte included; 0 when *value is not an
  * array or something in it needs the serializer. Runs no user code.
  */
 size_t apcdb_native_size(zval *value)
@@ -351,20 +378,27 @@ size_t apcdb_native_size(zval *value)
 	return n ? 1 + n : 0;
 }
 
+/* The room apcdb_native_write() needs for an encoding of `len` bytes (apcdb_native_size()). */
+size_t apcdb_native_room(size_t len)
+{
+	return len + NATIVE_SLACK;
+}
+
 /*
- * The native encoding of *value (len bytes, from apcdb_native_size()) in a new string of PHP's
+ * The compact encoding of *value (len bytes, from apcdb_native_size()) in a new string of PHP's
  * allocator, for values too large for the encoder's kept buffer: they count against
  * memory_limit as PHP's own strings do. NULL (nothing allocated) if it did not come out as
  * len bytes.
  */
 zend_string *apcdb_native_encode(zval *value, unsigned char tag, size_t len)
 {
-	zend_string *s = zend_string_alloc(len, 0);
+	zend_string *s = zend_string_alloc(len + NATIVE_SLACK, 0);
 
-	if (apcdb_native_write(value, tag, ZSTR_VAL(s), len) != len) {
+	if (apcdb_native_write(value, tag, ZSTR_VAL(s), len + NATIVE_SLACK) != len) {
 		zend_string_efree(s);
 		return NULL;
 	}
+	ZSTR_LEN(s) = len;
 	ZSTR_VAL(s)[len] = '\0';
 	return s;
 }
@@ -487,14 +521,200 @@ fail:
 }
 
 /*
- * Reads an array written by apcdb_native_encode (without its tag byte) into *rv. Returns 0, with
- * *rv null, when the bytes are not such an array.
+ * Reads an array in the first native form (tag 8, written by earlier builds; without its tag
+ * byte) into *rv. Returns 0, with *rv null, when the bytes are not such an array.
  */
 int apcdb_native_decode(zval *rv, const char *bytes, size_t len)
 {
 	native_reader r = {(const unsigned char *)bytes, (const unsigned char *)bytes + len};
 
 	if (!native_get_array(&r, rv, 0)) {
+		ZVAL_NULL(rv);
+		return 0;
+	}
+	if (r.p != r.end) {
+		zval_ptr_dtor(rv);
+		ZVAL_NULL(rv);
+		return 0;
+	}
+	return 1;
+}
+
+/* A LEB128 varint of at most 64 bits; 0 if it runs off the end or overflows. */
+static int get_varint(native_reader *r, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (int shift = 0; shift < 64; shift += 7) {
+		unsigned char b;
+
+		if (r->p >= r->end) {
+			return 0;
+		}
+		b = *r->p++;
+		/* The 10th byte holds only the top bit. */
+		if (shift == 63 && b > 1) {
+			return 0;
+		}
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static inline zend_long unzigzag(uint64_t v)
+{
+	return (zend_long)((v >> 1) ^ (~(v & 1) + 1));
+}
+
+static int compact_get_array(native_reader *r, zval *rv, int depth);
+
+/* Reads one compact value into *rv; on failure returns 0 and *rv owns nothing. */
+static int compact_get(native_reader *r, zval *rv, int depth)
+{
+	uint64_t n;
+	double d;
+
+	if (r->p >= r->end) {
+		return 0;
+	}
+	switch (*r->p++) {
+	case 0:
+		ZVAL_NULL(rv);
+		return 1;
+	case 1:
+		ZVAL_FALSE(rv);
+		return 1;
+	case 2:
+		ZVAL_TRUE(rv);
+		return 1;
+	case 3:
+		if (!get_varint(r, &n)) {
+			return 0;
+		}
+		ZVAL_LONG(rv, unzigzag(n));
+		return 1;
+	case 4:
+		if (!get_le(r, 8, &n)) {
+			return 0;
+		}
+		memcpy(&d, &n, 8);
+		ZVAL_DOUBLE(rv, d);
+		return 1;
+	case 5:
+		if (!get_varint(r, &n) || (uint64_t)(r->end - r->p) < n) {
+			return 0;
+		}
+		ZVAL_STRINGL_FAST(rv, (const char *)r->p, n);
+		r->p += n;
+		return 1;
+	case COMPACT_ARRAY:
+		if (depth >= NATIVE_MAX_DEPTH) {
+			return 0;
+		}
+		return compact_get_array(r, rv, depth + 1);
+	default:
+		return 0;
+	}
+}
+
+static int compact_get_array(native_reader *r, zval *rv, int depth)
+{
+	uint64_t head, count, x, k;
+	HashTable *ht;
+	zval v;
+
+	if (!get_varint(r, &head)) {
+		return 0;
+	}
+	count = head >> 1;
+	/* Every element takes at least a byte (a list's value) or two (a key and a value): a count
+	 * beyond that is damage, not a big array. */
+	if (count > (uint64_t)(r->end - r->p) / ((head & 1) ? 1 : 2) || count >= HT_MAX_SIZE) {
+		return 0;
+	}
+	if (count == 0) {
+		ZVAL_EMPTY_ARRAY(rv);
+		return 1;
+	}
+	array_init_size(rv, (uint32_t)count);
+	ht = Z_ARRVAL_P(rv);
+	if (head & 1) {
+		/* A list: the values go straight into a packed table, in order. */
+		zval *slot;
+		uint32_t i;
+
+		zend_hash_real_init_packed(ht);
+		slot = ht->arPacked;
+		for (i = 0; i < (uint32_t)count; i++) {
+			if (!compact_get(r, slot + i, depth)) {
+				break;
+			}
+		}
+		/* What the fill macros of zend_hash.h set: the elements read so far are the array's
+		 * (all of them, or those to free on failure). */
+		ht->nNumUsed = i;
+		ht->nNumOfElements = i;
+		ht->nNextFreeElement = i;
+		ht->nInternalPointer = 0;
+		if (i != (uint32_t)count) {
+			goto fail;
+		}
+		return 1;
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		if (!get_varint(r, &x)) {
+			goto fail;
+		}
+		switch (x & 3) {
+		case 0: {
+			const char *key;
+
+			k = x >> 2;
+			if ((uint64_t)(r->end - r->p) < k) {
+				goto fail;
+			}
+			key = (const char *)r->p;
+			r->p += k;
+			if (!compact_get(r, &v, depth)) {
+				goto fail;
+			}
+			zend_hash_str_update(ht, key, k, &v);
+			continue;
+		}
+		case 1:
+			k = (uint64_t)unzigzag(x >> 2);
+			break;
+		default:
+			/* 2: the int key in 8 bytes; 3 (or 2 with more bits): not written. */
+			if (x != 2 || !get_le(r, 8, &k)) {
+				goto fail;
+			}
+		}
+		if (!compact_get(r, &v, depth)) {
+			goto fail;
+		}
+		zend_hash_index_update(ht, (zend_ulong)k, &v);
+	}
+	return 1;
+fail:
+	zval_ptr_dtor(rv);
+	ZVAL_NULL(rv);
+	return 0;
+}
+
+/*
+ * Reads an array written by apcdb_native_write (without its tag byte, 9) into *rv. Returns 0,
+ * with *rv null, when the bytes are not such an array.
+ */
+int apcdb_compact_decode(zval *rv, const char *bytes, size_t len)
+{
+	native_reader r = {(const unsigned char *)bytes, (const unsigned char *)bytes + len};
+
+	if (!compact_get_array(&r, rv, 0)) {
 		ZVAL_NULL(rv);
 		return 0;
 	}
