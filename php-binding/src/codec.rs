@@ -175,6 +175,44 @@ pub fn encode(v: &Zval, ser: Serializer) -> Result<Encoded, EncodeError> {
     )))
 }
 
+/// Encoded scalars up to this size (a tag and a string of 255 bytes) are built on the caller's
+/// stack by [`encode_small`].
+pub const SMALL: usize = 256;
+
+/// A null, boolean, int, float or string of at most `SMALL - 1` bytes, encoded into `out` (the
+/// store's common case: no thread-local buffer to take and give back, which in a loaded
+/// library costs a `__tls_get_addr` call each); `None` for anything else.
+#[inline]
+pub fn encode_small<'a>(v: &Zval, out: &'a mut [u8; SMALL]) -> Option<&'a [u8]> {
+    let len = if let Some(l) = v.long() {
+        out[0] = TAG_LONG;
+        out[1..9].copy_from_slice(&l.to_le_bytes());
+        9
+    } else if let Some(s) = v.zend_str() {
+        let b = s.as_bytes();
+        let dst = out.get_mut(1..1 + b.len())?;
+        dst.copy_from_slice(b);
+        out[0] = TAG_STRING;
+        1 + b.len()
+    } else if let Some(d) = v.double() {
+        out[0] = TAG_DOUBLE;
+        out[1..9].copy_from_slice(&d.to_bits().to_le_bytes());
+        9
+    } else if v.is_null() {
+        out[0] = TAG_NULL;
+        1
+    } else if v.is_false() {
+        out[0] = TAG_FALSE;
+        1
+    } else if v.is_true() {
+        out[0] = TAG_TRUE;
+        1
+    } else {
+        return None;
+    };
+    Some(&out[..len])
+}
+
 /// An array of plain values (`serializer_ctx.c`, tag 9), written once into the kept buffer
 /// (sized first only when it did not fit; a PHP string if bigger than the buffer is kept);
 /// `None` when something in it needs the serializer.

@@ -21,6 +21,9 @@ foreach ([0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 100] as $n) {
 }
 $v += [
     'null' => null, 'false' => false, 'true' => true, 'int' => PHP_INT_MIN, 'float' => -1.5,
+    // Around the 256 bytes a scalar is encoded into on the stack (tag + string).
+    'string of 254' => str_repeat('p', 254), 'string of 255' => str_repeat('q', 255),
+    'string of 256' => str_repeat('r', 256), 'int after' => PHP_INT_MAX, 'empty string' => '',
     'empty array' => [],
     'mixed' => [null, false, true, 0, -1, PHP_INT_MAX, 0.1, INF, "a\0b", [[]], 'k' => ['l' => 'm']],
     // Around the kept buffer's 64 KiB limit: the encoder wants 32 bytes of room beyond the
@@ -127,7 +130,7 @@ echo apcdb_run($ini + ['memory_limit' => '16M'], '
 echo "exit $rc\n";
 ?>
 --EXPECTF--
-stored 45
+stored 50
 all the same in another process
 native bytes as specified
 %AFatal error: Allowed memory size of 16777216 bytes exhausted%A
