@@ -116,6 +116,11 @@ static inline size_t varint_len(uint64_t v)
 
 static inline unsigned char *put_varint(unsigned char *p, uint64_t v)
 {
+	/* Most lengths, keys and ints of a cached array take one byte. */
+	if (EXPECTED(v < 0x80)) {
+		*p = (unsigned char)v;
+		return p + 1;
+	}
 	while (v >= 0x80) {
 		*p++ = (unsigned char)(v | 0x80);
 		v >>= 7;
@@ -225,116 +230,145 @@ static inline unsigned char *put_le64(unsigned char *p, uint64_t v)
 }
 
 /* Copies n bytes; keys and strings are mostly short, where a call to memcpy costs more than
- * the copy (fixed-size memcpy compiles to plain moves). */
+ * the copy (fixed-size memcpy compiles to plain moves; two that overlap cover a range of
+ * lengths without a loop). */
 static inline unsigned char *put_bytes(unsigned char *p, const char *s, size_t n)
 {
-	if (n >= 8 && n <= 16) {
-		memcpy(p, s, 8);
-		memcpy(p + n - 8, s + n - 8, 8);
-	} else if (n >= 4 && n < 8) {
-		memcpy(p, s, 4);
-		memcpy(p + n - 4, s + n - 4, 4);
-	} else if (n < 4) {
-		for (size_t i = 0; i < n; i++) {
-			p[i] = (unsigned char)s[i];
+	if (EXPECTED(n <= 16)) {
+		if (n >= 8) {
+			memcpy(p, s, 8);
+			memcpy(p + n - 8, s + n - 8, 8);
+		} else if (n >= 4) {
+			memcpy(p, s, 4);
+			memcpy(p + n - 4, s + n - 4, 4);
+		} else if (n >= 2) {
+			memcpy(p, s, 2);
+			memcpy(p + n - 2, s + n - 2, 2);
+		} else if (n) {
+			*p = (unsigned char)*s;
 		}
-	} else {
-		memcpy(p, s, n);
+		return p + n;
 	}
+	memcpy(p, s, n);
 	return p + n;
 }
 
+static unsigned char *native_write_array(native_writer *w, unsigned char *p, HashTable *ht,
+	int depth);
+
 /*
- * Writes the body of an array at p (header, then each key and value) and returns its end; NULL
- * when something in it needs the serializer, or when the buffer ran out (w->short_of_room). The
- * checks are native_size's; one room check per element covers its key and its value, counting
- * each varint as 10 bytes (an array value checks its own body).
+ * Writes one element at p (its key unless `with_key` is 0, then its value) and returns its end;
+ * NULL when the value needs the serializer, or when the buffer ran out (w->short_of_room). The
+ * checks are native_size's; one room check covers the key and the value, counting each varint as
+ * 10 bytes (an array value checks its own body).
+ */
+static zend_always_inline unsigned char *native_write_element(native_writer *w, unsigned char *p,
+	zend_string *key, zend_ulong h, int with_key, zval *v, int depth)
+{
+	/* Key (10 + its bytes), tag (1), payload (10 + a string's bytes). */
+	size_t need = 21;
+
+	if (Z_TYPE_P(v) == IS_REFERENCE) {
+		/* A reference nothing else holds is written as its value (native_size). */
+		if (Z_REFCOUNT_P(v) != 1) {
+			return NULL;
+		}
+		v = Z_REFVAL_P(v);
+	}
+	if (Z_TYPE_P(v) == IS_STRING) {
+		need += Z_STRLEN_P(v);
+	}
+	if (with_key && key) {
+		need += ZSTR_LEN(key);
+	}
+	if (UNEXPECTED((size_t)(w->end - p) < need)) {
+		w->short_of_room = 1;
+		return NULL;
+	}
+	if (!with_key) {
+		/* Keys 0..n-1 of a list: implied by the position. */
+	} else if (key) {
+		p = put_varint(p, (uint64_t)ZSTR_LEN(key) << 2);
+		p = put_bytes(p, ZSTR_VAL(key), ZSTR_LEN(key));
+	} else if (zigzag((zend_long)h) < INT_KEY_SHORT_MAX) {
+		p = put_varint(p, zigzag((zend_long)h) << 2 | 1);
+	} else {
+		*p++ = 2;
+		p = put_le64(p, (uint64_t)h);
+	}
+	switch (Z_TYPE_P(v)) {
+	case IS_NULL:
+	case IS_FALSE:
+	case IS_TRUE:
+		/* The tags of null, false and true are 0, 1 and 2 (SPEC.md §10). */
+		*p++ = (unsigned char)(Z_TYPE_P(v) - IS_NULL);
+		return p;
+	case IS_LONG:
+		*p++ = 3;
+		return put_varint(p, zigzag(Z_LVAL_P(v)));
+	case IS_DOUBLE: {
+		uint64_t bits;
+		memcpy(&bits, &Z_DVAL_P(v), 8);
+		*p++ = 4;
+		return put_le64(p, bits);
+	}
+	case IS_STRING:
+		*p++ = 5;
+		p = put_varint(p, Z_STRLEN_P(v));
+		return put_bytes(p, Z_STRVAL_P(v), Z_STRLEN_P(v));
+	case IS_ARRAY:
+		if (depth >= NATIVE_MAX_DEPTH) {
+			return NULL;
+		}
+		*p++ = COMPACT_ARRAY;
+		return native_write_array(w, p, Z_ARRVAL_P(v), depth + 1);
+	default:
+		/* Objects, shared references, resources, indirect slots: the serializer's job. */
+		return NULL;
+	}
+}
+
+/*
+ * Writes the body of an array at p (header, then each element) and returns its end; NULL when
+ * something in it needs the serializer, or when the buffer ran out (w->short_of_room). A list,
+ * a packed array and a hash each get a loop of their own (PHP's generic loop tests which kind
+ * the table is at every element).
  */
 static unsigned char *native_write_array(native_writer *w, unsigned char *p, HashTable *ht,
 	int depth)
 {
-	unsigned char *end = w->end;
 	zend_ulong h;
 	zend_string *key;
 	zval *v;
 	int list = is_list(ht);
 
-	if (end - p < 10) {
+	if (w->end - p < 10) {
 		w->short_of_room = 1;
 		return NULL;
 	}
 	p = put_varint(p, (uint64_t)zend_hash_num_elements(ht) << 1 | (uint64_t)list);
-	ZEND_HASH_FOREACH_KEY_VAL(ht, h, key, v) {
-		size_t need;
-
-		if (Z_TYPE_P(v) == IS_REFERENCE) {
-			/* A reference nothing else holds is written as its value (native_size). */
-			if (Z_REFCOUNT_P(v) != 1) {
-				return NULL;
-			}
-			v = Z_REFVAL_P(v);
-		}
-		/* Key (10 + its bytes), tag (1), payload (10 + a string's bytes). */
-		need = 21;
-		if (Z_TYPE_P(v) == IS_STRING) {
-			need += Z_STRLEN_P(v);
-		}
-		if (key && !list) {
-			need += ZSTR_LEN(key);
-		}
-		if ((size_t)(end - p) < need) {
-			w->short_of_room = 1;
-			return NULL;
-		}
-		if (list) {
-			/* Keys 0..n-1: implied by the position. */
-		} else if (key) {
-			p = put_varint(p, (uint64_t)ZSTR_LEN(key) << 2);
-			p = put_bytes(p, ZSTR_VAL(key), ZSTR_LEN(key));
-		} else if (zigzag((zend_long)h) < INT_KEY_SHORT_MAX) {
-			p = put_varint(p, zigzag((zend_long)h) << 2 | 1);
-		} else {
-			*p++ = 2;
-			p = put_le64(p, (uint64_t)h);
-		}
-		switch (Z_TYPE_P(v)) {
-		case IS_NULL:
-		case IS_FALSE:
-		case IS_TRUE:
-			/* The tags of null, false and true are 0, 1 and 2 (SPEC.md §10). */
-			*p++ = (unsigned char)(Z_TYPE_P(v) - IS_NULL);
-			break;
-		case IS_LONG:
-			*p++ = 3;
-			p = put_varint(p, zigzag(Z_LVAL_P(v)));
-			break;
-		case IS_DOUBLE: {
-			uint64_t bits;
-			memcpy(&bits, &Z_DVAL_P(v), 8);
-			*p++ = 4;
-			p = put_le64(p, bits);
-			break;
-		}
-		case IS_STRING:
-			*p++ = 5;
-			p = put_varint(p, Z_STRLEN_P(v));
-			p = put_bytes(p, Z_STRVAL_P(v), Z_STRLEN_P(v));
-			break;
-		case IS_ARRAY:
-			if (depth >= NATIVE_MAX_DEPTH) {
-				return NULL;
-			}
-			*p++ = COMPACT_ARRAY;
-			p = native_write_array(w, p, Z_ARRVAL_P(v), depth + 1);
+	if (list) {
+		ZEND_HASH_PACKED_FOREACH_VAL(ht, v) {
+			p = native_write_element(w, p, NULL, 0, 0, v, depth);
 			if (!p) {
 				return NULL;
 			}
-			break;
-		default:
-			/* Objects, shared references, resources, indirect slots: the serializer's job. */
-			return NULL;
-		}
-	} ZEND_HASH_FOREACH_END();
+		} ZEND_HASH_FOREACH_END();
+	} else if (HT_IS_PACKED(ht)) {
+		ZEND_HASH_PACKED_FOREACH_KEY_VAL(ht, h, v) {
+			p = native_write_element(w, p, NULL, h, 1, v, depth);
+			if (!p) {
+				return NULL;
+			}
+		} ZEND_HASH_FOREACH_END();
+	} else {
+		ZEND_HASH_MAP_FOREACH_KEY_VAL(ht, h, key, v) {
+			p = native_write_element(w, p, key, h, 1, v, depth);
+			if (!p) {
+				return NULL;
+			}
+		} ZEND_HASH_FOREACH_END();
+	}
 	return p;
 }
 
