@@ -81,7 +81,10 @@ void apcdb_unserialize(zval *rv, const char *bytes, size_t len)
  *   body    = varint(count << 1 | is_list), then count elements
  *   element = value (list), or key value
  *   key     = varint(len << 2) + bytes for a string key; varint(zigzag(k) << 2 | 1) for an int
- *             key whose zigzag fits 62 bits; byte 2 + 8 bytes little-endian for any other int key
+ *             key whose zigzag fits 62 bits; byte 2 + 8 bytes little-endian for any other int key;
+ *             varint(i << 2 | 3) for a string key equal to the i-th one written in full in an
+ *             array inside the value (the first KEY_REFS such keys are numbered from 0, in order;
+ *             the keys of the outermost array, which cannot repeat there, are not numbered)
  *   value   = 0 null | 1 false | 2 true | 3 varint(zigzag(int)) | 4 8 IEEE bytes (LE)
  *             | 5 varint(len) + bytes | 9 body
  *
@@ -137,10 +140,61 @@ static inline uint64_t zigzag(zend_long v)
 /* An int key's header: the zigzag with the kind in the low 2 bits, when it fits 62 bits. */
 #define INT_KEY_SHORT_MAX ((uint64_t)1 << 62)
 
-static size_t native_size_array(HashTable *ht, int depth);
+/*
+ * Rows of a cached result share their keys: a key written once in full is referred to by its
+ * number afterwards (fewer bytes to store, and on reading one key string for all the rows, its
+ * hash computed once). Keys are matched by their hash, which a key of a PHP array already has
+ * computed, then by identity (interned keys, a driver's column names) or by their bytes. Only the
+ * keys of nested arrays take part (a flat array pays nothing for it), and the table is cleared
+ * only when the first is met.
+ */
+#define KEY_REFS 64
+#define KEY_SLOTS 128 /* a power of two, at least twice KEY_REFS */
+#define KEY_SLOT_BITS 7
+typedef struct {
+	zend_string *key[KEY_REFS];
+	unsigned char slot[KEY_SLOTS]; /* 1 + an index into key[], 0 for an empty slot */
+	uint32_t n;
+	int ready; /* slot[] cleared */
+} key_table;
+
+/* Clears the table before the first key that may be numbered (a nested hash). */
+static inline void key_table_ready(key_table *t)
+{
+	if (!t->ready) {
+		memset(t->slot, 0, sizeof(t->slot));
+		t->ready = 1;
+	}
+}
+
+/* The number of a key equal to `k` among the keys written in full so far; -1 when `k` is written
+ * in full now (and numbered, while there is room). The sizing and the writing pass make the same
+ * calls in the same order, so they number the same keys. */
+static inline int key_ref(key_table *t, zend_string *k)
+{
+	/* Cached in the string (a hash table's key has it already): nothing is computed here. */
+	zend_ulong hv = zend_string_hash_val(k);
+	uint32_t h = (uint32_t)(hv * 0x9E3779B1u) >> (32 - KEY_SLOT_BITS);
+
+	while (t->slot[h]) {
+		zend_string *o = t->key[t->slot[h] - 1];
+
+		if (o == k || (ZSTR_H(o) == hv && zend_string_equal_content(o, k))) {
+			return t->slot[h] - 1;
+		}
+		h = (h + 1) & (KEY_SLOTS - 1);
+	}
+	if (t->n < KEY_REFS) {
+		t->key[t->n] = k;
+		t->slot[h] = (unsigned char)++t->n;
+	}
+	return -1;
+}
+
+static size_t native_size_array(key_table *kt, HashTable *ht, int depth);
 
 /* Bytes one value takes (its tag byte included); 0 if it cannot be written natively. */
-static size_t native_size(zval *v, int depth)
+static size_t native_size(key_table *kt, zval *v, int depth)
 {
 	size_t n;
 
@@ -159,13 +213,13 @@ static size_t native_size(zval *v, int depth)
 		if (depth >= NATIVE_MAX_DEPTH) {
 			return 0;
 		}
-		n = native_size_array(Z_ARRVAL_P(v), depth + 1);
+		n = native_size_array(kt, Z_ARRVAL_P(v), depth + 1);
 		return n ? 1 + n : 0;
 	case IS_REFERENCE:
 		/* A reference nothing else holds (left by a foreach by reference) is written as its
 		 * value, as serialize() writes it; a shared one needs the serializer's back-references. */
 		if (Z_REFCOUNT_P(v) == 1) {
-			return native_size(Z_REFVAL_P(v), depth);
+			return native_size(kt, Z_REFVAL_P(v), depth);
 		}
 		return 0;
 	default:
@@ -181,7 +235,7 @@ static inline int is_list(HashTable *ht)
 	return HT_IS_PACKED(ht) && HT_IS_WITHOUT_HOLES(ht);
 }
 
-static size_t native_size_array(HashTable *ht, int depth)
+static size_t native_size_array(key_table *kt, HashTable *ht, int depth)
 {
 	zend_ulong h;
 	zend_string *key;
@@ -189,17 +243,23 @@ static size_t native_size_array(HashTable *ht, int depth)
 	int list = is_list(ht);
 	size_t n = varint_len((uint64_t)zend_hash_num_elements(ht) << 1), one;
 
+	if (depth > 0 && !list) {
+		key_table_ready(kt);
+	}
 	ZEND_HASH_FOREACH_KEY_VAL(ht, h, key, v) {
 		if (list) {
 			/* no key */
 		} else if (key) {
-			n += varint_len((uint64_t)ZSTR_LEN(key) << 2) + ZSTR_LEN(key);
+			int ref = depth > 0 ? key_ref(kt, key) : -1;
+
+			n += ref >= 0 ? varint_len((uint64_t)ref << 2 | 3)
+				: varint_len((uint64_t)ZSTR_LEN(key) << 2) + ZSTR_LEN(key);
 		} else if (zigzag((zend_long)h) < INT_KEY_SHORT_MAX) {
 			n += varint_len(zigzag((zend_long)h) << 2 | 1);
 		} else {
 			n += 9;
 		}
-		one = native_size(v, depth);
+		one = native_size(kt, v, depth);
 		if (!one) {
 			return 0;
 		}
@@ -215,6 +275,7 @@ typedef struct {
 	unsigned char *end;
 	/* Set when the buffer ran out (as opposed to a value that needs the serializer). */
 	int short_of_room;
+	key_table keys;
 } native_writer;
 
 static inline unsigned char *put_le64(unsigned char *p, uint64_t v)
@@ -288,8 +349,14 @@ static zend_always_inline unsigned char *native_write_element(native_writer *w, 
 	if (!with_key) {
 		/* Keys 0..n-1 of a list: implied by the position. */
 	} else if (key) {
-		p = put_varint(p, (uint64_t)ZSTR_LEN(key) << 2);
-		p = put_bytes(p, ZSTR_VAL(key), ZSTR_LEN(key));
+		int ref = depth > 0 ? key_ref(&w->keys, key) : -1;
+
+		if (ref >= 0) {
+			p = put_varint(p, (uint64_t)ref << 2 | 3);
+		} else {
+			p = put_varint(p, (uint64_t)ZSTR_LEN(key) << 2);
+			p = put_bytes(p, ZSTR_VAL(key), ZSTR_LEN(key));
+		}
 	} else if (zigzag((zend_long)h) < INT_KEY_SHORT_MAX) {
 		p = put_varint(p, zigzag((zend_long)h) << 2 | 1);
 	} else {
@@ -362,6 +429,9 @@ static unsigned char *native_write_array(native_writer *w, unsigned char *p, Has
 			}
 		} ZEND_HASH_FOREACH_END();
 	} else {
+		if (depth > 0) {
+			key_table_ready(&w->keys);
+		}
 		ZEND_HASH_MAP_FOREACH_KEY_VAL(ht, h, key, v) {
 			p = native_write_element(w, p, key, h, 1, v, depth);
 			if (!p) {
@@ -380,8 +450,13 @@ static unsigned char *native_write_array(native_writer *w, unsigned char *p, Has
  */
 size_t apcdb_native_write(zval *value, unsigned char tag, char *out, size_t cap)
 {
-	native_writer w = {(unsigned char *)out + cap, 0};
+	native_writer w;
 	unsigned char *p = (unsigned char *)out;
+
+	w.end = (unsigned char *)out + cap;
+	w.short_of_room = 0;
+	w.keys.n = 0;
+	w.keys.ready = 0;
 
 	if (Z_TYPE_P(value) != IS_ARRAY) {
 		return 0;
@@ -408,7 +483,11 @@ size_t apcdb_native_size(zval *value)
 	if (Z_TYPE_P(value) != IS_ARRAY) {
 		return 0;
 	}
-	n = native_size_array(Z_ARRVAL_P(value), 0);
+	key_table kt;
+
+	kt.n = 0;
+	kt.ready = 0;
+	n = native_size_array(&kt, Z_ARRVAL_P(value), 0);
 	return n ? 1 + n : 0;
 }
 
@@ -604,11 +683,20 @@ static inline zend_long unzigzag(uint64_t v)
 	return (zend_long)((v >> 1) ^ (~(v & 1) + 1));
 }
 
-static int compact_get_array(native_reader *r, zval *rv, int depth);
+/* The string keys read in full so far, numbered as the writer numbered them (key_table); each
+ * holds a reference, given back when the value is read. */
+typedef struct {
+	native_reader r;
+	zend_string *key[KEY_REFS];
+	uint32_t n;
+} compact_reader;
+
+static int compact_get_array(compact_reader *c, zval *rv, int depth);
 
 /* Reads one compact value into *rv; on failure returns 0 and *rv owns nothing. */
-static int compact_get(native_reader *r, zval *rv, int depth)
+static int compact_get(compact_reader *c, zval *rv, int depth)
 {
+	native_reader *r = &c->r;
 	uint64_t n;
 	double d;
 
@@ -649,14 +737,15 @@ static int compact_get(native_reader *r, zval *rv, int depth)
 		if (depth >= NATIVE_MAX_DEPTH) {
 			return 0;
 		}
-		return compact_get_array(r, rv, depth + 1);
+		return compact_get_array(c, rv, depth + 1);
 	default:
 		return 0;
 	}
 }
 
-static int compact_get_array(native_reader *r, zval *rv, int depth)
+static int compact_get_array(compact_reader *c, zval *rv, int depth)
 {
+	native_reader *r = &c->r;
 	uint64_t head, count, x, k;
 	HashTable *ht;
 	zval v;
@@ -684,7 +773,7 @@ static int compact_get_array(native_reader *r, zval *rv, int depth)
 		zend_hash_real_init_packed(ht);
 		slot = ht->arPacked;
 		for (i = 0; i < (uint32_t)count; i++) {
-			if (!compact_get(r, slot + i, depth)) {
+			if (!compact_get(c, slot + i, depth)) {
 				break;
 			}
 		}
@@ -705,30 +794,57 @@ static int compact_get_array(native_reader *r, zval *rv, int depth)
 		}
 		switch (x & 3) {
 		case 0: {
-			const char *key;
+			zend_string *key;
+			const char *bytes;
 
 			k = x >> 2;
 			if ((uint64_t)(r->end - r->p) < k) {
 				goto fail;
 			}
-			key = (const char *)r->p;
+			bytes = (const char *)r->p;
 			r->p += k;
-			if (!compact_get(r, &v, depth)) {
+			/* Numbered as the writer numbers them: the keys of nested arrays. */
+			if (depth == 0 || c->n >= KEY_REFS) {
+				if (!compact_get(c, &v, depth)) {
+					goto fail;
+				}
+				zend_hash_str_update(ht, bytes, k, &v);
+				continue;
+			}
+			key = zend_string_init(bytes, k, 0);
+			c->key[c->n++] = zend_string_copy(key);
+			if (!compact_get(c, &v, depth)) {
+				zend_string_release(key);
 				goto fail;
 			}
-			zend_hash_str_update(ht, key, k, &v);
+			/* The hash table takes a reference of its own. */
+			zend_hash_update(ht, key, &v);
+			zend_string_release(key);
+			continue;
+		}
+		case 3: {
+			zend_string *key;
+
+			if ((x >> 2) >= c->n) {
+				goto fail;
+			}
+			key = c->key[x >> 2];
+			if (!compact_get(c, &v, depth)) {
+				goto fail;
+			}
+			zend_hash_update(ht, key, &v);
 			continue;
 		}
 		case 1:
 			k = (uint64_t)unzigzag(x >> 2);
 			break;
 		default:
-			/* 2: the int key in 8 bytes; 3 (or 2 with more bits): not written. */
+			/* 2: the int key in 8 bytes (2 with more bits: not written). */
 			if (x != 2 || !get_le(r, 8, &k)) {
 				goto fail;
 			}
 		}
-		if (!compact_get(r, &v, depth)) {
+		if (!compact_get(c, &v, depth)) {
 			goto fail;
 		}
 		zend_hash_index_update(ht, (zend_ulong)k, &v);
@@ -746,13 +862,21 @@ fail:
  */
 int apcdb_compact_decode(zval *rv, const char *bytes, size_t len)
 {
-	native_reader r = {(const unsigned char *)bytes, (const unsigned char *)bytes + len};
+	compact_reader c;
+	int ok;
 
-	if (!compact_get_array(&r, rv, 0)) {
+	c.r.p = (const unsigned char *)bytes;
+	c.r.end = (const unsigned char *)bytes + len;
+	c.n = 0;
+	ok = compact_get_array(&c, rv, 0);
+	for (uint32_t i = 0; i < c.n; i++) {
+		zend_string_release(c.key[i]);
+	}
+	if (!ok) {
 		ZVAL_NULL(rv);
 		return 0;
 	}
-	if (r.p != r.end) {
+	if (c.r.p != c.r.end) {
 		zval_ptr_dtor(rv);
 		ZVAL_NULL(rv);
 		return 0;

@@ -34,6 +34,16 @@ $v += [
     'int edges' => [PHP_INT_MIN => PHP_INT_MIN, PHP_INT_MAX => PHP_INT_MAX, -1 => -1, 63 => 63,
         64 => 64, -64 => -64, -65 => -65, 8191 => 8191, 8192 => 8192, (1 << 61) - 1 => 1 << 61,
         -(1 << 61) => -(1 << 61), 1 << 61 => (1 << 61) - 1, -(1 << 61) - 1 => -(1 << 62)],
+    // Rows sharing their keys: written once, referred to afterwards (the first 64 of a value).
+    'rows' => [['id' => 1, 'name' => 'a', 'tags' => ['x' => 1]], ['id' => 2, 'name' => 'b', 'tags' => ['x' => 2]],
+        'id' => ['name' => ['id' => 'name']]],
+    'rows past 64 keys' => (function () {
+        $names = [];
+        for ($i = 0; $i < 80; $i++) $names[] = "field$i";
+        $rows = [];
+        for ($r = 0; $r < 3; $r++) foreach ($names as $j => $n) $rows["row$r"][$n] = $r * 100 + $j;
+        return $rows;
+    })(),
     'string edges' => ['' => '', str_repeat('k', 31) => str_repeat('s', 127),
         str_repeat('k', 32) => str_repeat('s', 128), str_repeat('k', 4096) => str_repeat('s', 16383),
         str_repeat('l', 4095) => str_repeat('s', 16384)],
@@ -83,29 +93,35 @@ if (!str_contains($db, '://')) {
         return $s . chr($n);
     }
     function zigzag(int $n): int { return ($n << 1) ^ ($n >> 63); }
-    function native($v): string {
+    // The string keys of nested arrays written in full in the value so far, numbered (the first
+    // 64): later uses of an equal key in a nested array are written as references.
+    $GLOBALS['keys'] = [];
+    function native($v, int $depth = -1): string {
         return match (true) {
             $v === null => "\x00", $v === false => "\x01", $v === true => "\x02",
             is_int($v) => "\x03" . varint(zigzag($v)), is_float($v) => "\x04" . pack('e', $v),
             is_string($v) => "\x05" . varint(strlen($v)) . $v,
-            is_array($v) => "\x09" . body($v),
+            is_array($v) => "\x09" . body($v, $depth + 1),
         };
     }
-    function body(array $a): string {
+    function body(array $a, int $depth = 0): string {
         // These arrays are lists exactly when PHP holds them packed (literals).
         $list = array_is_list($a);
         $b = varint(count($a) << 1 | (int) $list);
         foreach ($a as $k => $x) {
             if ($list) {
                 // no key
+            } elseif (is_string($k) && $depth > 0 && isset($GLOBALS['keys'][$k])) {
+                $b .= varint($GLOBALS['keys'][$k] << 2 | 3);
             } elseif (is_string($k)) {
                 $b .= varint(strlen($k) << 2) . $k;
+                if ($depth > 0 && count($GLOBALS['keys']) < 64) $GLOBALS['keys'][$k] = count($GLOBALS['keys']);
             } elseif ((zigzag($k) >> 62 & 3) === 0) {
                 $b .= varint(zigzag($k) << 2 | 1);
             } else {
                 $b .= "\x02" . pack('P', $k);
             }
-            $b .= native($x);
+            $b .= native($x, $depth);
         }
         return $b;
     }
@@ -113,7 +129,8 @@ if (!str_contains($db, '://')) {
     $file = file_get_contents($db);
     $missing = [];
     foreach ($v as $k => $x) {
-        if ((str_starts_with($k, 'key of') || str_ends_with($k, ' edges'))
+        $GLOBALS['keys'] = [];
+        if ((str_starts_with($k, 'key of') || str_ends_with($k, ' edges') || str_starts_with($k, 'rows'))
             && !str_contains($file, native($x))) $missing[] = $k;
     }
     echo $missing ? "not in native form: " . implode(', ', $missing) . "\n" : "native bytes as specified\n";
@@ -130,7 +147,7 @@ echo apcdb_run($ini + ['memory_limit' => '16M'], '
 echo "exit $rc\n";
 ?>
 --EXPECTF--
-stored 50
+stored 52
 all the same in another process
 native bytes as specified
 %AFatal error: Allowed memory size of 16777216 bytes exhausted%A

@@ -28,11 +28,14 @@ $raw = [
     'tag 9' => "\x09\x04" . "\x04a" . "\x09\x05\x03\x02\x05\x01x" . "\x39" . "\x04" . pack('e', 2.5),
     // A long int key (kind 2) and a 10-byte varint (zigzag of PHP_INT_MIN: all ones).
     'tag 9 long key' => "\x09\x02" . "\x02" . $le64(PHP_INT_MIN) . "\x03" . str_repeat("\xff", 9) . "\x01",
+    // Key references: ['r1' => ['id' => 1], 'r2' => ['id' => 2]]: the keys of nested arrays are
+    // numbered ('id' 0; the outer 'r1' and 'r2' are not), the second 'id' is reference 0 (0 << 2 | 3).
+    'tag 9 key refs' => "\x09\x04" . "\x08r1" . "\x09\x02\x08id\x03\x02" . "\x08r2" . "\x09\x02\x03\x03\x04",
     // Damaged forms.
     'truncated' => "\x09\x04" . "\x04a" . "\x09\x05\x03\x02\x05\x01",
     'trailing byte' => "\x09\x03\x00\x00",
     'count past the end' => "\x09\x15\x00",
-    'key kind 3' => "\x09\x02\x03\x00",
+    'key ref past the keys' => "\x09\x04" . "\x04a\x00" . "\x07\x00",
     'kind 2 with bits' => "\x09\x02\x06" . $le64(1) . "\x00",
     'varint too long' => "\x09\x03\x03" . str_repeat("\xff", 10) . "\x01",
     'varint 10th byte' => "\x09\x03\x03" . str_repeat("\xff", 9) . "\x02",
@@ -59,7 +62,8 @@ echo apcdb_run($ini, '
     }
     var_dump(apc_fetch("tag 8") === apc_fetch("tag 9"));
     var_dump(apc_fetch("tag 9 long key") === [PHP_INT_MIN => PHP_INT_MIN]);
-    foreach (["truncated", "trailing byte", "count past the end", "key kind 3", "kind 2 with bits",
+    var_dump(apc_fetch("tag 9 key refs") === ["r1" => ["id" => 1], "r2" => ["id" => 2]]);
+    foreach (["truncated", "trailing byte", "count past the end", "key ref past the keys", "kind 2 with bits",
               "varint too long", "varint 10th byte", "string past the end", "unknown value tag",
               "too deep", "list cut mid-way"] as $k) {
         $v = apc_fetch($k, $ok);
@@ -87,10 +91,11 @@ echo apcdb_run($ini, '
 ');
 ?>
 --EXPECTF--
-loaded 14 entries (0 already expired, skipped)
+loaded 15 entries (0 already expired, skipped)
 load exit 0
 tag 8: true a:2:{s:1:"a";a:2:{i:0;i:1;i:1;s:1:"x";}i:7;d:2.5;}
 tag 9: true a:2:{s:1:"a";a:2:{i:0;i:1;i:1;s:1:"x";}i:7;d:2.5;}
+bool(true)
 bool(true)
 bool(true)
 
@@ -104,7 +109,7 @@ Warning: apc_fetch(): apcdb: cannot decode the value of this key: the stored arr
 count past the end: false false
 
 Warning: apc_fetch(): apcdb: cannot decode the value of this key: the stored array is damaged in Command line code on line %d
-key kind 3: false false
+key ref past the keys: false false
 
 Warning: apc_fetch(): apcdb: cannot decode the value of this key: the stored array is damaged in Command line code on line %d
 kind 2 with bits: false false
