@@ -6,17 +6,20 @@
 // tail: p99.9 and max in ns per call (each includes one hrtime() call, about 30-60 ns).
 //
 //   php -n -d extension=/path/libapcdb.so -d apcdb.file=/tmp/x.db -d apcdb.durability=none \
-//       -d apcdb.size=64M loop.php apc int|str|list|nested [stores]
-//   php -n -d extension=apcu -d apc.enable_cli=1 loop.php apcu int|str|list|nested [stores]
+//       -d apcdb.size=64M loop.php apc int|str|list|nested|row|big [stores]
+//   php -n -d extension=apcu -d apc.enable_cli=1 loop.php apcu int|str|list|nested|row|big [stores]
 //
+// `row` and `big` are bench.php's 10-element array and nested 100-element array (values.inc).
 // `stores` (default 100000) sets the number of stores of each pass (fewer for durability=sync,
 // where each store waits for its fdatasync); fetches stay 100,000.
+require __DIR__ . '/values.inc';
 $pfx = $argv[1]; $type = $argv[2];
 $st = $pfx === 'apcu' ? 'apcu_store' : 'apc_store';
 $fe = $pfx === 'apcu' ? 'apcu_fetch' : 'apc_fetch';
 $v = match($type) { 'int' => 12345, 'str' => str_repeat('x', 100),
   'list' => [1, 2, 'a', 'bb', true, null, 1.5, 3, 'ccc', 4],
-  'nested' => ['a' => ['b' => [1,2,3], 'c' => [4,5,6]], 'd' => [7,8,9]] };
+  'nested' => ['a' => ['b' => [1,2,3], 'c' => [4,5,6]], 'd' => [7,8,9]],
+  'row' => value_of('array', 7), 'big' => value_of('nested', 7) };
 $keys = []; for ($i = 0; $i < 64; $i++) $keys[] = "key$i";
 $N = 100000;
 $S = (int)($argv[3] ?? $N);

@@ -10,7 +10,8 @@
 //! | 5 | string | the bytes (binary-safe) |
 //! | 6 | array or object | PHP's `serialize()` output |
 //! | 7 | array or object | `igbinary_serialize()` output (`apcdb.serializer=igbinary`) |
-//! | 8 | array | apcdb's native array encoding (`serializer_ctx.c`): arrays of scalars and arrays |
+//! | 8 | array | apcdb's first native array encoding (`serializer_ctx.c`), written by earlier builds |
+//! | 9 | array | the compact native array encoding: arrays of scalars and arrays |
 //!
 //! Arrays and objects go through PHP's own serializer (`php_var_serialize` and the code behind
 //! `unserialize()`, called directly through `serializer_ctx.c` rather than as userland functions
@@ -27,8 +28,8 @@ use crate::ffi;
 use crate::util::bytes_zval;
 use apc::ini::Serializer;
 use apc::value::{
-    TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NATIVE_ARRAY, TAG_NULL, TAG_SERIALIZED,
-    TAG_STRING, TAG_TRUE,
+    TAG_COMPACT_ARRAY, TAG_DOUBLE, TAG_FALSE, TAG_IGBINARY, TAG_LONG, TAG_NATIVE_ARRAY, TAG_NULL,
+    TAG_SERIALIZED, TAG_STRING, TAG_TRUE,
 };
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::types::{ZendCallable, ZendStr, Zval};
@@ -174,7 +175,45 @@ pub fn encode(v: &Zval, ser: Serializer) -> Result<Encoded, EncodeError> {
     )))
 }
 
-/// An array of plain values (`serializer_ctx.c`, tag 8), written once into the kept buffer
+/// Encoded scalars up to this size (a tag and a string of 255 bytes) are built on the caller's
+/// stack by [`encode_small`].
+pub const SMALL: usize = 256;
+
+/// A null, boolean, int, float or string of at most `SMALL - 1` bytes, encoded into `out` (the
+/// store's common case: no thread-local buffer to take and give back, which in a loaded
+/// library costs a `__tls_get_addr` call each); `None` for anything else.
+#[inline]
+pub fn encode_small<'a>(v: &Zval, out: &'a mut [u8; SMALL]) -> Option<&'a [u8]> {
+    let len = if let Some(l) = v.long() {
+        out[0] = TAG_LONG;
+        out[1..9].copy_from_slice(&l.to_le_bytes());
+        9
+    } else if let Some(s) = v.zend_str() {
+        let b = s.as_bytes();
+        let dst = out.get_mut(1..1 + b.len())?;
+        dst.copy_from_slice(b);
+        out[0] = TAG_STRING;
+        1 + b.len()
+    } else if let Some(d) = v.double() {
+        out[0] = TAG_DOUBLE;
+        out[1..9].copy_from_slice(&d.to_bits().to_le_bytes());
+        9
+    } else if v.is_null() {
+        out[0] = TAG_NULL;
+        1
+    } else if v.is_false() {
+        out[0] = TAG_FALSE;
+        1
+    } else if v.is_true() {
+        out[0] = TAG_TRUE;
+        1
+    } else {
+        return None;
+    };
+    Some(&out[..len])
+}
+
+/// An array of plain values (`serializer_ctx.c`, tag 9), written once into the kept buffer
 /// (sized first only when it did not fit; a PHP string if bigger than the buffer is kept);
 /// `None` when something in it needs the serializer.
 pub fn encode_native(v: &Zval) -> Option<Encoded> {
@@ -183,7 +222,7 @@ pub fn encode_native(v: &Zval) -> Option<Encoded> {
     // SAFETY: `z` is a live zval of this request, which the writer only reads (no user code
     // runs); it writes at most `b.capacity()` bytes into `b`'s spare room and says how many.
     let wrote = unsafe {
-        ffi::apcdb_native_write(z, TAG_NATIVE_ARRAY, b.as_mut_ptr().cast(), b.capacity())
+        ffi::apcdb_native_write(z, TAG_COMPACT_ARRAY, b.as_mut_ptr().cast(), b.capacity())
     };
     let len = match wrote {
         0 => {
@@ -205,16 +244,19 @@ pub fn encode_native(v: &Zval) -> Option<Encoded> {
         drop(Encoded::Buf(b));
         return None;
     }
-    if len > ENCODE_BUF_KEEP {
+    // SAFETY: plain arithmetic in C.
+    let room = unsafe { ffi::apcdb_native_room(len) };
+    if room > ENCODE_BUF_KEEP {
         drop(Encoded::Buf(b));
         // SAFETY: as above, and nothing ran since it was sized; a null result allocated nothing.
-        let s = unsafe { ffi::apcdb_native_encode(z, TAG_NATIVE_ARRAY, len) };
+        let s = unsafe { ffi::apcdb_native_encode(z, TAG_COMPACT_ARRAY, len) };
         // SAFETY: a new string (refcount 1) that we now own; ZBox releases it.
         return (!s.is_null()).then(|| Encoded::Php(unsafe { ZBox::from_raw(s.cast()) }));
     }
-    b.reserve(len);
-    // SAFETY: as the first write, into room for `len` bytes.
-    let wrote = unsafe { ffi::apcdb_native_write(z, TAG_NATIVE_ARRAY, b.as_mut_ptr().cast(), len) };
+    b.reserve(room);
+    // SAFETY: as the first write, into room for `room` bytes.
+    let wrote =
+        unsafe { ffi::apcdb_native_write(z, TAG_COMPACT_ARRAY, b.as_mut_ptr().cast(), room) };
     if wrote != len {
         // Cannot happen (the same array, sized just now); the serializer then stores it.
         drop(Encoded::Buf(b));
@@ -294,10 +336,16 @@ pub fn decode(b: &[u8]) -> Result<Zval, String> {
             }
             return Ok(z);
         }
-        TAG_NATIVE_ARRAY => {
+        TAG_NATIVE_ARRAY | TAG_COMPACT_ARRAY => {
             // SAFETY: `z` is a zval we own; the payload outlives the call, which only reads it.
-            let ok =
-                unsafe { ffi::apcdb_native_decode(&mut z, payload.as_ptr().cast(), payload.len()) };
+            let ok = unsafe {
+                let decode = if tag == TAG_COMPACT_ARRAY {
+                    ffi::apcdb_compact_decode
+                } else {
+                    ffi::apcdb_native_decode
+                };
+                decode(&mut z, payload.as_ptr().cast(), payload.len())
+            };
             return if ok == 1 {
                 Ok(z)
             } else {

@@ -22,16 +22,23 @@ extern "C" {
     pub fn apcdb_serialize(value: *mut zval, tag: u8) -> *mut zend_string;
     /// `unserialize()` without options, into `rv` (false after a notice or an exception).
     pub fn apcdb_unserialize(rv: *mut zval, bytes: *const c_char, len: usize);
-    /// Writes the array `value` in the native encoding, prefixed with `tag`, into `out` (room for
-    /// `cap` bytes): the length; 0 when it does not fit the encoding; `usize::MAX` when the room
-    /// was too small.
+    /// Writes the array `value` in the compact native encoding, prefixed with `tag`, into `out`
+    /// (room for `cap` bytes): the length; 0 when it does not fit the encoding; `usize::MAX` when
+    /// the room was too small.
     pub fn apcdb_native_write(value: *mut zval, tag: u8, out: *mut c_char, cap: usize) -> usize;
     /// Bytes that encoding takes with its tag; 0 when it does not fit the encoding.
     pub fn apcdb_native_size(value: *mut zval) -> usize;
+    /// The room `apcdb_native_write` needs to write an encoding of `len` bytes (it checks its room
+    /// against upper bounds, so a buffer of exactly `len` bytes may be refused).
+    pub fn apcdb_native_room(len: usize) -> usize;
     /// The encoding (`len` from `apcdb_native_size`) in a new PHP string; NULL on a mismatch.
     pub fn apcdb_native_encode(value: *mut zval, tag: u8, len: usize) -> *mut zend_string;
-    /// An array in the native encoding (no tag) into `rv`; 0 if the bytes are not one.
+    /// An array in the first native encoding (tag 8, no tag byte) into `rv`; 0 if the bytes are
+    /// not one.
     pub fn apcdb_native_decode(rv: *mut zval, bytes: *const c_char, len: usize) -> c_int;
+    /// An array in the compact native encoding (tag 9, no tag byte) into `rv`; 0 if the bytes are
+    /// not one.
+    pub fn apcdb_compact_decode(rv: *mut zval, bytes: *const c_char, len: usize) -> c_int;
     pub fn zend_parse_arg_long_slow(arg: *mut zval, dest: *mut i64, arg_num: u32) -> bool;
     pub fn zend_parse_arg_bool_slow(arg: *mut zval, dest: *mut bool, arg_num: u32) -> bool;
     pub fn zend_parse_arg_str_slow(

@@ -628,10 +628,15 @@ fn store_fast(ex: &mut ExecuteData, rv: &mut Zval, exclusive: bool) -> bool {
         Some(v) if !(v.is_object() || v.is_resource()) => v,
         _ => return false,
     };
+    let mut small = [0u8; codec::SMALL];
     let r = handle::with_ready_store_and_serializer(|s, ser| {
         // SAFETY: the arguments live in the call frame until the handler returns, and no PHP
         // code runs inside this closure to reassign them.
         let (key, value) = unsafe { (&*key, (*value).dereference()) };
+        if let Some(bytes) = codec::encode_small(value, &mut small) {
+            let (exp, at) = write_times(ttl);
+            return Some(Backend::put(s, key, bytes, exp, at, exclusive));
+        }
         let bytes = if value.is_array() {
             // Only an array of plain values, in the native form (no user code runs for it);
             // anything the serializer must see goes the general way.

@@ -67,32 +67,134 @@ void apcdb_unserialize(zval *rv, const char *bytes, size_t len)
 }
 
 /*
- * apcdb's native array encoding (SPEC.md §10, tag 8): arrays whose elements are null, booleans,
- * ints, floats, strings or such arrays are written as a compact binary form that is read back
- * straight into a PHP array, without PHP's serializer (whose text format must be parsed and whose
- * back-reference table records every element). Anything else inside (an object, a reference, a
- * resource) makes the caller use the serializer for the whole value, so references and objects
- * keep the serializer's semantics.
+ * apcdb's native array encodings (SPEC.md §10): arrays whose elements are null, booleans, ints,
+ * floats, strings or such arrays are written as a compact binary form that is read back straight
+ * into a PHP array, without PHP's serializer (whose text format must be parsed and whose
+ * back-reference table records every element). Anything else inside (an object, a shared
+ * reference, a resource) makes the caller use the serializer for the whole value, so references
+ * and objects keep the serializer's semantics.
  *
- * Array body: element count (u32), then per element a key (0 + i64 for an int key, 1 + u32 length
- * + bytes for a string key) and a value: a tag byte as in §10 (0 null, 1 false, 2 true, 3 int as
- * i64, 4 float as its 8 IEEE bytes, 5 string as u32 length + bytes) or 8 followed by an array body.
- * All integers little-endian.
+ * Written now: tag 9, the compact form. Every length, count and int is a LEB128 varint (ints
+ * zigzagged first), so small numbers and short strings take a byte or two of header, and a list
+ * (keys 0..n-1 in order) stores no keys at all:
+ *
+ *   body    = varint(count << 1 | is_list), then count elements
+ *   element = value (list), or key value
+ *   key     = varint(len << 2) + bytes for a string key; varint(zigzag(k) << 2 | 1) for an int
+ *             key whose zigzag fits 62 bits; byte 2 + 8 bytes little-endian for any other int key;
+ *             varint(i << 2 | 3) for a string key equal to the i-th one written in full in an
+ *             array inside the value (the first KEY_REFS such keys are numbered from 0, in order;
+ *             the keys of the outermost array, which cannot repeat there, are not numbered)
+ *   value   = 0 null | 1 false | 2 true | 3 varint(zigzag(int)) | 4 8 IEEE bytes (LE)
+ *             | 5 varint(len) + bytes | 9 body
+ *
+ * Still read: tag 8, the first form (fixed-width u32/i64 fields), written by earlier builds.
  */
 #define NATIVE_ARRAY 8
+#define COMPACT_ARRAY 9
 /* Deeper arrays go through the serializer (which has its own depth handling). */
 #define NATIVE_MAX_DEPTH 64
+/*
+ * The writer checks its room against an upper bound of each element's size (a varint counted as
+ * its longest, 10 bytes): a buffer this much larger than apcdb_native_size() never runs short.
+ */
+#define NATIVE_SLACK 32
 
 /*
  * Encoding is one pass into the caller's buffer, which is kept between stores and so is nearly
  * always big enough: every write is checked against its end, and a value that does not fit is
- * sized (native_size) and written again into a buffer of that size. Nothing is grown or trimmed
- * on the way, so the bytes are written once.
+ * sized (native_size) and written again into a buffer of that size (plus NATIVE_SLACK). Nothing
+ * is grown or trimmed on the way, so the bytes are written once.
  */
-static size_t native_size_array(HashTable *ht, int depth);
+static inline size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
 
-/* Bytes one value takes; 0 if it cannot be written natively. */
-static size_t native_size(zval *v, int depth)
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static inline unsigned char *put_varint(unsigned char *p, uint64_t v)
+{
+	/* Most lengths, keys and ints of a cached array take one byte. */
+	if (EXPECTED(v < 0x80)) {
+		*p = (unsigned char)v;
+		return p + 1;
+	}
+	while (v >= 0x80) {
+		*p++ = (unsigned char)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (unsigned char)v;
+	return p;
+}
+
+static inline uint64_t zigzag(zend_long v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/* An int key's header: the zigzag with the kind in the low 2 bits, when it fits 62 bits. */
+#define INT_KEY_SHORT_MAX ((uint64_t)1 << 62)
+
+/*
+ * Rows of a cached result share their keys: a key written once in full is referred to by its
+ * number afterwards (fewer bytes to store, and on reading one key string for all the rows, its
+ * hash computed once). Keys are matched by their hash, which a key of a PHP array already has
+ * computed, then by identity (interned keys, a driver's column names) or by their bytes. Only the
+ * keys of nested arrays take part (a flat array pays nothing for it), and the table is cleared
+ * only when the first is met.
+ */
+#define KEY_REFS 64
+#define KEY_SLOTS 128 /* a power of two, at least twice KEY_REFS */
+#define KEY_SLOT_BITS 7
+typedef struct {
+	zend_string *key[KEY_REFS];
+	unsigned char slot[KEY_SLOTS]; /* 1 + an index into key[], 0 for an empty slot */
+	uint32_t n;
+	int ready; /* slot[] cleared */
+} key_table;
+
+/* Clears the table before the first key that may be numbered (a nested hash). */
+static inline void key_table_ready(key_table *t)
+{
+	if (!t->ready) {
+		memset(t->slot, 0, sizeof(t->slot));
+		t->ready = 1;
+	}
+}
+
+/* The number of a key equal to `k` among the keys written in full so far; -1 when `k` is written
+ * in full now (and numbered, while there is room). The sizing and the writing pass make the same
+ * calls in the same order, so they number the same keys. */
+static inline int key_ref(key_table *t, zend_string *k)
+{
+	/* Cached in the string (a hash table's key has it already): nothing is computed here. */
+	zend_ulong hv = zend_string_hash_val(k);
+	uint32_t h = (uint32_t)(hv * 0x9E3779B1u) >> (32 - KEY_SLOT_BITS);
+
+	while (t->slot[h]) {
+		zend_string *o = t->key[t->slot[h] - 1];
+
+		if (o == k || (ZSTR_H(o) == hv && zend_string_equal_content(o, k))) {
+			return t->slot[h] - 1;
+		}
+		h = (h + 1) & (KEY_SLOTS - 1);
+	}
+	if (t->n < KEY_REFS) {
+		t->key[t->n] = k;
+		t->slot[h] = (unsigned char)++t->n;
+	}
+	return -1;
+}
+
+static size_t native_size_array(key_table *kt, HashTable *ht, int depth);
+
+/* Bytes one value takes (its tag byte included); 0 if it cannot be written natively. */
+static size_t native_size(key_table *kt, zval *v, int depth)
 {
 	size_t n;
 
@@ -102,24 +204,22 @@ static size_t native_size(zval *v, int depth)
 	case IS_TRUE:
 		return 1;
 	case IS_LONG:
+		return 1 + varint_len(zigzag(Z_LVAL_P(v)));
 	case IS_DOUBLE:
 		return 9;
 	case IS_STRING:
-		if (Z_STRLEN_P(v) > UINT32_MAX) {
-			return 0;
-		}
-		return 5 + Z_STRLEN_P(v);
+		return 1 + varint_len(Z_STRLEN_P(v)) + Z_STRLEN_P(v);
 	case IS_ARRAY:
 		if (depth >= NATIVE_MAX_DEPTH) {
 			return 0;
 		}
-		n = native_size_array(Z_ARRVAL_P(v), depth + 1);
+		n = native_size_array(kt, Z_ARRVAL_P(v), depth + 1);
 		return n ? 1 + n : 0;
 	case IS_REFERENCE:
 		/* A reference nothing else holds (left by a foreach by reference) is written as its
 		 * value, as serialize() writes it; a shared one needs the serializer's back-references. */
 		if (Z_REFCOUNT_P(v) == 1) {
-			return native_size(Z_REFVAL_P(v), depth);
+			return native_size(kt, Z_REFVAL_P(v), depth);
 		}
 		return 0;
 	default:
@@ -128,22 +228,38 @@ static size_t native_size(zval *v, int depth)
 	}
 }
 
-static size_t native_size_array(HashTable *ht, int depth)
+/* Whether the array's keys are 0..n-1 in order (written without keys): a packed array without
+ * holes, which is what a list literal, [] appends and array_values() make. */
+static inline int is_list(HashTable *ht)
 {
+	return HT_IS_PACKED(ht) && HT_IS_WITHOUT_HOLES(ht);
+}
+
+static size_t native_size_array(key_table *kt, HashTable *ht, int depth)
+{
+	zend_ulong h;
 	zend_string *key;
 	zval *v;
-	size_t n = 4, one;
+	int list = is_list(ht);
+	size_t n = varint_len((uint64_t)zend_hash_num_elements(ht) << 1), one;
 
-	ZEND_HASH_FOREACH_STR_KEY_VAL(ht, key, v) {
-		if (key) {
-			if (ZSTR_LEN(key) > UINT32_MAX) {
-				return 0;
-			}
-			n += 5 + ZSTR_LEN(key);
+	if (depth > 0 && !list) {
+		key_table_ready(kt);
+	}
+	ZEND_HASH_FOREACH_KEY_VAL(ht, h, key, v) {
+		if (list) {
+			/* no key */
+		} else if (key) {
+			int ref = depth > 0 ? key_ref(kt, key) : -1;
+
+			n += ref >= 0 ? varint_len((uint64_t)ref << 2 | 3)
+				: varint_len((uint64_t)ZSTR_LEN(key) << 2) + ZSTR_LEN(key);
+		} else if (zigzag((zend_long)h) < INT_KEY_SHORT_MAX) {
+			n += varint_len(zigzag((zend_long)h) << 2 | 1);
 		} else {
 			n += 9;
 		}
-		one = native_size(v, depth);
+		one = native_size(kt, v, depth);
 		if (!one) {
 			return 0;
 		}
@@ -159,19 +275,8 @@ typedef struct {
 	unsigned char *end;
 	/* Set when the buffer ran out (as opposed to a value that needs the serializer). */
 	int short_of_room;
+	key_table keys;
 } native_writer;
-
-static inline unsigned char *put_le32(unsigned char *p, uint32_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	memcpy(p, &v, 4);
-#else
-	for (int i = 0; i < 4; i++) {
-		p[i] = (unsigned char)(v >> (8 * i));
-	}
-#endif
-	return p + 4;
-}
 
 static inline unsigned char *put_le64(unsigned char *p, uint64_t v)
 {
@@ -186,141 +291,172 @@ static inline unsigned char *put_le64(unsigned char *p, uint64_t v)
 }
 
 /* Copies n bytes; keys and strings are mostly short, where a call to memcpy costs more than
- * the copy (fixed-size memcpy compiles to plain moves). */
+ * the copy (fixed-size memcpy compiles to plain moves; two that overlap cover a range of
+ * lengths without a loop). */
 static inline unsigned char *put_bytes(unsigned char *p, const char *s, size_t n)
 {
-	if (n >= 8 && n <= 16) {
-		memcpy(p, s, 8);
-		memcpy(p + n - 8, s + n - 8, 8);
-	} else if (n >= 4 && n < 8) {
-		memcpy(p, s, 4);
-		memcpy(p + n - 4, s + n - 4, 4);
-	} else if (n < 4) {
-		for (size_t i = 0; i < n; i++) {
-			p[i] = (unsigned char)s[i];
+	if (EXPECTED(n <= 16)) {
+		if (n >= 8) {
+			memcpy(p, s, 8);
+			memcpy(p + n - 8, s + n - 8, 8);
+		} else if (n >= 4) {
+			memcpy(p, s, 4);
+			memcpy(p + n - 4, s + n - 4, 4);
+		} else if (n >= 2) {
+			memcpy(p, s, 2);
+			memcpy(p + n - 2, s + n - 2, 2);
+		} else if (n) {
+			*p = (unsigned char)*s;
 		}
-	} else {
-		memcpy(p, s, n);
+		return p + n;
 	}
+	memcpy(p, s, n);
 	return p + n;
 }
 
+static unsigned char *native_write_array(native_writer *w, unsigned char *p, HashTable *ht,
+	int depth);
+
 /*
- * Writes the body of an array at p (count, then each key and value) and returns its end; NULL
- * when something in it needs the serializer, or when the buffer ran out (w->short_of_room). The
- * checks are native_size's; one room check per element covers its key and its value (an array
- * value checks its own body).
+ * Writes one element at p (its key unless `with_key` is 0, then its value) and returns its end;
+ * NULL when the value needs the serializer, or when the buffer ran out (w->short_of_room). The
+ * checks are native_size's; one room check covers the key and the value, counting each varint as
+ * 10 bytes (an array value checks its own body).
+ */
+static zend_always_inline unsigned char *native_write_element(native_writer *w, unsigned char *p,
+	zend_string *key, zend_ulong h, int with_key, zval *v, int depth)
+{
+	/* Key (10 + its bytes), tag (1), payload (10 + a string's bytes). */
+	size_t need = 21;
+
+	if (Z_TYPE_P(v) == IS_REFERENCE) {
+		/* A reference nothing else holds is written as its value (native_size). */
+		if (Z_REFCOUNT_P(v) != 1) {
+			return NULL;
+		}
+		v = Z_REFVAL_P(v);
+	}
+	if (Z_TYPE_P(v) == IS_STRING) {
+		need += Z_STRLEN_P(v);
+	}
+	if (with_key && key) {
+		need += ZSTR_LEN(key);
+	}
+	if (UNEXPECTED((size_t)(w->end - p) < need)) {
+		w->short_of_room = 1;
+		return NULL;
+	}
+	if (!with_key) {
+		/* Keys 0..n-1 of a list: implied by the position. */
+	} else if (key) {
+		int ref = depth > 0 ? key_ref(&w->keys, key) : -1;
+
+		if (ref >= 0) {
+			p = put_varint(p, (uint64_t)ref << 2 | 3);
+		} else {
+			p = put_varint(p, (uint64_t)ZSTR_LEN(key) << 2);
+			p = put_bytes(p, ZSTR_VAL(key), ZSTR_LEN(key));
+		}
+	} else if (zigzag((zend_long)h) < INT_KEY_SHORT_MAX) {
+		p = put_varint(p, zigzag((zend_long)h) << 2 | 1);
+	} else {
+		*p++ = 2;
+		p = put_le64(p, (uint64_t)h);
+	}
+	switch (Z_TYPE_P(v)) {
+	case IS_NULL:
+	case IS_FALSE:
+	case IS_TRUE:
+		/* The tags of null, false and true are 0, 1 and 2 (SPEC.md §10). */
+		*p++ = (unsigned char)(Z_TYPE_P(v) - IS_NULL);
+		return p;
+	case IS_LONG:
+		*p++ = 3;
+		return put_varint(p, zigzag(Z_LVAL_P(v)));
+	case IS_DOUBLE: {
+		uint64_t bits;
+		memcpy(&bits, &Z_DVAL_P(v), 8);
+		*p++ = 4;
+		return put_le64(p, bits);
+	}
+	case IS_STRING:
+		*p++ = 5;
+		p = put_varint(p, Z_STRLEN_P(v));
+		return put_bytes(p, Z_STRVAL_P(v), Z_STRLEN_P(v));
+	case IS_ARRAY:
+		if (depth >= NATIVE_MAX_DEPTH) {
+			return NULL;
+		}
+		*p++ = COMPACT_ARRAY;
+		return native_write_array(w, p, Z_ARRVAL_P(v), depth + 1);
+	default:
+		/* Objects, shared references, resources, indirect slots: the serializer's job. */
+		return NULL;
+	}
+}
+
+/*
+ * Writes the body of an array at p (header, then each element) and returns its end; NULL when
+ * something in it needs the serializer, or when the buffer ran out (w->short_of_room). A list,
+ * a packed array and a hash each get a loop of their own (PHP's generic loop tests which kind
+ * the table is at every element).
  */
 static unsigned char *native_write_array(native_writer *w, unsigned char *p, HashTable *ht,
 	int depth)
 {
-	unsigned char *end = w->end;
 	zend_ulong h;
 	zend_string *key;
 	zval *v;
+	int list = is_list(ht);
 
-	if (end - p < 4) {
+	if (w->end - p < 10) {
 		w->short_of_room = 1;
 		return NULL;
 	}
-	p = put_le32(p, zend_hash_num_elements(ht));
-	ZEND_HASH_FOREACH_KEY_VAL(ht, h, key, v) {
-		size_t need, vlen;
-
-		if (Z_TYPE_P(v) == IS_REFERENCE) {
-			/* A reference nothing else holds is written as its value (native_size). */
-			if (Z_REFCOUNT_P(v) != 1) {
-				return NULL;
-			}
-			v = Z_REFVAL_P(v);
-		}
-		switch (Z_TYPE_P(v)) {
-		case IS_NULL:
-		case IS_FALSE:
-		case IS_TRUE:
-		case IS_ARRAY:
-			vlen = 0;
-			break;
-		case IS_LONG:
-		case IS_DOUBLE:
-			vlen = 8;
-			break;
-		case IS_STRING:
-			if (Z_STRLEN_P(v) > UINT32_MAX) {
-				return NULL;
-			}
-			vlen = 4 + Z_STRLEN_P(v);
-			break;
-		default:
-			return NULL;
-		}
-		if (key) {
-			if (ZSTR_LEN(key) > UINT32_MAX) {
-				return NULL;
-			}
-			need = 5 + ZSTR_LEN(key) + 1 + vlen;
-		} else {
-			need = 9 + 1 + vlen;
-		}
-		if ((size_t)(end - p) < need) {
-			w->short_of_room = 1;
-			return NULL;
-		}
-		if (key) {
-			*p++ = 1;
-			p = put_le32(p, (uint32_t)ZSTR_LEN(key));
-			p = put_bytes(p, ZSTR_VAL(key), ZSTR_LEN(key));
-		} else {
-			*p++ = 0;
-			p = put_le64(p, (uint64_t)h);
-		}
-		switch (Z_TYPE_P(v)) {
-		case IS_NULL:
-		case IS_FALSE:
-		case IS_TRUE:
-			/* The tags of null, false and true are 0, 1 and 2 (SPEC.md §10). */
-			*p++ = (unsigned char)(Z_TYPE_P(v) - IS_NULL);
-			break;
-		case IS_LONG:
-			*p++ = 3;
-			p = put_le64(p, (uint64_t)Z_LVAL_P(v));
-			break;
-		case IS_DOUBLE: {
-			uint64_t bits;
-			memcpy(&bits, &Z_DVAL_P(v), 8);
-			*p++ = 4;
-			p = put_le64(p, bits);
-			break;
-		}
-		case IS_STRING:
-			*p++ = 5;
-			p = put_le32(p, (uint32_t)Z_STRLEN_P(v));
-			p = put_bytes(p, Z_STRVAL_P(v), Z_STRLEN_P(v));
-			break;
-		default: /* IS_ARRAY */
-			if (depth >= NATIVE_MAX_DEPTH) {
-				return NULL;
-			}
-			*p++ = NATIVE_ARRAY;
-			p = native_write_array(w, p, Z_ARRVAL_P(v), depth + 1);
+	p = put_varint(p, (uint64_t)zend_hash_num_elements(ht) << 1 | (uint64_t)list);
+	if (list) {
+		ZEND_HASH_PACKED_FOREACH_VAL(ht, v) {
+			p = native_write_element(w, p, NULL, 0, 0, v, depth);
 			if (!p) {
 				return NULL;
 			}
+		} ZEND_HASH_FOREACH_END();
+	} else if (HT_IS_PACKED(ht)) {
+		ZEND_HASH_PACKED_FOREACH_KEY_VAL(ht, h, v) {
+			p = native_write_element(w, p, NULL, h, 1, v, depth);
+			if (!p) {
+				return NULL;
+			}
+		} ZEND_HASH_FOREACH_END();
+	} else {
+		if (depth > 0) {
+			key_table_ready(&w->keys);
 		}
-	} ZEND_HASH_FOREACH_END();
+		ZEND_HASH_MAP_FOREACH_KEY_VAL(ht, h, key, v) {
+			p = native_write_element(w, p, key, h, 1, v, depth);
+			if (!p) {
+				return NULL;
+			}
+		} ZEND_HASH_FOREACH_END();
+	}
 	return p;
 }
 
 /*
- * Writes the native encoding of the array *value, prefixed with `tag`, into out[0..cap). Returns
- * the bytes written; 0 when *value is not an array or something in it needs the serializer;
- * (size_t)-1 when it did not fit (apcdb_native_size() then says how much room it needs). Runs no
- * user code.
+ * Writes the compact encoding of the array *value, prefixed with `tag`, into out[0..cap).
+ * Returns the bytes written; 0 when *value is not an array or something in it needs the
+ * serializer; (size_t)-1 when it did not fit (apcdb_native_size() then says how much it takes:
+ * a buffer NATIVE_SLACK bytes larger always fits). Runs no user code.
  */
 size_t apcdb_native_write(zval *value, unsigned char tag, char *out, size_t cap)
 {
-	native_writer w = {(unsigned char *)out + cap, 0};
+	native_writer w;
 	unsigned char *p = (unsigned char *)out;
+
+	w.end = (unsigned char *)out + cap;
+	w.short_of_room = 0;
+	w.keys.n = 0;
+	w.keys.ready = 0;
 
 	if (Z_TYPE_P(value) != IS_ARRAY) {
 		return 0;
@@ -337,7 +473,7 @@ size_t apcdb_native_write(zval *value, unsigned char tag, char *out, size_t cap)
 }
 
 /*
- * Bytes the native encoding of *value takes, its tag byte included; 0 when *value is not an
+ * Bytes the compact encoding of *value takes, its tag byte included; 0 when *value is not an
  * array or something in it needs the serializer. Runs no user code.
  */
 size_t apcdb_native_size(zval *value)
@@ -347,24 +483,35 @@ size_t apcdb_native_size(zval *value)
 	if (Z_TYPE_P(value) != IS_ARRAY) {
 		return 0;
 	}
-	n = native_size_array(Z_ARRVAL_P(value), 0);
+	key_table kt;
+
+	kt.n = 0;
+	kt.ready = 0;
+	n = native_size_array(&kt, Z_ARRVAL_P(value), 0);
 	return n ? 1 + n : 0;
 }
 
+/* The room apcdb_native_write() needs for an encoding of `len` bytes (apcdb_native_size()). */
+size_t apcdb_native_room(size_t len)
+{
+	return len + NATIVE_SLACK;
+}
+
 /*
- * The native encoding of *value (len bytes, from apcdb_native_size()) in a new string of PHP's
+ * The compact encoding of *value (len bytes, from apcdb_native_size()) in a new string of PHP's
  * allocator, for values too large for the encoder's kept buffer: they count against
  * memory_limit as PHP's own strings do. NULL (nothing allocated) if it did not come out as
  * len bytes.
  */
 zend_string *apcdb_native_encode(zval *value, unsigned char tag, size_t len)
 {
-	zend_string *s = zend_string_alloc(len, 0);
+	zend_string *s = zend_string_alloc(len + NATIVE_SLACK, 0);
 
-	if (apcdb_native_write(value, tag, ZSTR_VAL(s), len) != len) {
+	if (apcdb_native_write(value, tag, ZSTR_VAL(s), len + NATIVE_SLACK) != len) {
 		zend_string_efree(s);
 		return NULL;
 	}
+	ZSTR_LEN(s) = len;
 	ZSTR_VAL(s)[len] = '\0';
 	return s;
 }
@@ -487,8 +634,8 @@ fail:
 }
 
 /*
- * Reads an array written by apcdb_native_encode (without its tag byte) into *rv. Returns 0, with
- * *rv null, when the bytes are not such an array.
+ * Reads an array in the first native form (tag 8, written by earlier builds; without its tag
+ * byte) into *rv. Returns 0, with *rv null, when the bytes are not such an array.
  */
 int apcdb_native_decode(zval *rv, const char *bytes, size_t len)
 {
@@ -499,6 +646,237 @@ int apcdb_native_decode(zval *rv, const char *bytes, size_t len)
 		return 0;
 	}
 	if (r.p != r.end) {
+		zval_ptr_dtor(rv);
+		ZVAL_NULL(rv);
+		return 0;
+	}
+	return 1;
+}
+
+/* A LEB128 varint of at most 64 bits; 0 if it runs off the end or overflows. */
+static int get_varint(native_reader *r, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (int shift = 0; shift < 64; shift += 7) {
+		unsigned char b;
+
+		if (r->p >= r->end) {
+			return 0;
+		}
+		b = *r->p++;
+		/* The 10th byte holds only the top bit. */
+		if (shift == 63 && b > 1) {
+			return 0;
+		}
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static inline zend_long unzigzag(uint64_t v)
+{
+	return (zend_long)((v >> 1) ^ (~(v & 1) + 1));
+}
+
+/* The string keys read in full so far, numbered as the writer numbered them (key_table); each
+ * holds a reference, given back when the value is read. */
+typedef struct {
+	native_reader r;
+	zend_string *key[KEY_REFS];
+	uint32_t n;
+} compact_reader;
+
+static int compact_get_array(compact_reader *c, zval *rv, int depth);
+
+/* Reads one compact value into *rv; on failure returns 0 and *rv owns nothing. */
+static int compact_get(compact_reader *c, zval *rv, int depth)
+{
+	native_reader *r = &c->r;
+	uint64_t n;
+	double d;
+
+	if (r->p >= r->end) {
+		return 0;
+	}
+	switch (*r->p++) {
+	case 0:
+		ZVAL_NULL(rv);
+		return 1;
+	case 1:
+		ZVAL_FALSE(rv);
+		return 1;
+	case 2:
+		ZVAL_TRUE(rv);
+		return 1;
+	case 3:
+		if (!get_varint(r, &n)) {
+			return 0;
+		}
+		ZVAL_LONG(rv, unzigzag(n));
+		return 1;
+	case 4:
+		if (!get_le(r, 8, &n)) {
+			return 0;
+		}
+		memcpy(&d, &n, 8);
+		ZVAL_DOUBLE(rv, d);
+		return 1;
+	case 5:
+		if (!get_varint(r, &n) || (uint64_t)(r->end - r->p) < n) {
+			return 0;
+		}
+		ZVAL_STRINGL_FAST(rv, (const char *)r->p, n);
+		r->p += n;
+		return 1;
+	case COMPACT_ARRAY:
+		if (depth >= NATIVE_MAX_DEPTH) {
+			return 0;
+		}
+		return compact_get_array(c, rv, depth + 1);
+	default:
+		return 0;
+	}
+}
+
+static int compact_get_array(compact_reader *c, zval *rv, int depth)
+{
+	native_reader *r = &c->r;
+	uint64_t head, count, x, k;
+	HashTable *ht;
+	zval v;
+
+	if (!get_varint(r, &head)) {
+		return 0;
+	}
+	count = head >> 1;
+	/* Every element takes at least a byte (a list's value) or two (a key and a value): a count
+	 * beyond that is damage, not a big array. */
+	if (count > (uint64_t)(r->end - r->p) / ((head & 1) ? 1 : 2) || count >= HT_MAX_SIZE) {
+		return 0;
+	}
+	if (count == 0) {
+		ZVAL_EMPTY_ARRAY(rv);
+		return 1;
+	}
+	array_init_size(rv, (uint32_t)count);
+	ht = Z_ARRVAL_P(rv);
+	if (head & 1) {
+		/* A list: the values go straight into a packed table, in order. */
+		zval *slot;
+		uint32_t i;
+
+		zend_hash_real_init_packed(ht);
+		slot = ht->arPacked;
+		for (i = 0; i < (uint32_t)count; i++) {
+			if (!compact_get(c, slot + i, depth)) {
+				break;
+			}
+		}
+		/* What the fill macros of zend_hash.h set: the elements read so far are the array's
+		 * (all of them, or those to free on failure). */
+		ht->nNumUsed = i;
+		ht->nNumOfElements = i;
+		ht->nNextFreeElement = i;
+		ht->nInternalPointer = 0;
+		if (i != (uint32_t)count) {
+			goto fail;
+		}
+		return 1;
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		if (!get_varint(r, &x)) {
+			goto fail;
+		}
+		switch (x & 3) {
+		case 0: {
+			zend_string *key;
+			const char *bytes;
+
+			k = x >> 2;
+			if ((uint64_t)(r->end - r->p) < k) {
+				goto fail;
+			}
+			bytes = (const char *)r->p;
+			r->p += k;
+			/* Numbered as the writer numbers them: the keys of nested arrays. */
+			if (depth == 0 || c->n >= KEY_REFS) {
+				if (!compact_get(c, &v, depth)) {
+					goto fail;
+				}
+				zend_hash_str_update(ht, bytes, k, &v);
+				continue;
+			}
+			key = zend_string_init(bytes, k, 0);
+			c->key[c->n++] = zend_string_copy(key);
+			if (!compact_get(c, &v, depth)) {
+				zend_string_release(key);
+				goto fail;
+			}
+			/* The hash table takes a reference of its own. */
+			zend_hash_update(ht, key, &v);
+			zend_string_release(key);
+			continue;
+		}
+		case 3: {
+			zend_string *key;
+
+			if ((x >> 2) >= c->n) {
+				goto fail;
+			}
+			key = c->key[x >> 2];
+			if (!compact_get(c, &v, depth)) {
+				goto fail;
+			}
+			zend_hash_update(ht, key, &v);
+			continue;
+		}
+		case 1:
+			k = (uint64_t)unzigzag(x >> 2);
+			break;
+		default:
+			/* 2: the int key in 8 bytes (2 with more bits: not written). */
+			if (x != 2 || !get_le(r, 8, &k)) {
+				goto fail;
+			}
+		}
+		if (!compact_get(c, &v, depth)) {
+			goto fail;
+		}
+		zend_hash_index_update(ht, (zend_ulong)k, &v);
+	}
+	return 1;
+fail:
+	zval_ptr_dtor(rv);
+	ZVAL_NULL(rv);
+	return 0;
+}
+
+/*
+ * Reads an array written by apcdb_native_write (without its tag byte, 9) into *rv. Returns 0,
+ * with *rv null, when the bytes are not such an array.
+ */
+int apcdb_compact_decode(zval *rv, const char *bytes, size_t len)
+{
+	compact_reader c;
+	int ok;
+
+	c.r.p = (const unsigned char *)bytes;
+	c.r.end = (const unsigned char *)bytes + len;
+	c.n = 0;
+	ok = compact_get_array(&c, rv, 0);
+	for (uint32_t i = 0; i < c.n; i++) {
+		zend_string_release(c.key[i]);
+	}
+	if (!ok) {
+		ZVAL_NULL(rv);
+		return 0;
+	}
+	if (c.r.p != c.r.end) {
 		zval_ptr_dtor(rv);
 		ZVAL_NULL(rv);
 		return 0;

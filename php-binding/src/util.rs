@@ -38,6 +38,19 @@ pub fn now_ms() -> u64 {
     0
 }
 
+/// The wall clock in milliseconds from the coarse clock (the kernel's last tick).
+fn coarse_now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec for the call's duration.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 && ts.tv_sec >= 0 {
+        return ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000;
+    }
+    now_ms()
+}
+
 /// The time a write counts from (APCu's rule: [`apc::ttl::write_time_ms`]): the request's start
 /// with `apc.use_request_time=1`, else now.
 fn write_time_ms() -> u64 {
@@ -64,6 +77,12 @@ pub fn expiry_for_ttl(ttl: i64) -> u64 {
 /// (its `mtime`), both from one reading of the clock (or the request's start, as APCu dates
 /// every write of a request with `apc.use_request_time=1`).
 pub fn write_times(ttl: i64) -> (u64, u64) {
+    if ttl == 0 && !crate::config::use_request_time() {
+        // No expiry to count: only the date is recorded, which every report gives in whole
+        // seconds. The coarse clock (at most a tick behind, its seconds those of PHP's `time()`)
+        // costs a fifth of the precise one here, which was 3 % of a small store.
+        return (0, coarse_now_ms());
+    }
     let at = write_time_ms();
     (apc::ttl::expiry_for_ttl(ttl, at), at)
 }

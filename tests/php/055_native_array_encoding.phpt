@@ -1,5 +1,5 @@
 --TEST--
-Native array encoding (SPEC §10, tag 8): arrays of plain values are stored in apcdb's compact form and come back identical; arrays holding objects or references still go through serialize()
+Native array encoding (SPEC §10, tag 9): arrays of plain values are stored in apcdb's compact form and come back identical; arrays holding objects or references still go through serialize()
 --INI--
 apcdb.durability=none
 --FILE--
@@ -71,15 +71,13 @@ if (str_contains($db, '://')) {
 } else {
     $file = file_get_contents($db);
 }
-$le32 = fn(int $n) => pack('V', $n);
-$le64 = fn(int $n) => pack('P', $n);
-$list = "\x08" . $le32(3) . "\x00" . $le64(0) . "\x03" . $le64(1) . "\x00" . $le64(1) . "\x03" . $le64(2)
-      . "\x00" . $le64(2) . "\x03" . $le64(3);
+// Tag 9: varint headers; a list's values without keys (count 3: 3 << 1 | 1), ints zigzagged.
+$list = "\x09" . "\x07" . "\x03\x02" . "\x03\x04" . "\x03\x06";
 echo "list in native form: ", var_export(str_contains($file, $list), true), "\n";
-$nested = "\x01" . $le32(1) . 'c' . "\x08" . $le32(3) . "\x00" . $le64(0) . "\x00" . "\x00" . $le64(1) . "\x02"
-        . "\x00" . $le64(2) . "\x01";
+// The string key 'c' (length 1 << 2), then the list [null, true, false].
+$nested = "\x04" . 'c' . "\x09" . "\x07" . "\x00\x02\x01";
 echo "nested array in native form: ", var_export(str_contains($file, $nested), true), "\n";
-$fe = "\x08" . $le32(2) . "\x00" . $le64(0) . "\x03" . $le64(1) . "\x00" . $le64(1) . "\x08" . $le32(2);
+$fe = "\x09" . "\x05" . "\x03\x02" . "\x09" . "\x05" . "\x03\x04" . "\x03\x06";
 echo "foreach by reference in native form: ", var_export(str_contains($file, $fe), true), "\n";
 echo "object inside as serialize(): ", var_export(str_contains($file, "\x06" . 'a:1:{s:1:"x";O:8:"stdClass":1:{s:1:"a";i:1;}}'), true), "\n";
 ?>

@@ -124,7 +124,7 @@ array(11) {
   ["ref_count"]=>
   int(0)
   ["mem_size"]=>
-  int(25)
+  int(11)
   ["ttl"]=>
   bool(true)
 }

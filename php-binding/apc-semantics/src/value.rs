@@ -11,9 +11,13 @@ pub const TAG_STRING: u8 = 5;
 pub const TAG_SERIALIZED: u8 = 6;
 /// An array or object in igbinary's format (`apcdb.serializer=igbinary`).
 pub const TAG_IGBINARY: u8 = 7;
-/// An array of nulls, booleans, ints, floats, strings and such arrays in apcdb's own compact
-/// form (SPEC §10), read back without PHP's serializer.
+/// An array of nulls, booleans, ints, floats, strings and such arrays in apcdb's first native
+/// form (SPEC §10, fixed-width fields), read back without PHP's serializer; written by earlier
+/// builds, still read.
 pub const TAG_NATIVE_ARRAY: u8 = 8;
+/// The same arrays in the compact native form (SPEC §10: varints, lists without keys), which
+/// is what is written now.
+pub const TAG_COMPACT_ARRAY: u8 = 9;
 
 /// The integer of an encoded value, if it is an int: only such values can be incremented or
 /// compared-and-swapped (a float or a numeric string is not an int, as in APCu).
