@@ -1762,6 +1762,9 @@ impl Store {
             full_half_waits: l(&h.full_half_waits),
             pace_overruns: l(&h.pace_overruns),
             flushes_by_writes: l(&self.inner.flushes_by_writes),
+            write_lock_contended: l(&self.inner.write_lock_waits.contended),
+            write_lock_slept: l(&self.inner.write_lock_waits.slept),
+            pace_wait_max_ns: l(&self.inner.pace_wait_max),
         };
         if let Some(ro) = &self.inner.ro {
             // No shared counters: the usage is counted from the view (SPEC.md §6.8).

@@ -20,7 +20,7 @@ echo "--- disabled\n";
 echo apcdb_run($ini + ['apcdb.enabled' => '0'], 'var_dump(apcdb_stats());');
 ?>
 --EXPECT--
-entries,used_bytes,file_size,max_size,free_bytes,journal_size,journal_used,checkpoints,checkpoint_epoch,generation,index_slots,index_tombstones,hits,misses,inserts,deletes,recovered_records,recoveries,recovered_at_open,max_value_len,flushes_by_writes,paced_writes,full_half_waits
+entries,used_bytes,file_size,max_size,free_bytes,journal_size,journal_used,checkpoints,checkpoint_epoch,generation,index_slots,index_tombstones,hits,misses,inserts,deletes,recovered_records,recoveries,recovered_at_open,max_value_len,flushes_by_writes,paced_writes,full_half_waits,pace_overruns,write_lock_contended,write_lock_slept,pace_wait_max_ns
 all ints
 int(2)
 int(2)
