@@ -236,6 +236,37 @@ fn tail_row(
     Ok(())
 }
 
+/// Fresh processes timed per row of the fresh-open section: one child's open is at the mercy of
+/// the scheduler (two cores shared with the parent), so a row shows the median and the worst.
+pub const FOPEN_CLEAN_CHILDREN: usize = 7;
+/// Kills (each followed by one fresh open) per kill -9 row: each needs a writer that fills a
+/// journal's worth first.
+pub const FOPEN_KILLS: u64 = 3;
+
+/// The fresh-open section's cells (median open, worst open, median spawn-to-read) and note of
+/// several timed children; the first child's note, the others' when they differ.
+fn fresh_open_cells(runs: Vec<(f64, f64, String)>) -> (Vec<f64>, String) {
+    let open: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let max = open.iter().copied().fold(f64::NAN, f64::max);
+    let spawn = crate::report::median(runs.iter().map(|r| r.1).collect());
+    let mut notes: Vec<&str> = Vec::new();
+    for (_, _, n) in &runs {
+        if !n.is_empty() && !notes.contains(&n.as_str()) {
+            notes.push(n);
+        }
+    }
+    let values = vec![
+        crate::report::median(open).unwrap_or(f64::NAN),
+        max,
+        spawn.unwrap_or(f64::NAN),
+    ];
+    let mut note = format!("{} fresh processes", runs.len());
+    if !notes.is_empty() {
+        note = format!("{note}; {}", notes.join(" / "));
+    }
+    (values, note)
+}
+
 /// Load a fresh store, run the tail rows in both modes, then open it in fresh processes after a
 /// clean close and after kill -9 of a writer.
 pub fn pauses_round(cx: &mut Ctx, fam: Family) {
@@ -312,29 +343,42 @@ pub fn pauses_round(cx: &mut Ctx, fam: Family) {
         cx.phase(
             format!("{} fresh open after clean close", fam.key()),
             |cx| {
-                let (ns, spawn_ns, note) = timed_open(&open_spec)?;
+                // One fresh process after another, each after the previous one's clean close.
+                let mut runs = Vec::new();
+                for _ in 0..FOPEN_CLEAN_CHILDREN {
+                    runs.push(timed_open(&open_spec)?);
+                }
                 let row = format!("{nk} keys, after a clean close");
-                cx.secs[S_FOPEN].record(&row, lmdb, fam.label(), vec![ns, spawn_ns], &note);
+                let (values, note) = fresh_open_cells(runs);
+                cx.secs[S_FOPEN].record(&row, lmdb, fam.label(), values, &note);
                 Ok(())
             },
         );
         cx.phase(format!("{} fresh open after kill -9", fam.key()), |cx| {
-            let f = kill_full_writer(&ChildSpec {
-                role: "killwriter",
-                mode: Mode::Fast,
-                seed: 91 + cx.round as u64,
-                ..open_spec
-            })?;
-            let (ns, spawn_ns, mut note) = timed_open(&open_spec)?;
-            if fam == Family::Apcdb && f.len() == 3 {
-                note = format!(
-                    "journal {} of {} KiB used at kill; {note}",
-                    f[0] >> 10,
-                    f[1] >> 10
-                );
+            let (mut runs, mut used, mut size) = (Vec::new(), Vec::new(), 0);
+            for kill in 0..FOPEN_KILLS {
+                let f = kill_full_writer(&ChildSpec {
+                    role: "killwriter",
+                    mode: Mode::Fast,
+                    seed: 91 + cx.round as u64 * FOPEN_KILLS + kill,
+                    ..open_spec
+                })?;
+                if fam == Family::Apcdb && f.len() == 3 {
+                    used.push(thousands(f[0] >> 10));
+                    size = f[1] >> 10;
+                }
+                runs.push(timed_open(&open_spec)?);
             }
             let row = format!("{nk} keys, after kill -9 with a full journal");
-            cx.secs[S_FOPEN].record(&row, lmdb, fam.label(), vec![ns, spawn_ns], &note);
+            let (values, mut note) = fresh_open_cells(runs);
+            if !used.is_empty() {
+                note = format!(
+                    "journal {} of {} KiB used at the kills; {note}",
+                    used.join(", "),
+                    thousands(size)
+                );
+            }
+            cx.secs[S_FOPEN].record(&row, lmdb, fam.label(), values, &note);
             Ok(())
         });
     }
@@ -428,9 +472,10 @@ pub fn pause_targets(secs: &[Section]) -> String {
             .unwrap_or("");
         let t = fopen.median(row, Family::Apcdb.label(), 0);
         rows.push(format!(
-            "| fresh-process open {what} ≤ {} | {} (LMDB {}) | {} |",
+            "| fresh-process open {what} ≤ {} | {} (worst {}; LMDB {}) | {} |",
             ns(Some(limit)),
             ns(t),
+            ns(fopen.median(row, Family::Apcdb.label(), 1)),
             ns(fopen.median(row, Family::Lmdb.label(), 0)),
             verdict(t.map(|t| t <= limit))
         ));

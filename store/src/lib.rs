@@ -221,4 +221,13 @@ pub struct Stats {
     /// the write lock (such a write takes as long as the flush: SPEC.md §5, "Who flushes"):
     /// none while the handle has its background thread (`Options::background_checkpoints`).
     pub flushes_by_writes: u64,
+    /// This handle's acquisitions of the write lock (its writes, checkpoints, closing) that
+    /// found it held by another thread or process, since it was opened (SPEC.md §6.2).
+    pub write_lock_contended: u64,
+    /// Of those, the ones that went on waiting asleep in the kernel after spinning for 10 µs: a
+    /// holder that kept the lock longer (a long change, or one that lost its core).
+    pub write_lock_slept: u64,
+    /// The longest one write of this handle waited in pacing (SPEC.md §5, "Pacing"), in
+    /// nanoseconds, since it was opened.
+    pub pace_wait_max_ns: u64,
 }

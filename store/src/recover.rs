@@ -124,6 +124,11 @@ impl WriteTxn<'_> {
     pub(crate) fn disarm_snapshot(&self) -> Result<()> {
         let h = self.lock_file.state();
         let at = snapshot_offset(h.epoch.load(Relaxed));
+        // A resume's check must not look for the checksum erased here (the next put names its
+        // entry instead).
+        if h.last_entry[0].load(Relaxed) == at + snapshot_at::CRC as u64 + 1 {
+            h.last_entry[0].store(0, Relaxed);
+        }
         self.map
             .write(self.held(), at, &[0u8; snapshot_at::CHECKSUMMED])?;
         self.flush(at, snapshot_at::CHECKSUMMED as u64)?;
@@ -134,7 +139,8 @@ impl WriteTxn<'_> {
     /// The last closer, right after its final checkpoint: records what the next first opener
     /// would rebuild. Does nothing unless that checkpoint left the state it describes (empty
     /// journal cycle, live copy equal to the durable one, no block waiting in the pending list).
-    pub(crate) fn save_snapshot(&self) -> Result<()> {
+    /// Returns whether it wrote one.
+    pub(crate) fn save_snapshot(&self) -> Result<bool> {
         let h = self.lock_file.state();
         let epoch = h.epoch.load(Relaxed);
         let settled = !self.ephemeral
@@ -145,14 +151,14 @@ impl WriteTxn<'_> {
             && h.pending_count() == 0
             && h.dirty.iter().all(|w| w.load(Relaxed) == 0);
         if !settled {
-            return Ok(());
+            return Ok(false);
         }
         let file_len = self.map.refresh_len()?;
         let mut copy = [0u8; SUPERBLOCK_LEN];
         self.map
             .read(SUPERBLOCK_OFFSETS[(epoch % 2) as usize], &mut copy)?;
         let Ok(sb) = UncheckedSuperblock::decode(&copy).and_then(|sb| sb.validate(file_len)) else {
-            return Ok(());
+            return Ok(false);
         };
         let live = h.live_index.load(Relaxed);
         if sb.epoch != epoch
@@ -161,7 +167,7 @@ impl WriteTxn<'_> {
             || sb.index != [h.index[0].load(Relaxed), h.index[1].load(Relaxed)]
             || live != sb.live
         {
-            return Ok(());
+            return Ok(false);
         }
         // The snapshot names free space by list heads: the reuse map's runs are linked into
         // the lists first (the next opener's commits move them back, a few at a time).
@@ -182,8 +188,16 @@ impl WriteTxn<'_> {
             free_heads: std::array::from_fn(|c| h.free_head(c as u8)),
         };
         let at = snapshot_offset(epoch);
-        self.map.write(self.held(), at, &snap.encode())?;
-        self.flush(at, SNAPSHOT_LEN as u64)
+        let bytes = snap.encode();
+        self.map.write(self.held(), at, &bytes)?;
+        self.flush(at, SNAPSHOT_LEN as u64)?;
+        // What a resume in this boot checks the data file by (SPEC.md §7.5): the last put's
+        // entry may have been freed since, its first bytes now a free-list link. The snapshot's
+        // own checksum names this close of these files.
+        let crc = u32::from_le_bytes(bytes[snapshot_at::CRC..][..4].try_into().unwrap());
+        h.last_entry[1].store(crc as u64, Relaxed);
+        h.last_entry[0].store(at + snapshot_at::CRC as u64 + 1, Relaxed);
+        Ok(true)
     }
 
     /// Runs recovery; the caller holds the write lock. Returns the number of records replayed.
@@ -925,6 +939,12 @@ mod tests {
         drop(store);
     }
 
+    /// Removes the lock file of a closed store: its shared state is gone, as after a reboot, so
+    /// the next open uses the snapshot instead of resuming (SPEC.md §7.5).
+    fn forget_shared_state(path: &std::path::Path) {
+        std::fs::remove_file(crate::Paths::new(path).lock).unwrap();
+    }
+
     fn check_contents(store: &Store) {
         for i in 0..400u32 {
             let want = match i % 3 {
@@ -958,7 +978,9 @@ mod tests {
         closed_store(&path);
         let snap = snapshot_in(&path).expect("a clean close leaves a snapshot");
         assert!(snap.free_heads.iter().any(|&h| h != 0), "free lists saved");
+        forget_shared_state(&path);
         let store = Store::open(&path, Options::default()).unwrap();
+        assert!(!store.resumed_at_open());
         let stats = store.stats().unwrap();
         assert!(!stats.rebuilt_at_open, "the snapshot was used");
         assert_eq!(stats.entries, snap.entries);
@@ -1015,6 +1037,7 @@ mod tests {
             assert!(h.reuse_view().free_units() > 0, "freed space is in the map");
             free + pending
         };
+        forget_shared_state(&path);
         let store = Store::open(&path, Options::default()).unwrap();
         assert!(
             !store.stats().unwrap().rebuilt_at_open,
@@ -1086,23 +1109,31 @@ mod tests {
                 Ok(())
             }
         }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        closed_store(&path);
-        let at = snapshot_offset(newest_superblock(&path).epoch);
-        let rec = Arc::new(Rec::default());
-        let store = Store::open(&path, Options::default().io(rec.clone())).unwrap();
-        assert!(!store.stats().unwrap().rebuilt_at_open);
-        check_contents(&store);
-        assert!(rec.0.lock().unwrap().is_empty(), "reads write nothing");
-        store.put(b"x", b"y").unwrap();
-        let events = rec.0.lock().unwrap().clone();
-        assert_eq!(events[0], ('w', at, 16), "{events:?}");
-        assert_eq!(events[1].0, 's', "{events:?}");
-        assert!(events[1].1 <= at && events[1].1 + events[1].2 >= at + 16);
-        assert!(events.len() > 2, "then the put itself: {events:?}");
-        assert_eq!(snapshot_in(&path), None);
-        drop(store);
+        // Both opens of a closed store: resuming its state (this boot) and loading the snapshot.
+        for resume in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            closed_store(&path);
+            if !resume {
+                forget_shared_state(&path);
+            }
+            let at = snapshot_offset(newest_superblock(&path).epoch);
+            let rec = Arc::new(Rec::default());
+            let store = Store::open(&path, Options::default().io(rec.clone())).unwrap();
+            assert_eq!(store.resumed_at_open(), resume);
+            assert!(!store.stats().unwrap().rebuilt_at_open);
+            check_contents(&store);
+            assert!(rec.0.lock().unwrap().is_empty(), "reads write nothing");
+            assert!(snapshot_in(&path).is_some());
+            store.put(b"x", b"y").unwrap();
+            let events = rec.0.lock().unwrap().clone();
+            assert_eq!(events[0], ('w', at, 16), "{events:?}");
+            assert_eq!(events[1].0, 's', "{events:?}");
+            assert!(events[1].1 <= at && events[1].1 + events[1].2 >= at + 16);
+            assert!(events.len() > 2, "then the put itself: {events:?}");
+            assert_eq!(snapshot_in(&path), None);
+            drop(store);
+        }
     }
 
     #[test]
@@ -1111,6 +1142,7 @@ mod tests {
         let path = dir.path().join("s.db");
         closed_store(&path);
         let reopen = |expect_rebuilt: bool| {
+            forget_shared_state(&path);
             let store = Store::open(&path, Options::default()).unwrap();
             assert_eq!(store.stats().unwrap().rebuilt_at_open, expect_rebuilt);
             check_contents(&store);

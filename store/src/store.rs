@@ -578,7 +578,8 @@ impl Inner {
             // only where its stage says so, which counts in `recoveries`).
             let h = inner.lock_file.state();
             let recoveries = h.recoveries.load(Relaxed);
-            let taken = inner.lock().map(|txn| {
+            // A snapshot the last closer left stays armed: an open that only reads keeps it.
+            let taken = inner.lock_keeping_snapshot().map(|txn| {
                 let kept = h.recoveries.load(Relaxed) == recoveries;
                 if kept {
                     h.rebuilt_at_open.store(0, Relaxed);
@@ -874,11 +875,24 @@ impl Drop for Inner {
                     ),
                 ) {
                     if let Ok(txn) = self.lock() {
-                        // From now on the next first opener uses the snapshot (or recovers), not
-                        // this state: the two must never both describe the store.
-                        h.resumable.store(0, SeqCst);
-                        // And leaves what the next opener would rebuild (SPEC.md §7.2).
-                        let _ = txn.checkpoint().and_then(|()| txn.save_snapshot());
+                        // A closer that dies from here on leaves a state half way to the
+                        // snapshot: the next first opener must not resume it.
+                        let resumable = h.resumable.swap(0, SeqCst);
+                        // Leaves what the next opener would rebuild (SPEC.md §7.2), for an
+                        // open after a reboot.
+                        let saved = txn.checkpoint().and_then(|()| txn.save_snapshot());
+                        if let Ok(saved) = saved {
+                            // In this boot the next first opener resumes this very state
+                            // instead (SPEC.md §7.5): nothing to verify, zero or rebuild. Armed
+                            // before it is resumable, so that the first write after that open
+                            // erases the snapshot, as after an open that loaded it.
+                            if saved {
+                                h.snapshot_armed.store(1, SeqCst);
+                            }
+                            if resumable == 1 && !self.poisoned.load(SeqCst) {
+                                h.resumable.store(1, SeqCst);
+                            }
+                        }
                         drop(txn);
                     }
                 }
@@ -1748,6 +1762,9 @@ impl Store {
             full_half_waits: l(&h.full_half_waits),
             pace_overruns: l(&h.pace_overruns),
             flushes_by_writes: l(&self.inner.flushes_by_writes),
+            write_lock_contended: l(&self.inner.write_lock_waits.contended),
+            write_lock_slept: l(&self.inner.write_lock_waits.slept),
+            pace_wait_max_ns: l(&self.inner.pace_wait_max),
         };
         if let Some(ro) = &self.inner.ro {
             // No shared counters: the usage is counted from the view (SPEC.md §6.8).

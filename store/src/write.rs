@@ -144,6 +144,16 @@ impl Inner {
 
     /// Takes the write lock; if its previous holder died, repairs the shared state first.
     pub(crate) fn lock(&self) -> Result<WriteTxn<'_>> {
+        self.lock_with(true)
+    }
+
+    /// `lock` for a first opener that resumes the state: it writes nothing, so a snapshot that
+    /// describes the store stays valid (SPEC.md §7.2), unless a repair changes the state.
+    pub(crate) fn lock_keeping_snapshot(&self) -> Result<WriteTxn<'_>> {
+        self.lock_with(false)
+    }
+
+    fn lock_with(&self, disarm: bool) -> Result<WriteTxn<'_>> {
         self.refuse_if_read_only()?;
         let me = self as *const Inner as usize;
         if HELD.with(|h| h.borrow().contains(&me)) {
@@ -191,7 +201,7 @@ impl Inner {
             h.needs_recovery.store(1, SeqCst);
             h.write_mutex.consistent();
         }
-        if h.snapshot_armed.load(SeqCst) != 0 {
+        if h.snapshot_armed.load(SeqCst) != 0 && (disarm || h.needs_recovery.load(SeqCst) != 0) {
             // Nothing may change the store while a snapshot describes it (SPEC.md §7.2).
             txn.disarm_snapshot()?;
         }

@@ -290,6 +290,74 @@ fn enospc_while_growing_is_full_and_loses_nothing() {
     reopen_and_check(&path, &model, &[]);
 }
 
+/// The heap takes in a slack stretch of the file's tail at once (SPEC.md §2.4), giving it real
+/// blocks first (`fallocate` of the range). On a disk that can back nothing more and where the
+/// file cannot grow, puts go on taking in one block at a time as long as the chunk already
+/// backed holds them, then fail with `Full`; nothing acknowledged is lost.
+#[test]
+fn enospc_backing_the_slack_falls_back_to_the_block_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let io = FaultyIo::new();
+    // A file longer than the heap: growth takes in its tail without growing the file.
+    let opts = options(&io, Durability::Sync).initial_size(8 << 20);
+    let s = Store::open(&path, opts).unwrap();
+    let mut model = Model::new();
+    let value = vec![5u8; 3000];
+    let range = Call::AllocateRange(FileKind::Data);
+    // Until the heap has taken in a first stretch (its end is then inside a backed chunk).
+    let mut n = 0u32;
+    while io.calls(range) == 0 {
+        let k = format!("s{n}").into_bytes();
+        s.put(&k, &value).unwrap();
+        model.insert(k, value.clone());
+        n += 1;
+        assert!(n < 5_000, "the heap never took in more of the file");
+    }
+    io.fail_from(range, 1, Fault::Enospc);
+    io.fail_from(Call::Allocate(FileKind::Data), 1, Fault::Enospc);
+    let mut after_fault = 0;
+    let e = loop {
+        let k = format!("s{n}").into_bytes();
+        match s.put(&k, &value) {
+            Ok(()) => {
+                model.insert(k, value.clone());
+                n += 1;
+                after_fault += !io.fired().is_empty() as u32;
+            }
+            Err(e) => break e,
+        }
+        assert!(n < 20_000, "puts never ran out of backed room");
+    };
+    assert!(
+        io.fired().contains(&(range, Fault::Enospc)),
+        "{:?}",
+        io.fired()
+    );
+    // Without the fallback the first put that met the refused stretch was the last one.
+    assert!(
+        after_fault > 10,
+        "only {after_fault} puts went on in the backed chunk"
+    );
+    assert!(e.is_full(), "expected Full, got {e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("k.db") && msg.contains("disk"),
+        "unclear: {msg}"
+    );
+    assert!(!s.is_poisoned());
+    assert_eq!(s.get(format!("s{n}").as_bytes()).unwrap(), None);
+    for (k, v) in &model {
+        assert_eq!(s.get(k).unwrap().as_ref(), Some(v));
+    }
+    io.heal();
+    let k = format!("s{n}").into_bytes();
+    s.put(&k, &value).unwrap();
+    model.insert(k, value.clone());
+    drop(s);
+    reopen_and_check(&path, &model, &[]);
+}
+
 /// Sync mode writes records with `pwrite`: ENOSPC fails the write cleanly (not acknowledged, the
 /// handle goes on), a short write is completed by the engine, and a short write followed by
 /// ENOSPC leaves a torn record that recovery after a crash ignores.

@@ -147,6 +147,16 @@ fn helper() {
             assert!(store.get(b"k1").unwrap().is_some());
             say("read");
         }
+        // Writes one key (the first opener of a store closed cleanly), then dies.
+        "writer" => {
+            store.put(b"k1", b"written").unwrap();
+            let resumed = if store.resumed_at_open() {
+                "resumed"
+            } else {
+                "rebuilt"
+            };
+            say(&format!("wrote {resumed}"));
+        }
         // A journal flush fails (the handle is poisoned), then the process dies.
         "failed-sync" => {
             base(&store);
@@ -174,7 +184,9 @@ fn run_helper(role: &str, path: &Path, durability: &str, die_at: u64) -> Vec<Str
     let lines: Vec<String> = std::io::BufRead::lines(out)
         .map_while(|l| l.ok())
         .filter(|l| {
-            l.starts_with("armed") || ["survived", "poisoned", "read"].contains(&l.as_str())
+            l.starts_with("armed")
+                || l.starts_with("wrote")
+                || ["survived", "poisoned", "read"].contains(&l.as_str())
         })
         .collect();
     let status = child.wait().unwrap();
@@ -327,6 +339,20 @@ fn boot_id_bytes() -> [u8; 16] {
     b
 }
 
+/// Makes the lock file of the store at `path` name another boot, as after a reboot (the page
+/// cache of the files stays, which a real reboot would lose: recovery must not depend on it).
+fn as_if_rebooted(path: &Path) {
+    let lock = Paths::new(path).lock;
+    let mut bytes = std::fs::read(&lock).unwrap();
+    let id = boot_id_bytes();
+    let at: Vec<usize> = (0..bytes.len() - 16)
+        .filter(|&i| bytes[i..i + 16] == id)
+        .collect();
+    assert_eq!(at.len(), 1, "the boot id is recorded once");
+    bytes[at[0]] ^= 0x5a;
+    std::fs::write(&lock, &bytes).unwrap();
+}
+
 /// A lock file left by another boot (a power cut, a reboot) is never resumed: recovery replays
 /// the journal, which still holds everything since the durable checkpoint.
 #[test]
@@ -337,15 +363,7 @@ fn a_lock_file_from_another_boot_is_rebuilt_and_the_journal_replayed() {
     let lines = run_helper("dier", &path, "none", u64::MAX);
     assert!(lines.iter().any(|l| l == "survived"));
     let (oracle, _) = recovered_copy(&path, dir.path());
-    let lock = Paths::new(&path).lock;
-    let mut bytes = std::fs::read(&lock).unwrap();
-    let id = boot_id_bytes();
-    let at: Vec<usize> = (0..bytes.len() - 16)
-        .filter(|&i| bytes[i..i + 16] == id)
-        .collect();
-    assert_eq!(at.len(), 1, "the boot id is recorded once");
-    bytes[at[0]] ^= 0x5a;
-    std::fs::write(&lock, &bytes).unwrap();
+    as_if_rebooted(&path);
     let store = Store::open(&path, opts(Durability::None)).unwrap();
     assert!(!store.resumed_at_open());
     assert!(store.recovered_at_open(), "the journal was replayed");
@@ -378,20 +396,82 @@ fn a_failed_flush_rules_out_resuming() {
     }
 }
 
-/// A store closed cleanly opens from its snapshot, not by resuming the closer's state.
+/// A store closed cleanly is resumed by the next first opener of the same boot: the closer's
+/// state, kept, with nothing verified, rebuilt or replayed (SPEC.md §7.5). After a reboot it
+/// opens from the closing snapshot instead (§7.2).
 #[test]
-fn a_clean_close_is_not_resumed() {
+fn a_clean_close_is_resumed_in_the_same_boot_and_loaded_from_its_snapshot_after_a_reboot() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let store = Store::open(&path, opts(Durability::None)).unwrap();
     base(&store);
+    let model = contents(&store);
     drop(store);
+    let store = Store::open(&path, opts(Durability::None)).unwrap();
+    assert!(store.resumed_at_open(), "a clean close was not resumed");
+    assert!(!store.recovered_at_open());
+    let stats = store.stats().unwrap();
+    assert!(!stats.rebuilt_at_open);
+    assert_eq!(stats.entries, model.len() as u64);
+    assert_eq!(contents(&store), model);
+    drop(store);
+    as_if_rebooted(&path);
+    let store = Store::open(&path, opts(Durability::None)).unwrap();
+    assert!(
+        !store.resumed_at_open(),
+        "a lock file of another boot was resumed"
+    );
+    assert!(!store.recovered_at_open());
+    assert!(
+        !store.stats().unwrap().rebuilt_at_open,
+        "the snapshot was not used"
+    );
+    assert_eq!(contents(&store), model);
+    use_then_check(store, &path, model);
+}
+
+/// The closing snapshot says the journal cycle is empty: a process that resumed a clean close
+/// and wrote erased it before writing, so an open after a reboot replays the journal and keeps
+/// the write.
+#[test]
+fn a_write_after_resuming_a_clean_close_erases_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path, opts(Durability::None)).unwrap();
+    base(&store);
+    let mut model = contents(&store);
+    drop(store);
+    let lines = run_helper("writer", &path, "none", u64::MAX);
+    assert_eq!(lines, ["wrote resumed"]);
+    model.insert(b"k1".to_vec(), b"written".to_vec());
+    as_if_rebooted(&path);
+    let store = Store::open(&path, opts(Durability::None)).unwrap();
+    assert!(!store.resumed_at_open());
+    assert!(store.recovered_at_open(), "the journal was not replayed");
+    assert_eq!(contents(&store), model);
+    use_then_check(store, &path, model);
+}
+
+/// A process that resumed a clean close and only read leaves the closing snapshot valid: an
+/// open after a reboot still loads it instead of rebuilding.
+#[test]
+fn a_reader_of_a_clean_close_leaves_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path, opts(Durability::None)).unwrap();
+    base(&store);
+    let model = contents(&store);
+    drop(store);
+    let lines = run_helper("reader", &path, "none", u64::MAX);
+    assert_eq!(lines, ["read"]);
+    as_if_rebooted(&path);
     let store = Store::open(&path, opts(Durability::None)).unwrap();
     assert!(!store.resumed_at_open());
     assert!(
         !store.stats().unwrap().rebuilt_at_open,
-        "the snapshot was used"
+        "the snapshot was erased by an open that wrote nothing"
     );
+    assert_eq!(contents(&store), model);
 }
 
 /// Files put back from an older copy of themselves (same inodes, same checkpoint) after the

@@ -190,7 +190,9 @@ pub fn sma_info_fields(st: &Stats, limited: bool) -> Fields {
 
 /// `apcdb_stats()`: the store's own counters, under the names `apcdb stats --json` uses (without
 /// its `file`), so one dashboard reads either, then the writers' checkpoint counters:
-/// `flushes_by_writes` (this process's), `paced_writes`, `full_half_waits`. Every value is an int.
+/// `flushes_by_writes` (this process's), `paced_writes`, `full_half_waits`, `pace_overruns`, and
+/// this process's waits: `write_lock_contended`, `write_lock_slept`, `pace_wait_max_ns`. Every
+/// value is an int.
 pub fn apcdb_stats_fields(st: &Stats, recovered_at_open: bool, max_value_len: usize) -> Fields {
     let int = |v: u64| Field::Int(v.min(i64::MAX as u64) as i64);
     vec![
@@ -217,6 +219,10 @@ pub fn apcdb_stats_fields(st: &Stats, recovered_at_open: bool, max_value_len: us
         ("flushes_by_writes", int(st.flushes_by_writes)),
         ("paced_writes", int(st.paced_writes)),
         ("full_half_waits", int(st.full_half_waits)),
+        ("pace_overruns", int(st.pace_overruns)),
+        ("write_lock_contended", int(st.write_lock_contended)),
+        ("write_lock_slept", int(st.write_lock_slept)),
+        ("pace_wait_max_ns", int(st.pace_wait_max_ns)),
     ]
 }
 
@@ -406,6 +412,9 @@ mod tests {
             misses: 2,
             inserts: 9,
             index_slots: 64,
+            write_lock_contended: 11,
+            write_lock_slept: 3,
+            pace_wait_max_ns: 15_000,
             ..Stats::default()
         }
     }
@@ -523,9 +532,16 @@ mod tests {
                 "max_value_len",
                 "flushes_by_writes",
                 "paced_writes",
-                "full_half_waits"
+                "full_half_waits",
+                "pace_overruns",
+                "write_lock_contended",
+                "write_lock_slept",
+                "pace_wait_max_ns"
             ]
         );
+        assert_eq!(get(&f, "write_lock_contended"), &Field::Int(11));
+        assert_eq!(get(&f, "write_lock_slept"), &Field::Int(3));
+        assert_eq!(get(&f, "pace_wait_max_ns"), &Field::Int(15_000));
         assert_eq!(get(&f, "free_bytes"), &Field::Int((1 << 20) - 4096));
         assert_eq!(get(&f, "hits"), &Field::Int(5));
         assert_eq!(get(&f, "recovered_at_open"), &Field::Int(1));

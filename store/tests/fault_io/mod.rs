@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 pub enum Call {
     /// `fallocate` (growth).
     Allocate(FileKind),
+    /// `fallocate` of a range inside the file (the heap entering space a compaction gave back,
+    /// or a slack stretch).
+    AllocateRange(FileKind),
     /// `pwrite`.
     Write(FileKind),
     /// `fdatasync` / `fsync` of a file.
@@ -128,6 +131,13 @@ impl StorageIo for FaultyIo {
         match self.fault(Call::Allocate(kind)) {
             Some(f) => Err(error(f)),
             None => RealIo.allocate(kind, file, len),
+        }
+    }
+
+    fn allocate_range(&self, kind: FileKind, file: &File, off: u64, len: u64) -> io::Result<()> {
+        match self.fault(Call::AllocateRange(kind)) {
+            Some(f) => Err(error(f)),
+            None => RealIo.allocate_range(kind, file, off, len),
         }
     }
 
