@@ -73,14 +73,12 @@ pub(crate) enum Planned {
 
 impl Planned {
     fn push(&mut self, b: Block) {
-        *self = match std::mem::replace(self, Planned::None) {
-            Planned::None => Planned::One(b),
-            Planned::One(a) => Planned::Many(vec![a, b]),
-            Planned::Many(mut v) => {
-                v.push(b);
-                Planned::Many(v)
-            }
-        };
+        match self {
+            // In place: the common single put moves nothing but the block.
+            Planned::None => *self = Planned::One(b),
+            Planned::One(a) => *self = Planned::Many(vec![*a, b]),
+            Planned::Many(v) => v.push(b),
+        }
     }
 }
 
