@@ -211,8 +211,7 @@ impl ReuseMap<'_> {
         if !exact_first && max_words > 0 {
             // Most takes find the free run going on right at the cursor, where the last block
             // ended: the one word read here is the answer the search below would give first.
-            if let Some(found) = self.run_at(start, n, limit) {
-                self.clear(found, n);
+            if let Some(found) = self.take_at(start, n, limit) {
                 self.cursor.store(found + n, Relaxed);
                 return Some(found);
             }
@@ -236,15 +235,34 @@ impl ReuseMap<'_> {
         Some(found)
     }
 
-    /// `at` when units `[at, at + n)` are free, within one word and below `limit`.
+    /// Takes units `[at, at + n)` when they are free, within one word and below `limit`: what
+    /// `clear` does for them, with the word it read to decide (the same stores in the same
+    /// order, so a holder that dies between them leaves what `clear` would).
     #[inline]
-    fn run_at(&self, at: u64, n: u64, limit: u64) -> Option<u64> {
+    fn take_at(&self, at: u64, n: u64, limit: u64) -> Option<u64> {
         let (w, bit) = ((at / 64) as usize, at % 64);
         if bit + n > 64 || at + n > limit || !self.listed(w) {
             return None;
         }
         let m = mask(bit, bit + n);
-        (self.words[w].load(Relaxed) & m == m).then_some(at)
+        let old = self.words[w].load(Relaxed);
+        if old & m != m {
+            return None;
+        }
+        if !step() {
+            return Some(at);
+        }
+        self.words[w].store(old & !m, Relaxed);
+        if !step() {
+            return Some(at);
+        }
+        self.free
+            .store(self.free.load(Relaxed).saturating_sub(n), Relaxed);
+        if old & !m == 0 && step() {
+            let s = &self.summary[w / 64];
+            s.store(s.load(Relaxed) & !(1 << (w % 64)), Relaxed);
+        }
+        Some(at)
     }
 
     /// Takes `n` contiguous free units below unit `limit` from the smallest run that holds them
@@ -618,6 +636,10 @@ mod tests {
                 }
             }
             assert_eq!(m.free_units(), free.len() as u64);
+            // A word is listed exactly while it holds a free unit.
+            for (w, word) in o.words.iter().enumerate() {
+                assert_eq!(m.listed(w), word.load(Relaxed) != 0, "word {w}");
+            }
         }
         assert!(
             at_cursor > 1000 && searched > 1000,
