@@ -73,14 +73,12 @@ pub(crate) enum Planned {
 
 impl Planned {
     fn push(&mut self, b: Block) {
-        *self = match std::mem::replace(self, Planned::None) {
-            Planned::None => Planned::One(b),
-            Planned::One(a) => Planned::Many(vec![a, b]),
-            Planned::Many(mut v) => {
-                v.push(b);
-                Planned::Many(v)
-            }
-        };
+        match self {
+            // In place: the common single put moves nothing but the block.
+            Planned::None => *self = Planned::One(b),
+            Planned::One(a) => *self = Planned::Many(vec![*a, b]),
+            Planned::Many(v) => v.push(b),
+        }
     }
 }
 
@@ -174,7 +172,7 @@ impl WriteTxn<'_> {
         let slot = slot_pack(off, class, hash);
         let p = self.probe_live(key, hash)?;
         if let Some((pos, old)) = p.found {
-            self.publish(pos, slot)?;
+            self.publish_over(pos, old, slot)?;
             self.free_later(old);
             add(
                 &h.used_bytes,
@@ -182,12 +180,13 @@ impl WriteTxn<'_> {
             );
         } else {
             let pos = p.free.expect("index room ensured before apply");
-            if self.map.load_u64(pos)? == SLOT_TOMBSTONE {
+            let before = self.map.load_u64(pos)?;
+            if before == SLOT_TOMBSTONE {
                 add(&h.tombstones, 1u64.wrapping_neg());
             } else {
                 add(&h.used_slots, 1);
             }
-            self.publish(pos, slot)?;
+            self.publish_over(pos, before, slot)?;
             add(&h.entries, 1);
             add(&h.used_bytes, class_size(class));
         }
@@ -220,9 +219,18 @@ impl WriteTxn<'_> {
 
     /// One aligned 8-byte store into the live index, remembered for the next checkpoint.
     pub(crate) fn publish(&self, pos: u64, slot: u64) -> Result<()> {
+        let old = match self.undo_active.get() {
+            true => self.map.load_u64(pos)?,
+            false => 0,
+        };
+        self.publish_over(pos, old, slot)
+    }
+
+    /// `publish` where the caller has just read the slot (`old`, which the undo area needs):
+    /// nothing but this holder changes the index, so it is still there.
+    fn publish_over(&self, pos: u64, old: u64, slot: u64) -> Result<()> {
         if self.undo_active.get() {
             // The value before, in the undo area before the store (SPEC.md §7.5).
-            let old = self.map.load_u64(pos)?;
             self.log_slot(pos, old);
         }
         self.before_index_write(pos)?;

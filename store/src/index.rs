@@ -6,7 +6,7 @@
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::*;
-use crate::map::Map;
+use crate::map::{Map, View};
 use crate::Entry;
 
 /// Where a key is, or where it may be inserted.
@@ -18,29 +18,32 @@ pub struct Probe {
 }
 
 pub fn probe(map: &Map, index: u64, slots: u64, key: &[u8], hash: u64) -> Result<Probe> {
-    let mask = slots - 1;
-    let mut i = hash & mask;
-    let mut free = None;
-    for _ in 0..slots {
-        let off = slot_at(index, i);
-        let s = map.load_u64(off)?;
-        if s == SLOT_EMPTY {
-            return Ok(Probe {
-                found: None,
-                free: free.or(Some(off)),
-            });
+    // Every word and header under one SIGBUS guard (the writer probes on every put).
+    map.with_view(|v| {
+        let mask = slots - 1;
+        let mut i = hash & mask;
+        let mut free = None;
+        for _ in 0..slots {
+            let off = slot_at(index, i);
+            let s = v.load_u64(off)?;
+            if s == SLOT_EMPTY {
+                return Ok(Probe {
+                    found: None,
+                    free: free.or(Some(off)),
+                });
+            }
+            if s == SLOT_TOMBSTONE {
+                free.get_or_insert(off);
+            } else if slot_tag(s) == slot_tag(hash) && holds_key(map, v, s, key)? {
+                return Ok(Probe {
+                    found: Some((off, s)),
+                    free,
+                });
+            }
+            i = (i + 1) & mask;
         }
-        if s == SLOT_TOMBSTONE {
-            free.get_or_insert(off);
-        } else if slot_tag(s) == slot_tag(hash) && holds_key(map, s, key)? {
-            return Ok(Probe {
-                found: Some((off, s)),
-                free,
-            });
-        }
-        i = (i + 1) & mask;
-    }
-    Ok(Probe { found: None, free })
+        Ok(Probe { found: None, free })
+    })?
 }
 
 /// Reads and checks the header of the block a slot points to.
@@ -50,22 +53,21 @@ pub fn header_at(map: &Map, slot: u64) -> Result<EntryHeader> {
 
 /// Whether the block `slot` points to holds `key`: its header and key read in place (no copy of
 /// the header), with the header's length checked against the block as `header_at` does.
-fn holds_key(map: &Map, slot: u64, key: &[u8]) -> Result<bool> {
+fn holds_key(map: &Map, v: &View<'_>, slot: u64, key: &[u8]) -> Result<bool> {
     let (off, block) = (slot_offset(slot), class_size(slot_class(slot)));
     // The header and as many bytes as the key has (a key that fits is inside the block).
     let span = (ENTRY_HEADER + key.len()).min(block as usize);
-    map.with_slice(off, span, |b| {
-        let h = EntryHeader::decode(&b[..ENTRY_HEADER]);
-        if h.total_len() > block {
-            let kind = CorruptKind::EntryTooLong {
-                at: off,
-                claims: h.total_len(),
-                block,
-            };
-            return Err(Error::corrupt(map.path(), kind));
-        }
-        Ok(h.key_len as usize == key.len() && &b[ENTRY_HEADER..ENTRY_HEADER + key.len()] == key)
-    })?
+    let b = v.bytes(off, span)?;
+    let h = EntryHeader::decode(&b[..ENTRY_HEADER]);
+    if h.total_len() > block {
+        let kind = CorruptKind::EntryTooLong {
+            at: off,
+            claims: h.total_len(),
+            block,
+        };
+        return Err(Error::corrupt(map.path(), kind));
+    }
+    Ok(h.key_len as usize == key.len() && &b[ENTRY_HEADER..ENTRY_HEADER + key.len()] == key)
 }
 
 /// The entry of `key` in the block `slot` points to (the probe matched the key), checksum verified.

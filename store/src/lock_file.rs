@@ -110,7 +110,13 @@ impl RobustMutex {
     /// `LOCK_SPIN` has passed (a holder that lost its core, a long change), it sleeps in `lock`.
     /// Counts the contended acquisitions and the sleeps in `waits`.
     pub fn lock_spinning(&self, path: &Path, waits: &LockWaits) -> Result<Locked> {
-        if let Some(got) = self.try_lock(path)? {
+        // SAFETY: as in `lock`.
+        let rc = unsafe { libc::pthread_mutex_trylock(self.0.get()) };
+        // Uncontended, nearly always: taken with nothing else to judge.
+        if rc == 0 {
+            return Ok(Locked::Clean);
+        }
+        if let Some(got) = Self::tried(rc, path)? {
             return Ok(got);
         }
         waits.contended.fetch_add(1, Ordering::Relaxed);
@@ -142,6 +148,11 @@ impl RobustMutex {
     pub fn try_lock(&self, path: &Path) -> Result<Option<Locked>> {
         // SAFETY: as in `lock`.
         let rc = unsafe { libc::pthread_mutex_trylock(self.0.get()) };
+        Self::tried(rc, path)
+    }
+
+    /// What `pthread_mutex_trylock`'s `rc` means (None: someone else holds the mutex).
+    fn tried(rc: libc::c_int, path: &Path) -> Result<Option<Locked>> {
         match rc {
             0 => Ok(Some(Locked::Clean)),
             libc::EBUSY => Ok(None),

@@ -208,6 +208,14 @@ impl ReuseMap<'_> {
         }
         let cursor = self.cursor.load(Relaxed);
         let start = if cursor < limit { cursor } else { 0 };
+        if !exact_first && max_words > 0 {
+            // Most takes find the free run going on right at the cursor, where the last block
+            // ended: the one word read here is the answer the search below would give first.
+            if let Some(found) = self.take_at(start, n, limit) {
+                self.cursor.store(found + n, Relaxed);
+                return Some(found);
+            }
+        }
         let pass = |exact: bool| {
             let mut budget = max_words;
             self.search(start, limit, n, exact, &mut budget)
@@ -225,6 +233,36 @@ impl ReuseMap<'_> {
         self.clear(found, n);
         self.cursor.store(found + n, Relaxed);
         Some(found)
+    }
+
+    /// Takes units `[at, at + n)` when they are free, within one word and below `limit`: what
+    /// `clear` does for them, with the word it read to decide (the same stores in the same
+    /// order, so a holder that dies between them leaves what `clear` would).
+    #[inline]
+    fn take_at(&self, at: u64, n: u64, limit: u64) -> Option<u64> {
+        let (w, bit) = ((at / 64) as usize, at % 64);
+        if bit + n > 64 || at + n > limit || !self.listed(w) {
+            return None;
+        }
+        let m = mask(bit, bit + n);
+        let old = self.words[w].load(Relaxed);
+        if old & m != m {
+            return None;
+        }
+        if !step() {
+            return Some(at);
+        }
+        self.words[w].store(old & !m, Relaxed);
+        if !step() {
+            return Some(at);
+        }
+        self.free
+            .store(self.free.load(Relaxed).saturating_sub(n), Relaxed);
+        if old & !m == 0 && step() {
+            let s = &self.summary[w / 64];
+            s.store(s.load(Relaxed) & !(1 << (w % 64)), Relaxed);
+        }
+        Some(at)
     }
 
     /// Takes `n` contiguous free units below unit `limit` from the smallest run that holds them
@@ -544,6 +582,69 @@ mod tests {
         let runs = m.runs_ahead(64 * 50, 1000, 1000);
         assert_eq!(runs.first(), Some(&(64 * 50, 1)));
         assert_eq!(runs.len(), 100, "wrapped to the start once");
+    }
+
+    /// Next-fit against a model (a set of free units): each take returns the first unit at or
+    /// after the cursor (else from the start, for a run ending by where that pass began) from
+    /// which `n` units are free below the limit, whether the run goes on at the cursor itself
+    /// (the one-word shortcut) or has to be searched for, across words or not.
+    #[test]
+    fn takes_match_a_model_of_next_fit() {
+        let o = owned(8);
+        let m = o.map();
+        let cap = m.capacity();
+        let mut free = std::collections::BTreeSet::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |bound: u64| {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (rng >> 33) % bound
+        };
+        let (mut at_cursor, mut searched) = (0, 0);
+        for _ in 0..20_000 {
+            if next(3) == 0 {
+                let (at, n) = (next(cap), 1 + next(24));
+                let n = n.min(cap - at);
+                m.put(at, n);
+                free.extend(at..at + n);
+                continue;
+            }
+            let n = 1 + next(12);
+            let limit = if next(8) == 0 { next(cap) } else { u64::MAX };
+            let lim = limit.min(cap);
+            let cursor = o.cursor.load(Relaxed);
+            let start = if cursor < lim { cursor } else { 0 };
+            let fits = |u: u64| (u..u + n).all(|x| free.contains(&x));
+            let want = (start..(lim + 1).saturating_sub(n))
+                .find(|&u| fits(u))
+                .or_else(|| match start {
+                    0 => None,
+                    _ => (0..((start + n).min(lim) + 1).saturating_sub(n)).find(|&u| fits(u)),
+                });
+            let want = want.filter(|_| n <= lim && m.free_units() >= n);
+            let got = m.take(n, limit, SCAN_WORDS, false);
+            assert_eq!(got, want, "take({n}) from cursor {cursor}, limit {limit}");
+            if let Some(u) = got {
+                for x in u..u + n {
+                    free.remove(&x);
+                }
+                assert_eq!(o.cursor.load(Relaxed), u + n);
+                match u == start {
+                    true => at_cursor += 1,
+                    false => searched += 1,
+                }
+            }
+            assert_eq!(m.free_units(), free.len() as u64);
+            // A word is listed exactly while it holds a free unit.
+            for (w, word) in o.words.iter().enumerate() {
+                assert_eq!(m.listed(w), word.load(Relaxed) != 0, "word {w}");
+            }
+        }
+        assert!(
+            at_cursor > 1000 && searched > 1000,
+            "{at_cursor} {searched}"
+        );
     }
 
     /// The free units the map shows (what a search can find), as a set.

@@ -154,6 +154,12 @@ pub(crate) struct Inner {
     /// few slots from here (`WriteTxn::expire_some`). Per handle, started at a slot of its own,
     /// so that processes sweep different parts and none needs shared state.
     pub(crate) expiry_cursor: AtomicU64,
+    /// `pthread_self()` of the thread of this process holding the write lock through this
+    /// handle (0: none), to refuse re-entry instead of deadlocking (`Inner::lock`). Only that
+    /// thread sets it and clears it, and a thread compares it only with its own id, so no order
+    /// is needed: a word in the handle, where a thread-local list cost a TLS lookup and a
+    /// borrow on every lock and unlock.
+    pub(crate) write_holder: std::sync::atomic::AtomicUsize,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -571,6 +577,7 @@ impl Inner {
             reads: Default::default(),
             ro: None,
             expiry_cursor: expiry_start(),
+            write_holder: Default::default(),
         };
         let mut resumed = false;
         if first && resume {
@@ -709,6 +716,7 @@ impl Inner {
             reads: Default::default(),
             ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),
             expiry_cursor: expiry_start(),
+            write_holder: Default::default(),
         };
         if let Some(ro) = &inner.ro {
             ro.refresh(&inner)?;

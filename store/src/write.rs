@@ -40,7 +40,7 @@ use crate::journal::{self, Op};
 use crate::lock_file::{self, Locked};
 use crate::store::{now_ms, Inner};
 use crate::{Durability, Entry};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::atomic::Ordering::*;
 
 /// Index slots a commit's expiry sweep visits, once the heap has passed half the maximum size:
@@ -72,9 +72,11 @@ impl LockHeld {
     }
 }
 
-thread_local! {
-    /// Stores whose write lock this thread holds (to refuse re-entry instead of deadlocking).
-    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+/// This thread's id as `Inner::write_holder` records it (never 0).
+#[inline]
+fn this_thread() -> usize {
+    // SAFETY: pthread_self has no preconditions and cannot fail.
+    unsafe { libc::pthread_self() as usize }
 }
 
 /// Holding the cross-process write lock: the stages that change the store (alloc, apply,
@@ -138,8 +140,7 @@ impl WriteTxn<'_> {
 impl Inner {
     /// Whether this thread holds this store's write lock.
     pub(crate) fn write_lock_held_here(&self) -> bool {
-        let me = self as *const Inner as usize;
-        HELD.with(|h| h.borrow().contains(&me))
+        self.write_holder.load(Relaxed) == this_thread()
     }
 
     /// Takes the write lock; if its previous holder died, repairs the shared state first.
@@ -155,8 +156,7 @@ impl Inner {
 
     fn lock_with(&self, disarm: bool) -> Result<WriteTxn<'_>> {
         self.refuse_if_read_only()?;
-        let me = self as *const Inner as usize;
-        if HELD.with(|h| h.borrow().contains(&me)) {
+        if self.write_lock_held_here() {
             return Err(Error::Reentrant);
         }
         self.check_mappings()?;
@@ -165,7 +165,7 @@ impl Inner {
             .state()
             .write_mutex
             .lock_spinning(&self.path, &self.write_lock_waits)?;
-        HELD.with(|h| h.borrow_mut().push(me));
+        self.write_holder.store(this_thread(), Relaxed);
         let txn = WriteTxn {
             inner: self,
             held: LockHeld(()),
@@ -499,6 +499,9 @@ impl WriteTxn<'_> {
 
 impl Drop for WriteTxn<'_> {
     fn drop(&mut self) {
+        // Before the unlock: after it, another thread of this process may hold the lock through
+        // this handle and have written its own id.
+        self.inner.write_holder.store(0, Relaxed);
         if self.pid == crate::pid::current() {
             let h = self.inner.lock_file.state();
             if std::thread::panicking() && !self.unwinding_at_lock {
@@ -511,8 +514,6 @@ impl Drop for WriteTxn<'_> {
             self.set_stage(lock_file::STAGE_NONE);
             h.write_mutex.unlock();
         }
-        let me = self.inner as *const Inner as usize;
-        HELD.with(|h| h.borrow_mut().retain(|&x| x != me));
     }
 }
 
