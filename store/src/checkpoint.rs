@@ -532,13 +532,13 @@ impl Inner {
 
     /// Before the copy and each slice of a non-durable flush begun at `since`: draws the pace
     /// line writers follow (`runway_allowed`) again, from the runway they have used to
-    /// `PACE_GOAL` by the flush's expected end with a margin (`flush_left_ns`). That end is when
-    /// the flushes so far lead to expect (`flush_last_ns`: a slower one at once, a quicker one
-    /// gradually); the bytes flushed are no guide (dirty pages are dense in some slices and
-    /// absent from others). Drawn from where the writers are, not where the last line was,
-    /// and re-aimed at every slice: a flush running late slows writers early and a little
-    /// (ever slower lines, never one that stops), not late and hard.
-    pub(crate) fn draw_line(&self, since: u64) {
+    /// `PACE_GOAL` in the time the flush is expected to have left (`flush_left_ns`), by the
+    /// flushes so far (`flush_last_ns`: a slower one believed at once, a quicker one half way);
+    /// the bytes flushed are no guide (dirty pages are dense in some slices and absent from
+    /// others). Drawn from where the writers are, not where the last line was, and re-aimed at
+    /// every slice: a flush running late slows writers early and a little (ever slower lines,
+    /// never one that stops), not late and hard.
+    fn draw_line(&self, since: u64) {
         let h = self.lock_file.state();
         let now = crate::write::mono_ns();
         let used = self.runway_used();
