@@ -131,6 +131,9 @@ pub(crate) struct Inner {
     pub(crate) flushes_by_writes: AtomicU64,
     /// The longest this handle's writes waited in pacing (ns; `Inner::pace`).
     pub(crate) pace_wait_max: AtomicU64,
+    /// This handle's paced writes that found the end of the runway near, and so could wait
+    /// longer than `write::PACE_WAIT` (`Inner::pace`).
+    pub(crate) pace_long_waits: AtomicU64,
     /// The reuse-map unit up to which that thread has made the free runs after the cursor
     /// writable; where the cursor stood then, where it wakes the thread again, and the epoch
     /// then (`prefault.rs`).
@@ -569,6 +572,7 @@ impl Inner {
             }),
             flushes_by_writes: AtomicU64::new(0),
             pace_wait_max: AtomicU64::new(0),
+            pace_long_waits: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
             prefault_span: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefault_share: Default::default(),
@@ -708,6 +712,7 @@ impl Inner {
             periodic: crate::periodic::Periodic::new(None),
             flushes_by_writes: AtomicU64::new(0),
             pace_wait_max: AtomicU64::new(0),
+            pace_long_waits: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
             prefault_span: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefault_share: Default::default(),
