@@ -119,6 +119,10 @@ pub(crate) struct Inner {
     /// The journal was created (zeroed) by this open and holds no record yet, so the first
     /// recovery need not read it (16 to 128 MiB by default); cleared by that recovery.
     pub(crate) journal_is_new: AtomicBool,
+    /// The epoch + 1 in which the disk refused to grow the heap up to its free-pool floor
+    /// (`alloc.rs`, `below_floor`): this handle's writes stop asking until the next checkpoint,
+    /// rather than trying `fallocate` on every put of a full disk.
+    pub(crate) floor_refused: AtomicU64,
     /// The handle's checkpoint thread in this process, if it wants one
     /// (`Options::background_checkpoints`): writers wake it instead of flushing a frozen
     /// checkpoint themselves.
@@ -563,6 +567,7 @@ impl Inner {
             opened: false,
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
+            floor_refused: AtomicU64::new(0),
             checkpointer: crate::checkpoint::Checkpointer::new(
                 opts.background_checkpoints && !opts.read_only,
             ),
@@ -708,6 +713,7 @@ impl Inner {
             opened: true,
             ephemeral: false,
             journal_is_new: AtomicBool::new(false),
+            floor_refused: AtomicU64::new(0),
             checkpointer: crate::checkpoint::Checkpointer::new(false),
             periodic: crate::periodic::Periodic::new(None),
             flushes_by_writes: AtomicU64::new(0),
