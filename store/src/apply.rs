@@ -279,7 +279,7 @@ impl WriteTxn<'_> {
         let class = index_block_class(slots);
         let mut got = Vec::new();
         for _ in 0..3 {
-            match self.alloc(class)? {
+            match self.alloc_index(class)? {
                 Some(at) => got.push(at),
                 None => {
                     for at in got {

@@ -79,9 +79,10 @@ impl WriteTxn<'_> {
         }
         let h = self.lock_file.state();
         if h.flushed_epoch.load(Acquire) < h.journal_epoch.load(Relaxed) {
+            let since = crate::write::mono_ns();
             while self.copy_some(usize::MAX)? {}
             let claim = self.claim_checkpoint(true)?.expect("a waiting claim");
-            self.flush_frozen(&claim)?;
+            self.flush_frozen(&claim, since)?;
         }
         self.complete().map(|_| ())
     }
@@ -152,7 +153,9 @@ impl WriteTxn<'_> {
         }
         h.copy_left.store(left, Release);
         h.copy_cursor.store(0, Relaxed);
-        // No flush of this checkpoint has started: writers pace against zero progress.
+        // No flush of this checkpoint has started: writers pace against zero progress, and no
+        // line an earlier flush may have left (one that failed) until its flusher draws one.
+        h.line_at.store(0, Relaxed);
         h.flush_total.store(0, Relaxed);
         h.flush_done.store(0, Relaxed);
         let epoch = h.epoch.load(Relaxed);
@@ -313,6 +316,12 @@ impl Inner {
     /// Without the write lock: completes the frozen checkpoint's copy, a slice per hold of the
     /// lock, then flushes it (unless someone else is; with `wait`, after them).
     pub(crate) fn copy_and_flush(&self, wait: bool) -> Result<()> {
+        // Writers pace from here (the copy is part of the flush they wait for), unless durable
+        // writers share the disk: then the bytes flushed advance smoothly enough.
+        let since = crate::write::mono_ns();
+        if self.flush_due() && self.copy_pending() && !self.durable_writers() {
+            self.draw_line(since);
+        }
         self.prefault_target();
         while self.flush_due() && self.copy_pending() {
             let txn = self.lock()?;
@@ -321,7 +330,7 @@ impl Inner {
             }
         }
         if let Some(claim) = self.claim_checkpoint(wait)? {
-            self.flush_frozen(&claim)?;
+            self.flush_frozen(&claim, since)?;
         }
         Ok(())
     }
@@ -394,7 +403,8 @@ impl Inner {
     /// Step 2: makes the frozen checkpoint durable, if one waits for it. Writers keep
     /// committing meanwhile: nothing they write is needed (they append to the other journal
     /// half, change only the live index copy, and write only blocks no checkpoint references).
-    pub(crate) fn flush_frozen(&self, claim: &CkptClaim<'_>) -> Result<()> {
+    /// `since`: when the work for it began (its copy), which its timing counts from.
+    pub(crate) fn flush_frozen(&self, claim: &CkptClaim<'_>, since: u64) -> Result<()> {
         // Not before the target copy is complete (its last pages are copied under the lock).
         if !self.flush_due() || self.copy_pending() {
             return Ok(());
@@ -418,7 +428,7 @@ impl Inner {
             (live_end, file_size.saturating_sub(live_end)),
         ];
         let mut stale = 0;
-        let paced = self.flush_paced(&ranges, &mut stale)?;
+        let paced = self.flush_paced(&ranges, &mut stale, since)?;
         let index_crc = self.index_crc(index[durable_copy as usize], slots)?;
         let sb = Superblock {
             epoch: target,
@@ -469,18 +479,19 @@ impl Inner {
     }
 
     /// Flushes `ranges` of the data file in order, a slice at a time, publishing how much is
-    /// done (`flush_done` of `flush_total`) and, before each slice, a pace line (`draw_line`):
-    /// writers pace themselves against them (SPEC.md §5).
+    /// done (`flush_done` of `flush_total`) and, before each slice, a pace line (`draw_line`,
+    /// timed from `since`): writers pace themselves against them (SPEC.md §5).
     /// The slices are large (a sixteenth of the whole, at least `FLUSH_SLICE_MIN`) because each
     /// `msync` also flushes the disk's cache once. When durable writers share the disk, the heap
     /// is instead written back in small pieces, then made durable in small pieces (`in_pieces`,
     /// each pass half of the progress). Returns whether it went in pieces; `stale`: see
     /// `yield_to_syncs`.
-    fn flush_paced(&self, ranges: &[(u64, u64)], stale: &mut u64) -> Result<bool> {
+    fn flush_paced(&self, ranges: &[(u64, u64)], stale: &mut u64, since: u64) -> Result<bool> {
         let h = self.lock_file.state();
         let total: u64 = ranges.iter().map(|r| r.1).sum();
         let slice = (total / 16).max(FLUSH_SLICE_MIN).next_multiple_of(PAGE);
         let paced = self.durable_writers();
+        // A line drawn for the copy is the non-durable flush's alone (redrawn below).
         h.line_at.store(0, Release);
         h.flush_done.store(0, Relaxed);
         h.flush_total
@@ -494,11 +505,10 @@ impl Inner {
             self.in_pieces(ranges, stale, true, |off, len| self.map.sync(off, len))?;
             return Ok(true);
         }
-        let start = crate::write::mono_ns();
         let slices = || -> Result<()> {
             for &(mut off, mut len) in ranges {
                 while len > 0 {
-                    self.draw_line(start, total);
+                    self.draw_line(since);
                     let n = len.min(slice);
                     self.flush(off, n)?;
                     h.flush_done.fetch_add(n, Release);
@@ -513,36 +523,39 @@ impl Inner {
         // No line outlives its flush, also one that failed.
         h.line_at.store(0, Release);
         done?;
+        let took = crate::write::mono_ns().saturating_sub(since);
+        let expect = h.flush_last_ns.load(Relaxed);
         h.flush_last_ns
-            .store(crate::write::mono_ns().saturating_sub(start), Relaxed);
+            .store(crate::write::next_expect_ns(expect, took), Relaxed);
         Ok(false)
     }
 
-    /// Before each slice of a non-durable flush begun at `start`: draws the pace line writers
-    /// follow (`runway_allowed`) again, from where it stands now (or from the bytes flushed, if
-    /// they are ahead), to cover nine tenths of what is left of the flush by its expected end.
-    /// That end is when the last flush took as long (the bytes flushed are no guide: dirty pages
-    /// are dense in some slices and absent from others), or, once past it, as long again as
-    /// half the time so far: a flush running late draws ever slower lines, never one that
-    /// stops. Writers then wait a little on every write instead of a slice at a time.
-    fn draw_line(&self, start: u64, total: u64) {
+    /// Before the copy and each slice of a non-durable flush begun at `since`: draws the pace
+    /// line writers follow (`runway_allowed`) again, from the runway they have used to
+    /// `PACE_GOAL` in the time the flush is expected to have left (`flush_left_ns`), by the
+    /// flushes so far (`flush_last_ns`: a slower one believed at once, a quicker one half way);
+    /// the bytes flushed are no guide (dirty pages are dense in some slices and absent from
+    /// others). Drawn from where the writers are, not where the last line was, and re-aimed at
+    /// every slice: a flush running late slows writers early and a little (ever slower lines,
+    /// never one that stops), not late and hard.
+    fn draw_line(&self, since: u64) {
         let h = self.lock_file.state();
         let now = crate::write::mono_ns();
-        let from = self.flush_progress(now);
-        let elapsed = now.saturating_sub(start);
+        let used = self.runway_used();
         let expect = match h.flush_last_ns.load(Relaxed) {
-            0 => crate::write::flush_guess_ns(total),
+            // Nothing timed yet: the frozen heap at a guessed rate.
+            0 => crate::write::flush_guess_ns(
+                h.frozen_file_size.load(Relaxed).saturating_sub(HEAP_START),
+            ),
             last => last,
         };
-        let left = expect.saturating_sub(elapsed).max(elapsed / 2);
-        let rate = ((crate::write::RUNWAY - from) as u128 * 900_000)
-            .checked_div(left as u128)
-            .unwrap_or(0) as u64;
+        let left = crate::write::flush_left_ns(expect, now.saturating_sub(since));
+        let rate = crate::write::line_rate(used, left);
         // Cleared first: a writer that reads the line while it is redrawn falls back to the
         // bytes flushed.
         h.line_at.store(0, Relaxed);
         std::sync::atomic::fence(Release);
-        h.line_from.store(from, Relaxed);
+        h.line_from.store(used, Relaxed);
         h.line_rate.store(rate, Relaxed);
         h.line_at.store(now, Release);
     }
@@ -1481,6 +1494,98 @@ pub(crate) mod tests {
                 Some(j.to_le_bytes().repeat(12))
             );
         }
+    }
+
+    /// Flushes of the heap that alternate between quick and slow, the slow ones slow only in
+    /// their second half (as dirty pages are dense in some slices and absent from others): so
+    /// each slow flush comes after a quick one, later than the flushes so far lead to expect,
+    /// and its bytes run ahead of its time at first.
+    struct UnevenHeap {
+        slow_slice: std::time::Duration,
+        store: std::sync::OnceLock<std::sync::Weak<Store>>,
+        /// Heap flushes begun (a slice that starts at 0 bytes done begins one).
+        flushes: std::sync::atomic::AtomicU64,
+    }
+
+    impl StorageIo for UnevenHeap {
+        fn sync_map(&self, kind: FileKind, range: &MappedRange<'_>) -> std::io::Result<()> {
+            if kind == FileKind::Data && range.offset() >= HEAP_START {
+                if let Some(store) = self.store.get().and_then(|s| s.upgrade()) {
+                    let h = store.inner().lock_file.state();
+                    let (done, total) = (h.flush_done.load(SeqCst), h.flush_total.load(SeqCst));
+                    if done == 0 {
+                        self.flushes.fetch_add(1, SeqCst);
+                    }
+                    if self.flushes.load(SeqCst).is_multiple_of(2) && done * 2 >= total {
+                        std::thread::sleep(self.slow_slice);
+                    }
+                }
+            }
+            RealIo.sync_map(kind, range)
+        }
+    }
+
+    /// Writers held to the pace line never come near the end of their runway while a flush is
+    /// no later than the runway past `PACE_GOAL` absorbs, even one later than expected whose
+    /// bytes run ahead of its time: they slow early and a little (every wait at most
+    /// `PACE_WAIT`), not late and hard (a wait allowed 100 µs or more once the runway is nearly
+    /// used, as happened when the allowance followed the bytes flushed).
+    #[test]
+    fn writers_slow_early_and_a_little_for_a_flush_later_than_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let io = Arc::new(UnevenHeap {
+            slow_slice: std::time::Duration::from_millis(25),
+            store: Default::default(),
+            flushes: Default::default(),
+        });
+        // A cycle of 65,536 records; a heap of 16 slices, half of them 25 ms in a slow flush.
+        let opts = Options::default()
+            .durability(crate::Durability::None)
+            .journal_size(32 << 20)
+            .initial_size(256 << 20)
+            .background_checkpoints(true)
+            .io(io.clone());
+        let store = Arc::new(Store::open(&path, opts).unwrap());
+        io.store.set(Arc::downgrade(&store)).unwrap();
+        let c0 = store.stats().unwrap().checkpoints;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let value = [7u8; 150];
+        let mut i = 0u64;
+        // The flushes after the first two, which have no timed flush of both kinds behind them.
+        let mut settled = None;
+        while store.stats().unwrap().checkpoints < c0 + 8 {
+            assert!(std::time::Instant::now() < deadline, "checkpoints stalled");
+            let k = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % 200_000;
+            store.put(&k.to_le_bytes(), &value).unwrap();
+            i += 1;
+            if settled.is_none() && store.stats().unwrap().checkpoints >= c0 + 2 {
+                let inner = store.inner();
+                settled = Some((store.stats().unwrap(), inner.pace_long_waits.load(SeqCst)));
+            }
+        }
+        let st = store.stats().unwrap();
+        let (first, long0) = settled.unwrap();
+        assert!(
+            io.flushes.load(SeqCst) >= 8,
+            "{} flushes",
+            io.flushes.load(SeqCst)
+        );
+        assert!(
+            st.paced_writes > first.paced_writes,
+            "no write paced itself"
+        );
+        let long = store.inner().pace_long_waits.load(SeqCst) - long0;
+        assert_eq!(
+            long,
+            0,
+            "{long} paced writes found the end of the runway near ({} paced)",
+            st.paced_writes - first.paced_writes
+        );
+        assert_eq!(
+            st.full_half_waits, 0,
+            "a writer waited at the end of the half"
+        );
     }
 
     /// While the flush `msync`s one slice of the heap, the runway it allows writers grows with

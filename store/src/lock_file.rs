@@ -359,13 +359,15 @@ pub struct LockState {
     pub full_half_waits: AtomicU64,
     /// The pace line of the non-durable flush in progress (SPEC.md §5): from `line_at`
     /// (`CLOCK_MONOTONIC` ns, the same clock in every process; 0: no line, or being replaced)
-    /// its progress counts as `line_from` millionths of the flush plus `line_rate` millionths per
-    /// millisecond (or the bytes flushed, when they are ahead). The flusher draws it again
-    /// after each slice, so writers' allowance grows smoothly, not a slice at a time.
+    /// the runway writers may use is `line_from` millionths plus `line_rate` millionths per
+    /// millisecond, up to `write::PACE_GOAL`. The flusher draws it again from the runway used
+    /// before its copy and each slice, so writers' allowance grows smoothly, not a slice at a
+    /// time.
     pub line_at: AtomicU64,
     pub line_from: AtomicU64,
     pub line_rate: AtomicU64,
-    /// How long the last non-durable flush took (ns; 0: none yet): the first slice's estimate.
+    /// How long a non-durable flush is expected to take, from its copy (ns; 0: none timed yet):
+    /// the last one's length if it was slower, else half way to it (`write::next_expect_ns`).
     pub flush_last_ns: AtomicU64,
     /// Paced writes that waited their whole limit without the flush catching up, since the
     /// shared state was built.

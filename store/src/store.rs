@@ -119,6 +119,10 @@ pub(crate) struct Inner {
     /// The journal was created (zeroed) by this open and holds no record yet, so the first
     /// recovery need not read it (16 to 128 MiB by default); cleared by that recovery.
     pub(crate) journal_is_new: AtomicBool,
+    /// The epoch + 1 in which the disk refused to grow the heap up to its free-pool floor
+    /// (`alloc.rs`, `below_floor`): this handle's writes stop asking until the next checkpoint,
+    /// rather than trying `fallocate` on every put of a full disk.
+    pub(crate) floor_refused: AtomicU64,
     /// The handle's checkpoint thread in this process, if it wants one
     /// (`Options::background_checkpoints`): writers wake it instead of flushing a frozen
     /// checkpoint themselves.
@@ -131,6 +135,9 @@ pub(crate) struct Inner {
     pub(crate) flushes_by_writes: AtomicU64,
     /// The longest this handle's writes waited in pacing (ns; `Inner::pace`).
     pub(crate) pace_wait_max: AtomicU64,
+    /// This handle's paced writes that found the end of the runway near, and so could wait
+    /// longer than `write::PACE_WAIT` (`Inner::pace`).
+    pub(crate) pace_long_waits: AtomicU64,
     /// The reuse-map unit up to which that thread has made the free runs after the cursor
     /// writable; where the cursor stood then, where it wakes the thread again, and the epoch
     /// then (`prefault.rs`).
@@ -560,6 +567,7 @@ impl Inner {
             opened: false,
             ephemeral: opts.ephemeral,
             journal_is_new: AtomicBool::new(is_new),
+            floor_refused: AtomicU64::new(0),
             checkpointer: crate::checkpoint::Checkpointer::new(
                 opts.background_checkpoints && !opts.read_only,
             ),
@@ -569,6 +577,7 @@ impl Inner {
             }),
             flushes_by_writes: AtomicU64::new(0),
             pace_wait_max: AtomicU64::new(0),
+            pace_long_waits: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
             prefault_span: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefault_share: Default::default(),
@@ -704,10 +713,12 @@ impl Inner {
             opened: true,
             ephemeral: false,
             journal_is_new: AtomicBool::new(false),
+            floor_refused: AtomicU64::new(0),
             checkpointer: crate::checkpoint::Checkpointer::new(false),
             periodic: crate::periodic::Periodic::new(None),
             flushes_by_writes: AtomicU64::new(0),
             pace_wait_max: AtomicU64::new(0),
+            pace_long_waits: AtomicU64::new(0),
             prefaulted_to: AtomicU64::new(0),
             prefault_span: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             prefault_share: Default::default(),

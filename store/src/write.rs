@@ -530,9 +530,20 @@ pub(crate) const REPLAY_COST_BYTES: u64 = 256;
 /// counted in millionths: one put of a cycle of 131,072 records is 7.6 of them, so that a writer
 /// keeping pace waits a little on every put, not a long time on every 131st.
 pub(crate) const RUNWAY: u64 = 1_000_000;
-/// The runway writers may use before the flush starts, and once it has flushed everything.
+/// Without a pace line (a durable flush's paced write-back, whose bytes flushed advance
+/// smoothly): the runway writers may use before the flush starts, and once it has flushed
+/// everything.
 const PACE_FROM: u64 = 150_000;
 const PACE_TO: u64 = 900_000;
+/// Where a pace line aims the runway used, and never goes past: the runway from here to
+/// `PACE_NEAR_END` is the reserve for a flush later than the line expects, spent at short waits
+/// (`PACE_WAIT`): 13,000 puts of a cycle of 131,072 records, 200 ms at 15 µs each.
+pub(crate) const PACE_GOAL: u64 = 850_000;
+/// Past this much runway used, waits grow (`pace_limit`): the end of the half is near.
+pub(crate) const PACE_NEAR_END: u64 = 950_000;
+/// The longest one write waits while the end is not near: with the put itself and a page fault
+/// or two, a paced write stays under 20 µs.
+pub(crate) const PACE_WAIT: std::time::Duration = std::time::Duration::from_micros(14);
 /// Waits shorter than this spin: `thread::sleep` sleeps at least the timer slack (50 µs by
 /// default on Linux) and may lose the core for longer.
 const PACE_SPIN: std::time::Duration = std::time::Duration::from_micros(100);
@@ -541,18 +552,17 @@ const PACE_SPIN: std::time::Duration = std::time::Duration::from_micros(100);
 pub(crate) const PACE_LIMIT_MAX: std::time::Duration = std::time::Duration::from_micros(1000);
 
 /// The longest one write waits for the flush when `used` millionths of the runway are used.
-/// While the flush keeps its expected pace the allowed share grows continuously and a writer's
-/// wait ends long before this. A flush slower than expected stops that growth until its slice
-/// ends: writers then go on after 15 µs each, eating into the reserve past `PACE_TO`, and wait
-/// longer only as that runs out (up to 1 ms, sleeping), so that only a flush that falls behind
-/// even that leaves a writer at the end of the half (`WriteTxn::settle`).
+/// Short (`PACE_WAIT`) until the end of the half is near: the pace line keeps writers there
+/// while the flush is no later than its margin, and a flush later than that still leaves the
+/// writers the runway from `PACE_GOAL` to `PACE_NEAR_END` at short waits. Only a flush far later
+/// than expected makes writers wait longer (up to 1 ms, sleeping), and only one that falls
+/// behind even that leaves a writer at the end of the half (`WriteTxn::settle`).
 fn pace_limit(used: u64) -> std::time::Duration {
-    std::time::Duration::from_micros(match used {
-        0..920_000 => 15,
-        920_000..950_000 => 100,
-        950_000..975_000 => 300,
-        _ => PACE_LIMIT_MAX.as_micros() as u64,
-    })
+    match used {
+        0..PACE_NEAR_END => PACE_WAIT,
+        PACE_NEAR_END..975_000 => std::time::Duration::from_micros(100),
+        _ => PACE_LIMIT_MAX,
+    }
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process of the machine, so that a
@@ -577,14 +587,45 @@ pub(crate) fn flush_guess_ns(total: u64) -> u64 {
     (total as u128 * 1_000_000_000 / FLUSH_RATE_GUESS as u128) as u64
 }
 
-/// The progress of a flush (millionths) at `now` on the line drawn at `at` from `from` at
-/// `rate` millionths per ms, with `real` millionths of its bytes flushed: the line, or the
-/// bytes when they are ahead, never past the whole. Not held to the bytes: they say little of
-/// the time left (`Inner::draw_line`), and the line's own target already slows down for a flush
-/// running late.
-pub(crate) fn line_progress(real: u64, at: u64, from: u64, rate: u64, now: u64) -> u64 {
+/// The pace line's value (runway millionths) at `now`, drawn at `at` from `from` at `rate`
+/// millionths per ms: it rises with the time, never past `PACE_GOAL` (nor falls below where
+/// it was drawn: a line drawn past the goal, the flush being late, holds writers where they
+/// are).
+pub(crate) fn line_value(at: u64, from: u64, rate: u64, now: u64) -> u64 {
     let on_line = from as u128 + rate as u128 * now.saturating_sub(at) as u128 / 1_000_000;
-    (on_line.min(RUNWAY as u128) as u64).max(real)
+    on_line.min(PACE_GOAL.max(from) as u128) as u64
+}
+
+/// The pace line's rate (millionths per ms) from `used` when `left_ns` of the flush are
+/// expected to be left: what brings the runway used to `PACE_GOAL` by then.
+pub(crate) fn line_rate(used: u64, left_ns: u64) -> u64 {
+    (PACE_GOAL.saturating_sub(used) as u128 * 1_000_000)
+        .checked_div(left_ns as u128)
+        .unwrap_or(0) as u64
+}
+
+/// How long a flush that has run `elapsed_ns` is expected to go on, when a whole one is
+/// expected to take `expect_ns`: the rest of that, or, from half of it on, as long again as the
+/// time so far, so that the line never counts on the flush ending soon: one on time leaves the
+/// writers a quarter of the way short of `PACE_GOAL`, one running late gets ever slower lines
+/// (the runway left to the goal shrinking as one over the time, never to nothing); at least
+/// 1 ms.
+pub(crate) fn flush_left_ns(expect_ns: u64, elapsed_ns: u64) -> u64 {
+    expect_ns
+        .saturating_sub(elapsed_ns)
+        .max(elapsed_ns)
+        .max(1_000_000)
+}
+
+/// The expected length of the next flush after one of `took_ns` when `expect_ns` was expected
+/// (0: none yet): a slower flush is believed at once, a quicker one half way, so that one quick
+/// flush among slow ones does not aim the next line too early.
+pub(crate) fn next_expect_ns(expect_ns: u64, took_ns: u64) -> u64 {
+    if took_ns >= expect_ns {
+        took_ns
+    } else {
+        expect_ns - (expect_ns - took_ns) / 2
+    }
 }
 
 impl Inner {
@@ -628,11 +669,11 @@ impl Inner {
 
     /// Gradual back-pressure (SPEC.md §5, pacing): while a checkpoint's flush runs, a writer
     /// that has used more of its runway (the journal half, or the pending list's room) than the
-    /// flush's progress allows waits for the flush to catch up. The progress moves on a line the
-    /// flusher draws before each slice (`flush_progress`), so the allowed share grows
-    /// continuously and a writer keeping pace waits a few microseconds per write, spinning (a
-    /// yield or a sleep can lose the core for much longer). The wait is bounded by `pace_limit`:
-    /// past it the writer goes on; a wait sleeps only once it has spun `PACE_SPIN`.
+    /// flush allows waits for the allowance to grow. The allowance follows a pace line the
+    /// flusher draws from the runway used, aimed by the flush's expected end (`draw_line`), so
+    /// a writer faster than the flush waits a little on every write, spinning (a yield or a
+    /// sleep can lose the core for much longer). The wait is bounded by `pace_limit`: past it
+    /// the writer goes on; a wait sleeps only once it has spun `PACE_SPIN`.
     fn pace(&self) {
         // Not against a flush this thread itself runs (a write from inside it).
         if !self.flush_due() || self.claimed_here() {
@@ -645,6 +686,9 @@ impl Inner {
         let h = self.lock_file.state();
         h.paced.fetch_add(1, Relaxed);
         let limit = pace_limit(used);
+        if limit > PACE_WAIT {
+            self.pace_long_waits.fetch_add(1, Relaxed);
+        }
         let start = std::time::Instant::now();
         // Caught up is checked before the time: a writer that lost its core meanwhile is not
         // counted as an overrun when the flush caught up anyway.
@@ -677,33 +721,40 @@ impl Inner {
         journal.max(pending)
     }
 
-    /// How much of the runway the flush's progress allows, in millionths: `PACE_FROM` before
-    /// the flush starts, rising with the bytes flushed (interpolated inside the slice in
-    /// progress) to `PACE_TO` when they all are (the rest covers the superblock's flush and a
-    /// flush slower than expected).
+    /// How much of the runway the flush allows, in millionths: the pace line's value now, when
+    /// one is drawn; else `PACE_FROM` before the flush starts, rising with the bytes flushed to
+    /// `PACE_TO` when they all are (the rest covers the superblock's flush and a flush slower
+    /// than expected).
     pub(crate) fn runway_allowed(&self) -> u64 {
-        let progress = self.flush_progress(mono_ns());
-        PACE_FROM + (PACE_TO - PACE_FROM) * progress / RUNWAY
+        let now = mono_ns();
+        if let Some(v) = self.pace_line(now) {
+            return v;
+        }
+        PACE_FROM + (PACE_TO - PACE_FROM) * self.bytes_progress() / RUNWAY
     }
 
-    /// The flush's progress at `now`, in millionths: on its pace line if one is drawn
-    /// (`line_progress`), else the bytes flushed.
-    pub(crate) fn flush_progress(&self, now: u64) -> u64 {
+    /// The pace line's value at `now`, if one is drawn (`line_value`).
+    pub(crate) fn pace_line(&self, now: u64) -> Option<u64> {
         let h = self.lock_file.state();
         let at = h.line_at.load(Acquire);
         let (from, rate) = (h.line_from.load(Relaxed), h.line_rate.load(Relaxed));
-        let total = h.flush_total.load(Acquire);
-        let done = h.flush_done.load(Acquire).min(total);
-        let real = (done as u128 * RUNWAY as u128)
-            .checked_div(total as u128)
-            .unwrap_or(0) as u64;
         // A line being redrawn meanwhile (`at` changed) is not used: the fence orders the
         // loads above before the check (a sequence lock, `Inner::draw_line`).
         std::sync::atomic::fence(Acquire);
-        if at == 0 || total == 0 || h.line_at.load(Relaxed) != at {
-            return real;
+        if at == 0 || h.line_at.load(Relaxed) != at {
+            return None;
         }
-        line_progress(real, at, from, rate, now)
+        Some(line_value(at, from, rate, now))
+    }
+
+    /// The share of the flush's bytes done, in millionths (0 before it starts).
+    pub(crate) fn bytes_progress(&self) -> u64 {
+        let h = self.lock_file.state();
+        let total = h.flush_total.load(Acquire);
+        let done = h.flush_done.load(Acquire).min(total);
+        (done as u128 * RUNWAY as u128)
+            .checked_div(total as u128)
+            .unwrap_or(0) as u64
     }
 
     fn wait_as_asked(&self, lsn: u64) -> Result<()> {
@@ -855,25 +906,34 @@ impl WriteTxn<'_> {
 mod tests {
     use super::*;
 
-    /// The pace line moves with the time at its rate, from where it was drawn; never behind
-    /// the bytes flushed, never past the whole.
+    /// The pace line moves with the time at its rate, from where it was drawn, never past the
+    /// goal; its rate brings the runway used to the goal by the expected end.
     #[test]
     fn the_pace_line_moves_with_time_within_its_bounds() {
         let ms = 1_000_000;
         // 2,000 millionths per ms, drawn at 100 ms from 300,000.
-        let at =
-            |now_ms: u64, real: u64| line_progress(real, 100 * ms, 300_000, 2_000, now_ms * ms);
-        assert_eq!(at(100, 250_000), 300_000);
-        assert_eq!(at(110, 250_000), 320_000);
-        assert_eq!(at(150, 250_000), 400_000);
+        let at = |now_ms: u64| line_value(100 * ms, 300_000, 2_000, now_ms * ms);
+        assert_eq!(at(100), 300_000);
+        assert_eq!(at(110), 320_000);
+        assert_eq!(at(150), 400_000);
         // Before it was drawn (a clock read just before): where it was drawn.
-        assert_eq!(at(90, 250_000), 300_000);
-        // Bytes ahead of the line: the bytes.
-        assert_eq!(at(110, 600_000), 600_000);
-        // Far ahead of the bytes: still the line.
-        assert_eq!(at(400, 100_000), 900_000);
-        // Never past the whole.
-        assert_eq!(at(10_000, 900_000), RUNWAY);
+        assert_eq!(at(90), 300_000);
+        // Never past the goal.
+        assert_eq!(at(10_000), PACE_GOAL);
+        // Drawn past the goal (a late flush): it holds where it was drawn.
+        assert_eq!(line_value(ms, 900_000, 0, 50 * ms), 900_000);
+        // 550,000 millionths to the goal in 100 ms left.
+        assert_eq!(line_rate(300_000, 100 * ms), 5_500);
+        assert_eq!(line_rate(PACE_GOAL + 1, 100 * ms), 0);
+        // 200 ms expected: the rest of it; from half of it, the time so far; at least 1 ms.
+        assert_eq!(flush_left_ns(200 * ms, 50 * ms), 150 * ms);
+        assert_eq!(flush_left_ns(200 * ms, 150 * ms), 150 * ms);
+        assert_eq!(flush_left_ns(200 * ms, 400 * ms), 400 * ms);
+        assert_eq!(flush_left_ns(0, 0), ms);
+        // A slower flush is believed at once, a quicker one half way.
+        assert_eq!(next_expect_ns(100 * ms, 300 * ms), 300 * ms);
+        assert_eq!(next_expect_ns(300 * ms, 100 * ms), 200 * ms);
+        assert_eq!(next_expect_ns(0, 100 * ms), 100 * ms);
         // A flush's first share of its expected length, with nothing timed yet.
         assert_eq!(flush_guess_ns(384 << 20), 1_000_000_000);
     }
