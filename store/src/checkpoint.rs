@@ -287,6 +287,10 @@ impl Drop for CkptClaim<'_> {
 }
 
 thread_local! {
+    /// The store (its `Inner`'s address; 0: none) whose background checkpoint thread this
+    /// thread is. Told by a thread-local, not by `Checkpointer::running` under its mutex: a
+    /// child forked while this thread held that mutex would find it locked for good.
+    static FLUSHER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// The store (its `Inner`'s address; 0: none) whose journal sync mutex this thread holds for
     /// a piece of a paced flush (`piece_between_syncs`).
     static SYNC_HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -683,6 +687,11 @@ impl Inner {
         }
     }
 
+    /// Whether this thread is this store's background checkpoint thread.
+    pub(crate) fn on_own_flusher(&self) -> bool {
+        FLUSHER_OF.with(|c| c.get() == self as *const Inner as usize)
+    }
+
     /// Whether this thread holds the journal's sync mutex for a piece of this store's paced
     /// flush: a write made from inside that piece (a storage seam's) must not take it again.
     pub(crate) fn sync_held_here(&self) -> bool {
@@ -820,17 +829,6 @@ impl Checkpointer {
         self.wanted.load(Relaxed)
     }
 
-    /// This process's thread if it is running, without starting one.
-    pub(crate) fn running_here(&self) -> Option<std::thread::Thread> {
-        if !self.wanted.load(Relaxed) {
-            return None;
-        }
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let r = running.as_ref()?;
-        (r.pid == crate::pid::current() && !r.thread.is_finished())
-            .then(|| r.thread.thread().clone())
-    }
-
     /// Stops this process's thread and starts none again (the handle is closing, or the program
     /// is about to unload the code the thread runs: PHP's module shutdown).
     pub(crate) fn stop(&self) {
@@ -858,6 +856,7 @@ fn checkpoint_flusher(
     inner: std::sync::Weak<Inner>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
+    FLUSHER_OF.with(|c| c.set(inner.as_ptr() as usize));
     while !stop.load(Acquire) {
         std::thread::park_timeout(std::time::Duration::from_millis(100));
         let Some(inner) = inner.upgrade() else { return };

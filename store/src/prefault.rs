@@ -83,8 +83,7 @@ impl Inner {
     /// On the handle's checkpoint thread only (elsewhere it would just move the faults): makes
     /// the pages of the free runs after the cursor writable.
     pub(crate) fn prefault_ahead(&self) {
-        let mine = self.checkpointer.running_here();
-        if self.ephemeral || mine.is_none_or(|t| t.id() != std::thread::current().id()) {
+        if self.ephemeral || !self.on_own_flusher() {
             return;
         }
         let h = self.lock_file.state();
