@@ -167,6 +167,9 @@ pub(crate) struct Inner {
     /// is needed: a word in the handle, where a thread-local list cost a TLS lookup and a
     /// borrow on every lock and unlock.
     pub(crate) write_holder: std::sync::atomic::AtomicUsize,
+    /// The process of `write_holder`: a child forked while another thread of its parent held
+    /// the lock keeps that thread's id here, and a thread of its own may get the same id.
+    pub(crate) write_holder_pid: std::sync::atomic::AtomicU32,
 }
 
 /// Optimistic attempts a read makes before it takes the write lock instead.
@@ -587,6 +590,7 @@ impl Inner {
             ro: None,
             expiry_cursor: expiry_start(),
             write_holder: Default::default(),
+            write_holder_pid: Default::default(),
         };
         let mut resumed = false;
         if first && resume {
@@ -728,6 +732,7 @@ impl Inner {
             ro: Some(Box::new(crate::readonly::ReadOnly::new(journal_missing))),
             expiry_cursor: expiry_start(),
             write_holder: Default::default(),
+            write_holder_pid: Default::default(),
         };
         if let Some(ro) = &inner.ro {
             ro.refresh(&inner)?;

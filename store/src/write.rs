@@ -141,6 +141,7 @@ impl Inner {
     /// Whether this thread holds this store's write lock.
     pub(crate) fn write_lock_held_here(&self) -> bool {
         self.write_holder.load(Relaxed) == this_thread()
+            && self.write_holder_pid.load(Relaxed) == crate::pid::current()
     }
 
     /// Takes the write lock; if its previous holder died, repairs the shared state first.
@@ -166,6 +167,7 @@ impl Inner {
             .write_mutex
             .lock_spinning(&self.path, &self.write_lock_waits)?;
         self.write_holder.store(this_thread(), Relaxed);
+        self.write_holder_pid.store(crate::pid::current(), Relaxed);
         let txn = WriteTxn {
             inner: self,
             held: LockHeld(()),
